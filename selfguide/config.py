@@ -1,0 +1,204 @@
+"""Configuration helpers and the shared model/sampling configs.
+
+Every configuration in selfguide is a frozen dataclass whose fields carry
+``metadata={"help": ...}`` (use :func:`field`) and are validated in ``__post_init__``.
+The help text is the single source for CLI ``--help`` (:func:`add_dataclass_args`),
+the studio's widget ``help=`` (:func:`field_help`) and the README tables
+(:func:`markdown_table`). Stage configs live in ``selfguide/configs/``.
+
+This module does not read files or environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar
+
+from selfguide.errors import ConfigError
+
+T = TypeVar("T")
+
+PRECISIONS = ("auto", "4bit", "8bit", "bf16", "fp32")
+
+
+def field(default: Any = dataclasses.MISSING, *, help: str, choices: tuple | None = None,
+          default_factory: Any = dataclasses.MISSING, cli: bool = True) -> Any:
+    """A dataclass field with help text (and optional choices) in its metadata."""
+    meta = {"help": help, "choices": choices, "cli": cli}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def field_help(cls: type, name: str) -> str:
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f.metadata.get("help", "")
+    raise KeyError(name)
+
+
+def check(cond: bool, field_name: str, message: str) -> None:
+    """Raise ``ConfigError`` naming ``field_name`` unless ``cond``."""
+    if not cond:
+        raise ConfigError(f"Invalid value for '{field_name}': {message}")
+
+
+def check_choices(cls_or_obj: Any) -> None:
+    """Validate every field that declares ``choices``."""
+    for f in dataclasses.fields(cls_or_obj):
+        choices = f.metadata.get("choices")
+        if choices:
+            v = getattr(cls_or_obj, f.name)
+            check(v in choices, f.name, f"{v!r} is not one of {', '.join(map(str, choices))}.")
+
+
+def to_dict(obj: Any) -> dict:
+    """A JSON-able dict of a config dataclass (tuples become lists)."""
+    return dataclasses.asdict(obj)
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, name) if len(args) == 1 else value
+    if origin is tuple or tp is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return tuple(value)
+    if tp is bool and isinstance(value, str):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"Invalid value for '{name}': {value!r} is not a boolean.")
+    if tp in (int, float) and not isinstance(value, bool):
+        try:
+            v = tp(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"Invalid value for '{name}': {value!r} is not a number.") from exc
+        if tp is int and isinstance(value, float) and value != int(value):
+            raise ConfigError(f"Invalid value for '{name}': {value!r} is not an integer.")
+        return v
+    return value
+
+
+def from_dict(cls: type[T], data: dict | None, *, strict: bool = True) -> T:
+    """Build ``cls`` from a dict, coercing simple types; unknown keys raise if ``strict``."""
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown and strict:
+        raise ConfigError(f"Unknown setting(s) for {cls.__name__}: {', '.join(unknown)}.",
+                          hint=f"Known settings: {', '.join(sorted(names))}.")
+    kwargs = {k: _coerce(hints[k], v, k) for k, v in data.items() if k in names}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"Invalid settings for {cls.__name__}: {exc}") from exc
+
+
+def replace(obj: T, **changes: Any) -> T:
+    """``dataclasses.replace`` with coercion and validation."""
+    merged = {**to_dict(obj), **{k: v for k, v in changes.items() if v is not None}}
+    return from_dict(type(obj), merged)
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, *,
+                       prefix: str = "", exclude: tuple[str, ...] = ()) -> None:
+    """Add ``--field-name`` options for every field of ``cls`` (default None = keep)."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        if f.name in exclude or not f.metadata.get("cli", True):
+            continue
+        opt = "--" + (prefix + f.name).replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        helptext = f"{f.metadata.get('help', '')} (default: {default!r})".replace("%", "%%")
+        tp = hints[f.name]
+        kw: dict[str, Any] = {"dest": prefix + f.name, "default": None, "help": helptext}
+        if f.metadata.get("choices"):
+            kw["choices"] = f.metadata["choices"]
+        if tp is bool:
+            kw["type"] = lambda s, _n=f.name: _coerce(bool, s, _n)
+            kw["metavar"] = "{true,false}"
+        group.add_argument(opt, **kw)
+
+
+def overrides_from_args(args: argparse.Namespace, cls: type, *, prefix: str = "") -> dict:
+    """The options the user actually gave for ``cls`` (those not None)."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        v = getattr(args, prefix + f.name, None)
+        if v is not None:
+            out[f.name] = v
+    return out
+
+
+def markdown_table(cls: type) -> str:
+    """A README table of a config's fields: name, default, help."""
+    rows = ["| setting | default | meaning |", "| --- | --- | --- |"]
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
+        rows.append(f"| `{f.name}` | `{default!r}` | {f.metadata.get('help', '')} |")
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- shared configs
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    """How to sample completions. ``temperature == 0`` means greedy decoding."""
+
+    temperature: float = field(0.7, help="Sampling temperature; 0 = greedy (deterministic).")
+    top_p: float = field(1.0, help="Nucleus sampling: keep the smallest token set with this "
+                                   "total probability (1.0 = off).")
+    top_k: int = field(0, help="Keep only the k most likely tokens (0 = off).")
+    max_new_tokens: int = field(64, help="Maximum tokens generated per completion; clamped to "
+                                         "the model's context.")
+    stop: tuple[str, ...] = field((), help="Stop strings: a completion is cut at the first one.")
+    seed: int = field(0, help="Random seed; the same seed and inputs reproduce the outputs.")
+    max_time: float | None = field(None, help="Wall-clock limit in seconds per batch (None = "
+                                              "no limit).")
+
+    def __post_init__(self) -> None:
+        check(0.0 <= self.temperature <= 5.0, "temperature", "must be between 0 and 5.")
+        check(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1].")
+        check(self.top_k >= 0, "top_k", "must be >= 0.")
+        check(isinstance(self.max_new_tokens, int) and 1 <= self.max_new_tokens <= 32768,
+              "max_new_tokens", "must be an integer between 1 and 32768.")
+        check(self.max_time is None or self.max_time > 0, "max_time", "must be > 0 or None.")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which model to load and how."""
+
+    model: str = field("embedded", help="'embedded' (SmolLM2-135M-Instruct, offline), a local "
+                                        "Hugging Face directory, a .gguf file, or a hub id.")
+    precision: str = field("auto", choices=PRECISIONS,
+                           help="Weights precision: 4bit (bitsandbytes NF4), 8bit, bf16, fp32, "
+                                "or auto (4bit on CUDA, bf16 on CPU).")
+    device: str = field("auto", choices=("auto", "cpu", "cuda", "mps"),
+                        help="Device: auto picks cuda > mps > cpu.")
+    trust_remote_code: bool = field(False, help="Allow the model's own Python code to run. "
+                                                "Only for models you trust.")
+    chat: bool = field(True, help="Wrap prompts in the model's chat template when it has one.")
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.model, str) and self.model.strip() != "", "model",
+              "must name a model ('embedded', a path or a hub id).")
+        check_choices(self)

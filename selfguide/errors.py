@@ -1,0 +1,85 @@
+"""User-facing errors.
+
+Every failure a person can fix is a ``SelfGuideError`` subclass whose message says what
+went wrong (naming the field, line or path) and what to do. The CLI prints the message and
+exits with status 2; the studio shows it with ``st.error``. Programming errors are left as
+ordinary exceptions. This module defines the hierarchy only; it does not log or format.
+"""
+
+from __future__ import annotations
+
+
+class SelfGuideError(Exception):
+    """Base class: a problem the user can act on. ``hint`` says what to do."""
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        self.hint = hint
+        super().__init__(message if not hint else f"{message}\nHint: {hint}")
+
+
+class ConfigError(SelfGuideError):
+    """A configuration value is out of range or inconsistent."""
+
+
+class TaskError(SelfGuideError):
+    """A task file or task spec is malformed or inconsistent."""
+
+
+class InvalidRunName(SelfGuideError):
+    """A run name would escape the workspace or is not a valid directory name."""
+
+
+class RunNotFound(SelfGuideError):
+    """The named run does not exist in the workspace."""
+
+
+class CorruptFile(SelfGuideError):
+    """A file in the run directory cannot be parsed (names the file and line)."""
+
+
+class ModelError(SelfGuideError):
+    """A model reference cannot be resolved or loaded."""
+
+
+class ModelNotFound(ModelError):
+    """The model path does not exist or is not a model directory."""
+
+
+class UnsupportedModel(ModelError):
+    """The model's architecture or file format is not supported."""
+
+
+class RemoteCodeRefused(ModelError):
+    """The model needs ``trust_remote_code`` and it was not granted."""
+
+
+class UnsafeWeights(ModelError):
+    """Only pickle weights (``*.bin``/``*.pt``) were found; safetensors are required."""
+
+
+class QuantizationUnavailable(ModelError):
+    """4-bit/8-bit was asked for where bitsandbytes cannot provide it."""
+
+
+class AdapterMismatch(ModelError):
+    """An adapter was trained on a different base model."""
+
+
+class DatasetError(SelfGuideError):
+    """The training/eval dataset is empty, degenerate or malformed."""
+
+
+class JobError(SelfGuideError):
+    """A background job cannot be started, found or cancelled."""
+
+
+class JobAlreadyRunning(JobError):
+    """A job for the same run and stage is already running."""
+
+
+class Cancelled(SelfGuideError):
+    """The work was cancelled by the user."""
+
+
+class StorageError(SelfGuideError):
+    """Disk full, read-only workspace or another I/O failure (names the path)."""

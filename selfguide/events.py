@@ -1,0 +1,107 @@
+"""Progress events: an append-only ``events.jsonl`` per job, plus a stderr progress bar.
+
+A worker reports with :class:`Progress` (counts, tokens/s, ETA) and :func:`emit` (any event:
+``loss``, ``item``, ``log``, ``status``). The studio tails the file with
+:func:`read_events`; nothing here talks to Streamlit. Each event is one JSON object with at
+least ``t`` (unix time) and ``type``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from selfguide.store import append_jsonl, read_jsonl
+
+
+class EventLog:
+    """Append events to a JSONL file (or drop them when ``path`` is None)."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+
+    def emit(self, type: str, **fields: Any) -> dict:
+        ev = {"t": time.time(), "type": type, **fields}
+        if self.path is not None:
+            append_jsonl(self.path, [ev])
+        return ev
+
+
+def read_events(path: str | Path, types: tuple[str, ...] | None = None) -> list[dict]:
+    evs = read_jsonl(path)
+    return [e for e in evs if types is None or e.get("type") in types]
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Progress:
+    """Counts work done in a stage; writes ``progress`` events and a stderr bar.
+
+    ``update(n, tokens=…)`` adds finished units. Rate and ETA use the elapsed time since
+    the first update of this process (resumed work counts as done, not as speed).
+    """
+
+    def __init__(self, stage: str, total: int, *, events: EventLog | None = None,
+                 done: int = 0, unit: str = "it", stream=sys.stderr, min_interval: float = 0.5):
+        self.stage, self.total, self.done, self.unit = stage, max(0, total), done, unit
+        self.events = events or EventLog(None)
+        self.stream = stream
+        self.start = time.time()
+        self.start_done = done
+        self.tokens = 0
+        self.min_interval = min_interval
+        self._last_print = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return time.time() - self.start
+
+    @property
+    def rate(self) -> float:
+        return (self.done - self.start_done) / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        r = self.rate
+        return (self.total - self.done) / r if r > 0 else None
+
+    def update(self, n: int = 1, *, tokens: int = 0, **extra: Any) -> None:
+        self.done = min(self.total, self.done + n) if self.total else self.done + n
+        self.tokens += tokens
+        tok_s = self.tokens / self.elapsed if self.elapsed > 0 else 0.0
+        self.events.emit("progress", stage=self.stage, done=self.done, total=self.total,
+                         elapsed=round(self.elapsed, 3), eta=self.eta,
+                         tokens_per_s=round(tok_s, 2), **extra)
+        now = time.time()
+        if self.stream is not None and (now - self._last_print >= self.min_interval
+                                        or self.done >= self.total):
+            self._last_print = now
+            self._print(tok_s)
+
+    def _print(self, tok_s: float) -> None:
+        width = 28
+        frac = self.done / self.total if self.total else 1.0
+        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+        msg = (f"\r{self.stage:>12} [{bar}] {self.done}/{self.total} {self.unit} "
+               f"| {tok_s:6.1f} tok/s | ETA {format_eta(self.eta)}   ")
+        try:
+            self.stream.write(msg + ("\n" if self.done >= self.total else ""))
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def close(self) -> None:
+        if self.stream is not None and self.done < self.total:
+            try:
+                self.stream.write("\n")
+            except (OSError, ValueError):
+                pass

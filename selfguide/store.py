@@ -1,0 +1,326 @@
+"""Run directories on disk: the single source of truth shared by the CLI and the studio.
+
+What it does: locates the workspace, validates run names (no path escapes, no symlinked
+run dirs), writes whole files atomically (temp file in the same directory + fsync +
+``os.replace``), appends JSONL records durably (file lock, repair of a torn last line,
+fsync per batch), reads JSONL leniently at the tail and strictly in the middle, and keeps a
+per-run ``manifest.json`` with stage status and config hashes.
+
+What it does not do: decide what goes into a run (the stage modules do) or run jobs
+(``selfguide.jobs``).
+
+Layout of a run (``<workspace>/runs/<name>/``)::
+
+    manifest.json          stages: {name: {status, config_hash, updated, ...}}
+    task.json              the TaskSpec
+    config.json            the synthesis config (every parameter, seed, model ref, versions)
+    inputs.jsonl           stage 1 candidates, appended per finished batch
+    annotations.jsonl      stage 2 samples/votes per candidate id, appended per batch
+    candidates.parquet     the joined candidates table (rewritten atomically)
+    overrides.json         manual keep/drop decisions {candidate_id: true|false}
+    dataset/train.jsonl    {"prompt", "completion", ...} records
+    dataset/report.json    funnel, label counts, diagnostics
+    jobs/<stage>/          status.json, events.jsonl, log.txt of the latest job per stage
+    train/                 checkpoints/, adapter/, train_config.json
+    eval/                  predictions.jsonl, metrics.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from selfguide.errors import CorruptFile, InvalidRunName, RunNotFound, StorageError
+
+WORKSPACE_ENV = "SELFGUIDE_WORKSPACE"
+RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                     *(f"lpt{i}" for i in range(1, 10))}
+
+
+# --------------------------------------------------------------------------- workspace
+
+def workspace_dir(path: str | os.PathLike | None = None) -> Path:
+    """The workspace root: ``path``, else ``$SELFGUIDE_WORKSPACE``, else ``./workspace``."""
+    root = Path(path or os.environ.get(WORKSPACE_ENV) or "workspace").expanduser()
+    return root.resolve()
+
+
+def runs_dir(workspace: str | os.PathLike | None = None) -> Path:
+    return workspace_dir(workspace) / "runs"
+
+
+def validate_run_name(name: str) -> str:
+    """Return ``name`` if it is a safe run name, else raise ``InvalidRunName``.
+
+    Allowed: 1-64 characters from ``A-Z a-z 0-9 . _ -``, starting with a letter or digit,
+    not ending with a dot, no ``..``, not a Windows device name.
+    """
+    if not isinstance(name, str) or not RUN_NAME_RE.match(name) or ".." in name \
+            or name.endswith(".") or name.split(".")[0].lower() in _WINDOWS_RESERVED:
+        raise InvalidRunName(
+            f"Invalid run name {name!r}.",
+            hint="Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                 "(for example 'sentiment-1').",
+        )
+    return name
+
+
+def slugify_run_name(text: str) -> str:
+    """Turn free text into a valid run name (used for suggestions, never for validation)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:64] or "run"
+    slug = re.sub(r"\.{2,}", ".", slug).rstrip(".")
+    if not slug[0].isalnum():
+        slug = "r" + slug
+    try:
+        return validate_run_name(slug[:64])
+    except InvalidRunName:
+        return "run-" + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def resolve_run_dir(name: str, workspace: str | os.PathLike | None = None, *,
+                    create: bool = False, must_exist: bool = False) -> Path:
+    """The directory of run ``name``, guaranteed inside the workspace.
+
+    Raises ``InvalidRunName`` for unsafe names or a symlinked run directory, and
+    ``RunNotFound`` when ``must_exist`` and it does not exist.
+    """
+    validate_run_name(name)
+    base = runs_dir(workspace)
+    path = base / name
+    if os.path.lexists(path) and path.is_symlink():
+        raise InvalidRunName(f"Run directory {path} is a symbolic link; refusing to use it.",
+                             hint="Remove the link or choose another run name.")
+    if not path.resolve().is_relative_to(base.resolve() if base.exists() else base):
+        raise InvalidRunName(f"Run name {name!r} resolves outside the workspace.")
+    if must_exist and not path.is_dir():
+        raise RunNotFound(f"No run named {name!r} in {base}.",
+                          hint="List runs with 'selfguide runs' or create one with "
+                               "'selfguide synthesize TASK --run NAME'.")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _storage_error(exc, path) from exc
+    return path
+
+
+def list_runs(workspace: str | os.PathLike | None = None) -> list[str]:
+    base = runs_dir(workspace)
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir()
+                  if p.is_dir() and not p.is_symlink() and RUN_NAME_RE.match(p.name))
+
+
+# --------------------------------------------------------------------------- atomic files
+
+def _storage_error(exc: OSError, path: Path) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"Disk full while writing {path}.", hint="Free some space and rerun.")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StorageError(f"Cannot write {path}: the workspace is read-only or not writable.",
+                            hint=f"Choose a writable workspace with ${WORKSPACE_ENV}.")
+    return StorageError(f"Cannot write {path}: {exc.strerror or exc}.")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise _storage_error(exc, path) from exc
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike, default: Any = None) -> Any:
+    """Parse a JSON file; ``default`` if missing; ``CorruptFile`` if unparseable."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CorruptFile(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}).") from exc
+
+
+def clean_stale_temps(directory: str | os.PathLike, max_age_s: float = 60.0) -> int:
+    """Remove ``.*.tmp`` files left by writers that were killed; returns how many."""
+    n = 0
+    now = time.time()
+    for p in Path(directory).rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - p.stat().st_mtime > max_age_s:
+                p.unlink()
+                n += 1
+    return n
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------- JSONL
+
+def _lock(path: Path):
+    from filelock import FileLock  # light import, but keep the module import-cheap
+
+    return FileLock(str(path) + ".lock", timeout=60)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """All committed records of a JSONL file.
+
+    A torn last line (no trailing newline, from a crash mid-write) is treated as never
+    written. A malformed line in the middle raises ``CorruptFile`` with its line number.
+    """
+    return list(iter_jsonl(path))
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    if not data:
+        return
+    lines = data.split(b"\n")
+    # Everything after the last "\n" is an uncommitted tail.
+    committed = lines[:-1]
+    for i, raw in enumerate(committed, start=1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptFile(f"{path}: line {i} is not valid JSON ({exc}).",
+                              hint="Restore the file from a backup or delete the line.") from exc
+        if not isinstance(rec, dict):
+            raise CorruptFile(f"{path}: line {i} is not a JSON object.")
+        yield rec
+
+
+def repair_jsonl_tail(path: str | os.PathLike) -> int:
+    """Truncate an uncommitted (torn) last line; returns the number of bytes removed."""
+    path = Path(path)
+    try:
+        with open(path, "rb+") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            if size == 0:
+                return 0
+            # Scan backwards for the last newline.
+            pos, chunk = size, 4096
+            while pos > 0:
+                start = max(0, pos - chunk)
+                fh.seek(start)
+                buf = fh.read(pos - start)
+                idx = buf.rfind(b"\n")
+                if idx >= 0:
+                    keep = start + idx + 1
+                    break
+                pos = start
+            else:
+                keep = 0
+            if keep < size:
+                fh.truncate(keep)
+                fh.flush()
+                os.fsync(fh.fileno())
+            return size - keep
+    except FileNotFoundError:
+        return 0
+
+
+def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
+    """Append records durably: lock, repair a torn tail, write, fsync. Returns count."""
+    path = Path(path)
+    lines = [json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records]
+    if not lines:
+        return 0
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _lock(path):
+            repair_jsonl_tail(path)
+            with open(path, "ab") as fh:
+                fh.write("".join(lines).encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+    except OSError as exc:
+        raise _storage_error(exc, path) from exc
+    return len(lines)
+
+
+# --------------------------------------------------------------------------- manifest
+
+def config_hash(obj: Any) -> str:
+    """Stable short hash of a JSON-able config (sorted keys)."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def read_manifest(run_dir: str | os.PathLike) -> dict:
+    return read_json(Path(run_dir) / "manifest.json", default=None) or {
+        "name": Path(run_dir).name, "created": time.time(), "stages": {}}
+
+
+def update_manifest(run_dir: str | os.PathLike, **fields: Any) -> dict:
+    """Merge top-level ``fields`` into the manifest and write it atomically."""
+    run_dir = Path(run_dir)
+    with _lock(run_dir / "manifest.json"):
+        man = read_manifest(run_dir)
+        man.update(fields)
+        man["updated"] = time.time()
+        atomic_write_json(run_dir / "manifest.json", man)
+    return man
+
+
+def set_stage(run_dir: str | os.PathLike, stage: str, status: str, **info: Any) -> dict:
+    """Record a stage's status (``running``/``done``/``failed``/...) plus extra info."""
+    run_dir = Path(run_dir)
+    with _lock(run_dir / "manifest.json"):
+        man = read_manifest(run_dir)
+        entry = dict(man.get("stages", {}).get(stage, {}))
+        entry.update(info)
+        entry["status"] = status
+        entry["updated"] = time.time()
+        man.setdefault("stages", {})[stage] = entry
+        man["updated"] = time.time()
+        atomic_write_json(run_dir / "manifest.json", man)
+    return man

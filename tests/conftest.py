@@ -1,0 +1,118 @@
+"""Shared test fixtures: offline environment, loopback-only sockets, a tiny Llama model
+built in code (never from a hub), and an isolated workspace per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Offline, quiet, isolated: set before anything imports transformers.
+_HF_HOME = tempfile.mkdtemp(prefix="sg-hf-home-")
+os.environ.update({
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HOME": os.environ.get("SELFGUIDE_TEST_HF_HOME", _HF_HOME),
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+})
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "niv2-dev"
+
+try:
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200)
+    settings.register_profile("dev", deadline=None, max_examples=50)
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+except ImportError:  # pragma: no cover
+    pass
+
+
+# --------------------------------------------------------------------------- network guard
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self, address):
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and self.family in (socket.AF_INET, socket.AF_INET6):
+        if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
+            raise OSError(f"Test tried to reach {host!r}: tests must stay on loopback.")
+    return _real_connect(self, address)
+
+
+socket.socket.connect = _guarded_connect
+
+
+# --------------------------------------------------------------------------- tiny model
+
+TINY_SENTENCES = [
+    "the cat sat on the mat",
+    "a dog ran in the park",
+    "positive negative neutral yes no entails",
+    "input output answer question task label",
+    "what is the best way to learn python",
+    "this movie was great and fun",
+    "this film was bad and boring",
+    "hello world how are you today",
+    "paraphrase the question with other words",
+    "sentence premise hypothesis review text",
+]
+
+
+def build_tiny_model(path: Path, *, chat_template: bool = True) -> Path:
+    """Save a ~100 KB Llama (2 layers, hidden 32) with a WordLevel tokenizer to ``path``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    import torch
+
+    specials = ["<unk>", "<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>"]
+    words = sorted({w for s in TINY_SENTENCES for w in s.split()} | set(":.,?!'\"[]-0123456789"))
+    vocab = {t: i for i, t in enumerate(specials + words)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                   bos_token="<s>", eos_token="</s>")
+    if chat_template:
+        fast.chat_template = (
+            "{% for m in messages %}{% if m['role'] == 'user' %}<|user|> {{ m['content'] }} "
+            "{% else %}<|assistant|> {{ m['content'] }} </s> {% endif %}{% endfor %}"
+            "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=256, bos_token_id=2, eos_token_id=3,
+                      pad_token_id=1, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama") / "model")
+
+
+@pytest.fixture()
+def workspace(tmp_path, monkeypatch) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    monkeypatch.setenv("SELFGUIDE_WORKSPACE", str(ws))
+    return ws
+
+
+@pytest.fixture(scope="session")
+def niv2_dir() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"NIv2 dev tasks not found at {SHARED_DATA}")
+    return SHARED_DATA
