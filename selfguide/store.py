@@ -42,7 +42,7 @@ from typing import Any
 from selfguide.errors import CorruptFile, InvalidRunName, RunNotFound, StorageError
 
 WORKSPACE_ENV = "SELFGUIDE_WORKSPACE"
-RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+RUN_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                      *(f"lpt{i}" for i in range(1, 10))}
 
@@ -65,7 +65,8 @@ def validate_run_name(name: str) -> str:
     Allowed: 1-64 characters from ``A-Z a-z 0-9 . _ -``, starting with a letter or digit,
     not ending with a dot, no ``..``, not a Windows device name.
     """
-    if not isinstance(name, str) or not RUN_NAME_RE.match(name) or ".." in name \
+    # fullmatch: ``$`` alone would accept a trailing newline ("run\n").
+    if not isinstance(name, str) or not RUN_NAME_RE.fullmatch(name) or ".." in name \
             or name.endswith(".") or name.split(".")[0].lower() in _WINDOWS_RESERVED:
         raise InvalidRunName(
             f"Invalid run name {name!r}.",
@@ -95,13 +96,18 @@ def resolve_run_dir(name: str, workspace: str | os.PathLike | None = None, *,
     ``RunNotFound`` when ``must_exist`` and it does not exist.
     """
     validate_run_name(name)
-    base = runs_dir(workspace)
+    root = workspace_dir(workspace)
+    base = root / "runs"
     path = base / name
-    if os.path.lexists(path) and path.is_symlink():
-        raise InvalidRunName(f"Run directory {path} is a symbolic link; refusing to use it.",
-                             hint="Remove the link or choose another run name.")
-    if not path.resolve().is_relative_to(base.resolve() if base.exists() else base):
-        raise InvalidRunName(f"Run name {name!r} resolves outside the workspace.")
+    for p in (base, path):
+        if p.is_symlink():
+            raise InvalidRunName(f"{p} is a symbolic link; refusing to use it as a run "
+                                 "directory.",
+                                 hint="Remove the link or choose another run name.")
+    # Resolve-then-contain (never a string prefix test): catches links higher up as well.
+    if not path.resolve().is_relative_to(root):
+        raise InvalidRunName(f"Run name {name!r} resolves outside the workspace {root}.",
+                             hint="Use a plain run name inside the workspace.")
     if must_exist and not path.is_dir():
         raise RunNotFound(f"No run named {name!r} in {base}.",
                           hint="List runs with 'selfguide runs' or create one with "
@@ -119,18 +125,39 @@ def list_runs(workspace: str | os.PathLike | None = None) -> list[str]:
     if not base.is_dir():
         return []
     return sorted(p.name for p in base.iterdir()
-                  if p.is_dir() and not p.is_symlink() and RUN_NAME_RE.match(p.name))
+                  if p.is_dir() and not p.is_symlink() and RUN_NAME_RE.fullmatch(p.name))
 
 
 # --------------------------------------------------------------------------- atomic files
 
 def _storage_error(exc: OSError, path: Path) -> StorageError:
-    if exc.errno == errno.ENOSPC:
-        return StorageError(f"Disk full while writing {path}.", hint="Free some space and rerun.")
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return StorageError(f"Cannot write {path}: the workspace is read-only or not writable.",
-                            hint=f"Choose a writable workspace with ${WORKSPACE_ENV}.")
-    return StorageError(f"Cannot write {path}: {exc.strerror or exc}.")
+    """A ``StorageError`` naming ``path``; ``.reason`` is disk_full | readonly | io."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        err = StorageError(f"Disk full while writing {path}.",
+                           hint="Free some space and rerun; earlier results are kept.")
+        reason = "disk_full"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        err = StorageError(f"Cannot write {path}: the workspace is read-only or not writable.",
+                           hint=f"Choose a writable workspace with ${WORKSPACE_ENV}.")
+        reason = "readonly"
+    elif exc.errno == errno.ELOOP:
+        err = StorageError(f"Refusing to write {path}: it is a symbolic link.",
+                           hint="Remove the link; run files must be regular files.")
+        reason = "symlink"
+    else:
+        err = StorageError(f"Cannot write {path}: {exc.strerror or exc}.")
+        reason = "io"
+    err.reason, err.path = reason, str(path)  # read by selfguide.jobs for the job status
+    return err
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (the one place bytes hit the disk; tests inject
+    ENOSPC/EROFS here)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -140,10 +167,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                _write_fd(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -166,13 +194,17 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
     """Parse a JSON file; ``default`` if missing; ``CorruptFile`` if unparseable."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return default
     try:
-        return json.loads(text)
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CorruptFile(f"{path} is not UTF-8 (byte {exc.start}).",
+                          hint="Restore the file or delete it and rerun the stage.") from exc
     except json.JSONDecodeError as exc:
-        raise CorruptFile(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}).") from exc
+        raise CorruptFile(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}).",
+                          hint="Restore the file or delete it and rerun the stage.") from exc
 
 
 def clean_stale_temps(directory: str | os.PathLike, max_age_s: float = 60.0) -> int:
@@ -241,47 +273,62 @@ def repair_jsonl_tail(path: str | os.PathLike) -> int:
     """Truncate an uncommitted (torn) last line; returns the number of bytes removed."""
     path = Path(path)
     try:
-        with open(path, "rb+") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            if size == 0:
-                return 0
-            # Scan backwards for the last newline.
-            pos, chunk = size, 4096
-            while pos > 0:
-                start = max(0, pos - chunk)
-                fh.seek(start)
-                buf = fh.read(pos - start)
-                idx = buf.rfind(b"\n")
-                if idx >= 0:
-                    keep = start + idx + 1
-                    break
-                pos = start
-            else:
-                keep = 0
-            if keep < size:
-                fh.truncate(keep)
-                fh.flush()
-                os.fsync(fh.fileno())
-            return size - keep
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
     except FileNotFoundError:
         return 0
+    with open(fd, "rb+") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        if size == 0:
+            return 0
+        # Scan backwards for the last newline.
+        pos, chunk = size, 4096
+        while pos > 0:
+            start = max(0, pos - chunk)
+            fh.seek(start)
+            buf = fh.read(pos - start)
+            idx = buf.rfind(b"\n")
+            if idx >= 0:
+                keep = start + idx + 1
+                break
+            pos = start
+        else:
+            keep = 0
+        if keep < size:
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return size - keep
 
 
 def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
-    """Append records durably: lock, repair a torn tail, write, fsync. Returns count."""
+    """Append records durably: lock, repair a torn tail, write, fsync. Returns count.
+
+    All or nothing: if the write fails (disk full, read-only), the file is cut back to its
+    previous end, so a retry does not duplicate the records that did get written. A
+    symbolic link at ``path`` is refused (``O_NOFOLLOW``).
+    """
     path = Path(path)
     lines = [json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records]
     if not lines:
         return 0
+    data = "".join(lines).encode("utf-8")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _lock(path):
             repair_jsonl_tail(path)
-            with open(path, "ab") as fh:
-                fh.write("".join(lines).encode("utf-8"))
-                fh.flush()
-                os.fsync(fh.fileno())
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                end = os.fstat(fd).st_size
+                try:
+                    _write_fd(fd, data)
+                    os.fsync(fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, end)
+                    raise
+            finally:
+                os.close(fd)
     except OSError as exc:
         raise _storage_error(exc, path) from exc
     return len(lines)

@@ -1,0 +1,132 @@
+"""Compare page: evaluate base vs finetuned on held-out examples; metrics with a confidence
+interval, confusion tables, an examples table with a word-level diff, a free-form try of
+both models, and downloads."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from selfguide import store
+from selfguide.configs.evaluation import EvalConfig
+from selfguide.errors import SelfGuideError
+from studio import diffs, resources, state, widgets
+from studio import jobs as sjobs
+
+st.title("Compare")
+st.caption("Step 6 of 6 · The same held-out examples through the base model (before) and "
+           "the finetuned model (after), decoded greedily so the comparison is repeatable.")
+widgets.show_flash()
+run = widgets.require_run("Comparison")
+run_dir = store.resolve_run_dir(run)
+
+if not (run_dir / "train" / "adapter").is_dir():
+    st.info("This run has no finetuned adapter yet. Train one on the **Finetune** page.")
+    st.page_link("pages/finetune.py", label="Go to Finetune",
+                 icon=":material/model_training:")
+    st.stop()
+
+TINY = {"limit": 8, "bootstrap": 200}
+jstat = sjobs.status(run, "eval")
+running = sjobs.is_active(jstat)
+with st.expander("Evaluation settings", expanded=not (run_dir / "eval" / "metrics.json")
+                 .is_file()):
+    if not state.draft("eval.cfg"):
+        state.set_draft("eval.cfg", dict(TINY))
+    values = widgets.config_form(EvalConfig, "eval.cfg", columns=3)
+    cfg = widgets.build_config(EvalConfig, values)
+    st.caption("limit 0 evaluates every held-out example of the task; a small limit is a "
+               "quick look.")
+if st.button("Evaluate before / after", type="primary", icon=":material/science:",
+             disabled=running or cfg is None):
+    if widgets.start_job(run, "eval", ["eval", "--run", run, *sjobs.config_argv(cfg)]):
+        st.rerun()
+widgets.job_panel(run, "eval", title="Evaluation job")
+
+metrics = store.read_json(run_dir / "eval" / "metrics.json", default=None)
+rows = store.read_jsonl(run_dir / "eval" / "predictions.jsonl")
+if not isinstance(metrics, dict):
+    st.stop()
+
+# --------------------------------------------------------------------------- metrics
+st.subheader("Scores")
+name = metrics.get("metric", "score")
+diff = metrics.get("difference") or {}
+c = st.columns(4)
+before, after = metrics.get("before"), metrics.get("after")
+c[0].metric(f"Before ({name})", "—" if before is None else f"{before:.3f}")
+c[1].metric(f"After ({name})", "—" if after is None else f"{after:.3f}",
+            delta=None if before is None else f"{after - before:+.3f}")
+if diff:
+    c[2].metric("95% CI of the difference", f"[{diff.get('low', 0):+.3f}, "
+                f"{diff.get('high', 0):+.3f}]",
+                help="Paired bootstrap over the examples: if the interval excludes 0 the "
+                     "change is unlikely to be noise.")
+c[3].metric("Examples", metrics.get("n"), help=f"{metrics.get('changed', 0)} answers changed.")
+
+cb = diffs.confusion_frame(metrics.get("confusion_before"))
+ca = diffs.confusion_frame(metrics.get("confusion_after"))
+if ca is not None:
+    st.subheader("Per-label confusion")
+    l, r = st.columns(2)
+    if cb is not None:
+        l.caption("Before")
+        l.dataframe(cb, width="stretch")
+    r.caption("After")
+    r.dataframe(ca, width="stretch")
+
+# --------------------------------------------------------------------------- examples
+st.subheader("Examples")
+ex = diffs.examples_frame(rows)
+view = st.radio("Show", diffs.VIEWS, horizontal=True, key=state.widget_key("compare", "view"),
+                format_func=lambda v: f"{v} ({len(diffs.select(ex, v))})")
+shown = diffs.select(ex, view).reset_index(drop=True)
+st.dataframe(shown, hide_index=False, width="stretch", height=320,
+             column_config={"score_before": st.column_config.NumberColumn(format="%.2f"),
+                            "score_after": st.column_config.NumberColumn(format="%.2f")})
+if len(shown):
+    i = st.number_input("Word diff for row", 0, len(shown) - 1, 0,
+                        key=state.widget_key("compare", "row"))
+    row = shown.iloc[int(i)]
+    widgets.show_text(row["input"], label="Input")
+    st.dataframe(diffs.diff_frame(row["before"], row["after"]), hide_index=True,
+                 width="stretch")
+    st.caption("Red: only in the base model's answer · green: only after finetuning · "
+               "yellow: replaced.")
+
+# --------------------------------------------------------------------------- free-form
+st.subheader("Try both models")
+text = st.text_area("An input for the task", key=state.widget_key("compare", "free"),
+                    placeholder="Type an input; it is wrapped in the task's prompt.")
+if st.button("Run through both", icon=":material/play_arrow:", disabled=not text.strip()):
+    try:
+        from selfguide import prompts
+        from selfguide.task import TaskSpec
+
+        task = TaskSpec.from_dict(store.read_json(run_dir / "task.json"))
+        prompt = prompts.task_prompt(task, text)
+        with st.spinner("Generating with both models…"):
+            pair = resources.get_tuned(run_dir)
+            out_b = resources.complete(pair.before, prompt, chat=pair.chat,
+                                       max_new_tokens=cfg.max_new_tokens if cfg else 48)
+            out_a = resources.complete(pair.after, prompt, chat=pair.chat,
+                                       max_new_tokens=cfg.max_new_tokens if cfg else 48)
+        l, r = st.columns(2)
+        with l:
+            widgets.show_text(out_b, label="Before (base)")
+        with r:
+            widgets.show_text(out_a, label="After (finetuned)")
+    except SelfGuideError as exc:
+        widgets.show_error(exc)
+
+# --------------------------------------------------------------------------- downloads
+st.subheader("Download")
+d1, d2 = st.columns(2)
+d1.download_button("predictions.csv", pd.DataFrame(rows).to_csv(index=False).encode("utf-8"),
+                   file_name=f"{run}-predictions.csv", mime="text/csv",
+                   icon=":material/download:")
+d2.download_button("metrics.json", json.dumps(metrics, indent=2).encode("utf-8"),
+                   file_name=f"{run}-metrics.json", mime="application/json",
+                   icon=":material/download:")

@@ -1,0 +1,127 @@
+"""Synthesize page: pick the method and its settings, start/stop the job, watch a live preview."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from selfguide import store
+from selfguide.config import ModelConfig, from_dict
+from selfguide.configs import synthesis as syncfg
+from selfguide.errors import SelfGuideError
+from studio import jobs as sjobs
+from studio import previews, state, widgets
+
+st.title("Synthesize")
+st.caption("Step 3 of 6 · The model writes new task inputs from your demonstrations, then "
+           "answers each one several times; answers that agree become training examples.")
+widgets.show_flash()
+run = widgets.require_run("Synthesis")
+run_dir = store.resolve_run_dir(run)
+
+METHODS = {"selfguide": "SELF-GUIDE (Zhao et al. 2024): inputs, then self-consistent outputs",
+           "selfinstruct": "Self-Instruct (Wang et al. 2022): new instructions and instances"}
+STAGE = {"selfguide": "synthesize", "selfinstruct": "self-instruct"}
+# A studio-only preset for a first look: a few minutes with the embedded model on a CPU.
+TINY = {"rounds": 2, "prompts_per_round": 6, "n_samples": 3, "max_generated_examples": 3,
+        "annotate_batch": 12}
+PRESETS = {"tiny": TINY, **{k: v["synthesis"] for k, v in syncfg.PRESETS.items()},
+           "custom": None}
+
+method = st.radio("Method", list(METHODS), format_func=METHODS.get, horizontal=True,
+                  key=state.widget_key("synth", "method"))
+stage = STAGE[method]
+has_task = (run_dir / "task.json").is_file()
+if method == "selfguide" and not has_task:
+    st.warning("This run has no task yet. Define one on the Task page first.")
+    st.page_link("pages/task.py", label="Go to Task", icon=":material/edit_note:")
+    st.stop()
+
+jstat = sjobs.status(run, stage)
+running = sjobs.is_active(jstat)
+
+with st.expander("Settings", expanded=not running):
+    if method == "selfguide":
+        def _apply_preset() -> None:
+            name = state.widget_value("synth", "preset")
+            if PRESETS.get(name) is not None:
+                state.set_draft("synth.cfg", dict(PRESETS[name]))
+                state.reset_widgets("synth.cfg", [f for f in syncfg.SynthesisConfig
+                                                  .__dataclass_fields__])
+
+        preset = st.selectbox("Preset", list(PRESETS), key=state.widget_key("synth", "preset"),
+                              on_change=_apply_preset,
+                              help="tiny: a first look in a few minutes on a CPU; quick: "
+                                   "≤ 10 min with the embedded model, ≥ 60 kept examples; "
+                                   "paper: the settings of the SELF-GUIDE paper.")
+        if not state.draft("synth.cfg"):
+            state.set_draft("synth.cfg", dict(PRESETS.get(preset) or {}))
+        values = widgets.config_form(syncfg.SynthesisConfig, "synth.cfg", columns=3)
+        cfg = widgets.build_config(syncfg.SynthesisConfig, values)
+        cfg_argv = sjobs.config_argv(cfg, every=True) if cfg is not None else None
+        if cfg is not None:
+            st.caption(f"{cfg.total_prompts} input-generation prompts, then "
+                       f"{cfg.n_samples} sampled answers per kept input.")
+    else:
+        from selfguide.configs import selfinstruct as sicfg
+
+        values = widgets.config_form(sicfg.SelfInstructConfig, "synth.si", columns=3)
+        cfg = widgets.build_config(sicfg.SelfInstructConfig, values)
+        cfg_argv = sjobs.config_argv(cfg) if cfg is not None else None
+
+    overwrite = st.checkbox("Discard data generated earlier in this run with other settings",
+                            key=state.widget_key("synth", "overwrite"),
+                            help="Without this, a run only resumes or extends generation with "
+                                 "the settings it started with.")
+
+model_cfg = from_dict(ModelConfig, state.model_config())
+st.caption(f"Model: **{model_cfg.model}** ({model_cfg.precision}); change it on the Model page.")
+
+c1, c2 = st.columns([1, 4])
+if c1.button("Start", type="primary", icon=":material/play_arrow:",
+             disabled=running or cfg_argv is None):
+    if method == "selfguide":
+        argv = ["synthesize", str(run_dir / "task.json"), "--run", run]
+    else:
+        argv = ["self-instruct", "--run", run]
+    argv += cfg_argv + sjobs.config_argv(model_cfg)
+    if overwrite and method == "selfguide":
+        argv.append("--overwrite")
+    if widgets.start_job(run, stage, argv):
+        st.rerun()
+if running:
+    c2.caption("A job is running: settings are locked until it ends or you cancel it.")
+
+
+labels = tuple((store.read_json(run_dir / "task.json", default={}) or {}).get("labels") or ())
+
+
+def live_preview(evs: list[dict]) -> None:
+    inputs = previews.tail_jsonl(run_dir / "inputs.jsonl", 200)
+    annotations = previews.tail_jsonl(run_dir / "annotations.jsonl", 200)
+    if not inputs and not annotations:
+        st.caption("New inputs will appear here as they are generated.")
+        return
+    st.markdown(f"**Newest inputs** ({previews.count_rows(run_dir / 'inputs.jsonl')} so far)")
+    st.dataframe(previews.input_rows(inputs), hide_index=True, width="stretch", height=240)
+    if annotations:
+        st.markdown("**Newest answers with their vote share**")
+        st.dataframe(previews.annotation_rows(annotations, labels), hide_index=True,
+                     width="stretch", height=240)
+
+
+widgets.job_panel(run, stage, title="Synthesis job", extra=live_preview)
+
+cand = run_dir / "candidates.parquet"
+if cand.is_file() and not running:
+    n = len(pd.read_parquet(cand, columns=["id"]))
+    st.success(f"{n} candidates are ready to filter.")
+    st.page_link("pages/filter.py", label="Next: filter the candidates",
+                 icon=":material/arrow_forward:")
+try:
+    log = sjobs.status(run, stage)
+    if getattr(log, "log_tail", "") and sjobs.state_of(log) != "none":
+        with st.expander("Job log (last lines)"):
+            st.code(log.log_tail, language=None)
+except SelfGuideError as exc:
+    widgets.show_error(exc)

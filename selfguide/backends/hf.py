@@ -1,0 +1,444 @@
+"""The transformers generation backend.
+
+What it does: turns prompts into completions with a loaded causal LM — prompts are rendered
+by :func:`render_prompt` (THE prompt format shared with training and evaluation), tokenized
+once, sorted by length and cut into batches (left padding, a row and a token budget per
+batch); results come back in the caller's order. ``n`` samples of a prompt share ONE
+prefill: the prompt (minus its last token) runs once into a ``DynamicCache``, the cache is
+repeated ``n`` times (``Cache.batch_repeat_interleave``) and ``model.generate`` continues
+from it, so self-consistency voting with n=10 does not pay 10 prefills
+(``num_return_sequences`` would expand the inputs *before* the prefill). Stop strings cut
+the text and stop the row; ``max_new_tokens`` is clamped to the context left after the
+prompt; ``max_time``, a cancel flag (checked between batches and during decoding), a
+per-prompt result callback and a progress callback are supported. :meth:`score_options`
+returns the total log-probability of fixed continuations (again one prefill per prompt).
+
+What it does not do: locate or load models (:mod:`selfguide.models`), or decide prompts.
+torch/transformers are imported inside functions; importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from selfguide.backends import CancelFlag, ProgressCallback, ResultCallback
+from selfguide.config import ModelConfig, SamplingConfig, from_dict
+from selfguide.errors import Cancelled, ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = {"cpu": 32, "mps": 32, "cuda": 64}
+DEFAULT_BATCH_TOKENS = {"cpu": 16384, "mps": 16384, "cuda": 65536}
+
+
+def render_prompt(tokenizer: Any, text: str, chat: bool) -> str:
+    """The exact model input text for a user prompt.
+
+    With ``chat`` and a tokenizer that has a chat template: ``text`` as one user message with
+    the generation prompt appended. Otherwise ``text`` unchanged. Tokenize the result with
+    :func:`encode_prompt` (no extra special tokens for chat text, which already has them).
+    """
+    if chat and getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}],
+                                             tokenize=False, add_generation_prompt=True)
+    return text
+
+
+def uses_chat(tokenizer: Any, chat: bool) -> bool:
+    """Whether :func:`render_prompt` applies the chat template for this tokenizer."""
+    return bool(chat and getattr(tokenizer, "chat_template", None))
+
+
+def encode_prompt(tokenizer: Any, text: str, chat: bool) -> list[int]:
+    """Token ids of ``render_prompt(tokenizer, text, chat)``.
+
+    Chat-rendered text already contains its special tokens (BOS etc.), so none are added;
+    plain text gets the tokenizer's usual special tokens.
+    """
+    rendered = render_prompt(tokenizer, text, chat)
+    return list(tokenizer(rendered, add_special_tokens=not uses_chat(tokenizer, chat))["input_ids"])
+
+
+@dataclass
+class _Batch:
+    indices: list[int]          # prompt indices, in the caller's numbering
+    ids: list[list[int]]        # token ids per prompt (already truncated)
+
+
+class HFGenerator:
+    """Generation + scoring over a transformers causal LM (see module docstring).
+
+    Args:
+        model: a loaded ``PreTrainedModel`` (eval mode).
+        tokenizer: its tokenizer; a missing pad token is replaced by EOS.
+        batch_size: rows (prompts x samples) per generate call; default 32 on CPU, 64 on CUDA.
+        max_batch_tokens: budget of padded prompt tokens per batch (bounds prefill memory).
+        info: the :class:`selfguide.models.ModelInfo`, when loaded through ``models``.
+    """
+
+    name = "hf"
+
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int | None = None,
+                 max_batch_tokens: int | None = None, info: Any = None):
+        from selfguide.models import context_length, prepare_tokenizer
+
+        self.model = model
+        self.tokenizer = prepare_tokenizer(tokenizer)
+        self.info = info
+        self.device = str(next(model.parameters()).device)
+        kind = self.device.split(":")[0]
+        self.batch_size = int(batch_size or DEFAULT_BATCH_SIZE.get(kind, 32))
+        self.max_batch_tokens = int(max_batch_tokens or DEFAULT_BATCH_TOKENS.get(kind, 16384))
+        if self.batch_size < 1 or self.max_batch_tokens < 1:
+            raise ConfigError("batch_size and max_batch_tokens must be >= 1.")
+        self.context_length = context_length(model, tokenizer)
+        self._stop_criteria: dict[tuple[str, ...], Any] = {}
+        self.stats: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_loaded(cls, lm: Any, *, batch_size: int | None = None) -> HFGenerator:
+        return cls(lm.model, lm.tokenizer, batch_size=batch_size, info=lm.info)
+
+    @classmethod
+    def from_config(cls, **kw: Any) -> HFGenerator:
+        """``backends.get_generator("hf", model=…, precision=…, batch_size=…)``."""
+        from selfguide.models import load_model
+
+        batch_size = kw.pop("batch_size", None)
+        roots = kw.pop("roots", None)
+        cfg = kw.pop("config", None) or from_dict(ModelConfig, kw)
+        return cls.from_loaded(load_model(cfg, roots=roots), batch_size=batch_size)
+
+    # ------------------------------------------------------------------ helpers
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for src in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(src, int):
+                ids.add(src)
+            elif src:
+                ids.update(int(x) for x in src)
+        return ids
+
+    def _encode_all(self, prompts: Sequence[str], chat: bool, max_new_tokens: int
+                    ) -> tuple[list[list[int]], int]:
+        """Token ids per prompt; prompts that leave no room in the context are cut from the
+        left (keeping the end, where the question and generation prompt are)."""
+        ctx = self.context_length
+        keep = max(1, ctx - max(1, min(max_new_tokens, ctx // 4)))
+        out, truncated = [], 0
+        for p in prompts:
+            ids = encode_prompt(self.tokenizer, p, chat)
+            if not ids:  # an empty prompt: start from BOS/EOS so the model has an input
+                ids = [self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None
+                       else self.tokenizer.pad_token_id]
+            if len(ids) >= ctx:
+                ids = ids[-keep:]
+                truncated += 1
+            out.append(ids)
+        if truncated:
+            log.warning("%d prompt(s) longer than the %d-token context were cut from the left.",
+                        truncated, ctx)
+        return out, truncated
+
+    def _batches(self, ids: list[list[int]], rows_per_prompt: int) -> list[_Batch]:
+        """Length-sorted batches (longest first, so memory trouble shows up at once)."""
+        order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
+        max_prompts = max(1, self.batch_size // max(1, rows_per_prompt))
+        batches: list[_Batch] = []
+        cur: list[int] = []
+        for i in order:
+            width = len(ids[cur[0]]) if cur else len(ids[i])
+            if cur and (len(cur) >= max_prompts
+                        or (len(cur) + 1) * width * rows_per_prompt > self.max_batch_tokens):
+                batches.append(_Batch(cur, [ids[j] for j in cur]))
+                cur = []
+            cur.append(i)
+        if cur:
+            batches.append(_Batch(cur, [ids[j] for j in cur]))
+        return batches
+
+    def _pad_left(self, seqs: list[list[int]]):
+        import torch
+
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[r, width - len(s):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _stop_strings(self, stop: tuple[str, ...]) -> Any:
+        """A cached ``StopStringCriteria`` (building one scans the vocabulary, ~0.5 s)."""
+        from transformers.generation.stopping_criteria import StopStringCriteria
+
+        stop = tuple(s for s in stop if s)
+        if not stop:
+            return None
+        if stop not in self._stop_criteria:
+            self._stop_criteria[stop] = StopStringCriteria(self.tokenizer, list(stop))
+        return self._stop_criteria[stop]
+
+    def _generation_config(self, sampling: SamplingConfig, max_new_tokens: int) -> Any:
+        import copy
+
+        gc = copy.deepcopy(self.model.generation_config)
+        gc.max_new_tokens = max_new_tokens
+        gc.max_length = None
+        gc.min_new_tokens = None
+        gc.num_return_sequences = 1
+        gc.num_beams = 1
+        gc.pad_token_id = self.tokenizer.pad_token_id
+        gc.eos_token_id = sorted(self.eos_ids) or None
+        gc.max_time = sampling.max_time
+        if sampling.greedy:
+            gc.do_sample = False
+            gc.temperature, gc.top_p, gc.top_k = None, None, None
+        else:
+            gc.do_sample = True
+            gc.temperature = sampling.temperature
+            gc.top_p = sampling.top_p
+            gc.top_k = sampling.top_k or None
+        return gc
+
+    # ------------------------------------------------------------------ generate
+    def generate(self, prompts: Sequence[str], sampling: SamplingConfig | None = None, n: int = 1,
+                 *, chat: bool = False, on_result: ResultCallback | None = None,
+                 progress: ProgressCallback | None = None,
+                 cancel: CancelFlag | None = None) -> list[list[str]]:
+        """``n`` completions per prompt, in the order of ``prompts`` (see module docstring).
+
+        Greedy decoding (temperature 0) with n > 1 decodes once and returns n copies.
+        Raises ``Cancelled`` when ``cancel()`` turns true (completed prompts were already
+        delivered through ``on_result``).
+        """
+        import torch
+
+        sampling = sampling or SamplingConfig()
+        prompts = list(prompts)
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"Invalid value for 'n': {n!r} (must be an integer >= 1).")
+        results: list[list[str] | None] = [None] * len(prompts)
+        if not prompts:
+            return []
+        t0 = time.time()
+        ids, truncated = self._encode_all(prompts, chat, sampling.max_new_tokens)
+        decode_n = 1 if sampling.greedy else n
+        batches = self._batches(ids, decode_n)
+        stop = self._stop_strings(sampling.stop)
+        done = tokens = 0
+        self.stats = {"batches": len(batches), "truncated_prompts": truncated,
+                      "prefill_seconds": 0.0, "generated_tokens": 0, "seconds": 0.0}
+        for b, batch in enumerate(batches):
+            if cancel is not None and cancel():
+                raise Cancelled(f"Generation cancelled after {done} of {len(prompts)} prompts.")
+            texts, ntok = self._generate_batch(batch, sampling, decode_n, stop, cancel, seed_offset=b)
+            if cancel is not None and cancel():
+                raise Cancelled(f"Generation cancelled after {done} of {len(prompts)} prompts.")
+            tokens += ntok
+            for k, idx in enumerate(batch.indices):
+                comps = texts[k * decode_n:(k + 1) * decode_n]
+                if decode_n < n:
+                    comps = comps * n
+                results[idx] = comps
+                done += 1
+                if on_result is not None:
+                    on_result(idx, list(comps))
+            if progress is not None:
+                progress(done, len(prompts), tokens)
+        self.stats.update(generated_tokens=tokens, seconds=round(time.time() - t0, 4))
+        return [r if r is not None else [] for r in results]
+
+    def _generate_batch(self, batch: _Batch, sampling: SamplingConfig, n: int, stop: Any,
+                        cancel: CancelFlag | None, seed_offset: int) -> tuple[list[str], int]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        input_ids, mask = self._pad_left(batch.ids)
+        width = input_ids.shape[1]
+        max_new = min(sampling.max_new_tokens, self.context_length - width)
+        if max_new < 1:  # cannot happen after _encode_all, kept as a guard
+            max_new = 1
+        gc = self._generation_config(sampling, max_new)
+        criteria = StoppingCriteriaList([c for c in (stop, _cancel_criteria(cancel)) if c])
+        kwargs: dict[str, Any] = {}
+        with torch.inference_mode(), _seeded(sampling.seed + seed_offset, self.device):
+            if n > 1 and width > 1:
+                # One prefill for the n samples: run all but the last prompt token once,
+                # repeat the cache n times, and let generate continue from it.
+                t = time.time()
+                cache = self._prefill(input_ids[:, :-1], mask[:, :-1])
+                cache.batch_repeat_interleave(n)
+                self.stats["prefill_seconds"] += time.time() - t
+                kwargs["past_key_values"] = cache
+                input_ids = input_ids.repeat_interleave(n, dim=0)
+                mask = mask.repeat_interleave(n, dim=0)
+            elif n > 1:
+                input_ids = input_ids.repeat_interleave(n, dim=0)
+                mask = mask.repeat_interleave(n, dim=0)
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=gc,
+                                      stopping_criteria=criteria, tokenizer=self.tokenizer, **kwargs)
+        return self._decode(out[:, width:], sampling.stop)
+
+    def _prefill(self, ids: Any, mask: Any) -> Any:
+        from transformers import DynamicCache
+
+        pos = _position_ids(mask)
+        cache = DynamicCache(config=self.model.config)
+        self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                   use_cache=True, logits_to_keep=1)
+        return cache
+
+    def _decode(self, new_tokens: Any, stop: tuple[str, ...]) -> tuple[list[str], int]:
+        eos = self.eos_ids
+        texts, count = [], 0
+        for row in new_tokens.tolist():
+            cut = next((j for j, t in enumerate(row) if t in eos), len(row))
+            row = row[:cut]
+            text = self.tokenizer.decode(row, skip_special_tokens=True)
+            texts.append(cut_at_stop(text, stop))
+            count += len(row) - _trailing(row, self.tokenizer.pad_token_id)
+        return texts, count
+
+    # ------------------------------------------------------------------ scoring
+    def score_options(self, prompts: Sequence[str], options: Sequence[str], *,
+                      chat: bool = False) -> list[list[float]]:
+        """Total log-probability (natural log) of each option continuing each rendered prompt.
+
+        Options are tokenized on their own (no special tokens) and appended to the prompt's
+        ids; an empty option scores 0.0. Each prompt is prefilled once for all options.
+        """
+        import torch
+
+        prompts, options = list(prompts), list(options)
+        if not prompts or not options:
+            return [[] for _ in prompts]
+        opt_ids = [list(self.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in options]
+        longest = max(len(o) for o in opt_ids)
+        ids, _ = self._encode_all(prompts, chat, max(1, longest))
+        ids = [p[-max(1, self.context_length - longest):] for p in ids]
+        scores: list[list[float]] = [[0.0] * len(options) for _ in prompts]
+        if longest == 0:
+            return scores
+        with torch.inference_mode():
+            for batch in self._batches(ids, len(options)):
+                block = self._score_batch(batch, opt_ids)
+                for k, idx in enumerate(batch.indices):
+                    scores[idx] = block[k]
+        return scores
+
+    def _score_batch(self, batch: _Batch, opt_ids: list[list[int]]) -> list[list[float]]:
+        import torch
+        from transformers import DynamicCache
+
+        k_opts = len(opt_ids)
+        ids, mask = self._pad_left(batch.ids)
+        pos = _position_ids(mask)
+        cache = DynamicCache(config=self.model.config)
+        first = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                           past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        first_lp = torch.log_softmax(first.float(), dim=-1)              # [P, V]
+        width_o = max(len(o) for o in opt_ids)
+        pad = self.tokenizer.pad_token_id
+        o_ids = torch.full((k_opts, width_o), pad, dtype=torch.long)
+        o_mask = torch.zeros((k_opts, width_o), dtype=torch.long)
+        for j, o in enumerate(opt_ids):
+            if o:
+                o_ids[j, :len(o)] = torch.tensor(o)
+                o_mask[j, :len(o)] = 1
+        o_ids, o_mask = o_ids.to(self.device), o_mask.to(self.device)
+        n_p = ids.shape[0]
+        out = [[0.0] * k_opts for _ in range(n_p)]
+        for j, o in enumerate(opt_ids):  # first option token, predicted by the prompt's last
+            if o:
+                for r in range(n_p):
+                    out[r][j] = float(first_lp[r, o[0]])
+        if width_o < 2:
+            return out
+        cache.batch_repeat_interleave(k_opts)
+        rows_ids = o_ids.repeat(n_p, 1)                                   # [P*K, W]
+        rows_mask = torch.cat([mask.repeat_interleave(k_opts, 0), o_mask.repeat(n_p, 1)], dim=1)
+        start = mask.sum(dim=1).repeat_interleave(k_opts).unsqueeze(1)     # prompt lengths
+        rows_pos = start + torch.arange(width_o, device=self.device).unsqueeze(0)
+        logits = self.model(input_ids=rows_ids, attention_mask=rows_mask, position_ids=rows_pos,
+                            past_key_values=cache, use_cache=True).logits[:, :-1]
+        lp = torch.log_softmax(logits.float(), dim=-1)
+        target = rows_ids[:, 1:]
+        tok_lp = lp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * o_mask.repeat(n_p, 1)[:, 1:]
+        rest = tok_lp.sum(dim=1).view(n_p, k_opts)
+        for r in range(n_p):
+            for j in range(k_opts):
+                out[r][j] += float(rest[r, j])
+        return out
+
+
+# --------------------------------------------------------------------------- small helpers
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the earliest occurrence of any stop string."""
+    cut = len(text)
+    for s in stop:
+        if s:
+            i = text.find(s)
+            if 0 <= i < cut:
+                cut = i
+    return text[:cut]
+
+
+def _trailing(row: list[int], pad: int | None) -> int:
+    k = 0
+    for t in reversed(row):
+        if t != pad:
+            break
+        k += 1
+    return k
+
+
+def _position_ids(mask: Any) -> Any:
+    """Positions for a left-padded batch, as ``generate`` computes them."""
+    pos = mask.long().cumsum(-1) - 1
+    return pos.masked_fill(mask == 0, 0)
+
+
+def _cancel_criteria(cancel: CancelFlag | None) -> Any:
+    """Stop decoding every row once ``cancel()`` is true (polled at most every 0.2 s)."""
+    if cancel is None:
+        return None
+    import torch
+    from transformers import StoppingCriteria
+
+    class _Cancel(StoppingCriteria):
+        last = 0.0
+
+        def __call__(self, input_ids, scores, **kwargs):
+            now = time.monotonic()
+            flag = False
+            if now - self.last >= 0.2:
+                self.last = now
+                flag = bool(cancel())
+            return torch.full((input_ids.shape[0],), flag, dtype=torch.bool,
+                              device=input_ids.device)
+
+    return _Cancel()
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: str):
+    """Seed torch for one batch without disturbing the caller's global RNG state."""
+    import torch
+
+    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

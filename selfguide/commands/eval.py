@@ -1,0 +1,54 @@
+"""``selfguide eval --run NAME [--test FILE] [--limit N]``: base vs base + adapter.
+
+Parses options into an ``EvalConfig``, calls :func:`selfguide.evaluation.evaluate` inside a
+``jobs.worker`` and prints the before/after table. Nothing heavy is imported at load time.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "eval"
+HELP = "Evaluate the base model and the tuned model on held-out examples (greedy)."
+ORDER = 50
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from selfguide.config import add_dataclass_args
+    from selfguide.configs.evaluation import EvalConfig
+
+    parser.add_argument("--run", required=True, help="Run name (in the workspace).")
+    parser.add_argument("--test", default=None,
+                        help="Held-out examples: JSONL/CSV with input and output columns, or "
+                             "an NIv2 task file (default: the task's own test instances).")
+    add_dataclass_args(parser, EvalConfig)
+
+
+def print_summary(name: str, summary: dict) -> None:
+    from selfguide import compare
+
+    print(compare.format_table([compare.run_row(name, summary)]))
+    labels = compare.label_table(summary)
+    if labels:
+        print()
+        print(labels)
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfguide import evaluation, jobs, store
+    from selfguide.config import from_dict, overrides_from_args
+    from selfguide.configs.evaluation import EvalConfig
+
+    cfg = from_dict(EvalConfig, overrides_from_args(args, EvalConfig))
+    run_dir = store.resolve_run_dir(args.run, must_exist=True)
+    store.set_stage(run_dir, "eval", "running")
+    try:
+        with jobs.worker(run_dir, "eval") as events:
+            summary = evaluation.evaluate(run_dir, cfg, test_file=args.test, events=events)
+    except BaseException:
+        store.set_stage(run_dir, "eval", "failed")
+        raise
+    store.set_stage(run_dir, "eval", "done", metric=summary["metric"],
+                    before=summary.get("before"), after=summary["after"])
+    print_summary(args.run, summary)
+    return 0

@@ -1,0 +1,28 @@
+"""``selfguide export --run NAME --format jsonl|alpaca|hf-dataset [--output PATH]``."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "export"
+HELP = "Export a run's training set (jsonl prompt/completion, alpaca JSON, HF dataset)."
+ORDER = 35
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="Run name (in the workspace).")
+    parser.add_argument("--format", choices=("jsonl", "alpaca", "hf-dataset"), default="jsonl",
+                        help="jsonl: the training records; alpaca: instruction/input/output "
+                             "list; hf-dataset: datasets.save_to_disk directory.")
+    parser.add_argument("--output", default=None,
+                        help="Destination (default: <run>/export/...).")
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfguide import store
+    from selfguide.dataset import export, load_records
+
+    run_dir = store.resolve_run_dir(args.run, must_exist=True)
+    path = export(run_dir, args.format, args.output)
+    print(f"exported {len(load_records(run_dir))} records to {path}")
+    return 0

@@ -1,0 +1,78 @@
+"""``selfguide run TASK_FILE [--run NAME] [--preset quick|paper]``: the whole loop.
+
+synthesize -> filter -> train -> eval, each stage through its own command (so each has its
+job status, events and progress bar), then the final before/after table. A rerun resumes:
+each stage skips or continues finished work as its own command does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+NAME = "run"
+HELP = "One command: synthesize, filter, train and evaluate a task, then print before/after."
+ORDER = 5
+
+# Evaluation settings per preset (training presets live in configs/training.py).
+EVAL_PRESETS = {"quick": {"limit": 100}, "paper": {"limit": 0}}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", help="Task file (own JSON/YAML, NIv2 JSON, CSV/JSONL).")
+    parser.add_argument("--run", default=None, help="Run name (default: from the task file).")
+    parser.add_argument("--preset", choices=("quick", "paper"), default="quick",
+                        help="quick: small budgets for a CPU; paper: the paper's sizes.")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="Evaluate at most N held-out examples (default per preset).")
+    parser.add_argument("--test", default=None, help="Held-out examples file for eval.")
+
+
+def _stage(argv: list[str]) -> None:
+    from selfguide.cli import build_parser
+    from selfguide.errors import SelfGuideError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    print(f"== {argv[0]} ==", file=sys.stderr, flush=True)
+    rc = int(args.func(args) or 0)
+    if rc != 0:
+        raise SelfGuideError(f"Stage '{argv[0]}' failed (exit status {rc}).")
+
+
+def _accepts(command: str, option: str) -> bool:
+    """Whether ``selfguide COMMAND`` has ``option`` (stage commands evolve independently)."""
+    from selfguide.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices.get(command)  # noqa: SLF001
+    return sub is not None and option in sub._option_string_actions  # noqa: SLF001
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from selfguide import compare, store
+
+    name = args.run or store.slugify_run_name(Path(args.task).stem)
+    store.validate_run_name(name)
+    t0 = time.time()
+    syn = ["synthesize", args.task, "--run", name]
+    if _accepts("synthesize", "--preset"):
+        syn += ["--preset", args.preset]
+    _stage(syn)
+    if _accepts("filter", "--run"):
+        _stage(["filter", "--run", name])
+    _stage(["train", "--run", name, "--preset", args.preset])
+    ev = ["eval", "--run", name, "--limit",
+          str(args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"])]
+    if args.test:
+        ev += ["--test", args.test]
+    _stage(ev)
+    run_dir = store.resolve_run_dir(name, must_exist=True)
+    print(f"\n== {name}: done in {time.time() - t0:.0f}s ==")
+    print(compare.format_table(compare.load_rows([name])))
+    label = compare.label_table(store.read_json(run_dir / "eval" / "metrics.json") or {})
+    if label:
+        print(label)
+    return 0

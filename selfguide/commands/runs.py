@@ -1,0 +1,56 @@
+"""``selfguide runs``: list the runs in the workspace with their stages and sizes."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "runs"
+HELP = "List runs in the workspace (method, task, stage status, kept examples)."
+ORDER = 90
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+
+
+def summarize(run_dir) -> dict:
+    from selfguide import store
+
+    man = store.read_manifest(run_dir)
+    rep = store.read_json(run_dir / "dataset" / "report.json", default=None) or {}
+    cfg = store.read_json(run_dir / "config.json", default=None) or {}
+    return {"name": run_dir.name, "method": cfg.get("method") or man.get("method", ""),
+            "task": man.get("task", rep.get("task", "")),
+            "stages": {k: v.get("status", "") for k, v in (man.get("stages") or {}).items()},
+            "candidates": rep.get("candidates"), "kept": rep.get("kept"),
+            "degenerate": rep.get("degenerate")}
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from selfguide import store
+    from selfguide.errors import CorruptFile
+
+    rows = []
+    for name in store.list_runs():
+        try:
+            rows.append(summarize(store.resolve_run_dir(name)))
+        except CorruptFile as exc:
+            rows.append({"name": name, "error": str(exc)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no runs in {store.runs_dir()}")
+        return 0
+    print(f"{'run':<24} {'method':<12} {'task':<18} {'kept':>6}  stages")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['name']:<24} error: {r['error']}")
+            continue
+        stages = " ".join(f"{k}:{v}" for k, v in r["stages"].items())
+        kept = "" if r["kept"] is None else str(r["kept"])
+        flag = " (degenerate labels)" if r.get("degenerate") else ""
+        print(f"{r['name']:<24} {r['method']:<12} {r['task'][:18]:<18} {kept:>6}  {stages}{flag}")
+    return 0

@@ -1,0 +1,55 @@
+"""``selfguide train --run NAME``: finetune the run's model on its synthetic dataset.
+
+Parses options into a ``TrainConfig`` and calls :func:`selfguide.training.train` inside a
+``jobs.worker`` (status, heartbeat, events, cancel). Nothing heavy is imported at load time.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "train"
+HELP = "Finetune (QLoRA by default) on the run's synthetic dataset; resumable."
+ORDER = 40
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from selfguide.config import add_dataclass_args
+    from selfguide.configs.training import PRESETS, TrainConfig
+
+    parser.add_argument("--run", required=True, help="Run name (in the workspace).")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="Start from named settings; explicit options override them.")
+    add_dataclass_args(parser, TrainConfig)
+
+
+def config_from_args(args: argparse.Namespace):
+    from selfguide.config import from_dict, overrides_from_args
+    from selfguide.configs.training import PRESETS, TrainConfig
+
+    base = dict(PRESETS.get(getattr(args, "preset", None) or "", {}))
+    base.update(overrides_from_args(args, TrainConfig))
+    return from_dict(TrainConfig, base)
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfguide import jobs, store, training
+
+    cfg = config_from_args(args)
+    run_dir = store.resolve_run_dir(args.run, must_exist=True)
+    store.set_stage(run_dir, "train", "running", config_hash=store.config_hash(
+        store.read_json(run_dir / "train" / "train_config.json", default={}) or {}))
+    try:
+        with jobs.worker(run_dir, "train") as events:
+            res = training.train(run_dir, cfg, events=events)
+    except BaseException:
+        store.set_stage(run_dir, "train", "failed")
+        raise
+    m = res.metrics
+    store.set_stage(run_dir, "train", "done", rows=m["rows"], steps=m["steps"],
+                    train_loss=m["train_loss"])
+    print(f"trained {m['steps']} steps on {m['rows']} rows ({m['long_rows']} too long, "
+          f"{m['val_rows']} held back) - loss {m['train_loss']:.4f}, "
+          f"{m['tokens_per_s']} tok/s, best {m['best_checkpoint'] or 'last'}; "
+          f"adapter: {res.adapter_dir}")
+    return 0

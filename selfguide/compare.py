@@ -1,0 +1,75 @@
+"""Comparison tables: before/after of one run and side by side across runs.
+
+Pure functions from metrics dicts (``eval/metrics.json``) to rows and plain-text tables,
+plus a loader that reads those files for named runs. It does not compute metrics
+(``selfguide.metrics``) or run models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from selfguide import store
+
+
+def run_row(name: str, m: dict | None, train: dict | None = None) -> dict:
+    """One table row for a run (values ``None`` where the run has no evaluation yet)."""
+    m = m or {}
+    d = m.get("difference") or {}
+    return {"run": name, "task": m.get("task", ""), "metric": m.get("metric", ""),
+            "n": m.get("n"), "before": m.get("before"), "after": m.get("after"),
+            "delta": d.get("delta"), "ci_low": d.get("low"), "ci_high": d.get("high"),
+            "changed": m.get("changed"),
+            "train_rows": (train or {}).get("rows")}
+
+
+def side_by_side(rows: Sequence[dict]) -> list[dict]:
+    """Rows sorted by task then run (stable for printing)."""
+    return sorted(rows, key=lambda r: (str(r.get("task")), str(r["run"])))
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """A fixed-width text table (scores in points, i.e. x100)."""
+    head = ["run", "task", "metric", "n", "before", "after", "delta", "95% CI", "changed",
+            "train rows"]
+    body = []
+    for r in rows:
+        ci = "-" if r.get("ci_low") is None else f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+        body.append([str(r["run"]), str(r.get("task") or "-"), str(r.get("metric") or "-"),
+                     "-" if r.get("n") is None else str(r["n"]), _pct(r.get("before")),
+                     _pct(r.get("after")),
+                     "-" if r.get("delta") is None else f"{100 * r['delta']:+.1f}", ci,
+                     "-" if r.get("changed") is None else str(r["changed"]),
+                     "-" if r.get("train_rows") is None else str(r["train_rows"])])
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
+              for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def label_table(m: dict) -> str:
+    """Per-label accuracy before/after of a classification evaluation ('' otherwise)."""
+    after = m.get("per_label_after") or {}
+    if not after:
+        return ""
+    before = m.get("per_label_before") or {}
+    lines = ["label          before  after"]
+    for lab, acc in after.items():
+        lines.append(f"{lab[:14]:<14} {_pct(before.get(lab)):>6}  {_pct(acc):>5}")
+    return "\n".join(lines)
+
+
+def load_rows(names: Sequence[str]) -> list[dict]:
+    """Rows for the named runs (``RunNotFound`` for a missing one)."""
+    rows = []
+    for name in names:
+        d = store.resolve_run_dir(name, must_exist=True)
+        rows.append(run_row(name, store.read_json(d / "eval" / "metrics.json"),
+                            store.read_json(d / "train" / "metrics.json")))
+    return side_by_side(rows)

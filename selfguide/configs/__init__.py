@@ -1,0 +1,1 @@
+"""Stage configurations: one frozen dataclass module per stage."""

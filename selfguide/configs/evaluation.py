@@ -1,0 +1,36 @@
+"""Evaluation configuration: how ``selfguide eval`` compares base and tuned model.
+
+Decoding is greedy so that before/after comparisons are reproducible. This module does not
+import torch or touch files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from selfguide.config import check, check_choices, field
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Before/after evaluation settings."""
+
+    limit: int = field(0, help="Evaluate at most this many held-out examples, a seeded random "
+                               "sample (0 = all).")
+    max_new_tokens: int = field(48, help="Maximum tokens generated per answer.")
+    batch_size: int = field(16, help="Prompts generated together.")
+    precision: str = field("bf16", choices=("bf16", "fp32", "4bit"),
+                           help="Base weights precision during evaluation.")
+    first_line: bool = field(True, help="Score only the first non-empty line of an answer "
+                                        "(models often keep talking after the answer).")
+    bootstrap: int = field(1000, help="Paired bootstrap resamples for the 95% confidence "
+                                      "interval of the after-minus-before difference.")
+    seed: int = field(0, help="Seed for the example sample and the bootstrap.")
+    before: bool = field(True, help="Also predict with the base model (adapter disabled).")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        check(self.limit >= 0, "limit", "must be >= 0 (0 = all).")
+        check(1 <= self.max_new_tokens <= 4096, "max_new_tokens", "must be in 1..4096.")
+        check(self.batch_size >= 1, "batch_size", "must be >= 1.")
+        check(self.bootstrap >= 0, "bootstrap", "must be >= 0.")

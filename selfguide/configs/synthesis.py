@@ -1,0 +1,156 @@
+"""SELF-GUIDE synthesis and filter settings, and the ``quick``/``paper`` presets.
+
+:class:`SynthesisConfig` controls what is generated (rounds, prompts, sampling, samples per
+input); changing it means generating again. :class:`FilterConfig` controls what is kept
+(thresholds, label strategy, balancing); it can be re-applied to an existing run without
+generating (``selfguide filter``). Both are frozen and validated on construction.
+
+This module holds settings only; the stages live in ``selfguide.selfguide_pipeline``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from selfguide.config import check, check_choices, field, from_dict, to_dict
+from selfguide.errors import ConfigError
+
+LABEL_STRATEGIES = ("vote", "calibrated", "target", "agree")
+
+DEFAULT_NOISE_TERMS = (
+    "[input]", "[output]", "input:", "output:", "new input", "example input",
+    "sure, here", "sure! here", "here is a new", "here's a new", "here is an example",
+    "here's an example", "as an ai", "i'm sorry", "<|", "```",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthesisConfig:
+    """How SELF-GUIDE generates inputs (stage 1) and annotates them (stage 2)."""
+
+    seed: int = field(0, help="Random seed for prompt sampling, target labels and decoding.")
+    rounds: int = field(40, help="Stage 1 rounds of input generation (paper: 40).")
+    prompts_per_round: int = field(10, help="Input-generation prompts per round (paper: 10); "
+                                            "a round is the unit of resumption.")
+    min_generated_examples: int = field(1, help="Fewest earlier generated inputs shown in a "
+                                                "prompt as lower-quality examples.")
+    max_generated_examples: int = field(10, help="Most earlier generated inputs shown in a "
+                                                 "prompt as lower-quality examples (paper: 10).")
+    input_temperature: float = field(1.0, help="Sampling temperature for new inputs (high = "
+                                               "diverse).")
+    input_top_p: float = field(0.95, help="Nucleus sampling for new inputs.")
+    input_max_new_tokens: int = field(0, help="Token budget per new input; 0 = derived from "
+                                              "the longest demo input.")
+    n_samples: int = field(10, help="Answers sampled per input for the self-consistency vote "
+                                    "(paper: 10).")
+    output_temperature: float = field(0.3, help="Sampling temperature for answers (low = "
+                                                "consistent).")
+    output_max_new_tokens: int = field(0, help="Token budget per answer; 0 = derived from the "
+                                               "longest demo output.")
+    annotate_batch: int = field(16, help="Inputs annotated per batch; a batch is the unit of "
+                                         "resumption in stage 2.")
+    score_labels: bool = field(True, help="Classification: also score every label's "
+                                          "log-probability per input (needed by the "
+                                          "'calibrated' strategy and the diagnostics).")
+
+    def __post_init__(self) -> None:
+        check(self.rounds >= 1, "rounds", "must be >= 1.")
+        check(1 <= self.prompts_per_round <= 1000, "prompts_per_round", "must be in 1..1000.")
+        check(0 <= self.min_generated_examples <= self.max_generated_examples <= 50,
+              "min_generated_examples", "need 0 <= min <= max_generated_examples <= 50.")
+        check(0.0 <= self.input_temperature <= 5.0, "input_temperature", "must be in 0..5.")
+        check(0.0 < self.input_top_p <= 1.0, "input_top_p", "must be in (0, 1].")
+        check(0 <= self.input_max_new_tokens <= 4096, "input_max_new_tokens",
+              "must be in 0..4096 (0 = auto).")
+        check(1 <= self.n_samples <= 64, "n_samples", "must be in 1..64.")
+        check(0.0 <= self.output_temperature <= 5.0, "output_temperature", "must be in 0..5.")
+        check(0 <= self.output_max_new_tokens <= 4096, "output_max_new_tokens",
+              "must be in 0..4096 (0 = auto).")
+        check(1 <= self.annotate_batch <= 4096, "annotate_batch", "must be in 1..4096.")
+
+    @property
+    def total_prompts(self) -> int:
+        return self.rounds * self.prompts_per_round
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterConfig:
+    """Which candidates are kept. Re-applied without generating by ``selfguide filter``."""
+
+    noise_terms: tuple[str, ...] = field(DEFAULT_NOISE_TERMS, help="Case-insensitive terms "
+                                         "that mark a text as noise (prompt markers, chatty "
+                                         "openers); comma-separated on the command line.")
+    length_k: float = field(3.0, help="Length window = mean +/- k standard deviations of the "
+                                      "demos' word counts (k).")
+    min_words: int = field(0, help="Absolute lower bound on input words (0 = from the demos).")
+    max_words: int = field(0, help="Absolute upper bound on input words (0 = from the demos).")
+    near_duplicate_threshold: float = field(0.7, help="Drop an input whose ROUGE-L F to a demo "
+                                                      "or an earlier input is >= this.")
+    min_frequency: float = field(0.2, help="Self-consistency: keep an answer only if its share "
+                                           "of the n samples is >= this (paper: 0.2).")
+    label_strategy: str = field("vote", choices=LABEL_STRATEGIES,
+                                help="Classification labels: vote (paper: majority of samples), "
+                                     "calibrated (label log-prob minus its mean over the "
+                                     "candidates), target (the label the input was asked "
+                                     "for), agree (only rows where vote/calibrated == target).")
+    agree_source: str = field("vote", choices=("vote", "calibrated"),
+                              help="Which self-label 'agree' compares with the target label.")
+    calibration_margin: float = field(0.0, help="'calibrated': keep a row only if its best "
+                                                "calibrated score beats the second by >= this.")
+    drop_copies: bool = field(True, help="Generation tasks: drop answers identical to their "
+                                         "input.")
+    balance: bool = field(True, help="Classification: downsample every label to the rarest "
+                                     "label's count (seeded).")
+    max_examples: int = field(0, help="Cap on training examples after filtering (0 = none).")
+    val_fraction: float = field(0.0, help="Fraction of the kept rows held back in "
+                                          "dataset/val.jsonl.")
+    seed: int = field(0, help="Seed for balancing, the cap and the validation split.")
+    dominant_label_share: float = field(0.8, help="Diagnostics: warn when one label has more "
+                                                  "than this share of the self-labels.")
+    low_vote_share: float = field(0.5, help="Diagnostics: warn when the mean vote share is "
+                                            "below this.")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "noise_terms",
+                           tuple(t for t in (str(x).strip() for x in self.noise_terms) if t))
+        check(0.0 <= self.length_k <= 100, "length_k", "must be in 0..100.")
+        check(self.min_words >= 0 and self.max_words >= 0, "min_words", "must be >= 0.")
+        check(self.max_words == 0 or self.max_words >= self.min_words, "max_words",
+              "must be >= min_words (or 0).")
+        check(0.0 < self.near_duplicate_threshold <= 1.0, "near_duplicate_threshold",
+              "must be in (0, 1] (1 = only exact token matches).")
+        check(0.0 <= self.min_frequency <= 1.0, "min_frequency", "must be in [0, 1].")
+        check(self.calibration_margin >= 0.0, "calibration_margin", "must be >= 0.")
+        check(self.max_examples >= 0, "max_examples", "must be >= 0.")
+        check(0.0 <= self.val_fraction < 0.9, "val_fraction", "must be in [0, 0.9).")
+        check(0.0 < self.dominant_label_share <= 1.0, "dominant_label_share",
+              "must be in (0, 1].")
+        check(0.0 <= self.low_vote_share <= 1.0, "low_vote_share", "must be in [0, 1].")
+        check_choices(self)
+
+
+# Presets: overrides of the defaults above. "paper" = Zhao et al. 2024 (40 rounds x 10
+# prompts, 10 samples, min_frequency 0.2). "quick" = <= 10 minutes on a 2-core CPU with the
+# embedded 135M model for a dev task, still >= 60 kept examples (see bench/README.md).
+PRESETS: dict[str, dict[str, dict]] = {
+    "paper": {"synthesis": {}, "filters": {}},
+    "quick": {
+        "synthesis": {"rounds": 10, "prompts_per_round": 24, "n_samples": 5,
+                      "max_generated_examples": 4, "annotate_batch": 24},
+        "filters": {},
+    },
+}
+
+
+def preset(name: str, *, synthesis: dict | None = None, filters: dict | None = None
+           ) -> tuple[SynthesisConfig, FilterConfig]:
+    """The configs of preset ``name`` with the given overrides on top."""
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset {name!r}.", hint=f"Choose one of {', '.join(PRESETS)}.")
+    p = PRESETS[name]
+    return (from_dict(SynthesisConfig, {**p["synthesis"], **(synthesis or {})}),
+            from_dict(FilterConfig, {**p["filters"], **(filters or {})}))
+
+
+__all__ = ["SynthesisConfig", "FilterConfig", "PRESETS", "preset", "LABEL_STRATEGIES",
+           "DEFAULT_NOISE_TERMS", "to_dict"]

@@ -1,0 +1,281 @@
+"""Before/after evaluation: the base model vs base + adapter on held-out examples.
+
+What it does: picks the held-out examples (the task's NIv2 ``Instances`` or a user
+JSONL/CSV/NIv2 file, optionally a seeded sample of ``limit``), builds THE prompt
+(``prompts.task_prompt``) for each, predicts greedily with the base model (the adapter
+disabled, so "before" really is the base) and with the adapter, scores both
+(``selfguide.metrics``) and writes ``eval/predictions.jsonl`` and ``eval/metrics.json``.
+It refuses adapters outside the workspace and adapters trained on another base (fingerprint).
+
+What it does not do: train, or decide the metric (the task's ``metric`` field does).
+Heavy libraries are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from selfguide import metrics as M
+from selfguide import store
+from selfguide.config import SamplingConfig, to_dict
+from selfguide.configs.evaluation import EvalConfig
+from selfguide.errors import AdapterMismatch, DatasetError, ModelError, TaskError
+from selfguide.events import EventLog, Progress
+
+# --------------------------------------------------------------------------- examples
+
+
+def load_task(run_dir: Path) -> Any:
+    from selfguide.task import TaskSpec
+
+    data = store.read_json(run_dir / "task.json", default=None)
+    if not data:
+        raise TaskError(f"Run {run_dir.name!r} has no task.json.",
+                        hint="Create the run with 'selfguide synthesize TASK --run NAME'.")
+    return TaskSpec.from_dict(data)
+
+
+def load_test_file(path: str | Path) -> list[dict]:
+    """Held-out rows from a JSONL/CSV (columns ``input`` and ``output``/``outputs``) or a task
+    file with test instances (NIv2 JSON). Returns ``[{"id", "input", "outputs"}]``."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"Test file {path} not found.")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        from selfguide import task as task_mod
+
+        t = task_mod.load_task(path)
+        return [{"id": ex.id or f"test-{i}", "input": ex.input, "outputs": list(ex.outputs)}
+                for i, ex in enumerate(t.test)]
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path} is not UTF-8 (byte {exc.start}).") from exc
+    if suffix == ".csv":
+        raw = list(csv.DictReader(io.StringIO(text)))
+    elif suffix in (".jsonl", ".ndjson"):
+        raw = store.read_jsonl(path)
+    else:
+        raise DatasetError(f"Unsupported test file type {suffix!r}.",
+                           hint="Use .jsonl, .csv or an NIv2 .json task file.")
+    rows = []
+    for i, r in enumerate(raw, start=1):
+        out = r.get("outputs", r.get("output"))
+        if isinstance(out, str):
+            out = [out]
+        if not isinstance(r.get("input"), str) or not out or not all(
+                isinstance(o, str) for o in out):
+            raise DatasetError(f"{path}: row {i} needs a string 'input' and an 'output' "
+                               "(string or list of strings).")
+        rows.append({"id": str(r.get("id") or f"test-{i}"), "input": r["input"],
+                     "outputs": list(out)})
+    return rows
+
+
+def select_examples(rows: Sequence[dict], limit: int, seed: int) -> list[dict]:
+    """All rows, or a seeded random sample of ``limit`` kept in the original order."""
+    if not limit or limit >= len(rows):
+        return list(rows)
+    idx = sorted(random.Random(seed).sample(range(len(rows)), limit))
+    return [rows[i] for i in idx]
+
+
+def examples_for(run_dir: Path, task: Any, test_file: str | Path | None) -> list[dict]:
+    if test_file:
+        rows = load_test_file(test_file)
+    else:
+        rows = [{"id": ex.id or f"test-{i}", "input": ex.input, "outputs": list(ex.outputs)}
+                for i, ex in enumerate(task.test)]
+    if not rows:
+        raise DatasetError(f"No held-out examples for run {run_dir.name!r}.",
+                           hint="Pass --test FILE (JSONL/CSV with input and output columns).")
+    return rows
+
+
+# --------------------------------------------------------------------------- scoring (pure)
+
+def score_predictions(task: Any, examples: Sequence[dict], before: Sequence[str] | None,
+                      after: Sequence[str], cfg: EvalConfig) -> tuple[list[dict], dict]:
+    """Per-example rows and the metrics summary (pure: no model, no files)."""
+    clean = (lambda s: M.first_line(s)) if cfg.first_line else (lambda s: s.strip())
+    a = [clean(x) for x in after]
+    b = [clean(x) for x in before] if before is not None else None
+    refs = [ex["outputs"] for ex in examples]
+    labels = tuple(task.labels) if task.is_classification else ()
+    summ = M.summarize(task.metric, refs, b, a, labels=labels, bootstrap=cfg.bootstrap,
+                       seed=cfg.seed)
+    rows = []
+    for i, ex in enumerate(examples):
+        row = {"id": ex["id"], "input": ex["input"], "reference": ex["outputs"][0],
+               "references": ex["outputs"], "after": a[i], "raw_after": after[i],
+               "score_after": summ["scores_after"][i]}
+        if b is not None:
+            row.update(before=b[i], raw_before=before[i], score_before=summ["scores_before"][i],
+                       changed=M.normalize(a[i]) != M.normalize(b[i]))
+        rows.append(row)
+    summary = {k: v for k, v in summ.items() if not k.startswith("scores_")}
+    return rows, summary
+
+
+# --------------------------------------------------------------------------- models
+
+def adapter_dir_of(run_dir: Path) -> Path:
+    """The run's adapter directory, refused if it resolves outside the workspace."""
+    d = run_dir / "train" / "adapter"
+    ws = store.workspace_dir()
+    if not d.resolve().is_relative_to(ws):
+        raise ModelError(f"Adapter {d} resolves outside the workspace {ws}; refusing it.")
+    if not d.is_dir():
+        raise ModelError(f"Run {run_dir.name!r} has no trained adapter.",
+                         hint=f"Run 'selfguide train --run {run_dir.name}' first.")
+    return d
+
+
+def load_tuned(run_dir: Path, *, precision: str = "bf16",
+               manifest: dict | None = None) -> tuple[Any, Any]:
+    """Load the base (``LoadedModel``) and the tuned model (PeftModel, or the full model).
+
+    Raises ``AdapterMismatch`` if the adapter was trained on a different base.
+    """
+    from selfguide import models
+    from selfguide.config import replace
+    from selfguide.training import read_adapter_manifest, run_model_config
+
+    adir = adapter_dir_of(run_dir)
+    man = manifest or read_adapter_manifest(adir)
+    mcfg = replace(run_model_config(run_dir), precision=precision)
+    if man.get("kind") == "full":
+        from selfguide.config import ModelConfig
+
+        tuned = models.load_model(ModelConfig(model=str(adir), precision=precision,
+                                              device=mcfg.device, chat=mcfg.chat))
+        check_fingerprint(man, _fingerprint_of(mcfg))
+        return tuned, tuned.model
+    lm = models.load_model(mcfg)
+    check_fingerprint(man, lm.info.fingerprint)
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(lm.model, str(adir), is_trainable=False,
+                                      use_safetensors=True)
+    model.eval()
+    return lm, model
+
+
+def _fingerprint_of(mcfg: Any) -> str | None:
+    from selfguide import models
+
+    src = models.resolve_model(mcfg.model)
+    path = src.path if src.path is not None else (
+        models.embedded_checkpoint() if src.kind == "embedded" else None)
+    return models.base_fingerprint(path) if path is not None else None
+
+
+def check_fingerprint(manifest: dict, fingerprint: str | None) -> None:
+    want = manifest.get("base_fingerprint")
+    if want and fingerprint and want != fingerprint:
+        raise AdapterMismatch(
+            f"The adapter was trained on a different base model (fingerprint {want[:12]}, "
+            f"loaded {fingerprint[:12]}, model {manifest.get('model')!r}).",
+            hint="Evaluate with the base model the adapter was trained on, or retrain.")
+
+
+class AdapterOff:
+    """A generator view of a PeftModel with the adapter disabled (the true base model)."""
+
+    def __init__(self, gen: Any, peft_model: Any):
+        self.gen, self.peft_model, self.name = gen, peft_model, "base"
+
+    def generate(self, prompts: Sequence[str], sampling: SamplingConfig, n: int = 1,
+                 **kw: Any) -> list[list[str]]:
+        with self.peft_model.disable_adapter():
+            return self.gen.generate(prompts, sampling, n, **kw)
+
+
+def build_generators(run_dir: Path, cfg: EvalConfig) -> tuple[Any, Any, bool, dict]:
+    """(before generator, after generator, chat flag, adapter manifest) for a run."""
+    from selfguide.backends.hf import HFGenerator
+    from selfguide.training import read_adapter_manifest
+
+    man = read_adapter_manifest(adapter_dir_of(run_dir))
+    lm, tuned = load_tuned(run_dir, precision=cfg.precision, manifest=man)
+    after = HFGenerator(tuned, lm.tokenizer, batch_size=cfg.batch_size)
+    if man.get("kind") == "full":
+        from selfguide import models
+        from selfguide.config import replace
+        from selfguide.training import run_model_config
+
+        base = models.load_model(replace(run_model_config(run_dir), precision=cfg.precision))
+        before = HFGenerator(base.model, base.tokenizer, batch_size=cfg.batch_size)
+    else:
+        before = AdapterOff(after, tuned)
+    return before, after, bool(man.get("chat", True)), man
+
+
+# --------------------------------------------------------------------------- evaluate
+
+def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | None = None,
+             generators: tuple[Any, Any, bool] | None = None,
+             events: EventLog | None = None, stream: Any = None) -> dict:
+    """Predict before/after on held-out examples, score, and write ``eval/``.
+
+    ``generators`` = (before, after, chat) overrides model loading (tests pass fakes).
+    """
+    run_dir = Path(run_dir)
+    events = events or EventLog(None)
+    task = load_task(run_dir)
+    examples = select_examples(examples_for(run_dir, task, test_file), cfg.limit, cfg.seed)
+    man: dict = {}
+    if generators is None:
+        before_gen, after_gen, chat, man = build_generators(run_dir, cfg)
+    else:
+        before_gen, after_gen, chat = generators
+    from selfguide.prompts import task_prompt
+
+    prompts = [task_prompt(task, ex["input"]) for ex in examples]
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=cfg.max_new_tokens,
+                              seed=cfg.seed)
+    t0 = time.time()
+    before = _predict("eval-base", before_gen, prompts, sampling, chat, events, stream) \
+        if cfg.before else None
+    t1 = time.time()
+    after = _predict("eval-tuned", after_gen, prompts, sampling, chat, events, stream)
+    t2 = time.time()
+    rows, summary = score_predictions(task, examples, before, after, cfg)
+    summary.update(task=task.name, task_type=task.task_type, test_file=str(test_file or ""),
+                   config=to_dict(cfg), seconds_before=round(t1 - t0, 2),
+                   seconds_after=round(t2 - t1, 2), adapter=man.get("train_config"),
+                   chat=chat, created=time.time())
+    out = run_dir / "eval"
+    store.atomic_write_text(out / "predictions.jsonl", "".join(
+        json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    store.atomic_write_json(out / "metrics.json", summary)
+    events.emit("eval_end", metric=summary["metric"], before=summary.get("before"),
+                after=summary["after"], n=summary["n"])
+    return summary
+
+
+def _predict(stage: str, gen: Any, prompts: list[str], sampling: SamplingConfig, chat: bool,
+             events: EventLog, stream: Any) -> list[str]:
+    import sys
+
+    prog = Progress(stage, len(prompts), events=events, unit="examples",
+                    stream=stream if stream is not None else sys.stderr)
+    last = [0]
+
+    def progress(done: int, total: int, tokens: int) -> None:
+        prog.update(done - last[0], tokens=tokens - prog.tokens)
+        last[0] = done
+
+    with contextlib.ExitStack():
+        outs = gen.generate(prompts, sampling, 1, chat=chat, progress=progress)
+    prog.close()
+    return [o[0] if o else "" for o in outs]

@@ -1,0 +1,367 @@
+"""Filters over the candidates table: each a named pure function returning a keep-mask.
+
+Filters annotate, they never delete: :func:`apply` returns a copy of the table with one bool
+column ``f_<name>`` per filter (True = passes), ``label`` (the label chosen by the
+configured strategy), ``drop_reason`` (the first failing filter in :data:`ORDER`, "" if
+kept) and ``kept``. Thresholds come from :class:`~selfguide.configs.synthesis.FilterConfig`,
+so any setting can be re-applied without generating again. Near-duplicate ROUGE-L scores
+are the only expensive part; they are computed once (:func:`near_duplicate_scores`) and
+cached in the ``nd_score``/``nd_nearest`` columns.
+
+Input filters (SELF-GUIDE, Zhao et al. 2024, sec. 3.2 "rule-based filters"):
+``empty``, ``noise``, ``length``, ``duplicate``, ``near_duplicate`` (Self-Instruct,
+Wang et al. 2022: ROUGE-L >= 0.7 to an existing instruction is dropped).
+Output filters: ``annotated``, ``output_empty``, ``output_noise``, ``output_length``,
+``copy``, ``consistency`` (SELF-GUIDE self-consistency, min_frequency), ``label``
+(classification: maps to exactly one label under the chosen strategy), ``balance``
+(downsample every label to the rarest one) and ``manual`` (overrides.json).
+
+This module does not call models and does not write files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import statistics
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from selfguide.configs.synthesis import FilterConfig
+from selfguide.task import TaskSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+INPUT_FILTERS = ("empty", "noise", "length", "duplicate", "near_duplicate")
+OUTPUT_FILTERS = ("annotated", "output_empty", "output_noise", "output_length", "copy",
+                  "consistency", "label", "balance", "manual")
+ORDER = INPUT_FILTERS + OUTPUT_FILTERS
+
+
+# --------------------------------------------------------------------------- text filters
+
+def not_empty(texts: Sequence[str]) -> list[bool]:
+    """Drop empty/whitespace-only texts (nothing to learn from)."""
+    return [bool(t and t.strip()) for t in texts]
+
+
+def _noise_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
+    parts = []
+    for t in terms:
+        t = t.casefold()
+        pre = r"(?<!\w)" if t[:1].isalnum() else ""
+        post = r"(?!\w)" if t[-1:].isalnum() else ""
+        parts.append(pre + re.escape(t) + post)
+    return re.compile("|".join(parts)) if parts else None
+
+
+def no_noise(texts: Sequence[str], terms: Sequence[str]) -> list[bool]:
+    """Drop texts containing a noise term: leaked prompt markers (``Input:``) or chatty
+    openers ("Sure, here is") -- SELF-GUIDE's noise filter. Terms match case-insensitively
+    as whole words."""
+    pat = _noise_pattern(terms)
+    if pat is None:
+        return [True] * len(texts)
+    return [pat.search(t.casefold()) is None for t in texts]
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def length_window(examples: Sequence[str], k: float, min_words: int = 0,
+                  max_words: int = 0) -> tuple[float, float]:
+    """``(lo, hi)`` word bounds: mean +/- k*sd of the examples' lengths (sd floored at a
+    quarter of the mean and 1 word, since 3 demos give a noisy sd); absolute bounds win."""
+    lens = [word_count(e) for e in examples if e.strip()]
+    if lens:
+        mean = statistics.fmean(lens)
+        sd = statistics.pstdev(lens) if len(lens) > 1 else 0.0
+        sd = max(sd, 0.25 * mean, 1.0)
+        lo, hi = max(1.0, mean - k * sd), mean + k * sd
+    else:
+        lo, hi = 1.0, math.inf
+    if min_words:
+        lo = float(min_words)
+    if max_words:
+        hi = float(max_words)
+    return lo, hi
+
+
+def in_length(texts: Sequence[str], lo: float, hi: float) -> list[bool]:
+    """Drop texts outside the length window (SELF-GUIDE's length filter)."""
+    return [lo <= word_count(t) <= hi for t in texts]
+
+
+def _key(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def not_duplicate(texts: Sequence[str], existing: Sequence[str] = ()) -> list[bool]:
+    """Drop exact repeats (after case/whitespace normalization) of a demo or an earlier
+    text; the first occurrence is kept."""
+    seen = {_key(t) for t in existing}
+    out = []
+    for t in texts:
+        k = _key(t)
+        out.append(k not in seen)
+        seen.add(k)
+    return out
+
+
+def near_duplicate_scores(texts: Sequence[str], demos: Sequence[str] = (),
+                          ids: Sequence[str] | None = None) -> tuple[list[float], list[str]]:
+    """For each text, the max ROUGE-L F against the demos and every earlier non-empty text,
+    and which one it was (``demo:<i>`` or the earlier row's id). Computed once per table."""
+    from selfguide.rouge import RougeIndex
+
+    ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
+    index = RougeIndex(demos)
+    names = [f"demo:{i}" for i in range(len(demos))]
+    scores, nearest = [], []
+    for t, ident in zip(texts, ids):
+        if not t or not t.strip():
+            scores.append(0.0)
+            nearest.append("")
+            continue
+        s, j = index.nearest(t)
+        scores.append(float(s))
+        nearest.append(names[j] if j >= 0 else "")
+        index.add(t)
+        names.append(ident)
+    return scores, nearest
+
+
+def ensure_near_duplicate_scores(df: pd.DataFrame, task: TaskSpec | None) -> pd.DataFrame:
+    """Add ``nd_score``/``nd_nearest`` if missing or incomplete (in row order)."""
+    if "nd_score" in df.columns and not df["nd_score"].isna().any():
+        return df
+    df = df.copy()
+    demos = [d.input for d in task.demos] if task is not None else []
+    s, n = near_duplicate_scores(df["input"].fillna("").tolist(), demos, df["id"].tolist())
+    df["nd_score"], df["nd_nearest"] = s, n
+    return df
+
+
+# --------------------------------------------------------------------------- labels
+
+def calibrate(scores: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Contextual calibration: subtract each label's mean score over all the rows."""
+    rows = [list(map(float, r)) for r in scores]
+    if not rows:
+        return []
+    k = len(rows[0])
+    means = [statistics.fmean(r[j] for r in rows) for j in range(k)]
+    return [[r[j] - means[j] for j in range(k)] for r in rows]
+
+
+def calibrated_labels(scores: Sequence[Sequence[float] | None], labels: Sequence[str]
+                      ) -> tuple[list[str], list[float]]:
+    """Per row: the label with the best calibrated score and its margin over the second
+    ("" and nan where a row has no scores). Means are taken over the rows with scores."""
+    idx = [i for i, s in enumerate(scores) if _has_scores(s, len(labels))]
+    cal = calibrate([scores[i] for i in idx])
+    out_l, out_m = [""] * len(scores), [math.nan] * len(scores)
+    for i, row in zip(idx, cal):
+        order = sorted(range(len(row)), key=lambda j: -row[j])
+        out_l[i] = labels[order[0]]
+        out_m[i] = row[order[0]] - row[order[1]] if len(row) > 1 else math.inf
+    return out_l, out_m
+
+
+def _has_scores(s: Any, k: int) -> bool:
+    try:
+        return s is not None and len(s) == k and k > 0
+    except TypeError:
+        return False
+
+
+def balance_mask(labels: Sequence[str], eligible: Sequence[bool], rng: random.Random
+                 ) -> list[bool]:
+    """Downsample every label among eligible rows to the rarest present label's count."""
+    groups: dict[str, list[int]] = {}
+    for i, (lab, ok) in enumerate(zip(labels, eligible)):
+        if ok and lab:
+            groups.setdefault(lab, []).append(i)
+    out = [True] * len(labels)
+    if len(groups) < 2:
+        return out
+    n = min(len(v) for v in groups.values())
+    for lab in sorted(groups):
+        rows = groups[lab]
+        keep = set(rng.sample(rows, n))
+        for i in rows:
+            out[i] = i in keep
+    return out
+
+
+# --------------------------------------------------------------------------- apply
+
+def _col(df: pd.DataFrame, name: str, default: Any) -> list:
+    if name in df.columns:
+        return [default if _missing(v) else v for v in df[name].tolist()]
+    return [default] * len(df)
+
+
+def _missing(v: Any) -> bool:
+    if v is None:
+        return True
+    return isinstance(v, float) and math.isnan(v)
+
+
+def input_masks(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None
+                ) -> dict[str, list[bool]]:
+    """The input-stage keep-masks (needs ``nd_score``; see :func:`ensure_near_duplicate_scores`)."""
+    inputs = [str(x) for x in _col(df, "input", "")]
+    demos = [d.input for d in task.demos] if task is not None else []
+    lo, hi = length_window(demos, cfg.length_k, cfg.min_words, cfg.max_words)
+    nd = [float(x) for x in _col(df, "nd_score", 0.0)]
+    return {
+        "empty": not_empty(inputs),
+        "noise": no_noise(inputs, cfg.noise_terms),
+        "length": in_length(inputs, lo, hi),
+        "duplicate": not_duplicate(inputs, demos),
+        "near_duplicate": [s < cfg.near_duplicate_threshold for s in nd],
+    }
+
+
+def assign_labels(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec
+                  ) -> tuple[list[str], list[bool]]:
+    """Classification: (label per row under ``cfg.label_strategy``, label-filter mask)."""
+    labels = list(task.labels)
+    vote_l = [str(x) for x in _col(df, "label_vote", "")]
+    target = [str(x) for x in _col(df, "target_label", "")]
+    cal_l, cal_m = calibrated_labels(_col(df, "label_scores", None), labels)
+    strat = cfg.label_strategy
+    if strat == "vote":
+        lab = vote_l
+        ok = [x in labels for x in lab]
+    elif strat == "target":
+        lab = target
+        ok = [x in labels for x in lab]
+    elif strat == "calibrated":
+        lab = cal_l
+        ok = [x in labels and m >= cfg.calibration_margin for x, m in zip(lab, cal_m)]
+    else:  # agree
+        src = vote_l if cfg.agree_source == "vote" else cal_l
+        ok = [s in labels and s == t for s, t in zip(src, target)]
+        if cfg.agree_source == "calibrated":
+            ok = [o and m >= cfg.calibration_margin for o, m in zip(ok, cal_m)]
+        lab = target
+    return [x if o else "" for x, o in zip(lab, ok)], ok
+
+
+def apply(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None = None, *,
+          overrides: dict[str, bool] | None = None, stage: str = "all") -> pd.DataFrame:
+    """Annotate every row with the filter masks, ``label``, ``drop_reason`` and ``kept``.
+
+    Args:
+        df: The candidates table (``id``, ``input``, and after stage 2 ``samples``,
+            ``output``, ``vote_share``, ``label_vote``, ``label_scores``...).
+        cfg: Thresholds and the label strategy.
+        task: The task (demos for the length windows and duplicates; labels).
+        overrides: Manual decisions ``{id: keep}``: True keeps a row whatever the filters
+            say, False drops it (reason ``manual``).
+        stage: ``"input"`` applies only the input filters (used between the stages).
+
+    Returns:
+        A copy; no row is removed.
+    """
+    df = ensure_near_duplicate_scores(df, task)
+    out = df.copy()
+    masks = input_masks(out, cfg, task)
+    n = len(out)
+    if stage == "all":
+        masks.update(_output_masks(out, cfg, task, masks))
+    else:
+        for name in OUTPUT_FILTERS:
+            masks[name] = [True] * n
+        out["label"] = [""] * n
+    overrides = overrides or {}
+    ids = out["id"].tolist()
+    masks["manual"] = [overrides.get(i, True) is not False for i in ids]
+    reasons = []
+    for r in range(n):
+        reason = ""
+        if overrides.get(ids[r]) is not True:
+            for name in ORDER:
+                if not masks[name][r]:
+                    reason = name
+                    break
+        reasons.append(reason)
+    import numpy as np
+
+    for name in ORDER:
+        out[f"f_{name}"] = np.asarray(masks[name], dtype=bool)
+    out["drop_reason"] = np.asarray(reasons, dtype=object)
+    out["kept"] = np.asarray([r == "" for r in reasons], dtype=bool)
+    return out
+
+
+def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
+                  in_masks: dict[str, list[bool]]) -> dict[str, list[bool]]:
+    n = len(out)
+    samples = _col(out, "samples", None)
+    annotated = [s is not None and len(s) > 0 for s in samples]
+    outputs = [str(x) for x in _col(out, "output", "")]
+    inputs = [str(x) for x in _col(out, "input", "")]
+    share = [float(x) for x in _col(out, "vote_share", 0.0)]
+    is_cls = task is not None and task.is_classification
+    m: dict[str, list[bool]] = {"annotated": annotated}
+    m["output_empty"] = [a and bool(o.strip()) for a, o in zip(annotated, outputs)] \
+        if not (is_cls and cfg.label_strategy == "target") else [True] * n
+    m["output_noise"] = no_noise(outputs, cfg.noise_terms)
+    if is_cls:
+        m["output_length"] = [True] * n
+        m["copy"] = [True] * n
+        uses_vote = cfg.label_strategy == "vote" or (cfg.label_strategy == "agree"
+                                                     and cfg.agree_source == "vote")
+        if not uses_vote:
+            m["output_noise"] = [True] * n
+            m["output_empty"] = [True] * n
+        m["consistency"] = [s >= cfg.min_frequency for s in share] if uses_vote else [True] * n
+        labels, ok = assign_labels(out, cfg, task)
+        m["label"] = ok
+        out["label"] = labels
+    else:
+        demos = [d.output for d in task.demos] if task is not None else []
+        lo, hi = length_window(demos, cfg.length_k)
+        m["output_length"] = in_length(outputs, lo, hi)
+        m["copy"] = [not (cfg.drop_copies and _key(o) == _key(i) and o.strip())
+                     for o, i in zip(outputs, inputs)]
+        m["consistency"] = [s >= cfg.min_frequency for s in share]
+        m["label"] = [True] * n
+        out["label"] = [""] * n
+    # Balance among rows that pass everything before it.
+    before = [all(mask[r] for mask in (*in_masks.values(), *m.values())) for r in range(n)]
+    if is_cls and cfg.balance:
+        m["balance"] = balance_mask(out["label"].tolist(), before, random.Random(cfg.seed))
+    else:
+        m["balance"] = [True] * n
+    if cfg.max_examples:
+        eligible = [b and bl for b, bl in zip(before, m["balance"])]
+        idx = [i for i, e in enumerate(eligible) if e]
+        if len(idx) > cfg.max_examples:
+            keep = set(random.Random(cfg.seed + 1).sample(idx, cfg.max_examples))
+            m["balance"] = [bl and (not e or i in keep)
+                            for i, (bl, e) in enumerate(zip(m["balance"], eligible))]
+    return m
+
+
+def funnel(df: pd.DataFrame) -> list[dict]:
+    """Counts through the filters in order: ``[{"step", "remaining", "dropped"}, ...]``."""
+    reasons = df["drop_reason"].tolist() if len(df) else []
+    remaining = len(reasons)
+    rows = [{"step": "generated", "remaining": remaining, "dropped": 0}]
+    for name in ORDER:
+        d = sum(1 for r in reasons if r == name)
+        remaining -= d
+        rows.append({"step": name, "remaining": remaining, "dropped": d})
+    return rows
+
+
+def votes_json(votes: dict[str, int]) -> str:
+    return json.dumps(votes, ensure_ascii=False)

@@ -1,0 +1,160 @@
+"""Scoring predictions: exact match, ROUGE-L, per-label accuracy, confusion matrix and a
+paired bootstrap confidence interval for a before/after difference.
+
+Pure functions over lists of strings and numbers; randomness comes in as an explicit seed.
+Exact match uses light normalisation (surrounding whitespace, case, trailing punctuation);
+ROUGE-L is the F-measure with Porter stemming, as in the Natural Instructions evaluation
+(``selfguide.rouge``, proven equal to ``rouge-score``). A prediction is scored against every
+accepted reference and keeps the best. This module does not load models or read files.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import string
+from collections.abc import Sequence
+
+_TRAILING = re.compile(f"[\\s{re.escape(string.punctuation)}]+$")
+_SPACES = re.compile(r"\s+")
+OTHER = "(other)"
+
+
+def normalize(text: str) -> str:
+    """Strip, case-fold, collapse spaces and drop trailing punctuation: ``' Yes.'`` -> ``'yes'``."""
+    text = _SPACES.sub(" ", (text or "").strip()).casefold()
+    return _TRAILING.sub("", text)
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line of ``text`` (answers often continue after a newline)."""
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def exact_match(prediction: str, references: Sequence[str]) -> float:
+    """1.0 if the normalised prediction equals any normalised reference, else 0.0."""
+    p = normalize(prediction)
+    return float(any(p == normalize(r) for r in references))
+
+
+def rouge_l(prediction: str, references: Sequence[str]) -> float:
+    """Best ROUGE-L F-measure (stemmed) of the prediction against the references."""
+    try:
+        from selfguide.rouge import rouge_l as _rl
+
+        def score(a: str, b: str) -> float:
+            return _rl(a, b, stem=True)
+    except ImportError:  # pragma: no cover - rouge.py ships with the package
+        from rouge_score import rouge_scorer
+
+        scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+        def score(a: str, b: str) -> float:
+            return scorer.score(b, a)["rougeL"].fmeasure
+    return max((score(prediction, r) for r in references), default=0.0)
+
+
+METRICS = {"exact_match": exact_match, "rouge_l": rouge_l}
+
+
+def score(metric: str, prediction: str, references: Sequence[str]) -> float:
+    """Score one prediction with ``metric`` ('exact_match' or 'rouge_l')."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}")
+    return METRICS[metric](prediction, references)
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def to_label(prediction: str, labels: Sequence[str]) -> str:
+    """The label a prediction names after normalisation, or ``OTHER``."""
+    p = normalize(prediction)
+    for lab in labels:
+        if p == normalize(lab):
+            return lab
+    return OTHER
+
+
+def confusion(references: Sequence[str], predictions: Sequence[str],
+              labels: Sequence[str]) -> dict[str, dict[str, int]]:
+    """``matrix[reference_label][predicted_label]`` counts; unknown predictions -> OTHER."""
+    cols = [*labels, OTHER]
+    m = {lab: {c: 0 for c in cols} for lab in labels}
+    for ref, pred in zip(references, predictions):
+        r = to_label(ref, labels)
+        if r == OTHER:
+            continue
+        m[r][to_label(pred, labels)] += 1
+    return m
+
+
+def per_label_accuracy(references: Sequence[str], predictions: Sequence[str],
+                       labels: Sequence[str]) -> dict[str, float | None]:
+    """Accuracy among the examples of each reference label (None if a label has none)."""
+    m = confusion(references, predictions, labels)
+    out: dict[str, float | None] = {}
+    for lab in labels:
+        n = sum(m[lab].values())
+        out[lab] = m[lab][lab] / n if n else None
+    return out
+
+
+def paired_bootstrap(before: Sequence[float], after: Sequence[float], *, samples: int = 1000,
+                     seed: int = 0, alpha: float = 0.05) -> dict[str, float]:
+    """Mean of ``after - before`` and its percentile bootstrap (1 - alpha) interval.
+
+    Resamples example indices with replacement (the same indices for both columns, so the
+    pairing is kept). ``p_le_0`` is the share of resamples whose difference is <= 0.
+    """
+    if len(before) != len(after):
+        raise ValueError("before and after must have the same length")
+    n = len(before)
+    diffs = [a - b for a, b in zip(after, before)]
+    delta = mean(diffs)
+    if n == 0 or samples == 0:
+        return {"delta": delta, "low": delta, "high": delta, "p_le_0": float(delta <= 0),
+                "samples": 0}
+    rng = random.Random(seed)
+    stats = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
+    lo = stats[max(0, math.floor(alpha / 2 * samples))]
+    hi = stats[min(samples - 1, math.ceil((1 - alpha / 2) * samples) - 1)]
+    return {"delta": delta, "low": lo, "high": hi,
+            "p_le_0": sum(s <= 0 for s in stats) / samples, "samples": samples}
+
+
+def summarize(metric: str, references: Sequence[Sequence[str]], before: Sequence[str] | None,
+              after: Sequence[str], *, labels: Sequence[str] = (), bootstrap: int = 1000,
+              seed: int = 0) -> dict:
+    """All metrics of one evaluation: per-example scores, means, CI, label tables."""
+    s_after = [score(metric, p, r) for p, r in zip(after, references)]
+    out: dict = {"metric": metric, "n": len(after), "after": mean(s_after),
+                 "scores_after": s_after}
+    refs0 = [r[0] if r else "" for r in references]
+    if labels:
+        out["per_label_after"] = per_label_accuracy(refs0, after, labels)
+        out["confusion_after"] = confusion(refs0, after, labels)
+        out["predicted_labels_after"] = _label_counts(after, labels)
+    if before is not None:
+        s_before = [score(metric, p, r) for p, r in zip(before, references)]
+        out["before"] = mean(s_before)
+        out["scores_before"] = s_before
+        out["difference"] = paired_bootstrap(s_before, s_after, samples=bootstrap, seed=seed)
+        out["changed"] = sum(normalize(a) != normalize(b) for a, b in zip(after, before))
+        if labels:
+            out["per_label_before"] = per_label_accuracy(refs0, before, labels)
+            out["confusion_before"] = confusion(refs0, before, labels)
+            out["predicted_labels_before"] = _label_counts(before, labels)
+    return out
+
+
+def _label_counts(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, int]:
+    counts = {lab: 0 for lab in [*labels, OTHER]}
+    for p in predictions:
+        counts[to_label(p, labels)] += 1
+    return counts

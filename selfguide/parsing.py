@@ -1,0 +1,93 @@
+"""Turn raw completions into clean inputs, answers and labels.
+
+- :func:`parse_input`: a stage-1 completion -> the new input (strips a leading prompt
+  marker such as ``Input:``, wrapping quotes, and whatever follows the input: a new
+  ``Input:``/``Output:`` block, an explanation, a note).
+- :func:`parse_output`: a stage-2 sample -> the answer (marker, quotes, trailing chatter).
+- :func:`map_label`: an answer -> one declared label (case-insensitive; exact after
+  stripping punctuation, else the single label contained as a whole word); None when it
+  maps to no label or to several.
+
+Pure functions on strings. Chatty openers ("Sure, here is...") are left in place on
+purpose: the noise filter drops them and records why (``selfguide.filters``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_LEAD_MARKER = re.compile(
+    r"^\s*(?:\[(?:new\s+)?(?:input|output|answer)\]|(?:new\s+|example\s+)?(?:input|output|answer)"
+    r"(?:\s*\d+)?\s*[:：])\s*", re.IGNORECASE)
+# Where a completion stops being the input/answer: a new block or a comment.
+_TAIL = re.compile(
+    r"\n\s*(?:\[?(?:new\s+)?(?:input|output|answer|explanation|note|reason|label)\]?\s*[:：]|"
+    r"(?:this|the above|i hope|let me know|explanation|note)\b)"
+    r"|\n\s*\n", re.IGNORECASE)
+_QUOTES = [('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("«", "»"), ("`", "`")]
+_EDGE_PUNCT = " \t\r\n.,;:!?\"'`“”‘’«»()[]{}*_"
+
+
+def _strip_quotes(text: str) -> str:
+    text = text.strip()
+    changed = True
+    while changed and len(text) >= 2:
+        changed = False
+        for a, b in _QUOTES:
+            if text.startswith(a) and text.endswith(b) and len(text) > len(a) + len(b) - 1:
+                inner = text[len(a):-len(b)].strip()
+                if inner and a not in inner:
+                    text, changed = inner, True
+                    break
+    return text
+
+
+def _cut(text: str, pattern: re.Pattern[str]) -> str:
+    m = pattern.search(text)
+    return text[:m.start()] if m else text
+
+
+def parse_input(raw: str) -> str:
+    """The new input in a stage-1 completion ("" when nothing usable is left)."""
+    text = raw.replace("\r\n", "\n").strip()
+    text = _LEAD_MARKER.sub("", text, count=1)
+    text = _cut(text, _TAIL)
+    return _strip_quotes(text).strip()
+
+
+def parse_output(raw: str, *, single_line: bool = False) -> str:
+    """The answer in a stage-2 sample ("" when nothing usable is left)."""
+    text = raw.replace("\r\n", "\n").strip()
+    text = _LEAD_MARKER.sub("", text, count=1)
+    text = _cut(text, _TAIL)
+    if single_line:
+        text = text.strip().split("\n", 1)[0]
+    return _strip_quotes(text).strip()
+
+
+def _norm(text: str) -> str:
+    return text.strip(_EDGE_PUNCT).casefold()
+
+
+def map_label(answer: str, labels: Sequence[str]) -> str | None:
+    """Map an answer onto the label set.
+
+    Rules, in order: (1) equal to a label after stripping surrounding punctuation/quotes and
+    casefolding ("Entailment." -> "Entailment"); (2) exactly one label occurs in the answer
+    as a whole word/phrase ("The answer is entails" -> "entails"). Otherwise None: no label,
+    or several labels ("entails or neutral").
+    """
+    key = _norm(answer)
+    if not key:
+        return None
+    for lab in labels:
+        if _norm(lab) == key:
+            return lab
+    found = [lab for lab in labels
+             if _norm(lab) and re.search(r"(?<!\w)" + re.escape(_norm(lab)) + r"(?!\w)", key)]
+    # A label that is part of a longer found label ("not entails" vs "entails") is not a
+    # separate hit.
+    found = [lab for lab in found
+             if not any(o != lab and _norm(lab) in _norm(o) for o in found)]
+    return found[0] if len(found) == 1 else None

@@ -1,0 +1,218 @@
+"""Data for the Filter page: the cached candidates table, filters re-applied on it, the
+frames behind its charts, and the manual overrides file.
+
+What it does: loads ``candidates.parquet`` once per file version (with the near-duplicate
+scores, the only expensive part, computed once), calls ``selfguide.filters.apply`` with
+the page's ``FilterConfig`` and the user's overrides, and shapes the result into small
+DataFrames (drop-reason counts, kept per label, lengths, near-duplicate pairs, the editable
+table). Reads and writes ``overrides.json`` atomically.
+
+What it does not do: decide what passes a filter (``selfguide.filters``) or build the
+dataset (the ``selfguide filter`` job does, with the same settings).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from selfguide import filters, store
+from selfguide.configs.synthesis import FilterConfig
+from selfguide.task import TaskSpec
+
+DECISIONS = ("auto", "keep", "drop")
+TABLE_LIMIT = 1000
+TABLE_COLS = ("decision", "kept", "drop_reason", "label", "vote_share", "input", "output",
+              "round", "target_label", "id")
+
+
+def _stamp(path: Path) -> tuple[float, int]:
+    s = path.stat()
+    return s.st_mtime, s.st_size
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the candidates…")
+def _load(run_dir: str, stamp: tuple, task_stamp: tuple) -> pd.DataFrame:
+    from selfguide import selfguide_pipeline
+
+    d = Path(run_dir)
+    df = selfguide_pipeline.load_candidates(d)
+    return filters.ensure_near_duplicate_scores(df, load_task(d))
+
+
+def load_candidates(run_dir: Path) -> pd.DataFrame | None:
+    """The run's candidates table (cached per file version), or None before synthesis."""
+    path = run_dir / "candidates.parquet"
+    if not path.is_file():
+        return None
+    tpath = run_dir / "task.json"
+    return _load(str(run_dir), _stamp(path), _stamp(tpath) if tpath.is_file() else ())
+
+
+def load_task(run_dir: Path) -> TaskSpec | None:
+    data = store.read_json(run_dir / "task.json", default=None)
+    return TaskSpec.from_dict(data) if isinstance(data, dict) else None
+
+
+def saved_filter_config(run_dir: Path) -> dict:
+    """The filter settings the run was synthesized or last filtered with."""
+    cfg = store.read_json(run_dir / "config.json", default={}) or {}
+    f = cfg.get("filters") if isinstance(cfg, dict) else None
+    return dict(f) if isinstance(f, dict) else {}
+
+
+def saved_matches(run_dir: Path, cfg: FilterConfig) -> bool:
+    """Were the run's saved dataset's filters exactly ``cfg``?"""
+    from selfguide.config import from_dict
+    from selfguide.errors import ConfigError
+
+    try:
+        return from_dict(FilterConfig, saved_filter_config(run_dir)) == cfg
+    except ConfigError:
+        return False
+
+
+# --------------------------------------------------------------------------- overrides
+
+def read_overrides(run_dir: Path) -> dict[str, bool]:
+    data = store.read_json(run_dir / "overrides.json", default={}) or {}
+    return {str(k): bool(v) for k, v in data.items() if isinstance(v, bool)} \
+        if isinstance(data, dict) else {}
+
+
+def write_overrides(run_dir: Path, overrides: dict[str, bool | None]) -> dict[str, bool]:
+    """Save ``{id: keep}``; ``None`` removes a decision (back to the filters)."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    store.atomic_write_json(run_dir / "overrides.json", clean)
+    return clean
+
+
+def decision_of(override: bool | None) -> str:
+    return "auto" if override is None else ("keep" if override else "drop")
+
+
+def decisions_changed(view: pd.DataFrame, edited: pd.DataFrame) -> dict[str, bool | None]:
+    """``{id: keep|None}`` for rows whose decision the user changed in the editor."""
+    out: dict[str, bool | None] = {}
+    if view.empty or "decision" not in edited.columns:
+        return out
+    for ident, before, after in zip(view["id"], view["decision"], edited["decision"]):
+        if before != after:
+            out[str(ident)] = None if after in (None, "auto") else after == "keep"
+    return out
+
+
+# --------------------------------------------------------------------------- apply + views
+
+def apply(cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
+          overrides: dict[str, bool]) -> pd.DataFrame:
+    """The candidates annotated under ``cfg`` (pure; never drops rows)."""
+    return filters.apply(cands, cfg, task, overrides=overrides)
+
+
+def reason_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """``reason, count, kind`` in filter order: how many rows each filter dropped."""
+    rows = [{"reason": "kept", "count": int(df["kept"].sum()), "kind": "kept"}]
+    for name in filters.ORDER:
+        c = int((df["drop_reason"] == name).sum())
+        if c:
+            rows.append({"reason": name, "count": c, "kind": "dropped"})
+    return pd.DataFrame(rows)
+
+
+def label_counts(df: pd.DataFrame, task: TaskSpec | None) -> pd.DataFrame | None:
+    if task is None or not task.is_classification:
+        return None
+    kept = df[df["kept"]]
+    counts = kept["label"].value_counts() if "label" in kept.columns else pd.Series(dtype=int)
+    return pd.DataFrame({"label": list(task.labels),
+                         "kept": [int(counts.get(lab, 0)) for lab in task.labels]})
+
+
+def _words(v: Any) -> int:
+    return len(str(v).split()) if isinstance(v, str) else 0
+
+
+def lengths(df: pd.DataFrame) -> pd.DataFrame:
+    """Word counts of inputs (and outputs), with kept/dropped, for the histograms."""
+    status = df["kept"].map({True: "kept", False: "dropped"})
+    parts = [pd.DataFrame({"field": "input", "words": df["input"].map(_words),
+                           "status": status})]
+    if "output" in df.columns:
+        has = df["output"].map(lambda v: isinstance(v, str) and v != "")
+        parts.append(pd.DataFrame({"field": "output", "words": df.loc[has, "output"]
+                                   .map(_words), "status": status[has]}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def near_duplicates(df: pd.DataFrame, task: TaskSpec | None, cfg: FilterConfig,
+                    top: int = 100) -> pd.DataFrame:
+    """The closest pairs: input, its nearest demo or earlier input, the ROUGE-L score."""
+    if "nd_score" not in df.columns:
+        return pd.DataFrame(columns=["input", "nearest", "score", "dropped"])
+    by_id = dict(zip(df["id"].astype(str), df["input"]))
+    demos = [d.input for d in task.demos] if task is not None else []
+
+    def text_of(ref: Any) -> str:
+        ref = str(ref or "")
+        if ref.startswith("demo:"):
+            i = int(ref.split(":", 1)[1])
+            return f"[demo {i + 1}] " + (demos[i] if i < len(demos) else "")
+        return by_id.get(ref, "")
+
+    d = df[df["nd_score"].fillna(0) > 0].sort_values("nd_score", ascending=False).head(top)
+    return pd.DataFrame({
+        "input": d["input"].astype(str).tolist(),
+        "nearest": [text_of(r) for r in d.get("nd_nearest", [""] * len(d))],
+        "score": d["nd_score"].astype(float).round(3).tolist(),
+        "dropped": (d["nd_score"] >= cfg.near_duplicate_threshold).tolist(),
+    })
+
+
+def reason_options(df: pd.DataFrame) -> list[str]:
+    present = set(df["drop_reason"])
+    return ["kept", *[r for r in filters.ORDER if r in present]]
+
+
+def table(df: pd.DataFrame, overrides: dict[str, bool], show: list[str]) -> pd.DataFrame:
+    """The editable candidates table (rows matching ``show``: 'kept' and/or reasons)."""
+    d = df
+    if show:
+        mask = d["drop_reason"].isin([s for s in show if s != "kept"])
+        if "kept" in show:
+            mask |= d["kept"]
+        d = d[mask]
+    d = d.head(TABLE_LIMIT).copy()
+    d["decision"] = [decision_of(overrides.get(str(i))) for i in d["id"]]
+    cols = [c for c in TABLE_COLS if c in d.columns]
+    out = d[cols].reset_index(drop=True)
+    for c in ("input", "output", "label", "drop_reason", "target_label", "id"):
+        if c in out.columns:
+            out[c] = out[c].map(lambda v: "" if v is None or (isinstance(v, float) and v != v)
+                                else str(v))
+    return out
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+def diagnostics(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None
+                ) -> list[tuple[str, str]]:
+    """``(level, message)`` about a degenerate selection, recomputed as sliders move (the
+    same checks ``dataset/report.json`` records when the dataset is saved)."""
+    if task is None:
+        return []
+    from selfguide import dataset
+
+    diags = dataset.diagnostics(df, task, cfg, dataset.strategy_table(df, task))
+    return [(str(d.get("level", "warning")), str(d.get("message", ""))) for d in diags]
+
+
+def save_dataset(run_dir: Path, cfg: FilterConfig) -> dict:
+    """Re-apply ``cfg`` plus the overrides and write the dataset (``selfguide filter``'s
+    code path; fast, so it runs in the page). Returns the dataset report."""
+    from selfguide import selfguide_pipeline
+
+    return selfguide_pipeline.refilter(run_dir, cfg)

@@ -1,0 +1,113 @@
+"""Models held by the Streamlit process: one cached copy per distinct model, read-only.
+
+What it does: loads the base model chosen on the Model page (for "try a prompt") and, on
+the Compare page, the base model plus a run's adapter, through ``selfguide.models`` and
+``selfguide.evaluation``; caches them with ``st.cache_resource`` so reruns never reload
+(``max_entries`` keeps one of each kind, so switching models releases the old one); runs
+one prompt through a cached model.
+
+What it does not do: synthesize, train or evaluate at scale (those are subprocess jobs,
+``studio.jobs``), or hold per-session state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from selfguide.config import ModelConfig, SamplingConfig, from_dict
+
+
+@dataclasses.dataclass
+class CachedModel:
+    """A loaded model and the generator that drives it."""
+
+    config: dict
+    info: dict
+    generator: Any
+
+
+def _cfg_key(cfg: ModelConfig | dict) -> str:
+    d = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+    return json.dumps(d, sort_keys=True)
+
+
+def build_model(cfg: ModelConfig) -> CachedModel:
+    """Load ``cfg`` (no caching). Tests replace this to avoid loading weights."""
+    from selfguide import models
+    from selfguide.backends.hf import HFGenerator
+
+    lm = models.load_model(cfg)
+    return CachedModel(config=dataclasses.asdict(cfg), info=_info_dict(lm.info),
+                       generator=HFGenerator.from_loaded(lm))
+
+
+@dataclasses.dataclass
+class CachedPair:
+    """Base and tuned generators of a run (one model; the base is the adapter disabled)."""
+
+    before: Any
+    after: Any
+    chat: bool
+    adapter: dict
+
+
+def build_tuned(run_dir: Path) -> CachedPair:
+    """Load a run's base model with its trained adapter (no caching)."""
+    from selfguide import evaluation
+    from selfguide.configs.evaluation import EvalConfig
+
+    before, after, chat, man = evaluation.build_generators(Path(run_dir), EvalConfig())
+    return CachedPair(before=before, after=after, chat=chat, adapter=dict(man or {}))
+
+
+def _info_dict(info: Any) -> dict:
+    if hasattr(info, "to_dict"):
+        return info.to_dict()
+    if dataclasses.is_dataclass(info):
+        return dataclasses.asdict(info)
+    return dict(info or {})
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading the model (first time only)…")
+def _cached_model(key: str) -> CachedModel:
+    return build_model(from_dict(ModelConfig, json.loads(key)))
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading the finetuned model…")
+def _cached_tuned(run_dir: str, stamp: float) -> CachedPair:
+    return build_tuned(Path(run_dir))
+
+
+def get_model(cfg: ModelConfig | dict) -> CachedModel:
+    """The cached model for ``cfg`` (loads it on first use; raises ``ModelError``)."""
+    return _cached_model(_cfg_key(cfg))
+
+
+def get_tuned(run_dir: Path) -> CachedPair:
+    """The cached base+adapter model of ``run_dir``; reloaded when the adapter changes."""
+    adapter = Path(run_dir) / "train" / "adapter"
+    stamp = max((p.stat().st_mtime for p in adapter.glob("*") if p.is_file()), default=0.0)
+    return _cached_tuned(str(run_dir), stamp)
+
+
+def complete(model: CachedModel | Any, prompt: str, *, chat: bool = True,
+             max_new_tokens: int = 64) -> str:
+    """One greedy completion of ``prompt`` (deterministic, for quick tries).
+
+    ``model`` is a :class:`CachedModel` or any generator (``CachedPair.before/after``).
+    """
+    gen = model.generator if isinstance(model, CachedModel) else model
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=int(max_new_tokens))
+    out = gen.generate([prompt], sampling, 1, chat=chat)
+    return out[0][0] if out and out[0] else ""
+
+
+def clear() -> None:
+    """Forget every cached model (tests; the Model page's 'unload')."""
+    _cached_model.clear()
+    _cached_tuned.clear()

@@ -1,0 +1,44 @@
+"""Every page renders from a cold start without an exception, and explains what to do."""
+
+from __future__ import annotations
+
+import pytest
+
+PAGES = ["pages/model.py", "pages/task.py", "pages/synthesize.py", "pages/filter.py",
+         "pages/finetune.py", "pages/compare.py", "pages/runs.py"]
+NEEDS_RUN = {"pages/synthesize.py", "pages/filter.py", "pages/finetune.py",
+             "pages/compare.py"}
+
+
+def _texts(at) -> str:
+    parts = [e.value for e in (*at.info, *at.warning, *at.error, *at.success)]
+    parts += [m.value for m in at.markdown] + [c.value for c in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_cold_start_every_page(app):
+    at = app()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Model"
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        assert not at.error, (page, [e.value for e in at.error])
+        if page in NEEDS_RUN:
+            assert "No run selected" in _texts(at), page
+
+
+def test_cold_start_with_runs_lists_them(app, runs):
+    runs.task("alpha")
+    runs.candidates("beta")
+    at = app()
+    at.run()
+    assert not at.exception
+    picker = at.sidebar.selectbox[0]
+    assert set(picker.options) >= {"alpha", "beta"}
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    df = at.dataframe[0].value
+    assert set(df["run"]) == {"alpha", "beta"}
+    assert df.set_index("run").loc["alpha", "task"] == "sentiment"

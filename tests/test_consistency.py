@@ -1,0 +1,43 @@
+"""Self-consistency voting: majority, ties to the shortest, share, label mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfguide.consistency import clean_samples, vote, vote_samples
+
+
+@pytest.mark.parametrize("answers, output, share, votes", [
+    (["a", "a", "b"], "a", 2 / 3, {"a": 2, "b": 1}),
+    (["long answer", "short", "long answer", "short"], "short", 0.5,
+     {"short": 2, "long answer": 2}),                          # tie -> shortest
+    (["bb", "aa"], "aa", 0.5, {"aa": 1, "bb": 1}),             # same length -> alphabetical
+    (["", "", "x"], "x", 1 / 3, {"x": 1}),                     # empties count in the share
+    (["", ""], "", 0.0, {}),
+    ([], "", 0.0, {}),
+])
+def test_vote(answers, output, share, votes):
+    v = vote(answers)
+    assert v.output == output and v.share == pytest.approx(share) and v.votes == votes
+    assert list(v.votes) == list(votes)  # most common first
+
+
+def test_min_frequency_is_a_threshold_on_share():
+    # 10 samples, winner has 2 -> share 0.2: kept at the paper's min_frequency 0.2, not at 0.3
+    v = vote(["a", "a"] + [f"x{i}" for i in range(8)])
+    assert v.output == "a" and v.share == pytest.approx(0.2)
+    assert v.share >= 0.2 and not v.share >= 0.3
+
+
+def test_labels_vote_together_after_mapping():
+    labels = ("entails", "neutral")
+    samples = [" Entails.", "entails", "Output: neutral", "NEUTRAL", "neutral\nbecause"]
+    assert clean_samples(samples, labels) == ["entails", "entails", "neutral", "neutral",
+                                              "neutral"]
+    v = vote_samples(samples, labels)
+    assert v.output == "neutral" and v.share == pytest.approx(0.6)
+
+
+def test_unmappable_answer_votes_as_itself():
+    v = vote_samples(["maybe", "maybe", "entails"], ("entails", "neutral"))
+    assert v.output == "maybe"

@@ -1,0 +1,287 @@
+"""The SELF-GUIDE pipeline with the scripted fake backend: a full stage-1+2 run, resume
+after a crash in either stage (no duplicate, no lost rows), cancel, config guards, the CLI
+commands, and one small real run with the embedded model (slow)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pandas as pd
+import pytest
+
+from selfguide import cli, store
+from selfguide import selfguide_pipeline as P
+from selfguide.backends.fake import FakeGenerator
+from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
+from selfguide.errors import Cancelled, ConfigError
+from selfguide.events import EventLog, read_events
+from selfguide.prompts import task_prompt
+from selfguide.task import Demo, TaskSpec
+
+TASK = TaskSpec(name="sent", instruction="Is the review positive or negative?",
+                demos=(Demo("I loved this film so much, great acting", "positive"),
+                       Demo("Boring plot and terrible dialogue throughout", "negative"),
+                       Demo("What a delightful and charming little movie", "positive")),
+                task_type="classification", labels=("positive", "negative"),
+                metric="exact_match")
+WORDS = {"positive": ["great", "lovely", "superb", "fun", "charming", "moving", "bright"],
+         "negative": ["dull", "awful", "boring", "weak", "slow", "messy", "bland"]}
+NOUNS = ["film", "plot", "cast", "score", "ending", "script", "camera", "story", "pacing"]
+
+
+def script(prompt: str, sampling, i: int) -> str:
+    """Inputs follow the asked-for label; answers read the input's words (noisy)."""
+    if "Write one new input" in prompt:
+        target = "negative" if '"negative"' in prompt else "positive"
+        r = random.Random(f"{prompt}|{sampling.seed}")
+        body = " ".join(f"{r.choice(WORDS[target])} {r.choice(NOUNS)}" for _ in range(3))
+        return f"Input: The {body}.\nOutput: {target}"
+    last = prompt.rsplit("Input:", 1)[1]
+    pos = sum(w in last for w in WORDS["positive"])
+    neg = sum(w in last for w in WORDS["negative"])
+    lab = "positive" if pos >= neg else "negative"
+    return [f"{lab.capitalize()}.", lab, f"The answer is {lab}", "unsure"][i % 4]
+
+
+SMALL = SynthesisConfig(rounds=4, prompts_per_round=6, n_samples=4, annotate_batch=5)
+
+
+class Crashing(FakeGenerator):
+    """Raises on the ``crash_at``-th generate call, like a kill -9 in the middle."""
+
+    def __init__(self, crash_at: int, **kw):
+        super().__init__(**kw)
+        self.crash_at, self.n = crash_at, 0
+
+    def generate(self, *a, **kw):
+        self.n += 1
+        if self.n == self.crash_at:
+            raise RuntimeError("simulated crash")
+        return super().generate(*a, **kw)
+
+
+def _run(run_dir, gen, cfg=SMALL, filters=FilterConfig(), **kw):
+    P.prepare_run(run_dir, TASK, cfg, filters)
+    return P.synthesize(run_dir, TASK, cfg, gen, stream=None, **kw)
+
+
+def test_full_run_with_fake(tmp_path):
+    run_dir = tmp_path / "run"
+    gen = FakeGenerator(script=script)
+    items = []
+    events = EventLog(tmp_path / "events.jsonl")
+    report = _run(run_dir, gen, events=events, on_item=items.append)
+    # stage 1: 4 rounds of 6 prompts; stage 2 asks 4 samples per kept input, scores labels
+    inputs = store.read_jsonl(run_dir / "inputs.jsonl")
+    assert [r["id"] for r in inputs] == [P.row_id(r, p) for r in range(4) for p in range(6)]
+    assert all(not r["input"].startswith("Input:") and "Output" not in r["input"]
+               for r in inputs)
+    assert len(items) == 24 and items[0]["id"] == "r000-p000"
+    gen_calls = [c for c in gen.calls if c.method == "generate"]
+    assert [len(c.prompts) for c in gen_calls[:4]] == [6] * 4
+    assert all(c.n == 4 and c.sampling.temperature == 0.3 for c in gen_calls[4:])
+    assert gen_calls[0].sampling.temperature == 1.0 and gen_calls[0].chat is True
+    # later rounds show earlier inputs as lower-quality examples
+    assert "lower quality" not in gen_calls[0].prompts[0]
+    assert "lower quality" in gen_calls[1].prompts[0]
+    assert any(c.method == "score_options" and c.options == ["positive", "negative"]
+               for c in gen.calls)
+    # candidates table: every row, every column of the contract
+    df = pd.read_parquet(run_dir / "candidates.parquet")
+    assert len(df) == 24 and df["id"].is_unique
+    for col in ("id", "method", "round", "prompt_id", "target_label", "raw", "input", "samples",
+                "votes", "vote_share", "output", "label", "drop_reason", "kept", "f_empty",
+                "f_near_duplicate", "f_consistency", "f_label", "f_balance"):
+        assert col in df.columns, col
+    ann = df[df["f_annotated"]]
+    assert len(ann) == len(store.read_jsonl(run_dir / "annotations.jsonl"))
+    row = ann.iloc[0]
+    assert len(row["samples"]) == 4 and row["vote_share"] == pytest.approx(0.75)
+    assert json.loads(row["votes"])[row["output"]] == 3
+    # dataset: kept rows with the evaluation prompt, balanced labels
+    recs = json.loads("[" + ",".join((run_dir / "dataset" / "train.jsonl").read_text()
+                                     .splitlines()) + "]")
+    assert len(recs) == report["kept"] == int(df["kept"].sum()) > 0
+    assert all(r["prompt"] == task_prompt(TASK, r["input"]) for r in recs)
+    assert all(r["completion"] == r["label"] in TASK.labels for r in recs)
+    labels = [r["label"] for r in recs]
+    assert labels.count("positive") == labels.count("negative")
+    assert report["strategies"]["vote"]["target_agreement"] > 0.9
+    assert report["strategies"]["target"]["target_agreement"] == 1.0
+    # events: progress per stage and an item per input
+    evs = read_events(tmp_path / "events.jsonl")
+    assert {e["stage"] for e in evs if e["type"] == "progress"} == {"inputs", "annotate"}
+    assert sum(e["type"] == "item" for e in evs) == 24
+    assert evs[-1]["type"] == "funnel"
+    assert store.read_manifest(run_dir)["stages"]["synthesize"]["status"] == "done"
+
+
+@pytest.mark.parametrize("crash_at", [2, 4, 6, 7])  # stage 1 (2, 4) and stage 2 (6, 7)
+def test_resume_after_crash_no_dup_no_loss(tmp_path, crash_at):
+    ref_dir = tmp_path / "ref"
+    _run(ref_dir, FakeGenerator(script=script))
+    run_dir = tmp_path / "crash"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(run_dir, Crashing(crash_at, script=script))
+    # a torn half-line, as a kill -9 in the middle of an append would leave
+    with open(run_dir / "inputs.jsonl", "ab") as fh:
+        fh.write(b'{"id": "r9')
+    gen = FakeGenerator(script=script)
+    _run(run_dir, gen)
+    ids = [r["id"] for r in store.read_jsonl(run_dir / "inputs.jsonl")]
+    assert len(ids) == len(set(ids)) == 24
+    ann = [r["id"] for r in store.read_jsonl(run_dir / "annotations.jsonl")]
+    assert len(ann) == len(set(ann))
+    ref = pd.read_parquet(ref_dir / "candidates.parquet")
+    got = pd.read_parquet(run_dir / "candidates.parquet")
+    cols = ["id", "input", "output", "vote_share", "label", "kept", "drop_reason"]
+    pd.testing.assert_frame_equal(ref[cols], got[cols])
+    assert (ref_dir / "dataset" / "train.jsonl").read_text() == \
+        (run_dir / "dataset" / "train.jsonl").read_text()
+    # the rerun only generated what was missing
+    first_round_done = crash_at > 2
+    assert gen.calls[0].prompts[0] != "" and (len(gen.calls) < 12 if first_round_done else True)
+
+
+def test_rerun_of_finished_run_generates_nothing(tmp_path):
+    _run(tmp_path / "r", FakeGenerator(script=script))
+    gen = FakeGenerator(script=script)
+    _run(tmp_path / "r", gen)
+    assert [c.method for c in gen.calls] == []
+
+
+def test_cancel_then_resume(tmp_path):
+    flag = {"n": 0}
+
+    def cancel():
+        flag["n"] += 1
+        return flag["n"] > 3
+    with pytest.raises(Cancelled):
+        _run(tmp_path / "r", FakeGenerator(script=script, batch_size=2), cancel=cancel)
+    assert 0 < len(store.read_jsonl(tmp_path / "r" / "inputs.jsonl")) < 24
+    report = _run(tmp_path / "r", FakeGenerator(script=script))
+    assert report["candidates"] == 24
+
+
+def test_config_change_refused_unless_overwrite(tmp_path):
+    _run(tmp_path / "r", FakeGenerator(script=script))
+    other = SynthesisConfig(rounds=2, prompts_per_round=6, n_samples=4)
+    with pytest.raises(ConfigError, match="different task, model or synthesis settings"):
+        P.prepare_run(tmp_path / "r", TASK, other, FilterConfig())
+    P.prepare_run(tmp_path / "r", TASK, other, FilterConfig(), overwrite=True)
+    assert not (tmp_path / "r" / "inputs.jsonl").exists()
+    # filter settings alone may change
+    P.prepare_run(tmp_path / "r", TASK, other, FilterConfig(min_frequency=0.5))
+
+
+def test_refilter_changes_strategy_without_generating(tmp_path):
+    run_dir = tmp_path / "r"
+    _run(run_dir, FakeGenerator(script=script))
+    before = P.load_candidates(run_dir)
+    rep = P.refilter(run_dir, FilterConfig(label_strategy="target", balance=False))
+    after = P.load_candidates(run_dir)
+    assert len(after) == len(before) and rep["label_strategy"] == "target"
+    assert (after.loc[after["kept"], "label"] == after.loc[after["kept"], "target_label"]).all()
+    assert store.read_json(run_dir / "config.json")["filters"]["label_strategy"] == "target"
+    # the parquet can be rebuilt from the JSONL files
+    (run_dir / "candidates.parquet").unlink()
+    rebuilt = P.load_candidates(run_dir)
+    assert rebuilt["id"].tolist() == before["id"].tolist()
+
+
+def test_generation_task_run(tmp_path):
+    task = TaskSpec(name="para", instruction="Paraphrase the question.",
+                    demos=(Demo("how do I learn to cook rice", "what is the way to cook rice"),
+                           Demo("why is the sky blue during the day", "what makes the sky blue")))
+
+    def gscript(prompt, sampling, i):
+        if "Write one new input" in prompt:
+            r = random.Random(f"{prompt}|{sampling.seed}")
+            return "how do I " + " ".join(r.choice(NOUNS) for _ in range(5))
+        q = prompt.rsplit("Input:", 1)[1].split("\n")[0].strip()
+        return ["what is the way to " + q[9:], "what is the way to " + q[9:], q][i % 3]
+    cfg = SynthesisConfig(rounds=3, prompts_per_round=5, n_samples=3)
+    P.prepare_run(tmp_path / "g", task, cfg, FilterConfig())
+    rep = P.synthesize(tmp_path / "g", task, cfg, FakeGenerator(script=gscript), stream=None)
+    recs = store.read_jsonl(tmp_path / "g" / "dataset" / "train.jsonl")
+    assert rep["kept"] == len(recs) > 0 and "label" not in recs[0]
+    assert all(r["completion"].startswith("what is the way to") for r in recs)
+    assert rep["strategies"] == {}
+
+
+# --------------------------------------------------------------------------- CLI
+
+@pytest.fixture()
+def fake_models(monkeypatch):
+    from selfguide import models
+
+    monkeypatch.setattr(models, "load_generator", lambda cfg, **kw: FakeGenerator(script=script))
+
+
+def test_cli_synthesize_filter_export_runs(workspace, tmp_path, fake_models, capsys):
+    task_file = tmp_path / "sent.json"
+    d = TASK.to_dict()
+    d["examples"] = d.pop("demos")
+    task_file.write_text(json.dumps(d))
+    rc = cli.main(["synthesize", str(task_file), "--run", "s1", "--rounds", "3",
+                   "--prompts-per-round", "6", "--n-samples", "4"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "Funnel" in out.out and "By label" in out.out and "agreement" in out.out
+    assert "inputs [" in out.err and "annotate [" in out.err
+    run_dir = workspace / "runs" / "s1"
+    cfg = store.read_json(run_dir / "config.json")
+    assert cfg["synthesis"]["rounds"] == 3 and cfg["method"] == "selfguide"
+    assert cfg["model"]["model"] == "embedded" and "selfguide" in cfg["versions"]
+    assert store.read_json(run_dir / "jobs" / "synthesize" / "status.json")["state"] == "finished"
+
+    assert cli.main(["filter", "--run", "s1", "--label-strategy", "target",
+                     "--min-frequency", "0.9"]) == 0
+    assert "strategy: target" in capsys.readouterr().out
+    assert store.read_json(run_dir / "dataset" / "report.json")["label_strategy"] == "target"
+
+    for fmt, name in (("jsonl", "train.jsonl"), ("alpaca", "alpaca.json")):
+        assert cli.main(["export", "--run", "s1", "--format", fmt]) == 0
+        assert (run_dir / "export" / name).is_file()
+    alpaca = json.loads((run_dir / "export" / "alpaca.json").read_text())
+    assert alpaca[0]["instruction"] == TASK.instruction
+    assert cli.main(["export", "--run", "s1", "--format", "hf-dataset"]) == 0
+    from datasets import load_from_disk
+
+    assert len(load_from_disk(str(run_dir / "export" / "hf-dataset"))) == len(alpaca)
+
+    capsys.readouterr()
+    assert cli.main(["runs"]) == 0
+    assert "s1" in capsys.readouterr().out
+    assert cli.main(["runs", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["kept"] == len(alpaca)
+
+
+def test_cli_errors_are_actionable(workspace, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"instruction": "caf\xe9"}')
+    assert cli.main(["synthesize", str(bad), "--run", "x"]) == 2
+    assert "byte offset" in capsys.readouterr().err
+    assert cli.main(["filter", "--run", "missing"]) == 2
+    assert cli.main(["synthesize", str(bad), "--run", "../etc"]) == 2
+
+
+# --------------------------------------------------------------------------- real model
+
+@pytest.mark.slow
+def test_small_real_run_embedded(tmp_path):
+    from selfguide import models
+    from selfguide.config import ModelConfig
+
+    gen = models.load_generator(ModelConfig())
+    cfg = SynthesisConfig(rounds=1, prompts_per_round=4, n_samples=2, input_max_new_tokens=24,
+                          output_max_new_tokens=4)
+    P.prepare_run(tmp_path / "real", TASK, cfg, FilterConfig())
+    rep = P.synthesize(tmp_path / "real", TASK, cfg, gen, stream=None)
+    df = P.load_candidates(tmp_path / "real")
+    assert len(df) == 4 and df["raw"].str.len().sum() > 0
+    assert rep["candidates"] == 4 and set(rep["strategies"]) == {"vote", "calibrated", "target"}
+    ann = df[df["f_annotated"]]
+    assert all(len(s) == 2 for s in ann["samples"])
+    assert all(s is not None and len(s) == 2 for s in ann["label_scores"])
