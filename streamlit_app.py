@@ -1,7 +1,7 @@
 """selfguide studio: the frame and router of the Streamlit app (``make studio``).
 
-What it does: sets the page config, draws the sidebar (current run: pick / create /
-rename; the loaded model; the run's running jobs) and routes with ``st.navigation`` over
+What it does: sets the page config, draws the sidebar (current run: pick, or create /
+rename on the Runs page; the loaded model; the run's running jobs) and routes with ``st.navigation`` over
 ``pages/*.py``. What it does not do: any work of a page, or hold state beyond the pointers in
 ``studio.state``.
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 import streamlit as st
 
 from selfguide import store
-from selfguide.errors import SelfGuideError
 from studio import runs as sruns
-from studio import state, widgets
+from studio import state
 
 st.set_page_config(page_title="selfguide studio", page_icon=":material/school:",
                    layout="wide")
@@ -48,24 +47,8 @@ def sidebar() -> None:
                      on_change=_on_pick,
                      help="Every page works on this run; its files are in the workspace "
                           "folder runs/<name>/.")
-        with st.popover("New / rename", icon=":material/add:", width="stretch"):
-            name = st.text_input("Run name", key=state.widget_key("sidebar", "new_name"),
-                                 placeholder="e.g. sentiment-1")
-            c1, c2 = st.columns(2)
-            if c1.button("Create", key="sidebar.create", disabled=not name):
-                try:
-                    sruns.create(name.strip())
-                    state.set_run(name.strip())
-                    st.rerun()
-                except SelfGuideError as exc:
-                    widgets.show_error(exc)
-            if c2.button("Rename current", key="sidebar.rename",
-                         disabled=not (name and current)):
-                try:
-                    state.set_run(sruns.rename(current, name.strip()))
-                    st.rerun()
-                except SelfGuideError as exc:
-                    widgets.show_error(exc)
+        st.page_link("pages/runs.py", label="New, rename, delete, export…",
+                     icon=":material/folder_open:")
         if current:
             active = sruns.active_jobs(current)
             if active:

@@ -80,8 +80,10 @@ if ca is not None:
 # --------------------------------------------------------------------------- examples
 st.subheader("Examples")
 ex = diffs.examples_frame(rows)
+# format_func must be picklable (enforceSerializableSessionState): a dict's .get, no lambda.
+view_labels = {v: f"{v} ({len(diffs.select(ex, v))})" for v in diffs.VIEWS}
 view = st.radio("Show", diffs.VIEWS, horizontal=True, key=state.widget_key("compare", "view"),
-                format_func=lambda v: f"{v} ({len(diffs.select(ex, v))})")
+                format_func=view_labels.get)
 shown = diffs.select(ex, view).reset_index(drop=True)
 st.dataframe(shown, hide_index=False, width="stretch", height=320,
              column_config={"score_before": st.column_config.NumberColumn(format="%.2f"),

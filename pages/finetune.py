@@ -25,12 +25,13 @@ TINY = {"max_steps": 6, "batch_size": 4, "val_fraction": 0.0, "save_strategy": "
 ALL_PRESETS = {"tiny": TINY, **PRESETS, "custom": None}
 
 # --------------------------------------------------------------------------- dataset check
+records: list[dict] = []
+stats, dataset_error = None, None
 try:
     records, _val = training.load_train_records(run_dir)
     stats = training.check_dataset(records, task_type=training.run_task_type(run_dir))
-    dataset_error = None
 except DatasetError as exc:
-    records, stats, dataset_error = [], None, exc
+    dataset_error = exc
 except SelfGuideError as exc:
     widgets.show_error(exc)
     st.stop()

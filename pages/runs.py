@@ -18,6 +18,29 @@ st.caption(f"Everything lives on disk in {store.runs_dir()}; the CLI (`selfguide
            "the same runs.")
 widgets.show_flash()
 
+with st.expander("New run / rename", icon=":material/add:",
+                 expanded=not store.list_runs()):
+    name = st.text_input("Run name", key=state.widget_key("runs", "new_name"),
+                         placeholder="e.g. sentiment-1",
+                         help="1-64 letters, digits, '.', '_' or '-'; starts with a letter "
+                              "or digit.")
+    current = state.current_run()
+    b1, b2 = st.columns(2)
+    if b1.button("Create run", icon=":material/add:"):
+        try:
+            sruns.create(name.strip())
+            state.set_run(name.strip())
+            state.flash("success", f"Created run '{name.strip()}'; it is now the current run.")
+            st.rerun()
+        except SelfGuideError as exc:
+            widgets.show_error(exc)
+    if b2.button("Rename current run", icon=":material/edit:", disabled=current is None):
+        try:
+            state.set_run(sruns.rename(current, name.strip()))
+            st.rerun()
+        except SelfGuideError as exc:
+            widgets.show_error(exc)
+
 rows = sruns.summaries()
 if not rows:
     st.info("No runs yet. Load an example task on the **Task** page to create one.")

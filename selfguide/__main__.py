@@ -3,4 +3,6 @@
 from selfguide.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from selfguide.jobs import run_as_job  # records the exit of jobs started by jobs.start
+
+    raise SystemExit(run_as_job(main))

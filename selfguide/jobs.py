@@ -390,6 +390,48 @@ def worker(run_dir: str | os.PathLike, stage: str) -> Iterator[EventLog]:
         w.exit(None)
 
 
+# --------------------------------------------------------------------------- child exit
+
+JOB_DIR_ENV = "SELFGUIDE_JOB_DIR"
+
+
+def run_as_job(main: Any, argv: list[str] | None = None) -> int:
+    """Run ``main(argv)`` (the CLI) and, in a process started by :func:`start`, record its
+    exit in ``status.json`` if no :func:`worker` did (commands that fail before their worker
+    starts, such as bad arguments or a missing task file, or commands without a worker)."""
+    jdir = os.environ.get(JOB_DIR_ENV)
+    code: Any = 1
+    try:
+        code = main(argv)
+        return code
+    except SystemExit as exc:  # argparse errors, --help
+        code = exc.code
+        raise
+    finally:
+        if jdir:
+            _record_exit(Path(jdir), code)
+
+
+def _record_exit(jdir: Path, code: Any) -> None:
+    rc = code if isinstance(code, int) else (0 if code is None else 1)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    try:
+        with _lock(jdir, timeout=10):
+            raw = _read_status(jdir)
+            if raw.get("state") not in ACTIVE or raw.get("pid") != os.getpid():
+                return  # a worker recorded the outcome, or this is not our job
+            now = time.time()
+            raw.update(state="finished" if rc == 0 else "failed", ended=now, heartbeat=now,
+                       returncode=rc, reason=None if rc == 0 else "exit",
+                       error=None if rc == 0 else (_last_error_line(_log_tail(jdir))
+                                                   or f"The command exited with status {rc}."))
+            _write_status(jdir, raw)
+    except (SelfGuideError, OSError) as exc:  # never mask the command's own outcome
+        print(f"warning: job exit not recorded: {exc}", file=sys.stderr)
+
+
 # --------------------------------------------------------------------------- launcher side
 
 def start(run: str | os.PathLike, stage: str, argv: Sequence[str], *,
@@ -417,6 +459,7 @@ def start(run: str | os.PathLike, stage: str, argv: Sequence[str], *,
         child_env[store.WORKSPACE_ENV] = str(store.workspace_dir(workspace))
     child_env.update({k: str(v) for k, v in (env or {}).items()})
     child_env.setdefault("PYTHONUNBUFFERED", "1")
+    child_env[JOB_DIR_ENV] = str(jdir)  # lets the child record its exit (run_as_job)
     with _lock(jdir):
         _reap(jdir)
         prev = _read_status(jdir)
@@ -484,14 +527,16 @@ def status(run: str | os.PathLike, stage: str, *,
 def _derive_active(st: JobStatus, raw: Mapping[str, Any]) -> None:
     alive = _alive(raw)
     if st.state == "starting":
-        if not alive:  # exited before entering jobs.worker: bad arguments, import error…
+        if not alive:  # ended before a worker or run_as_job could record anything
             if st.returncode == 0:
                 st.state = "finished"
             else:
-                st.state = "failed"
+                st.state = "failed" if st.returncode and st.returncode > 0 else "interrupted"
                 st.reason = "startup"
-                st.error = _last_error_line(st.log_tail) or (
-                    f"The job process (pid {st.pid}) exited before it started working.")
+                st.error = (f"The job process (pid {st.pid}) ended before it started working"
+                            + (f" (exit status {st.returncode})." if st.returncode is not None
+                               else ".") + (f" Last log line: {last}"
+                                            if (last := _last_error_line(st.log_tail)) else ""))
         return
     interval = float(raw.get("heartbeat_interval") or DEFAULT_HEARTBEAT_S)
     age = time.time() - float(raw.get("heartbeat") or 0)
@@ -575,32 +620,30 @@ def _living(pgid: int | None, pids: set[int]) -> set[int]:
     return alive
 
 
+def _wait_gone(pid: int, pgid: int | None, pids: set[int], timeout: float) -> set[int]:
+    """Wait up to ``timeout`` s for the processes to end; the survivors."""
+    deadline = time.time() + timeout
+    while True:
+        for proc in list(_CHILDREN.values()):
+            if proc.pid == pid:
+                proc.poll()  # reap our own child, or it stays a zombie
+        left = _living(pgid, pids)
+        if not left or time.time() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
 def _kill_group(pid: int, pgid: int | None, timeout: float) -> set[int]:
     """SIGTERM the group (and known descendants), SIGKILL after ``timeout``; survivors."""
     pids = {pid} | _descendants(pid)
     if pgid and pgid != os.getpgrp():
         pids |= _group_pids(pgid)
     _signal_all(pgid, pids, signal.SIGTERM)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for key, proc in list(_CHILDREN.items()):
-            if proc.pid == pid:
-                proc.poll()
-        if not _living(pgid, pids):
-            return set()
-        time.sleep(0.05)
+    if not _wait_gone(pid, pgid, pids, timeout):
+        return set()
     pids |= _descendants(pid)
     _signal_all(pgid, pids, signal.SIGKILL)
-    deadline = time.time() + 5.0
-    while time.time() < deadline:
-        for proc in _CHILDREN.values():
-            if proc.pid == pid:
-                proc.poll()
-        left = _living(pgid, pids)
-        if not left:
-            return set()
-        time.sleep(0.05)
-    return left
+    return _wait_gone(pid, pgid, pids, 5.0)
 
 
 def cancel(run: str | os.PathLike, stage: str, *, timeout: float = KILL_AFTER_S,

@@ -205,15 +205,15 @@ def _check_model_dir(path: Path, ref: str, trust_remote_code: bool) -> None:
     model_type = cfg.get("model_type")
     auto_map = cfg.get("auto_map") or {}
     archs = [a for a in cfg.get("architectures") or [] if isinstance(a, str)]
-    if auto_map or not model_type or not archs:
-        known = bool(model_type) and _known_model_type(str(model_type))
-        if not known and auto_map and not trust_remote_code:
+    known = bool(model_type) and _known_model_type(str(model_type))
+    if not known:
+        if auto_map and not trust_remote_code:
             raise RemoteCodeRefused(
                 f"{ref!r} (model_type {model_type!r}) needs its own Python code "
                 "(trust_remote_code), which is not granted.",
                 hint="Only if you trust its author: set trust_remote_code=true "
                      "(--trust-remote-code true). Otherwise choose a supported architecture.")
-        if not known and not auto_map:
+        if not auto_map:
             raise UnsupportedModel(
                 f"{ref!r} has an unknown model_type {model_type!r} for this transformers version.",
                 hint="Upgrade transformers or choose a supported architecture (e.g. llama, qwen2).")
@@ -365,8 +365,12 @@ class ModelInfo:
 
     def summary(self) -> str:
         return (f"{self.ref} ({self.kind}) on {self.device}, {self.precision}/{self.dtype}, "
-                f"{self.n_params / 1e6:.1f}M params, {self.memory_bytes / 2**20:.0f} MiB, "
+                f"{_human(self.n_params)} params, {self.memory_bytes / 2**20:.1f} MiB, "
                 f"loaded in {self.load_seconds:.1f}s")
+
+
+def _human(n: int) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n:,}"
 
 
 @dataclasses.dataclass
@@ -497,7 +501,6 @@ def load_model(cfg: ModelConfig | None = None, *, roots: list[str | os.PathLike]
                ) -> LoadedModel:
     """Preflight, (convert,) and load ``cfg.model`` with its tokenizer. See module docstring."""
     cfg = cfg or ModelConfig()
-    t0 = time.time()
     src = resolve_model(cfg.model, roots=roots, trust_remote_code=cfg.trust_remote_code)
     device = pick_device(cfg.device)
     precision = pick_precision(cfg.precision, device)
@@ -506,6 +509,7 @@ def load_model(cfg: ModelConfig | None = None, *, roots: list[str | os.PathLike]
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    t0 = time.time()  # after the imports: load time is conversion + reading weights
     path = checkpoint_dir(src)
     target = str(path) if path is not None else src.ref
     kwargs = _quant_kwargs(precision, device)

@@ -147,7 +147,8 @@ def run_round(gen: Generator, pool: Pool, r: int, cfg: SelfInstructConfig,
         pid = f"si-r{r:04d}-p{j:02d}"
         trunc = _truncated(gen, raw, sampling.max_new_tokens)
         prompts_rec.append({"prompt_id": pid, "sampled": s, "raw": raw, "truncated": trunc})
-        for k, text in enumerate(parse_instructions(raw, truncated=trunc)):
+        for k, text in enumerate(parse_instructions(raw, start=len(s) + 1,
+                                                    truncated=trunc)):
             cands.append({"id": f"{pid}-c{k:02d}", "prompt_id": pid, "instruction": text})
     for c in cands:  # sequential: an accepted instruction is compared with later ones
         score, j = pool.index.nearest(c["instruction"])

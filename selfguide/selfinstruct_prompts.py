@@ -160,7 +160,7 @@ def instruction_prompt(instructions: Sequence[str]) -> str:
     return "\n".join(lines) + f"\n{len(instructions) + 1}."
 
 
-_NUMBERED = re.compile(r"(?m)^[ \t]*(?:\*\*)?\d{1,3}[ \t]*[.)](?:\*\*)?[ \t]*")
+_NUMBERED = re.compile(r"(?m)^[ \t]*(?:\*\*)?(\d{1,3})[ \t]*[.)](?:\*\*)?[ \t]*")
 _TASK_PREFIX = re.compile(r"^(?:task|instruction)[ \t]*\d*[ \t]*:[ \t]*", re.IGNORECASE)
 
 
@@ -171,26 +171,34 @@ def _clean_instruction(seg: str) -> str:
     return seg[:1].upper() + seg[1:] if seg else ""
 
 
-def parse_instructions(raw: str, *, truncated: bool = False) -> list[str]:
+def parse_instructions(raw: str, *, start: int | None = None,
+                       truncated: bool = False) -> list[str]:
     """New instructions from a numbered continuation of :func:`instruction_prompt`.
 
-    The text before the first number continues the prompt's open item (``"9."``), unless it
-    is a chat preamble ending with ``:``. Items may span lines (whitespace is collapsed) and
-    a blank line ends an item. ``truncated`` (the token budget ran out) drops the last
-    item, which may be cut mid-sentence (the released code dropped the whole response).
-    Empty items are skipped; filters judge the rest.
+    The text before the first number continues the prompt's open item ``start`` (``9``),
+    unless it is a chat preamble ending with ``:``. A numbered line starts a new item only
+    if it carries the next number in sequence, so a nested list (``1. ... 2. ...`` inside
+    item 10) stays part of its item; without a head the first number sets the sequence.
+    Items may span lines (whitespace is collapsed) and a blank line ends an item.
+    ``truncated`` (the token budget ran out) drops the last item, which may be cut
+    mid-sentence (the released code dropped the whole response). Empty items are skipped;
+    filters judge the rest.
     """
     if not raw or not raw.strip():
         return []
     marks = list(_NUMBERED.finditer(raw))
-    segments: list[str] = []
     head = raw[: marks[0].start()] if marks else raw
-    if head.strip() and not _one_line(head.split("\n\n")[0]).endswith(":"):
-        segments.append(head)
-    for k, m in enumerate(marks):
-        end = marks[k + 1].start() if k + 1 < len(marks) else len(raw)
-        segments.append(raw[m.end():end])
-    items = [_clean_instruction(s) for s in segments]
+    has_head = bool(head.strip()) and not _one_line(head.split("\n\n")[0]).endswith(":")
+    bounds: list[tuple[int, int]] = [(0, len(head))] if has_head else []
+    expected = start + 1 if has_head and start is not None else None
+    for m in marks:
+        number = int(m.group(1))
+        if expected is None or number == expected:
+            if bounds:
+                bounds[-1] = (bounds[-1][0], m.start())
+            bounds.append((m.end(), len(raw)))
+            expected = number + 1
+    items = [_clean_instruction(raw[a:b]) for a, b in bounds]
     if truncated and items:
         items = items[:-1]
     return [s for s in items if s]

@@ -179,9 +179,23 @@ def test_sampling_with_small_pools():
     ("   \n  ", False, []),
     ("\n10.\n11. Only this one.", False, ["Only this one."]),
     (" Just one item, cut", True, []),
+    # a nested list (the model's own example input) stays inside its item
+    (" Create a list of ten items.\n10. Write a story based on these events:\n1. The first "
+     "day.\n2. The last day.\n11. Name a color.", False,
+     ["Create a list of ten items.",
+      "Write a story based on these events: 1. The first day. 2. The last day.",
+      "Name a color."]),
+    # a chat answer restarting at 1 sets its own sequence
+    ("1. Write a limerick.\n2. Spell the word backwards.", False,
+     ["Write a limerick.", "Spell the word backwards."]),
 ])
 def test_parse_instructions(raw, truncated, want):
-    assert parse_instructions(raw, truncated=truncated) == want
+    assert parse_instructions(raw, start=9, truncated=truncated) == want
+
+
+def test_parse_instructions_without_start_follows_first_number():
+    assert parse_instructions(" Open item.\n4. Four.\n5. Five.\n5. Again five.") == [
+        "Open item.", "Four.", "Five. 5. Again five."]
 
 
 # --------------------------------------------------------------------------- classification

@@ -97,7 +97,6 @@ class HFGenerator:
         if self.batch_size < 1 or self.max_batch_tokens < 1:
             raise ConfigError("batch_size and max_batch_tokens must be >= 1.")
         self.context_length = context_length(model, tokenizer)
-        self._stop_criteria: dict[tuple[str, ...], Any] = {}
         self.stats: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ construction
@@ -179,16 +178,9 @@ class HFGenerator:
             mask[r, width - len(s):] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _stop_strings(self, stop: tuple[str, ...]) -> Any:
-        """A cached ``StopStringCriteria`` (building one scans the vocabulary, ~0.5 s)."""
-        from transformers.generation.stopping_criteria import StopStringCriteria
-
+    def _stop_strings(self, stop: tuple[str, ...], prompt_width: int) -> Any:
         stop = tuple(s for s in stop if s)
-        if not stop:
-            return None
-        if stop not in self._stop_criteria:
-            self._stop_criteria[stop] = StopStringCriteria(self.tokenizer, list(stop))
-        return self._stop_criteria[stop]
+        return _stop_string_criteria(self.tokenizer, stop, prompt_width) if stop else None
 
     def _generation_config(self, sampling: SamplingConfig, max_new_tokens: int) -> Any:
         import copy
@@ -236,14 +228,13 @@ class HFGenerator:
         ids, truncated = self._encode_all(prompts, chat, sampling.max_new_tokens)
         decode_n = 1 if sampling.greedy else n
         batches = self._batches(ids, decode_n)
-        stop = self._stop_strings(sampling.stop)
         done = tokens = 0
         self.stats = {"batches": len(batches), "truncated_prompts": truncated,
                       "prefill_seconds": 0.0, "generated_tokens": 0, "seconds": 0.0}
         for b, batch in enumerate(batches):
             if cancel is not None and cancel():
                 raise Cancelled(f"Generation cancelled after {done} of {len(prompts)} prompts.")
-            texts, ntok = self._generate_batch(batch, sampling, decode_n, stop, cancel, seed_offset=b)
+            texts, ntok = self._generate_batch(batch, sampling, decode_n, cancel, seed_offset=b)
             if cancel is not None and cancel():
                 raise Cancelled(f"Generation cancelled after {done} of {len(prompts)} prompts.")
             tokens += ntok
@@ -260,7 +251,7 @@ class HFGenerator:
         self.stats.update(generated_tokens=tokens, seconds=round(time.time() - t0, 4))
         return [r if r is not None else [] for r in results]
 
-    def _generate_batch(self, batch: _Batch, sampling: SamplingConfig, n: int, stop: Any,
+    def _generate_batch(self, batch: _Batch, sampling: SamplingConfig, n: int,
                         cancel: CancelFlag | None, seed_offset: int) -> tuple[list[str], int]:
         import torch
         from transformers import StoppingCriteriaList
@@ -271,6 +262,7 @@ class HFGenerator:
         if max_new < 1:  # cannot happen after _encode_all, kept as a guard
             max_new = 1
         gc = self._generation_config(sampling, max_new)
+        stop = self._stop_strings(sampling.stop, width)
         criteria = StoppingCriteriaList([c for c in (stop, _cancel_criteria(cancel)) if c])
         kwargs: dict[str, Any] = {}
         with torch.inference_mode(), _seeded(sampling.seed + seed_offset, self.device):
@@ -288,7 +280,7 @@ class HFGenerator:
                 input_ids = input_ids.repeat_interleave(n, dim=0)
                 mask = mask.repeat_interleave(n, dim=0)
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=gc,
-                                      stopping_criteria=criteria, tokenizer=self.tokenizer, **kwargs)
+                                      stopping_criteria=criteria, **kwargs)
         return self._decode(out[:, width:], sampling.stop)
 
     def _prefill(self, ids: Any, mask: Any) -> Any:
@@ -409,6 +401,41 @@ def _position_ids(mask: Any) -> Any:
     """Positions for a left-padded batch, as ``generate`` computes them."""
     pos = mask.long().cumsum(-1) - 1
     return pos.masked_fill(mask == 0, 0)
+
+
+def _stop_string_criteria(tokenizer: Any, stop: tuple[str, ...], prompt_width: int) -> Any:
+    """A stopping criterion: a row is done once its generated text contains a stop string.
+
+    Only the last few generated tokens are decoded each step (enough to cover the longest
+    stop string), so the cost does not grow with the completion. transformers'
+    ``StopStringCriteria`` is not used: it assumes tokenizer vocabularies it can clean and
+    fails on others (e.g. WordLevel).
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    window = max(len(s) for s in stop) + 8
+
+    class _Stop(StoppingCriteria):
+        def __init__(self):
+            self.done: torch.Tensor | None = None
+
+        def __call__(self, input_ids, scores, **kwargs):
+            rows = input_ids.shape[0]
+            if self.done is None or self.done.shape[0] != rows:
+                self.done = torch.zeros(rows, dtype=torch.bool, device=input_ids.device)
+            new = input_ids[:, prompt_width:]
+            if new.shape[1] == 0:
+                return self.done.clone()
+            tails = new[:, -window:].tolist()
+            for r in range(rows):
+                if not self.done[r]:
+                    text = tokenizer.decode(tails[r], skip_special_tokens=True)
+                    if any(s in text for s in stop):
+                        self.done[r] = True
+            return self.done.clone()
+
+    return _Stop()
 
 
 def _cancel_criteria(cancel: CancelFlag | None) -> Any:

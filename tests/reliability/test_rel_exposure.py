@@ -8,6 +8,7 @@ RELIABILITY.md risks 1, 2, 3 and 28. One server is started for the whole module.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import socket
 import subprocess
@@ -61,20 +62,14 @@ def _clean_env(tmp_home: Path) -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``streamlit run`` from the repo root (so ``.streamlit/config.toml`` applies)."""
-    home = tmp_path_factory.mktemp("home")
-    app = REPO / "streamlit_app.py"
-    if not app.exists():  # the studio is built in parallel; the config is what we test
-        app = tmp_path_factory.mktemp("app") / "app.py"
-        app.write_text(MINIMAL_APP)
+@contextlib.contextmanager
+def _streamlit(app: Path, cwd: Path, home: Path, log: Path):
+    """Run ``streamlit run app`` in ``cwd`` (whose ``.streamlit/config.toml`` applies)."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("log") / "server.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port)],
-            cwd=REPO, env={**_clean_env(home), "SELFGUIDE_WORKSPACE": str(home / "ws")},
+            cwd=cwd, env={**_clean_env(home), "SELFGUIDE_WORKSPACE": str(home / "ws")},
             stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 90
@@ -96,6 +91,18 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The studio app (or a minimal app while it is absent) with the repo's config."""
+    home = tmp_path_factory.mktemp("home")
+    app = REPO / "streamlit_app.py"
+    if not app.exists():  # the studio is built in parallel; the config is what we test
+        app = tmp_path_factory.mktemp("app") / "app.py"
+        app.write_text(MINIMAL_APP)
+    with _streamlit(app, REPO, home, tmp_path_factory.mktemp("log") / "server.log") as srv:
+        yield srv
 
 
 def test_server_binds_loopback_only(server):
@@ -135,7 +142,7 @@ def test_websocket_rejects_foreign_host(server, host, origin, allowed):
     if allowed:
         assert code == 101
     else:
-        assert code in (400, 403), code
+        assert code == 403, code
 
 
 def test_http_on_lan_address_refused(server):
@@ -188,3 +195,18 @@ def test_effective_config_at_startup(tmp_path):
     for key, want in SECURITY_OPTIONS.items():
         assert got[key] == want, f"effective {key} = {got[key]!r}, want {want!r}"
     assert got["server.allowedHosts"] and "evil.example" not in got["server.allowedHosts"]
+
+
+def test_negative_control_without_allowed_hosts(tmp_path):
+    """The handshake check is not vacuous: the same config minus ``allowedHosts`` accepts a
+    WebSocket from a foreign Host (the DNS-rebinding hole the setting closes)."""
+    cfg = tomllib.loads(CONFIG.read_text())
+    lines = [ln for ln in CONFIG.read_text().splitlines() if not ln.startswith("allowedHosts")]
+    assert cfg["server"]["allowedHosts"]
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "config.toml").write_text("\n".join(lines) + "\n")
+    app = tmp_path / "app.py"
+    app.write_text(MINIMAL_APP)
+    with _streamlit(app, tmp_path, tmp_path, tmp_path / "server.log") as srv:
+        port = srv["port"]
+        assert _ws_handshake(port, f"evil.example:{port}", None) == 101

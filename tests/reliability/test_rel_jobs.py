@@ -143,7 +143,7 @@ def test_startup_failure_is_failed_not_running(run_dir):
     jobs.start(run_dir, "eval", ["no-such-command"], env=CHILD_ENV)
     wait_for(lambda: state(run_dir, "eval") == "failed", timeout=20)
     st = jobs.status(run_dir, "eval")
-    assert "invalid choice" in st.error and st.reason == "startup"
+    assert "invalid choice" in st.error and st.reason == "exit"
 
 
 def test_worker_refuses_a_second_live_worker(run_dir):
@@ -298,3 +298,36 @@ def test_invalid_stage_and_run_names_refused(workspace):
     with pytest.raises(JobError, match="stage"):
         jobs.start("ok-run", "../x", ["runs"])
     assert not (workspace / "runs" / "ok-run" / "jobs").exists()
+
+
+def test_cancel_during_model_load_real_cli(run_dir, tiny_model_dir):
+    """Cancel a real ``selfguide train`` while it imports torch / loads the model."""
+    store.atomic_write_text(run_dir / "dataset" / "train.jsonl",
+                            "".join(json.dumps({"id": f"r{i}", "prompt": "the cat sat",
+                                                "completion": f"on the mat {i}"}) + "\n"
+                                    for i in range(8)))
+    store.atomic_write_json(run_dir / "config.json",
+                            {"model": {"model": str(tiny_model_dir), "device": "cpu"}})
+    st = jobs.start(run_dir, "train", ["train", "--run", run_dir.name, "--method", "lora",
+                                       "--precision", "fp32"], env=CHILD_ENV)
+    wait_for(lambda: state(run_dir, "train") == "running", timeout=30)
+    t0 = time.time()
+    done = jobs.cancel(run_dir, "train")
+    assert time.time() - t0 < 10.0
+    assert done.state == "cancelled" and not _group_alive(st.pgid)
+    assert not (run_dir / "train" / "adapter").exists()
+
+
+@pytest.mark.parametrize("argv,want,needle", [
+    (["runs"], "finished", None),  # a command without a worker
+    (["synthesize", "/nonexistent/task.json", "--run", "job-test"], "failed", "error:"),
+])
+def test_exit_recorded_without_a_worker(run_dir, monkeypatch, argv, want, needle):
+    """Seen from another process (no Popen to ask), the state still comes from the child's
+    own exit record, not from guessing."""
+    jobs.start(run_dir, "misc", argv, env=CHILD_ENV)
+    monkeypatch.setattr(jobs, "_CHILDREN", {})
+    st = wait_for(lambda: (s := jobs.status(run_dir, "misc")).done and s, timeout=30)
+    assert st.state == want
+    if needle:
+        assert needle in st.error and "task.json" in st.error

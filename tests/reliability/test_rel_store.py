@@ -7,7 +7,6 @@ RELIABILITY.md risks 8 (run names), 20 (torn JSONL), 21 (atomic writes under SIG
 from __future__ import annotations
 
 import errno
-import json
 import os
 import random
 import shutil
@@ -62,18 +61,22 @@ def test_good_run_names_stay_inside(name, tmp_path):
     assert path.is_dir() and path.parent == (ws / "runs").resolve()
 
 
-_WS_ROOT = Path(tempfile.mkdtemp(prefix="sg-rel-names-"))
+@pytest.fixture(scope="module")
+def names_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("names")
+
+
 _NAME_CHARS = st.sampled_from(list("./\\-_ aZ09~:\x00\n\u202e\uff0f\u00e9"))
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.one_of(st.text(), st.text(_NAME_CHARS, max_size=12)))
 @example("../../etc")
 @example("run\n")
-def test_run_name_hypothesis(name):
+def test_run_name_hypothesis(names_root, name):
     """Any text: either InvalidRunName, or a directory inside the workspace whose name
     matches the documented pattern; never a file outside ``ws``."""
-    outer = _WS_ROOT / "outer"
+    outer = names_root / "outer"
     ws = outer / "ws"
     ws.mkdir(parents=True, exist_ok=True)
     try:
@@ -321,3 +324,19 @@ def test_read_json_reports_bad_bytes(tmp_path):
     p.write_text('{"a": ')
     with pytest.raises(CorruptFile, match="line 1"):
         store.read_json(p)
+
+
+def test_atomic_temp_is_a_sibling(tmp_path, monkeypatch):
+    """The temp file lives next to its target, so ``os.replace`` never crosses devices
+    (a workspace on another mount than /tmp stays atomic)."""
+    seen = []
+    real = os.replace
+
+    def spy(src, dst):
+        seen.append((Path(src), Path(dst)))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    store.atomic_write_json(tmp_path / "sub" / "config.json", {"a": 1})
+    (src, dst), = seen
+    assert src.parent == dst.parent == tmp_path / "sub" and src.name.endswith(".tmp")

@@ -1,0 +1,323 @@
+"""Per-page AppTest tests with preset session state and run directories written by the test.
+
+Job launching is replaced by a recorder (nothing is spawned in-process) and model loading
+by a scripted fake generator, so these tests check the pages' behaviour, not the models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from selfguide import store
+from studio import state
+
+XSS = "<img src=x onerror=alert(1)>"
+JS_LINK = "[x](javascript:alert(1))"
+
+
+def button(at, label):
+    hits = [b for b in (*at.button, *at.sidebar.button) if b.label == label]
+    assert hits, f"no button {label!r}; have {[b.label for b in at.button]}"
+    return hits[0]
+
+
+def metric(at, label):
+    hits = [m for m in at.metric if m.label == label]
+    assert hits, f"no metric {label!r}; have {[m.label for m in at.metric]}"
+    return hits[0].value
+
+
+def all_text(at) -> str:
+    els = [*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.success]
+    return "\n".join(str(e.value) for e in els)
+
+
+def write_status(run_dir, stage, **fields):
+    jdir = run_dir / "jobs" / stage
+    jdir.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    store.atomic_write_json(jdir / "status.json", {
+        "run": run_dir.name, "stage": stage, "state": "running", "pid": os.getpid(),
+        "started": now, "heartbeat": now, "heartbeat_interval": 2.0, **fields})
+    return jdir
+
+
+# --------------------------------------------------------------------------- model
+
+def test_model_page_loads_once_and_tries_a_prompt(app, monkeypatch):
+    from selfguide.backends.fake import FakeGenerator
+    from studio import resources
+
+    loads = []
+
+    def fake_build(cfg):
+        loads.append(cfg.model)
+        return resources.CachedModel(
+            config={"model": cfg.model}, generator=FakeGenerator(script=f"hi {XSS}"),
+            info={"ref": cfg.model, "n_params": 134_515_008, "memory_bytes": 270 * 2**20,
+                  "device": "cpu", "precision": "bf16", "load_seconds": 1.5,
+                  "has_chat_template": True})
+
+    monkeypatch.setattr(resources, "build_model", fake_build)
+    at = app()
+    at.run()
+    button(at, "Load model").click().run()
+    assert not at.exception
+    assert metric(at, "Parameters") == "134.5 M"
+    assert metric(at, "Device") == "cpu"
+    for _ in range(3):  # reruns reuse the cached model
+        at.run()
+    assert loads == ["embedded"]
+    at.text_area(key=state.widget_key("model", "prompt")).set_value("Say hi").run()
+    button(at, "Generate").click().run()
+    assert [c.value for c in at.code] == [f"hi {XSS}"]
+    assert XSS not in all_text(at)
+
+
+# --------------------------------------------------------------------------- task
+
+def test_task_page_loads_example_and_saves_a_run(app, workspace):
+    at = app()
+    at.switch_page("pages/task.py").run()
+    at.selectbox(key=state.widget_key("task", "example")).set_value("sentiment.json").run()
+    button(at, "Load example").click().run()
+    assert not at.exception
+    assert "positive or negative" in at.text_area(key=state.widget_key("task",
+                                                                        "instruction")).value
+    assert any("Valid task" in s.value for s in at.success)
+    button(at, "Save task to run").click().run()
+    assert not at.exception
+    runs = store.list_runs()
+    assert runs == ["sentiment"]
+    saved = json.loads((workspace / "runs" / "sentiment" / "task.json").read_text())
+    assert saved["labels"] == ["positive", "negative"] and len(saved["demos"]) >= 3
+    assert at.session_state[state.RUN_KEY] == "sentiment"
+    assert at.query_params["run"] in ("sentiment", ["sentiment"])
+
+
+def test_task_page_shows_validation_error_inline(app):
+    at = app()
+    at.switch_page("pages/task.py").run()
+    at.selectbox(key=state.widget_key("task", "example")).set_value("sentiment.json").run()
+    button(at, "Load example").click().run()
+    at.text_area(key=state.widget_key("task", "instruction")).set_value("   ").run()
+    assert not at.exception
+    assert any("instruction" in e.value for e in at.error)
+    assert button(at, "Save task to run").disabled
+
+
+# --------------------------------------------------------------------------- synthesize
+
+def test_synthesize_start_launches_the_cli_job(app, runs, job_recorder):
+    d = runs.task("r1")
+    at = app(run="r1")
+    at.switch_page("pages/synthesize.py").run()
+    assert not at.exception
+    button(at, "Start").click().run()
+    assert not at.exception
+    assert len(job_recorder.calls) == 1
+    run, stage, argv = job_recorder.calls[0]
+    assert (run, stage) == ("r1", "synthesize")
+    assert argv[:4] == ["synthesize", str(d / "task.json"), "--run", "r1"]
+    opts = dict(zip(argv[4::2], argv[5::2]))
+    assert opts["--rounds"] == "2" and opts["--n-samples"] == "3"  # the 'tiny' preset
+    # The argv is exactly what the CLI parses.
+    from selfguide.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.rounds == "2" and args.run == "r1"
+
+
+def test_synthesize_live_preview_and_refresh_reattach(app, runs):
+    d = runs.task("r1")
+    write_status(d, "synthesize")
+    store.append_jsonl(d / "inputs.jsonl", [
+        {"id": "r000-p000", "round": 0, "prompt_id": 0, "target_label": "positive",
+         "input": "first input"},
+        {"id": "r000-p001", "round": 0, "prompt_id": 1, "target_label": "negative",
+         "input": XSS}])
+    store.append_jsonl(d / "annotations.jsonl", [
+        {"id": "r000-p000", "samples": ["positive", "positive", "negative"]}])
+    store.append_jsonl(d / "jobs" / "synthesize" / "events.jsonl", [
+        {"t": time.time(), "type": "progress", "stage": "inputs", "done": 1, "total": 4,
+         "eta": 30, "tokens_per_s": 12.5, "elapsed": 10}])
+    # A fresh session (browser refresh) that only knows ?run=r1.
+    at = app()
+    at.query_params["run"] = "r1"
+    at.switch_page("pages/synthesize.py").run()
+    assert not at.exception
+    assert "job state: `running`" in all_text(at)
+    assert at.get("progress")[0].proto.value == 25
+    assert "12.5 tokens/s" in at.get("progress")[0].proto.text
+    newest = at.dataframe[0].value
+    assert newest["input"].tolist() == [XSS, "first input"]  # newest first, as text
+    votes = at.dataframe[1].value
+    assert votes["output"].tolist() == ["positive"] and votes["vote_share"].tolist() == [0.67]
+    assert button(at, "Start").disabled
+    assert XSS not in all_text(at)
+
+
+# --------------------------------------------------------------------------- filter
+
+def test_filter_sliders_change_counts_at_once(app, runs):
+    runs.candidates("r1", n=40)
+    at = app(run="r1")
+    at.switch_page("pages/filter.py").run()
+    assert not at.exception
+    assert metric(at, "Candidates") == "40"
+    kept0 = int(metric(at, "Kept"))
+    key = state.widget_key("filter.r1", "min_frequency")
+    at.slider(key=key).set_value(0.9).run()
+    kept_strict = int(metric(at, "Kept"))
+    at.slider(key=key).set_value(0.0).run()
+    kept_loose = int(metric(at, "Kept"))
+    assert kept_strict < kept0 <= kept_loose
+    assert not at.exception
+    # Balance off keeps every label's rows; the per-label chart data follow.
+    at.checkbox(key=state.widget_key("filter.r1", "balance")).set_value(False).run()
+    assert int(metric(at, "Kept")) >= kept_loose
+
+
+def test_filter_overrides_and_save_dataset(app, runs):
+    d = runs.candidates("r1", n=40)
+    at = app(run="r1")
+    at.switch_page("pages/filter.py").run()
+    kept = int(metric(at, "Kept"))
+    table = at.dataframe  # the editor is a data_editor (Arrow) element
+    assert table, "candidates table missing"
+    kept_id = next(r["id"] for r in at.dataframe[-1].value.to_dict("records")
+                   if r["kept"])
+    store.atomic_write_json(d / "overrides.json", {kept_id: False})
+    at.run()
+    assert int(metric(at, "Kept")) == kept - 1
+    assert metric(at, "Manual overrides") == "1"
+    button(at, "Save dataset").click().run()
+    assert not at.exception, at.exception
+    rows = store.read_jsonl(d / "dataset" / "train.jsonl")
+    assert len(rows) == kept - 1 and kept_id not in {r["id"] for r in rows}
+    assert any("Saved" in s.value for s in at.success)
+
+
+# --------------------------------------------------------------------------- finetune
+
+def test_finetune_refuses_degenerate_data(app, runs, job_recorder):
+    runs.dataset("r1", rows=[{"id": f"c{i}", "prompt": f"p{i}", "completion": "positive",
+                              "label": "positive"} for i in range(5)])
+    at = app(run="r1")
+    at.switch_page("pages/finetune.py").run()
+    assert not at.exception
+    assert any("identical" in e.value and "--force" in e.value for e in at.error)
+    assert button(at, "Launch training").disabled
+    assert job_recorder.calls == []
+
+
+def test_finetune_launch_and_live_loss(app, runs, job_recorder):
+    d = runs.dataset("r1")
+    at = app(run="r1")
+    at.switch_page("pages/finetune.py").run()
+    assert not at.exception
+    button(at, "Launch training").click().run()
+    assert job_recorder.calls and job_recorder.calls[0][1] == "train"
+    argv = job_recorder.calls[0][2]
+    assert argv[:3] == ["train", "--run", "r1"] and "--max-steps" in argv
+    # The worker reports: progress and loss events drive the bar and the curve.
+    write_status(d, "train")
+    now = time.time()
+    store.append_jsonl(d / "jobs" / "train" / "events.jsonl", [
+        {"t": now, "type": "loss", "step": 1, "loss": 2.5, "tokens_per_s": 300.0},
+        {"t": now, "type": "loss", "step": 2, "loss": 2.1, "tokens_per_s": 310.0},
+        {"t": now, "type": "progress", "stage": "train", "done": 2, "total": 6, "eta": 8,
+         "tokens_per_s": 310.0, "elapsed": 4}])
+    at.run()
+    assert not at.exception
+    assert "job state: `running`" in all_text(at)
+    assert at.get("vega_lite_chart"), "loss chart missing"
+    assert "loss 2.1000" in all_text(at)
+    assert button(at, "Cancel") is not None
+
+
+# --------------------------------------------------------------------------- compare
+
+def test_compare_shows_both_columns_and_renders_model_text_as_text(app, runs):
+    preds = [
+        {"id": "t0", "input": "Loved it.", "reference": "positive", "before": "negative",
+         "after": "positive", "score_before": 0.0, "score_after": 1.0, "changed": True},
+        {"id": "t1", "input": "Terrible.", "reference": "negative", "before": "negative",
+         "after": XSS, "score_before": 1.0, "score_after": 0.0, "changed": True},
+        {"id": "t2", "input": JS_LINK, "reference": "negative", "before": "negative",
+         "after": "negative", "score_before": 1.0, "score_after": 1.0, "changed": False},
+    ]
+    runs.evaluated("r1", preds)
+    at = app(run="r1")
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert metric(at, "Before (exact_match)") == "0.667"
+    assert metric(at, "After (exact_match)") == "0.667"
+    ex = at.dataframe[2].value  # confusion before, confusion after, examples
+    assert {"before", "after"} <= set(ex.columns)
+    assert XSS in ex["after"].tolist() and JS_LINK in ex["input"].tolist()
+    at.radio(key=state.widget_key("compare", "view")).set_value("regressed").run()
+    shown = at.dataframe[2].value
+    assert shown["id"].tolist() == ["t1"]
+    # The word diff of the regressed row: data in a table, the input as plain code text.
+    diff = at.dataframe[3].value
+    assert diff.to_dict("records")[0]["after"] == XSS or XSS in diff["after"].tolist()
+    assert [c.value for c in at.code] == ["Terrible."]
+    # Model text never reaches Markdown (where it could become markup or a link).
+    assert XSS not in all_text(at) and "javascript:" not in all_text(at)
+
+
+def test_compare_without_adapter_points_to_finetune(app, runs):
+    runs.dataset("r1")
+    at = app(run="r1")
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert any("no finetuned adapter" in i.value for i in at.info)
+
+
+# --------------------------------------------------------------------------- runs
+
+def test_runs_delete_needs_confirmation(app, runs, workspace):
+    runs.task("keep-me")
+    runs.task("bye")
+    at = app(run="bye")
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    at.selectbox(key=state.widget_key("runs", "pick")).set_value("bye").run()
+    button(at, "Delete…").click().run()
+    assert button(at, "Delete for good").disabled
+    at.text_input(key=state.widget_key("runs", "confirm")).set_value("bye").run()
+    button(at, "Delete for good").click().run()
+    assert not at.exception
+    assert store.list_runs() == ["keep-me"]
+    assert at.session_state[state.RUN_KEY] is None
+
+
+@pytest.mark.parametrize("name", ["../../etc", "a/b", "..", "/etc/passwd", ""])
+def test_runs_page_rejects_bad_run_names(app, workspace, name):
+    at = app()
+    at.switch_page("pages/runs.py").run()
+    at.text_input(key=state.widget_key("runs", "new_name")).set_value(name).run()
+    button(at, "Create run").click().run()
+    assert not at.exception
+    assert any("Invalid run name" in e.value for e in at.error)
+    assert store.list_runs() == []
+    assert sorted(p.name for p in workspace.iterdir()) in ([], ["runs"])
+
+
+def test_runs_page_creates_and_renames(app, workspace):
+    at = app()
+    at.switch_page("pages/runs.py").run()
+    at.text_input(key=state.widget_key("runs", "new_name")).set_value("fresh-1").run()
+    button(at, "Create run").click().run()
+    assert not at.exception
+    assert store.list_runs() == ["fresh-1"]
+    assert at.session_state[state.RUN_KEY] == "fresh-1"
+    at.text_input(key=state.widget_key("runs", "new_name")).set_value("fresh-2").run()
+    button(at, "Rename current run").click().run()
+    assert store.list_runs() == ["fresh-2"]
+    assert at.session_state[state.RUN_KEY] == "fresh-2"

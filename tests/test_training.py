@@ -1,0 +1,172 @@
+"""Training on the tiny Llama: masking, LoRA/QLoRA/full runs, adapter files, events, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from selfguide import store, training
+from selfguide.configs.training import TrainConfig
+from selfguide.events import EventLog, read_events
+
+LABELS = ("positive", "negative")
+
+
+def make_run(ws: Path, model_dir: Path, name: str = "r", n: int = 24, *,
+             task_type: str = "classification") -> Path:
+    """A run directory with task.json, config.json and a small dataset/train.jsonl."""
+    run = store.resolve_run_dir(name, ws, create=True)
+    store.atomic_write_json(run / "config.json", {"model": {"model": str(model_dir)}})
+    store.atomic_write_json(run / "task.json", {
+        "name": "sent", "instruction": "is this movie positive or negative",
+        "demos": [{"input": "this movie was great", "output": "positive"},
+                  {"input": "this film was bad", "output": "negative"},
+                  {"input": "this movie was fun", "output": "positive"}],
+        "task_type": task_type, "labels": list(LABELS), "metric": "exact_match",
+        "test": [{"input": "this film was boring", "outputs": ["negative"], "id": "t1"},
+                 {"input": "this movie was great and fun", "outputs": ["positive"], "id": "t2"},
+                 {"input": "the cat sat on the mat", "outputs": ["negative"], "id": "t3"}]})
+    rows = []
+    for i in range(n):
+        pos = i % 2 == 0
+        inp = "this movie was great and fun" if pos else "this film was bad and boring"
+        rows.append({"id": f"r{i}", "prompt": f"is this movie positive or negative : {inp}",
+                     "completion": "positive" if pos else "negative", "input": inp,
+                     "output": "positive" if pos else "negative",
+                     "label": "positive" if pos else "negative"})
+    store.atomic_write_text(run / "dataset" / "train.jsonl",
+                            "".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def tensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_masking_prompt_tokens_get_minus_100(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from selfguide.backends.hf import render_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir, trust_remote_code=False)
+    rec = {"id": "a", "prompt": "is this movie great", "completion": "positive"}
+    for chat in (False, True):
+        feats = training.build_features(tok, [rec], chat=chat, max_length=64)
+        row = feats.rows[0]
+        p_ids = tok(render_prompt(tok, rec["prompt"], chat))["input_ids"]
+        n_p = len(p_ids)
+        assert row["input_ids"][:n_p] == p_ids  # exactly the prompt evaluation renders
+        assert row["labels"][:n_p] == [-100] * n_p
+        assert row["labels"][n_p:] == row["input_ids"][n_p:]
+        assert tok.decode(row["input_ids"][n_p:-1]).strip() == "positive"
+        assert row["input_ids"][-1] == tok.eos_token_id
+    # long rows: dropped and reported, or the prompt's start is cut, or an error
+    long = {"id": "long", "prompt": " ".join(["the cat sat on the mat"] * 20),
+            "completion": "positive"}
+    feats = training.build_features(tok, [rec, long], chat=False, max_length=32)
+    assert len(feats.rows) == 1 and feats.long_rows[0]["id"] == "long"
+    cut = training.build_features(tok, [long], chat=False, max_length=32, long_rows="truncate")
+    assert len(cut.rows[0]["input_ids"]) == 32 and cut.rows[0]["labels"][-2] != -100
+    with pytest.raises(training.DatasetError, match="max_length"):
+        training.build_features(tok, [long], chat=False, max_length=32, long_rows="error")
+
+
+def test_collator_pads_labels_with_minus_100():
+    batch = training.PadCollator(pad_id=1)([
+        {"input_ids": [5, 6, 7], "labels": [-100, 6, 7], "attention_mask": [1, 1, 1]},
+        {"input_ids": [5], "labels": [5], "attention_mask": [1]}])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 1, 1]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [5, -100, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+@pytest.mark.slow
+def test_train_lora_tiny(workspace, tiny_model_dir):
+    run = make_run(workspace, tiny_model_dir, n=40)
+    events = EventLog(run / "events.jsonl")
+    cfg = TrainConfig(method="lora", precision="fp32", epochs=2, batch_size=4,
+                      learning_rate=5e-3, val_fraction=0.2, min_val_rows=4)
+    res = training.train(run, cfg, events=events)
+    adir = run / "train" / "adapter"
+    assert (adir / "adapter_model.safetensors").is_file()
+    assert not list(adir.glob("*.bin"))
+    man = json.loads((adir / "selfguide_adapter.json").read_text())
+    assert man["model"] == str(tiny_model_dir) and man["chat"] is True
+    assert man["base_fingerprint"] and man["kind"] == "lora"
+    # LoRA B matrices start at zero: training must have moved them
+    w = tensors(adir / "adapter_model.safetensors")
+    b = [v for k, v in w.items() if "lora_B" in k]
+    assert b and all(float(v.abs().sum()) > 0 for v in b)
+    m = res.metrics
+    assert m["rows"] == 32 and m["val_rows"] == 8 and m["steps"] == 16
+    assert len(m["eval_losses"]) == 2 and m["best_checkpoint"].startswith("checkpoint-")
+    evs = read_events(run / "events.jsonl")
+    losses = [e for e in evs if e["type"] == "loss"]
+    assert len(losses) == 16
+    assert {"step", "epoch", "loss", "lr", "tokens_per_s", "elapsed", "eta"} <= set(losses[0])
+    assert any(e["type"] == "progress" and e["done"] == 16 for e in evs)
+    assert [e for e in evs if e["type"] == "eval"]
+    assert json.loads((run / "train" / "metrics.json").read_text())["steps"] == 16
+
+
+@pytest.mark.slow
+def test_resume_after_kill_uses_last_complete_checkpoint(workspace, tiny_model_dir):
+    cfg = TrainConfig(method="lora", precision="fp32", max_steps=6, batch_size=4,
+                      learning_rate=5e-3, val_fraction=0.0, save_strategy="steps",
+                      save_steps=2, save_total_limit=5)
+    ref = make_run(workspace, tiny_model_dir, "ref")
+    training.train(ref, cfg)
+    expected = tensors(ref / "train" / "adapter" / "adapter_model.safetensors")
+
+    run = make_run(workspace, tiny_model_dir, "killed")
+    training.train(run, cfg)
+    ck = run / "train" / "checkpoints"
+    assert sorted(p.name for p in ck.iterdir()) == ["checkpoint-2", "checkpoint-4",
+                                                    "checkpoint-6"]
+    # Simulate kill -9: the last checkpoint torn mid-save, the one before lost its state.
+    f = ck / "checkpoint-6" / "adapter_model.safetensors"
+    f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    (ck / "checkpoint-4" / "trainer_state.json").unlink()
+    assert training.last_complete_checkpoint(ck).name == "checkpoint-2"
+    res = training.train(run, cfg)
+    assert res.metrics["resumed_from"] == "checkpoint-2"
+    got = tensors(run / "train" / "adapter" / "adapter_model.safetensors")
+    assert got.keys() == expected.keys()
+    for k in expected:  # bit-identical to the uninterrupted run on CPU
+        assert (got[k] == expected[k]).all(), k
+
+
+@pytest.mark.slow
+def test_qlora_4bit_on_cpu(workspace, tiny_model_dir):
+    run = make_run(workspace, tiny_model_dir)
+    res = training.train(run, TrainConfig(method="qlora", max_steps=3, batch_size=4,
+                                          val_fraction=0.0, learning_rate=5e-3))
+    assert res.metrics["steps"] == 3
+    man = json.loads((run / "train" / "adapter" / "selfguide_adapter.json").read_text())
+    assert man["method"] == "qlora"
+    w = tensors(run / "train" / "adapter" / "adapter_model.safetensors")
+    assert any("lora_B" in k and float(v.abs().sum()) > 0 for k, v in w.items())
+
+
+@pytest.mark.slow
+def test_full_finetune_and_degenerate_dataset(workspace, tiny_model_dir):
+    run = make_run(workspace, tiny_model_dir, "full")
+    training.train(run, TrainConfig(method="full", max_steps=2, batch_size=4,
+                                    val_fraction=0.0))
+    adir = run / "train" / "adapter"
+    assert (adir / "model.safetensors").is_file() and (adir / "tokenizer.json").is_file()
+    assert json.loads((adir / "selfguide_adapter.json").read_text())["kind"] == "full"
+
+    bad = make_run(workspace, tiny_model_dir, "bad")
+    rows = store.read_jsonl(bad / "dataset" / "train.jsonl")
+    for r in rows:
+        r["completion"] = r["label"] = "positive"
+    store.atomic_write_text(bad / "dataset" / "train.jsonl",
+                            "".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(training.DatasetError):
+        training.train(bad, TrainConfig(method="lora", max_steps=1))
+    assert not (bad / "train" / "checkpoints").exists()  # refused before any training
