@@ -29,11 +29,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-WORDS = ("river mountain data model system language report village market science music "
-         "history teacher student garden winter summer engine network signal ocean forest "
-         "city policy energy health family travel book paper story question answer method "
-         "result table figure value number color light sound water fire earth stone glass "
-         "bridge road train station window door house kitchen table chair morning evening").split()
+WORDS = ["river", "mountain", "data", "model", "system", "language", "report", "village",
+         "market", "science", "music", "history", "teacher", "student", "garden", "winter",
+         "summer", "engine", "network", "signal", "ocean", "forest", "city", "policy",
+         "energy", "health", "family", "travel", "book", "paper", "story", "question",
+         "answer", "method", "result", "table", "figure", "value", "number", "color", "light",
+         "sound", "water", "fire", "earth", "stone", "glass", "bridge", "road", "train",
+         "station", "window", "door", "house", "kitchen", "table", "chair", "morning",
+         "evening"]
 
 
 def make_prompts(gen, count: int, target_tokens: int, seed: int) -> list[str]:
@@ -195,7 +198,7 @@ the ratios are what the targets are about).
 """
     path = ROOT / "bench" / "README.md"
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Generation\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(r"^## Generation\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     new = pattern.sub(lambda m: table + "\n", old) if pattern.search(old) else \
         old.rstrip("\n") + "\n\n" + table
     atomic_write_text(path, new)

@@ -156,8 +156,9 @@ def _read_status(jdir: Path) -> dict:
     return raw if isinstance(raw, dict) else {}
 
 
-def _write_status(jdir: Path, data: Mapping[str, Any]) -> None:
-    store.atomic_write_json(jdir / "status.json", dict(data))
+def _write_status(jdir: Path, data: Mapping[str, Any], *, durable: bool = True) -> None:
+    text = json.dumps(dict(data), indent=2, ensure_ascii=False, default=str) + "\n"
+    store.atomic_write_bytes(jdir / "status.json", text.encode("utf-8"), fsync=durable)
 
 
 def _proc_create_time(pid: int) -> float | None:
@@ -270,6 +271,8 @@ class _Worker:
         self.finalizing = False
         self.prev_handler: Any = None
         self.installed = False
+        self.ready = False  # until then a SIGTERM is remembered, not raised
+        self.pending: int | None = None
 
     # heartbeat ------------------------------------------------------------
     def _beat(self) -> None:
@@ -279,8 +282,8 @@ class _Worker:
                 if self.stop.is_set():
                     return
                 self.data["heartbeat"] = time.time()
-                try:
-                    _write_status(self.jdir, self.data)
+                try:  # no fsync: a beat every 2 s need not survive a power cut
+                    _write_status(self.jdir, self.data, durable=False)
                 except StorageError as exc:  # keep beating; the main thread will fail loudly
                     if not warned:
                         print(f"warning: heartbeat not written: {exc}", file=sys.stderr)
@@ -289,6 +292,9 @@ class _Worker:
     # signals --------------------------------------------------------------
     def _on_sigterm(self, signum, frame) -> None:
         if self.finalizing:
+            return
+        if not self.ready:  # mid start-up: raise once the status says "running"
+            self.pending = signum
             return
         raise Cancelled(f"The {self.stage} job was cancelled (signal {signum}).")
 
@@ -304,6 +310,29 @@ class _Worker:
 
     # lifecycle ------------------------------------------------------------
     def enter(self) -> EventLog:
+        self._install()  # first, so a cancel during start-up is never lost
+        try:
+            self._claim()
+        except BaseException:
+            self._uninstall()
+            raise
+        self.events = EventLog(self.jdir / "events.jsonl")
+        try:
+            store.clean_stale_temps(self.run_dir)
+            self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.stage}",
+                                           daemon=True)
+            self.thread.start()
+            self.events.emit("status", state="running", pid=os.getpid())
+            self.ready = True
+            if self.pending is not None:
+                raise Cancelled(f"The {self.stage} job was cancelled (signal {self.pending}).")
+        except BaseException as exc:
+            self.exit(exc)
+            raise
+        return self.events
+
+    def _claim(self) -> None:
+        """Refuse if another live process works on this stage; write ``running``."""
         try:
             self.jdir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -332,18 +361,6 @@ class _Worker:
                 "ended": None, "error": None, "reason": None,
             }
             _write_status(self.jdir, self.data)
-        self.events = EventLog(self.jdir / "events.jsonl")
-        try:
-            store.clean_stale_temps(self.run_dir)
-            self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.stage}",
-                                           daemon=True)
-            self.thread.start()
-            self.events.emit("status", state="running", pid=me)
-            self._install()  # last: a SIGTERM before this point just ends the process
-        except BaseException as exc:
-            self.exit(exc)
-            raise
-        return self.events
 
     def exit(self, exc: BaseException | None) -> None:
         self.finalizing = True

@@ -192,7 +192,7 @@ def _known_model_type(model_type: str) -> bool:
 def _check_model_dir(path: Path, ref: str, trust_remote_code: bool) -> None:
     cfg = _read_config(path, ref)
     files = [p.name for p in path.iterdir() if p.is_file()]
-    if not any(f.endswith(".safetensors") or f.endswith(".safetensors.index.json") for f in files):
+    if not any(f.endswith((".safetensors", ".safetensors.index.json")) for f in files):
         pickles = sorted(f for f in files if f.endswith(_PICKLE_SUFFIXES))
         if pickles:
             raise UnsafeWeights(
@@ -408,7 +408,7 @@ def _bnb_version() -> tuple[int, ...] | None:
     """The importable bitsandbytes version, or None when it cannot be imported."""
     try:
         import bitsandbytes  # noqa: F401
-    except Exception:  # ImportError, or a broken native library raising at import
+    except Exception:  # noqa: BLE001 - ImportError, or a broken native library at import
         return None
     from importlib.metadata import PackageNotFoundError, version
 
@@ -572,7 +572,7 @@ def _hub_snapshot(repo_id: str) -> Path | None:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # the fingerprint then falls back to the hub id
+    except Exception:  # noqa: BLE001 - the fingerprint then falls back to the hub id
         return None
 
 

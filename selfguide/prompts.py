@@ -6,7 +6,8 @@ records (``prompt`` field) and evaluation all use it, so the finetuned model see
 the prompt it was trained on. :func:`instruction_prompt` is the same shape for a bare
 instruction (Self-Instruct rows). :func:`input_generation_prompt` builds one stage-1 prompt:
 the instruction, the demos' inputs as high-quality examples, a random sample of inputs
-generated so far as lower-quality examples, and (classification) the target label.
+generated so far as lower-quality examples, and (classification) the target label, laid out
+as a plain few-shot list for the model to continue.
 
 All functions are pure: plain strings in, a plain string out; randomness comes in as an
 explicit ``random.Random``. Chat templates are applied later by the backend
@@ -22,6 +23,7 @@ from selfguide.task import TaskSpec
 
 INPUT_MARKER = "Input:"
 OUTPUT_MARKER = "Output:"
+ANSWER_MARKER = "Answer:"
 
 
 def _block(text: str) -> str:
@@ -68,38 +70,42 @@ def sample_generated(pool: Sequence[str], rng: random.Random, lo: int, hi: int) 
     return rng.sample(list(pool), k) if k > 0 else []
 
 
-def input_generation_prompt(task: TaskSpec, generated: Sequence[str] = (),
+def input_generation_prompt(task: TaskSpec, generated: Sequence[str | tuple[str, str]] = (),
                             target_label: str | None = None) -> str:
-    """One stage-1 prompt asking for one new input.
+    """One stage-1 prompt asking for one new input, as a plain few-shot continuation.
+
+    Small instruct models follow a list they can continue far better than a meta-request
+    ("write a new input..."), so the prompt is the instruction followed by example inputs
+    and ends with an open ``Input:``. Earlier generated inputs (lower quality) come first,
+    the demos (high quality) last, closest to the new input. Classification puts the
+    answer *before* each input (output-first, as Self-Instruct does for classification)
+    and ends with ``Answer: <target>`` + ``Input:``, so the new input is written for the
+    target label.
 
     Args:
         task: The task (instruction and demos).
-        generated: Earlier generated inputs to show as lower-quality examples (already
-            sampled by the caller, see :func:`sample_generated`).
+        generated: Earlier generated inputs to show (already sampled by the caller, see
+            :func:`sample_generated`); for classification ``(input, target_label)`` pairs.
         target_label: Classification: the label the new input's answer must have.
     """
     head = _block(task.instruction)
-    lines = [
-        f"Task: {head}",
-        "",
-        "Your job is to write one new input for this task. Here are example inputs written "
-        "by an expert (high quality):",
-    ]
-    for d in task.demos:
-        if task.is_classification:
-            lines += ["", f"{INPUT_MARKER} {_block(d.input)}", f"(correct answer: {d.output})"]
-        else:
-            lines += ["", f"{INPUT_MARKER} {_block(d.input)}"]
-    if generated:
-        lines += ["", "Here are more example inputs written by a student (lower quality):"]
+    if task.is_classification:
+        head += "\nPossible answers: " + ", ".join(task.labels) + "."
+        blocks = [head]
         for g in generated:
-            lines += ["", f"{INPUT_MARKER} {_block(g)}"]
-    lines.append("")
-    if task.is_classification and target_label is not None:
-        lines.append(f"Write one new input, different from all of the above, whose correct "
-                     f"answer is \"{target_label}\". Reply with the input only.")
-    else:
-        lines.append("Write one new input, different from all of the above. Reply with the "
-                     "input only.")
-    lines.append(INPUT_MARKER)
-    return "\n".join(lines)
+            text, lab = g if isinstance(g, tuple) else (g, "")
+            blocks.append(f"{ANSWER_MARKER} {lab}\n{INPUT_MARKER} {_block(text)}" if lab
+                          else f"{INPUT_MARKER} {_block(text)}")
+        for d in task.demos:
+            blocks.append(f"{ANSWER_MARKER} {d.output}\n{INPUT_MARKER} {_block(d.input)}")
+        target = target_label if target_label is not None else task.labels[0]
+        blocks.append(f"{ANSWER_MARKER} {target}\n{INPUT_MARKER}")
+        return "\n\n".join(blocks)
+    blocks = [head]
+    for g in generated:
+        text = g[0] if isinstance(g, tuple) else g
+        blocks.append(f"{INPUT_MARKER} {_block(text)}")
+    for d in task.demos:
+        blocks.append(f"{INPUT_MARKER} {_block(d.input)}")
+    blocks.append(INPUT_MARKER)
+    return "\n\n".join(blocks)

@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
 INPUTS = "inputs.jsonl"
 ANNOTATIONS = "annotations.jsonl"
 CANDIDATES = "candidates.parquet"
-STOPS = ("\nInput:", "\n\n")
+STOPS = ("\nInput:", "\nAnswer:", "\nOutput:", "\n\n")
 ItemCallback = Callable[[dict], None]
 
 
@@ -188,13 +188,13 @@ def generate_inputs(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
     demos = [d.input for d in task.demos]
     lo, hi = length_window(demos, filters.length_k, filters.min_words, filters.max_words)
     seen = {_key(d) for d in demos}
-    pool: list[str] = []
+    pool: list[tuple[str, str]] = []
 
-    def add_to_pool(text: str) -> None:
+    def add_to_pool(text: str, target: str) -> None:
         k = _key(text)
         if text and k not in seen and no_noise([text], filters.noise_terms)[0] \
                 and in_length([text], lo, hi)[0]:
-            pool.append(text)
+            pool.append((text, target))
         seen.add(k)
 
     sampling = SamplingConfig(
@@ -220,8 +220,8 @@ def generate_inputs(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
                 prompts = [input_generation_prompt(task, shown, target or None)
                            for _, target, shown in todo]
                 s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
-                outs = generator.generate(prompts, s, 1, chat=chat, cancel=cancel,
-                                          progress=_Tokens(progress))
+                outs = generator.generate(prompts, s, 1, chat=chat and cfg.input_chat,
+                                          cancel=cancel, progress=_Tokens(progress))
                 new = []
                 for (p, target, shown), comps in zip(todo, outs):
                     raw = comps[0] if comps else ""
@@ -236,7 +236,8 @@ def generate_inputs(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
                     if on_item is not None:
                         on_item(r)
             for p in range(cfg.prompts_per_round):
-                add_to_pool(by_id[row_id(rnd, p)]["input"])
+                r = by_id[row_id(rnd, p)]
+                add_to_pool(r["input"], r.get("target_label", ""))
     finally:
         progress.close()
     events.emit("stage", stage="inputs", state="done", total=cfg.total_prompts)
@@ -260,10 +261,12 @@ def annotate(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig, ids_inpu
                 done=progress.done)
     greedy = cfg.output_temperature == 0.0
     sampling = SamplingConfig(
-        temperature=cfg.output_temperature, stop=STOPS,
+        temperature=cfg.output_temperature,
+        stop=STOPS + ("\n",) if task.is_classification else STOPS,
         max_new_tokens=_budget(generator, [d.output for d in task.demos],
                                cfg.output_max_new_tokens, floor=8, cap=512))
     n = 1 if greedy else cfg.n_samples
+    chat = chat and cfg.output_chat
     score = task.is_classification and cfg.score_labels
     try:
         for start in range(0, len(todo), cfg.annotate_batch):
@@ -272,7 +275,9 @@ def annotate(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig, ids_inpu
             s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "annotate", batch[0][0]))
             outs = generator.generate(prompts, s, n, chat=chat, cancel=cancel,
                                       progress=_Tokens(progress))
-            scores = generator.score_options(prompts, list(task.labels), chat=chat) \
+            # Plain continuation after "Output:" is " label"; a chat answer starts bare.
+            options = [lab if chat else " " + lab for lab in task.labels]
+            scores = generator.score_options(prompts, options, chat=chat) \
                 if score else [None] * len(batch)
             recs = [{"id": i, "samples": list(o), "label_scores": sc}
                     for (i, _), o, sc in zip(batch, outs, scores)]

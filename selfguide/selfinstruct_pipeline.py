@@ -75,7 +75,10 @@ if TYPE_CHECKING:  # pragma: no cover
 STAGE = "self-instruct"
 ROUNDS_FILE = "selfinstruct.jsonl"
 SEEDS_FILE = "seed_tasks.jsonl"
-FILTER_COLUMNS = INSTRUCTION_FILTERS + INSTANCE_FILTERS
+FILTER_COLUMNS = INSTRUCTION_FILTERS + INSTANCE_FILTERS + ("manual",)
+# Filter settings that decide which instructions join the pool: changing them needs a new run.
+POOL_FILTER_FIELDS = ("rouge_threshold", "min_instruction_words", "max_instruction_words",
+                      "blacklist", "banned_prefixes")
 # Settings that may change between a run and its resumption (they only say when to stop).
 RESUMABLE_FIELDS = ("num_instructions", "max_rounds")
 
@@ -212,12 +215,14 @@ def replay_round(pool: Pool, rec: dict) -> None:
 
 # --------------------------------------------------------------------------- table + dataset
 
-def candidate_rows(rounds: Sequence[dict], fcfg: SelfInstructFilterConfig) -> list[dict]:
+def candidate_rows(rounds: Sequence[dict], fcfg: SelfInstructFilterConfig,
+                   overrides: dict[str, bool] | None = None) -> list[dict]:
     """One row per rejected instruction and per instance of an accepted one (pure).
 
     Instance filters are re-applied from the stored instances, so changing an instance
     threshold needs no regeneration. An accepted instruction without any parsable instance
-    gets one row with ``drop_reason="instances"``.
+    gets one row with ``drop_reason="instances"``. ``overrides`` (``overrides.json``,
+    ``{id: keep}``): True keeps a row whatever the filters say, False drops it (``manual``).
     """
     rows = []
     for rec in rounds:
@@ -236,9 +241,16 @@ def candidate_rows(rounds: Sequence[dict], fcfg: SelfInstructFilterConfig) -> li
                 rows.append(_row(base, c["id"], "", "", c.get("instances_raw", ""), ichecks,
                                  {"instances": False}))
                 continue
-            for m, ((inp, out), checks) in enumerate(zip(pairs, instance_checks(pairs, fcfg))):
+            checked = zip(pairs, instance_checks(pairs, fcfg), strict=True)
+            for m, ((inp, out), checks) in enumerate(checked):
                 rows.append(_row(base, f"{c['id']}-i{m:02d}", inp, out,
                                  c.get("instances_raw", ""), ichecks, checks))
+    for row in rows:
+        decision = (overrides or {}).get(row["id"])
+        if decision is not None:
+            row["f_manual"] = bool(decision)
+            row["drop_reason"] = "" if decision else "manual"
+            row["kept"] = bool(decision)
     return rows
 
 
@@ -256,7 +268,8 @@ def _row(base: dict, rid: str, inp: str, out: str, raw: str, ichecks: dict,
     return row
 
 
-def candidates_table(rounds: Sequence[dict], fcfg: SelfInstructFilterConfig) -> pd.DataFrame:
+def candidates_table(rounds: Sequence[dict], fcfg: SelfInstructFilterConfig,
+                     overrides: dict[str, bool] | None = None) -> pd.DataFrame:
     """The candidates table (DESIGN.md columns + instruction, nearest, nearest_score,
     is_classification, instruction_id)."""
     import pandas as pd
@@ -265,7 +278,7 @@ def candidates_table(rounds: Sequence[dict], fcfg: SelfInstructFilterConfig) -> 
             "votes", "vote_share", "output", "label", *[f"f_{n}" for n in FILTER_COLUMNS],
             "drop_reason", "kept", "instruction", "nearest", "nearest_score",
             "is_classification", "instruction_id"]
-    return pd.DataFrame(candidate_rows(rounds, fcfg), columns=cols)
+    return pd.DataFrame(candidate_rows(rounds, fcfg, overrides), columns=cols)
 
 
 def build_records(df: pd.DataFrame) -> list[dict]:
@@ -324,8 +337,10 @@ def build_report(rounds: Sequence[dict], df: pd.DataFrame, n_records: int) -> di
 
 def write_outputs(run_dir: Path, rounds: Sequence[dict],
                   fcfg: SelfInstructFilterConfig) -> dict:
-    """candidates.parquet, dataset/train.jsonl and dataset/report.json, each atomically."""
-    df = candidates_table(rounds, fcfg)
+    """candidates.parquet, dataset/train.jsonl and dataset/report.json, each atomically
+    (manual decisions from ``overrides.json`` applied)."""
+    overrides = store.read_json(run_dir / "overrides.json", default=None) or {}
+    df = candidates_table(rounds, fcfg, overrides)
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     store.atomic_write_bytes(run_dir / "candidates.parquet", buf.getvalue())
@@ -358,9 +373,7 @@ def generation_hash(run_config: dict) -> str:
     """Hash of everything that shapes the generated rounds (not the stop criteria, not the
     instance thresholds, which are re-applied from stored data)."""
     syn = {k: v for k, v in run_config["synthesis"].items() if k not in RESUMABLE_FIELDS}
-    filt = {k: v for k, v in run_config["filters"].items()
-            if k in ("rouge_threshold", "min_instruction_words", "max_instruction_words",
-                     "blacklist", "banned_prefixes")}
+    filt = {k: v for k, v in run_config["filters"].items() if k in POOL_FILTER_FIELDS}
     model = run_config.get("model") or {}
     return store.config_hash({"synthesis": syn, "filters": filt, "model": model.get("model"),
                               "seeds": run_config["seed_tasks_sha"]})
@@ -446,4 +459,29 @@ def run_self_instruct(run_dir: str | Path, gen: Generator, seeds: Sequence[SeedT
                     instructions=report["instructions"]["accepted"])
     events.emit("summary", **{k: report[k] for k in ("rounds", "instructions", "instances",
                                                      "kept")})
+    return report
+
+
+def refilter(run_dir: str | Path, fcfg: SelfInstructFilterConfig) -> dict:
+    """Re-apply the instance filters (and ``overrides.json``) to a finished Self-Instruct
+    run without generating; rewrites the table, the dataset and config.json's filters.
+
+    Instruction filters decided which instructions joined the pool (and so what was
+    generated next); changing them needs a new run, so that is refused.
+    """
+    run_dir = Path(run_dir)
+    run_cfg = store.read_json(run_dir / "config.json", default=None)
+    if not isinstance(run_cfg, dict) or run_cfg.get("method") != "selfinstruct":
+        raise ConfigError(f"{run_dir.name} is not a Self-Instruct run.",
+                          hint="Run 'selfguide self-instruct --run NAME' first.")
+    old = run_cfg.get("filters", {})
+    new = to_dict(fcfg)
+    changed = [k for k in POOL_FILTER_FIELDS if json.dumps(old.get(k)) != json.dumps(new[k])]
+    if changed:
+        raise ConfigError(f"Cannot change {', '.join(changed)} after generation: these "
+                          "filters decided which instructions joined the pool.",
+                          hint="Start a new run with the new instruction filter settings.")
+    rounds = load_rounds(run_dir, generation_hash(run_cfg))
+    report = write_outputs(run_dir, rounds, fcfg)
+    store.atomic_write_json(run_dir / "config.json", {**run_cfg, "filters": new})
     return report

@@ -177,8 +177,9 @@ def parse_instructions(raw: str, *, start: int | None = None,
 
     The text before the first number continues the prompt's open item ``start`` (``9``),
     unless it is a chat preamble ending with ``:``. A numbered line starts a new item only
-    if it carries the next number in sequence, so a nested list (``1. ... 2. ...`` inside
-    item 10) stays part of its item; without a head the first number sets the sequence.
+    if its number is above the previous item's (skips are tolerated), so a nested list
+    (``1. ... 2. ...`` inside item 10) stays part of its item; without a head the first
+    number sets the sequence.
     Items may span lines (whitespace is collapsed) and a blank line ends an item.
     ``truncated`` (the token budget ran out) drops the last item, which may be cut
     mid-sentence (the released code dropped the whole response). Empty items are skipped;
@@ -193,7 +194,7 @@ def parse_instructions(raw: str, *, start: int | None = None,
     expected = start + 1 if has_head and start is not None else None
     for m in marks:
         number = int(m.group(1))
-        if expected is None or number == expected:
+        if expected is None or number >= expected:
             if bounds:
                 bounds[-1] = (bounds[-1][0], m.start())
             bounds.append((m.end(), len(raw)))

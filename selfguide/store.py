@@ -160,8 +160,12 @@ def _write_fd(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix.
+
+    ``fsync=False`` keeps the atomic rename but skips the flushes to disk: for frequent,
+    disposable writes such as job heartbeats (a crash may then lose the last one).
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +173,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         try:
             try:
                 _write_fd(fd, data)
-                os.fsync(fd)
+                if fsync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, path)
@@ -177,7 +182,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(path.parent)
+        if fsync:
+            _fsync_dir(path.parent)
     except OSError as exc:
         raise _storage_error(exc, path) from exc
 

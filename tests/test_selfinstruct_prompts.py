@@ -196,6 +196,8 @@ def test_parse_instructions(raw, truncated, want):
 def test_parse_instructions_without_start_follows_first_number():
     assert parse_instructions(" Open item.\n4. Four.\n5. Five.\n5. Again five.") == [
         "Open item.", "Four.", "Five. 5. Again five."]
+    # a skipped number still starts a new item
+    assert parse_instructions(" A.\n10. B.\n12. C.", start=9) == ["A.", "B.", "C."]
 
 
 # --------------------------------------------------------------------------- classification
@@ -302,3 +304,31 @@ def test_parse_input_output_markers():
 ])
 def test_parse_output_first(raw, truncated, want):
     assert parse_output_first(raw, truncated=truncated) == want
+
+
+# --------------------------------------------------------------------------- properties
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PIECES = list("ab 1.:)\n*\"-é") + ["Input:", "Output:", "Example 2", "Class label:",
+                                    "Task:", "10.", "\n\n"]
+_TEXT = st.lists(st.sampled_from(_PIECES), max_size=40).map("".join)
+
+
+@given(_TEXT, st.booleans())
+def test_parsers_never_raise_and_return_clean_strings(raw, truncated):
+    for item in parse_instructions(raw, start=9, truncated=truncated):
+        assert item and item == item.strip() and "\n" not in item
+    for parse in (parse_input_first, parse_output_first):
+        for inp, out in parse(raw, truncated=truncated):
+            assert isinstance(inp, str) and isinstance(out, str)
+            assert inp == inp.strip() and out == out.strip()
+
+
+@given(st.binary(max_size=200))
+def test_seed_parser_raises_only_task_error(data):
+    try:
+        parse_seed_tasks(data, "fuzz.jsonl")
+    except TaskError:
+        pass

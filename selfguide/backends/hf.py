@@ -215,8 +215,6 @@ class HFGenerator:
         Raises ``Cancelled`` when ``cancel()`` turns true (completed prompts were already
         delivered through ``on_result``).
         """
-        import torch
-
         sampling = sampling or SamplingConfig()
         prompts = list(prompts)
         if not isinstance(n, int) or n < 1:
@@ -258,9 +256,8 @@ class HFGenerator:
 
         input_ids, mask = self._pad_left(batch.ids)
         width = input_ids.shape[1]
-        max_new = min(sampling.max_new_tokens, self.context_length - width)
-        if max_new < 1:  # cannot happen after _encode_all, kept as a guard
-            max_new = 1
+        # _encode_all leaves room for >= 1 new token; max() is only a guard
+        max_new = max(1, min(sampling.max_new_tokens, self.context_length - width))
         gc = self._generation_config(sampling, max_new)
         stop = self._stop_strings(sampling.stop, width)
         criteria = StoppingCriteriaList([c for c in (stop, _cancel_criteria(cancel)) if c])
@@ -272,7 +269,8 @@ class HFGenerator:
                 t = time.time()
                 cache = self._prefill(input_ids[:, :-1], mask[:, :-1])
                 cache.batch_repeat_interleave(n)
-                self.stats["prefill_seconds"] += time.time() - t
+                self.stats["prefill_seconds"] = self.stats.get("prefill_seconds", 0.0) + (
+                    time.time() - t)
                 kwargs["past_key_values"] = cache
                 input_ids = input_ids.repeat_interleave(n, dim=0)
                 mask = mask.repeat_interleave(n, dim=0)

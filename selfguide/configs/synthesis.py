@@ -49,6 +49,11 @@ class SynthesisConfig:
                                                "longest demo output.")
     annotate_batch: int = field(16, help="Inputs annotated per batch; a batch is the unit of "
                                          "resumption in stage 2.")
+    input_chat: bool = field(False, help="Wrap input-generation prompts in the model's chat "
+                                         "template. Off = a plain few-shot list to continue, "
+                                         "which small models follow far better.")
+    output_chat: bool = field(False, help="Wrap annotation prompts in the chat template. Off "
+                                          "= plain continuation after 'Output:'.")
     score_labels: bool = field(True, help="Classification: also score every label's "
                                           "log-probability per input (needed by the "
                                           "'calibrated' strategy and the diagnostics).")

@@ -25,7 +25,7 @@ from selfguide.errors import JobAlreadyRunning
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SECRET = "hf_TESTSECRETdoNotLeak0123456789abcdef"
-CHILD_ENV = {"PYTHONPATH": f"{HERE}{os.pathsep}{REPO}", "SELFGUIDE_HEARTBEAT_S": "0.3"}
+CHILD_ENV = {"PYTHONPATH": f"{HERE}{os.pathsep}{REPO}", "SELFGUIDE_HEARTBEAT_S": "0.5"}
 
 
 def wait_for(pred, timeout=10.0, interval=0.05):
@@ -84,7 +84,7 @@ import sys, time
 from pathlib import Path
 from selfguide import jobs
 from selfguide.errors import JobAlreadyRunning
-run_dir, env = Path(sys.argv[1]), {"PYTHONPATH": sys.argv[2], "SELFGUIDE_HEARTBEAT_S": "0.3"}
+run_dir, env = Path(sys.argv[1]), {"PYTHONPATH": sys.argv[2], "SELFGUIDE_HEARTBEAT_S": "0.5"}
 while time.time() < float(sys.argv[3]):
     time.sleep(0.001)
 try:

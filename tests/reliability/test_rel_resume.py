@@ -23,8 +23,10 @@ from selfguide import jobs, store
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-ENV = {"PYTHONPATH": f"{HERE}{os.pathsep}{REPO}", "SELFGUIDE_HEARTBEAT_S": "0.5",
-       "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Default 2 s heartbeat: a loaded 2-core box can starve a shorter one into a (transient)
+# "interrupted" reading.
+ENV = {"PYTHONPATH": f"{HERE}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1",
+       "MKL_NUM_THREADS": "1"}
 
 
 def wait_for(pred, timeout=60.0, interval=0.05):
@@ -58,7 +60,11 @@ def _synth(run_dir: Path, delay: float):
 
 
 def _finished(run_dir: Path, stage: str, timeout: float = 120) -> jobs.JobStatus:
-    st = wait_for(lambda: (s := jobs.status(run_dir, stage)).done and s, timeout=timeout)
+    def final():  # a stale heartbeat under load is transient; a dead pid is not
+        s = jobs.status(run_dir, stage)
+        return s if s.state in jobs.FINAL or s.reason == "died" else None
+
+    st = wait_for(final, timeout=timeout, interval=0.2)
     assert st.state == "finished", (st.error, st.log_tail[-2000:])
     return st
 

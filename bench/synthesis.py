@@ -1,0 +1,192 @@
+"""Benchmark: the SELF-GUIDE ``quick`` preset on NIv2 dev tasks with the embedded model.
+
+For each task: wall time per stage (inputs, annotate, filters+dataset), generated tokens/s,
+the funnel, labels per strategy and their agreement with the target label, diagnostics.
+For classification tasks, ``--label-probe N`` also measures how well each self-labelling
+strategy labels N *real* held-out inputs (accuracy against the gold label): the only
+check we can make of a strategy without training. Finally it times ``filters.apply`` on
+5,000 candidates (everything except near-duplicates, whose scores are cached).
+
+    .venv/bin/python bench/synthesis.py                      # task1529 task1345, quick
+    .venv/bin/python bench/synthesis.py --tasks task1529 --label-probe 48
+
+Writes bench/results/synthesis.json and prints a markdown summary (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+NIV2 = REPO.parent / "shared" / "data" / "niv2-dev"
+
+
+def stage_times(events: list[dict]) -> dict:
+    out, start = {}, {}
+    for e in events:
+        if e["type"] == "stage":
+            if e["state"] == "start":
+                start[e["stage"]] = e["t"]
+            elif e["state"] == "done" and e["stage"] in start:
+                out[e["stage"]] = round(e["t"] - start[e["stage"]], 1)
+    for stage in ("inputs", "annotate"):
+        prog = [e for e in events if e["type"] == "progress" and e["stage"] == stage]
+        if prog:
+            out[f"{stage}_tokens_per_s"] = prog[-1]["tokens_per_s"]
+    return out
+
+
+def run_task(name: str, gen, preset: str, workdir: Path, seed: int) -> dict:
+    from selfguide import selfguide_pipeline as P
+    from selfguide.configs.synthesis import preset as get_preset
+    from selfguide.events import EventLog, read_events
+    from selfguide.task import load_task
+
+    task = load_task(NIV2 / f"{name}.json")
+    synth, filters = get_preset(preset, synthesis={"seed": seed})
+    run_dir = workdir / name
+    ev_path = run_dir / "bench-events.jsonl"
+    P.prepare_run(run_dir, task, synth, filters, overwrite=True)
+    ev_path.unlink(missing_ok=True)
+    t0 = time.time()
+    report = P.synthesize(run_dir, task, synth, gen, events=EventLog(ev_path))
+    wall = time.time() - t0
+    times = stage_times(read_events(ev_path))
+    times["filter_and_dataset"] = round(wall - times.get("inputs", 0) - times.get("annotate", 0),
+                                        1)
+    out = {"task": name, "preset": preset, "wall_s": round(wall, 1), **times,
+           "candidates": report["candidates"], "kept": report["kept"],
+           "funnel": {s["step"]: s["remaining"] for s in report["funnel"]},
+           "labels": report["labels"], "strategies": report["strategies"],
+           "vote_share": report["vote_share"],
+           "diagnostics": [d["code"] for d in report["diagnostics"]]}
+    if report["strategies"]:
+        from selfguide import filters as F
+
+        df = P.load_candidates(run_dir)
+        for strat in ("vote", "calibrated", "target", "agree"):
+            cfg = F.FilterConfig(label_strategy=strat, seed=seed)
+            o = F.apply(df.drop(columns=[c for c in df.columns if c.startswith("f_")]
+                                + ["label", "drop_reason", "kept"]), cfg, task)
+            out.setdefault("kept_by_strategy", {})[strat] = dict(
+                Counter(o.loc[o["kept"], "label"]))
+    return out
+
+
+def label_probe(name: str, gen, n: int, seed: int, n_samples: int = 5) -> dict:
+    """Accuracy of vote / calibrated labelling on n real held-out inputs."""
+    from selfguide.config import SamplingConfig
+    from selfguide.consistency import vote_samples
+    from selfguide.filters import calibrated_labels
+    from selfguide.prompts import task_prompt
+    from selfguide.task import load_task
+
+    task = load_task(NIV2 / f"{name}.json")
+    rows = random.Random(seed).sample(list(task.test), n)
+    prompts = [task_prompt(task, r.input) for r in rows]
+    gold = [r.outputs[0] for r in rows]
+    t0 = time.time()
+    samples = gen.generate(prompts, SamplingConfig(temperature=0.3, max_new_tokens=6,
+                                                   stop=("\n",), seed=seed), n_samples,
+                           chat=True)
+    votes = [vote_samples(s, task.labels).output for s in samples]
+    scores = gen.score_options(prompts, list(task.labels), chat=True)
+    cal, _ = calibrated_labels(scores, list(task.labels))
+    raw = [task.labels[max(range(len(s)), key=lambda j: s[j])] for s in scores]
+
+    def acc(pred):
+        return round(sum(p == g for p, g in zip(pred, gold)) / len(gold), 3)
+    return {"task": name, "n": n, "seconds": round(time.time() - t0, 1),
+            "gold": dict(Counter(gold)),
+            "vote": {"accuracy": acc(votes), "labels": dict(Counter(votes))},
+            "logprob": {"accuracy": acc(raw), "labels": dict(Counter(raw))},
+            "calibrated": {"accuracy": acc(cal), "labels": dict(Counter(cal))},
+            "majority_baseline": round(max(Counter(gold).values()) / len(gold), 3)}
+
+
+def time_filters(n: int = 5000, repeats: int = 5) -> dict:
+    """Median seconds of filters.apply (near-duplicate scores cached) on n candidates."""
+    import pandas as pd
+
+    from selfguide.configs.synthesis import FilterConfig
+    from selfguide.filters import apply, ensure_near_duplicate_scores
+    from selfguide.task import Demo, TaskSpec
+
+    task = TaskSpec("b", "Classify.", (Demo("a good film to watch", "pos"),
+                                        Demo("a bad film to skip", "neg")),
+                    task_type="classification", labels=("pos", "neg"), metric="exact_match")
+    r = random.Random(0)
+    words = "good bad film movie plot cast great awful fine slow fast fun dull".split()
+    rows = []
+    for i in range(n):
+        lab = r.choice(["pos", "neg"])
+        rows.append({"id": f"r{i // 10:03d}-p{i % 10:03d}", "method": "selfguide",
+                     "round": i // 10, "prompt_id": i % 10, "target_label": lab, "raw": "",
+                     "input": " ".join(r.choice(words) for _ in range(r.randint(2, 9))),
+                     "samples": [lab] * 5, "votes": "{}", "vote_share": r.random(),
+                     "output": lab, "label_vote": r.choice([lab, "pos", "neg", ""]),
+                     "label_scores": [-r.random(), -r.random()]})
+    t0 = time.time()
+    df = ensure_near_duplicate_scores(pd.DataFrame(rows), task)
+    nd = time.time() - t0
+    out = {}
+    for strat in ("vote", "calibrated"):
+        ts = []
+        for k in range(repeats):
+            t0 = time.time()
+            apply(df, FilterConfig(label_strategy=strat, min_frequency=0.1 * k), task)
+            ts.append(time.time() - t0)
+        out[f"apply_{strat}_ms"] = round(1000 * sorted(ts)[len(ts) // 2], 1)
+    out["near_duplicate_scores_once_s"] = round(nd, 2)
+    out["n"] = n
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tasks", nargs="+", default=["task1529", "task1345"])
+    ap.add_argument("--preset", default="quick")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--label-probe", type=int, default=48,
+                    help="Real held-out inputs for the labelling-accuracy probe (0 = skip).")
+    ap.add_argument("--skip-synthesis", action="store_true")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "synthesis.json"))
+    args = ap.parse_args()
+
+    from selfguide import models
+    from selfguide.config import ModelConfig
+
+    results: dict = {"filters": time_filters()}
+    print(json.dumps(results["filters"]), flush=True)
+    t0 = time.time()
+    gen = models.load_generator(ModelConfig())
+    results["model_load_s"] = round(time.time() - t0, 1)
+    work = Path(tempfile.mkdtemp(prefix="sg-bench-"))
+    for name in args.tasks:
+        if not args.skip_synthesis:
+            r = run_task(name, gen, args.preset, work, args.seed)
+            results.setdefault("runs", []).append(r)
+            print(json.dumps(r), flush=True)
+        if args.label_probe and (NIV2 / f"{name}.json").exists():
+            from selfguide.task import load_task
+
+            if load_task(NIV2 / f"{name}.json").is_classification:
+                p = label_probe(name, gen, args.label_probe, args.seed)
+                results.setdefault("label_probe", []).append(p)
+                print(json.dumps(p), flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

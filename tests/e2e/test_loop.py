@@ -1,0 +1,177 @@
+"""The whole loop in a real browser with the embedded model and a tiny budget:
+load model -> load example task -> synthesize -> move a filter slider and see the kept
+count change -> finetune a few steps -> see the comparison table. Screenshots of every
+page go to the artifacts folder ($E2E_ARTIFACTS or tests/e2e/artifacts)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+JOB_TIMEOUT_S = 900
+
+
+def idle(page, timeout: float = 60_000) -> None:
+    """Wait until the script run triggered by the last action has finished."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
+                           timeout=timeout)
+
+
+def goto(page, title: str) -> None:
+    page.get_by_role("link", name=title).click()
+    idle(page)
+    page.get_by_role("heading", name=title.split("· ")[-1], exact=True, level=1).wait_for()
+
+
+def set_number(page, label: str, value) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    idle(page)
+
+
+def metric(page, label: str) -> str:
+    m = page.locator("[data-testid='stMetric']").filter(
+        has=page.locator("[data-testid='stMetricLabel']", has_text=re.compile(f"^{label}$")))
+    return m.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def wait_job(page, title: str, artifacts, name: str) -> None:
+    """Poll the job panel until the job ends; fail with the page's error if it did not
+    finish."""
+    panel = page.locator("[data-testid='stMarkdownContainer']", has_text=f"{title} — job state")
+    deadline = time.time() + JOB_TIMEOUT_S
+    state = ""
+    while time.time() < deadline:
+        text = panel.first.inner_text() if panel.count() else ""
+        m = re.search(r"job state: (\w+)", text)
+        state = m.group(1) if m else ""
+        if state in ("finished", "failed", "cancelled", "interrupted"):
+            break
+        page.wait_for_timeout(2000)
+    page.wait_for_timeout(1500)  # the page reruns once when the job ends
+    idle(page)
+    if state != "finished":
+        page.screenshot(path=str(artifacts / f"{name}-failed.png"), full_page=True)
+        errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+        pytest.fail(f"{title} ended as {state or 'unknown'}: {errors}")
+
+
+def shot(page, artifacts, name: str) -> None:
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+
+def test_whole_loop_with_the_embedded_model(browser_page, studio, artifacts):
+    try:
+        _loop(browser_page, studio, artifacts)
+    except BaseException:
+        browser_page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
+        raise
+
+
+def _loop(page, studio, artifacts):
+    url, ws = studio
+    t0 = time.time()
+    page.goto(url)
+    idle(page)
+
+    # 1 · Model: load the embedded model and try a prompt.
+    page.get_by_role("heading", name="Model", exact=True, level=1).wait_for()
+    page.get_by_role("button", name="Load model").click()
+    page.locator("[data-testid='stMetricLabel']", has_text="Parameters").wait_for(
+        timeout=300_000)
+    idle(page)
+    assert metric(page, "Device") == "cpu"
+    set_number(page, "Max new tokens", 8)
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("Model output (greedy)").wait_for(timeout=120_000)
+    shot(page, artifacts, "1-model")
+
+    # 2 · Task: load the sentiment example and save it into a new run.
+    goto(page, "2 · Task")
+    page.get_by_role("tab", name="Example task").click()
+    page.get_by_role("combobox", name="Example").click()
+    page.get_by_role("option", name="sentiment.json").click()
+    idle(page)
+    page.get_by_role("button", name="Load example").click()
+    idle(page)
+    page.get_by_text("Valid task").wait_for()
+    page.get_by_role("button", name="Save task to run").click()
+    idle(page)
+    page.get_by_text("saved to run 'sentiment'").wait_for()
+    shot(page, artifacts, "2-task")
+    assert (ws / "runs" / "sentiment" / "task.json").is_file()
+
+    # 3 · Synthesize: the 'tiny' preset, trimmed further for a CPU shared by many.
+    goto(page, "3 · Synthesize")
+    set_number(page, "rounds", 1)
+    set_number(page, "prompts per round", 8)
+    set_number(page, "n samples", 2)
+    set_number(page, "input max new tokens", 32)
+    page.get_by_role("button", name="Start").click()
+    idle(page)
+    page.get_by_text("Synthesis job — job state").wait_for()
+    wait_job(page, "Synthesis job", artifacts, "3-synthesize")
+    page.get_by_text("candidates are ready to filter").wait_for()
+    shot(page, artifacts, "3-synthesize")
+
+    # 4 · Filter: move sliders, the kept count follows at once; save the dataset.
+    goto(page, "4 · Filter")
+    page.get_by_label("balance", exact=True).uncheck()
+    idle(page)
+    length = page.get_by_role("slider", name="length k")
+    length.focus()
+    length.press("End")
+    idle(page)
+    wide = int(metric(page, "Kept"))
+    assert wide > 0, "no synthetic example survived even the loosest length window"
+    length.focus()
+    length.press("Home")
+    idle(page)
+    narrow = int(metric(page, "Kept"))
+    assert narrow < wide, (narrow, wide)
+    length.focus()
+    length.press("End")
+    idle(page)
+    assert int(metric(page, "Kept")) == wide
+    shot(page, artifacts, "4-filter")
+    page.get_by_role("button", name="Save dataset").click()
+    idle(page)
+    page.get_by_text("training rows").first.wait_for()
+    assert (ws / "runs" / "sentiment" / "dataset" / "train.jsonl").is_file()
+
+    # 5 · Finetune: a few steps (force: a tiny synthetic set may be one-label).
+    goto(page, "5 · Finetune")
+    page.get_by_label("force", exact=True).check()
+    idle(page)
+    set_number(page, "max steps", 4)
+    page.get_by_role("button", name=re.compile("Launch training|Resume")).click()
+    idle(page)
+    wait_job(page, "Training job", artifacts, "5-finetune")
+    assert (ws / "runs" / "sentiment" / "train" / "adapter").is_dir()
+    page.locator("[data-testid='stVegaLiteChart']").first.wait_for()
+    shot(page, artifacts, "5-finetune")
+
+    # 6 · Compare: evaluate a handful of held-out examples, see before/after side by side.
+    goto(page, "6 · Compare")
+    set_number(page, "limit", 4)
+    set_number(page, "max new tokens", 8)
+    page.get_by_role("button", name="Evaluate before / after").click()
+    idle(page)
+    wait_job(page, "Evaluation job", artifacts, "6-compare")
+    page.get_by_role("heading", name="Examples").wait_for()
+    grid = page.locator("[data-testid='stDataFrame']")
+    assert grid.count() >= 2  # the examples table and the word diff
+    assert metric(page, "Examples") == "4"
+    shot(page, artifacts, "6-compare")
+
+    goto(page, "Runs")
+    page.locator("[data-testid='stDataFrame']").first.wait_for()
+    shot(page, artifacts, "7-runs")
+    assert page.dialogs == []  # no alert() from any rendered text
+    print(f"whole loop: {time.time() - t0:.0f} s")
