@@ -60,7 +60,7 @@ with st.expander("Settings", expanded=not running and jstate != "finished"):
         name = state.widget_value("train", "preset")
         if ALL_PRESETS.get(name) is not None:
             state.set_draft("train.cfg", dict(ALL_PRESETS[name]))
-            state.reset_widgets("train.cfg", list(TrainConfig.__dataclass_fields__))
+            state.bump_form("train.cfg")
 
     preset = st.selectbox("Preset", list(ALL_PRESETS), key=state.widget_key("train", "preset"),
                           on_change=_apply_preset,

@@ -46,8 +46,7 @@ with st.expander("Settings", expanded=not running):
             name = state.widget_value("synth", "preset")
             if PRESETS.get(name) is not None:
                 state.set_draft("synth.cfg", dict(PRESETS[name]))
-                state.reset_widgets("synth.cfg", [f for f in syncfg.SynthesisConfig
-                                                  .__dataclass_fields__])
+                state.bump_form("synth.cfg")
 
         preset = st.selectbox("Preset", list(PRESETS), key=state.widget_key("synth", "preset"),
                               on_change=_apply_preset,

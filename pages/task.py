@@ -34,9 +34,7 @@ def example_tasks() -> dict[str, Path]:
 
 def set_task(spec: sgtask.TaskSpec) -> None:
     state.set_task_draft(spec.to_dict())
-    meta = state.draft("task.editor")
-    state.set_draft("task.editor", {"v": int(meta.get("v", 0)) + 1})
-    state.reset_widgets("task", ("name", "instruction", "task_type", "labels", "metric"))
+    state.bump_form("task")  # new widgets that start from the new draft
 
 
 # --------------------------------------------------------------------------- import
@@ -78,29 +76,30 @@ if d is None:
          "labels": [], "metric": "rouge_l", "test": [], "source": ""}
 
 st.subheader("Definition")
+v = state.form_version("task")
 c1, c2, c3 = st.columns([2, 1, 1])
-name = c1.text_input("Name", value=d.get("name", ""), key=state.widget_key("task", "name"))
+name = c1.text_input("Name", value=d.get("name", ""), key=state.widget_key("task", "name", v))
 types = list(sgtask.TASK_TYPES)
 task_type = c2.selectbox("Type", types, index=types.index(d.get("task_type", "generation")),
-                         key=state.widget_key("task", "task_type"),
+                         key=state.widget_key("task", "task_type", v),
                          help="classification: outputs come from a fixed label set; "
                               "generation: free text.")
 metrics = list(sgtask.METRICS)
 metric = c3.selectbox("Metric", metrics, index=metrics.index(d.get("metric", "rouge_l")),
-                      key=state.widget_key("task", "metric"),
+                      key=state.widget_key("task", "metric", v),
                       help="exact_match for labels, rouge_l for free text.")
 instruction = st.text_area("Instruction", value=d.get("instruction", ""), height=100,
-                           key=state.widget_key("task", "instruction"))
+                           key=state.widget_key("task", "instruction", v))
 labels_text = st.text_input("Labels (comma-separated; classification only)",
                             value=", ".join(d.get("labels") or []),
-                            key=state.widget_key("task", "labels"),
+                            key=state.widget_key("task", "labels", v),
                             disabled=task_type != "classification")
 
 st.markdown("**Demonstrations** — edit cells, add or delete rows.")
 demos_df = pd.DataFrame(d.get("demos") or [], columns=["input", "output"]).astype(str)
 edited = st.data_editor(
     demos_df, num_rows="dynamic", hide_index=True, width="stretch",
-    key=state.widget_key("task", f"demos.{state.draft('task.editor').get('v', 0)}"),
+    key=state.widget_key("task", "demos", v),
     column_config={"input": st.column_config.TextColumn("input", width="large"),
                    "output": st.column_config.TextColumn("output", width="medium")})
 tests = d.get("test") or []

@@ -23,19 +23,17 @@ and one per instance of an accepted one) and ``dataset/train.jsonl`` (records
 
 What it does not do: load models (the caller passes a ``Generator``), parse the CLI, or
 train. Prompts, parsers and seed loading live in :mod:`selfguide.selfinstruct_prompts`,
-the filters in :mod:`selfguide.selfinstruct_filters`.
+the filters in :mod:`selfguide.selfinstruct_filters`, the table/dataset/report in
+:mod:`selfguide.selfinstruct_dataset`.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import random
 import sys
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,12 +44,10 @@ from selfguide.config import ModelConfig, SamplingConfig, to_dict
 from selfguide.configs.selfinstruct import SelfInstructConfig, SelfInstructFilterConfig
 from selfguide.errors import ConfigError
 from selfguide.events import EventLog, Progress
-from selfguide.rouge import RougeIndex
+from selfguide.rouge import RougeIndex, max_scores
+from selfguide.selfinstruct_dataset import write_outputs
 from selfguide.selfinstruct_filters import (
-    INSTANCE_FILTERS,
-    INSTRUCTION_FILTERS,
     first_failure,
-    instance_checks,
     instruction_checks,
 )
 from selfguide.selfinstruct_prompts import (
@@ -70,12 +66,11 @@ from selfguide.selfinstruct_prompts import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
+    pass
 
 STAGE = "self-instruct"
 ROUNDS_FILE = "selfinstruct.jsonl"
 SEEDS_FILE = "seed_tasks.jsonl"
-FILTER_COLUMNS = INSTRUCTION_FILTERS + INSTANCE_FILTERS + ("manual",)
 # Filter settings that decide which instructions join the pool: changing them needs a new run.
 POOL_FILTER_FIELDS = ("rouge_threshold", "min_instruction_words", "max_instruction_words",
                       "blacklist", "banned_prefixes")
@@ -121,6 +116,22 @@ def round_sampling(cfg: SelfInstructConfig, r: int, *, kind: str, stop: tuple[st
                           max_new_tokens=cfg.instance_max_tokens, stop=stop, seed=seed)
 
 
+TokenCallback = Callable[[int], None]
+
+
+def _tokens_cb(on_tokens: TokenCallback | None):
+    """A generator ``progress`` callback forwarding newly generated token counts."""
+    if on_tokens is None:
+        return None
+    last = [0]
+
+    def cb(done: int, total: int, tokens: int) -> None:
+        on_tokens(max(0, tokens - last[0]))
+        last[0] = tokens
+
+    return cb
+
+
 def _truncated(gen: Generator, text: str, budget: int) -> bool:
     # The protocol reports no finish reason; a completion using (almost) the whole token
     # budget was cut off. Re-tokenizing decoded text can differ by a token or two.
@@ -130,9 +141,11 @@ def _truncated(gen: Generator, text: str, budget: int) -> bool:
 # --------------------------------------------------------------------------- one round
 
 def run_round(gen: Generator, pool: Pool, r: int, cfg: SelfInstructConfig,
-              fcfg: SelfInstructFilterConfig) -> dict:
+              fcfg: SelfInstructFilterConfig, *, on_tokens: TokenCallback | None = None
+              ) -> dict:
     """Generate, filter, classify and instantiate one round; mutates ``pool``; returns the
-    round record (JSON-able) that :func:`replay_round` can apply again."""
+    round record (JSON-able) that :func:`replay_round` can apply again. ``on_tokens(n)``
+    is called as batches finish (live tokens/s while a long round runs)."""
     seed_instr = [s.instruction for s in pool.seeds]
     machine_before = list(pool.machine)
     sampled = [sample_prompt_instructions(seed_instr, machine_before,
@@ -143,7 +156,7 @@ def run_round(gen: Generator, pool: Pool, r: int, cfg: SelfInstructConfig,
     last = len(sampled[0]) + cfg.new_per_prompt
     sampling = round_sampling(cfg, r, kind="instructions", stop=(f"\n{last + 1}.",))
     outs = gen.generate([instruction_prompt(s) for s in sampled], sampling, 1,
-                        chat=cfg.use_chat_template)
+                        chat=cfg.use_chat_template, progress=_tokens_cb(on_tokens))
     raws = [c[0] if c else "" for c in outs]
     prompts_rec, cands = [], []
     for j, (s, raw) in enumerate(zip(sampled, raws, strict=True)):
@@ -153,16 +166,25 @@ def run_round(gen: Generator, pool: Pool, r: int, cfg: SelfInstructConfig,
         for k, text in enumerate(parse_instructions(raw, start=len(s) + 1,
                                                     truncated=trunc)):
             cands.append({"id": f"{pid}-c{k:02d}", "prompt_id": pid, "instruction": text})
-    for c in cands:  # sequential: an accepted instruction is compared with later ones
-        score, j = pool.index.nearest(c["instruction"])
+    # Against the pool as it was: all pairs at once (C++, all cores). Then sequentially
+    # against this round's accepted ones, so a later candidate is compared with them too;
+    # ties keep the earlier pool entry, exactly as one growing index would.
+    n_before = len(pool.texts)
+    before = max_scores([c["instruction"] for c in cands], pool.texts)
+    this_round = RougeIndex()
+    for c, (score, j) in zip(cands, before, strict=True):
+        s2, j2 = this_round.nearest(c["instruction"])
+        if s2 > score:
+            score, j = s2, n_before + j2
         checks = instruction_checks(c["instruction"], score, fcfg)
         c.update(nearest=pool.texts[j] if j >= 0 else "", nearest_index=j,
                  nearest_score=score, checks=checks, accepted=first_failure(checks) == "")
         if c["accepted"]:
             pool.accept(c["instruction"])
+            this_round.add(c["instruction"])
     accepted = [c for c in cands if c["accepted"]]
     _classify(gen, pool, accepted, r, cfg)
-    _instances(gen, pool, accepted, r, cfg)
+    _instances(gen, pool, accepted, r, cfg, on_tokens)
     return {"round": r, "prompts": prompts_rec, "instructions": cands}
 
 
@@ -188,7 +210,7 @@ def _classify(gen: Generator, pool: Pool, accepted: list[dict], r: int,
 
 
 def _instances(gen: Generator, pool: Pool, accepted: list[dict], r: int,
-               cfg: SelfInstructConfig) -> None:
+               cfg: SelfInstructConfig, on_tokens: TokenCallback | None = None) -> None:
     if not accepted:
         return
     shots = {flag: select_instance_shots(pool.seeds, cfg.instance_shots, classification=flag)
@@ -196,7 +218,8 @@ def _instances(gen: Generator, pool: Pool, accepted: list[dict], r: int,
     prompts = [output_first_prompt(c["instruction"], shots[True]) if c["is_classification"]
                else input_first_prompt(c["instruction"], shots[False]) for c in accepted]
     sampling = round_sampling(cfg, r, kind="instances", stop=("\nTask:",))
-    outs = gen.generate(prompts, sampling, 1, chat=cfg.use_chat_template)
+    outs = gen.generate(prompts, sampling, 1, chat=cfg.use_chat_template,
+                        progress=_tokens_cb(on_tokens))
     for c, out in zip(accepted, outs, strict=True):
         raw = out[0] if out else ""
         trunc = _truncated(gen, raw, sampling.max_new_tokens)
@@ -211,145 +234,6 @@ def replay_round(pool: Pool, rec: dict) -> None:
     for c in rec["instructions"]:
         if c.get("accepted"):
             pool.accept(c["instruction"])
-
-
-# --------------------------------------------------------------------------- table + dataset
-
-def candidate_rows(rounds: Sequence[dict], fcfg: SelfInstructFilterConfig,
-                   overrides: dict[str, bool] | None = None) -> list[dict]:
-    """One row per rejected instruction and per instance of an accepted one (pure).
-
-    Instance filters are re-applied from the stored instances, so changing an instance
-    threshold needs no regeneration. An accepted instruction without any parsable instance
-    gets one row with ``drop_reason="instances"``. ``overrides`` (``overrides.json``,
-    ``{id: keep}``): True keeps a row whatever the filters say, False drops it (``manual``).
-    """
-    rows = []
-    for rec in rounds:
-        for c in rec["instructions"]:
-            base = {"method": "selfinstruct", "round": rec["round"], "prompt_id": c["prompt_id"],
-                    "instruction_id": c["id"], "instruction": c["instruction"],
-                    "nearest": c["nearest"], "nearest_score": float(c["nearest_score"]),
-                    "is_classification": bool(c.get("is_classification", False)),
-                    "samples": [], "votes": "{}", "vote_share": math.nan}
-            ichecks = dict(c["checks"])
-            if not c["accepted"]:
-                rows.append(_row(base, c["id"], "", "", "", ichecks, {}))
-                continue
-            pairs = [(x["input"], x["output"]) for x in c.get("instances", [])]
-            if not pairs:
-                rows.append(_row(base, c["id"], "", "", c.get("instances_raw", ""), ichecks,
-                                 {"instances": False}))
-                continue
-            checked = zip(pairs, instance_checks(pairs, fcfg), strict=True)
-            for m, ((inp, out), checks) in enumerate(checked):
-                rows.append(_row(base, f"{c['id']}-i{m:02d}", inp, out,
-                                 c.get("instances_raw", ""), ichecks, checks))
-    for row in rows:
-        decision = (overrides or {}).get(row["id"])
-        if decision is not None:
-            row["f_manual"] = bool(decision)
-            row["drop_reason"] = "" if decision else "manual"
-            row["kept"] = bool(decision)
-    return rows
-
-
-def _row(base: dict, rid: str, inp: str, out: str, raw: str, ichecks: dict,
-         checks: dict) -> dict:
-    allc = {name: True for name in FILTER_COLUMNS}
-    allc.update(ichecks)
-    allc.update(checks)
-    reason = first_failure({n: allc[n] for n in FILTER_COLUMNS})
-    row = {"id": rid, **base, "raw": raw, "input": inp, "output": out,
-           "target_label": out if base["is_classification"] else "",
-           "label": out.strip() if base["is_classification"] and out else ""}
-    row.update({f"f_{n}": bool(allc[n]) for n in FILTER_COLUMNS})
-    row.update(drop_reason=reason, kept=reason == "")
-    return row
-
-
-def candidates_table(rounds: Sequence[dict], fcfg: SelfInstructFilterConfig,
-                     overrides: dict[str, bool] | None = None) -> pd.DataFrame:
-    """The candidates table (DESIGN.md columns + instruction, nearest, nearest_score,
-    is_classification, instruction_id)."""
-    import pandas as pd
-
-    cols = ["id", "method", "round", "prompt_id", "target_label", "raw", "input", "samples",
-            "votes", "vote_share", "output", "label", *[f"f_{n}" for n in FILTER_COLUMNS],
-            "drop_reason", "kept", "instruction", "nearest", "nearest_score",
-            "is_classification", "instruction_id"]
-    return pd.DataFrame(candidate_rows(rounds, fcfg, overrides), columns=cols)
-
-
-def build_records(df: pd.DataFrame) -> list[dict]:
-    """Training records of the kept rows (same format as the SELF-GUIDE dataset)."""
-    from selfguide.prompts import instruction_prompt as record_prompt
-
-    recs = []
-    for row in df[df["kept"]].itertuples(index=False) if len(df) else []:
-        out = row.output.strip()
-        rec = {"id": row.id, "prompt": record_prompt(row.instruction, row.input),
-               "completion": out, "input": row.input, "output": out}
-        if row.is_classification:
-            rec["label"] = out
-        recs.append(rec)
-    return recs
-
-
-def funnel(df: pd.DataFrame) -> list[dict]:
-    """Rows remaining after each filter, in order (``generated`` = all rows)."""
-    reasons = df["drop_reason"].tolist() if len(df) else []
-    remaining, rows = len(reasons), [{"step": "generated", "remaining": len(reasons),
-                                      "dropped": 0}]
-    for name in FILTER_COLUMNS:
-        d = reasons.count(name)
-        remaining -= d
-        rows.append({"step": name, "remaining": remaining, "dropped": d})
-    return rows
-
-
-def build_report(rounds: Sequence[dict], df: pd.DataFrame, n_records: int) -> dict:
-    """Instruction-level and instance-level funnels plus counts for the studio and CLI."""
-    instr = [c for rec in rounds for c in rec["instructions"]]
-    acc = [c for c in instr if c["accepted"]]
-    reasons = Counter(first_failure(c["checks"]) for c in instr if not c["accepted"])
-    inst_rows = df[df["f_instances"] & df["instruction_id"].isin({c["id"] for c in acc})] \
-        if len(df) else df
-    return {
-        "method": "selfinstruct",
-        "rounds": len(rounds),
-        "prompts": sum(len(rec["prompts"]) for rec in rounds),
-        "instructions": {"generated": len(instr), "accepted": len(acc),
-                         "rejected": {k: reasons.get(k, 0) for k in INSTRUCTION_FILTERS},
-                         "classification": sum(bool(c.get("is_classification")) for c in acc)},
-        "instances": {"generated": int(len(inst_rows)),
-                      "kept": int(df["kept"].sum()) if len(df) else 0,
-                      "dropped": {k: int(v) for k, v in Counter(
-                          inst_rows["drop_reason"]).items() if k} if len(inst_rows) else {}},
-        "candidates": int(len(df)), "kept": int(df["kept"].sum()) if len(df) else 0,
-        "train": n_records, "val": 0,
-        "funnel": funnel(df),
-        "drop_reasons": {k: int(v) for k, v in Counter(df["drop_reason"]).items() if k}
-        if len(df) else {},
-        "filter_order": list(FILTER_COLUMNS),
-    }
-
-
-def write_outputs(run_dir: Path, rounds: Sequence[dict],
-                  fcfg: SelfInstructFilterConfig) -> dict:
-    """candidates.parquet, dataset/train.jsonl and dataset/report.json, each atomically
-    (manual decisions from ``overrides.json`` applied)."""
-    overrides = store.read_json(run_dir / "overrides.json", default=None) or {}
-    df = candidates_table(rounds, fcfg, overrides)
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    store.atomic_write_bytes(run_dir / "candidates.parquet", buf.getvalue())
-    recs = build_records(df)
-    store.atomic_write_text(run_dir / "dataset" / "train.jsonl",
-                            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
-    report = build_report(rounds, df, len(recs))
-    store.atomic_write_json(run_dir / "dataset" / "report.json", report)
-    return report
 
 
 # --------------------------------------------------------------------------- the stage
@@ -437,17 +321,15 @@ def run_self_instruct(run_dir: str | Path, gen: Generator, seeds: Sequence[SeedT
     while len(pool.machine) < cfg.num_instructions and r < cfg.max_rounds:
         t0 = time.time()
         before = len(pool.machine)
-        rec = run_round(gen, pool, r, cfg, fcfg)
+        rec = run_round(gen, pool, r, cfg, fcfg,
+                        on_tokens=lambda n, r=r: progress.update(0, tokens=n, round=r))
         rec["config_hash"] = ghash
         store.append_jsonl(run_dir / ROUNDS_FILE, [rec])  # the commit point of the round
         rounds.append(rec)
-        tokens = sum(gen.count_tokens(p["raw"]) for p in rec["prompts"]) + sum(
-            gen.count_tokens(c.get("instances_raw", "")) for c in rec["instructions"])
         n_new = len(pool.machine) - before
         events.emit("round", round=r, generated=len(rec["instructions"]), accepted=n_new,
                     pool=len(pool.texts), seconds=round(time.time() - t0, 3))
-        progress.update(min(n_new, max(0, cfg.num_instructions - progress.done)),
-                        tokens=tokens, round=r)
+        progress.update(min(n_new, max(0, cfg.num_instructions - progress.done)), round=r)
         r += 1
     progress.close()
     report = write_outputs(run_dir, rounds, fcfg)

@@ -98,23 +98,16 @@ class Features:
 def encode_record(tokenizer: Any, record: dict, *, chat: bool) -> tuple[list[int], list[int]]:
     """Token ids of the rendered prompt and of ``completion + eos``.
 
-    The prompt is tokenized exactly as the generator does at inference (``render_prompt``
-    text with the tokenizer's default special tokens), the completion without specials.
+    The prompt goes through ``backends.hf.encode_prompt`` - the very ids the generator feeds
+    the model at evaluation - and the completion is tokenized without special tokens.
     """
-    from selfguide.backends.hf import render_prompt
+    from selfguide.backends.hf import encode_prompt
 
-    text = render_prompt(tokenizer, record["prompt"], chat)
-    p_ids = tokenizer(text, add_special_tokens=_adds_bos(tokenizer, text))["input_ids"]
+    p_ids = encode_prompt(tokenizer, record["prompt"], chat)
     c_ids = tokenizer(record["completion"], add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None:
         c_ids = [*c_ids, tokenizer.eos_token_id]
     return list(p_ids), list(c_ids)
-
-
-def _adds_bos(tokenizer: Any, text: str) -> bool:
-    # A chat-rendered prompt that already starts with the BOS token must not get a second.
-    bos = getattr(tokenizer, "bos_token", None)
-    return not (bos and text.startswith(bos))
 
 
 def build_features(tokenizer: Any, records: Sequence[dict], *, chat: bool, max_length: int,

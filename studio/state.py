@@ -28,6 +28,7 @@ _TASK_DRAFT = "sg.task_draft"
 _DRAFT = "sg.draft."          # + form name: dict of setting values
 _FLASH = "sg.flash"            # one-shot message shown after a rerun
 _CONFIRM = "sg.confirm."       # + action name: the object a confirmation is pending for
+_FORMV = "sg.formv"            # {form: version} of settings forms (see bump_form)
 _QUERY_RUN = "run"
 
 
@@ -106,8 +107,25 @@ def set_draft(form: str, values: dict) -> None:
     st.session_state[_DRAFT + form] = dict(values)
 
 
-def widget_key(form: str, name: str) -> str:
-    return f"w.{form}.{name}"
+def widget_key(form: str, name: str, version: int = 0) -> str:
+    """The key of a widget; a new ``version`` makes a new widget (how forms are reset)."""
+    return f"w.{form}.v{version}.{name}" if version else f"w.{form}.{name}"
+
+
+def form_version(form: str) -> int:
+    return int((st.session_state.get(_FORMV) or {}).get(form, 0))
+
+
+def bump_form(form: str) -> int:
+    """Reset every widget of ``form`` to its ``value=`` (from the draft) on the next run.
+
+    Popping widget keys is not enough: the browser sends the old values back; new keys
+    make new widgets.
+    """
+    versions = dict(st.session_state.get(_FORMV) or {})
+    versions[form] = int(versions.get(form, 0)) + 1
+    st.session_state[_FORMV] = versions
+    return versions[form]
 
 
 def widget_value(form: str, name: str, default: Any = None) -> Any:
@@ -116,12 +134,6 @@ def widget_value(form: str, name: str, default: Any = None) -> Any:
 
 def set_widget_value(form: str, name: str, value: Any) -> None:
     st.session_state[widget_key(form, name)] = value
-
-
-def reset_widgets(form: str, names: list[str] | tuple[str, ...]) -> None:
-    """Forget widget values so the widgets start again from their ``value=``."""
-    for name in names:
-        st.session_state.pop(widget_key(form, name), None)
 
 
 # --------------------------------------------------------------------------- messages

@@ -112,7 +112,7 @@ def _field_widget(f: dataclasses.Field, tp: Any, init: Any, form: str,
                   slider: tuple | None, label: str | None) -> Any:
     help_ = f.metadata.get("help") or None
     choices = f.metadata.get("choices")
-    key = state.widget_key(form, f.name)
+    key = state.widget_key(form, f.name, state.form_version(form))
     label = label or f.name.replace("_", " ")
     tp, optional = _unwrap_optional(tp)
     if choices:

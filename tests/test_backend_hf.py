@@ -269,3 +269,22 @@ def test_generate_command_prompts_file_and_progress(tiny_model_dir, tmp_path, ca
     assert main(["generate", "--model", str(tiny_model_dir), "--prompts-file", str(bad)]) == 2
     assert "p.jsonl:2" in capsys.readouterr().err
     assert main(["generate", "--model", "/nonexistent/m", "--prompt", "x"]) == 2
+
+
+def test_works_with_a_peft_adapter_model(tiny_model_dir):
+    """Evaluation wraps base + adapter in the same backend."""
+    from peft import LoraConfig, get_peft_model
+
+    from selfguide.models import load_model
+
+    lm = load_model(ModelConfig(model=str(tiny_model_dir), precision="fp32"))
+    base_scores = HFGenerator.from_loaded(lm).score_options(["the cat"], ["sat on", "ran"])
+    peft_model = get_peft_model(lm.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    peft_model.eval()
+    g = HFGenerator(peft_model, lm.tokenizer, batch_size=4)
+    out = g.generate(["the cat", "a dog ran"], SamplingConfig(max_new_tokens=4, seed=1), n=3,
+                     chat=True)
+    assert [len(o) for o in out] == [3, 3]
+    # a fresh LoRA adapter is a no-op (B = 0): scores equal the base model's
+    assert g.score_options(["the cat"], ["sat on", "ran"])[0] == pytest.approx(base_scores[0],
+                                                                       abs=1e-5)

@@ -18,11 +18,8 @@ from selfguide.errors import ConfigError
 from selfguide.events import EventLog, read_events
 from selfguide.prompts import instruction_prompt as record_prompt
 from selfguide.rouge import rouge_l
-from selfguide.selfinstruct_pipeline import (
-    ROUNDS_FILE,
-    candidates_table,
-    run_self_instruct,
-)
+from selfguide.selfinstruct_dataset import candidates_table
+from selfguide.selfinstruct_pipeline import ROUNDS_FILE, run_self_instruct
 from selfguide.selfinstruct_prompts import CLF_HEADER, load_seed_tasks
 
 WORDS = ("river mountain lantern violin pepper orbit marble tundra falcon copper harbor "
@@ -42,6 +39,7 @@ def fake_script(prompt: str, sampling: SamplingConfig, i: int) -> str:
                 items.append(f"Classify whether {words} is positive or negative.")
             else:
                 items.append(f"{rng.choice(VERBS)} the {words} in detail.")
+        items.append(items[0].replace(" in detail.", " in great detail."))  # near-dup
         items += ["Draw a picture of a cat for me.", "Say hi.",
                   "Make a short packing list for the trip described below."]
         # ragged continuation of "9.", then a list cut by the budget is not simulated here
@@ -100,6 +98,21 @@ def test_full_loop_with_fake_backend(tmp_path, seeds):
     # every candidate kept its nearest neighbour, which really has that ROUGE-L
     for row in df.sample(10, random_state=0).itertuples():
         assert row.nearest_score == rouge_l(row.instruction, row.nearest)
+    # nearest = argmax over the seeds + every instruction accepted before it (ties: first)
+    pool = [s.instruction for s in seeds]
+    for rec in store.read_jsonl(run / ROUNDS_FILE):
+        for c in rec["instructions"]:
+            scores = [rouge_l(c["instruction"], p) for p in pool]
+            assert c["nearest_score"] == max(scores)
+            assert c["nearest_index"] == scores.index(max(scores))
+            if c["accepted"]:
+                pool.append(c["instruction"])
+    # near-duplicates of an instruction accepted earlier in the same round are caught
+    same_round = [c for rec in store.read_jsonl(run / ROUNDS_FILE) for c in rec["instructions"]
+                  if not c["checks"]["rouge"] and c["nearest_index"] >= len(seeds)
+                  and c["nearest"] in {x["instruction"] for x in rec["instructions"]
+                                       if x["accepted"]}]
+    assert same_round
     # accepted instructions are pairwise < 0.7 and < 0.7 to every seed
     accepted = list(dict.fromkeys(df.loc[df["f_rouge"] & (df["drop_reason"].isin(
         ["", "unique", "consistent", "not_copy"])), "instruction"]))
@@ -132,6 +145,7 @@ def test_full_loop_with_fake_backend(tmp_path, seeds):
     evs = read_events(tmp_path / "events.jsonl")
     prog = [e for e in evs if e["type"] == "progress"]
     assert prog and prog[-1]["done"] == prog[-1]["total"] == 12
+    assert any(e["tokens_per_s"] > 0 for e in prog)  # live token counts during rounds
     assert any(e["type"] == "round" for e in evs) and evs[-1]["type"] == "summary"
 
     # what the model was asked: 8 numbered instructions, 6 seeds + 2 machine once it has some
@@ -238,6 +252,8 @@ def test_refilter_and_manual_overrides(tmp_path, seeds):
     assert len(recs) == report["train"] == int(after["kept"].sum())
     assert dropped_id in {r["id"] for r in recs} and kept_id not in {r["id"] for r in recs}
     assert store.read_json(run / "config.json")["filters"]["max_output_words"] == 3
+    refilter(run, replace(FCFG, max_output_words=3))  # idempotent
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "candidates.parquet"), after)
     with pytest.raises(ConfigError, match="rouge_threshold"):
         refilter(run, replace(FCFG, rouge_threshold=0.5))
     store.atomic_write_json(tmp_path / "sg" / "config.json", {"method": "selfguide"})

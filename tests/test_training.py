@@ -50,14 +50,14 @@ def tensors(path: Path) -> dict:
 def test_masking_prompt_tokens_get_minus_100(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from selfguide.backends.hf import render_prompt
+    from selfguide.backends.hf import encode_prompt
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir, trust_remote_code=False)
     rec = {"id": "a", "prompt": "is this movie great", "completion": "positive"}
     for chat in (False, True):
         feats = training.build_features(tok, [rec], chat=chat, max_length=64)
         row = feats.rows[0]
-        p_ids = tok(render_prompt(tok, rec["prompt"], chat))["input_ids"]
+        p_ids = encode_prompt(tok, rec["prompt"], chat)
         n_p = len(p_ids)
         assert row["input_ids"][:n_p] == p_ids  # exactly the prompt evaluation renders
         assert row["labels"][:n_p] == [-100] * n_p

@@ -27,8 +27,7 @@ SENTIMENT = {
              {"input": "Loved it.", "output": "positive"}],
 }
 
-WORDS = ("the movie plot actors music scenes story film ending was very quite rather "
-         "fun dull bright slow warm sharp").split()
+WORDS = ["the", "movie", "plot", "actors", "music", "scenes", "story", "film", "ending", "was", "very", "quite", "rather", "fun", "dull", "bright", "slow", "warm", "sharp"]
 
 
 def candidates_frame(n: int = 40, seed: int = 0):

@@ -86,8 +86,9 @@ def test_task_page_loads_example_and_saves_a_run(app, workspace):
     at.selectbox(key=state.widget_key("task", "example")).set_value("sentiment.json").run()
     button(at, "Load example").click().run()
     assert not at.exception
-    assert "positive or negative" in at.text_area(key=state.widget_key("task",
-                                                                        "instruction")).value
+    # Loading a task makes new widgets (version 1) so the browser drops the old values.
+    instruction = at.text_area(key=state.widget_key("task", "instruction", 1))
+    assert "positive or negative" in instruction.value
     assert any("Valid task" in s.value for s in at.success)
     button(at, "Save task to run").click().run()
     assert not at.exception
@@ -104,7 +105,7 @@ def test_task_page_shows_validation_error_inline(app):
     at.switch_page("pages/task.py").run()
     at.selectbox(key=state.widget_key("task", "example")).set_value("sentiment.json").run()
     button(at, "Load example").click().run()
-    at.text_area(key=state.widget_key("task", "instruction")).set_value("   ").run()
+    at.text_area(key=state.widget_key("task", "instruction", 1)).set_value("   ").run()
     assert not at.exception
     assert any("instruction" in e.value for e in at.error)
     assert button(at, "Save task to run").disabled

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 PAGES = ["pages/model.py", "pages/task.py", "pages/synthesize.py", "pages/filter.py",
          "pages/finetune.py", "pages/compare.py", "pages/runs.py"]
 NEEDS_RUN = {"pages/synthesize.py", "pages/filter.py", "pages/finetune.py",

@@ -64,10 +64,10 @@ def studio(tmp_path, artifacts):
             if proc.poll() is not None:
                 raise RuntimeError(f"streamlit exited with {proc.returncode}; see "
                                    f"{artifacts / 'server.log'}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.read().decode().strip() == "ok":
-                        break
+            with contextlib.suppress(OSError), \
+                    urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    break
             if time.time() > deadline:
                 raise RuntimeError("streamlit did not become healthy within 60 s")
             time.sleep(0.5)

@@ -48,6 +48,7 @@ def main(argv: list[str]) -> int:
             store.append_jsonl(run_dir / "inputs.jsonl", [{"id": 1}])
         if mode == "stubborn":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            (run_dir / "ignoring.txt").write_text("SIGTERM ignored from now on")
         kids = []
         if mode == "spawn":
             code = "import signal,time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" \

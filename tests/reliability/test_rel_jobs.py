@@ -229,8 +229,7 @@ def test_cancel_is_graceful_when_the_worker_listens(run_dir):
 
 def test_cancel_escalates_to_sigkill(run_dir):
     st = launch(run_dir, "stubborn")
-    wait_for(lambda: state(run_dir) == "running", timeout=20)
-    time.sleep(0.3)  # let the worker install SIG_IGN
+    wait_for(lambda: (run_dir / "ignoring.txt").exists(), timeout=20)
     t0 = time.time()
     done = jobs.cancel(run_dir, "synthesize", timeout=1.0)
     assert 1.0 <= time.time() - t0 < 10.0

@@ -141,8 +141,13 @@ def test_kill9_during_training_resumes_to_identical_lora(workspace, tiny_model_d
     _train(ref)  # runs alongside the interrupted one (1 thread each)
     _train(run)
     ckpts = run / "train" / "checkpoints"
-    wait_for(lambda: (c := last_complete_checkpoint(ckpts)) is not None
-             and c.name in ("checkpoint-2", "checkpoint-4"), timeout=240, interval=0.1)
+    def between_checkpoints():
+        c = last_complete_checkpoint(ckpts)
+        if c is None and jobs.status(run, "train").state in jobs.FINAL:
+            raise AssertionError("training ended before its first checkpoint")
+        return c is not None and c.name != "checkpoint-8"
+
+    wait_for(between_checkpoints, timeout=240, interval=0.1)
     _kill9(run, "train")
     last = last_complete_checkpoint(ckpts)
     step = int(last.name.split("-")[1])
