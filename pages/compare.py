@@ -39,10 +39,10 @@ with st.expander("Evaluation settings", expanded=not (run_dir / "eval" / "metric
     cfg = widgets.build_config(EvalConfig, values)
     st.caption("limit 0 evaluates every held-out example of the task; a small limit is a "
                "quick look.")
-if st.button("Evaluate before / after", type="primary", icon=":material/science:",
-             disabled=running or cfg is None):
-    if widgets.start_job(run, "eval", ["eval", "--run", run, *sjobs.config_argv(cfg)]):
-        st.rerun()
+evaluate = st.button("Evaluate before / after", type="primary", icon=":material/science:",
+                     disabled=running or cfg is None)
+if evaluate and widgets.start_job(run, "eval", ["eval", "--run", run, *sjobs.config_argv(cfg)]):
+    st.rerun()
 widgets.job_panel(run, "eval", title="Evaluation job")
 
 metrics = store.read_json(run_dir / "eval" / "metrics.json", default=None)

@@ -10,9 +10,10 @@ import altair as alt
 import streamlit as st
 
 from selfguide import store
+from selfguide.configs.selfinstruct import SelfInstructFilterConfig
 from selfguide.configs.synthesis import FilterConfig
 from selfguide.errors import SelfGuideError
-from studio import filtering, state, widgets
+from studio import filtering, si_filtering, state, widgets
 from studio import jobs as sjobs
 
 st.title("Filter")
@@ -21,6 +22,67 @@ st.caption("Step 4 of 6 · Decide which synthetic examples are good enough to tr
 widgets.show_flash()
 run = widgets.require_run("Filtering")
 run_dir = store.resolve_run_dir(run)
+
+
+
+def selfinstruct_view() -> None:
+    """A Self-Instruct run: instance filters live; pool filters read-only."""
+    try:
+        rounds = si_filtering.load_rounds(run_dir)
+        saved = si_filtering.saved_config(run_dir)
+    except SelfGuideError as exc:
+        widgets.show_error(exc)
+        return
+    if not rounds:
+        st.info("No Self-Instruct rounds yet. Run **Synthesize** (method Self-Instruct) first.")
+        return
+    left, right = st.columns([1, 3], gap="large")
+    with left:
+        st.subheader("Filters")
+        values = widgets.config_form(SelfInstructFilterConfig, f"sifilter.{run}", base=saved,
+                                     exclude=si_filtering.POOL_FIELDS, columns=1)
+        fcfg = widgets.build_config(SelfInstructFilterConfig,
+                                    {**{k: getattr(saved, k) for k in si_filtering.POOL_FIELDS},
+                                     **values})
+        with st.expander("Instruction (pool) filters — fixed for this run"):
+            st.caption("They decided which instructions joined the pool, and so what was "
+                       "generated next. Set them on the Synthesize page for a new run.")
+            for k in si_filtering.POOL_FIELDS:
+                st.text(f"{k}: {getattr(saved, k)}")
+    if fcfg is None:
+        return
+    df = si_filtering.apply(rounds, fcfg)
+    with right:
+        c = st.columns(3)
+        c[0].metric("Candidates", len(df))
+        c[1].metric("Kept", int(df["kept"].sum()))
+        c[2].metric("Instructions", int(df["instruction_id"].nunique()))
+        fun = si_filtering.reason_counts(df)
+        st.altair_chart(alt.Chart(fun).mark_bar().encode(
+            x=alt.X("count:Q", title="rows"),
+            y=alt.Y("reason:N", sort=list(fun["reason"]), title=None),
+            tooltip=["reason", "count"]), width="stretch")
+        st.markdown("**Nearest pool instruction (ROUGE-L)**")
+        st.dataframe(si_filtering.nearest_instructions(df), hide_index=True, width="stretch",
+                     height=260, column_config={"score": st.column_config.ProgressColumn(
+                         "ROUGE-L", min_value=0.0, max_value=1.0, format="%.2f")})
+        show = st.multiselect("Show rows", ["kept", *sorted(set(df["drop_reason"]) - {""})],
+                              key=state.widget_key(f"sifilter.{run}", "show"))
+        st.dataframe(si_filtering.table(df, show), hide_index=True, width="stretch",
+                     height=320)
+        if st.button("Save dataset", type="primary", icon=":material/save:",
+                     disabled=not df["kept"].any()):
+            try:
+                rep = si_filtering.save(run_dir, fcfg)
+                state.flash("success", f"Saved {rep.get('kept', '?')} training rows.")
+                st.rerun()
+            except SelfGuideError as exc:
+                widgets.show_error(exc)
+
+
+if si_filtering.run_method(run_dir) == "selfinstruct":
+    selfinstruct_view()
+    st.stop()
 
 try:
     cands = filtering.load_candidates(run_dir)

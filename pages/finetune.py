@@ -79,11 +79,11 @@ ckpt = training.last_complete_checkpoint(run_dir / "train" / "checkpoints")
 can_resume = ckpt is not None and jstate in ("cancelled", "failed", "interrupted")
 label = f"Resume from {ckpt.name}" if can_resume else "Launch training"
 c1, c2 = st.columns([1, 3])
-if c1.button(label, type="primary", icon=":material/rocket_launch:",
-             disabled=running or cfg is None or (dataset_error is not None and
-                                                 not (cfg and cfg.force))):
-    if widgets.start_job(run, "train", ["train", "--run", run, *sjobs.config_argv(cfg)]):
-        st.rerun()
+blocked = running or cfg is None or (dataset_error is not None and not cfg.force)
+launch = c1.button(label, type="primary", icon=":material/rocket_launch:", disabled=blocked)
+if launch and widgets.start_job(run, "train", ["train", "--run", run,
+                                               *sjobs.config_argv(cfg)]):
+    st.rerun()
 if can_resume:
     c2.caption("Training stopped before the end; it resumes from the last complete "
                "checkpoint with the same settings.")

@@ -66,7 +66,16 @@ with st.expander("Settings", expanded=not running):
 
         values = widgets.config_form(sicfg.SelfInstructConfig, "synth.si", columns=3)
         cfg = widgets.build_config(sicfg.SelfInstructConfig, values)
-        cfg_argv = sjobs.config_argv(cfg) if cfg is not None else None
+        st.markdown("**Instruction filters** (they decide which new instructions join the "
+                    "pool)")
+        fvalues = widgets.config_form(
+            sicfg.SelfInstructFilterConfig, "synth.sifilter", columns=3,
+            include=["rouge_threshold", "min_instruction_words", "max_instruction_words",
+                     "blacklist", "banned_prefixes"],
+            sliders={"rouge_threshold": (0.05, 1.0, 0.05)})
+        fcfg = widgets.build_config(sicfg.SelfInstructFilterConfig, fvalues)
+        cfg_argv = (sjobs.config_argv(cfg) + sjobs.config_argv(fcfg)
+                    if cfg is not None and fcfg is not None else None)
 
     overwrite = st.checkbox("Discard data generated earlier in this run with other settings",
                             key=state.widget_key("synth", "overwrite"),

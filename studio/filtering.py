@@ -191,8 +191,8 @@ def table(df: pd.DataFrame, overrides: dict[str, bool], show: list[str]) -> pd.D
     out = d[cols].reset_index(drop=True)
     for c in ("input", "output", "label", "drop_reason", "target_label", "id"):
         if c in out.columns:
-            out[c] = out[c].map(lambda v: "" if v is None or (isinstance(v, float) and v != v)
-                                else str(v))
+            out[c] = out[c].map(lambda v: "" if v is None or (isinstance(v, float)
+                                                            and pd.isna(v)) else str(v))
     return out
 
 
