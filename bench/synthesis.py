@@ -155,7 +155,7 @@ def main() -> int:
     ap.add_argument("--tasks", nargs="+", default=["task1529", "task1345"])
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--label-probe", type=int, default=48,
+    ap.add_argument("--label-probe", type=int, default=24,
                     help="Real held-out inputs for the labelling-accuracy probe (0 = skip).")
     ap.add_argument("--skip-synthesis", action="store_true")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "synthesis.json"))

@@ -66,6 +66,11 @@ if diff:
                      "change is unlikely to be noise.")
 c[3].metric("Examples", metrics.get("n"), help=f"{metrics.get('changed', 0)} answers changed.")
 
+acc = diffs.per_label_frame(metrics)
+if acc is not None:
+    st.subheader("Accuracy per label")
+    st.dataframe(acc, width="stretch", column_config={
+        c: st.column_config.NumberColumn(format="%.2f") for c in acc.columns})
 cb = diffs.confusion_frame(metrics.get("confusion_before"))
 ca = diffs.confusion_frame(metrics.get("confusion_after"))
 if ca is not None:

@@ -25,6 +25,37 @@ run_dir = store.resolve_run_dir(run)
 
 
 
+def candidates_editor(df, overrides: dict, order: tuple, columns: tuple) -> None:
+    """The candidates table, filterable by drop reason, with keep/drop overrides saved to
+    overrides.json at once (the counts above follow on the next run)."""
+    show = st.multiselect("Show rows", filtering.reason_options(df, order), default=[],
+                          key=state.widget_key(f"filter.{run}", "show"),
+                          placeholder="all rows — or pick 'kept' / drop reasons")
+    view = filtering.table(df, overrides, show, columns)
+    version = state.draft(f"filter.{run}.editor").get("v", 0)
+    edited = st.data_editor(
+        view, hide_index=True, width="stretch", height=380,
+        key=state.widget_key(f"filter.{run}", f"table.{version}"),
+        disabled=[c for c in view.columns if c != "decision"],
+        column_config={
+            "decision": st.column_config.SelectboxColumn(
+                "decision", options=list(filtering.DECISIONS), required=True,
+                help="auto: follow the filters · keep / drop: your decision wins"),
+            "kept": st.column_config.CheckboxColumn("kept"),
+            "vote_share": st.column_config.NumberColumn("vote share", format="%.2f")})
+    changed = filtering.decisions_changed(view, edited)
+    if changed:
+        try:
+            filtering.write_overrides(run_dir, {**overrides, **changed})
+        except SelfGuideError as exc:
+            widgets.show_error(exc)
+        else:
+            state.set_draft(f"filter.{run}.editor", {"v": version + 1})
+            st.rerun()
+    if len(view) >= filtering.TABLE_LIMIT:
+        st.caption(f"Showing the first {filtering.TABLE_LIMIT} rows; narrow with the filter.")
+
+
 def selfinstruct_view() -> None:
     """A Self-Instruct run: instance filters live; pool filters read-only."""
     try:
@@ -51,12 +82,14 @@ def selfinstruct_view() -> None:
                 st.text(f"{k}: {getattr(saved, k)}")
     if fcfg is None:
         return
-    df = si_filtering.apply(rounds, fcfg)
+    overrides = filtering.read_overrides(run_dir)
+    df = si_filtering.apply(rounds, fcfg, overrides)
     with right:
-        c = st.columns(3)
+        c = st.columns(4)
         c[0].metric("Candidates", len(df))
         c[1].metric("Kept", int(df["kept"].sum()))
         c[2].metric("Instructions", int(df["instruction_id"].nunique()))
+        c[3].metric("Manual overrides", len(overrides))
         fun = si_filtering.reason_counts(df)
         st.altair_chart(alt.Chart(fun).mark_bar().encode(
             x=alt.X("count:Q", title="rows"),
@@ -66,10 +99,8 @@ def selfinstruct_view() -> None:
         st.dataframe(si_filtering.nearest_instructions(df), hide_index=True, width="stretch",
                      height=260, column_config={"score": st.column_config.ProgressColumn(
                          "ROUGE-L", min_value=0.0, max_value=1.0, format="%.2f")})
-        show = st.multiselect("Show rows", ["kept", *sorted(set(df["drop_reason"]) - {""})],
-                              key=state.widget_key(f"sifilter.{run}", "show"))
-        st.dataframe(si_filtering.table(df, show), hide_index=True, width="stretch",
-                     height=320)
+        st.subheader("Candidates")
+        candidates_editor(df, overrides, si_filtering.filter_order(), si_filtering.TABLE_COLS)
         if st.button("Save dataset", type="primary", icon=":material/save:",
                      disabled=not df["kept"].any()):
             try:
@@ -175,33 +206,7 @@ with main:
                          "ROUGE-L", min_value=0.0, max_value=1.0, format="%.2f")})
 
     st.subheader("Candidates")
-    reasons = filtering.reason_options(df)
-    show = st.multiselect("Show rows", reasons, default=[],
-                          key=state.widget_key(f"filter.{run}", "show"),
-                          placeholder="all rows — or pick 'kept' / drop reasons")
-    view = filtering.table(df, overrides, show)
-    version = state.draft(f"filter.{run}.editor").get("v", 0)
-    edited = st.data_editor(
-        view, hide_index=True, width="stretch", height=380,
-        key=state.widget_key(f"filter.{run}", f"table.{version}"),
-        disabled=[c for c in view.columns if c != "decision"],
-        column_config={
-            "decision": st.column_config.SelectboxColumn(
-                "decision", options=list(filtering.DECISIONS), required=True,
-                help="auto: follow the filters · keep / drop: your decision wins"),
-            "kept": st.column_config.CheckboxColumn("kept"),
-            "vote_share": st.column_config.NumberColumn("vote share", format="%.2f")})
-    changed = filtering.decisions_changed(view, edited)
-    if changed:
-        try:
-            filtering.write_overrides(run_dir, {**overrides, **changed})
-        except SelfGuideError as exc:
-            widgets.show_error(exc)
-        else:
-            state.set_draft(f"filter.{run}.editor", {"v": version + 1})
-            st.rerun()
-    if len(view) >= filtering.TABLE_LIMIT:
-        st.caption(f"Showing the first {filtering.TABLE_LIMIT} rows; narrow with the filter.")
+    candidates_editor(df, overrides, filtering.ORDER, filtering.TABLE_COLS)
 
     st.subheader("Save")
     busy = sjobs.is_active(sjobs.status(run, "synthesize"))
@@ -227,7 +232,7 @@ with main:
         if not filtering.saved_matches(run_dir, cfg):
             st.caption("The saved dataset was built with other settings than those shown; "
                        "press Save dataset to rebuild it.")
-        d1, d2, d3 = st.columns(3)
+        d1, d2, d3, d4 = st.columns(4)
         d1.download_button("train.jsonl", train.read_bytes(), file_name=f"{run}-train.jsonl",
                            mime="application/jsonl", icon=":material/download:")
         d2.download_button("candidates.csv", df.drop(columns=[c for c in df.columns
@@ -238,6 +243,11 @@ with main:
         d3.download_button("report.json", json.dumps(report, indent=2).encode("utf-8"),
                            file_name=f"{run}-report.json", mime="application/json",
                            icon=":material/download:")
+        d4.download_button("alpaca.json", lambda: filtering.export_bytes(run_dir, "alpaca"),
+                           file_name=f"{run}-alpaca.json", mime="application/json",
+                           icon=":material/download:",
+                           help="instruction/input/output records (`selfguide export "
+                                "--format alpaca`), written to the run's export/ folder too.")
         st.page_link("pages/finetune.py", label="Next: finetune on this dataset",
                      icon=":material/arrow_forward:")
     elif kept == 0:

@@ -65,7 +65,18 @@ def no_noise(texts: Sequence[str], terms: Sequence[str]) -> list[bool]:
     pat = _noise_pattern(terms)
     if pat is None:
         return [True] * len(texts)
-    return [pat.search(t.casefold()) is None for t in texts]
+    quick = re.compile("|".join(re.escape(t.casefold()) for t in terms))
+    cache: dict[str, bool] = {}
+    out = []
+    for t in texts:
+        ok = cache.get(t)
+        if ok is None:
+            cf = t.casefold()
+            # cheap substring test first; the boundary-aware regex only on candidates
+            ok = quick.search(cf) is None or pat.search(cf) is None
+            cache[t] = ok
+        out.append(ok)
+    return out
 
 
 def word_count(text: str) -> int:
@@ -162,13 +173,20 @@ def calibrated_labels(scores: Sequence[Sequence[float] | None], labels: Sequence
                       ) -> tuple[list[str], list[float]]:
     """Per row: the label with the best calibrated score and its margin over the second
     ("" and nan where a row has no scores). Means are taken over the rows with scores."""
-    idx = [i for i, s in enumerate(scores) if _has_scores(s, len(labels))]
-    cal = calibrate([scores[i] for i in idx])
+    import numpy as np
+
+    k = len(labels)
+    idx = [i for i, s in enumerate(scores) if _has_scores(s, k)]
     out_l, out_m = [""] * len(scores), [math.nan] * len(scores)
-    for i, row in zip(idx, cal):
-        order = sorted(range(len(row)), key=lambda j: -row[j])
-        out_l[i] = labels[order[0]]
-        out_m[i] = row[order[0]] - row[order[1]] if len(row) > 1 else math.inf
+    if not idx:
+        return out_l, out_m
+    mat = np.asarray([list(scores[i]) for i in idx], dtype=np.float64)
+    mat -= mat.mean(axis=0, keepdims=True)
+    order = np.argsort(-mat, axis=1, kind="stable")
+    best = mat[np.arange(len(idx)), order[:, 0]]
+    second = mat[np.arange(len(idx)), order[:, 1]] if k > 1 else np.full(len(idx), -np.inf)
+    for i, j, m in zip(idx, order[:, 0].tolist(), (best - second).tolist()):
+        out_l[i], out_m[i] = labels[j], m
     return out_l, out_m
 
 
@@ -201,9 +219,13 @@ def balance_mask(labels: Sequence[str], eligible: Sequence[bool], rng: random.Ra
 # --------------------------------------------------------------------------- apply
 
 def _col(df: pd.DataFrame, name: str, default: Any) -> list:
-    if name in df.columns:
-        return [default if _missing(v) else v for v in df[name].tolist()]
-    return [default] * len(df)
+    if name not in df.columns:
+        return [default] * len(df)
+    col = df[name]
+    values = col.tolist()
+    if col.dtype != object and not col.isna().any():
+        return values
+    return [default if _missing(v) else v for v in values]
 
 
 def _missing(v: Any) -> bool:
@@ -283,17 +305,14 @@ def apply(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None = None, *,
     overrides = overrides or {}
     ids = out["id"].tolist()
     masks["manual"] = [overrides.get(i, True) is not False for i in ids]
-    reasons = []
-    for r in range(n):
-        reason = ""
-        if overrides.get(ids[r]) is not True:
-            for name in ORDER:
-                if not masks[name][r]:
-                    reason = name
-                    break
-        reasons.append(reason)
     import numpy as np
 
+    mat = np.asarray([masks[name] for name in ORDER], dtype=bool).reshape(len(ORDER), n)
+    forced = np.asarray([overrides.get(i) is True for i in ids], dtype=bool)
+    failed = ~mat.all(axis=0) & ~forced
+    first = np.argmin(mat, axis=0)
+    names = np.asarray(ORDER, dtype=object)
+    reasons = np.where(failed, names[first] if n else names[:0], "").tolist()
     for name in ORDER:
         out[f"f_{name}"] = np.asarray(masks[name], dtype=bool)
     out["drop_reason"] = np.asarray(reasons, dtype=object)
@@ -336,7 +355,10 @@ def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
         m["label"] = [True] * n
         out["label"] = [""] * n
     # Balance among rows that pass everything before it.
-    before = [all(mask[r] for mask in (*in_masks.values(), *m.values())) for r in range(n)]
+    import numpy as np
+
+    allm = [*in_masks.values(), *m.values()]
+    before = np.asarray(allm, dtype=bool).reshape(len(allm), n).all(axis=0).tolist()
     if is_cls and cfg.balance:
         m["balance"] = balance_mask(out["label"].tolist(), before, random.Random(cfg.seed))
     else:

@@ -377,12 +377,13 @@ class _Worker:
         else:
             state, error, reason = "failed", f"{type(exc).__name__}: {exc}", "crash"
         try:
+            # The event first: once status.json says final, events.jsonl is complete.
+            with contextlib.suppress(StorageError):
+                self.events.emit("status", state=state, error=error)
             with self.lock:
                 self.data.update(state=state, error=error, reason=reason, ended=time.time(),
                                  heartbeat=time.time())
                 _write_status(self.jdir, self.data)
-            with contextlib.suppress(StorageError):
-                self.events.emit("status", state=state, error=error)
         except StorageError as werr:
             print(f"warning: final job status not written: {werr}", file=sys.stderr)
         finally:

@@ -81,3 +81,15 @@ def confusion_frame(confusion: dict | None) -> pd.DataFrame | None:
     df = pd.DataFrame(confusion).T.fillna(0).astype(int)
     df.index.name = "reference ↓ / predicted →"
     return df
+
+
+def per_label_frame(metrics: dict) -> pd.DataFrame | None:
+    """Accuracy among each reference label's examples, before and after (classification)."""
+    after = metrics.get("per_label_after")
+    if not isinstance(after, dict) or not after:
+        return None
+    before = metrics.get("per_label_before") or {}
+    df = pd.DataFrame({"before": [before.get(k) for k in after],
+                       "after": [after[k] for k in after]}, index=list(after))
+    df.index.name = "label"
+    return df.astype(float)

@@ -24,6 +24,7 @@ from selfguide.configs.synthesis import FilterConfig
 from selfguide.task import TaskSpec
 
 DECISIONS = ("auto", "keep", "drop")
+ORDER = filters.ORDER  # SELF-GUIDE filters, in the order a drop reason is assigned
 TABLE_LIMIT = 1000
 TABLE_COLS = ("decision", "kept", "drop_reason", "label", "vote_share", "input", "output",
               "round", "target_label", "id")
@@ -172,12 +173,13 @@ def near_duplicates(df: pd.DataFrame, task: TaskSpec | None, cfg: FilterConfig,
     })
 
 
-def reason_options(df: pd.DataFrame) -> list[str]:
+def reason_options(df: pd.DataFrame, order: tuple[str, ...] = filters.ORDER) -> list[str]:
     present = set(df["drop_reason"])
-    return ["kept", *[r for r in filters.ORDER if r in present]]
+    return ["kept", *[r for r in order if r in present]]
 
 
-def table(df: pd.DataFrame, overrides: dict[str, bool], show: list[str]) -> pd.DataFrame:
+def table(df: pd.DataFrame, overrides: dict[str, bool], show: list[str],
+          columns: tuple[str, ...] = TABLE_COLS) -> pd.DataFrame:
     """The editable candidates table (rows matching ``show``: 'kept' and/or reasons)."""
     d = df
     if show:
@@ -187,7 +189,7 @@ def table(df: pd.DataFrame, overrides: dict[str, bool], show: list[str]) -> pd.D
         d = d[mask]
     d = d.head(TABLE_LIMIT).copy()
     d["decision"] = [decision_of(overrides.get(str(i))) for i in d["id"]]
-    cols = [c for c in TABLE_COLS if c in d.columns]
+    cols = [c for c in columns if c in d.columns]
     out = d[cols].reset_index(drop=True)
     for c in ("input", "output", "label", "drop_reason", "target_label", "id"):
         if c in out.columns:
@@ -216,3 +218,10 @@ def save_dataset(run_dir: Path, cfg: FilterConfig) -> dict:
     from selfguide import selfguide_pipeline
 
     return selfguide_pipeline.refilter(run_dir, cfg)
+
+
+def export_bytes(run_dir: Path, fmt: str) -> bytes:
+    """Export the saved dataset (``selfguide export``) and return the file's bytes."""
+    from selfguide import dataset
+
+    return dataset.export(run_dir, fmt).read_bytes()

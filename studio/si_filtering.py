@@ -24,6 +24,9 @@ from selfguide.configs.selfinstruct import SelfInstructFilterConfig
 
 POOL_FIELDS = ("rouge_threshold", "min_instruction_words", "max_instruction_words",
                "blacklist", "banned_prefixes")
+INSTRUCTION_REASONS = ("length", "start", "blacklist", "prefix", "rouge")
+TABLE_COLS = ("decision", "kept", "drop_reason", "instruction", "input", "output",
+              "is_classification", "nearest_score", "round", "id")
 
 
 def run_method(run_dir: Path) -> str:
@@ -55,18 +58,23 @@ def load_rounds(run_dir: Path) -> list[dict] | None:
     return _rounds(str(run_dir), (s.st_mtime, s.st_size))
 
 
-def apply(rounds: list[dict], fcfg: SelfInstructFilterConfig) -> pd.DataFrame:
-    """The candidates table with the instance filters re-applied under ``fcfg``."""
-    from selfguide import selfinstruct_pipeline as sip
+def apply(rounds: list[dict], fcfg: SelfInstructFilterConfig,
+          overrides: dict[str, bool]) -> pd.DataFrame:
+    """The candidates table with the instance filters and manual decisions re-applied."""
+    from selfguide import selfinstruct_dataset as sid
 
-    return sip.candidates_table(rounds, fcfg)
+    return sid.candidates_table(rounds, fcfg, overrides)
+
+
+def filter_order() -> tuple[str, ...]:
+    from selfguide import selfinstruct_dataset as sid
+
+    return tuple(sid.FILTER_COLUMNS)
 
 
 def reason_counts(df: pd.DataFrame) -> pd.DataFrame:
-    from selfguide import selfinstruct_pipeline as sip
-
     rows = [{"reason": "kept", "count": int(df["kept"].sum()), "kind": "kept"}]
-    for name in sip.FILTER_COLUMNS:
+    for name in filter_order():
         c = int((df["drop_reason"] == name).sum())
         if c:
             rows.append({"reason": name, "count": c, "kind": "dropped"})
@@ -81,22 +89,8 @@ def nearest_instructions(df: pd.DataFrame, top: int = 100) -> pd.DataFrame:
                          "nearest": inst["nearest"].astype(str).tolist(),
                          "score": inst["nearest_score"].astype(float).round(3).tolist(),
                          "dropped by": inst["drop_reason"].where(
-                             inst["drop_reason"].isin(POOL_FIELDS + ("rouge", "length",
-                                                                     "start", "blacklist",
-                                                                     "prefix")), "")
+                             inst["drop_reason"].isin(INSTRUCTION_REASONS), "")
                          .astype(str).tolist()})
-
-
-def table(df: pd.DataFrame, show: list[str], limit: int = 1000) -> pd.DataFrame:
-    d = df
-    if show:
-        mask = d["drop_reason"].isin([s for s in show if s != "kept"])
-        if "kept" in show:
-            mask |= d["kept"]
-        d = d[mask]
-    cols = [c for c in ("kept", "drop_reason", "instruction", "input", "output",
-                        "is_classification", "nearest_score", "round", "id") if c in d.columns]
-    return d[cols].head(limit).reset_index(drop=True)
 
 
 def save(run_dir: Path, fcfg: SelfInstructFilterConfig) -> dict:

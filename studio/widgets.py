@@ -26,7 +26,7 @@ from selfguide.errors import SelfGuideError
 from studio import jobs as sjobs
 from studio import state
 
-POLL_S = 1.0
+POLL_S = 2.0
 # Float fields whose name contains one of these are fractions in [0, 1]: drawn as sliders.
 _FRACTION_HINTS = ("share", "threshold", "ratio", "frac", "prob", "rouge", "similarity",
                    "top_p", "split", "dropout")

@@ -38,26 +38,24 @@ def test_instruction_prompt_exact():
 
 
 def test_input_generation_prompt_exact_classification():
-    assert input_generation_prompt(CLS, ["It was ok."], "negative") == (
-        "Task: Classify the sentiment.\n\n"
-        "Your job is to write one new input for this task. Here are example inputs written by "
-        "an expert (high quality):\n\n"
-        "Input: I loved it.\n(correct answer: positive)\n\n"
-        "Input: Awful.\n(correct answer: negative)\n\n"
-        "Here are more example inputs written by a student (lower quality):\n\n"
-        "Input: It was ok.\n\n"
-        "Write one new input, different from all of the above, whose correct answer is "
-        "\"negative\". Reply with the input only.\nInput:")
+    # output-first: earlier (lower-quality) inputs, then the demos, then the target label
+    assert input_generation_prompt(CLS, [("It was ok.", "negative")], "negative") == (
+        "Classify the sentiment.\n"
+        "Possible answers: positive, negative.\n\n"
+        "Answer: negative\nInput: It was ok.\n\n"
+        "Answer: positive\nInput: I loved it.\n\n"
+        "Answer: negative\nInput: Awful.\n\n"
+        "Answer: negative\nInput:")
 
 
-def test_input_generation_prompt_exact_generation_no_pool():
-    assert input_generation_prompt(GEN) == (
-        "Task: Paraphrase the question.\n\n"
-        "Your job is to write one new input for this task. Here are example inputs written by "
-        "an expert (high quality):\n\n"
+def test_input_generation_prompt_exact_generation():
+    assert input_generation_prompt(GEN, ["How do birds fly?"]) == (
+        "Paraphrase the question.\n\n"
+        "Input: How do birds fly?\n\n"
         "Input: What is AI?\n\n"
-        "Write one new input, different from all of the above. Reply with the input only.\n"
         "Input:")
+    assert input_generation_prompt(GEN) == (
+        "Paraphrase the question.\n\nInput: What is AI?\n\nInput:")
 
 
 def test_sample_generated_bounds_and_determinism():

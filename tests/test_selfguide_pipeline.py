@@ -32,8 +32,8 @@ NOUNS = ["film", "plot", "cast", "score", "ending", "script", "camera", "story",
 
 def script(prompt: str, sampling, i: int) -> str:
     """Inputs follow the asked-for label; answers read the input's words (noisy)."""
-    if "Write one new input" in prompt:
-        target = "negative" if '"negative"' in prompt else "positive"
+    if prompt.endswith("Answer: negative\nInput:") or prompt.endswith("Answer: positive\nInput:"):
+        target = prompt.rsplit("Answer: ", 1)[1].split("\n")[0]
         r = random.Random(f"{prompt}|{sampling.seed}")
         body = " ".join(f"{r.choice(WORDS[target])} {r.choice(NOUNS)}" for _ in range(3))
         return f"Input: The {body}.\nOutput: {target}"
@@ -81,10 +81,10 @@ def test_full_run_with_fake(tmp_path):
     gen_calls = [c for c in gen.calls if c.method == "generate"]
     assert [len(c.prompts) for c in gen_calls[:4]] == [6] * 4
     assert all(c.n == 4 and c.sampling.temperature == 0.3 for c in gen_calls[4:])
-    assert gen_calls[0].sampling.temperature == 1.0 and gen_calls[0].chat is True
-    # later rounds show earlier inputs as lower-quality examples
-    assert "lower quality" not in gen_calls[0].prompts[0]
-    assert "lower quality" in gen_calls[1].prompts[0]
+    assert gen_calls[0].sampling.temperature == 1.0 and gen_calls[0].chat is False
+    # later rounds show earlier inputs (before the demos) as lower-quality examples
+    assert gen_calls[0].prompts[0].count("Input:") == len(TASK.demos) + 1
+    assert gen_calls[1].prompts[0].count("Input:") > len(TASK.demos) + 1
     assert any(c.method == "score_options" and c.options == [" positive", " negative"]
                for c in gen.calls)
     # candidates table: every row, every column of the contract
@@ -196,7 +196,7 @@ def test_generation_task_run(tmp_path):
                            Demo("why is the sky blue during the day", "what makes the sky blue")))
 
     def gscript(prompt, sampling, i):
-        if "Write one new input" in prompt:
+        if prompt.endswith("\n\nInput:"):
             r = random.Random(f"{prompt}|{sampling.seed}")
             return "how do I " + " ".join(r.choice(NOUNS) for _ in range(5))
         q = prompt.rsplit("Input:", 1)[1].split("\n")[0].strip()

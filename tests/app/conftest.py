@@ -104,6 +104,8 @@ class RunBuilder:
             "metric": "exact_match", "n": n, "before": before, "after": after,
             "difference": {"delta": after - before, "low": -0.1, "high": 0.6},
             "changed": sum(bool(r.get("changed")) for r in predictions),
+            "per_label_before": {"positive": 0.5, "negative": 0.0},
+            "per_label_after": {"positive": 1.0, "negative": 1.0},
             "confusion_before": {"positive": {"positive": 1, "negative": 1, "(other)": 0},
                                  "negative": {"positive": 1, "negative": 0, "(other)": 0}},
             "confusion_after": {"positive": {"positive": 2, "negative": 0, "(other)": 0},

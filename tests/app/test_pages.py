@@ -258,15 +258,20 @@ def test_compare_shows_both_columns_and_renders_model_text_as_text(app, runs):
     assert not at.exception
     assert metric(at, "Before (exact_match)") == "0.667"
     assert metric(at, "After (exact_match)") == "0.667"
-    ex = at.dataframe[2].value  # confusion before, confusion after, examples
+    frames = [d.value for d in at.dataframe]
+    acc = next(f for f in frames if f.index.name == "label")
+    assert acc.loc["positive", "before"] == 0.5 and acc.loc["positive", "after"] == 1.0
+    ex = next(f for f in frames if "status" in f.columns)
     assert {"before", "after"} <= set(ex.columns)
     assert XSS in ex["after"].tolist() and JS_LINK in ex["input"].tolist()
     at.radio(key=state.widget_key("compare", "view")).set_value("regressed").run()
-    shown = at.dataframe[2].value
+    frames = [d.value for d in at.dataframe]
+    shown = next(f for f in frames if "status" in f.columns)
     assert shown["id"].tolist() == ["t1"]
     # The word diff of the regressed row: data in a table, the input as plain code text.
-    diff = at.dataframe[3].value
-    assert diff.to_dict("records")[0]["after"] == XSS or XSS in diff["after"].tolist()
+    diff = next(f for f in frames if "change" in f.columns)
+    assert diff["change"].tolist() == ["replaced"]
+    assert diff["before"].tolist() == ["negative"] and diff["after"].tolist() == [XSS]
     assert [c.value for c in at.code] == ["Terrible."]
     # Model text never reaches Markdown (where it could become markup or a link).
     assert XSS not in all_text(at) and "javascript:" not in all_text(at)

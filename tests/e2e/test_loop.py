@@ -35,6 +35,13 @@ def set_number(page, label: str, value) -> None:
     idle(page)
 
 
+def toggle(page, label: str) -> None:
+    """Click a checkbox by its label text (the styled label intercepts the input)."""
+    page.locator("[data-testid='stCheckbox']").filter(
+        has_text=re.compile(f"^{label}$")).locator("label").first.click()
+    idle(page)
+
+
 def metric(page, label: str) -> str:
     m = page.locator("[data-testid='stMetric']").filter(
         has=page.locator("[data-testid='stMetricLabel']", has_text=re.compile(f"^{label}$")))
@@ -90,6 +97,9 @@ def _loop(page, studio, artifacts):
     set_number(page, "Max new tokens", 8)
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("Model output (greedy)").wait_for(timeout=120_000)
+    idle(page)
+    answer = page.locator("[data-testid='stCode']").first
+    assert answer.inner_text().strip(), "the model's answer is empty"
     shot(page, artifacts, "1-model")
 
     # 2 · Task: load the sentiment example and save it into a new run.
@@ -122,9 +132,9 @@ def _loop(page, studio, artifacts):
 
     # 4 · Filter: move sliders, the kept count follows at once; save the dataset.
     goto(page, "4 · Filter")
-    page.get_by_label("balance", exact=True).uncheck()
-    idle(page)
-    length = page.get_by_role("slider", name="length k")
+    toggle(page, "balance")
+    length = page.locator("[data-testid='stSlider']").filter(
+        has_text="length k").get_by_role("slider")
     length.focus()
     length.press("End")
     idle(page)
@@ -147,8 +157,7 @@ def _loop(page, studio, artifacts):
 
     # 5 · Finetune: a few steps (force: a tiny synthetic set may be one-label).
     goto(page, "5 · Finetune")
-    page.get_by_label("force", exact=True).check()
-    idle(page)
+    toggle(page, "force")
     set_number(page, "max steps", 4)
     page.get_by_role("button", name=re.compile("Launch training|Resume")).click()
     idle(page)

@@ -35,8 +35,10 @@ NOUNS = ["film", "plot", "cast", "score", "ending", "script", "camera", "story",
 
 
 def script(prompt: str, sampling, i: int) -> str:
-    if "Write one new input" in prompt:
-        target = "negative" if '"negative"' in prompt else "positive"
+    """Depends only on (prompt, seed, i). Stage 1 is told apart by its sampling temperature
+    (a config value), not by prompt wording, which the prompt module may change."""
+    if sampling.temperature == CFG.input_temperature != CFG.output_temperature:
+        target = max(("positive", "negative"), key=prompt.rfind)  # the label asked for last
         r = random.Random(f"{prompt}|{sampling.seed}")
         body = " ".join(f"{r.choice(WORDS[target])} {r.choice(NOUNS)}" for _ in range(3))
         return f"Input: The {body}.\nOutput: {target}"

@@ -74,13 +74,26 @@ def test_kill9_during_synthesis_resumes_without_loss_or_duplicates(workspace):
     _synth(ref, 0.0)
     _finished(ref, "synthesize")
 
+    assert _lines(ref / "annotations.jsonl") >= 8 and _lines(ref / "inputs.jsonl") == 20
+
+    def while_running(run_dir, cond):
+        def pred():
+            if cond():
+                return True
+            if jobs.status(run_dir, "synthesize").state in jobs.FINAL:
+                raise AssertionError("the job ended before the kill point")
+            return False
+        return pred
+
     run = store.resolve_run_dir("synth-kill", create=True)
     _synth(run, 0.25)
-    wait_for(lambda: 5 <= _lines(run / "inputs.jsonl") < 20)  # stage 1, after round 1
+    # stage 1, after round 1
+    wait_for(while_running(run, lambda: 5 <= _lines(run / "inputs.jsonl") < 20))
     _kill9(run, "synthesize")
     n_inputs_at_kill = _lines(run / "inputs.jsonl")
     _synth(run, 0.25)
-    wait_for(lambda: _lines(run / "annotations.jsonl") >= 4)  # stage 2, after a batch
+    # stage 2, after the first annotation batch
+    wait_for(while_running(run, lambda: _lines(run / "annotations.jsonl") >= 4))
     _kill9(run, "synthesize")
     _synth(run, 0.0)
     _finished(run, "synthesize")

@@ -1,0 +1,68 @@
+"""Filter page on a Self-Instruct run: instance filters re-apply live, pool filters stay
+fixed, overrides and saving go through the Self-Instruct pipeline."""
+
+from __future__ import annotations
+
+import random
+
+from selfguide import store
+from studio import state
+
+WORDS = ("river mountain lantern violin pepper orbit marble tundra falcon copper harbor "
+         "meadow saddle comet ginger walnut canyon velvet hammer lagoon").split()
+
+
+def fake_model(prompt, sampling, i):
+    """Numbered new instructions, yes/no classification, input-first instances."""
+    from selfguide.selfinstruct_prompts import CLF_HEADER
+
+    rng = random.Random(f"{prompt}|{sampling.seed}")
+    if prompt.startswith("Come up with a series of tasks"):
+        items = [f"Describe the {' '.join(rng.sample(WORDS, 5))} in detail." for _ in range(3)]
+        items.append("Draw a picture of a cat for me.")  # blacklisted ("draw"? "picture")
+        return " " + "\n".join(f"{9 + k}. {t}" if k else t for k, t in enumerate(items))
+    if prompt.startswith(CLF_HEADER):
+        return " No"
+    w = rng.sample(WORDS, 3)
+    return (f"Input: {w[0]}\nOutput: a short note on {w[0]} and {w[1]}\nExample 2\n"
+            f"Input: {w[2]}\nOutput: {' '.join(rng.sample(WORDS, 8))}")
+
+
+def make_si_run(ws):
+    from selfguide.backends.fake import FakeGenerator
+    from selfguide.configs.selfinstruct import SelfInstructConfig, SelfInstructFilterConfig
+    from selfguide.selfinstruct_pipeline import run_self_instruct
+    from selfguide.selfinstruct_prompts import load_seed_tasks
+
+    d = store.resolve_run_dir("si", create=True)
+    run_self_instruct(d, FakeGenerator(script=fake_model), load_seed_tasks(),
+                      SelfInstructConfig(num_instructions=6, prompts_per_round=2,
+                                         max_rounds=4),
+                      SelfInstructFilterConfig(), stream=None)
+    return d
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_selfinstruct_filter_page(app, workspace):
+    d = make_si_run(workspace)
+    at = app(run="si")
+    at.switch_page("pages/filter.py").run()
+    assert not at.exception, at.exception
+    kept = int(metric(at, "Kept"))
+    assert kept > 0 and int(metric(at, "Instructions")) >= 3
+    # Instance thresholds re-apply without generating: outputs of <= 7 words only.
+    at.number_input(key=state.widget_key("sifilter.si", "max_output_words")).set_value(7).run()
+    assert not at.exception
+    strict = int(metric(at, "Kept"))
+    assert 0 < strict < kept
+    # Pool filters are shown, not editable (changing them needs a new run).
+    labels = {w.label for w in (*at.number_input, *at.slider, *at.text_area)}
+    assert "rouge threshold" not in labels and "max output words" in labels
+    next(b for b in at.button if b.label == "Save dataset").click().run()
+    assert not at.exception
+    assert len(store.read_jsonl(d / "dataset" / "train.jsonl")) == strict
+    saved = store.read_json(d / "config.json")["filters"]
+    assert saved["max_output_words"] == 7
