@@ -44,25 +44,30 @@ def stage_times(events: list[dict]) -> dict:
     return out
 
 
-def run_task(name: str, gen, preset: str, workdir: Path, seed: int) -> dict:
+def run_task(name: str, gen, preset: str, workdir: Path, seed: int,
+             rounds: int | None = None) -> dict:
     from selfguide import selfguide_pipeline as P
     from selfguide.configs.synthesis import preset as get_preset
     from selfguide.events import EventLog, read_events
     from selfguide.task import load_task
 
     task = load_task(NIV2 / f"{name}.json")
-    synth, filters = get_preset(preset, synthesis={"seed": seed})
+    over = {"seed": seed, **({"rounds": rounds} if rounds else {})}
+    synth, filters = get_preset(preset, synthesis=over)
+    full, _ = get_preset(preset)
     run_dir = workdir / name
     ev_path = run_dir / "bench-events.jsonl"
     P.prepare_run(run_dir, task, synth, filters, overwrite=True)
     ev_path.unlink(missing_ok=True)
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     report = P.synthesize(run_dir, task, synth, gen, events=EventLog(ev_path))
-    wall = time.time() - t0
+    wall, cpu = time.time() - t0, time.process_time() - c0
     times = stage_times(read_events(ev_path))
     times["filter_and_dataset"] = round(wall - times.get("inputs", 0) - times.get("annotate", 0),
                                         1)
-    out = {"task": name, "preset": preset, "wall_s": round(wall, 1), **times,
+    out = {"task": name, "preset": preset, "rounds": synth.rounds,
+           "preset_rounds": full.rounds, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+           **times,
            "candidates": report["candidates"], "kept": report["kept"],
            "funnel": {s["step"]: s["remaining"] for s in report["funnel"]},
            "labels": report["labels"], "strategies": report["strategies"],
@@ -139,12 +144,15 @@ def time_filters(n: int = 5000, repeats: int = 5) -> dict:
     nd = time.time() - t0
     out = {}
     for strat in ("vote", "calibrated"):
-        ts = []
+        ts, cpu = [], []
         for k in range(repeats):
-            t0 = time.time()
+            t0, c0 = time.time(), time.process_time()
             apply(df, FilterConfig(label_strategy=strat, min_frequency=0.1 * k), task)
             ts.append(time.time() - t0)
+            cpu.append(time.process_time() - c0)
         out[f"apply_{strat}_ms"] = round(1000 * sorted(ts)[len(ts) // 2], 1)
+        # CPU time is what an idle machine would take as wall time (single-threaded code)
+        out[f"apply_{strat}_cpu_ms"] = round(1000 * sorted(cpu)[len(cpu) // 2], 1)
     out["near_duplicate_scores_once_s"] = round(nd, 2)
     out["n"] = n
     return out
@@ -158,21 +166,33 @@ def main() -> int:
     ap.add_argument("--label-probe", type=int, default=24,
                     help="Real held-out inputs for the labelling-accuracy probe (0 = skip).")
     ap.add_argument("--skip-synthesis", action="store_true")
+    ap.add_argument("--filters-only", action="store_true", help="Only time filters.apply.")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="Run only this many rounds of the preset (to extrapolate on a busy "
+                         "machine); default: the preset's.")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = keep).")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "synthesis.json"))
     args = ap.parse_args()
 
     from selfguide import models
     from selfguide.config import ModelConfig
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     results: dict = {"filters": time_filters()}
     print(json.dumps(results["filters"]), flush=True)
+    if args.filters_only:
+        return 0
     t0 = time.time()
     gen = models.load_generator(ModelConfig())
     results["model_load_s"] = round(time.time() - t0, 1)
+    results["load_average"] = list(__import__("os").getloadavg())
     work = Path(tempfile.mkdtemp(prefix="sg-bench-"))
     for name in args.tasks:
         if not args.skip_synthesis:
-            r = run_task(name, gen, args.preset, work, args.seed)
+            r = run_task(name, gen, args.preset, work, args.seed, args.rounds)
             results.setdefault("runs", []).append(r)
             print(json.dumps(r), flush=True)
         if args.label_probe and (NIV2 / f"{name}.json").exists():
@@ -182,6 +202,7 @@ def main() -> int:
                 p = label_probe(name, gen, args.label_probe, args.seed)
                 results.setdefault("label_probe", []).append(p)
                 print(json.dumps(p), flush=True)
+    results["load_average_end"] = list(__import__("os").getloadavg())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -107,17 +107,18 @@ def in_length(texts: Sequence[str], lo: float, hi: float) -> list[bool]:
     return [lo <= word_count(t) <= hi for t in texts]
 
 
-def _key(text: str) -> str:
+def text_key(text: str) -> str:
+    """Case- and whitespace-insensitive form of a text (exact-duplicate key)."""
     return " ".join(text.casefold().split())
 
 
 def not_duplicate(texts: Sequence[str], existing: Sequence[str] = ()) -> list[bool]:
     """Drop exact repeats (after case/whitespace normalization) of a demo or an earlier
     text; the first occurrence is kept."""
-    seen = {_key(t) for t in existing}
+    seen = {text_key(t) for t in existing}
     out = []
     for t in texts:
-        k = _key(t)
+        k = text_key(t)
         out.append(k not in seen)
         seen.add(k)
     return out
@@ -349,7 +350,7 @@ def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
         demos = [d.output for d in task.demos] if task is not None else []
         lo, hi = length_window(demos, cfg.length_k)
         m["output_length"] = in_length(outputs, lo, hi)
-        m["copy"] = [not (cfg.drop_copies and _key(o) == _key(i) and o.strip())
+        m["copy"] = [not (cfg.drop_copies and text_key(o) == text_key(i) and o.strip())
                      for o, i in zip(outputs, inputs)]
         m["consistency"] = [s >= cfg.min_frequency for s in share]
         m["label"] = [True] * n

@@ -224,33 +224,37 @@ def _last_error_line(log: str) -> str | None:
     return lines[-1] if lines else None
 
 
+def _reverse_lines(fh: Any, chunk: int) -> Iterator[bytes]:
+    """The ``\n``-separated pieces of a binary file, last first; the first piece yielded is
+    what follows the last newline (an uncommitted tail, often empty)."""
+    fh.seek(0, os.SEEK_END)
+    pos, carry = fh.tell(), b""
+    while pos > 0:
+        start = max(0, pos - chunk)
+        fh.seek(start)
+        parts = (fh.read(pos - start) + carry).split(b"\n")
+        carry = parts[0]
+        yield from reversed(parts[1:])
+        pos = start
+    yield carry
+
+
 def _last_event(path: Path, type_: str, chunk: int = 65536) -> dict | None:
-    """The last committed event of ``type_``, reading the file from the end."""
+    """The last committed event of ``type_``, reading the file from the end (cheap to poll
+    on a long training log); corrupt lines are skipped, never fatal."""
     try:
         with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            end = fh.tell()
-            pos = end
-            carry = b""
-            while pos > 0:
-                start = max(0, pos - chunk)
-                fh.seek(start)
-                buf = fh.read(pos - start) + carry
-                lines = buf.split(b"\n")
-                if pos == end:
-                    lines = lines[:-1]  # uncommitted tail (or "" after the last newline)
-                carry = lines[0] if start > 0 else b""
-                body = lines[1:] if start > 0 else lines
-                for raw in reversed(body):
-                    if not raw.strip():
-                        continue
-                    try:
-                        ev = json.loads(raw.decode("utf-8"))
-                    except (UnicodeDecodeError, json.JSONDecodeError):
-                        continue  # a corrupt line never hides the rest of the progress
-                    if isinstance(ev, dict) and ev.get("type") == type_:
-                        return ev
-                pos = start
+            lines = _reverse_lines(fh, chunk)
+            next(lines, None)  # the uncommitted tail
+            for raw in lines:
+                if not raw.strip():
+                    continue
+                try:
+                    ev = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    continue  # a corrupt line never hides the rest of the progress
+                if isinstance(ev, dict) and ev.get("type") == type_:
+                    return ev
     except FileNotFoundError:
         return None
     return None

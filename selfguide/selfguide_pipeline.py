@@ -38,8 +38,8 @@ from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
 from selfguide.consistency import vote_samples
 from selfguide.errors import ConfigError, CorruptFile
 from selfguide.events import EventLog, Progress
-from selfguide.filters import (_key, apply, in_length, length_window, near_duplicate_scores,
-                               no_noise)
+from selfguide.filters import (apply, in_length, length_window, near_duplicate_scores,
+                               no_noise, text_key)
 from selfguide.parsing import map_label, parse_input
 from selfguide.prompts import input_generation_prompt, sample_generated, task_prompt
 from selfguide.task import TaskSpec
@@ -187,11 +187,11 @@ def generate_inputs(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
     by_id = {r["id"]: r for r in rows}
     demos = [d.input for d in task.demos]
     lo, hi = length_window(demos, filters.length_k, filters.min_words, filters.max_words)
-    seen = {_key(d) for d in demos}
+    seen = {text_key(d) for d in demos}
     pool: list[tuple[str, str]] = []
 
     def add_to_pool(text: str, target: str) -> None:
-        k = _key(text)
+        k = text_key(text)
         if text and k not in seen and no_noise([text], filters.noise_terms)[0] \
                 and in_length([text], lo, hi)[0]:
             pool.append((text, target))

@@ -9,7 +9,7 @@ import random
 
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selfguide.configs.synthesis import FilterConfig, preset
@@ -246,6 +246,7 @@ _texts = st.sampled_from(["", " ", "pos", "neg", "Sure, here is one", "nice film
                           "a long and winding review of a film", "bad film", "the end"])
 
 
+@settings(max_examples=60)
 @given(st.lists(st.tuples(_texts, st.sampled_from(["pos", "neg", "maybe", ""]),
                           st.floats(0, 1), st.sampled_from(["pos", "neg"])), max_size=25),
        st.sampled_from(["vote", "target", "calibrated", "agree"]))

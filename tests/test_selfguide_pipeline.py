@@ -139,9 +139,14 @@ def test_resume_after_crash_no_dup_no_loss(tmp_path, crash_at):
     pd.testing.assert_frame_equal(ref[cols], got[cols])
     assert (ref_dir / "dataset" / "train.jsonl").read_text() == \
         (run_dir / "dataset" / "train.jsonl").read_text()
-    # the rerun only generated what was missing
-    first_round_done = crash_at > 2
-    assert gen.calls[0].prompts[0] != "" and (len(gen.calls) < 12 if first_round_done else True)
+    # the rerun only generated what was missing: 4 rounds, crash on call `crash_at`
+    stage1 = [c for c in gen.calls if c.method == "generate"
+              and c.prompts[0].endswith("Input:")]
+    assert len(stage1) == max(0, 4 - (crash_at - 1))
+    if crash_at > 5:  # stage 2 batches finished before the crash are not annotated again
+        n_ann = len(store.read_jsonl(ref_dir / "annotations.jsonl"))
+        stage2 = [c for c in gen.calls if c.method == "generate" and c not in stage1]
+        assert sum(len(c.prompts) for c in stage2) == n_ann - 5 * (crash_at - 5)
 
 
 def test_rerun_of_finished_run_generates_nothing(tmp_path):

@@ -28,11 +28,15 @@ def make_run(ws: Path, model_dir: Path, name: str = "r", n: int = 24, *,
         "test": [{"input": "this film was boring", "outputs": ["negative"], "id": "t1"},
                  {"input": "this movie was great and fun", "outputs": ["positive"], "id": "t2"},
                  {"input": "the cat sat on the mat", "outputs": ["negative"], "id": "t3"}]})
+    from selfguide.evaluation import load_task
+    from selfguide.prompts import task_prompt
+
+    task = load_task(run)
     rows = []
     for i in range(n):
         pos = i % 2 == 0
         inp = "this movie was great and fun" if pos else "this film was bad and boring"
-        rows.append({"id": f"r{i}", "prompt": f"is this movie positive or negative : {inp}",
+        rows.append({"id": f"r{i}", "prompt": task_prompt(task, inp),
                      "completion": "positive" if pos else "negative", "input": inp,
                      "output": "positive" if pos else "negative",
                      "label": "positive" if pos else "negative"})
@@ -88,7 +92,7 @@ def test_collator_pads_labels_with_minus_100():
 def test_train_lora_tiny(workspace, tiny_model_dir):
     run = make_run(workspace, tiny_model_dir, n=40)
     events = EventLog(run / "events.jsonl")
-    cfg = TrainConfig(method="lora", precision="fp32", epochs=2, batch_size=4,
+    cfg = TrainConfig(grad_accum=1, method="lora", precision="fp32", epochs=2, batch_size=4,
                       learning_rate=5e-3, val_fraction=0.2, min_val_rows=4)
     res = training.train(run, cfg, events=events)
     adir = run / "train" / "adapter"
@@ -115,7 +119,7 @@ def test_train_lora_tiny(workspace, tiny_model_dir):
 
 @pytest.mark.slow
 def test_resume_after_kill_uses_last_complete_checkpoint(workspace, tiny_model_dir):
-    cfg = TrainConfig(method="lora", precision="fp32", max_steps=6, batch_size=4,
+    cfg = TrainConfig(grad_accum=1, method="lora", precision="fp32", max_steps=6, batch_size=4,
                       learning_rate=5e-3, val_fraction=0.0, save_strategy="steps",
                       save_steps=2, save_total_limit=5)
     ref = make_run(workspace, tiny_model_dir, "ref")
@@ -143,7 +147,7 @@ def test_resume_after_kill_uses_last_complete_checkpoint(workspace, tiny_model_d
 @pytest.mark.slow
 def test_qlora_4bit_on_cpu(workspace, tiny_model_dir):
     run = make_run(workspace, tiny_model_dir)
-    res = training.train(run, TrainConfig(method="qlora", max_steps=3, batch_size=4,
+    res = training.train(run, TrainConfig(grad_accum=1, method="qlora", max_steps=3, batch_size=4,
                                           val_fraction=0.0, learning_rate=5e-3))
     assert res.metrics["steps"] == 3
     man = json.loads((run / "train" / "adapter" / "selfguide_adapter.json").read_text())
@@ -155,7 +159,7 @@ def test_qlora_4bit_on_cpu(workspace, tiny_model_dir):
 @pytest.mark.slow
 def test_full_finetune_and_degenerate_dataset(workspace, tiny_model_dir):
     run = make_run(workspace, tiny_model_dir, "full")
-    training.train(run, TrainConfig(method="full", max_steps=2, batch_size=4,
+    training.train(run, TrainConfig(grad_accum=1, method="full", max_steps=2, batch_size=4,
                                     val_fraction=0.0))
     adir = run / "train" / "adapter"
     assert (adir / "model.safetensors").is_file() and (adir / "tokenizer.json").is_file()
@@ -168,5 +172,5 @@ def test_full_finetune_and_degenerate_dataset(workspace, tiny_model_dir):
     store.atomic_write_text(bad / "dataset" / "train.jsonl",
                             "".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(training.DatasetError):
-        training.train(bad, TrainConfig(method="lora", max_steps=1))
+        training.train(bad, TrainConfig(grad_accum=1, method="lora", max_steps=1))
     assert not (bad / "train" / "checkpoints").exists()  # refused before any training

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# The loop does real generation and training on a 2-core CPU: minutes, more when the
+# machine is shared; the suite-wide 900 s timeout is too tight for a busy machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 JOB_TIMEOUT_S = 900
 
@@ -120,7 +122,7 @@ def _loop(page, studio, artifacts):
     # 3 · Synthesize: the 'tiny' preset, trimmed further for a CPU shared by many.
     goto(page, "3 · Synthesize")
     set_number(page, "rounds", 1)
-    set_number(page, "prompts per round", 8)
+    set_number(page, "prompts per round", 6)
     set_number(page, "n samples", 2)
     set_number(page, "input max new tokens", 32)
     page.get_by_role("button", name="Start").click()
@@ -158,7 +160,8 @@ def _loop(page, studio, artifacts):
     # 5 · Finetune: a few steps (force: a tiny synthetic set may be one-label).
     goto(page, "5 · Finetune")
     toggle(page, "force")
-    set_number(page, "max steps", 4)
+    set_number(page, "max steps", 2)
+    set_number(page, "batch size", 2)
     page.get_by_role("button", name=re.compile("Launch training|Resume")).click()
     idle(page)
     wait_job(page, "Training job", artifacts, "5-finetune")
@@ -168,15 +171,15 @@ def _loop(page, studio, artifacts):
 
     # 6 · Compare: evaluate a handful of held-out examples, see before/after side by side.
     goto(page, "6 · Compare")
-    set_number(page, "limit", 4)
-    set_number(page, "max new tokens", 8)
+    set_number(page, "limit", 3)
+    set_number(page, "max new tokens", 4)
     page.get_by_role("button", name="Evaluate before / after").click()
     idle(page)
     wait_job(page, "Evaluation job", artifacts, "6-compare")
     page.get_by_role("heading", name="Examples").wait_for()
     grid = page.locator("[data-testid='stDataFrame']")
     assert grid.count() >= 2  # the examples table and the word diff
-    assert metric(page, "Examples") == "4"
+    assert metric(page, "Examples") == "3"
     shot(page, artifacts, "6-compare")
 
     goto(page, "Runs")

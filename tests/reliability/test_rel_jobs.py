@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 from selfguide import jobs, store
 from selfguide.errors import JobAlreadyRunning
@@ -330,3 +332,29 @@ def test_exit_recorded_without_a_worker(run_dir, monkeypatch, argv, want, needle
     assert st.state == want
     if needle:
         assert needle in st.error and "task.json" in st.error
+
+
+# --------------------------------------------------------------------------- progress tail
+
+_EV_LINES = hst.lists(hst.one_of(
+    hst.builds(lambda d: {"type": "progress", "done": d}, hst.integers(0, 10**6)),
+    hst.builds(lambda m: {"type": "log", "message": m}, hst.text(max_size=40)),
+    hst.just("{corrupt"),
+), max_size=30)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(events=_EV_LINES, tail=hst.binary(max_size=30), chunk=hst.integers(1, 64))
+def test_last_progress_event_read_from_the_end(events, tail, chunk):
+    """The backwards reader used by ``status()`` agrees with a full forward parse, for any
+    chunk size, corrupt lines and a torn tail (no newline)."""
+    import tempfile
+
+    body = b"".join((e if isinstance(e, str) else json.dumps(e, ensure_ascii=False)).encode()
+                    + b"\n" for e in events)
+    tail = tail.replace(b"\n", b"")
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "events.jsonl"
+        path.write_bytes(body + tail)
+        want = [e for e in events if isinstance(e, dict) and e["type"] == "progress"]
+        assert jobs._last_event(path, "progress", chunk=chunk) == (want[-1] if want else None)

@@ -1,0 +1,123 @@
+"""Evaluation: scoring with scripted generators, test files, adapter refusal, and the real
+train -> eval -> compare -> merge CLI loop on the tiny model (before != after)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from selfguide import cli, evaluation, store
+from selfguide.backends.fake import FakeGenerator
+from selfguide.configs.evaluation import EvalConfig
+from selfguide.errors import AdapterMismatch, DatasetError, ModelError
+
+from test_training import make_run
+
+
+def _label(prompt: str, sampling, i: int) -> str:
+    last = prompt.rsplit("Input:", 1)[-1]
+    return "negative\nbecause" if ("boring" in last or "cat" in last) else "Positive."
+
+
+def test_evaluate_with_scripted_generators(workspace, tmp_path):
+    run = make_run(workspace, tmp_path / "no-model", n=2)
+    before, after = FakeGenerator(script="positive"), FakeGenerator(script=_label)
+    s = evaluation.evaluate(run, EvalConfig(bootstrap=200),
+                            generators=(before, after, True))
+    assert after.calls[0].chat is True and after.calls[0].sampling.greedy
+    assert before.calls[0].prompts == after.calls[0].prompts  # the same prompt for both
+    assert "Input: this film was boring" in after.calls[0].prompts[0]
+    assert s["metric"] == "exact_match" and s["n"] == 3
+    assert s["before"] == pytest.approx(1 / 3) and s["after"] == 1.0
+    assert s["difference"]["delta"] == pytest.approx(2 / 3)
+    assert s["per_label_after"] == {"positive": 1.0, "negative": 1.0}
+    rows = store.read_jsonl(run / "eval" / "predictions.jsonl")
+    assert [r["id"] for r in rows] == ["t1", "t2", "t3"]
+    assert rows[0]["before"] == "positive" and rows[0]["after"] == "negative"
+    assert rows[0]["changed"] and not rows[1]["changed"]
+    assert rows[0]["reference"] == "negative" and rows[0]["score_after"] == 1.0
+    saved = json.loads((run / "eval" / "metrics.json").read_text())
+    assert saved["after"] == 1.0 and "scores_after" not in saved
+
+
+def test_eval_test_files_and_limit(workspace, tmp_path):
+    run = make_run(workspace, tmp_path / "no-model", n=2)
+    jl = tmp_path / "t.jsonl"
+    jl.write_text("".join(json.dumps({"input": f"film {i} was boring", "output": "negative"})
+                          + "\n" for i in range(10)))
+    s = evaluation.evaluate(run, EvalConfig(limit=4, before=False),
+                            test_file=jl, generators=(None, FakeGenerator(script=_label), False))
+    assert s["n"] == 4 and s["after"] == 1.0 and "before" not in s
+    ids = [r["id"] for r in store.read_jsonl(run / "eval" / "predictions.jsonl")]
+    assert ids == sorted(ids, key=lambda x: int(x.split("-")[1]))  # seeded sample, in order
+    csv = tmp_path / "t.csv"
+    csv.write_text("input,output\nthe cat sat,negative\n")
+    assert evaluation.load_test_file(csv) == [{"id": "test-1", "input": "the cat sat",
+                                               "outputs": ["negative"]}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"input": "x"}) + "\n")
+    with pytest.raises(DatasetError, match="row 1"):
+        evaluation.load_test_file(bad)
+    with pytest.raises(DatasetError, match="not found"):
+        evaluation.load_test_file(tmp_path / "missing.jsonl")
+
+
+def test_niv2_instances_as_test_file(niv2_dir):
+    rows = evaluation.load_test_file(niv2_dir / "task1529.json")
+    assert len(rows) == 600 and rows[0]["id"] == "task1529-0"
+    assert rows[0]["outputs"] == ["neutral"]
+    assert evaluation.select_examples(rows, 5, 0) == evaluation.select_examples(rows, 5, 0)
+
+
+def test_adapter_outside_workspace_and_mismatch_refused(workspace, tmp_path):
+    run = make_run(workspace, tmp_path / "no-model", n=2)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (run / "train").mkdir()
+    os.symlink(outside, run / "train" / "adapter")
+    with pytest.raises(ModelError, match="outside the workspace"):
+        evaluation.adapter_dir_of(run)
+    with pytest.raises(AdapterMismatch):
+        evaluation.check_fingerprint({"base_fingerprint": "aaaa", "model": "x"}, "bbbb")
+    evaluation.check_fingerprint({"base_fingerprint": "aaaa"}, "aaaa")
+
+
+@pytest.mark.slow
+def test_cli_train_eval_compare_merge_tiny(workspace, tiny_model_dir, tmp_path, capsys):
+    make_run(workspace, tiny_model_dir, "cli", n=24)
+    assert cli.main(["train", "--run", "cli", "--method", "lora", "--precision", "fp32",
+                     "--epochs", "6", "--learning-rate", "0.05", "--batch-size", "4",
+                     "--grad-accum", "1", "--val-fraction", "0"]) == 0
+    status = json.loads((workspace / "runs/cli/jobs/train/status.json").read_text())
+    assert status["state"] == "finished"
+    assert cli.main(["eval", "--run", "cli", "--max-new-tokens", "3", "--bootstrap", "50",
+                     "--precision", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert "before" in out and "cli" in out
+    rows = store.read_jsonl(workspace / "runs/cli/eval/predictions.jsonl")
+    assert len(rows) == 3
+    # "before" is really the base model: the trained adapter changes the answers
+    assert any(r["before"] != r["after"] for r in rows)
+    assert cli.main(["compare", "cli"]) == 0
+    assert "exact_match" in capsys.readouterr().out
+
+    # a mismatched base fingerprint is refused
+    man_path = workspace / "runs/cli/train/adapter/selfguide_adapter.json"
+    man = json.loads(man_path.read_text())
+    man_path.write_text(json.dumps({**man, "base_fingerprint": "0" * 24}))
+    assert cli.main(["eval", "--run", "cli"]) == 2
+    assert "different base model" in capsys.readouterr().err
+    man_path.write_text(json.dumps(man))
+
+    merged = tmp_path / "merged"
+    assert cli.main(["merge", "--run", "cli", "--out", str(merged)]) == 0
+    assert (merged / "model.safetensors").is_file() and (merged / "config.json").is_file()
+    from safetensors.torch import load_file
+
+    base = load_file(str(tiny_model_dir / "model.safetensors"))
+    new = load_file(str(merged / "model.safetensors"))
+    k = next(k for k in base if "q_proj" in k)
+    assert (base[k].float() - new[k].float()).abs().max() > 0  # the update was merged in
+    assert cli.main(["merge", "--run", "cli", "--out", str(merged)]) == 2  # not empty
