@@ -21,6 +21,10 @@ writes ``running`` with a heartbeat every ``$SELFGUIDE_HEARTBEAT_S`` (2 s) from 
 thread, turns SIGTERM into :class:`~selfguide.errors.Cancelled`, and records ``finished`` /
 ``failed`` (with the error message) / ``cancelled`` on the way out.
 
+A process started by :func:`start` also records its own exit (:func:`run_as_job`, called
+by ``python -m selfguide``), so a command that fails before its worker starts (bad
+arguments, a missing task file) reads as ``failed`` with the CLI's error line.
+
 Derived states seen by :func:`status`: ``none`` (never started), ``starting`` (launched,
 worker not yet up), ``running``, ``finished``, ``failed``, ``cancelled`` and
 ``interrupted`` (a ``running`` worker whose pid is gone or whose heartbeat is older than 3
