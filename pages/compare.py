@@ -60,8 +60,8 @@ c[0].metric(f"Before ({name})", "—" if before is None else f"{before:.3f}")
 c[1].metric(f"After ({name})", "—" if after is None else f"{after:.3f}",
             delta=None if before is None else f"{after - before:+.3f}")
 if diff:
-    c[2].metric("95% CI of the difference", f"[{diff.get('low', 0):+.3f}, "
-                f"{diff.get('high', 0):+.3f}]",
+    c[2].metric("95% CI of after − before", f"{diff.get('low', 0):+.2f} … "
+                f"{diff.get('high', 0):+.2f}",
                 help="Paired bootstrap over the examples: if the interval excludes 0 the "
                      "change is unlikely to be noise.")
 c[3].metric("Examples", metrics.get("n"), help=f"{metrics.get('changed', 0)} answers changed.")
@@ -90,7 +90,7 @@ view_labels = {v: f"{v} ({len(diffs.select(ex, v))})" for v in diffs.VIEWS}
 view = st.radio("Show", diffs.VIEWS, horizontal=True, key=state.widget_key("compare", "view"),
                 format_func=view_labels.get)
 shown = diffs.select(ex, view).reset_index(drop=True)
-st.dataframe(shown, hide_index=False, width="stretch", height=320,
+st.dataframe(shown, hide_index=False, width="stretch",
              column_config={"score_before": st.column_config.NumberColumn(format="%.2f"),
                             "score_after": st.column_config.NumberColumn(format="%.2f")})
 if len(shown):

@@ -63,7 +63,7 @@ c1, c2, c3 = st.columns(3)
 if c1.button("Open", type="primary", icon=":material/folder_open:"):
     state.set_run(pick)
     state.flash("success", f"Opened run '{pick}'.")
-    st.switch_page("pages/synthesize.py")
+    st.switch_page(sruns.next_page(pick))
 c2.download_button("Export (zip)", lambda: sruns.export_zip(pick), file_name=f"{pick}.zip",
                    mime="application/zip", icon=":material/download:",
                    help="Task, config, candidates, dataset, adapter and evaluation "

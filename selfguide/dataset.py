@@ -118,15 +118,20 @@ def diagnostics(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig,
         chosen = "calibrated"
     else:
         chosen = "vote"
-    st = strategies.get(chosen, {})
-    n = st.get("labelled", 0)
-    if n:
+    for name in dict.fromkeys((chosen, "vote")):
+        st = strategies.get(name, {})
+        n = st.get("labelled", 0)
+        if not n:
+            continue
         top_label, top = max(st["labels"].items(), key=lambda kv: kv[1])
         if top / n > cfg.dominant_label_share:
-            add("dominant_label", "error" if top == n else "warning",
-                f"{chosen} labels are degenerate: {top} of {n} ({top / n:.0%}) are "
-                f"{top_label!r}. Training on them teaches a constant answer; try "
-                f"--label-strategy calibrated or target, or a stronger model.",
+            level = "warning" if name != chosen or top < n else "error"
+            add("dominant_label" if name == chosen else f"{name}_dominant_label", level,
+                f"{name} labels are degenerate: {top} of {n} ({top / n:.0%}) are "
+                f"{top_label!r}." + (" Training on them teaches a constant answer; try "
+                                     "--label-strategy calibrated or target, or a stronger "
+                                     "model." if name == chosen else
+                                     " (Not the label strategy in use.)"),
                 round(top / n, 4))
     shares = df.loc[df["f_annotated"], "vote_share"].dropna().tolist() \
         if "vote_share" in df.columns else []

@@ -13,7 +13,6 @@ Heavy libraries are imported inside functions.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -275,7 +274,6 @@ def _predict(stage: str, gen: Any, prompts: list[str], sampling: SamplingConfig,
         prog.update(done - last[0], tokens=tokens - prog.tokens)
         last[0] = done
 
-    with contextlib.ExitStack():
-        outs = gen.generate(prompts, sampling, 1, chat=chat, progress=progress)
+    outs = gen.generate(prompts, sampling, 1, chat=chat, progress=progress)
     prog.close()
     return [o[0] if o else "" for o in outs]

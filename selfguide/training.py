@@ -75,7 +75,7 @@ def split_validation(records: Sequence[dict], cfg: TrainConfig, *,
                      seed: int) -> tuple[list[dict], list[dict]]:
     """Hold back ``val_fraction`` of the rows (seeded) for per-epoch validation."""
     rows = list(records)
-    n_val = int(round(len(rows) * cfg.val_fraction))
+    n_val = round(len(rows) * cfg.val_fraction)
     if cfg.val_fraction <= 0 or n_val < cfg.min_val_rows or len(rows) - n_val < 1:
         return rows, []
     idx = list(range(len(rows)))
@@ -219,7 +219,7 @@ def is_complete_checkpoint(path: str | Path) -> bool:
     for w in weights:
         try:
             with safe_open(str(w), framework="pt") as fh:
-                for k in fh.keys():
+                for k in fh:
                     fh.get_tensor(k)
         except Exception:  # noqa: BLE001 - any decode failure means torn
             return False
@@ -375,11 +375,17 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
 
     for cb in (PrinterCallback, ProgressCallback):  # our callback reports instead
         trainer.remove_callback(cb)
+    settings = {"train": to_dict(cfg), "model": to_dict(model_cfg)}
+    settings_hash = store.config_hash(settings)
+    prev = store.read_json(out / "train_config.json", default=None) or {}
+    if ckpt_dir.exists() and prev.get("hash") != settings_hash:
+        # Checkpoints of other settings (or of unknown provenance) must not be resumed.
+        events.emit("log", message="training settings changed: starting from scratch")
+        shutil.rmtree(ckpt_dir)
     resume = last_complete_checkpoint(ckpt_dir)
     if resume is not None:
         events.emit("log", message=f"resuming from {resume.name}")
-    store.atomic_write_json(out / "train_config.json", {"train": to_dict(cfg),
-                                                        "model": to_dict(model_cfg)})
+    store.atomic_write_json(out / "train_config.json", {**settings, "hash": settings_hash})
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.time() - t0

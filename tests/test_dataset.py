@@ -97,3 +97,12 @@ def test_empty_dataset_is_an_error_diagnostic():
     df = _table(["maybe"] * 3, ["entails"] * 3)
     rep = build_report(df, TASK, FilterConfig())
     assert rep["kept"] == 0 and rep["diagnostics"][0]["code"] == "empty_dataset"
+
+
+def test_vote_dominance_reported_even_when_target_strategy_used():
+    df = _table(["entails"] * 19 + ["neutral"], ["entails", "neutral"] * 10)
+    rep = build_report(apply(df, FilterConfig(label_strategy="target"), TASK), TASK,
+                       FilterConfig(label_strategy="target"))
+    codes = {d["code"]: d for d in rep["diagnostics"]}
+    assert codes["vote_dominant_label"]["level"] == "warning"
+    assert codes["vote_dominant_label"]["value"] == 0.95 and "dominant_label" not in codes

@@ -7,13 +7,12 @@ import json
 import os
 
 import pytest
+from test_training import make_run
 
 from selfguide import cli, evaluation, store
 from selfguide.backends.fake import FakeGenerator
 from selfguide.configs.evaluation import EvalConfig
 from selfguide.errors import AdapterMismatch, DatasetError, ModelError
-
-from test_training import make_run
 
 
 def _label(prompt: str, sampling, i: int) -> str:

@@ -202,3 +202,11 @@ def test_parse_text_never_raises_other_than_task_error(text):
             parse_task_bytes(text.encode("utf-8", "surrogatepass"), name)
         except TaskError:
             pass
+
+
+def test_example_copies_in_sync():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    for name, path in example_tasks().items():
+        assert (repo / "examples" / f"{name}.json").read_bytes() == path.read_bytes(), name

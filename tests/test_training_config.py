@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from selfguide import training
 from selfguide.config import from_dict, replace
 from selfguide.configs.training import PRESETS, TrainConfig
 from selfguide.errors import ConfigError, DatasetError
-from selfguide import training
 
 
 @pytest.mark.parametrize("bad", [
@@ -54,7 +54,7 @@ def test_build_training_args(tmp_path):
 
 def _rows(n, label=None, completion=None):
     return [{"id": str(i), "prompt": f"p{i}", "completion": completion or f"c{i}",
-             **({"label": label if label else ("yes" if i % 2 else "no")})} for i in range(n)]
+             "label": label if label else ("yes" if i % 2 else "no")} for i in range(n)]
 
 
 def test_check_dataset():
@@ -84,8 +84,8 @@ def test_split_validation_is_seeded_and_disjoint():
 
 
 def _fake_checkpoint(d, step, *, state=True, weights=True, truncate=False):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     p = d / f"checkpoint-{step}"
     p.mkdir(parents=True)

@@ -45,8 +45,8 @@ def _accepts(command: str, option: str) -> bool:
     """Whether ``selfguide COMMAND`` has ``option`` (stage commands evolve independently)."""
     from selfguide.cli import build_parser
 
-    sub = build_parser()._subparsers._group_actions[0].choices.get(command)  # noqa: SLF001
-    return sub is not None and option in sub._option_string_actions  # noqa: SLF001
+    sub = build_parser()._subparsers._group_actions[0].choices.get(command)
+    return sub is not None and option in sub._option_string_actions
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,15 +61,15 @@ def run(args: argparse.Namespace) -> int:
     if _accepts("synthesize", "--preset"):
         syn += ["--preset", args.preset]
     _stage(syn)
-    if _accepts("filter", "--run"):
-        _stage(["filter", "--run", name])
+    run_dir = store.resolve_run_dir(name, must_exist=True)
+    if not (run_dir / "dataset" / "train.jsonl").is_file() and _accepts("filter", "--run"):
+        _stage(["filter", "--run", name])  # synthesize normally filters and writes the dataset
     _stage(["train", "--run", name, "--preset", args.preset])
     ev = ["eval", "--run", name, "--limit",
           str(args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"])]
     if args.test:
         ev += ["--test", args.test]
     _stage(ev)
-    run_dir = store.resolve_run_dir(name, must_exist=True)
     print(f"\n== {name}: done in {time.time() - t0:.0f}s ==")
     print(compare.format_table(compare.load_rows([name])))
     label = compare.label_table(store.read_json(run_dir / "eval" / "metrics.json") or {})

@@ -37,8 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
-    store.set_stage(run_dir, "train", "running", config_hash=store.config_hash(
-        store.read_json(run_dir / "train" / "train_config.json", default={}) or {}))
+    from selfguide.config import to_dict
+
+    store.set_stage(run_dir, "train", "running", config_hash=store.config_hash(to_dict(cfg)))
     try:
         with jobs.worker(run_dir, "train") as events:
             res = training.train(run_dir, cfg, events=events)

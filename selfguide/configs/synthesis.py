@@ -142,8 +142,8 @@ class FilterConfig:
 PRESETS: dict[str, dict[str, dict]] = {
     "paper": {"synthesis": {}, "filters": {}},
     "quick": {
-        "synthesis": {"rounds": 10, "prompts_per_round": 16, "n_samples": 5,
-                      "max_generated_examples": 3, "annotate_batch": 16},
+        "synthesis": {"rounds": 6, "prompts_per_round": 18, "n_samples": 5,
+                      "max_generated_examples": 3, "annotate_batch": 18},
         "filters": {"label_strategy": "target"},
     },
 }

@@ -8,8 +8,7 @@ import random
 from selfguide import store
 from studio import state
 
-WORDS = ("river mountain lantern violin pepper orbit marble tundra falcon copper harbor "
-         "meadow saddle comet ginger walnut canyon velvet hammer lagoon").split()
+WORDS = ["river", "mountain", "lantern", "violin", "pepper", "orbit", "marble", "tundra", "falcon", "copper", "harbor", "meadow", "saddle", "comet", "ginger", "walnut", "canyon", "velvet", "hammer", "lagoon"]
 
 
 def fake_model(prompt, sampling, i):

@@ -327,3 +327,74 @@ def test_runs_page_creates_and_renames(app, workspace):
     button(at, "Rename current run").click().run()
     assert store.list_runs() == ["fresh-2"]
     assert at.session_state[state.RUN_KEY] == "fresh-2"
+
+
+def test_runs_open_goes_to_the_next_step(app, runs):
+    runs.candidates("c1")
+    runs.task("t1")
+    at = app()
+    at.switch_page("pages/runs.py").run()
+    at.selectbox(key=state.widget_key("runs", "pick")).set_value("c1").run()
+    button(at, "Open").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Filter"
+    assert at.session_state[state.RUN_KEY] == "c1"
+
+
+def test_model_page_shows_a_bad_path_as_an_error(app):
+    at = app()
+    at.run()
+    at.radio(key=state.widget_key("model", "source")).set_value("local").run()
+    at.text_input(key=state.widget_key("model", "ref")).set_value("/nonexistent/model").run()
+    button(at, "Load model").click().run()
+    assert not at.exception
+    assert at.error and "/nonexistent/model" in at.error[0].value
+    assert not at.metric  # nothing pretends to be loaded
+
+
+def test_start_twice_shows_already_running(app, runs, monkeypatch):
+    from selfguide import jobs
+    from selfguide.errors import JobAlreadyRunning
+
+    runs.task("r1")
+    calls = []
+
+    def busy(run, stage, argv, **kw):
+        calls.append(stage)
+        raise JobAlreadyRunning(f"A {stage} job for run {run!r} is already running.",
+                                hint="Wait for it to finish.")
+
+    monkeypatch.setattr(jobs, "start", busy)
+    at = app(run="r1")
+    at.switch_page("pages/synthesize.py").run()
+    button(at, "Start").click().run()
+    assert not at.exception
+    assert calls == ["synthesize"]
+    assert any("already running" in e.value for e in at.error)
+    # While a live worker owns the job, Start is disabled: a double click cannot start two.
+    write_status(store.resolve_run_dir("r1"), "synthesize")
+    at.run()
+    assert button(at, "Start").disabled
+
+
+def test_compare_free_form_runs_both_models(app, runs, monkeypatch):
+    from selfguide.backends.fake import FakeGenerator
+    from studio import resources
+
+    runs.evaluated("r1", [{"id": "t0", "input": "a", "reference": "positive",
+                           "before": "negative", "after": "positive", "score_before": 0.0,
+                           "score_after": 1.0, "changed": True}])
+    before, after = FakeGenerator(script="negative"), FakeGenerator(script=XSS)
+    monkeypatch.setattr(resources, "build_tuned", lambda run_dir: resources.CachedPair(
+        before=before, after=after, chat=True, adapter={}))
+    at = app(run="r1")
+    at.switch_page("pages/compare.py").run()
+    at.text_area(key=state.widget_key("compare", "free")).set_value("What a film!").run()
+    button(at, "Run through both").click().run()
+    assert not at.exception
+    codes = [c.value for c in at.code]
+    assert "negative" in codes and XSS in codes
+    prompt = after.calls[0].prompts[0]
+    assert "What a film!" in prompt and "positive or negative" in prompt  # the task's prompt
+    assert before.calls[0].prompts == after.calls[0].prompts
+    assert XSS not in all_text(at)

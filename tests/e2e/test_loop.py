@@ -164,6 +164,12 @@ def _loop(page, studio, artifacts):
     set_number(page, "batch size", 2)
     page.get_by_role("button", name=re.compile("Launch training|Resume")).click()
     idle(page)
+    # A browser refresh starts a new session: the page finds the same run and job on disk.
+    page.reload()
+    idle(page)
+    page.get_by_role("heading", name="Finetune", exact=True, level=1).wait_for()
+    page.get_by_text("Training job — job state").wait_for(timeout=30_000)
+    assert "run=sentiment" in page.url
     wait_job(page, "Training job", artifacts, "5-finetune")
     assert (ws / "runs" / "sentiment" / "train" / "adapter").is_dir()
     page.locator("[data-testid='stVegaLiteChart']").first.wait_for()

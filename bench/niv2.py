@@ -1,0 +1,121 @@
+"""Quality benchmark: the one-command SELF-GUIDE pipeline on each NIv2 dev task.
+
+For every task file in ``../shared/data/niv2-dev`` (or ``--tasks``) this runs, as CLI
+subprocesses in a private workspace, ``selfguide synthesize`` (skipped when the run already
+has a dataset, so training levers can be ablated on the same synthetic data with
+``--reuse``), ``selfguide train`` and ``selfguide eval --limit N`` with the embedded model,
+then prints one markdown row per task: metric, few-shot baseline (the base model with the
+same few-shot prompt), SELF-GUIDE tuned, difference with its 95% bootstrap CI, kept
+examples, wall time per stage. Results are also written to ``<workspace>/niv2-results.json``.
+
+Usage: python bench/niv2.py [--preset quick] [--limit 100] [--tasks task1529,task1345]
+       [--workspace DIR] [--reuse] [--train-args "--epochs 2 --lora-r 8"] [--tag NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "niv2-dev"
+
+
+def stage(argv: list[str], ws: Path, log: Path) -> float:
+    t0 = time.time()
+    env = {**os.environ, "SELFGUIDE_WORKSPACE": str(ws)}
+    with open(log, "a") as fh:
+        fh.write(f"\n$ selfguide {' '.join(argv)}\n")
+        fh.flush()
+        p = subprocess.run([sys.executable, "-m", "selfguide", *argv], env=env, stdout=fh,
+                           stderr=subprocess.STDOUT, cwd=REPO, check=False)
+    if p.returncode != 0:
+        raise RuntimeError(f"selfguide {argv[0]} failed ({p.returncode}); see {log}")
+    return time.time() - t0
+
+
+def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
+    name = f"{path.stem}-{a.preset}" + (f"-{a.tag}" if a.tag else "")
+    base = f"{path.stem}-{a.preset}"
+    run_dir = ws / "runs" / name
+    log = ws / f"{name}.log"
+    times = {}
+    if not (run_dir / "dataset" / "train.jsonl").is_file():
+        src = ws / "runs" / base
+        if a.reuse and name != base and (src / "dataset" / "train.jsonl").is_file():
+            import shutil  # copy the synthetic data of the untagged run; retrain only
+
+            run_dir.mkdir(parents=True)
+            for f in ("task.json", "config.json", "manifest.json"):
+                if (src / f).is_file():
+                    shutil.copy2(src / f, run_dir / f)
+            shutil.copytree(src / "dataset", run_dir / "dataset")
+        else:
+            times["synthesize"] = stage(["synthesize", str(path), "--run", name, "--preset",
+                                         a.preset, *shlex.split(a.synth_args)], ws, log)
+    times["train"] = stage(["train", "--run", name, "--preset", a.preset,
+                            *shlex.split(a.train_args)], ws, log)
+    times["eval"] = stage(["eval", "--run", name, "--limit", str(a.limit),
+                           *shlex.split(a.eval_args)], ws, log)
+    m = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    train = json.loads((run_dir / "train" / "metrics.json").read_text())
+    d = m.get("difference") or {}
+    return {"task": path.stem, "run": name, "metric": m["metric"], "n": m["n"],
+            "before": m.get("before"), "after": m["after"], "delta": d.get("delta"),
+            "low": d.get("low"), "high": d.get("high"), "kept": train["rows"] + train["val_rows"],
+            "seconds": {k: round(v) for k, v in times.items()},
+            "predicted_before": m.get("predicted_labels_before"),
+            "predicted_after": m.get("predicted_labels_after"),
+            "train_args": a.train_args, "synth_args": a.synth_args}
+
+
+def fmt(r: dict) -> str:
+    if "error" in r:
+        return f"| {r['task']} | error: {r['error']} | | | | | |"
+    pts = lambda v: f"{100 * v:.1f}"
+    return (f"| {r['task']} | {r['metric']} (n={r['n']}) | {pts(r['before'])} | "
+            f"{pts(r['after'])} | {100 * r['delta']:+.1f} [{pts(r['low'])}, {pts(r['high'])}] | "
+            f"{r['kept']} | {sum(r['seconds'].values())} s ({r['seconds']}) |")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="quick", choices=("quick", "paper"))
+    ap.add_argument("--limit", type=int, default=100, help="Held-out instances per task.")
+    ap.add_argument("--tasks", default="", help="Comma-separated task stems (default: all).")
+    ap.add_argument("--workspace", default=str(REPO / "workspace" / "bench-niv2"))
+    ap.add_argument("--reuse", action="store_true",
+                    help="Tagged runs copy the untagged run's synthetic dataset.")
+    ap.add_argument("--tag", default="", help="Suffix for run names (an ablation setting).")
+    ap.add_argument("--train-args", default="", help="Extra 'selfguide train' options.")
+    ap.add_argument("--synth-args", default="", help="Extra 'selfguide synthesize' options.")
+    ap.add_argument("--eval-args", default="", help="Extra 'selfguide eval' options.")
+    a = ap.parse_args()
+    ws = Path(a.workspace).resolve()
+    ws.mkdir(parents=True, exist_ok=True)
+    wanted = [t for t in a.tasks.split(",") if t]
+    paths = [p for p in sorted(DATA.glob("task*.json")) if not wanted or p.stem in wanted]
+    results = []
+    print("| task | metric | few-shot base | SELF-GUIDE tuned | difference [95% CI] | kept | "
+          "wall time |\n| --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    for p in paths:
+        try:
+            r = run_task(p, a, ws)
+        except Exception as exc:  # noqa: BLE001 - report and go on with the next task
+            r = {"task": p.stem, "error": str(exc)}
+        results.append(r)
+        print(fmt(r), flush=True)
+    out = ws / "niv2-results.json"
+    prev = json.loads(out.read_text()) if out.is_file() else []
+    out.write_text(json.dumps(prev + results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
