@@ -86,8 +86,13 @@ def run_task(name: str, gen, preset: str, workdir: Path, seed: int,
     return out
 
 
-def label_probe(name: str, gen, n: int, seed: int, n_samples: int = 5) -> dict:
-    """Accuracy of vote / calibrated labelling on n real held-out inputs."""
+def label_probe(name: str, gen, n: int, seed: int, n_samples: int = 5,
+                chat: bool = False) -> dict:
+    """Accuracy of vote / log-prob / calibrated labelling on n real held-out inputs.
+
+    ``chat=False`` is what the pipeline does by default (``output_chat``): plain
+    continuation after ``Output:``, options scored with a leading space.
+    """
     from selfguide.config import SamplingConfig
     from selfguide.consistency import vote_samples
     from selfguide.filters import calibrated_labels
@@ -101,19 +106,23 @@ def label_probe(name: str, gen, n: int, seed: int, n_samples: int = 5) -> dict:
     t0 = time.time()
     samples = gen.generate(prompts, SamplingConfig(temperature=0.3, max_new_tokens=6,
                                                    stop=("\n",), seed=seed), n_samples,
-                           chat=True)
+                           chat=chat)
     votes = [vote_samples(s, task.labels).output for s in samples]
-    scores = gen.score_options(prompts, list(task.labels), chat=True)
+    options = [lab if chat else " " + lab for lab in task.labels]
+    scores = gen.score_options(prompts, options, chat=chat)
     cal, _ = calibrated_labels(scores, list(task.labels))
     raw = [task.labels[max(range(len(s)), key=lambda j: s[j])] for s in scores]
 
     def acc(pred):
         return round(sum(p == g for p, g in zip(pred, gold)) / len(gold), 3)
-    return {"task": name, "n": n, "seconds": round(time.time() - t0, 1),
+
+    def top(pred):
+        return dict(Counter(pred).most_common(4))
+    return {"task": name, "n": n, "chat": chat, "seconds": round(time.time() - t0, 1),
             "gold": dict(Counter(gold)),
-            "vote": {"accuracy": acc(votes), "labels": dict(Counter(votes))},
-            "logprob": {"accuracy": acc(raw), "labels": dict(Counter(raw))},
-            "calibrated": {"accuracy": acc(cal), "labels": dict(Counter(cal))},
+            "vote": {"accuracy": acc(votes), "labels": top(votes)},
+            "logprob": {"accuracy": acc(raw), "labels": top(raw)},
+            "calibrated": {"accuracy": acc(cal), "labels": top(cal)},
             "majority_baseline": round(max(Counter(gold).values()) / len(gold), 3)}
 
 
@@ -199,9 +208,10 @@ def main() -> int:
             from selfguide.task import load_task
 
             if load_task(NIV2 / f"{name}.json").is_classification:
-                p = label_probe(name, gen, args.label_probe, args.seed)
-                results.setdefault("label_probe", []).append(p)
-                print(json.dumps(p), flush=True)
+                for chat in (False, True):
+                    p = label_probe(name, gen, args.label_probe, args.seed, chat=chat)
+                    results.setdefault("label_probe", []).append(p)
+                    print(json.dumps(p), flush=True)
     results["load_average_end"] = list(__import__("os").getloadavg())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -105,6 +105,15 @@ labels = tuple((store.read_json(run_dir / "task.json", default={}) or {}).get("l
 
 
 def live_preview(evs: list[dict]) -> None:
+    if method == "selfinstruct":
+        rounds = previews.tail_jsonl(run_dir / "selfinstruct.jsonl", 20)
+        if not rounds:
+            st.caption("New instructions will appear here after each round.")
+            return
+        st.markdown("**Newest instructions** (accepted ones join the pool)")
+        st.dataframe(previews.selfinstruct_rows(rounds), hide_index=True, width="stretch",
+                     height=280)
+        return
     inputs = previews.tail_jsonl(run_dir / "inputs.jsonl", 200)
     annotations = previews.tail_jsonl(run_dir / "annotations.jsonl", 200)
     if not inputs and not annotations:

@@ -219,7 +219,7 @@ def is_complete_checkpoint(path: str | Path) -> bool:
     for w in weights:
         try:
             with safe_open(str(w), framework="pt") as fh:
-                for k in fh:
+                for k in fh.keys():  # noqa: SIM118 - safe_open is not iterable
                     fh.get_tensor(k)
         except Exception:  # noqa: BLE001 - any decode failure means torn
             return False

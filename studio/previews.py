@@ -85,3 +85,17 @@ def annotation_rows(records: list[dict], labels: tuple[str, ...] = ()) -> pd.Dat
         rows.append({"id": r.get("id", ""), "output": v.output,
                      "vote_share": round(float(v.share), 2), "votes": v.votes})
     return _shape(rows, ANNOT_COLS)
+
+
+def selfinstruct_rows(rounds: list[dict]) -> pd.DataFrame:
+    """Self-Instruct rounds, newest first: each new instruction, accepted or not, and its
+    ROUGE-L to the nearest pool instruction."""
+    rows = []
+    for rec in reversed(rounds):
+        for c in reversed(rec.get("instructions") or []):
+            rows.append({"round": rec.get("round"), "accepted": bool(c.get("accepted")),
+                         "instruction": str(c.get("instruction", "")),
+                         "nearest_score": round(float(c.get("nearest_score") or 0.0), 3),
+                         "instances": len(c.get("instances") or [])})
+    return pd.DataFrame(rows, columns=["round", "accepted", "instruction", "nearest_score",
+                                       "instances"])

@@ -101,8 +101,8 @@ def test_empty_dataset_is_an_error_diagnostic():
 
 def test_vote_dominance_reported_even_when_target_strategy_used():
     df = _table(["entails"] * 19 + ["neutral"], ["entails", "neutral"] * 10)
-    rep = build_report(apply(df, FilterConfig(label_strategy="target"), TASK), TASK,
-                       FilterConfig(label_strategy="target"))
+    cfg = FilterConfig(label_strategy="target", near_duplicate_threshold=1.0)
+    rep = build_report(apply(df, cfg, TASK), TASK, cfg)
     codes = {d["code"]: d for d in rep["diagnostics"]}
     assert codes["vote_dominant_label"]["level"] == "warning"
     assert codes["vote_dominant_label"]["value"] == 0.95 and "dominant_label" not in codes

@@ -120,3 +120,28 @@ def test_cli_train_eval_compare_merge_tiny(workspace, tiny_model_dir, tmp_path, 
     k = next(k for k in base if "q_proj" in k)
     assert (base[k].float() - new[k].float()).abs().max() > 0  # the update was merged in
     assert cli.main(["merge", "--run", "cli", "--out", str(merged)]) == 2  # not empty
+
+
+@pytest.mark.slow
+def test_run_command_chains_stages(workspace, tiny_model_dir, monkeypatch, capsys):
+    """``selfguide run`` = synthesize (scripted here) -> train -> eval -> final table."""
+    import selfguide.commands.synthesize as synth
+
+    seen = {}
+
+    def fake_synthesize(args):
+        seen["argv"] = (args.task, args.run, args.preset)
+        make_run(workspace, tiny_model_dir, args.run, n=16)
+        return 0
+
+    monkeypatch.setattr(synth, "run", fake_synthesize)
+    assert cli.main(["run", "task.json", "--run", "chain", "--preset", "quick"]) == 0
+    assert seen["argv"] == ("task.json", "chain", "quick")
+    run = workspace / "runs" / "chain"
+    assert (run / "train/adapter/adapter_model.safetensors").is_file()
+    train_cfg = json.loads((run / "train/train_config.json").read_text())["train"]
+    assert train_cfg["epochs"] == 3.0  # the quick preset
+    m = json.loads((run / "eval/metrics.json").read_text())
+    assert m["n"] == 3 and "before" in m
+    out = capsys.readouterr().out
+    assert "chain" in out and "exact_match" in out and "label" in out

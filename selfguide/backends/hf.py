@@ -20,7 +20,9 @@ torch/transformers are imported inside functions; importing this module is cheap
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,7 +99,13 @@ class HFGenerator:
         if self.batch_size < 1 or self.max_batch_tokens < 1:
             raise ConfigError("batch_size and max_batch_tokens must be >= 1.")
         self.context_length = context_length(model, tokenizer)
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        # Models with absolute/ALiBi positions (e.g. Bloom) take no position_ids.
+        self._pass_positions = "position_ids" in inspect.signature(base.forward).parameters
         self.stats: dict[str, Any] = {}
+        # One model, one call at a time: concurrent callers (e.g. two studio sessions sharing
+        # a cached generator) would only thrash the CPU and clobber ``stats``.
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -215,8 +223,13 @@ class HFGenerator:
         Raises ``Cancelled`` when ``cancel()`` turns true (completed prompts were already
         delivered through ``on_result``).
         """
-        sampling = sampling or SamplingConfig()
-        prompts = list(prompts)
+        with self._lock:
+            return self._generate(list(prompts), sampling or SamplingConfig(), n, chat,
+                                  on_result, progress, cancel)
+
+    def _generate(self, prompts: list[str], sampling: SamplingConfig, n: int, chat: bool,
+                  on_result: ResultCallback | None, progress: ProgressCallback | None,
+                  cancel: CancelFlag | None) -> list[list[str]]:
         if not isinstance(n, int) or n < 1:
             raise ConfigError(f"Invalid value for 'n': {n!r} (must be an integer >= 1).")
         results: list[list[str] | None] = [None] * len(prompts)
@@ -284,11 +297,13 @@ class HFGenerator:
     def _prefill(self, ids: Any, mask: Any) -> Any:
         from transformers import DynamicCache
 
-        pos = _position_ids(mask)
         cache = DynamicCache(config=self.model.config)
-        self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                   use_cache=True, logits_to_keep=1)
+        self.model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True,
+                   logits_to_keep=1, **self._positions(_position_ids(mask)))
         return cache
+
+    def _positions(self, pos: Any) -> dict:
+        return {"position_ids": pos} if self._pass_positions else {}
 
     def _decode(self, new_tokens: Any, stop: tuple[str, ...]) -> tuple[list[str], int]:
         eos = self.eos_ids
@@ -309,11 +324,16 @@ class HFGenerator:
         Options are tokenized on their own (no special tokens) and appended to the prompt's
         ids; an empty option scores 0.0. Each prompt is prefilled once for all options.
         """
-        import torch
 
         prompts, options = list(prompts), list(options)
         if not prompts or not options:
             return [[] for _ in prompts]
+        with self._lock:
+            return self._score(prompts, options, chat)
+
+    def _score(self, prompts: list[str], options: list[str], chat: bool) -> list[list[float]]:
+        import torch
+
         opt_ids = [list(self.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in options]
         longest = max(len(o) for o in opt_ids)
         ids, _ = self._encode_all(prompts, chat, max(1, longest))
@@ -334,10 +354,10 @@ class HFGenerator:
 
         k_opts = len(opt_ids)
         ids, mask = self._pad_left(batch.ids)
-        pos = _position_ids(mask)
         cache = DynamicCache(config=self.model.config)
-        first = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                           past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        first = self.model(input_ids=ids, attention_mask=mask, past_key_values=cache,
+                           use_cache=True, logits_to_keep=1,
+                           **self._positions(_position_ids(mask))).logits[:, -1]
         first_lp = torch.log_softmax(first.float(), dim=-1)              # [P, V]
         width_o = max(len(o) for o in opt_ids)
         pad = self.tokenizer.pad_token_id
@@ -361,8 +381,8 @@ class HFGenerator:
         rows_mask = torch.cat([mask.repeat_interleave(k_opts, 0), o_mask.repeat(n_p, 1)], dim=1)
         start = mask.sum(dim=1).repeat_interleave(k_opts).unsqueeze(1)     # prompt lengths
         rows_pos = start + torch.arange(width_o, device=self.device).unsqueeze(0)
-        logits = self.model(input_ids=rows_ids, attention_mask=rows_mask, position_ids=rows_pos,
-                            past_key_values=cache, use_cache=True).logits[:, :-1]
+        logits = self.model(input_ids=rows_ids, attention_mask=rows_mask, past_key_values=cache,
+                            use_cache=True, **self._positions(rows_pos)).logits[:, :-1]
         lp = torch.log_softmax(logits.float(), dim=-1)
         target = rows_ids[:, 1:]
         tok_lp = lp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * o_mask.repeat(n_p, 1)[:, 1:]

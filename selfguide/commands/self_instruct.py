@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed-tasks", default=None,
                         help="Seed pool in the paper's seed_tasks.jsonl schema (default: the "
                              "shipped pool; a rerun reuses the run's copy).")
+    parser.add_argument("--task", default=None,
+                        help="Optional target task file (own JSON/YAML, NIv2 JSON, CSV/JSONL): "
+                             "saved as the run's task.json so 'selfguide eval' can measure the "
+                             "tuned model on its held-out examples.")
     add_dataclass_args(parser, ModelConfig)
     add_dataclass_args(parser, SelfInstructConfig)
     add_dataclass_args(parser, SelfInstructFilterConfig)
@@ -63,10 +67,17 @@ def run(args: argparse.Namespace) -> int:
     fcfg = from_dict(SelfInstructFilterConfig,
                      overrides_from_args(args, SelfInstructFilterConfig))
     model = from_dict(ModelConfig, overrides_from_args(args, ModelConfig))
+    target = None
+    if args.task:  # validate before anything is written
+        from selfguide.task import load_task
+
+        target = load_task(args.task)
     run_dir = store.resolve_run_dir(args.run, create=True)
     run_copy = run_dir / selfinstruct_pipeline.SEEDS_FILE
     seed_path = args.seed_tasks or (run_copy if run_copy.is_file() else None)
     seeds = load_seed_tasks(seed_path)
+    if target is not None:
+        store.atomic_write_json(run_dir / "task.json", target.to_dict())
     print(f"run {args.run}: Self-Instruct, {len(seeds)} seed tasks, target "
           f"{cfg.num_instructions} instructions, model {model.model}",
           file=sys.stderr, flush=True)

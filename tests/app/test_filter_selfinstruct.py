@@ -65,3 +65,26 @@ def test_selfinstruct_filter_page(app, workspace):
     assert len(store.read_jsonl(d / "dataset" / "train.jsonl")) == strict
     saved = store.read_json(d / "config.json")["filters"]
     assert saved["max_output_words"] == 7
+
+
+def test_selfinstruct_start_and_preview(app, workspace, job_recorder):
+    from selfguide.cli import build_parser
+
+    make_si_run(workspace)
+    at = app(run="si")
+    at.switch_page("pages/synthesize.py").run()
+    at.radio(key=state.widget_key("synth", "method")).set_value("selfinstruct").run()
+    assert not at.exception
+    labels = {w.label for w in at.slider}
+    assert "rouge threshold" in labels  # the pool filters are set before generating
+    at.slider(key=state.widget_key("synth.sifilter", "rouge_threshold")).set_value(0.5).run()
+    next(b for b in at.button if b.label == "Start").click().run()
+    assert not at.exception
+    run, stage, argv = job_recorder.calls[0]
+    assert (run, stage) == ("si", "self-instruct") and argv[:3] == ["self-instruct", "--run",
+                                                                   "si"]
+    args = build_parser().parse_args(argv)
+    assert float(args.rouge_threshold) == 0.5
+    # The finished run's rounds show up newest first.
+    preview = next(d.value for d in at.dataframe if "accepted" in d.value.columns)
+    assert len(preview) >= 3 and preview["round"].iloc[0] >= preview["round"].iloc[-1]
