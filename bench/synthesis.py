@@ -138,7 +138,7 @@ def time_filters(n: int = 5000, repeats: int = 5) -> dict:
                                         Demo("a bad film to skip", "neg")),
                     task_type="classification", labels=("pos", "neg"), metric="exact_match")
     r = random.Random(0)
-    words = "good bad film movie plot cast great awful fine slow fast fun dull".split()
+    words = ["good", "bad", "film", "movie", "plot", "cast", "great", "awful", "fine", "slow", "fast", "fun", "dull"]
     rows = []
     for i in range(n):
         lab = r.choice(["pos", "neg"])

@@ -8,7 +8,8 @@ is decided by the filters, so the threshold can change without re-voting.
 For classification the samples are first mapped onto the label set
 (:func:`selfguide.parsing.map_label`), so "Entailment." and "entailment" vote together; an
 answer that maps to no label votes as itself and, if it wins, is dropped by the label
-filter. Empty answers do not vote but still count in the denominator.
+filter. Empty answers do not vote but still count in the denominator. For generation
+tasks, answers that copy the input only win when every sample is a copy.
 
 Pure functions; no model calls.
 """
@@ -50,6 +51,19 @@ def clean_samples(samples: Sequence[str], labels: Sequence[str] = ()) -> list[st
     return out
 
 
-def vote_samples(samples: Sequence[str], labels: Sequence[str] = ()) -> Vote:
-    """:func:`clean_samples` then :func:`vote`."""
-    return vote(clean_samples(samples, labels))
+def vote_samples(samples: Sequence[str], labels: Sequence[str] = (), *,
+                 source: str | None = None) -> Vote:
+    """:func:`clean_samples` then :func:`vote`.
+
+    With ``source`` (generation tasks: the input), answers that merely copy the input do
+    not vote unless every answer is a copy -- a small model asked to paraphrase often
+    echoes its input, and one real paraphrase among the samples is worth more. The copies
+    still count in the denominator, so the share says how rare the real answer was.
+    """
+    answers = clean_samples(samples, labels)
+    if source is not None:
+        key = " ".join(source.casefold().split())
+        real = [a if " ".join(a.casefold().split()) != key else "" for a in answers]
+        if any(real):
+            return vote(real)
+    return vote(answers)

@@ -49,7 +49,7 @@ def build_records(df: pd.DataFrame, task: TaskSpec, *, val_fraction: float = 0.0
         if task.is_classification:
             rec["label"] = label
         recs.append(rec)
-    n_val = int(round(len(recs) * val_fraction))
+    n_val = round(len(recs) * val_fraction)
     if n_val == 0:
         return recs, []
     val_ids = set(random.Random(seed).sample([r["id"] for r in recs], n_val))
@@ -164,7 +164,7 @@ def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
     if task.is_classification and len(df):
         for lab in task.labels:
             sub = df[df["target_label"] == lab] if "target_label" in df else df.iloc[0:0]
-            by_label[lab] = {"generated": int(len(sub)),
+            by_label[lab] = {"generated": len(sub),
                              "kept": int((kept["label"] == lab).sum()) if len(kept) else 0}
     shares = df.loc[df["f_annotated"], "vote_share"].dropna().tolist() \
         if len(df) and "vote_share" in df.columns else []
@@ -172,7 +172,7 @@ def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
     return {
         "task": task.name, "task_type": task.task_type,
         "label_strategy": cfg.label_strategy if task.is_classification else None,
-        "candidates": int(len(df)), "kept": int(len(kept)),
+        "candidates": len(df), "kept": len(kept),
         "train": int(n_train if n_train is not None else len(kept)), "val": int(n_val),
         "funnel": funnel(df) if len(df) else [],
         "drop_reasons": {k: int(v) for k, v in Counter(df["drop_reason"]).items() if k}

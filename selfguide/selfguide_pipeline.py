@@ -38,8 +38,14 @@ from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
 from selfguide.consistency import vote_samples
 from selfguide.errors import ConfigError, CorruptFile
 from selfguide.events import EventLog, Progress
-from selfguide.filters import (apply, in_length, length_window, near_duplicate_scores,
-                               no_noise, text_key)
+from selfguide.filters import (
+    apply,
+    in_length,
+    length_window,
+    near_duplicate_scores,
+    no_noise,
+    text_key,
+)
 from selfguide.parsing import map_label, parse_input
 from selfguide.prompts import input_generation_prompt, sample_generated, task_prompt
 from selfguide.task import TaskSpec
@@ -308,7 +314,8 @@ def build_table(inputs: list[dict], annotations: dict[str, dict], task: TaskSpec
                "samples": None, "votes": "{}", "vote_share": 0.0, "output": "",
                "label_vote": "", "label_scores": None}
         if a is not None:
-            v = vote_samples(a["samples"], labels)
+            v = vote_samples(a["samples"], labels,
+                             source=None if labels else r.get("input", ""))
             row.update(samples=list(a["samples"]), votes=json.dumps(v.votes, ensure_ascii=False),
                        vote_share=v.share, output=v.output,
                        label_vote=(map_label(v.output, labels) or "") if labels else "",

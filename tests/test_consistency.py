@@ -41,3 +41,13 @@ def test_labels_vote_together_after_mapping():
 def test_unmappable_answer_votes_as_itself():
     v = vote_samples(["maybe", "maybe", "entails"], ("entails", "neutral"))
     assert v.output == "maybe"
+
+
+@pytest.mark.parametrize("samples, output, share", [
+    (["how are you", "How are  you", "how do you do"], "how do you do", 1 / 3),
+    (["how are you", "how are you"], "how are you", 1.0),        # only copies: copy wins
+    (["hi there", "hi there", "how are you"], "hi there", 2 / 3),
+])
+def test_copies_of_the_input_do_not_win_unless_all_copy(samples, output, share):
+    v = vote_samples(samples, source="How are you")
+    assert v.output == output and v.share == pytest.approx(share)

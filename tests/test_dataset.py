@@ -7,8 +7,13 @@ import pytest
 
 from selfguide import store
 from selfguide.configs.synthesis import FilterConfig
-from selfguide.dataset import (build_records, build_report, format_report, load_records,
-                               write_dataset)
+from selfguide.dataset import (
+    build_records,
+    build_report,
+    format_report,
+    load_records,
+    write_dataset,
+)
 from selfguide.errors import DatasetError
 from selfguide.filters import apply
 from selfguide.prompts import task_prompt

@@ -14,9 +14,20 @@ from hypothesis import strategies as st
 
 from selfguide.configs.synthesis import FilterConfig, preset
 from selfguide.errors import ConfigError
-from selfguide.filters import (ORDER, apply, balance_mask, calibrate, calibrated_labels, funnel,
-                               in_length, length_window, near_duplicate_scores, no_noise,
-                               not_duplicate, not_empty)
+from selfguide.filters import (
+    ORDER,
+    apply,
+    balance_mask,
+    calibrate,
+    calibrated_labels,
+    funnel,
+    in_length,
+    length_window,
+    near_duplicate_scores,
+    no_noise,
+    not_duplicate,
+    not_empty,
+)
 from selfguide.task import Demo, TaskSpec
 
 TASK = TaskSpec(name="s", instruction="Classify.",

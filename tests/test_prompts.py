@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import random
 
-from selfguide.prompts import (input_generation_prompt, instruction_prompt, sample_generated,
-                               task_prompt)
+from selfguide.prompts import (
+    input_generation_prompt,
+    instruction_prompt,
+    sample_generated,
+    task_prompt,
+)
 from selfguide.task import Demo, TaskSpec
 
 CLS = TaskSpec(name="s", instruction="Classify the sentiment.  ",

@@ -32,7 +32,7 @@ NOUNS = ["film", "plot", "cast", "score", "ending", "script", "camera", "story",
 
 def script(prompt: str, sampling, i: int) -> str:
     """Inputs follow the asked-for label; answers read the input's words (noisy)."""
-    if prompt.endswith("Answer: negative\nInput:") or prompt.endswith("Answer: positive\nInput:"):
+    if prompt.endswith(("Answer: negative\nInput:", "Answer: positive\nInput:")):
         target = prompt.rsplit("Answer: ", 1)[1].split("\n")[0]
         r = random.Random(f"{prompt}|{sampling.seed}")
         body = " ".join(f"{r.choice(WORDS[target])} {r.choice(NOUNS)}" for _ in range(3))
@@ -61,8 +61,8 @@ class Crashing(FakeGenerator):
         return super().generate(*a, **kw)
 
 
-def _run(run_dir, gen, cfg=SMALL, filters=FilterConfig(), **kw):
-    P.prepare_run(run_dir, TASK, cfg, filters)
+def _run(run_dir, gen, cfg=SMALL, filters=None, **kw):
+    P.prepare_run(run_dir, TASK, cfg, filters or FilterConfig())
     return P.synthesize(run_dir, TASK, cfg, gen, stream=None, **kw)
 
 

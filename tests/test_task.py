@@ -10,8 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from selfguide.errors import TaskError
-from selfguide.task import (Demo, TaskSpec, TestExample, example_tasks, infer_labels, load_task,
-                            parse_task_bytes, validate_task)
+from selfguide.task import (
+    Demo,
+    TaskSpec,
+    TestExample,
+    example_tasks,
+    infer_labels,
+    load_task,
+    parse_task_bytes,
+    validate_task,
+)
 
 GOOD = {
     "name": "sent", "instruction": "Classify the sentiment.", "task_type": "classification",
@@ -79,8 +87,8 @@ def test_label_normalization_is_strip_casefold_only():
     (b'{"instruction": "a", "examples": [{"input": Infinity, "output": "x"}]}', r"Infinity"),
     (b"[" * 10000 + b"]" * 10000, r"must be a JSON/YAML object|nested too deeply"),
     (_bytes(_with(instruction="x" * 10_000_000)), r"instruction is 10,000,000 characters"),
-    (b'{"input": "a", "output": "b", "instruction": "i"}\n{"input": "c", "out\n'
-     b'{"input": "d", "output": "e"}\n', r"line 2"),
+    ((b'{"input": "a", "output": "b", "instruction": "i"}\n{"input": "c", "out\n'
+      b'{"input": "d", "output": "e"}\n'), r"line 2"),
     # 2. empty examples
     (_bytes(_with(examples=[])), r"at least 1 demonstration"),
     (_bytes(_with(examples=[{"input": "", "output": "positive"}])), r"examples\[0\]\.input is empty"),

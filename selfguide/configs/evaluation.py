@@ -20,7 +20,9 @@ class EvalConfig:
     max_new_tokens: int = field(48, help="Maximum tokens generated per answer.")
     batch_size: int = field(16, help="Prompts generated together.")
     precision: str = field("bf16", choices=("bf16", "fp32", "4bit"),
-                           help="Base weights precision during evaluation.")
+                           help="Base weights precision during evaluation. bf16 applies a "
+                                "QLoRA adapter to the unquantized base (faster on a CPU); 4bit "
+                                "evaluates on exactly the quantized base it was trained on.")
     first_line: bool = field(True, help="Score only the first non-empty line of an answer "
                                         "(models often keep talking after the answer).")
     bootstrap: int = field(1000, help="Paired bootstrap resamples for the 95% confidence "

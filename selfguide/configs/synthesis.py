@@ -159,5 +159,12 @@ def preset(name: str, *, synthesis: dict | None = None, filters: dict | None = N
             from_dict(FilterConfig, {**p["filters"], **(filters or {})}))
 
 
-__all__ = ["SynthesisConfig", "FilterConfig", "PRESETS", "preset", "LABEL_STRATEGIES",
-           "DEFAULT_NOISE_TERMS", "to_dict"]
+__all__ = [
+    "DEFAULT_NOISE_TERMS",
+    "LABEL_STRATEGIES",
+    "PRESETS",
+    "FilterConfig",
+    "SynthesisConfig",
+    "preset",
+    "to_dict",
+]
