@@ -1,4 +1,4 @@
-"""Finetuning on the synthetic dataset: QLoRA (default), LoRA or full, via ``transformers.Trainer``.
+"""Finetuning on the synthetic dataset: QLoRA (default on CUDA), LoRA (default on CPU) or full, via ``transformers.Trainer``.
 
 What it does: checks the dataset is usable (not empty, not one label, not one repeated
 completion), tokenizes each record as ``render_prompt(prompt) + completion + eos`` with the
@@ -339,7 +339,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     from selfguide.config import replace
 
     t_load = time.time()
-    device = "cpu" if model_cfg.device == "auto" and not _cuda() else model_cfg.device
+    device = models.pick_device(model_cfg.device)
+    cfg = cfg.resolve(device)
     lm = models.load_model(replace(model_cfg, precision=cfg.model_precision, device=device))
     model, tok = lm.model, lm.tokenizer
     chat = bool(model_cfg.chat and getattr(lm.info, "has_chat_template", False))
@@ -415,12 +416,6 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
 
 def _tokens_seen(trainer: Any) -> int:
     return int(trainer.state.num_input_tokens_seen or 0)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def prepare_model(model: Any, cfg: TrainConfig) -> Any:

@@ -11,7 +11,7 @@ import dataclasses
 
 from selfguide.config import check, check_choices, field
 
-METHODS = ("qlora", "lora", "full")
+METHODS = ("auto", "qlora", "lora", "full")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 SAVE_STRATEGIES = ("epoch", "steps")
 LONG_ROWS = ("drop", "error", "truncate")
@@ -21,9 +21,11 @@ LONG_ROWS = ("drop", "error", "truncate")
 class TrainConfig:
     """Finetuning settings (QLoRA by default)."""
 
-    method: str = field("qlora", choices=METHODS,
+    method: str = field("auto", choices=METHODS,
                         help="qlora: base in 4-bit NF4 (bitsandbytes) + LoRA; lora: LoRA on a "
-                             "bf16/fp32 base; full: update every weight (tiny models only).")
+                             "bf16/fp32 base; full: update every weight (tiny models only); "
+                             "auto: qlora on a CUDA GPU, lora (bf16) on a CPU, where "
+                             "bitsandbytes' 4-bit backward measured ~20x slower (bench/README).")
     precision: str = field("bf16", choices=("bf16", "fp32"),
                            help="Base weights precision for method=lora (compute dtype for "
                                 "qlora); full finetuning always uses fp32.")
@@ -85,9 +87,16 @@ class TrainConfig:
         check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1.")
         check(self.logging_steps >= 1, "logging_steps", "must be >= 1.")
 
+    def resolve(self, device: str) -> TrainConfig:
+        """This config with ``method='auto'`` made concrete for ``device``."""
+        if self.method != "auto":
+            return self
+        return dataclasses.replace(self, method="qlora" if device == "cuda" else "lora")
+
     @property
     def model_precision(self) -> str:
-        """The ``ModelConfig.precision`` the base is loaded in for this method."""
+        """The ``ModelConfig.precision`` the base is loaded in (after :meth:`resolve`)."""
+        check(self.method != "auto", "method", "resolve 'auto' for a device first.")
         if self.method == "qlora":
             return "4bit"
         if self.method == "full":
