@@ -148,7 +148,11 @@ def markdown_table(cls: type) -> str:
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
-        rows.append(f"| `{f.name}` | `{default!r}` | {f.metadata.get('help', '')} |")
+        helptext = f.metadata.get("help", "").replace("|", "\\|")
+        choices = f.metadata.get("choices")
+        if choices:
+            helptext += " One of: " + ", ".join(f"`{c}`" for c in choices) + "."
+        rows.append(f"| `{f.name}` | `{default!r}` | {helptext} |")
     return "\n".join(rows)
 
 
