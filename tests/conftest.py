@@ -103,6 +103,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama") / "model")
 
 
+@pytest.fixture(scope="session")
+def tiny_model_builder():
+    """``build_tiny_model`` as a fixture (tests must not ``import conftest``: several exist)."""
+    return build_tiny_model
+
+
 @pytest.fixture()
 def workspace(tmp_path, monkeypatch) -> Path:
     ws = tmp_path / "ws"

@@ -279,13 +279,12 @@ def test_get_generator_hf_by_name(tiny_model_dir):
     assert gen.name == "hf" and gen.batch_size == 3 and gen.info.precision == "fp32"
 
 
-def test_tokenizer_without_pad_pads_with_eos(tmp_path):
-    from conftest import build_tiny_model
+def test_tokenizer_without_pad_pads_with_eos(tmp_path, tiny_model_builder):
     from transformers import AutoTokenizer
 
     from selfguide.config import SamplingConfig
 
-    d = build_tiny_model(tmp_path / "nopad")
+    d = tiny_model_builder(tmp_path / "nopad")
     tok = AutoTokenizer.from_pretrained(d, trust_remote_code=False)
     tok.pad_token = None
     tok.save_pretrained(d)
