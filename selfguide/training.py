@@ -1,4 +1,4 @@
-"""Finetuning on the synthetic dataset: QLoRA (default on CUDA), LoRA (default on CPU) or full, via ``transformers.Trainer``.
+"""Finetuning on the synthetic dataset: QLoRA (default), LoRA or full, via ``transformers.Trainer``.
 
 What it does: checks the dataset is usable (not empty, not one label, not one repeated
 completion), tokenizes each record as ``render_prompt(prompt) + completion + eos`` with the

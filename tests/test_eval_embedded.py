@@ -26,7 +26,7 @@ ROWS = [("I loved every minute of it.", "positive"), ("Terrible service, cold fo
 
 
 @pytest.mark.slow
-def test_embedded_qlora_train_and_eval(workspace):
+def test_embedded_lora_train_and_eval(workspace):
     from selfguide.evaluation import load_task
     from selfguide.prompts import task_prompt
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "train"
-HELP = "Finetune (LoRA; QLoRA on a GPU) on the run's synthetic dataset; resumable."
+HELP = "Finetune (QLoRA by default) on the run's synthetic dataset; resumable."
 ORDER = 40
 
 

@@ -21,11 +21,10 @@ LONG_ROWS = ("drop", "error", "truncate")
 class TrainConfig:
     """Finetuning settings (QLoRA by default)."""
 
-    method: str = field("auto", choices=METHODS,
-                        help="qlora: base in 4-bit NF4 (bitsandbytes) + LoRA; lora: LoRA on a "
-                             "bf16/fp32 base; full: update every weight (tiny models only); "
-                             "auto: qlora on a CUDA GPU, lora (bf16) on a CPU, where "
-                             "bitsandbytes' 4-bit backward measured ~20x slower (bench/README).")
+    method: str = field("qlora", choices=METHODS,
+                        help="qlora: base in 4-bit NF4 (bitsandbytes, also on a CPU) + LoRA; "
+                             "lora: LoRA on a bf16/fp32 base; full: update every weight (tiny "
+                             "models only); auto: qlora on a CUDA GPU, lora (bf16) elsewhere.")
     precision: str = field("bf16", choices=("bf16", "fp32"),
                            help="Base weights precision for method=lora (compute dtype for "
                                 "qlora); full finetuning always uses fp32.")
