@@ -226,6 +226,17 @@ def is_complete_checkpoint(path: str | Path) -> bool:
     return True
 
 
+def dataset_fingerprint(run_dir: Path) -> str:
+    """Hash of the run's ``dataset/train.jsonl`` and ``val.jsonl`` bytes (missing = empty)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("train.jsonl", "val.jsonl"):
+        p = Path(run_dir) / "dataset" / name
+        h.update(name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"") + b"\0")
+    return h.hexdigest()[:16]
+
+
 def last_complete_checkpoint(directory: str | Path) -> Path | None:
     """The highest-numbered complete ``checkpoint-N`` in ``directory`` (numeric order)."""
     directory = Path(directory)
@@ -376,7 +387,10 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
 
     for cb in (PrinterCallback, ProgressCallback):  # our callback reports instead
         trainer.remove_callback(cb)
-    settings = {"train": to_dict(cfg), "model": to_dict(model_cfg)}
+    # The data is part of what a checkpoint was trained on: after a re-filter or a new
+    # synthesis, resuming the old checkpoints would silently return the old model.
+    settings = {"train": to_dict(cfg), "model": to_dict(model_cfg),
+                "data": dataset_fingerprint(run_dir)}
     settings_hash = store.config_hash(settings)
     prev = store.read_json(out / "train_config.json", default=None) or {}
     if ckpt_dir.exists() and prev.get("hash") != settings_hash:

@@ -144,6 +144,26 @@ def test_resume_after_kill_uses_last_complete_checkpoint(workspace, tiny_model_d
         assert (got[k] == expected[k]).all(), k
 
 
+def test_new_dataset_does_not_resume_old_checkpoints(workspace, tiny_model_dir):
+    """After a re-filter or a new synthesis, training must start over, not resume (and so
+    silently return) the model trained on the old data."""
+    cfg = TrainConfig(grad_accum=1, method="lora", precision="fp32", max_steps=4, batch_size=4,
+                      learning_rate=5e-3, val_fraction=0.0, save_strategy="steps",
+                      save_steps=2, save_total_limit=5)
+    run = make_run(workspace, tiny_model_dir, "refiltered")
+    training.train(run, cfg)
+    old = tensors(run / "train" / "adapter" / "adapter_model.safetensors")
+    rows = (run / "dataset" / "train.jsonl").read_text().splitlines()
+    store.atomic_write_text(run / "dataset" / "train.jsonl", "\n".join(rows[: len(rows) // 2]) + "\n")
+    res = training.train(run, cfg)
+    assert res.metrics["resumed_from"] is None and res.metrics["steps"] == 4
+    new = tensors(run / "train" / "adapter" / "adapter_model.safetensors")
+    assert any(not (new[k] == old[k]).all() for k in old), "the adapter must be retrained"
+    # Same data and settings again: the finished checkpoints are reused (resume works).
+    again = training.train(run, cfg)
+    assert again.metrics["resumed_from"] == "checkpoint-4"
+
+
 @pytest.mark.slow
 def test_qlora_4bit_on_cpu(workspace, tiny_model_dir):
     run = make_run(workspace, tiny_model_dir)
