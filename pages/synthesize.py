@@ -8,7 +8,7 @@ import streamlit as st
 from selfguide import store
 from selfguide.config import ModelConfig, from_dict
 from selfguide.configs import synthesis as syncfg
-from selfguide.errors import SelfGuideError
+from selfguide.errors import CorruptFile, SelfGuideError
 from studio import jobs as sjobs
 from studio import previews, state, widgets
 
@@ -131,10 +131,15 @@ widgets.job_panel(run, stage, title="Synthesis job", extra=live_preview)
 
 cand = run_dir / "candidates.parquet"
 if cand.is_file() and not running:
-    n = len(pd.read_parquet(cand, columns=["id"]))
-    st.success(f"{n} candidates are ready to filter.")
-    st.page_link("pages/filter.py", label="Next: filter the candidates",
-                 icon=":material/arrow_forward:")
+    try:
+        n = len(pd.read_parquet(cand, columns=["id"]))
+    except Exception as exc:  # pyarrow raises many types for a torn or foreign file
+        widgets.show_error(CorruptFile(f"{cand} cannot be read ({exc}).",
+                                       hint="Delete it; 'selfguide filter' rebuilds it."))
+    else:
+        st.success(f"{n} candidates are ready to filter.")
+        st.page_link("pages/filter.py", label="Next: filter the candidates",
+                     icon=":material/arrow_forward:")
 try:
     log = sjobs.status(run, stage)
     if getattr(log, "log_tail", "") and sjobs.state_of(log) != "none":

@@ -57,3 +57,13 @@ def test_valid_upload_is_imported(app, workspace):
     assert not at.error
     names = [t.value for t in at.text_input if t.label == "Name"]
     assert names == ["uploaded-task"], names
+
+
+def test_synthesize_page_reports_a_corrupt_candidates_file(app, runs):
+    """A torn candidates.parquet is an error message on the page, not a traceback."""
+    d = runs.task("torn")
+    (d / "candidates.parquet").write_bytes(b"PAR1 not really parquet")
+    at = app(run="torn")
+    at.switch_page("pages/synthesize.py").run()
+    assert not at.exception
+    assert any("cannot be read" in e.value for e in at.error)
