@@ -142,8 +142,16 @@ def load_run(run_dir: str | Path) -> tuple[TaskSpec, SynthesisConfig, FilterConf
 
 
 def read_overrides(run_dir: str | Path) -> dict[str, bool]:
+    """Manual keep/drop decisions ``{candidate_id: keep}`` from ``overrides.json``.
+
+    The one reader for every method and the studio: only JSON booleans count (a string
+    such as ``"false"`` is ignored, never read as keep); a file that is not an object is
+    treated as no decisions.
+    """
     data = store.read_json(Path(run_dir) / "overrides.json", default={}) or {}
-    return {str(k): bool(v) for k, v in data.items()}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, bool)}
 
 
 def _unique(rows: list[dict]) -> list[dict]:

@@ -162,7 +162,9 @@ def write_outputs(run_dir: Path, rounds: Sequence[dict],
                   fcfg: SelfInstructFilterConfig) -> dict:
     """candidates.parquet, dataset/train.jsonl and dataset/report.json, each atomically
     (manual decisions from ``overrides.json`` applied)."""
-    overrides = store.read_json(run_dir / "overrides.json", default=None) or {}
+    from selfguide.selfguide_pipeline import read_overrides
+
+    overrides = read_overrides(run_dir)
     df = candidates_table(rounds, fcfg, overrides)
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)

@@ -79,9 +79,9 @@ def saved_matches(run_dir: Path, cfg: FilterConfig) -> bool:
 # --------------------------------------------------------------------------- overrides
 
 def read_overrides(run_dir: Path) -> dict[str, bool]:
-    data = store.read_json(run_dir / "overrides.json", default={}) or {}
-    return {str(k): bool(v) for k, v in data.items() if isinstance(v, bool)} \
-        if isinstance(data, dict) else {}
+    from selfguide.selfguide_pipeline import read_overrides as _read
+
+    return _read(run_dir)
 
 
 def write_overrides(run_dir: Path, overrides: dict[str, bool | None]) -> dict[str, bool]:

@@ -111,3 +111,16 @@ def test_vote_dominance_reported_even_when_target_strategy_used():
     codes = {d["code"]: d for d in rep["diagnostics"]}
     assert codes["vote_dominant_label"]["level"] == "warning"
     assert codes["vote_dominant_label"]["value"] == 0.95 and "dominant_label" not in codes
+
+
+def test_overrides_reader_accepts_only_booleans(tmp_path):
+    """One reader for every method and the studio: a string "false" is not a keep."""
+    from selfguide import store
+    from selfguide.selfguide_pipeline import read_overrides
+
+    store.atomic_write_json(tmp_path / "overrides.json",
+                            {"a": True, "b": False, "c": "false", "d": 1})
+    assert read_overrides(tmp_path) == {"a": True, "b": False}
+    store.atomic_write_json(tmp_path / "overrides.json", ["a", "b"])
+    assert read_overrides(tmp_path) == {}
+    assert read_overrides(tmp_path / "missing") == {}
