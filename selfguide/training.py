@@ -18,6 +18,7 @@ inside functions.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
 import time
@@ -31,6 +32,8 @@ from selfguide.config import ModelConfig, to_dict
 from selfguide.configs.training import TrainConfig
 from selfguide.errors import DatasetError, ModelError, SelfGuideError
 from selfguide.events import EventLog, Progress
+
+log = logging.getLogger(__name__)
 
 ADAPTER_MANIFEST = "selfguide_adapter.json"
 IGNORE_INDEX = -100
@@ -186,6 +189,7 @@ def build_training_args(cfg: TrainConfig, output_dir: str | Path, *, has_val: bo
         seed=cfg.seed, data_seed=cfg.seed, use_cpu=use_cpu,
         bf16=False, fp16=False,  # dtypes come from the loaded model (NF4/bf16 compute)
         remove_unused_columns=False, report_to="none", disable_tqdm=True,
+        prediction_loss_only=True,  # validation needs the loss, not 49k-wide logits per token
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
         save_only_model=False,
     )
@@ -371,6 +375,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
 
+    set_training_attention(model, cfg, device)
     model = prepare_model(model, cfg)
     out = run_dir / "train"
     ckpt_dir = out / "checkpoints"
@@ -378,9 +383,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     steps_per_epoch = -(-len(feats.rows) // (cfg.batch_size * cfg.grad_accum))
     total = cfg.max_steps if cfg.max_steps > 0 else int(steps_per_epoch * cfg.epochs + 0.999)
 
-    from transformers import Trainer
-
-    trainer = Trainer(model=model, args=args, train_dataset=feats.rows,
+    trainer = make_trainer(model=model, args=args, train_dataset=feats.rows,
                       eval_dataset=vfeats.rows or None, data_collator=PadCollator(tok.pad_token_id),
                       callbacks=[make_events_callback(events, total, stream=stream)])
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -428,6 +431,62 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     return TrainResult(adapter_dir=adapter_dir, metrics=metrics)
 
 
+def supports_logits_to_keep(model: Any) -> bool:
+    """Whether ``model``'s forward can project only chosen positions onto the vocabulary."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return "logits_to_keep" in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def completion_loss(model: Any, inputs: dict, num_items_in_batch: Any = None) -> tuple[Any, Any]:
+    """Causal-LM loss on the completion tokens, projecting only their positions to logits.
+
+    The same value as the model's own loss (mean over tokens with a label, or the sum over
+    ``num_items_in_batch`` when gradient accumulation counts them), but the vocabulary
+    projection and log-softmax run on the few completion positions instead of every prompt
+    token: with ~6 answer tokens in a ~340-token row that is most of the lm_head's work.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    target = labels[:, 1:]
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = target != IGNORE_INDEX  # position t predicts token t+1
+    out = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                logits_to_keep=keep)
+    logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
+    loss = F.cross_entropy(logits, target[keep[:, :-1]], reduction="sum")
+    denom = num_items_in_batch if num_items_in_batch is not None else max(int(keep.sum()), 1)
+    return loss / denom, out
+
+
+def make_trainer(*, model: Any, **kw: Any) -> Any:
+    """A ``transformers.Trainer`` whose loss skips the vocabulary projection of prompt tokens.
+
+    Falls back to the model's own loss for architectures without ``logits_to_keep``.
+    """
+    from transformers import Trainer
+
+    if not supports_logits_to_keep(model):
+        return Trainer(model=model, **kw)
+
+    class CompletionTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # Trainer divides by the accumulation steps unless the loss was normalised by
+            # num_items_in_batch (which it passes exactly when the model accepts loss kwargs).
+            if not self.model_accepts_loss_kwargs:
+                num_items_in_batch = None
+            loss, out = completion_loss(model, inputs, num_items_in_batch)
+            return (loss, out) if return_outputs else loss
+
+    return CompletionTrainer(model=model, **kw)
+
+
 def _tokens_seen(trainer: Any) -> int:
     return int(trainer.state.num_input_tokens_seen or 0)
 
@@ -454,6 +513,19 @@ def prepare_model(model: Any, cfg: TrainConfig) -> Any:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
     return get_peft_model(model, build_lora_config(cfg))
+
+
+def set_training_attention(model: Any, cfg: TrainConfig, device: str) -> str | None:
+    """Pick the attention kernel for training (eager on a CPU unless told otherwise)."""
+    want = cfg.attention if cfg.attention != "auto" else ("eager" if device == "cpu" else None)
+    if want and hasattr(model, "set_attn_implementation"):
+        try:
+            model.set_attn_implementation(want)
+        except (ValueError, ImportError) as e:  # a model that cannot: keep its default
+            log.info("attention %s not available (%s); keeping the default", want, e)
+            return None
+        return want
+    return None
 
 
 def save_adapter(model: Any, tokenizer: Any, adapter_dir: Path, manifest: dict, *,

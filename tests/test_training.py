@@ -88,6 +88,33 @@ def test_collator_pads_labels_with_minus_100():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+def test_completion_loss_matches_the_models_own_loss(tiny_model_dir):
+    """Projecting only the completion positions gives the full-logits loss and gradients."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    assert training.supports_logits_to_keep(model)
+    batch = training.PadCollator(pad_id=0)([
+        {"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, -100, 8, 9, 10],
+         "attention_mask": [1] * 6},
+        {"input_ids": [11, 12, 13, 14], "labels": [-100, -100, 13, 14],
+         "attention_mask": [1] * 4}])
+    ref = model(**batch).loss
+    ref.backward()
+    ref_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    loss, out = training.completion_loss(model, batch)
+    assert out.logits.shape[0] == 5  # 3 + 2 answer positions, not 2 x 6 rows of logits
+    assert torch.allclose(loss, ref, atol=1e-6)
+    loss.backward()
+    for n, p in model.named_parameters():
+        assert torch.allclose(p.grad, ref_grads[n], atol=1e-6), n
+    # gradient accumulation: the sum over the items of every accumulated batch
+    summed, _ = training.completion_loss(model, batch, num_items_in_batch=10)
+    assert torch.allclose(summed, ref * 5 / 10, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_train_lora_tiny(workspace, tiny_model_dir):
     run = make_run(workspace, tiny_model_dir, n=40)

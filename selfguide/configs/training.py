@@ -15,6 +15,7 @@ METHODS = ("auto", "qlora", "lora", "full")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 SAVE_STRATEGIES = ("epoch", "steps")
 LONG_ROWS = ("drop", "error", "truncate")
+ATTENTION = ("auto", "eager", "sdpa")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +31,9 @@ class TrainConfig:
                                 "qlora); full finetuning always uses fp32.")
     lora_r: int = field(16, help="LoRA rank (size of the low-rank update).")
     lora_alpha: int = field(32, help="LoRA scaling numerator (update is scaled by alpha/r).")
-    lora_dropout: float = field(0.05, help="Dropout on the LoRA input during training.")
+    lora_dropout: float = field(0.0, help="Dropout on the LoRA input during training (0 = off: "
+                                          "on a CPU the dropout masks cost ~30% of a step; "
+                                          "bench/README.md 'Training').")
     target_modules: str = field("all-linear",
                                 help="Which layers get LoRA: 'all-linear' or a comma-separated "
                                      "list of module names (e.g. q_proj,v_proj).")
@@ -62,6 +65,9 @@ class TrainConfig:
     logging_steps: int = field(1, help="Emit a loss event every this many steps.")
     gradient_checkpointing: bool = field(False, help="Recompute activations to save memory "
                                                      "(slower).")
+    attention: str = field("auto", choices=ATTENTION,
+                           help="Attention kernel while training: auto = eager on a CPU (measured "
+                                "faster than sdpa's CPU backward here), the model's default on a GPU.")
     seed: int = field(0, help="Random seed (set before LoRA init; reruns are identical on CPU).")
     force: bool = field(False, help="Train even on a degenerate dataset (one label, identical "
                                     "completions).")
