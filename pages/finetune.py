@@ -10,7 +10,7 @@ from selfguide import store, training
 from selfguide.configs.training import PRESETS, TrainConfig
 from selfguide.errors import DatasetError, SelfGuideError
 from studio import jobs as sjobs
-from studio import state, widgets
+from studio import widgets
 
 st.title("Finetune")
 st.caption("Step 5 of 6 · Teach the model its own filtered examples with LoRA adapters "
@@ -56,21 +56,11 @@ running = sjobs.is_active(jstat)
 
 # --------------------------------------------------------------------------- settings
 with st.expander("Settings", expanded=not running and jstate != "finished"):
-    def _apply_preset() -> None:
-        name = state.widget_value("train", "preset")
-        if ALL_PRESETS.get(name) is not None:
-            state.set_draft("train.cfg", dict(ALL_PRESETS[name]))
-            state.bump_form("train.cfg")
-
-    preset = st.selectbox("Preset", list(ALL_PRESETS), key=state.widget_key("train", "preset"),
-                          on_change=_apply_preset,
-                          help="tiny: a few steps to see the loop work; quick/paper: the "
-                               "settings of `selfguide run --preset`.")
-    if not state.draft("train.cfg"):
-        state.set_draft("train.cfg", dict(ALL_PRESETS.get(preset) or {}))
-    values = widgets.config_form(TrainConfig, "train.cfg", columns=3,
-                                 sliders={"val_fraction": (0.0, 0.45, 0.05),
-                                          "lora_dropout": (0.0, 0.5, 0.05)})
+    values = widgets.preset_form(
+        TrainConfig, "train.cfg", ALL_PRESETS, page="train",
+        help="tiny: a few steps to see the loop work; quick/paper: the settings of "
+             "`selfguide run --preset`.",
+        columns=3, sliders={"val_fraction": (0.0, 0.45, 0.05), "lora_dropout": (0.0, 0.5, 0.05)})
     cfg = widgets.build_config(TrainConfig, values)
     st.caption("QLoRA runs the frozen base in 4-bit NF4 (bitsandbytes); on a CPU this works "
                "but is slower than on a GPU.")

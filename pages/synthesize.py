@@ -42,20 +42,11 @@ running = sjobs.is_active(jstat)
 
 with st.expander("Settings", expanded=not running):
     if method == "selfguide":
-        def _apply_preset() -> None:
-            name = state.widget_value("synth", "preset")
-            if PRESETS.get(name) is not None:
-                state.set_draft("synth.cfg", dict(PRESETS[name]))
-                state.bump_form("synth.cfg")
-
-        preset = st.selectbox("Preset", list(PRESETS), key=state.widget_key("synth", "preset"),
-                              on_change=_apply_preset,
-                              help="tiny: a first look in a few minutes on a CPU; quick: "
-                                   "≤ 10 min with the embedded model, ≥ 60 kept examples; "
-                                   "paper: the settings of the SELF-GUIDE paper.")
-        if not state.draft("synth.cfg"):
-            state.set_draft("synth.cfg", dict(PRESETS.get(preset) or {}))
-        values = widgets.config_form(syncfg.SynthesisConfig, "synth.cfg", columns=3)
+        values = widgets.preset_form(
+            syncfg.SynthesisConfig, "synth.cfg", PRESETS, page="synth",
+            help="tiny: a first look in a few minutes on a CPU; quick: ≤ 10 min with the "
+                 "embedded model, ≥ 60 kept examples; paper: the settings of the SELF-GUIDE "
+                 "paper.", columns=3)
         cfg = widgets.build_config(syncfg.SynthesisConfig, values)
         cfg_argv = sjobs.config_argv(cfg, every=True) if cfg is not None else None
         if cfg is not None:
@@ -133,7 +124,7 @@ cand = run_dir / "candidates.parquet"
 if cand.is_file() and not running:
     try:
         n = len(pd.read_parquet(cand, columns=["id"]))
-    except Exception as exc:  # pyarrow raises many types for a torn or foreign file
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a torn or foreign file
         widgets.show_error(CorruptFile(f"{cand} cannot be read ({exc}).",
                                        hint="Delete it; 'selfguide filter' rebuilds it."))
     else:

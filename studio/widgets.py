@@ -108,6 +108,26 @@ def config_form(cls: type, form: str, *, base: Any = None, include: Iterable[str
     return values
 
 
+def preset_form(cls: type, form: str, presets: dict[str, dict | None], *, page: str,
+                help: str, **form_kw: Any) -> dict:
+    """A preset picker over :func:`config_form`: picking a preset resets the form to it.
+
+    ``presets`` maps names to field overrides (``None`` = keep what is in the form). The
+    first visit fills the draft from the preset shown. Returns the form's values.
+    """
+    def _apply() -> None:
+        name = state.widget_value(page, "preset")
+        if presets.get(name) is not None:
+            state.set_draft(form, dict(presets[name]))
+            state.bump_form(form)
+
+    name = st.selectbox("Preset", list(presets), key=state.widget_key(page, "preset"),
+                        on_change=_apply, help=help)
+    if not state.draft(form):
+        state.set_draft(form, dict(presets.get(name) or {}))
+    return config_form(cls, form, **form_kw)
+
+
 def _field_widget(f: dataclasses.Field, tp: Any, init: Any, form: str,
                   slider: tuple | None, label: str | None) -> Any:
     help_ = f.metadata.get("help") or None
