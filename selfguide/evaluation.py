@@ -198,6 +198,11 @@ class AdapterOff:
         with self.peft_model.disable_adapter():
             return self.gen.generate(prompts, sampling, n, **kw)
 
+    def score_options(self, prompts: Sequence[str], options: Sequence[str],
+                      **kw: Any) -> list[list[float]]:
+        with self.peft_model.disable_adapter():
+            return self.gen.score_options(prompts, options, **kw)
+
 
 def build_generators(run_dir: Path, cfg: EvalConfig) -> tuple[Any, Any, bool, dict]:
     """(before generator, after generator, chat flag, adapter manifest) for a run."""
@@ -242,11 +247,20 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
     prompts = [task_prompt(task, ex["input"]) for ex in examples]
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=cfg.max_new_tokens,
                               seed=cfg.seed)
+    constrained = cfg.constrained and task.is_classification and bool(task.labels)
+    if cfg.constrained and not constrained:
+        events.emit("warning", message="constrained decoding needs a classification task with "
+                                       "labels; generating free text instead")
+
+    def predict(stage: str, gen: Any) -> list[str]:
+        if constrained:
+            return _pick_labels(stage, gen, prompts, list(task.labels), chat, events)
+        return _predict(stage, gen, prompts, sampling, chat, events, stream)
+
     t0 = time.time()
-    before = _predict("eval-base", before_gen, prompts, sampling, chat, events, stream) \
-        if cfg.before else None
+    before = predict("eval-base", before_gen) if cfg.before else None
     t1 = time.time()
-    after = _predict("eval-tuned", after_gen, prompts, sampling, chat, events, stream)
+    after = predict("eval-tuned", after_gen)
     t2 = time.time()
     rows, summary = score_predictions(task, examples, before, after, cfg)
     summary.update(task=task.name, task_type=task.task_type, test_file=str(test_file or ""),
@@ -260,6 +274,15 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
     events.emit("eval_end", metric=summary["metric"], before=summary.get("before"),
                 after=summary["after"], n=summary["n"])
     return summary
+
+
+def _pick_labels(stage: str, gen: Any, prompts: list[str], labels: list[str], chat: bool,
+                 events: EventLog) -> list[str]:
+    """The label with the highest log-probability after each prompt (rank classification)."""
+    events.emit("log", message=f"{stage}: scoring {len(labels)} labels on {len(prompts)} "
+                               "examples")
+    scores = gen.score_options(prompts, labels, chat=chat)
+    return [labels[max(range(len(labels)), key=row.__getitem__)] for row in scores]
 
 
 def _predict(stage: str, gen: Any, prompts: list[str], sampling: SamplingConfig, chat: bool,

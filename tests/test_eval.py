@@ -41,6 +41,23 @@ def test_evaluate_with_scripted_generators(workspace, tmp_path):
     assert saved["after"] == 1.0 and "scores_after" not in saved
 
 
+def test_constrained_eval_answers_with_the_likeliest_label(workspace, tmp_path):
+    run = make_run(workspace, tmp_path / "no-model", n=2)
+    # before always prefers "positive"; after prefers "negative" on boring/cat inputs
+    before = FakeGenerator(scores=lambda p, o: 0.0 if o == "positive" else -1.0)
+    after = FakeGenerator(scores=lambda p, o: (
+        0.0 if (o == "negative") == any(w in p.rsplit("Input:", 1)[-1] for w in ("boring", "cat"))
+        else -1.0))
+    s = evaluation.evaluate(run, EvalConfig(bootstrap=50, constrained=True),
+                            generators=(before, after, True))
+    assert [c.method for c in after.calls] == ["score_options"]  # nothing generated
+    assert after.calls[0].options == ["positive", "negative"]
+    assert s["before"] == pytest.approx(1 / 3) and s["after"] == 1.0
+    rows = store.read_jsonl(run / "eval" / "predictions.jsonl")
+    assert [r["after"] for r in rows] == ["negative", "positive", "negative"]
+    assert s["config"]["constrained"] is True
+
+
 def test_eval_test_files_and_limit(workspace, tmp_path):
     run = make_run(workspace, tmp_path / "no-model", n=2)
     jl = tmp_path / "t.jsonl"
@@ -101,6 +118,13 @@ def test_cli_train_eval_compare_merge_tiny(workspace, tiny_model_dir, tmp_path, 
     assert any(r["before"] != r["after"] for r in rows)
     assert cli.main(["compare", "cli"]) == 0
     assert "exact_match" in capsys.readouterr().out
+    # label-constrained: the base (adapter off) and the tuned model score the labels
+    assert cli.main(["eval", "--run", "cli", "--constrained", "true", "--bootstrap", "50",
+                     "--precision", "fp32"]) == 0
+    capsys.readouterr()
+    rows = store.read_jsonl(workspace / "runs/cli/eval/predictions.jsonl")
+    assert {r["after"] for r in rows} <= {"positive", "negative"}
+    assert {r["before"] for r in rows} <= {"positive", "negative"}
 
     # a mismatched base fingerprint is refused
     man_path = workspace / "runs/cli/train/adapter/selfguide_adapter.json"

@@ -29,6 +29,10 @@ class EvalConfig:
                                       "interval of the after-minus-before difference.")
     seed: int = field(0, help="Seed for the example sample and the bootstrap.")
     before: bool = field(True, help="Also predict with the base model (adapter disabled).")
+    constrained: bool = field(False, help="Classification: answer with the label the model "
+                                          "scores most likely instead of free text (rank "
+                                          "classification): what the model knows, apart from "
+                                          "the answer format.")
 
     def __post_init__(self) -> None:
         check_choices(self)
