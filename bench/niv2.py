@@ -8,8 +8,13 @@ then prints one markdown row per task: metric, few-shot baseline (the base model
 same few-shot prompt), SELF-GUIDE tuned, difference with its 95% bootstrap CI, kept
 examples, wall time per stage. Results are also written to ``<workspace>/niv2-results.json``.
 
+For classification tasks it also reports a label-constrained evaluation (``eval
+--constrained``: each model answers with the label it scores most likely), which measures
+the change in what the model knows apart from the answer format.
+
 Usage: python bench/niv2.py [--preset quick] [--limit 100] [--tasks task1529,task1345]
        [--workspace DIR] [--reuse] [--train-args "--epochs 2 --lora-r 8"] [--tag NAME]
+       [--eval-only]
 """
 
 from __future__ import annotations
@@ -59,11 +64,33 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
         else:
             times["synthesize"] = stage(["synthesize", str(path), "--run", name, "--preset",
                                          a.preset, *shlex.split(a.synth_args)], ws, log)
-    times["train"] = stage(["train", "--run", name, "--preset", a.preset,
-                            *shlex.split(a.train_args)], ws, log)
+    if not a.eval_only:
+        times["train"] = stage(["train", "--run", name, "--preset", a.preset,
+                                *shlex.split(a.train_args)], ws, log)
+    task = json.loads((run_dir / "task.json").read_text())
+    constrained = None
+    if task.get("task_type") == "classification" and task.get("labels"):
+        # rank classification first (kept aside), then the issue's protocol (greedy) last,
+        # so eval/ holds the greedy predictions the studio and `compare` show
+        times["eval_labels"] = stage(["eval", "--run", name, "--limit", str(a.limit),
+                                      "--constrained", "true", *shlex.split(a.eval_args)],
+                                     ws, log)
+        cdir = run_dir / "eval-constrained"
+        cdir.mkdir(exist_ok=True)
+        for f in ("metrics.json", "predictions.jsonl"):
+            (cdir / f).write_bytes((run_dir / "eval" / f).read_bytes())
+        constrained = json.loads((cdir / "metrics.json").read_text())
     times["eval"] = stage(["eval", "--run", name, "--limit", str(a.limit),
                            *shlex.split(a.eval_args)], ws, log)
     m = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    copy = None
+    if m["metric"] == "rouge_l":  # a floor for paraphrase-like tasks: answer with the input
+        from selfguide import metrics as M
+
+        preds = [json.loads(x) for x in (run_dir / "eval" / "predictions.jsonl").open()]
+        copy = {"rouge_l": M.mean([M.rouge_l(p["input"], p["references"]) for p in preds]),
+                "tuned_copies": sum(M.normalize(p["after"]) == M.normalize(p["input"])
+                                    for p in preds)}
     train = json.loads((run_dir / "train" / "metrics.json").read_text())
     d = m.get("difference") or {}
     return {"task": path.stem, "run": name, "metric": m["metric"], "n": m["n"],
@@ -72,16 +99,29 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
             "seconds": {k: round(v) for k, v in times.items()},
             "predicted_before": m.get("predicted_labels_before"),
             "predicted_after": m.get("predicted_labels_after"),
-            "train_args": a.train_args, "synth_args": a.synth_args}
+            "train_args": a.train_args, "synth_args": a.synth_args,
+            "copy_input": copy,
+            "constrained": None if constrained is None else {
+                k: constrained.get(k) for k in ("before", "after", "difference",
+                                                "per_label_before", "per_label_after")}}
 
 
 def fmt(r: dict) -> str:
     if "error" in r:
-        return f"| {r['task']} | error: {r['error']} | | | | | |"
+        return f"| {r['task']} | error: {r['error']} | | | | | | |"
     pts = lambda v: f"{100 * v:.1f}"
+    c = r.get("constrained")
+    ref = ""
+    if c:
+        ref = (f"label-constrained {pts(c['before'])} → {pts(c['after'])} "
+               f"({100 * c['difference']['delta']:+.1f} [{pts(c['difference']['low'])}, "
+               f"{pts(c['difference']['high'])}])")
+    elif r.get("copy_input"):
+        ref = (f"copy the input: {pts(r['copy_input']['rouge_l'])}; tuned copies "
+               f"{r['copy_input']['tuned_copies']}/{r['n']}")
     return (f"| {r['task']} | {r['metric']} (n={r['n']}) | {pts(r['before'])} | "
             f"{pts(r['after'])} | {100 * r['delta']:+.1f} [{pts(r['low'])}, {pts(r['high'])}] | "
-            f"{r['kept']} | {sum(r['seconds'].values())} s ({r['seconds']}) |")
+            f"{ref} | {r['kept']} | {sum(r['seconds'].values())} s ({r['seconds']}) |")
 
 
 def main() -> int:
@@ -96,14 +136,17 @@ def main() -> int:
     ap.add_argument("--train-args", default="", help="Extra 'selfguide train' options.")
     ap.add_argument("--synth-args", default="", help="Extra 'selfguide synthesize' options.")
     ap.add_argument("--eval-args", default="", help="Extra 'selfguide eval' options.")
+    ap.add_argument("--eval-only", action="store_true",
+                    help="Evaluate the runs' existing adapters again (no synthesis, no training).")
     a = ap.parse_args()
     ws = Path(a.workspace).resolve()
     ws.mkdir(parents=True, exist_ok=True)
     wanted = [t for t in a.tasks.split(",") if t]
     paths = [p for p in sorted(DATA.glob("task*.json")) if not wanted or p.stem in wanted]
     results = []
-    print("| task | metric | few-shot base | SELF-GUIDE tuned | difference [95% CI] | kept | "
-          "wall time |\n| --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    print("| task | metric | few-shot base | SELF-GUIDE tuned | difference [95% CI] | "
+          "reference points | kept | wall time |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for p in paths:
         try:
             r = run_task(p, a, ws)
