@@ -67,4 +67,5 @@ def sidebar() -> None:
 
 page = st.navigation(PAGES)
 sidebar()
-page.run()
+with state.framed():
+    page.run()

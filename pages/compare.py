@@ -15,6 +15,8 @@ from selfguide.errors import SelfGuideError
 from studio import diffs, resources, state, widgets
 from studio import jobs as sjobs
 
+state.ensure_frame()
+
 st.title("Compare")
 st.caption("Step 6 of 6 · The same held-out examples through the base model (before) and "
            "the finetuned model (after), decoded greedily so the comparison is repeatable.")

@@ -16,6 +16,8 @@ from selfguide.errors import SelfGuideError
 from studio import filtering, si_filtering, state, widgets
 from studio import jobs as sjobs
 
+state.ensure_frame()
+
 st.title("Filter")
 st.caption("Step 4 of 6 · Decide which synthetic examples are good enough to train on. "
            "Every change below re-applies the filters to the saved candidates instantly.")

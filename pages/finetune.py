@@ -10,7 +10,9 @@ from selfguide import store, training
 from selfguide.configs.training import PRESETS, TrainConfig
 from selfguide.errors import DatasetError, SelfGuideError
 from studio import jobs as sjobs
-from studio import widgets
+from studio import state, widgets
+
+state.ensure_frame()
 
 st.title("Finetune")
 st.caption("Step 5 of 6 · Teach the model its own filtered examples with LoRA adapters "

@@ -10,6 +10,8 @@ from selfguide.config import ModelConfig, field_help
 from selfguide.errors import SelfGuideError
 from studio import resources, state, widgets
 
+state.ensure_frame()
+
 st.title("Model")
 st.caption("Step 1 of 6 · Pick the small model you want to turn into a task expert. "
            "Synthesis, training and evaluation jobs load it themselves; loading it here lets "

@@ -13,6 +13,8 @@ from selfguide.errors import SelfGuideError
 from studio import runs as sruns
 from studio import state, widgets
 
+state.ensure_frame()
+
 st.title("Runs")
 st.caption(f"Everything lives on disk in {store.runs_dir()}; the CLI (`selfguide runs`) sees "
            "the same runs.")

@@ -12,6 +12,8 @@ from selfguide.errors import CorruptFile, SelfGuideError
 from studio import jobs as sjobs
 from studio import previews, state, widgets
 
+state.ensure_frame()
+
 st.title("Synthesize")
 st.caption("Step 3 of 6 · The model writes new task inputs from your demonstrations, then "
            "answers each one several times; answers that agree become training examples.")

@@ -13,6 +13,8 @@ from selfguide.errors import SelfGuideError
 from studio import runs as sruns
 from studio import state, widgets
 
+state.ensure_frame()
+
 REPO = Path(__file__).resolve().parents[1]
 
 st.title("Task")
