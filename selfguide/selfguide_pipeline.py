@@ -1,6 +1,7 @@
 """The SELF-GUIDE pipeline (Zhao et al. 2024): a task's own model writes its training set.
 
-Stage 1 (:func:`generate_inputs`): ``rounds`` x ``prompts_per_round`` prompts, each with the
+Stage 1 (:func:`generate_inputs`): ``rounds`` x ``prompts_per_round`` prompts (plus whole
+rounds, up to ``max_rounds``, while fewer than ``min_inputs`` pass the input filters), each with the
 instruction, the demos' inputs (high quality) and 1-10 inputs generated in earlier rounds
 (lower quality); classification prompts draw a target label uniformly and ask for an input
 with that answer. Every finished round is appended to ``inputs.jsonl``.
@@ -220,8 +221,23 @@ def generate_inputs(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
                         stream=_stream(stream))
     events.emit("stage", stage="inputs", state="start", total=cfg.total_prompts,
                 done=progress.done)
+    def passing() -> int:  # inputs of the rounds so far that pass the input filters
+        done_rows = [r for r in by_id.values() if r["round"] < rnd
+                     and r["prompt_id"] < cfg.prompts_per_round]
+        return int(apply(build_table(done_rows, {}, task), filters, task,
+                         stage="input")["kept"].sum()) if done_rows else 0
+
+    rnd = 0
     try:
-        for rnd in range(cfg.rounds):
+        while rnd < cfg.round_limit:
+            if rnd >= cfg.rounds:
+                have = passing()
+                if have >= cfg.min_inputs:
+                    break
+                progress.total += cfg.prompts_per_round
+                events.emit("log", message=f"round {rnd + 1}: {have} inputs pass the filters, "
+                                           f"fewer than min_inputs={cfg.min_inputs}; adding "
+                                           f"a round (at most {cfg.round_limit})")
             rng = random.Random(_seed(cfg.seed, "inputs", rnd))
             plan = []
             for p in range(cfg.prompts_per_round):
@@ -252,10 +268,15 @@ def generate_inputs(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
             for p in range(cfg.prompts_per_round):
                 r = by_id[row_id(rnd, p)]
                 add_to_pool(r["input"], r.get("target_label", ""))
+            rnd += 1
     finally:
         progress.close()
-    events.emit("stage", stage="inputs", state="done", total=cfg.total_prompts)
-    return sorted(by_id.values(), key=lambda r: (r["round"], r["prompt_id"]))
+    events.emit("stage", stage="inputs", state="done", total=rnd * cfg.prompts_per_round,
+                rounds=rnd)
+    # only the rounds this config ran (a run resumed with fewer rounds ignores the rest)
+    return sorted((r for r in by_id.values() if r["round"] < rnd
+                   and r["prompt_id"] < cfg.prompts_per_round),
+                  key=lambda r: (r["round"], r["prompt_id"]))
 
 
 # --------------------------------------------------------------------------- stage 2
@@ -417,8 +438,6 @@ def synthesize(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
                     config_hash=store.config_hash(to_dict(cfg)))
     inputs = generate_inputs(run_dir, task, cfg, filters, generator, chat=chat, events=events,
                              cancel=cancel, on_item=on_item, stream=stream)
-    inputs = [r for r in inputs if r["round"] < cfg.rounds
-              and r["prompt_id"] < cfg.prompts_per_round]
     table = build_table(inputs, {}, task)
     first = apply(table, filters, task, stage="input")
     keep = first[first["kept"]]

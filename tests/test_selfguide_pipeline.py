@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace as dataclass_replace
 
 import pandas as pd
 import pytest
@@ -64,6 +65,40 @@ class Crashing(FakeGenerator):
 def _run(run_dir, gen, cfg=SMALL, filters=None, **kw):
     P.prepare_run(run_dir, TASK, cfg, filters or FilterConfig())
     return P.synthesize(run_dir, TASK, cfg, gen, stream=None, **kw)
+
+
+def test_min_inputs_adds_rounds_while_too_few_inputs_pass(tmp_path):
+    """A model that keeps writing the same few inputs gets more rounds, up to max_rounds;
+    one that writes enough distinct inputs gets none; a rerun resumes the same rounds."""
+    def repetitive(prompt: str, sampling, i: int) -> str:
+        if prompt.endswith("Input:"):  # stage 1: one of two inputs, whatever is asked
+            r = random.Random(f"{prompt}|{sampling.seed}|{i}")
+            return r.choice(["Input: The dull plot was weak and slow.",
+                             "Input: The fun cast was lovely and bright."])
+        return script(prompt, sampling, i)
+
+    cfg = SynthesisConfig(rounds=2, prompts_per_round=4, n_samples=2, min_inputs=10,
+                          max_rounds=5)
+    run_dir = tmp_path / "rep"
+    events = EventLog(tmp_path / "rep-events.jsonl")
+    _run(run_dir, FakeGenerator(script=repetitive), cfg, events=events)
+    rounds = {r["round"] for r in store.read_jsonl(run_dir / "inputs.jsonl")}
+    assert rounds == {0, 1, 2, 3, 4}  # 2 planned + 3 added, stopped by max_rounds
+    logs = [e["message"] for e in read_events(tmp_path / "rep-events.jsonl")
+            if e.get("type") == "log" and "min_inputs" in e.get("message", "")]
+    assert len(logs) == 3 and "fewer than min_inputs=10" in logs[0]
+    again = FakeGenerator(script=repetitive)
+    _run(run_dir, again, cfg)
+    assert not [c for c in again.calls if c.prompts[0].endswith("Input:")]  # nothing redone
+
+    run_dir = tmp_path / "varied"
+    gen = FakeGenerator(script=script)
+    _run(run_dir, gen, dataclass_replace(cfg, min_inputs=4))
+    assert {r["round"] for r in store.read_jsonl(run_dir / "inputs.jsonl")} == {0, 1}
+    assert SynthesisConfig(rounds=6, min_inputs=60).round_limit == 12
+    assert SynthesisConfig(rounds=6).round_limit == 6
+    with pytest.raises(ConfigError, match="max_rounds"):
+        SynthesisConfig(rounds=6, min_inputs=10, max_rounds=3)
 
 
 def test_full_run_with_fake(tmp_path):

@@ -32,6 +32,12 @@ class SynthesisConfig:
     rounds: int = field(40, help="Stage 1 rounds of input generation (paper: 40).")
     prompts_per_round: int = field(10, help="Input-generation prompts per round (paper: 10); "
                                             "a round is the unit of resumption.")
+    min_inputs: int = field(0, help="Keep adding rounds past 'rounds' while fewer than this "
+                                    "many generated inputs pass the input filters (noise, "
+                                    "length, duplicates, near-duplicates), up to max_rounds; "
+                                    "for models that keep writing the same inputs (0 = off).")
+    max_rounds: int = field(0, help="Most rounds when min_inputs asks for more (0 = 2 x "
+                                    "rounds).")
     min_generated_examples: int = field(1, help="Fewest earlier generated inputs shown in a "
                                                 "prompt as lower-quality examples.")
     max_generated_examples: int = field(10, help="Most earlier generated inputs shown in a "
@@ -61,6 +67,9 @@ class SynthesisConfig:
     def __post_init__(self) -> None:
         check(self.rounds >= 1, "rounds", "must be >= 1.")
         check(1 <= self.prompts_per_round <= 1000, "prompts_per_round", "must be in 1..1000.")
+        check(self.min_inputs >= 0, "min_inputs", "must be >= 0 (0 = off).")
+        check(self.max_rounds == 0 or self.max_rounds >= self.rounds, "max_rounds",
+              "must be 0 (= 2 x rounds) or >= rounds.")
         check(0 <= self.min_generated_examples <= self.max_generated_examples <= 50,
               "min_generated_examples", "need 0 <= min <= max_generated_examples <= 50.")
         check(0.0 <= self.input_temperature <= 5.0, "input_temperature", "must be in 0..5.")
@@ -75,7 +84,15 @@ class SynthesisConfig:
 
     @property
     def total_prompts(self) -> int:
+        """Input-generation prompts of the planned rounds (min_inputs may add rounds)."""
         return self.rounds * self.prompts_per_round
+
+    @property
+    def round_limit(self) -> int:
+        """The most rounds stage 1 may run."""
+        if not self.min_inputs:
+            return self.rounds
+        return self.max_rounds or 2 * self.rounds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +160,8 @@ PRESETS: dict[str, dict[str, dict]] = {
     "paper": {"synthesis": {}, "filters": {}},
     "quick": {
         "synthesis": {"rounds": 6, "prompts_per_round": 18, "n_samples": 5,
-                      "max_generated_examples": 3, "annotate_batch": 18},
+                      "max_generated_examples": 3, "annotate_batch": 18,
+                      "min_inputs": 60, "max_rounds": 12},
         "filters": {"label_strategy": "target"},
     },
 }
