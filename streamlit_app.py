@@ -11,8 +11,8 @@ from __future__ import annotations
 import streamlit as st
 
 from selfguide import store
+from studio import resources, state
 from studio import runs as sruns
-from studio import state
 
 st.set_page_config(page_title="selfguide studio", page_icon=":material/school:",
                    layout="wide")
@@ -54,7 +54,7 @@ def sidebar() -> None:
             if active:
                 st.caption(":material/pending: running: " + ", ".join(active))
         st.subheader("Model")
-        loaded = state.loaded_model()
+        loaded = state.loaded_model() or resources.cached_model_summary()
         if loaded:
             info = loaded["info"]
             st.caption(f"{info.get('ref', loaded['config'].get('model'))} · "

@@ -73,9 +73,22 @@ def _info_dict(info: Any) -> dict:
     return dict(info or {})
 
 
+# What sits in _cached_model's single slot, for sessions that did not load it themselves
+# (a browser refresh starts a new session; the model stays loaded in this process).
+_IN_CACHE: dict[str, dict] = {}
+
+
 @st.cache_resource(max_entries=1, show_spinner="Loading the model (first time only)…")
 def _cached_model(key: str) -> CachedModel:
-    return build_model(from_dict(ModelConfig, json.loads(key)))
+    model = build_model(from_dict(ModelConfig, json.loads(key)))
+    _IN_CACHE.clear()
+    _IN_CACHE["model"] = {"config": dict(model.config), "info": dict(model.info)}
+    return model
+
+
+def cached_model_summary() -> dict | None:
+    """``{"config", "info"}`` of the model this studio process holds loaded, if any."""
+    return _IN_CACHE.get("model")
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the finetuned model…")
@@ -111,3 +124,4 @@ def clear() -> None:
     """Forget every cached model (tests; the Model page's 'unload')."""
     _cached_model.clear()
     _cached_tuned.clear()
+    _IN_CACHE.clear()

@@ -173,6 +173,9 @@ def app(workspace):
 
     from studio import state
 
+    from studio import resources
+
+    resources.clear()
     st.cache_resource.clear()
     st.cache_data.clear()
 
@@ -185,5 +188,6 @@ def app(workspace):
         return at
 
     yield make
+    resources.clear()
     st.cache_resource.clear()
     st.cache_data.clear()
