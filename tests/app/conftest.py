@@ -171,9 +171,7 @@ def app(workspace):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from studio import state
-
-    from studio import resources
+    from studio import resources, state
 
     resources.clear()
     st.cache_resource.clear()
