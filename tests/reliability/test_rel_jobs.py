@@ -255,6 +255,10 @@ def test_kill9_marks_interrupted_and_allows_restart(run_dir):
 def test_stale_heartbeat_marks_interrupted_but_blocks_a_second_start(run_dir):
     st = launch(run_dir, "sleep")
     wait_for(lambda: state(run_dir) == "running", timeout=20)
+    # "running" is written inside the start lock: let the worker leave that block first
+    # (on a loaded machine a stop right after the write would freeze it holding the lock)
+    with jobs._lock(jobs.job_dir(run_dir, "synthesize"), timeout=20):
+        pass
     os.kill(st.pid, signal.SIGSTOP)  # hung: alive, but no heartbeat
     try:
         got = wait_for(lambda: (s := jobs.status(run_dir, "synthesize")).state == "interrupted"
