@@ -52,7 +52,9 @@ with st.expander("Settings", expanded=not running):
         cfg = widgets.build_config(syncfg.SynthesisConfig, values)
         cfg_argv = sjobs.config_argv(cfg, every=True) if cfg is not None else None
         if cfg is not None:
-            st.caption(f"{cfg.total_prompts} input-generation prompts, then "
+            extra = (f" (up to {cfg.round_limit * cfg.prompts_per_round} while fewer than "
+                     f"{cfg.min_inputs} inputs pass the filters)" if cfg.min_inputs else "")
+            st.caption(f"{cfg.total_prompts} input-generation prompts{extra}, then "
                        f"{cfg.n_samples} sampled answers per kept input.")
     else:
         from selfguide.configs import selfinstruct as sicfg
