@@ -515,17 +515,15 @@ def prepare_model(model: Any, cfg: TrainConfig) -> Any:
     return get_peft_model(model, build_lora_config(cfg))
 
 
-def set_training_attention(model: Any, cfg: TrainConfig, device: str) -> str | None:
+def set_training_attention(model: Any, cfg: TrainConfig, device: str) -> None:
     """Pick the attention kernel for training (eager on a CPU unless told otherwise)."""
     want = cfg.attention if cfg.attention != "auto" else ("eager" if device == "cpu" else None)
-    if want and hasattr(model, "set_attn_implementation"):
-        try:
-            model.set_attn_implementation(want)
-        except (ValueError, ImportError) as e:  # a model that cannot: keep its default
-            log.info("attention %s not available (%s); keeping the default", want, e)
-            return None
-        return want
-    return None
+    if not want or not hasattr(model, "set_attn_implementation"):
+        return
+    try:
+        model.set_attn_implementation(want)
+    except (ValueError, ImportError) as e:  # a model that cannot: keep its default
+        log.info("attention %s not available (%s); keeping the default", want, e)
 
 
 def save_adapter(model: Any, tokenizer: Any, adapter_dir: Path, manifest: dict, *,

@@ -45,6 +45,13 @@ def make_run(ws: Path, model_dir: Path, name: str = "r", n: int = 24, *,
     return run
 
 
+def checkpointing_cfg(max_steps: int) -> TrainConfig:
+    """Tiny-model LoRA that writes a checkpoint every 2 steps and keeps them all."""
+    return TrainConfig(grad_accum=1, method="lora", precision="fp32", max_steps=max_steps,
+                       batch_size=4, learning_rate=5e-3, val_fraction=0.0,
+                       save_strategy="steps", save_steps=2, save_total_limit=5)
+
+
 def tensors(path: Path) -> dict:
     from safetensors.torch import load_file
 
@@ -146,9 +153,7 @@ def test_train_lora_tiny(workspace, tiny_model_dir):
 
 @pytest.mark.slow
 def test_resume_after_kill_uses_last_complete_checkpoint(workspace, tiny_model_dir):
-    cfg = TrainConfig(grad_accum=1, method="lora", precision="fp32", max_steps=6, batch_size=4,
-                      learning_rate=5e-3, val_fraction=0.0, save_strategy="steps",
-                      save_steps=2, save_total_limit=5)
+    cfg = checkpointing_cfg(max_steps=6)
     ref = make_run(workspace, tiny_model_dir, "ref")
     training.train(ref, cfg)
     expected = tensors(ref / "train" / "adapter" / "adapter_model.safetensors")
@@ -174,9 +179,7 @@ def test_resume_after_kill_uses_last_complete_checkpoint(workspace, tiny_model_d
 def test_new_dataset_does_not_resume_old_checkpoints(workspace, tiny_model_dir):
     """After a re-filter or a new synthesis, training must start over, not resume (and so
     silently return) the model trained on the old data."""
-    cfg = TrainConfig(grad_accum=1, method="lora", precision="fp32", max_steps=4, batch_size=4,
-                      learning_rate=5e-3, val_fraction=0.0, save_strategy="steps",
-                      save_steps=2, save_total_limit=5)
+    cfg = checkpointing_cfg(max_steps=4)
     run = make_run(workspace, tiny_model_dir, "refiltered")
     training.train(run, cfg)
     old = tensors(run / "train" / "adapter" / "adapter_model.safetensors")
