@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from selfguide import store
 from selfguide.configs.synthesis import FilterConfig
 from selfguide.errors import DatasetError
-from selfguide.filters import ORDER, calibrated_labels, funnel
+from selfguide.filters import ORDER, calibrated_labels, funnel, rank_labels
 from selfguide.prompts import task_prompt
 from selfguide.task import TaskSpec
 
@@ -73,10 +73,10 @@ def strategy_table(df: pd.DataFrame, task: TaskSpec) -> dict[str, dict]:
                                                             "annotated")))]]
     labels = list(task.labels)
     target = inp["target_label"].fillna("").astype(str).tolist()
-    cal, _ = calibrated_labels(inp["label_scores"].tolist() if "label_scores" in inp else
-                               [None] * len(inp), labels)
-    by = {"vote": inp["label_vote"].fillna("").astype(str).tolist(), "calibrated": cal,
-          "target": target}
+    scores = inp["label_scores"].tolist() if "label_scores" in inp else [None] * len(inp)
+    cal, _ = calibrated_labels(scores, labels)
+    by = {"vote": inp["label_vote"].fillna("").astype(str).tolist(),
+          "rank": rank_labels(scores, labels), "calibrated": cal, "target": target}
     out = {}
     for name, labs in by.items():
         valid = [(lab, t) for lab, t in zip(labs, target) if lab in labels]
@@ -111,8 +111,8 @@ def diagnostics(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig,
                     round(statistics.fmean(shares), 4))
         return diags
     chance = 1.0 / len(task.labels)
-    if cfg.label_strategy == "target":
-        chosen = "target"
+    if cfg.label_strategy in ("target", "rank", "vote"):
+        chosen = cfg.label_strategy
     elif cfg.label_strategy == "calibrated" or (cfg.label_strategy == "agree"
                                                 and cfg.agree_source == "calibrated"):
         chosen = "calibrated"
@@ -155,9 +155,22 @@ def diagnostics(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig,
     return diags
 
 
+def labelling_diagnostics(choice: dict | None) -> list[dict]:
+    """A warning when no way of self-labelling beat chance on the demos."""
+    if not choice or choice.get("beats_chance") is not False:
+        return []
+    return [{"code": "labels_at_chance", "level": "warning",
+             "message": "The model's own labels do not beat chance on the demos "
+                        "(leave-one-out): " + str(choice.get("reason") or "") +
+                        " Expect the tuned model to learn the answer format, not the task; "
+                        "a bigger model would help.", "value": False}]
+
+
 def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
-                 n_train: int | None = None, n_val: int = 0) -> dict:
-    """funnel, per-label counts, per-strategy labels/agreement, vote shares, diagnostics."""
+                 n_train: int | None = None, n_val: int = 0,
+                 labelling: dict | None = None) -> dict:
+    """funnel, per-label counts, per-strategy labels/agreement, vote shares, diagnostics,
+    and how the labels were made (``labelling``: protocol, strategy, why)."""
     kept = df[df["kept"]] if len(df) else df
     strategies = strategy_table(df, task)
     by_label = {}
@@ -168,10 +181,11 @@ def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
                              "kept": int((kept["label"] == lab).sum()) if len(kept) else 0}
     shares = df.loc[df["f_annotated"], "vote_share"].dropna().tolist() \
         if len(df) and "vote_share" in df.columns else []
-    diags = diagnostics(df, task, cfg, strategies)
+    diags = labelling_diagnostics(labelling) + diagnostics(df, task, cfg, strategies)
     return {
         "task": task.name, "task_type": task.task_type,
         "label_strategy": cfg.label_strategy if task.is_classification else None,
+        "labelling": labelling,
         "candidates": len(df), "kept": len(kept),
         "train": int(n_train if n_train is not None else len(kept)), "val": int(n_val),
         "funnel": funnel(df) if len(df) else [],
@@ -191,11 +205,12 @@ def _jsonl(records: list[dict]) -> str:
 
 
 def write_dataset(run_dir: str | Path, df: pd.DataFrame, task: TaskSpec,
-                  cfg: FilterConfig) -> dict:
+                  cfg: FilterConfig, *, labelling: dict | None = None) -> dict:
     """Write dataset/train.jsonl, dataset/val.jsonl and dataset/report.json; return the report."""
     d = Path(run_dir) / "dataset"
     train, val = build_records(df, task, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    report = build_report(df, task, cfg, n_train=len(train), n_val=len(val))
+    report = build_report(df, task, cfg, n_train=len(train), n_val=len(val),
+                          labelling=labelling)
     store.atomic_write_text(d / "train.jsonl", _jsonl(train))
     store.atomic_write_text(d / "val.jsonl", _jsonl(val))
     store.atomic_write_json(d / "report.json", report)
@@ -250,6 +265,11 @@ def export(run_dir: str | Path, fmt: str, dest: str | Path | None = None) -> Pat
 def format_report(report: dict) -> str:
     """A plain-text funnel (generated -> after each filter -> dataset), labels, diagnostics."""
     lines = [f"Funnel ({report.get('task', '')}):"]
+    lab = report.get("labelling") or {}
+    if lab.get("reason") or lab.get("protocol_reason"):
+        lines.insert(0, f"Labelling: {lab.get('protocol') or '-'} protocol"
+                        + (f", {lab['strategy']} labels" if lab.get("strategy") else "")
+                        + f". {lab.get('reason') or lab.get('protocol_reason')}")
     for step in report.get("funnel", []):
         if step["step"] == "generated" or step["dropped"]:
             drop = f"  (-{step['dropped']})" if step["dropped"] else ""

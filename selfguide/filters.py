@@ -191,6 +191,13 @@ def calibrated_labels(scores: Sequence[Sequence[float] | None], labels: Sequence
     return out_l, out_m
 
 
+def rank_labels(scores: Sequence[Sequence[float] | None], labels: Sequence[str]) -> list[str]:
+    """Per row: the label with the highest log-probability ("" where a row has no scores)."""
+    k = len(labels)
+    return [labels[max(range(k), key=lambda j: float(s[j]))] if _has_scores(s, k) else ""
+            for s in scores]
+
+
 def _has_scores(s: Any, k: int) -> bool:
     try:
         return s is not None and len(s) == k and k > 0
@@ -258,8 +265,13 @@ def assign_labels(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec
     vote_l = [str(x) for x in _col(df, "label_vote", "")]
     target = [str(x) for x in _col(df, "target_label", "")]
     cal_l, cal_m = calibrated_labels(_col(df, "label_scores", None), labels)
-    strat = cfg.label_strategy
-    if strat == "vote":
+    # "auto" is resolved from the run's labelling evidence by
+    # selfguide.labelling.resolve_filters before this; without evidence it is the vote.
+    strat = "vote" if cfg.label_strategy == "auto" else cfg.label_strategy
+    if strat == "rank":
+        lab = rank_labels(_col(df, "label_scores", None), labels)
+        ok = [x in labels for x in lab]
+    elif strat == "vote":
         lab = vote_l
         ok = [x in labels for x in lab]
     elif strat == "target":
@@ -337,7 +349,7 @@ def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
     if is_cls:
         m["output_length"] = [True] * n
         m["copy"] = [True] * n
-        uses_vote = cfg.label_strategy == "vote" or (cfg.label_strategy == "agree"
+        uses_vote = cfg.label_strategy in ("vote", "auto") or (cfg.label_strategy == "agree"
                                                      and cfg.agree_source == "vote")
         if not uses_vote:
             m["output_noise"] = [True] * n

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from selfguide import __version__, store
+from selfguide import __version__, labelling, store
 from selfguide.config import ModelConfig, SamplingConfig, to_dict
 from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
 from selfguide.consistency import vote_samples
@@ -59,7 +59,8 @@ if TYPE_CHECKING:  # pragma: no cover
 INPUTS = "inputs.jsonl"
 ANNOTATIONS = "annotations.jsonl"
 CANDIDATES = "candidates.parquet"
-STOPS = ("\nInput:", "\nAnswer:", "\nOutput:", "\n\n")
+LABELLING = "labelling.json"
+STOPS = labelling.STOPS
 ItemCallback = Callable[[dict], None]
 
 
@@ -111,14 +112,14 @@ def prepare_run(run_dir: str | Path, task: TaskSpec, synth: SynthesisConfig,
     if old_cfg is not None and not overwrite:
         same = (store.config_hash(_generation_key(old_cfg)) ==
                 store.config_hash(_generation_key(cfg)) and old_task == new_task)
-        if not same and ((run_dir / INPUTS).exists() or (run_dir / ANNOTATIONS).exists()):
+        if not same and any((run_dir / f).exists() for f in (INPUTS, ANNOTATIONS, LABELLING)):
             raise ConfigError(
                 f"Run {run_dir.name!r} already holds data generated with a different task, "
                 f"model or synthesis settings.",
                 hint="Use a new --run name, rerun with the original settings to resume, or "
                      "pass --overwrite to discard the generated data.")
     if overwrite:
-        for name in (INPUTS, ANNOTATIONS, CANDIDATES, "overrides.json"):
+        for name in (INPUTS, ANNOTATIONS, CANDIDATES, LABELLING, "overrides.json"):
             (run_dir / name).unlink(missing_ok=True)
         for name in ("train.jsonl", "val.jsonl", "report.json"):
             (run_dir / "dataset" / name).unlink(missing_ok=True)
@@ -138,8 +139,17 @@ def load_run(run_dir: str | Path) -> tuple[TaskSpec, SynthesisConfig, FilterConf
     if cfg is None or tdict is None:
         raise CorruptFile(f"{run_dir} has no config.json/task.json; it is not a SELF-GUIDE run.",
                           hint="Create it with 'selfguide synthesize TASK --run NAME'.")
-    return (TaskSpec.from_dict(tdict), from_dict(SynthesisConfig, cfg.get("synthesis")),
+    return (TaskSpec.from_dict(tdict), from_dict(SynthesisConfig,
+                                                 legacy_synthesis(cfg.get("synthesis"))),
             from_dict(FilterConfig, cfg.get("filters")), cfg)
+
+
+def legacy_synthesis(data: dict | None) -> dict:
+    """Synthesis settings of runs made before ``label_protocol`` (``output_chat``)."""
+    data = dict(data or {})
+    if "output_chat" in data:
+        data.setdefault("label_protocol", "chat" if data.pop("output_chat") else "plain")
+    return data
 
 
 def read_overrides(run_dir: str | Path) -> dict[str, bool]:
@@ -285,43 +295,94 @@ def annotate(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig, ids_inpu
              list[tuple[str, str]], generator: Generator, *, chat: bool = True,
              events: EventLog | None = None, cancel: Callable[[], bool] | None = None,
              stream: Any = ...) -> dict[str, dict]:
-    """Stage 2: sample answers (and label scores) for every (id, input) not yet annotated."""
+    """Stage 2: sample answers (and label scores) for every (id, input) not yet annotated.
+
+    First the labelling protocol is settled (:func:`label_protocol`: from the demos and a
+    probe of the inputs, stored in ``labelling.json``); every input is then labelled in it.
+    """
     path = Path(run_dir) / ANNOTATIONS
-    done = {r["id"]: r for r in _unique(store.read_jsonl(path))}
-    todo = [(i, x) for i, x in ids_inputs if i not in done]
     events = events or EventLog(None)
+
+    def pending() -> list[tuple[str, str]]:
+        done = {r["id"] for r in store.read_jsonl(path)}
+        return [(i, x) for i, x in ids_inputs if i not in done]
+
     progress = Progress("annotate", len(ids_inputs), events=events, unit="inputs",
-                        done=len(ids_inputs) - len(todo), stream=_stream(stream))
+                        done=len(ids_inputs) - len(pending()), stream=_stream(stream))
     events.emit("stage", stage="annotate", state="start", total=len(ids_inputs),
                 done=progress.done)
-    greedy = cfg.output_temperature == 0.0
-    sampling = SamplingConfig(
-        temperature=cfg.output_temperature,
-        stop=STOPS + ("\n",) if task.is_classification else STOPS,
-        max_new_tokens=_budget(generator, [d.output for d in task.demos],
-                               cfg.output_max_new_tokens, floor=8, cap=512))
-    n = 1 if greedy else cfg.n_samples
-    chat = chat and cfg.output_chat
-    score = task.is_classification and cfg.score_labels
+    try:
+        protocol = label_protocol(run_dir, task, cfg, ids_inputs, generator, chat=chat,
+                                  events=events, cancel=cancel)["protocol"]
+    except BaseException:
+        progress.close()
+        raise
+    todo = pending()
+    progress.update(len(ids_inputs) - len(todo) - progress.done)  # the reused probe
+    done = {r["id"]: r for r in _unique(store.read_jsonl(path))}
+    sampling = labelling.sampling_for(task, generator, temperature=cfg.output_temperature,
+                                      max_new_tokens=cfg.output_max_new_tokens)
     try:
         for start in range(0, len(todo), cfg.annotate_batch):
             batch = todo[start:start + cfg.annotate_batch]
-            prompts = [task_prompt(task, x) for _, x in batch]
             s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "annotate", batch[0][0]))
-            outs = generator.generate(prompts, s, n, chat=chat, cancel=cancel,
+            recs = labelling.annotate(task, [x for _, x in batch], generator, protocol, s,
+                                      cfg.n_samples, score=cfg.score_labels, cancel=cancel,
                                       progress=_Tokens(progress))
-            # Plain continuation after "Output:" is " label"; a chat answer starts bare.
-            options = [lab if chat else " " + lab for lab in task.labels]
-            scores = generator.score_options(prompts, options, chat=chat) \
-                if score else [None] * len(batch)
-            recs = [{"id": i, "samples": list(o), "label_scores": sc}
-                    for (i, _), o, sc in zip(batch, outs, scores)]
+            recs = [{"id": i, **r} for (i, _), r in zip(batch, recs)]
             store.append_jsonl(path, recs)  # the batch is the unit of resumption
             done.update({r["id"]: r for r in recs})
     finally:
         progress.close()
     events.emit("stage", stage="annotate", state="done", total=len(ids_inputs))
     return done
+
+
+def label_protocol(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
+                   ids_inputs: list[tuple[str, str]], generator: Generator, *,
+                   chat: bool = True, events: EventLog | None = None,
+                   cancel: Callable[[], bool] | None = None) -> dict:
+    """The protocol stage 2 labels in, with its evidence (``labelling.json``; computed once).
+
+    Leave-one-out on the demos in every candidate protocol, plus (classification) a probe of
+    the first ``probe_inputs`` inputs labelled in each; the chosen protocol's probe records
+    become the first annotations. A model without chat use labels as plain text.
+    """
+    run_dir = Path(run_dir)
+    stored = store.read_json(run_dir / LABELLING)
+    if stored and stored.get("protocol"):
+        return stored
+    events = events or EventLog(None)
+    wanted = cfg.label_protocol
+    protocols = ("plain",) if not chat else (
+        labelling.PROTOCOLS if wanted == "auto" else (wanted,))
+    probe = ids_inputs[:cfg.probe_inputs] if task.is_classification else []
+    events.emit("log", message=f"labelling evidence: {len(task.demos)} demos left out one "
+                               f"at a time, {len(probe)} probe inputs, protocols "
+                               f"{', '.join(protocols)}")
+    sampling = labelling.sampling_for(task, generator, temperature=cfg.output_temperature,
+                                      max_new_tokens=cfg.output_max_new_tokens,
+                                      seed=_seed(cfg.seed, "probe"))
+    evidence, probe_recs = labelling.gather_evidence(
+        task, generator, [x for _, x in probe], protocols, sampling, cfg.n_samples,
+        cancel=cancel)
+    pick = labelling.choose_protocol(evidence)
+    if wanted != "auto" or not chat:
+        pick.update(protocol=protocols[0], chosen_by="user" if chat else "model")
+    else:
+        pick["chosen_by"] = "auto"
+    recs = probe_recs.get(pick["protocol"]) or []
+    if recs:
+        store.append_jsonl(run_dir / ANNOTATIONS,
+                           [{"id": i, **r} for (i, _), r in zip(probe, recs)])
+    out = {**pick, "requested": wanted, "evidence": evidence}
+    store.atomic_write_json(run_dir / LABELLING, out)
+    events.emit("log", message=pick["reason"])
+    if not pick.get("beats_chance", True):
+        events.emit("warning", message="No way of self-labelling beat chance on the demos: "
+                                       "the labels will carry the answer format, not the "
+                                       "task. A bigger model would help.")
+    return out
 
 
 # --------------------------------------------------------------------------- join + filter
@@ -391,9 +452,11 @@ def finish(run_dir: str | Path, df: pd.DataFrame, task: TaskSpec, filters: Filte
     """Apply the filters, write candidates.parquet and the dataset; return (table, report)."""
     from selfguide.dataset import write_dataset
 
-    df = apply(df, filters, task, overrides=read_overrides(run_dir))
+    eff, choice = labelling.resolve_filters(df, task, filters,
+                                            store.read_json(Path(run_dir) / LABELLING))
+    df = apply(df, eff, task, overrides=read_overrides(run_dir))
     write_candidates(run_dir, df)
-    report = write_dataset(run_dir, df, task, filters)
+    report = write_dataset(run_dir, df, task, eff, labelling=choice)
     return df, report
 
 

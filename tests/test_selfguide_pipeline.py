@@ -45,7 +45,10 @@ def script(prompt: str, sampling, i: int) -> str:
     return [f"{lab.capitalize()}.", lab, f"The answer is {lab}", "unsure"][i % 4]
 
 
-SMALL = SynthesisConfig(rounds=4, prompts_per_round=6, n_samples=4, annotate_batch=5)
+# 4 stage-1 calls, then the labelling evidence (per protocol: leave-one-out on the demos,
+# a probe of 5 inputs; calls 5-8), then stage-2 batches of 5 (calls 9-)
+SMALL = SynthesisConfig(rounds=4, prompts_per_round=6, n_samples=4, annotate_batch=5,
+                        probe_inputs=5)
 
 
 class Crashing(FakeGenerator):
@@ -152,7 +155,8 @@ def test_full_run_with_fake(tmp_path):
     assert store.read_manifest(run_dir)["stages"]["synthesize"]["status"] == "done"
 
 
-@pytest.mark.parametrize("crash_at", [2, 4, 6, 7])  # stage 1 (2, 4) and stage 2 (6, 7)
+# stage 1 (2, 4), labelling evidence (6), stage-2 batches (10, 11)
+@pytest.mark.parametrize("crash_at", [2, 4, 6, 10, 11])
 def test_resume_after_crash_no_dup_no_loss(tmp_path, crash_at):
     ref_dir = tmp_path / "ref"
     _run(ref_dir, FakeGenerator(script=script))
@@ -178,10 +182,10 @@ def test_resume_after_crash_no_dup_no_loss(tmp_path, crash_at):
     stage1 = [c for c in gen.calls if c.method == "generate"
               and c.prompts[0].endswith("Input:")]
     assert len(stage1) == max(0, 4 - (crash_at - 1))
-    if crash_at > 5:  # stage 2 batches finished before the crash are not annotated again
-        n_ann = len(store.read_jsonl(ref_dir / "annotations.jsonl"))
+    if crash_at > 8:  # the evidence and the stage-2 batches finished before the crash
+        n_ann = len(store.read_jsonl(ref_dir / "annotations.jsonl"))  # are not redone
         stage2 = [c for c in gen.calls if c.method == "generate" and c not in stage1]
-        assert sum(len(c.prompts) for c in stage2) == n_ann - 5 * (crash_at - 5)
+        assert sum(len(c.prompts) for c in stage2) == n_ann - 5 - 5 * (crash_at - 9)
 
 
 def test_rerun_of_finished_run_generates_nothing(tmp_path):
@@ -321,7 +325,7 @@ def test_small_real_run_embedded(tmp_path):
     rep = P.synthesize(tmp_path / "real", TASK, cfg, gen, stream=None)
     df = P.load_candidates(tmp_path / "real")
     assert len(df) == 4 and df["raw"].str.len().sum() > 0
-    assert rep["candidates"] == 4 and set(rep["strategies"]) == {"vote", "calibrated", "target"}
+    assert rep["candidates"] == 4 and set(rep["strategies"]) == {"vote", "rank", "calibrated", "target"}
     ann = df[df["f_annotated"]]
     assert all(len(s) == 2 for s in ann["samples"])
     assert all(s is not None and len(s) == 2 for s in ann["label_scores"])

@@ -15,7 +15,8 @@ import dataclasses
 from selfguide.config import check, check_choices, field, from_dict, to_dict
 from selfguide.errors import ConfigError
 
-LABEL_STRATEGIES = ("vote", "calibrated", "target", "agree")
+LABEL_STRATEGIES = ("auto", "vote", "rank", "calibrated", "target", "agree")
+LABEL_PROTOCOLS = ("auto", "chat", "plain")
 
 DEFAULT_NOISE_TERMS = (
     "[input]", "[output]", "input:", "output:", "new input", "example input",
@@ -58,8 +59,15 @@ class SynthesisConfig:
     input_chat: bool = field(False, help="Wrap input-generation prompts in the model's chat "
                                          "template. Off = a plain few-shot list to continue, "
                                          "which small models follow far better.")
-    output_chat: bool = field(False, help="Wrap annotation prompts in the chat template. Off "
-                                          "= plain continuation after 'Output:'.")
+    label_protocol: str = field("auto", choices=LABEL_PROTOCOLS,
+                                help="How the model labels its inputs: chat (the task prompt "
+                                     "in the model's chat template, as evaluation and the "
+                                     "tuned model answer), plain (the same text continued "
+                                     "after 'Output:'), or auto (whichever labels more "
+                                     "held-out demos right, leave-one-out; chat on ties).")
+    probe_inputs: int = field(24, help="Generated inputs labelled in every protocol to judge "
+                                       "how degenerate each way of labelling is (auto choices; "
+                                       "they are reused as annotations).")
     score_labels: bool = field(True, help="Classification: also score every label's "
                                           "log-probability per input (needed by the "
                                           "'calibrated' strategy and the diagnostics).")
@@ -81,6 +89,8 @@ class SynthesisConfig:
         check(0 <= self.output_max_new_tokens <= 4096, "output_max_new_tokens",
               "must be in 0..4096 (0 = auto).")
         check(1 <= self.annotate_batch <= 4096, "annotate_batch", "must be in 1..4096.")
+        check(0 <= self.probe_inputs <= 1000, "probe_inputs", "must be in 0..1000.")
+        check_choices(self)
 
     @property
     def total_prompts(self) -> int:
@@ -110,11 +120,15 @@ class FilterConfig:
                                                       "or an earlier input is >= this.")
     min_frequency: float = field(0.2, help="Self-consistency: keep an answer only if its share "
                                            "of the n samples is >= this (paper: 0.2).")
-    label_strategy: str = field("vote", choices=LABEL_STRATEGIES,
-                                help="Classification labels: vote (paper: majority of samples), "
-                                     "calibrated (label log-prob minus its mean over the "
-                                     "candidates), target (the label the input was asked "
-                                     "for), agree (only rows where vote/calibrated == target).")
+    label_strategy: str = field("auto", choices=LABEL_STRATEGIES,
+                                help="Classification labels: auto (the self-label strategy "
+                                     "that labels most demos right leave-one-out without "
+                                     "collapsing onto one label; target when none beats "
+                                     "chance), vote (paper: majority of samples), rank (the "
+                                     "likeliest label), calibrated (label log-prob minus its "
+                                     "mean over the candidates), target (the label the input "
+                                     "was asked for), agree (only rows where vote/calibrated "
+                                     "== target).")
     agree_source: str = field("vote", choices=("vote", "calibrated"),
                               help="Which self-label 'agree' compares with the target label.")
     calibration_margin: float = field(0.0, help="'calibrated': keep a row only if its best "
@@ -153,16 +167,15 @@ class FilterConfig:
 
 # Presets: overrides of the defaults above. "paper" = Zhao et al. 2024 (40 rounds x 10
 # prompts, 10 samples, min_frequency 0.2, majority-vote labels). "quick" = sized for a
-# 2-core CPU with the embedded 135M model (see bench/README.md "Synthesis"); it labels
-# classification inputs with their target label because the 135M model's own votes were
-# measured degenerate (one label for ~90% of inputs, below-chance accuracy on real inputs).
+# 2-core CPU with the embedded 135M model (see bench/README.md "Synthesis"); protocol and
+# label strategy are chosen per run from the demos (label_protocol/label_strategy "auto").
 PRESETS: dict[str, dict[str, dict]] = {
-    "paper": {"synthesis": {}, "filters": {}},
+    "paper": {"synthesis": {}, "filters": {"label_strategy": "vote"}},
     "quick": {
         "synthesis": {"rounds": 6, "prompts_per_round": 18, "n_samples": 5,
                       "max_generated_examples": 3, "annotate_batch": 18,
                       "min_inputs": 60, "max_rounds": 12},
-        "filters": {"label_strategy": "target"},
+        "filters": {},
     },
 }
 
@@ -179,6 +192,7 @@ def preset(name: str, *, synthesis: dict | None = None, filters: dict | None = N
 
 __all__ = [
     "DEFAULT_NOISE_TERMS",
+    "LABEL_PROTOCOLS",
     "LABEL_STRATEGIES",
     "PRESETS",
     "FilterConfig",
