@@ -144,7 +144,8 @@ if cfg is None:
     st.stop()
 
 overrides = filtering.read_overrides(run_dir)
-df = filtering.apply(cands, cfg, task, overrides)
+eff, choice = filtering.resolve(run_dir, cands, cfg, task)  # label strategy auto resolved
+df = filtering.apply(cands, eff, task, overrides)
 n, kept = len(df), int(df["kept"].sum())
 
 with main:
@@ -153,7 +154,10 @@ with main:
     c[1].metric("Kept", kept, help="Rows that pass every filter (or that you kept by hand).")
     c[2].metric("Dropped", n - kept)
     c[3].metric("Manual overrides", len(overrides))
-    for level, msg in filtering.diagnostics(df, cfg, task):
+    if filtering.choice_message(choice):
+        (st.warning if choice.get("beats_chance") is False else st.info)(
+            filtering.choice_message(choice))
+    for level, msg in filtering.diagnostics(df, eff, task):
         {"error": st.error, "warning": st.warning}.get(level, st.info)(msg)
 
     tabs = st.tabs(["Funnel", "Labels", "Lengths", "Vote share", "Near-duplicates"])

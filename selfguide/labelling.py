@@ -91,6 +91,28 @@ def annotate(task: TaskSpec, inputs: Sequence[str], generator: Generator, protoc
              "protocol": protocol} for o, s in zip(outs, scores)]
 
 
+def label_batches(task: TaskSpec, items: Sequence[tuple[str, str]], generator: Generator,
+                  protocol: str, sampling: SamplingConfig, n: int, *, batch: int,
+                  seed: Callable[[str], int], score: bool = True,
+                  on_batch: Callable[[list[dict]], None] | None = None,
+                  cancel: Callable[[], bool] | None = None, progress: Any = None
+                  ) -> list[dict]:
+    """:func:`annotate` over ``(id, input)`` items in batches seeded by ``seed(first id)``;
+    each record gets its ``id``; ``on_batch`` sees every finished batch (stage 2 appends it
+    to ``annotations.jsonl``, the unit of resumption)."""
+    out: list[dict] = []
+    for start in range(0, len(items), batch):
+        part = items[start:start + batch]
+        s = dataclasses.replace(sampling, seed=seed(part[0][0]))
+        recs = annotate(task, [x for _, x in part], generator, protocol, s, n, score=score,
+                        cancel=cancel, progress=progress)
+        recs = [{"id": i, **r} for (i, _), r in zip(part, recs)]
+        if on_batch is not None:
+            on_batch(recs)
+        out.extend(recs)
+    return out
+
+
 def _means(scores: Sequence[Sequence[float] | None], k: int) -> list[float] | None:
     rows = [list(s) for s in scores if s is not None and len(s) == k]
     if not rows:
@@ -279,13 +301,13 @@ def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str
     best = max(cands, key=_rank_key)
     if not beats_chance(evidence, protocol, best["strategy"]):
         d = pe.get("demos", 0)
-        return {"strategy": "target", "beats_chance": False,
+        return {"strategy": "target", "beats_chance": False, "best_self": best["strategy"],
                 "reason": f"No way of self-labelling beat chance on the demos (best: "
                           f"{best['loo_correct']} of {d} right, chance "
                           f"{evidence['chance'] * d:g} of {d}), so each input keeps the "
                           f"label it was written for; training will teach the answer "
                           f"format, not the task. A bigger model would help."}
-    return {"strategy": best["strategy"], "beats_chance": True,
+    return {"strategy": best["strategy"], "beats_chance": True, "best_self": best["strategy"],
             "reason": explain(evidence, protocol, best["strategy"])}
 
 

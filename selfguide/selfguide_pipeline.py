@@ -322,16 +322,16 @@ def annotate(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig, ids_inpu
     done = {r["id"]: r for r in _unique(store.read_jsonl(path))}
     sampling = labelling.sampling_for(task, generator, temperature=cfg.output_temperature,
                                       max_new_tokens=cfg.output_max_new_tokens)
+
+    def save(recs: list[dict]) -> None:
+        store.append_jsonl(path, recs)  # the batch is the unit of resumption
+        done.update({r["id"]: r for r in recs})
+
     try:
-        for start in range(0, len(todo), cfg.annotate_batch):
-            batch = todo[start:start + cfg.annotate_batch]
-            s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "annotate", batch[0][0]))
-            recs = labelling.annotate(task, [x for _, x in batch], generator, protocol, s,
-                                      cfg.n_samples, score=cfg.score_labels, cancel=cancel,
-                                      progress=_Tokens(progress))
-            recs = [{"id": i, **r} for (i, _), r in zip(batch, recs)]
-            store.append_jsonl(path, recs)  # the batch is the unit of resumption
-            done.update({r["id"]: r for r in recs})
+        labelling.label_batches(task, todo, generator, protocol, sampling, cfg.n_samples,
+                                batch=cfg.annotate_batch, score=cfg.score_labels,
+                                seed=lambda first: _seed(cfg.seed, "annotate", first),
+                                on_batch=save, cancel=cancel, progress=_Tokens(progress))
     finally:
         progress.close()
     events.emit("stage", stage="annotate", state="done", total=len(ids_inputs))

@@ -114,6 +114,31 @@ def apply(cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
     return filters.apply(cands, cfg, task, overrides=overrides)
 
 
+def resolve(run_dir: Path, cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None
+            ) -> tuple[FilterConfig, dict]:
+    """``cfg`` with label strategy ``auto`` resolved from the run's labelling evidence, and
+    the choice in plain words (what ``selfguide filter`` does too)."""
+    from selfguide import labelling
+
+    if task is None:
+        return cfg, {}
+    return labelling.resolve_filters(cands, task, cfg,
+                                     store.read_json(run_dir / "labelling.json", default=None))
+
+
+def choice_message(choice: dict) -> str:
+    """One paragraph: how the labels were made and how to change it."""
+    if not choice or not (choice.get("reason") or choice.get("protocol_reason")):
+        return ""
+    text = choice.get("protocol_reason") or ""
+    if choice.get("strategy") and choice.get("reason") and choice["reason"] != text:
+        text = (text + " " if text and choice.get("strategy_chosen_by") == "user" else "") \
+            + choice["reason"]
+    how = (" To choose yourself, set **Label strategy** in the filters (auto = this "
+           "choice); the labelling protocol is a synthesis setting.")
+    return f"**Labels:** {text}" + (how if choice.get("strategy") else "")
+
+
 def reason_counts(df: pd.DataFrame) -> pd.DataFrame:
     """``reason, count, kind`` in filter order: how many rows each filter dropped."""
     rows = [{"reason": "kept", "count": int(df["kept"].sum()), "kind": "kept"}]

@@ -1,0 +1,191 @@
+"""Self-labelling: the protocol and strategy are chosen from the demos (leave-one-out) and a
+probe of the inputs, recorded in labelling.json and the dataset report, and the
+``selfguide label`` command labels rows the same way (fake backends; one real run)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from selfguide import cli, labelling, store
+from selfguide import selfguide_pipeline as P
+from selfguide.backends.fake import FakeGenerator
+from selfguide.commands.label import label_rows, read_inputs
+from selfguide.configs.synthesis import FilterConfig, SynthesisConfig, preset
+from selfguide.errors import DatasetError
+from selfguide.task import Demo, TaskSpec
+
+POS = ["great", "lovely", "superb", "fun", "charming"]
+NEG = ["dull", "awful", "boring", "weak", "slow"]
+TASK = TaskSpec(name="sent", instruction="Is the review positive or negative?",
+                demos=(Demo("great fun and a lovely cast", "positive"),
+                       Demo("dull and boring from start to end", "negative"),
+                       Demo("superb, charming little film", "positive"),
+                       Demo("weak script and slow pacing", "negative")),
+                task_type="classification", labels=("positive", "negative"),
+                metric="exact_match")
+
+
+def truth(prompt: str) -> str:
+    last = prompt.rsplit("Input:", 1)[1]
+    return "positive" if sum(w in last for w in POS) >= sum(w in last for w in NEG) \
+        else "negative"
+
+
+class ProtocolFake(FakeGenerator):
+    """Knows the task in one protocol only; in the other it answers ``stuck`` (or, with
+    ``stuck=None``, text that names no label)."""
+
+    def __init__(self, good: str, stuck: str | None = "negative", **kw):
+        super().__init__(**kw)
+        self.good, self.stuck = good, stuck
+
+    def _answer(self, prompt: str, chat: bool) -> str:
+        if prompt.endswith(("Answer: positive\nInput:", "Answer: negative\nInput:")):
+            target = prompt.rsplit("Answer: ", 1)[1].split("\n")[0]
+            r = random.Random(prompt)
+            return f" The {r.choice(POS if target == 'positive' else NEG)} " \
+                   f"{r.choice(['film', 'plot', 'cast', 'ending'])} {r.randint(0, 999)}."
+        if (chat and self.good == "chat") or (not chat and self.good == "plain"):
+            return truth(prompt)
+        return self.stuck if self.stuck is not None else "I think it depends on the reader"
+
+    def generate(self, prompts, sampling, n=1, *, chat=False, **kw):
+        self.script = lambda p, s, i: self._answer(p, chat)
+        return super().generate(prompts, sampling, n, chat=chat, **kw)
+
+    def score_options(self, prompts, options, *, chat=False):
+        self.calls.append(None)
+        return [[0.0 if o.strip() == self._answer(p, chat) else -3.0 for o in options]
+                for p in prompts]
+
+
+SMALL = SynthesisConfig(rounds=2, prompts_per_round=10, n_samples=3, annotate_batch=8,
+                        probe_inputs=6)
+
+
+def _synth(tmp_path, gen, synth=SMALL, filters=FilterConfig()):
+    run_dir = tmp_path / "run"
+    P.prepare_run(run_dir, TASK, synth, filters)
+    return run_dir, P.synthesize(run_dir, TASK, synth, gen, filters=filters, stream=None)
+
+
+@pytest.mark.parametrize("good", ["chat", "plain"])
+def test_stage2_labels_in_the_protocol_that_gets_the_demos_right(tmp_path, good):
+    run_dir, report = _synth(tmp_path, ProtocolFake(good))
+    stored = store.read_json(run_dir / P.LABELLING)
+    assert stored["protocol"] == good and stored["chosen_by"] == "auto"
+    ev = stored["evidence"]["protocols"]
+    assert ev[good]["strategies"]["vote"]["loo_correct"] == 4
+    other = "plain" if good == "chat" else "chat"
+    assert ev[other]["strategies"]["rank"]["probe_top_share"] == 1.0  # all "negative"
+    anns = store.read_jsonl(run_dir / P.ANNOTATIONS)
+    assert {a["protocol"] for a in anns} == {good}
+    lab = report["labelling"]
+    assert lab["protocol"] == good and lab["strategy"] == "rank" and lab["beats_chance"]
+    assert "4 of 4 demos right" in lab["reason"]
+    recs = store.read_jsonl(run_dir / "dataset" / "train.jsonl")
+    assert recs and all(r["label"] == truth("Input: " + r["input"]) for r in recs)
+
+
+def test_protocol_and_strategy_set_by_hand_are_kept(tmp_path):
+    synth = SynthesisConfig(**{**SMALL.__dict__, "label_protocol": "plain"})
+    run_dir, report = _synth(tmp_path, ProtocolFake("chat"), synth,
+                             FilterConfig(label_strategy="vote", balance=False))
+    assert store.read_json(run_dir / P.LABELLING)["protocol"] == "plain"
+    assert list(store.read_json(run_dir / P.LABELLING)["evidence"]["protocols"]) == ["plain"]
+    assert report["labelling"]["strategy"] == "vote"
+    assert report["labelling"]["strategy_chosen_by"] == "user"
+    assert report["labelling"]["beats_chance"] is False  # plain gets 2 of 4: chance
+
+
+def test_no_protocol_beats_chance_falls_back_to_target_and_says_so(tmp_path):
+    class Clueless(ProtocolFake):
+        def _answer(self, prompt, chat):
+            if prompt.endswith("Input:"):
+                return super()._answer(prompt, chat)
+            return "negative"
+
+    run_dir, report = _synth(tmp_path, Clueless("chat"))
+    lab = report["labelling"]
+    assert lab["strategy"] == "target" and lab["beats_chance"] is False
+    assert "bigger model" in lab["reason"]
+    codes = [d["code"] for d in report["diagnostics"]]
+    assert "labels_at_chance" in codes
+    recs = store.read_jsonl(run_dir / "dataset" / "train.jsonl")
+    assert {r["label"] for r in recs} == {"positive", "negative"}  # the asked-for labels
+
+
+def test_vote_is_unusable_when_answers_name_no_label():
+    gen = ProtocolFake("plain", stuck=None)
+    sampling = labelling.sampling_for(TASK, gen, temperature=0.3)
+    ev, _ = labelling.gather_evidence(TASK, gen, ["great film", "dull plot"],
+                                      labelling.PROTOCOLS, sampling, 3)
+    assert ev["protocols"]["chat"]["mapped_share"] == 0.0
+    assert ev["protocols"]["plain"]["mapped_share"] == 1.0
+    assert labelling.choose_protocol(ev)["protocol"] == "plain"
+
+
+def test_refilter_resolves_auto_and_a_strategy_override(tmp_path):
+    run_dir, _ = _synth(tmp_path, ProtocolFake("chat"))
+    rep = P.refilter(run_dir, FilterConfig(label_strategy="calibrated"))
+    assert rep["label_strategy"] == "calibrated"
+    assert rep["labelling"]["strategy_chosen_by"] == "user"
+    rep = P.refilter(run_dir, FilterConfig())
+    assert rep["label_strategy"] == "rank" and rep["labelling"]["strategy_chosen_by"] == "auto"
+    assert store.read_json(run_dir / "config.json")["filters"]["label_strategy"] == "auto"
+
+
+def test_legacy_output_chat_runs_still_load(tmp_path):
+    run_dir, _ = _synth(tmp_path, ProtocolFake("chat"))
+    cfg = store.read_json(run_dir / "config.json")
+    del cfg["synthesis"]["label_protocol"], cfg["synthesis"]["probe_inputs"]
+    cfg["synthesis"]["output_chat"] = False
+    store.atomic_write_json(run_dir / "config.json", cfg)
+    assert P.load_run(run_dir)[1].label_protocol == "plain"
+
+
+def test_label_rows_matches_the_pipeline_rule_and_scores_accuracy():
+    rows = [{"id": f"r{i}", "input": f"{w} {n}", "outputs": [truth("Input: " + w)]}
+            for i, (w, n) in enumerate(zip(POS + NEG, ["film", "plot"] * 5))]
+    synth, filters = preset("quick")
+    res = label_rows(TASK, rows, ProtocolFake("chat"), synth, filters)
+    assert res["choice"]["protocol"] == "chat"
+    default = [t for t in res["table"] if t["default"]]
+    assert len(default) == 1 and default[0]["value"] == 1.0
+    assert {(t["protocol"], t["strategy"]) for t in res["table"]} == {
+        (p, s) for p in ("chat", "plain") for s in ("vote", "rank", "calibrated")}
+    assert res["majority"] == 0.5 and all(r["label"] for r in res["rows"])
+
+
+def test_label_command_bad_files_are_clear_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SELFGUIDE_WORKSPACE", str(tmp_path / "ws"))
+    task = tmp_path / "t.json"
+    task.write_text(json.dumps(TASK.to_dict()))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no input column"}\n')
+    for inputs, msg in ((tmp_path / "missing.jsonl", "not found"), (bad, "row 1"),
+                        (tmp_path, "not found")):
+        assert cli.main(["label", str(task), "--inputs", str(inputs)]) == 2
+        assert msg in capsys.readouterr().err
+    txt = tmp_path / "inputs.txt"
+    txt.write_text("great film\n")
+    with pytest.raises(DatasetError, match="Unsupported"):
+        read_inputs(txt)
+    assert not (tmp_path / "ws" / "labels").exists()
+
+
+@pytest.mark.slow
+def test_label_command_embedded_prints_accuracy(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SELFGUIDE_WORKSPACE", str(tmp_path / "ws"))
+    out = tmp_path / "labels.jsonl"
+    rc = cli.main(["label", "examples/sentiment.json", "--inputs", "examples/sentiment.json",
+                   "--limit", "8", "--n-samples", "2", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    acc = [ln for ln in text.splitlines() if ln.startswith("accuracy: ")]
+    assert len(acc) == 1 and 0.0 <= float(acc[0].split()[1]) <= 1.0
+    rows = store.read_jsonl(out)
+    assert len(rows) == 8 and all(r["label"] in ("positive", "negative") for r in rows)
