@@ -91,6 +91,17 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
         copy = {"rouge_l": M.mean([M.rouge_l(p["input"], p["references"]) for p in preds]),
                 "tuned_copies": sum(M.normalize(p["after"]) == M.normalize(p["input"])
                                     for p in preds)}
+    lenient = None
+    if m["metric"] == "exact_match":  # the SELF-GUIDE paper's EM: the gold label appears
+        preds = [json.loads(x) for x in (run_dir / "eval" / "predictions.jsonl").open()]
+        hit = lambda p, k: any(r.strip().casefold() in p.get(k, "").casefold()  # noqa: E731
+                               for r in p["references"] if r.strip())
+        lenient = {k: sum(hit(p, k) for p in preds) / len(preds) for k in ("before", "after")}
+        from collections import Counter
+
+        lenient["majority"] = max(Counter(p["reference"] for p in preds).values()) / len(preds)
+    rep = json.loads((run_dir / "dataset" / "report.json").read_text())
+    lab = rep.get("labelling") or {}
     train = json.loads((run_dir / "train" / "metrics.json").read_text())
     d = m.get("difference") or {}
     return {"task": path.stem, "run": name, "metric": m["metric"], "n": m["n"],
@@ -100,7 +111,9 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
             "predicted_before": m.get("predicted_labels_before"),
             "predicted_after": m.get("predicted_labels_after"),
             "train_args": a.train_args, "synth_args": a.synth_args,
-            "copy_input": copy,
+            "copy_input": copy, "lenient_em": lenient,
+            "labelling": {k: lab.get(k) for k in ("protocol", "strategy", "beats_chance",
+                                                  "reason")},
             "constrained": None if constrained is None else {
                 k: constrained.get(k) for k in ("before", "after", "difference",
                                                 "per_label_before", "per_label_after")}}
@@ -116,12 +129,25 @@ def fmt(r: dict) -> str:
         ref = (f"label-constrained {pts(c['before'])} → {pts(c['after'])} "
                f"({100 * c['difference']['delta']:+.1f} [{pts(c['difference']['low'])}, "
                f"{pts(c['difference']['high'])}])")
+        if r.get("lenient_em"):
+            le = r["lenient_em"]
+            ref += (f"; paper's lenient EM {pts(le['before'])} → {pts(le['after'])}; "
+                    f"majority class {pts(le['majority'])}")
     elif r.get("copy_input"):
         ref = (f"copy the input: {pts(r['copy_input']['rouge_l'])}; tuned copies "
                f"{r['copy_input']['tuned_copies']}/{r['n']}")
     return (f"| {r['task']} | {r['metric']} (n={r['n']}) | {pts(r['before'])} | "
             f"{pts(r['after'])} | {100 * r['delta']:+.1f} [{pts(r['low'])}, {pts(r['high'])}] | "
-            f"{ref} | {r['kept']} | {sum(r['seconds'].values())} s ({r['seconds']}) |")
+            f"{ref} | {r['kept']} | {_labels(r)} | {sum(r['seconds'].values())} s "
+            f"({r['seconds']}) |")
+
+
+def _labels(r: dict) -> str:
+    lab = r.get("labelling") or {}
+    if not lab.get("protocol"):
+        return "-"
+    s = lab["protocol"] + (f"/{lab['strategy']}" if lab.get("strategy") else "")
+    return s + ("" if lab.get("beats_chance") is not False else " (at chance)")
 
 
 def main() -> int:
@@ -145,8 +171,8 @@ def main() -> int:
     paths = [p for p in sorted(DATA.glob("task*.json")) if not wanted or p.stem in wanted]
     results = []
     print("| task | metric | few-shot base | SELF-GUIDE tuned | difference [95% CI] | "
-          "reference points | kept | wall time |\n"
-          "| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+          "reference points | kept | labels | wall time |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for p in paths:
         try:
             r = run_task(p, a, ws)

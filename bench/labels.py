@@ -1,0 +1,75 @@
+"""Self-label quality on real held-out rows: what stage 2 would label, per protocol/strategy.
+
+For each task (the shipped examples and the NIv2 dev tasks in ``../shared/data/niv2-dev``)
+this runs ``selfguide label``'s code (``commands.label.label_rows``) with the embedded model
+and the quick preset on a seeded sample of the task's held-out rows: the protocol and
+strategy are chosen from the demos (leave-one-out) and the rows' input text only, then the
+references score every protocol x strategy. Prints one markdown row per task with the
+default choice, its accuracy, the majority-class share and the alternatives, and writes
+``bench/results/labels.json``.
+
+Usage: python bench/labels.py [--limit 60] [--tasks sentiment,task199]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "niv2-dev"
+
+
+def main() -> int:
+    from selfguide import models
+    from selfguide.commands.label import label_rows, read_inputs
+    from selfguide.config import ModelConfig
+    from selfguide.configs.synthesis import preset
+    from selfguide.evaluation import select_examples
+    from selfguide.task import load_task
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=60)
+    ap.add_argument("--tasks", default="")
+    ap.add_argument("--preset", default="quick")
+    a = ap.parse_args()
+    paths = sorted((REPO / "examples").glob("*.json")) + sorted(DATA.glob("task*.json"))
+    wanted = [t for t in a.tasks.split(",") if t]
+    paths = [p for p in paths if not wanted or p.stem in wanted]
+    gen = models.load_generator(ModelConfig())
+    synth, filters = preset(a.preset)
+    print(f"load average {os.getloadavg()[0]:.1f}; preset {a.preset}; up to {a.limit} rows "
+          "per task", flush=True)
+    print("| task | rows | default choice | metric | default | majority class | "
+          "every protocol x strategy | seconds |\n| --- | --- | --- | --- | --- | --- | --- "
+          "| --- |", flush=True)
+    results = []
+    for p in paths:
+        task = load_task(p)
+        rows = select_examples(read_inputs(p), a.limit, 12345)
+        t0 = time.time()
+        res = label_rows(task, rows, gen, synth, filters)
+        secs = time.time() - t0
+        d = [t for t in res["table"] if t["default"]][0]
+        alts = "; ".join(f"{t['protocol']}/{t['strategy']} {t['value']:.2f}"
+                         for t in res["table"])
+        maj = "-" if res["majority"] is None else f"{res['majority']:.2f}"
+        ch = res["choice"]
+        print(f"| {task.name} | {res['n']} | {ch['protocol']}"
+              f"{'/' + ch['strategy'] if ch.get('strategy') else ''}"
+              f"{'' if ch.get('beats_chance', True) else ' (at chance: target in a run)'} | "
+              f"{res['metric']} | **{d['value']:.2f}** | {maj} | {alts} | {secs:.0f} |",
+              flush=True)
+        results.append({"task": task.name, "n": res["n"], "choice": ch, "table": res["table"],
+                        "majority": res["majority"], "metric": res["metric"],
+                        "seconds": round(secs, 1), "evidence": res["evidence"]})
+    out = REPO / "bench" / "results" / "labels.json"
+    out.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
