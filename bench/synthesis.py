@@ -90,8 +90,9 @@ def label_probe(name: str, gen, n: int, seed: int, n_samples: int = 5,
                 chat: bool = False) -> dict:
     """Accuracy of vote / log-prob / calibrated labelling on n real held-out inputs.
 
-    ``chat=False`` is what the pipeline does by default (``output_chat``): plain
-    continuation after ``Output:``, options scored with a leading space.
+    ``chat=False`` is the ``plain`` labelling protocol (the pipeline's default before
+    ``label_protocol``): continuation after ``Output:``, options scored with a leading
+    space. ``bench/labels.py`` measures the pipeline's own choice.
     """
     from selfguide.config import SamplingConfig
     from selfguide.consistency import vote_samples
