@@ -270,12 +270,15 @@ def choose_protocol(evidence: dict) -> dict:
 
 
 def beats_chance(evidence: dict, protocol: str, strategy: str | None) -> bool:
-    """More demos right in leave-one-out than guessing would get on average."""
+    """More demos right in leave-one-out than guessing would get on average (None: fewer
+    than two demos, so nothing to leave out)."""
     if strategy is None or evidence.get("chance") is None:
         return True
     pe = evidence["protocols"].get(protocol) or {}
     d = pe.get("demos", 0)
-    return bool(d) and pe["strategies"][strategy]["loo_correct"] > evidence["chance"] * d
+    if not d:
+        return None
+    return pe["strategies"][strategy]["loo_correct"] > evidence["chance"] * d
 
 
 def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str, list[str]]
@@ -299,6 +302,12 @@ def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str
             c["degenerate"] = top_share(labs) > DEGENERATE_SHARE
         cands.append(c)
     best = max(cands, key=_rank_key)
+    if beats_chance(evidence, protocol, best["strategy"]) is None:
+        return {"strategy": best["strategy"], "beats_chance": None,
+                "best_self": best["strategy"],
+                "reason": f"With one demo there is nothing to leave out, so the labels cannot "
+                          f"be checked against the demos; using {_SNAMES[best['strategy']]} "
+                          f"(the least degenerate on the inputs). Add demos to get a check."}
     if not beats_chance(evidence, protocol, best["strategy"]):
         d = pe.get("demos", 0)
         return {"strategy": "target", "beats_chance": False, "best_self": best["strategy"],

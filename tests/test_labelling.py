@@ -189,3 +189,15 @@ def test_label_command_embedded_prints_accuracy(tmp_path, capsys, monkeypatch):
     assert len(acc) == 1 and 0.0 <= float(acc[0].split()[1]) <= 1.0
     rows = store.read_jsonl(out)
     assert len(rows) == 8 and all(r["label"] in ("positive", "negative") for r in rows)
+
+
+def test_one_demo_gives_no_evidence_and_says_so(tmp_path):
+    one = TaskSpec(name="one", instruction=TASK.instruction, demos=TASK.demos[:1],
+                   task_type="classification", labels=TASK.labels, metric="exact_match")
+    gen = ProtocolFake("chat")
+    sampling = labelling.sampling_for(one, gen, temperature=0.3)
+    ev, _ = labelling.gather_evidence(one, gen, ["great film", "dull plot", "fun cast"],
+                                      labelling.PROTOCOLS, sampling, 3)
+    pick = labelling.choose_strategy(ev, "chat", {"rank": ["positive", "negative", "positive"]})
+    assert pick["beats_chance"] is None and pick["strategy"] in labelling.SELF_STRATEGIES
+    assert "Add demos" in pick["reason"]
