@@ -23,10 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import store
+    from selfguide import jobs, store
     from selfguide.dataset import export, load_records
 
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
+    jobs.check_inputs_idle(run_dir, "export")
     path = export(run_dir, args.format, args.output, force=args.force)
     print(f"exported {len(load_records(run_dir))} records to {path}")
     return 0
