@@ -154,9 +154,22 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, *,
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
         if tp is bool:
-            kw["type"] = lambda s, _n=f.name: _coerce(bool, s, _n)
+            kw["type"] = _bool_arg(f.name)
             kw["metavar"] = "{true,false}"
         group.add_argument(opt, **kw)
+
+
+def _bool_arg(name: str) -> Any:
+    """An argparse ``type`` for booleans: a bad value is a usage error (exit 2), not a
+    ``ConfigError`` escaping ``parse_args`` (argparse only catches its own error types)."""
+    def parse(text: str) -> bool:
+        try:
+            return _coerce(bool, text, name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "boolean"
+    return parse
 
 
 def overrides_from_args(args: argparse.Namespace, cls: type, *, prefix: str = "") -> dict:

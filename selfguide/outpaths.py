@@ -41,9 +41,9 @@ def _lstat(path: Path) -> os.stat_result | None:
         return os.lstat(path)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise OutputPathError(f"Cannot inspect output path {path}: {exc.strerror or exc}.") \
-            from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise OutputPathError(f"Cannot inspect output path {path!r}: "
+                              f"{getattr(exc, 'strerror', None) or exc}.") from exc
 
 
 def _check_parent(path: Path) -> None:
