@@ -73,7 +73,8 @@ def check_choices(cls_or_obj: Any) -> None:
 
 
 def range_text(rng: tuple[float, float]) -> str:
-    return f"{rng[0]:g}..{rng[1]:g}"
+    """``lo..hi`` as written (integers in full: ``0..2147483647``)."""
+    return f"{rng[0]}..{rng[1]}"
 
 
 def to_dict(obj: Any) -> dict:

@@ -69,9 +69,9 @@ def test_label_normalization_is_the_answer_normalization():
                                                 {"input": "b", "output": " negative "}])),
                          "t.json")
     assert [d.output for d in t.demos] == ["positive", "negative"]
+    wide = "ＮＥＧＡＴＩＶＥ"  # fullwidth: NFKC makes it "NEGATIVE"
     t = parse_task_bytes(_bytes(_with(examples=[{"input": "a", "output": "positive."},
-                                                {"input": "b", "output": "ＮＥＧＡＴＩＶＥ"}])),
-                         "t.json")
+                                                {"input": "b", "output": wide}])), "t.json")
     assert [d.output for d in t.demos] == ["positive", "negative"]
 
 
