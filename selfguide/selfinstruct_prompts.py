@@ -122,8 +122,9 @@ def load_seed_tasks(path: str | Path | None = None) -> list[SeedTask]:
     """Load a seed pool (default: the shipped one)."""
     p = Path(path) if path is not None else default_seed_path()
     if p.exists() and not p.is_file():
-        raise TaskError(f"Seed task path {p} is not a regular file.",
-                        hint="Pass a JSONL file with --seed-tasks.")
+        raise TaskError(f"Seed task path {p} is "
+                        f"{'a directory' if p.is_dir() else 'not a regular file'}, not a JSONL "
+                        "file.", hint="Pass a JSONL file with --seed-tasks.")
     if p.is_file() and p.stat().st_size > 50 * 2**20:
         raise TaskError(f"Seed task file {p} is larger than 50 MB.")
     try:

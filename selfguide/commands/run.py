@@ -51,15 +51,14 @@ def _accepts(command: str, option: str) -> bool:
 
 def validate_early(args: argparse.Namespace) -> None:
     """Check every later stage's options before synthesis spends minutes (issue 14, item 6):
-    the task file, the evaluation limit and test file, the training preset."""
+    the evaluation limit and test file, the training preset (synthesize, the first stage,
+    checks the task file and the model before it writes anything)."""
     from selfguide import evaluation
     from selfguide.config import from_dict
     from selfguide.configs.evaluation import EvalConfig
     from selfguide.configs.training import PRESETS, TrainConfig
     from selfguide.errors import DatasetError
-    from selfguide.task import load_task
 
-    load_task(args.task)
     limit = args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"]
     from_dict(EvalConfig, {"limit": limit})
     from_dict(TrainConfig, PRESETS.get(args.preset, {}))

@@ -151,6 +151,9 @@ def test_every_command_survives_hostile_arguments(cli_world, monkeypatch):
 
     fx, ws = cli_world
     monkeypatch.setenv(store.WORKSPACE_ENV, str(ws))
+    sandbox = ws.parent / "cwd"  # relative output paths land here, never in the repo
+    sandbox.mkdir(exist_ok=True)
+    monkeypatch.chdir(sandbox)
     for fn in ("load_model", "load_generator", "convert_gguf"):
         monkeypatch.setattr(models, fn, _no_model)
     monkeypatch.setattr(trainfit, "check_rows_fit", lambda *a, **k: trainfit.RowFit(
