@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -80,10 +82,32 @@ with st.expander("Settings", expanded=not running):
 model_cfg = from_dict(ModelConfig, state.model_config())
 st.caption(f"Model: **{model_cfg.model}** ({model_cfg.precision}); change it on the Model page.")
 
+
+
+@st.cache_data(show_spinner="Checking that the task's rows fit training...", max_entries=8)
+def rows_fit_note(task_json: str, model_json: str) -> str | None:
+    """trainfit.check_rows_fit before the job starts (raises SelfGuideError to refuse)."""
+    import json
+
+    from selfguide.task import TaskSpec
+    from selfguide.trainfit import check_rows_fit
+
+    return check_rows_fit(TaskSpec.from_dict(json.loads(task_json)),
+                          from_dict(ModelConfig, json.loads(model_json))).note
+
+
 c1, c2 = st.columns([1, 4])
 if c1.button("Start", type="primary", icon=":material/play_arrow:",
              disabled=running or cfg_argv is None):
     if method == "selfguide":
+        try:
+            note = rows_fit_note((run_dir / "task.json").read_text(encoding="utf-8"),
+                                 json.dumps(state.model_config(), sort_keys=True))
+        except SelfGuideError as exc:
+            st.error(str(exc))
+            st.stop()
+        if note:
+            st.info(note[0].upper() + note[1:] + ".")
         argv = ["synthesize", str(run_dir / "task.json"), "--run", run]
     else:
         argv = ["self-instruct", "--run", run]

@@ -41,8 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def restore_sigint() -> None:
+    """Make Ctrl-C raise ``KeyboardInterrupt`` again even if this process inherited SIGINT
+    as ignored (a command started with ``&`` from a script, or by a launcher that ignores
+    it): Python keeps an inherited SIG_IGN, and ``selfguide run`` then ignored SIGINT for
+    the whole synthesis."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
+    restore_sigint()
     parser = build_parser()
+    if any("\x00" in a for a in (sys.argv[1:] if argv is None else argv)):
+        # A real command line cannot carry NUL; in-process callers can, and every path
+        # function would raise ValueError on it.
+        print("error: an argument contains a NUL byte.", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

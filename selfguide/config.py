@@ -24,10 +24,17 @@ T = TypeVar("T")
 PRECISIONS = ("auto", "4bit", "8bit", "bf16", "fp32")
 
 
+# Every number in every config stays inside these bounds (no C overflow in torch/numpy,
+# no endless loops from 1e300 or inf); fields with a ``range`` are tighter.
+INT_LIMIT = 2**31 - 1
+
+
 def field(default: Any = dataclasses.MISSING, *, help: str, choices: tuple | None = None,
-          default_factory: Any = dataclasses.MISSING, cli: bool = True) -> Any:
-    """A dataclass field with help text (and optional choices) in its metadata."""
-    meta = {"help": help, "choices": choices, "cli": cli}
+          default_factory: Any = dataclasses.MISSING, cli: bool = True,
+          range: tuple[float, float] | None = None) -> Any:  # noqa: A002 - reads naturally
+    """A dataclass field with help text (and optional choices / inclusive range) in its
+    metadata. The range is enforced by :func:`check_choices` and shown in ``--help``."""
+    meta = {"help": help, "choices": choices, "cli": cli, "range": range}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -47,12 +54,27 @@ def check(cond: bool, field_name: str, message: str) -> None:
 
 
 def check_choices(cls_or_obj: Any) -> None:
-    """Validate every field that declares ``choices``."""
+    """Validate every field's ``choices`` and ``range``, and that every number is finite and
+    within ``±INT_LIMIT`` (called from each config's ``__post_init__``)."""
+    import math
+
     for f in dataclasses.fields(cls_or_obj):
+        v = getattr(cls_or_obj, f.name)
         choices = f.metadata.get("choices")
         if choices:
-            v = getattr(cls_or_obj, f.name)
             check(v in choices, f.name, f"{v!r} is not one of {', '.join(map(str, choices))}.")
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        check(math.isfinite(v) and abs(v) <= INT_LIMIT, f.name,
+              f"{v!r} is out of range (numbers must be finite and within ±{INT_LIMIT}).")
+        rng = f.metadata.get("range")
+        if rng is not None:
+            check(rng[0] <= v <= rng[1], f.name, f"{v!r} is not in {range_text(rng)}.")
+
+
+def range_text(rng: tuple[float, float]) -> str:
+    """``lo..hi`` as written (integers in full: ``0..2147483647``)."""
+    return f"{rng[0]}..{rng[1]}"
 
 
 def to_dict(obj: Any) -> dict:
@@ -80,8 +102,11 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     if tp in (int, float) and not isinstance(value, bool):
         try:
             v = tp(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"Invalid value for '{name}': {value!r} is not a number.") from exc
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ConfigError(f"Invalid value for '{name}': {value!r:.40} is not a number "
+                              "(or is out of range).") from exc
+        if tp is float and isinstance(v, float) and v != v:
+            raise ConfigError(f"Invalid value for '{name}': {value!r} is not a number.")
         if tp is int and isinstance(value, float) and value != int(value):
             raise ConfigError(f"Invalid value for '{name}': {value!r} is not an integer.")
         return v
@@ -121,15 +146,31 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, *,
         opt = "--" + (prefix + f.name).replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        helptext = f"{f.metadata.get('help', '')} (default: {default!r})".replace("%", "%%")
+        rng = f.metadata.get("range")
+        bounds = f"range {range_text(rng)}; " if rng else ""
+        helptext = f"{f.metadata.get('help', '')} ({bounds}default: {default!r})".replace(
+            "%", "%%")
         tp = hints[f.name]
         kw: dict[str, Any] = {"dest": prefix + f.name, "default": None, "help": helptext}
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
         if tp is bool:
-            kw["type"] = lambda s, _n=f.name: _coerce(bool, s, _n)
+            kw["type"] = _bool_arg(f.name)
             kw["metavar"] = "{true,false}"
         group.add_argument(opt, **kw)
+
+
+def _bool_arg(name: str) -> Any:
+    """An argparse ``type`` for booleans: a bad value is a usage error (exit 2), not a
+    ``ConfigError`` escaping ``parse_args`` (argparse only catches its own error types)."""
+    def parse(text: str) -> bool:
+        try:
+            return _coerce(bool, text, name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "boolean"
+    return parse
 
 
 def overrides_from_args(args: argparse.Namespace, cls: type, *, prefix: str = "") -> dict:
@@ -152,6 +193,8 @@ def markdown_table(cls: type) -> str:
         choices = f.metadata.get("choices")
         if choices:
             helptext += " One of: " + ", ".join(f"`{c}`" for c in choices) + "."
+        if f.metadata.get("range"):
+            helptext += f" Range: {range_text(f.metadata['range'])}."
         rows.append(f"| `{f.name}` | `{default!r}` | {helptext} |")
     return "\n".join(rows)
 
@@ -165,13 +208,15 @@ class SamplingConfig:
     temperature: float = field(0.7, help="Sampling temperature; 0 = greedy (deterministic).")
     top_p: float = field(1.0, help="Nucleus sampling: keep the smallest token set with this "
                                    "total probability (1.0 = off).")
-    top_k: int = field(0, help="Keep only the k most likely tokens (0 = off).")
+    top_k: int = field(0, help="Keep only the k most likely tokens (0 = off).",
+                       range=(0, 1_000_000))
     max_new_tokens: int = field(64, help="Maximum tokens generated per completion; clamped to "
                                          "the model's context.")
     stop: tuple[str, ...] = field((), help="Stop strings: a completion is cut at the first one.")
-    seed: int = field(0, help="Random seed; the same seed and inputs reproduce the outputs.")
+    seed: int = field(0, help="Random seed; the same seed and inputs reproduce the outputs.",
+                      range=(0, INT_LIMIT))
     max_time: float | None = field(None, help="Wall-clock limit in seconds per batch (None = "
-                                              "no limit).")
+                                              "no limit).", range=(0.001, 86400))
 
     def __post_init__(self) -> None:
         check(0.0 <= self.temperature <= 5.0, "temperature", "must be between 0 and 5.")
@@ -180,6 +225,7 @@ class SamplingConfig:
         check(isinstance(self.max_new_tokens, int) and 1 <= self.max_new_tokens <= 32768,
               "max_new_tokens", "must be an integer between 1 and 32768.")
         check(self.max_time is None or self.max_time > 0, "max_time", "must be > 0 or None.")
+        check_choices(self)
         object.__setattr__(self, "stop", tuple(self.stop))
 
     @property

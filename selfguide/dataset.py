@@ -235,31 +235,65 @@ def load_report(run_dir: str | Path) -> dict | None:
     return store.read_json(Path(run_dir) / "dataset" / "report.json", default=None)
 
 
-def export(run_dir: str | Path, fmt: str, dest: str | Path | None = None) -> Path:
+def export(run_dir: str | Path, fmt: str, dest: str | Path | None = None, *,
+           force: bool = False) -> Path:
     """Write the train split as ``jsonl`` (prompt/completion records), ``alpaca``
-    (instruction/input/output JSON list) or ``hf-dataset`` (``datasets.save_to_disk``)."""
+    (instruction/input/output JSON list) or ``hf-dataset`` (``datasets.save_to_disk``).
+
+    An explicit ``dest`` follows :mod:`selfguide.outpaths`: a missing path, or an existing
+    regular file with ``force``; a new or empty directory for ``hf-dataset``. Links,
+    devices, FIFOs and non-empty directories are refused, and checked before any work.
+    """
+    from selfguide import outpaths
+
     if fmt not in EXPORT_FORMATS:
         raise DatasetError(f"Unknown export format {fmt!r}; use one of "
                            f"{', '.join(EXPORT_FORMATS)}.")
+    if dest is not None:
+        dest = (outpaths.check_output_dir(dest, force=force) if fmt == "hf-dataset"
+                else outpaths.check_output_file(dest, force=force))
     run_dir = Path(run_dir)
     recs = load_records(run_dir, "train")
     task = TaskSpec.from_dict(store.read_json(run_dir / "task.json"))
     out_dir = run_dir / "export"
     if fmt == "jsonl":
         path = Path(dest) if dest else out_dir / "train.jsonl"
-        store.atomic_write_text(path, _jsonl(recs))
+        _write_export(path, _jsonl(recs), own=dest is None, force=force)
     elif fmt == "alpaca":
         path = Path(dest) if dest else out_dir / "alpaca.json"
         rows = [{"instruction": task.instruction, "input": r["input"], "output": r["completion"]}
                 for r in recs]
-        store.atomic_write_json(path, rows)
+        _write_export(path, json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n",
+                      own=dest is None, force=force)
     else:
         from datasets import Dataset
 
         path = Path(dest) if dest else out_dir / "hf-dataset"
         cols = ("id", "prompt", "completion", "input", "output")
-        Dataset.from_dict({c: [r[c] for r in recs] for c in cols}).save_to_disk(str(path))
+        ds = Dataset.from_dict({c: [r[c] for r in recs] for c in cols})
+        if dest is None:
+            ds.save_to_disk(str(path))
+        else:
+            tmp = outpaths.staging_dir(path)
+            try:
+                ds.save_to_disk(str(tmp))
+            except BaseException:
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            outpaths.publish_dir(tmp, path)
     return path
+
+
+def _write_export(path: Path, text: str, *, own: bool, force: bool) -> None:
+    """Inside the run (``own``): the run's atomic writer; elsewhere: the safe output writer."""
+    from selfguide import outpaths
+
+    if own:
+        store.atomic_write_text(path, text)
+    else:
+        outpaths.write_output_text(path, text, force=force)
 
 
 def format_report(report: dict) -> str:

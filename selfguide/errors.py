@@ -83,3 +83,16 @@ class Cancelled(SelfGuideError):
 
 class StorageError(SelfGuideError):
     """Disk full, read-only workspace or another I/O failure (names the path)."""
+
+
+class OutputPathError(SelfGuideError):
+    """An output path outside the workspace may not be written (exists, is a link, a
+    device, a FIFO, a non-empty directory...)."""
+
+
+class ResourceError(SelfGuideError):
+    """The configuration needs more memory (or another resource) than the machine has."""
+
+
+class StageBusy(JobError):
+    """A stage that writes this stage's inputs is running on the same run."""

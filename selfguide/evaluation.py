@@ -47,7 +47,9 @@ def load_test_file(path: str | Path) -> list[dict]:
     file with test instances (NIv2 JSON). Returns ``[{"id", "input", "outputs"}]``."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DatasetError(f"Test file {path} not found.")
+        raise DatasetError(f"Test file {path} not found (or not a regular file).")
+    if path.stat().st_size > 50 * 2**20:
+        raise DatasetError(f"Test file {path} is larger than 50 MB.")
     suffix = path.suffix.lower()
     if suffix == ".json":
         from selfguide import task as task_mod
@@ -60,7 +62,16 @@ def load_test_file(path: str | Path) -> list[dict]:
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path} is not UTF-8 (byte {exc.start}).") from exc
     if suffix == ".csv":
-        raw = list(csv.DictReader(io.StringIO(text)))
+        from selfguide.task import csv_columns_hint
+
+        reader = csv.DictReader(io.StringIO(text))
+        try:
+            raw = list(reader)
+        except csv.Error as exc:
+            raise DatasetError(f"{path}: CSV error: {exc}.") from exc
+        if raw and "input" not in (reader.fieldnames or ()):
+            raise DatasetError(f"{path}: the header has no 'input' column.",
+                               hint=csv_columns_hint(reader.fieldnames or []))
     elif suffix in (".jsonl", ".ndjson"):
         raw = store.read_jsonl(path)
     else:
@@ -94,6 +105,10 @@ def examples_for(run_dir: Path, task: Any, test_file: str | Path | None) -> list
     else:
         rows = [{"id": ex.id or f"test-{i}", "input": ex.input, "outputs": list(ex.outputs)}
                 for i, ex in enumerate(task.test)]
+    if not rows and test_file:
+        raise DatasetError(f"Test file {test_file} has no examples.",
+                           hint="Add rows with 'input' and 'output' (JSONL/CSV), or NIv2 "
+                                "'Instances'.")
     if not rows:
         raise DatasetError(f"No held-out examples for run {run_dir.name!r}.",
                            hint="Pass --test FILE (JSONL/CSV with input and output columns).")

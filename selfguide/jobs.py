@@ -59,6 +59,7 @@ from selfguide.errors import (
     JobAlreadyRunning,
     JobError,
     SelfGuideError,
+    StageBusy,
     StorageError,
 )
 from selfguide.events import EventLog
@@ -144,15 +145,38 @@ def _run_dir(run: str | os.PathLike, workspace: str | os.PathLike | None, *,
     return store.resolve_run_dir(run, workspace, create=create)
 
 
+# Which stages write the inputs of a stage: it must not start while one of them runs.
+INPUT_WRITERS: dict[str, tuple[str, ...]] = {
+    "filter": ("synthesize", "self-instruct"),
+    "train": ("synthesize", "self-instruct"),
+    "export": ("synthesize", "self-instruct"),
+    "eval": ("train",),
+    "merge": ("train",),
+}
+
+
+def check_inputs_idle(run_dir: str | os.PathLike, stage: str) -> None:
+    """Raise ``StageBusy`` if a stage that writes ``stage``'s inputs is running on the run
+    (a live process other than this one; a dead or finished job does not block)."""
+    for other in INPUT_WRITERS.get(stage, ()):
+        try:
+            raw = _read_status(job_dir(run_dir, other))
+        except SelfGuideError:  # an unreadable status blocks nothing; status() reports it
+            continue
+        if raw.get("state") in ACTIVE and raw.get("pid") != os.getpid() and _alive(raw):
+            raise StageBusy(
+                f"The {other} job of run {Path(run_dir).name!r} is running (pid "
+                f"{raw.get('pid')}); {stage} reads what it writes.",
+                hint=f"Wait for {other} to finish (selfguide runs), or cancel it first.")
+
+
 def job_dir(run_dir: str | os.PathLike, stage: str) -> Path:
     """``<run_dir>/jobs/<stage>`` (not created)."""
     return Path(run_dir) / "jobs" / _check_stage(stage)
 
 
 def _lock(jdir: Path, timeout: float = LOCK_TIMEOUT_S):
-    from filelock import FileLock
-
-    return FileLock(str(jdir / "start.lock"), timeout=timeout)
+    return store.file_lock(jdir / "start.lock", timeout=timeout)
 
 
 def _read_status(jdir: Path) -> dict:

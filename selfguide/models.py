@@ -158,12 +158,41 @@ def _check_gguf_file(path: Path, ref: str) -> Path:
         raise ModelNotFound(
             f"{ref!r} is a file, not a model directory.",
             hint="Pass the folder that contains config.json and *.safetensors, or a .gguf file.")
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ModelNotFound(f"{ref!r} cannot be read: {exc.strerror or exc}.") from exc
     if magic != b"GGUF":
         raise UnsupportedModel(f"{ref!r} is not a valid GGUF file (bad header).",
                                hint="Re-download the file or convert the model again.")
+    _parse_gguf(path, ref)
     return path
+
+
+_GGUF_OK: dict[tuple, bool] = {}
+
+
+def _parse_gguf(path: Path, ref: str) -> None:
+    """Parse the whole GGUF header and tensor table (memory-mapped, no weights read), so a
+    truncated or corrupt file is refused here, not deep inside transformers' GGUF reader."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _GGUF_OK:
+        return
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(str(path))
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parse failure is "corrupt"
+        raise UnsupportedModel(f"{ref!r} is not a readable GGUF file (truncated or corrupt: "
+                               f"{type(exc).__name__}).",
+                               hint="Re-download the file or convert the model again.") from exc
+    if end > st.st_size:
+        raise UnsupportedModel(f"{ref!r} is truncated: its tensors need {end:,} bytes, the file "
+                               f"has {st.st_size:,}.", hint="Re-download the file.")
+    _GGUF_OK[key] = True
 
 
 def _read_config(path: Path, ref: str) -> dict:
@@ -187,6 +216,84 @@ def _known_model_type(model_type: str) -> bool:
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     return model_type in CONFIG_MAPPING_NAMES
+
+
+MAX_SAFETENSORS_HEADER = 100 * 2**20  # the safetensors format's own limit
+
+
+def check_safetensors_file(path: str | os.PathLike, what: str = "weights") -> None:
+    """Refuse a ``.safetensors`` file whose header is not what the format promises (random
+    bytes, truncation): an ``UnsafeWeights``/``UnsupportedModel`` instead of a
+    ``SafetensorError`` from deep inside a load."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            raw = fh.read(8)
+            n = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+            if not 2 <= n <= min(MAX_SAFETENSORS_HEADER, size - 8):
+                raise UnsupportedModel(f"{what} file {path} is not a valid safetensors file "
+                                       "(bad header length; truncated or not safetensors).",
+                                       hint="Re-download or re-save the weights.")
+            header = json.loads(fh.read(n).decode("utf-8"))
+    except OSError as exc:
+        raise ModelNotFound(f"{what} file {path} cannot be read: {exc.strerror or exc}.") \
+            from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnsupportedModel(f"{what} file {path} has a corrupt safetensors header.",
+                               hint="Re-download or re-save the weights.") from exc
+    if not isinstance(header, dict):
+        raise UnsupportedModel(f"{what} file {path} has a corrupt safetensors header.")
+    data = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offs = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(o, int) for o in offs)
+                and 0 <= offs[0] <= offs[1] <= data):
+            raise UnsupportedModel(f"{what} file {path} is truncated or corrupt (tensor "
+                                   f"{str(name)[:60]!r} lies outside the file).",
+                                   hint="Re-download or re-save the weights.")
+
+
+def _weight_files(path: Path, ref: str) -> list[Path]:
+    """Every weight file transformers would open for the folder, all checked safetensors.
+
+    An index (``*.safetensors.index.json``) is followed: each file its ``weight_map`` names
+    must be a ``.safetensors`` file inside the folder; a pickle there is refused.
+    """
+    indexes = sorted(path.glob("*.safetensors.index.json"))
+    if not indexes:
+        single = path / "model.safetensors"
+        return [single] if single.is_file() else sorted(path.glob("*.safetensors"))
+    files: set[str] = set()
+    for index in indexes:
+        try:
+            data = json.loads(index.read_text(encoding="utf-8"))
+            wmap = data["weight_map"]
+            if not isinstance(wmap, dict):
+                raise TypeError
+            files.update(str(v) for v in wmap.values())
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UnsupportedModel(f"{index} is not a valid safetensors index (needs a "
+                                   "'weight_map' object).") from exc
+    out = []
+    for name in sorted(files):
+        target = (path / name)
+        if not name.endswith(".safetensors"):
+            raise UnsafeWeights(
+                f"{ref!r}: the index refers to {name!r}, which is not a safetensors file; "
+                "refusing it because pickle weights can run arbitrary code.",
+                hint="Use a checkpoint whose index lists only .safetensors files.")
+        if Path(name).is_absolute() or ".." in Path(name).parts or \
+                not target.resolve().is_relative_to(path.resolve()):
+            raise UnsafeWeights(f"{ref!r}: the index refers to {name!r}, outside the model "
+                                "folder.", hint="An index may only name files in its folder.")
+        if not target.is_file():
+            raise ModelNotFound(f"{ref!r}: the index refers to {name!r}, which is missing.",
+                                hint="Copy every weight file listed in the index.")
+        out.append(target)
+    return out
 
 
 def _check_model_dir(path: Path, ref: str, trust_remote_code: bool) -> None:
@@ -221,6 +328,8 @@ def _check_model_dir(path: Path, ref: str, trust_remote_code: bool) -> None:
         raise UnsupportedModel(
             f"{ref!r} is not a causal language model (architectures: {', '.join(archs)}).",
             hint="Choose a text-generation model (its architecture ends in 'ForCausalLM').")
+    for w in _weight_files(path, ref):
+        check_safetensors_file(w)
 
 
 # --------------------------------------------------------------------------- GGUF conversion

@@ -4,9 +4,13 @@
   marker such as ``Input:``, wrapping quotes, and whatever follows the input: a new
   ``Input:``/``Output:`` block, an explanation, a note).
 - :func:`parse_output`: a stage-2 sample -> the answer (marker, quotes, trailing chatter).
-- :func:`map_label`: an answer -> one declared label (case-insensitive; exact after
-  stripping punctuation, else the single label contained as a whole word); None when it
-  maps to no label or to several.
+- :func:`normalize_label`: the one normalisation of labels and answers (Unicode NFKC,
+  strip, casefold, strip edge punctuation); task loading, label mapping and the labelling
+  code all compare through it. :func:`label_problem` says why a text cannot be a label
+  (control or zero-width characters, nothing left after normalisation).
+- :func:`map_label`: an answer -> one declared label (equal after :func:`normalize_label`,
+  else the single label contained as a whole word); None when it maps to no label or to
+  several.
 
 Pure functions on strings. Chatty openers ("Sure, here is...") are left in place on
 purpose: the noise filter drops them and records why (``selfguide.filters``).
@@ -15,6 +19,7 @@ purpose: the noise filter drops them and records why (``selfguide.filters``).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 _LEAD_MARKER = re.compile(
@@ -66,8 +71,28 @@ def parse_output(raw: str, *, single_line: bool = False) -> str:
     return _strip_quotes(text).strip()
 
 
-def _norm(text: str) -> str:
-    return text.strip(_EDGE_PUNCT).casefold()
+def normalize_label(text: str) -> str:
+    """The comparison key of a label or an answer: NFKC, strip, casefold, then strip edge
+    punctuation/quotes/brackets ("  Positive. " and "ＰＯＳＩＴＩＶＥ" -> "positive")."""
+    return unicodedata.normalize("NFKC", text).strip().casefold().strip(_EDGE_PUNCT)
+
+
+def label_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a label, or None. Control characters (newline, tab...) and
+    invisible format characters (zero-width space, joiners, BOM, bidi marks) are refused:
+    two labels that render identically must not be two labels."""
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cf"):
+            kind = "a control character" if cat == "Cc" else "an invisible format character"
+            name = unicodedata.name(ch, "")
+            return f"contains {kind} (U+{ord(ch):04X}{' ' + name if name else ''})"
+    if not normalize_label(text):
+        return "is only punctuation or spaces"
+    return None
+
+
+_norm = normalize_label
 
 
 def map_label(answer: str, labels: Sequence[str]) -> str | None:

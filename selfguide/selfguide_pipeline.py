@@ -37,7 +37,7 @@ from selfguide import __version__, labelling, store
 from selfguide.config import ModelConfig, SamplingConfig, to_dict
 from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
 from selfguide.consistency import vote_samples
-from selfguide.errors import ConfigError, CorruptFile
+from selfguide.errors import ConfigError, CorruptFile, DatasetError
 from selfguide.events import EventLog, Progress
 from selfguide.filters import (
     apply,
@@ -255,15 +255,20 @@ def generate_inputs(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
                 shown = sample_generated(pool, rng, cfg.min_generated_examples,
                                          cfg.max_generated_examples)
                 plan.append((p, target, shown))
-            todo = [x for x in plan if row_id(rnd, x[0]) not in by_id]
-            if todo:
+            missing = {x[0] for x in plan if row_id(rnd, x[0]) not in by_id}
+            if missing:
+                # The whole round is decoded again (same prompts, same batch, same seed) so
+                # a row lost to a torn line comes back with exactly its uninterrupted text;
+                # only the missing rows are appended.
                 prompts = [input_generation_prompt(task, shown, target or None)
-                           for _, target, shown in todo]
+                           for _, target, shown in plan]
                 s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
                 outs = generator.generate(prompts, s, 1, chat=chat and cfg.input_chat,
                                           cancel=cancel, progress=_Tokens(progress))
                 new = []
-                for (p, target, shown), comps in zip(todo, outs):
+                for (p, target, shown), comps in zip(plan, outs):
+                    if p not in missing:
+                        continue
                     raw = comps[0] if comps else ""
                     new.append({"id": row_id(rnd, p), "method": "selfguide", "round": rnd,
                                 "prompt_id": p, "target_label": target, "raw": raw,
@@ -447,14 +452,23 @@ def load_candidates(run_dir: str | Path) -> pd.DataFrame:
     return build_table(_unique(store.read_jsonl(run_dir / INPUTS)), ann, task)
 
 
-def finish(run_dir: str | Path, df: pd.DataFrame, task: TaskSpec, filters: FilterConfig
-           ) -> tuple[pd.DataFrame, dict]:
-    """Apply the filters, write candidates.parquet and the dataset; return (table, report)."""
+def finish(run_dir: str | Path, df: pd.DataFrame, task: TaskSpec, filters: FilterConfig,
+           *, require_kept: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Apply the filters, write candidates.parquet and the dataset; return (table, report).
+
+    ``require_kept``: raise ``DatasetError`` (and write nothing) when no row is kept.
+    """
     from selfguide.dataset import write_dataset
 
     eff, choice = labelling.resolve_filters(df, task, filters,
                                             store.read_json(Path(run_dir) / LABELLING))
     df = apply(df, eff, task, overrides=read_overrides(run_dir))
+    if require_kept and not int(df["kept"].sum()):
+        reasons = df["drop_reason"].value_counts().head(3).to_dict()
+        raise DatasetError(f"No candidate of run {Path(run_dir).name!r} passes the filters "
+                           f"({len(df)} candidates; dropped: "
+                           + ", ".join(f"{k} {v}" for k, v in reasons.items()) + ").",
+                           hint="Loosen the filter options; the dataset was left unchanged.")
     write_candidates(run_dir, df)
     report = write_dataset(run_dir, df, task, eff, labelling=choice)
     return df, report
@@ -466,9 +480,12 @@ def refilter(run_dir: str | Path, filters: FilterConfig | None = None) -> dict:
     task, _, old, cfg = load_run(run_dir)
     filters = filters or old
     df = load_candidates(run_dir)
+    if not len(df):
+        raise DatasetError(f"Run {run_dir.name!r} has no candidates to filter.",
+                           hint="Run 'selfguide synthesize' first (or let it finish).")
     df = df[[c for c in df.columns if not c.startswith("f_")
              and c not in ("label", "drop_reason", "kept")]]
-    _, report = finish(run_dir, df, task, filters)
+    _, report = finish(run_dir, df, task, filters, require_kept=True)
     cfg["filters"] = to_dict(filters)
     store.atomic_write_json(run_dir / "config.json", cfg)
     store.set_stage(run_dir, "filter", "done", kept=report["kept"],

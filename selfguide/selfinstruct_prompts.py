@@ -121,6 +121,12 @@ def parse_seed_tasks(data: bytes | str, source: str = "<seed tasks>") -> list[Se
 def load_seed_tasks(path: str | Path | None = None) -> list[SeedTask]:
     """Load a seed pool (default: the shipped one)."""
     p = Path(path) if path is not None else default_seed_path()
+    if p.exists() and not p.is_file():
+        raise TaskError(f"Seed task path {p} is "
+                        f"{'a directory' if p.is_dir() else 'not a regular file'}, not a JSONL "
+                        "file.", hint="Pass a JSONL file with --seed-tasks.")
+    if p.is_file() and p.stat().st_size > 50 * 2**20:
+        raise TaskError(f"Seed task file {p} is larger than 50 MB.")
     try:
         data = p.read_bytes()
     except FileNotFoundError as exc:
@@ -128,6 +134,8 @@ def load_seed_tasks(path: str | Path | None = None) -> list[SeedTask]:
                         hint="Pass an existing JSONL file with --seed-tasks.") from exc
     except IsADirectoryError as exc:
         raise TaskError(f"Seed task path {p} is a directory, not a JSONL file.") from exc
+    except OSError as exc:
+        raise TaskError(f"Seed task file {p} cannot be read: {exc.strerror or exc}.") from exc
     return parse_seed_tasks(data, str(p))
 
 

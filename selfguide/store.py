@@ -120,6 +120,21 @@ def resolve_run_dir(name: str, workspace: str | os.PathLike | None = None, *,
     return path
 
 
+def discard_new_run(path: Path, keep_if_any: Iterable[str]) -> bool:
+    """After a failed command that created the run directory ``path``: remove it unless it
+    holds resumable work (any of ``keep_if_any``). Returns True if it was removed.
+
+    "Nothing is written on failure": a synthesize whose model check fails, or a
+    self-instruct with a bad seed file, must not leave an empty run behind.
+    """
+    import shutil
+
+    if not path.is_dir() or path.is_symlink() or any((path / n).exists() for n in keep_if_any):
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return not path.exists()
+
+
 def list_runs(workspace: str | os.PathLike | None = None) -> list[str]:
     base = runs_dir(workspace)
     if not base.is_dir():
@@ -236,10 +251,32 @@ def _fsync_dir(path: Path) -> None:
 
 # --------------------------------------------------------------------------- JSONL
 
-def _lock(path: Path):
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock``; a lock file that cannot be created (read-only workspace) is a
+    ``StorageError`` naming it, not an ``OSError`` from filelock."""
+    with file_lock(Path(str(path) + ".lock"), timeout=60):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path, *, timeout: float) -> Iterator[None]:
+    """A ``filelock.FileLock`` whose acquisition failures are ``StorageError``s."""
     from filelock import FileLock  # light import, but keep the module import-cheap
 
-    return FileLock(str(path) + ".lock", timeout=60)
+    from filelock import Timeout
+
+    lock = FileLock(str(lock_path), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise
+    except OSError as exc:  # PermissionError / EROFS creating the lock file
+        raise _storage_error(exc, lock_path) from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -24,8 +24,10 @@ Loaders (:func:`load_task` for paths, :func:`parse_task_bytes` for uploads):
   give 3 demos and the rest as test rows).
 
 Every problem raises :class:`~selfguide.errors.TaskError` naming the field, line or byte
-offset. Label normalization for task files is strip + casefold only ("Positive " and
-"POSITIVE" match the label "positive"; "positive." does not).
+offset. Labels are compared through :func:`selfguide.parsing.normalize_label` (NFKC, strip,
+casefold, edge punctuation): "Positive ", "POSITIVE" and "positive." all match the label
+"positive"; two labels equal after it are refused naming both, and a label with a control
+or zero-width character is refused (:func:`selfguide.parsing.label_problem`).
 
 This module validates and converts; it does not prompt models or write run directories.
 """
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from selfguide.errors import TaskError
+from selfguide.parsing import label_problem, normalize_label
 
 TASK_TYPES = ("classification", "generation")
 METRICS = ("exact_match", "rouge_l")
@@ -99,7 +102,7 @@ class TaskSpec:
         return task_from_dict(d)
 
     def canonical_label(self, text: str) -> str | None:
-        """The declared label equal to ``text`` after strip + casefold, else None."""
+        """The declared label equal to ``text`` after :func:`normalize_label`, else None."""
         key = _norm_label(text)
         for lab in self.labels:
             if _norm_label(lab) == key:
@@ -110,7 +113,7 @@ class TaskSpec:
 # --------------------------------------------------------------------------- validation
 
 def _norm_label(text: str) -> str:
-    return text.strip().casefold()
+    return normalize_label(text)
 
 
 def _is_blank(text: str) -> bool:
@@ -155,10 +158,16 @@ def validate_task(task: TaskSpec) -> TaskSpec:
         seen: dict[str, int] = {}
         for i, lab in enumerate(labels):
             _text(lab, f"labels[{i}]")
+            problem = label_problem(lab)
+            if problem:
+                raise TaskError(f"labels[{i}] {lab!r} {problem}.",
+                                hint="Write the label as plain visible text on one line.")
             key = _norm_label(lab)
             if key in seen:
                 raise TaskError(f"labels[{i}] {lab!r} duplicates labels[{seen[key]}] "
-                                f"{labels[seen[key]]!r} (labels are compared case-insensitively).")
+                                f"{labels[seen[key]]!r}: both are {key!r} after normalisation "
+                                "(case, character width and surrounding punctuation are "
+                                "ignored).", hint="Keep one of them.")
             seen[key] = i
         labels = tuple(lab.strip() for lab in labels)
         canon = dataclasses.replace(task, labels=labels)
@@ -168,8 +177,9 @@ def validate_task(task: TaskSpec) -> TaskSpec:
             if lab is None:
                 raise TaskError(f"examples[{i}].output {d.output!r} is not one of the labels "
                                 f"({', '.join(labels)}).",
-                                hint="Use exactly one of the labels (case and surrounding "
-                                     "spaces are ignored) or add it to 'labels'.")
+                                hint="Use exactly one of the labels (case, width and "
+                                     "surrounding spaces/punctuation are ignored) or add it "
+                                     "to 'labels'.")
             demos.append(Demo(d.input, lab))
         tests = []
         for i, t in enumerate(task.test):
@@ -319,6 +329,17 @@ def task_from_niv2(d: dict, *, name: str = "task", source: str = "") -> TaskSpec
 
 # --------------------------------------------------------------------------- rows (CSV/JSONL)
 
+def csv_columns_hint(fieldnames: list[str]) -> str:
+    """What to tell someone whose CSV header lacks ``input``/``output``."""
+    head = ",".join(str(f) for f in fieldnames)[:80]
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+        if sep in head:
+            return (f"The header {head!r} looks separated by {name}; selfguide reads "
+                    "comma-separated files. Save it with commas (or as JSONL).")
+    return (f"The first line is read as the header ({head!r}); it must name the columns, "
+            "e.g. 'input,output' (optional: instruction, split).")
+
+
 def task_from_rows(rows: list[dict], *, name: str, source: str,
                    instruction: str | None = None, where: str = "row") -> TaskSpec:
     """Rows of ``input``, ``output`` (+ optional ``instruction``, ``split``) -> TaskSpec."""
@@ -331,7 +352,10 @@ def task_from_rows(rows: list[dict], *, name: str, source: str,
         line = r.pop("__line__", i + 1)
         for col in ("input", "output"):
             if col not in r or r[col] is None:
-                raise TaskError(f"{where} {line}: column '{col}' is missing.")
+                cols = [k for k in r if k != "__line__"]
+                raise TaskError(f"{source or 'The file'}, {where} {line}: column '{col}' is "
+                                "missing.", hint=csv_columns_hint(cols) if col not in r
+                                and not source.lower().endswith(".jsonl") else None)
         if instruction is None and isinstance(r.get("instruction"), str) and \
                 r["instruction"].strip():
             instruction = r["instruction"]

@@ -30,7 +30,7 @@ from typing import Any
 from selfguide import store
 from selfguide.config import ModelConfig, to_dict
 from selfguide.configs.training import TrainConfig
-from selfguide.errors import DatasetError, ModelError, SelfGuideError
+from selfguide.errors import ConfigError, DatasetError, ModelError, SelfGuideError
 from selfguide.events import EventLog, Progress
 
 log = logging.getLogger(__name__)
@@ -326,6 +326,29 @@ def load_train_records(run_dir: Path) -> tuple[list[dict], list[dict]]:
     return train, val
 
 
+def preflight(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | None = None
+              ) -> Any:
+    """Everything ``train`` can refuse before loading a model: a missing, empty or degenerate
+    dataset, a bad model reference or weights, and a configuration whose estimated peak
+    memory (at its ``max_length``, or the shortest row for auto) exceeds what is available.
+    Returns the model's :class:`~selfguide.trainfit.ModelDims` (None for a hub id)."""
+    from selfguide import models, trainfit
+
+    run_dir = Path(run_dir)
+    model_cfg = model_cfg or run_model_config(run_dir)
+    records, _ = load_train_records(run_dir)
+    check_dataset(records, task_type=run_task_type(run_dir), force=cfg.force)
+    device = models.pick_device(model_cfg.device)
+    cfg = cfg.resolve(device)
+    src = models.resolve_model(model_cfg.model, trust_remote_code=model_cfg.trust_remote_code)
+    path = models.checkpoint_dir(src)
+    if path is None:
+        return None
+    dims = trainfit.model_dims(path)
+    trainfit.check_memory(dims, cfg, cfg.max_length or 16, device=device)
+    return dims
+
+
 def run_model_config(run_dir: Path) -> ModelConfig:
     """The ``ModelConfig`` recorded in the run's ``config.json`` (defaults if absent)."""
     from selfguide.config import from_dict
@@ -345,12 +368,13 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     run_dir = Path(run_dir)
     events = events or EventLog(None)
     model_cfg = model_cfg or run_model_config(run_dir)
+    dims = preflight(run_dir, cfg, model_cfg=model_cfg)
     records, val_records = load_train_records(run_dir)
     stats = check_dataset(records, task_type=run_task_type(run_dir), force=cfg.force)
     if not val_records:
         records, val_records = split_validation(records, cfg, seed=cfg.seed)
 
-    from selfguide import models
+    from selfguide import models, trainfit
     from selfguide.config import replace
 
     t_load = time.time()
@@ -361,17 +385,28 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     chat = bool(model_cfg.chat and getattr(lm.info, "has_chat_template", False))
     events.emit("log", message=f"loaded {model_cfg.model} ({cfg.model_precision}) in "
                                 f"{time.time() - t_load:.1f}s")
-    feats = build_features(tok, records, chat=chat, max_length=cfg.max_length,
+    max_length = cfg.max_length
+    if dims is not None:
+        longest = max(sum(map(len, encode_record(tok, r, chat=chat)))
+                      for r in [*records, *val_records])
+        max_length, why = trainfit.pick_max_length(dims, cfg, longest, device=device)
+        trainfit.check_memory(dims, cfg, max_length, device=device)
+        if longest > trainfit.LONG_ROW_TOKENS:
+            events.emit("warning", message=f"rows are long: up to {longest} tokens; "
+                                           f"max_length={max_length} ({why})")
+    elif not max_length:
+        max_length = 2048
+    feats = build_features(tok, records, chat=chat, max_length=max_length,
                            long_rows=cfg.long_rows)
-    vfeats = build_features(tok, val_records, chat=chat, max_length=cfg.max_length,
+    vfeats = build_features(tok, val_records, chat=chat, max_length=max_length,
                             long_rows="drop" if cfg.long_rows == "error" else cfg.long_rows)
     if feats.long_rows:
         events.emit("warning", message=f"{len(feats.long_rows)} rows longer than max_length="
-                                       f"{cfg.max_length} were {cfg.long_rows}ped",
+                                       f"{max_length} were {cfg.long_rows}ped",
                     long_rows=feats.long_rows[:50])
     if not feats.rows:
-        raise DatasetError(f"No training row fits max_length={cfg.max_length} tokens.",
-                           hint="Raise --max-length.")
+        raise DatasetError(f"No training row fits max_length={max_length} tokens.",
+                           hint="Raise --max-length (or use 0 = auto).")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
 
@@ -416,6 +451,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     hist = trainer.state.log_history
     metrics = {
         "rows": len(feats.rows), "val_rows": len(vfeats.rows), "long_rows": len(feats.long_rows),
+        "max_length": max_length,
         "dataset": stats, "steps": trainer.state.global_step,
         "train_loss": result.training_loss, "wall_s": round(wall, 2),
         "train_tokens": feats.prompt_tokens + feats.completion_tokens,
@@ -512,7 +548,15 @@ def prepare_model(model: Any, cfg: TrainConfig) -> Any:
     elif cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    return get_peft_model(model, build_lora_config(cfg))
+    try:
+        return get_peft_model(model, build_lora_config(cfg))
+    except ValueError as exc:  # peft's NoMatchingPeftModuleError and friends
+        names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                        if type(m).__name__.startswith("Linear") and "." in n})
+        raise ConfigError(f"target_modules {cfg.target_modules!r} matches no layer of the "
+                          f"model ({str(exc).splitlines()[0][:160]}).",
+                          hint="Use 'all-linear' or some of: " + ", ".join(names[:20])
+                          + ".") from exc
 
 
 def set_training_attention(model: Any, cfg: TrainConfig, device: str) -> None:
@@ -552,7 +596,7 @@ def read_adapter_manifest(adapter_dir: str | Path) -> dict:
     """The ``selfguide_adapter.json`` of an adapter dir (``ModelError`` if missing)."""
     adapter_dir = Path(adapter_dir)
     man = store.read_json(adapter_dir / ADAPTER_MANIFEST, default=None)
-    if not man:
+    if not man or not isinstance(man, dict):
         raise ModelError(f"{adapter_dir} has no {ADAPTER_MANIFEST}.",
                          hint="Train it with 'selfguide train --run NAME'.")
     if not list(adapter_dir.glob("*.safetensors")):
@@ -562,29 +606,41 @@ def read_adapter_manifest(adapter_dir: str | Path) -> dict:
         # if other *.safetensors files are present (reliability: tests/reliability).
         raise ModelError(f"{adapter_dir} has no adapter_model.safetensors; pickle adapters "
                          "are refused.", hint="Retrain the adapter with 'selfguide train'.")
+    from selfguide.models import check_safetensors_file
+
+    for w in sorted(adapter_dir.glob("*.safetensors")):
+        check_safetensors_file(w, "adapter")
     return man
 
 
 # --------------------------------------------------------------------------- merge
 
 def merge(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write base + adapter merged into one bf16 model (safetensors + tokenizer)."""
-    run_dir, out_dir = Path(run_dir), Path(out_dir).expanduser().resolve()
+    """Write base + adapter merged into one bf16 model (safetensors + tokenizer).
+
+    ``out_dir`` must be a new or empty directory (:func:`selfguide.outpaths.check_output_dir`,
+    checked before the model is loaded); the model is built in a hidden sibling and moved
+    into place, so a failure leaves nothing at ``out_dir``.
+    """
+    from selfguide import outpaths
+
+    run_dir = Path(run_dir)
+    out_dir = outpaths.check_output_dir(out_dir)
     adapter_dir = run_dir / "train" / "adapter"
     man = read_adapter_manifest(adapter_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise SelfGuideError(f"{out_dir} exists and is not empty.",
-                             hint="Choose a new directory for the merged model.")
     from selfguide.evaluation import load_tuned
 
     lm, model = load_tuned(run_dir, precision="bf16", manifest=man)
     if man.get("kind") != "full":
         model = model.merge_and_unload()
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    lm.tokenizer.save_pretrained(str(tmp))
-    if out_dir.exists():
-        out_dir.rmdir()
-    tmp.rename(out_dir)
-    return out_dir
+    tmp = outpaths.staging_dir(out_dir)
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        lm.tokenizer.save_pretrained(str(tmp))
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise store._storage_error(exc, out_dir) from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return outpaths.publish_dir(tmp, out_dir)

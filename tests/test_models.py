@@ -144,7 +144,7 @@ def _remote_code_dir(tmp_path: Path) -> tuple[Path, Path]:
                             "AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"})
     (d / "modeling_evil.py").write_text(
         f"from pathlib import Path\nPath({str(marker)!r}).touch()\n")
-    (d / "model.safetensors").write_bytes(b"")
+    (d / "model.safetensors").write_bytes(b"\x02" + b"\x00" * 7 + b"{}")  # valid, no tensors
     return d, marker
 
 

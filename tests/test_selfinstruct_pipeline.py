@@ -379,9 +379,12 @@ def test_cli_kill9_then_rerun_continues(workspace, tiny_model_dir):
     target = committed + 2
     done = subprocess.run([*argv, "--max-rounds", str(target)], env=env,
                           capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
+    # The tiny model's instances rarely survive the filters; a run that produced no training
+    # example exits 2 and is not marked done (issue 14, item 5) - resumption is what counts.
+    empty = "produced no training example" in done.stderr
+    assert done.returncode == (2 if empty else 0), done.stderr[-2000:]
     rounds = store.read_jsonl(run / ROUNDS_FILE)
     assert [r["round"] for r in rounds] == list(range(target))
     df = pd.read_parquet(run / "candidates.parquet")
     assert df["id"].is_unique and set(df["round"]) <= set(range(target))
-    assert jobs.status("si-kill", "self-instruct").state == "finished"
+    assert jobs.status("si-kill", "self-instruct").state == ("failed" if empty else "finished")

@@ -63,14 +63,44 @@ def test_yaml_and_generation_defaults():
     assert t.labels == ()
 
 
-def test_label_normalization_is_strip_casefold_only():
+def test_label_normalization_is_the_answer_normalization():
+    """Issue 14 item 7: one function (parsing.normalize_label) for labels and answers."""
     t = parse_task_bytes(_bytes(_with(examples=[{"input": "a", "output": "POSITIVE"},
                                                 {"input": "b", "output": " negative "}])),
                          "t.json")
     assert [d.output for d in t.demos] == ["positive", "negative"]
-    with pytest.raises(TaskError, match=r"examples\[0\]\.output 'positive\.'"):
-        parse_task_bytes(_bytes(_with(examples=[{"input": "a", "output": "positive."}])),
+    wide = "ＮＥＧＡＴＩＶＥ"  # fullwidth: NFKC makes it "NEGATIVE"
+    t = parse_task_bytes(_bytes(_with(examples=[{"input": "a", "output": "positive."},
+                                                {"input": "b", "output": wide}])), "t.json")
+    assert [d.output for d in t.demos] == ["positive", "negative"]
+
+
+@pytest.mark.parametrize("labels, match", [
+    (["positive", "positive."], r"labels\[1\] 'positive\.' duplicates labels\[0\] "
+                                r"'positive': both are 'positive' after normalisation"),
+    (["positive", "Positive!"], r"'Positive!' duplicates labels\[0\] 'positive'"),
+    (["positive", "ｐｏｓｉｔｉｖｅ"], r"after normalisation"),
+    (["positive", "positive\u200b"], r"invisible format character \(U\+200B"),
+    (["posi\ntive", "negative"], r"control character \(U\+000A"),
+    (["positive", "..."], r"only punctuation"),
+])
+def test_labels_that_collide_or_hide_characters_are_refused(labels, match):
+    d = _with(labels=labels, examples=[{"input": "a", "output": "negative"}])
+    with pytest.raises(TaskError, match=match):
+        parse_task_bytes(_bytes(d), "t.json")
+
+
+def test_answers_match_labels_through_the_same_function():
+    from selfguide.parsing import map_label, normalize_label
+
+    assert normalize_label("  «Positive.» ") == "positive"
+    t = parse_task_bytes(_bytes(_with(labels=["positive.", "negative"],
+                                      examples=[{"input": "a", "output": "positive"}])),
                          "t.json")
+    # a label written with a full stop can win a vote: answers are normalised the same way
+    assert map_label("Positive", t.labels) == "positive."
+    assert map_label("positive.", t.labels) == "positive."
+    assert map_label("ＰＯＳＩＴＩＶＥ", t.labels) == "positive."
 
 
 @pytest.mark.parametrize("data, match", [

@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = from_dict(EvalConfig, overrides_from_args(args, EvalConfig))
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
+    jobs.check_inputs_idle(run_dir, "eval")
+    evaluation.examples_for(run_dir, evaluation.load_task(run_dir), args.test)  # fail early
     store.set_stage(run_dir, "eval", "running")
     try:
         with jobs.worker(run_dir, "eval") as events:

@@ -15,14 +15,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="jsonl: the training records; alpaca: instruction/input/output "
                              "list; hf-dataset: datasets.save_to_disk directory.")
     parser.add_argument("--output", default=None,
-                        help="Destination (default: <run>/export/...).")
+                        help="Destination (default: <run>/export/...). Must not exist "
+                             "(a new or empty directory for hf-dataset); links, devices and "
+                             "FIFOs are never replaced.")
+    parser.add_argument("--force", action="store_true",
+                        help="Replace an existing regular file at --output.")
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import store
+    from selfguide import jobs, store
     from selfguide.dataset import export, load_records
 
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
-    path = export(run_dir, args.format, args.output)
+    jobs.check_inputs_idle(run_dir, "export")
+    path = export(run_dir, args.format, args.output, force=args.force)
     print(f"exported {len(load_records(run_dir))} records to {path}")
     return 0

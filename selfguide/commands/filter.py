@@ -22,12 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import selfguide_pipeline, store
+    from selfguide import jobs, selfguide_pipeline, store
     from selfguide.config import overrides_from_args, replace
     from selfguide.configs.synthesis import FilterConfig
     from selfguide.dataset import format_report
 
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
+    jobs.check_inputs_idle(run_dir, "filter")
     _, _, old, _ = selfguide_pipeline.load_run(run_dir)
     filters = replace(old, **overrides_from_args(args, FilterConfig))
     report = selfguide_pipeline.refilter(run_dir, filters)

@@ -34,11 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="A prompt (repeat for several).")
     parser.add_argument("--prompts-file", type=Path, default=None,
                         help="A text file with one prompt per line, or JSONL with a 'prompt' field.")
-    parser.add_argument("-n", type=int, default=1, help="Completions per prompt (default 1).")
+    parser.add_argument("-n", type=int, default=1,
+                        help="Completions per prompt (range 1..64; default 1).")
     parser.add_argument("--no-chat", action="store_true",
                         help="Send prompts as plain text (no chat template).")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="Sequences per batch (default: 32 on CPU, 64 on CUDA).")
+                        help="Sequences per batch (range 1..1024; default: 32 on CPU, 64 on "
+                             "CUDA).")
     parser.add_argument("--json", action="store_true",
                         help="Print one JSON object per prompt: {prompt, completions}.")
     parser.add_argument("--quiet", "-q", action="store_true",
@@ -51,10 +53,14 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
     prompts = list(args.prompt or [])
     if args.prompts_file is not None:
         path = args.prompts_file
+        if not path.is_file():
+            raise ConfigError(f"Prompts file {path} does not exist or is not a regular file.",
+                              hint="Pass a text or JSONL file with --prompts-file.")
         try:
             text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise ConfigError(f"Prompts file {path} does not exist.") from exc
+        except OSError as exc:
+            raise ConfigError(f"Prompts file {path} cannot be read: {exc.strerror or exc}.") \
+                from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(f"Prompts file {path} is not UTF-8 (byte {exc.start}).",
                               hint="Save the file as UTF-8.") from exc
@@ -81,9 +87,12 @@ def run(args: argparse.Namespace) -> int:
     from selfguide.events import Progress
     from selfguide.models import load_generator
 
+    if not 1 <= args.n <= 64:
+        raise ConfigError(f"Invalid value for 'n': {args.n} (must be in 1..64).")
+    if args.batch_size is not None and not 1 <= args.batch_size <= 1024:
+        raise ConfigError(f"Invalid value for 'batch_size': {args.batch_size} (must be in "
+                          "1..1024).")
     prompts = read_prompts(args)
-    if args.n < 1:
-        raise ConfigError(f"Invalid value for 'n': {args.n} (must be >= 1).")
     model_cfg = from_dict(ModelConfig, overrides_from_args(args, ModelConfig))
     if args.no_chat:
         model_cfg = replace(model_cfg, chat=False)

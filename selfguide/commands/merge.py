@@ -15,9 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import store, training
+    from selfguide import jobs, store, training
 
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
+    jobs.check_inputs_idle(run_dir, "merge")
     out = training.merge(run_dir, args.out)
     print(f"merged model written to {out}")
     return 0

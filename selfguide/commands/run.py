@@ -49,6 +49,24 @@ def _accepts(command: str, option: str) -> bool:
     return sub is not None and option in sub._option_string_actions
 
 
+def validate_early(args: argparse.Namespace) -> None:
+    """Check every later stage's options before synthesis spends minutes (issue 14, item 6):
+    the evaluation limit and test file, the training preset (synthesize, the first stage,
+    checks the task file and the model before it writes anything)."""
+    from selfguide import evaluation
+    from selfguide.config import from_dict
+    from selfguide.configs.evaluation import EvalConfig
+    from selfguide.configs.training import PRESETS, TrainConfig
+    from selfguide.errors import DatasetError
+
+    limit = args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"]
+    from_dict(EvalConfig, {"limit": limit})
+    from_dict(TrainConfig, PRESETS.get(args.preset, {}))
+    if args.test and not evaluation.load_test_file(args.test):
+        raise DatasetError(f"Test file {args.test} has no examples.",
+                           hint="Add rows with 'input' and 'output', or drop --test.")
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -56,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     name = args.run or store.slugify_run_name(Path(args.task).stem)
     store.validate_run_name(name)
+    validate_early(args)
     t0 = time.time()
     syn = ["synthesize", args.task, "--run", name]
     if _accepts("synthesize", "--preset"):

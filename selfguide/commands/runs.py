@@ -13,6 +13,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
 
+def stage_states(run_dir, man: dict) -> dict[str, str]:
+    """Each stage's manifest status, corrected by its job: a "running" stage whose worker
+    died (kill -9) reads as the job does ("interrupted"), as the studio shows it."""
+    from selfguide import jobs
+    from selfguide.errors import SelfGuideError
+
+    out = {}
+    for k, v in (man.get("stages") or {}).items():
+        state = v.get("status", "") if isinstance(v, dict) else ""
+        if state == "running" and (run_dir / "jobs" / k).is_dir():
+            try:
+                job = jobs.status(run_dir, k).state
+            except SelfGuideError:  # an odd stage name or status: keep the manifest's word
+                job = "running"
+            if job not in jobs.ACTIVE:
+                state = "interrupted" if job in ("interrupted", "none") else job
+        out[k] = state
+    return out
+
+
 def summarize(run_dir) -> dict:
     from selfguide import store
 
@@ -21,7 +41,7 @@ def summarize(run_dir) -> dict:
     cfg = store.read_json(run_dir / "config.json", default=None) or {}
     return {"name": run_dir.name, "method": cfg.get("method") or man.get("method", ""),
             "task": man.get("task", rep.get("task", "")),
-            "stages": {k: v.get("status", "") for k, v in (man.get("stages") or {}).items()},
+            "stages": stage_states(run_dir, man),
             "candidates": rep.get("candidates"), "kept": rep.get("kept"),
             "degenerate": rep.get("degenerate")}
 

@@ -72,10 +72,15 @@ def run(args: argparse.Namespace) -> int:
         from selfguide.task import load_task
 
         target = load_task(args.task)
-    run_dir = store.resolve_run_dir(args.run, create=True)
+    run_dir = store.resolve_run_dir(args.run)
     run_copy = run_dir / selfinstruct_pipeline.SEEDS_FILE
     seed_path = args.seed_tasks or (run_copy if run_copy.is_file() else None)
     seeds = load_seed_tasks(seed_path)
+    from selfguide.models import resolve_model
+
+    resolve_model(model.model, trust_remote_code=model.trust_remote_code)  # before any write
+    existed = run_dir.exists()
+    run_dir = store.resolve_run_dir(args.run, create=True)
     if target is not None:
         store.atomic_write_json(run_dir / "task.json", target.to_dict())
     print(f"run {args.run}: Self-Instruct, {len(seeds)} seed tasks, target "
@@ -88,8 +93,17 @@ def run(args: argparse.Namespace) -> int:
             gen = load_generator(model)
             report = selfinstruct_pipeline.run_self_instruct(
                 run_dir, gen, seeds, cfg, fcfg, model=model, events=events)
+            if not report.get("train"):
+                from selfguide.errors import DatasetError
+
+                raise DatasetError("Self-Instruct produced no training example.",
+                                   hint="Generate more instructions (--num-instructions) or "
+                                        "loosen the filters.")
     except BaseException:
         store.set_stage(run_dir, selfinstruct_pipeline.STAGE, "failed")
+        if not existed:
+            store.discard_new_run(run_dir, (selfinstruct_pipeline.ROUNDS_FILE,
+                                            "candidates.parquet"))
         raise
     print(format_report(report))
     print(f"candidates: {run_dir / 'candidates.parquet'}")

@@ -49,26 +49,54 @@ def configs_from_args(args: argparse.Namespace):
     return synth, filters, model
 
 
+# Files of a run that hold resumable work: a failed first attempt keeps the run for them.
+KEEP = ("inputs.jsonl", "annotations.jsonl", "labelling.json", "candidates.parquet")
+
+
+def preflight(task, model, preset: str | None):
+    """Model reference and weights, and whether the task's rows can be trained on with the
+    preset's training settings: all before synthesis starts (issue 14, item 9)."""
+    from selfguide.config import from_dict
+    from selfguide.configs.training import PRESETS, TrainConfig
+    from selfguide.trainfit import check_rows_fit
+
+    return check_rows_fit(task, model, from_dict(TrainConfig, PRESETS.get(preset or "", {})))
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from selfguide import jobs, selfguide_pipeline, store
     from selfguide.dataset import format_report
+    from selfguide.errors import DatasetError
     from selfguide.task import load_task
 
     task = load_task(args.task, instruction=args.instruction)
     synth, filters, model = configs_from_args(args)
     name = args.run or store.slugify_run_name(Path(args.task).stem)
+    run_dir = store.resolve_run_dir(name)
+    # Everything that can be checked is checked before the run directory exists.
+    fit = preflight(task, model, args.preset)
+    existed = run_dir.exists()
     run_dir = store.resolve_run_dir(name, create=True)
     print(f"run {name}: {task.name} ({task.task_type}), preset {args.preset}, "
           f"{synth.rounds} rounds x {synth.prompts_per_round} prompts, "
           f"{synth.n_samples} samples, model {model.model}", file=sys.stderr, flush=True)
+    if fit.note:
+        print(f"note: {fit.note}", file=sys.stderr, flush=True)
     try:
         with jobs.worker(run_dir, "synthesize") as events:
             report = selfguide_pipeline.run_synthesis(run_dir, task, synth, filters, model,
                                                       overwrite=args.overwrite, events=events)
+            if not report.get("kept"):
+                raise DatasetError("Synthesis produced no training example "
+                                   f"({report.get('candidates', 0)} candidates, 0 kept).",
+                                   hint="See the funnel with 'selfguide filter --run "
+                                        f"{name}', loosen the filters, or add rounds.")
     except BaseException:
         store.set_stage(run_dir, "synthesize", "failed")
+        if not existed:
+            store.discard_new_run(run_dir, KEEP)
         raise
     print(format_report(report))
     print(f"dataset: {run_dir / 'dataset' / 'train.jsonl'}")

@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
     from selfguide.config import to_dict
 
+    jobs.check_inputs_idle(run_dir, "train")
+    training.preflight(run_dir, cfg)  # dataset, model, memory: refuse before "running"
+
     store.set_stage(run_dir, "train", "running", config_hash=store.config_hash(to_dict(cfg)))
     try:
         with jobs.worker(run_dir, "train") as events:

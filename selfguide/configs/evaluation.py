@@ -16,9 +16,9 @@ class EvalConfig:
     """Before/after evaluation settings."""
 
     limit: int = field(0, help="Evaluate at most this many held-out examples, a seeded random "
-                               "sample (0 = all).")
+                               "sample (0 = all).", range=(0, 10_000_000))
     max_new_tokens: int = field(48, help="Maximum tokens generated per answer.")
-    batch_size: int = field(16, help="Prompts generated together.")
+    batch_size: int = field(16, help="Prompts generated together.", range=(1, 1024))
     precision: str = field("bf16", choices=("bf16", "fp32", "4bit"),
                            help="Base weights precision during evaluation. bf16 applies a "
                                 "QLoRA adapter to the unquantized base (faster on a CPU); 4bit "
@@ -26,8 +26,10 @@ class EvalConfig:
     first_line: bool = field(True, help="Score only the first non-empty line of an answer "
                                         "(models often keep talking after the answer).")
     bootstrap: int = field(1000, help="Paired bootstrap resamples for the 95% confidence "
-                                      "interval of the after-minus-before difference.")
-    seed: int = field(0, help="Seed for the example sample and the bootstrap.")
+                                      "interval of the after-minus-before difference.",
+                           range=(0, 1_000_000))
+    seed: int = field(0, help="Seed for the example sample and the bootstrap.",
+                      range=(0, 2**31 - 1))
     before: bool = field(True, help="Also predict with the base model (adapter disabled).")
     constrained: bool = field(False, help="Classification: answer with the label the model "
                                           "scores most likely instead of free text (rank "
