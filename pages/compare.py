@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from selfguide import store
+from selfguide import compare, store
 from selfguide.configs.evaluation import EvalConfig
 from selfguide.errors import SelfGuideError
 from studio import diffs, resources, state, widgets
@@ -67,6 +67,18 @@ if diff:
                 help="Paired bootstrap over the examples: if the interval excludes 0 the "
                      "change is unlikely to be noise.")
 c[3].metric("Examples", metrics.get("n"), help=f"{metrics.get('changed', 0)} answers changed.")
+
+table = compare.metric_rows(metrics)
+if table:
+    st.caption("Every metric on the same answers. The SELF-GUIDE paper reports a lenient exact "
+               "match (the gold label appears in the answer) and a character-level LCS F1 "
+               "it calls ROUGE-L; they sit beside the strict ones here so its tables can be "
+               "compared.")
+    st.dataframe(pd.DataFrame(table)[["name", "before", "after", "delta", "ci_low", "ci_high"]],
+                 hide_index=True, width="stretch", column_config={
+                     "name": "metric", "ci_low": "95% CI low", "ci_high": "95% CI high",
+                     **{c: st.column_config.NumberColumn(format="%.3f")
+                        for c in ("before", "after", "delta", "ci_low", "ci_high")}})
 
 acc = diffs.per_label_frame(metrics)
 if acc is not None:

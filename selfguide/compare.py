@@ -65,6 +65,49 @@ def label_table(m: dict) -> str:
     return "\n".join(lines)
 
 
+# The metrics every evaluation reports (metrics.json keys), with how a person reads them.
+METRIC_NAMES = {
+    "exact_match": "exact match (strict)",
+    "rouge_l": "ROUGE-L (words, stemmed)",
+    "lenient_em": "lenient EM (paper: gold label in the answer)",
+    "paper_rouge_l": "ROUGE-L (paper: character LCS F1)",
+}
+
+
+def metric_rows(m: dict) -> list[dict]:
+    """One row per reported metric of an evaluation: before, after, delta and its 95% CI
+    (``[]`` for a metrics.json written before these were reported)."""
+    rows = []
+    for key, label in METRIC_NAMES.items():
+        block = m.get(key)
+        if not isinstance(block, dict):
+            continue
+        d = block.get("difference") or {}
+        rows.append({"metric": key, "name": label, "before": block.get("before"),
+                     "after": block.get("after"), "delta": d.get("delta"),
+                     "ci_low": d.get("low"), "ci_high": d.get("high"),
+                     "task_metric": key == m.get("metric")})
+    return rows
+
+
+def format_metric_rows(m: dict) -> str:
+    """A text table of :func:`metric_rows` (points, x100); '' when there are none."""
+    rows = metric_rows(m)
+    if not rows:
+        return ""
+    width = max(len(r["name"]) for r in rows) + 2
+    lines = [f"{'metric':<{width}} before   after   delta   95% CI"]
+    for r in rows:
+        ci = ("-" if r["ci_low"] is None
+              else f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]")
+        delta = "-" if r["delta"] is None else f"{100 * r['delta']:+.1f}"
+        name = r["name"] + (" *" if r["task_metric"] else "")
+        lines.append(f"{name:<{width}} {_pct(r['before']):>6}  {_pct(r['after']):>6}  "
+                     f"{delta:>6}   {ci}")
+    lines.append("* the task's metric")
+    return "\n".join(lines)
+
+
 def load_rows(names: Sequence[str]) -> list[dict]:
     """Rows for the named runs (``RunNotFound`` for a missing one)."""
     rows = []

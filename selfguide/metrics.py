@@ -1,11 +1,14 @@
-"""Scoring predictions: exact match, ROUGE-L, per-label accuracy, confusion matrix and a
-paired bootstrap confidence interval for a before/after difference.
+"""Scoring predictions: exact match, ROUGE-L, the SELF-GUIDE paper's lenient exact match and
+character-level ROUGE-L, per-label accuracy, confusion matrix and a paired bootstrap
+confidence interval for a before/after difference.
 
 Pure functions over lists of strings and numbers; randomness comes in as an explicit seed.
 Exact match uses light normalisation (surrounding whitespace, case, trailing punctuation);
 ROUGE-L is the F-measure with Porter stemming, as in the Natural Instructions evaluation
-(``selfguide.rouge``, proven equal to ``rouge-score``). A prediction is scored against every
-accepted reference and keeps the best. This module does not load models or read files.
+(``selfguide.rouge``, proven equal to ``rouge-score``). The paper's two metrics are reported
+beside them (:data:`REPORTED`) so results can be set against its tables: ``lenient_em`` and
+``paper_rouge_l``. A prediction is scored against every accepted reference and keeps the
+best. This module does not load models or read files.
 """
 
 from __future__ import annotations
@@ -51,7 +54,40 @@ def rouge_l(prediction: str, references: Sequence[str]) -> float:
     return max((_rl(prediction, r, stem=True) for r in references), default=0.0)
 
 
+def lenient_exact_match(prediction: str, references: Sequence[str]) -> float:
+    """The SELF-GUIDE paper's exact match: 1.0 when a reference appears in the prediction.
+
+    Case-insensitive substring test of each stripped, non-empty reference in the prediction
+    (``'The answer is Positive.'`` counts for ``'positive'``). Lenient on purpose: a model
+    that keeps talking after the label still scores. The paper's released code
+    (``find_last_occurrence`` in Prompt2Model-Self-Distill) takes the last label found in the
+    output and compares it with the gold label; the two agree unless an output names
+    several labels.
+    """
+    p = (prediction or "").casefold()
+    return float(any(r.strip() and r.strip().casefold() in p for r in references))
+
+
+def char_lcs_f1(prediction: str, references: Sequence[str]) -> float:
+    """The SELF-GUIDE paper's "ROUGE-L": F1 of the character-level longest common
+    subsequence of the raw strings (no lower-casing, no tokenization), best reference.
+
+    precision = LCS / len(prediction), recall = LCS / len(reference); 0 when either is
+    empty or nothing is shared (the paper's ``rouge_l_score``).
+    """
+    from rapidfuzz.distance import LCSseq
+
+    from selfguide.rouge import lcs_f1
+
+    pred = prediction or ""
+    return max((lcs_f1(LCSseq.similarity(r, pred), len(r), len(pred)) for r in references),
+               default=0.0)
+
+
 METRICS = {"exact_match": exact_match, "rouge_l": rouge_l}
+# Every evaluation reports all of these, whatever the task's own metric; summary keys.
+REPORTED = {"exact_match": exact_match, "rouge_l": rouge_l,
+            "lenient_em": lenient_exact_match, "paper_rouge_l": char_lcs_f1}
 
 
 def score(metric: str, prediction: str, references: Sequence[str]) -> float:
@@ -143,7 +179,23 @@ def summarize(metric: str, references: Sequence[Sequence[str]], before: Sequence
             out["per_label_before"] = per_label_accuracy(refs0, before, labels)
             out["confusion_before"] = confusion(refs0, before, labels)
             out["predicted_labels_before"] = _label_counts(before, labels)
+    for name, fn in REPORTED.items():
+        out[name] = ({k: out[k] for k in ("after", "before", "difference") if k in out}
+                     if name == metric else
+                     _metric_block(fn, references, before, after, bootstrap, seed))
     return out
+
+
+def _metric_block(fn, references: Sequence[Sequence[str]], before: Sequence[str] | None,
+                  after: Sequence[str], bootstrap: int, seed: int) -> dict:
+    """``{"after", "before", "difference"}`` of one metric, shaped like the top level."""
+    s_after = [fn(p, r) for p, r in zip(after, references)]
+    block: dict = {"after": mean(s_after)}
+    if before is not None:
+        s_before = [fn(p, r) for p, r in zip(before, references)]
+        block["before"] = mean(s_before)
+        block["difference"] = paired_bootstrap(s_before, s_after, samples=bootstrap, seed=seed)
+    return block
 
 
 def _label_counts(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, int]:

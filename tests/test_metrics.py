@@ -112,3 +112,76 @@ def test_compare_table():
     assert "+25.0" in text and "[0.0, 50.0]" in text and "75.0" in text
     assert "yes" in compare.label_table({"per_label_after": {"yes": 1.0},
                                           "per_label_before": {"yes": 0.5}})
+
+
+# --------------------------------------------------------------------------- the paper's metrics
+
+@pytest.mark.parametrize("pred,refs,expected", [
+    ("positive", ["positive"], 1.0),
+    ("The answer is Positive.", ["positive"], 1.0),   # the gold label appears in it
+    ("positive or negative", ["negative"], 1.0),      # lenient: any appearance counts
+    ("neg", ["negative"], 0.0),                       # a prefix of the label does not
+    ("yes", ["no", " Yes "], 1.0),                    # any reference, stripped
+    ("", ["no"], 0.0),
+    ("anything", ["", "  "], 0.0),                    # blank references never match
+])
+def test_lenient_exact_match_hand_computed(pred, refs, expected):
+    assert M.lenient_exact_match(pred, refs) == expected
+
+
+@pytest.mark.parametrize("pred,refs,expected", [
+    ("abc", ["abd"], 2 / 3),            # LCS "ab": P = R = 2/3
+    ("ab", ["abcd"], 2 / 3),            # LCS 2: P = 1, R = 1/2, F = 2/3
+    ("Cat", ["cat"], 2 / 3),            # case-sensitive: LCS "at"
+    ("a b", ["ab"], 0.8),               # spaces are characters: LCS 2, P = 2/3, R = 1
+    ("xyz", ["abc"], 0.0),
+    ("", ["abc"], 0.0),
+    ("abc", ["xyz", "abc"], 1.0),       # best reference
+])
+def test_char_lcs_f1_hand_computed(pred, refs, expected):
+    assert M.char_lcs_f1(pred, refs) == pytest.approx(expected)
+
+
+def _paper_rouge_l(gt: str, gen: str) -> float:
+    """The paper's rouge_l_score for one pair: O(n*m) character LCS, then F1."""
+    dp = [[0] * (len(gen) + 1) for _ in range(len(gt) + 1)]
+    for i in range(1, len(gt) + 1):
+        for j in range(1, len(gen) + 1):
+            dp[i][j] = (dp[i - 1][j - 1] + 1 if gt[i - 1] == gen[j - 1]
+                        else max(dp[i - 1][j], dp[i][j - 1]))
+    lcs = dp[-1][-1]
+    if lcs == 0:
+        return 0.0
+    p, r = lcs / len(gen), lcs / len(gt)
+    return 2 * p * r / (p + r)
+
+
+def test_char_lcs_f1_equals_the_papers_dynamic_programme():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        a = "".join(rng.choice("abc d") for _ in range(rng.randint(0, 12)))
+        b = "".join(rng.choice("abc d") for _ in range(rng.randint(0, 12)))
+        assert M.char_lcs_f1(a, [b]) == _paper_rouge_l(b, a)
+
+
+def test_summary_reports_every_metric_with_ci():
+    refs = [["positive"], ["negative"], ["negative"]]
+    before = ["It is positive", "positive", "negative"]
+    after = ["positive", "negative", "Negative."]
+    s = M.summarize("exact_match", refs, before, after, bootstrap=100, seed=0)
+    assert set(M.REPORTED) <= set(s)
+    assert s["exact_match"] == {"after": s["after"], "before": s["before"],
+                                "difference": s["difference"]}
+    assert s["exact_match"]["before"] == pytest.approx(1 / 3)   # strict: only row 3
+    assert s["lenient_em"]["before"] == pytest.approx(2 / 3)    # row 1 names the label
+    assert s["lenient_em"]["after"] == 1.0
+    assert s["lenient_em"]["difference"]["delta"] == pytest.approx(1 / 3)
+    assert s["paper_rouge_l"]["after"] == pytest.approx(
+        (1 + 1 + M.char_lcs_f1("Negative.", ["negative"])) / 3)
+    assert {"low", "high", "p_le_0"} <= set(s["paper_rouge_l"]["difference"])
+    only_after = M.summarize("rouge_l", refs, None, after, bootstrap=10)
+    assert set(only_after["lenient_em"]) == {"after"}
+    table = compare.format_metric_rows(s)
+    assert "lenient EM" in table and "character LCS" in table and "+33.3" in table

@@ -28,6 +28,10 @@ def print_summary(name: str, summary: dict) -> None:
     from selfguide import compare
 
     print(compare.format_table([compare.run_row(name, summary)]))
+    table = compare.format_metric_rows(summary)
+    if table:
+        print()
+        print(table)
     labels = compare.label_table(summary)
     if labels:
         print()
