@@ -8,7 +8,8 @@ exactly :func:`selfguide.prompts.task_prompt` -- the prompt evaluation uses -- a
 funnel, the labels per strategy and their agreement with the target label, and flags
 degenerate self-labels. :func:`write_dataset` writes ``dataset/{train,val}.jsonl`` and
 ``dataset/report.json`` atomically; :func:`load_records` reads them back;
-:func:`export` writes jsonl / alpaca / hf-dataset copies.
+:func:`export` writes jsonl / alpaca / hf-dataset copies and the chat formats (TRL
+prompt-completion, ``messages``, ShareGPT), each with a dataset card.
 
 It does not generate, filter or train.
 """
@@ -33,7 +34,29 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 SPLITS = ("train", "val")
-EXPORT_FORMATS = ("jsonl", "alpaca", "hf-dataset")
+
+
+def _user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def _assistant(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+# Chat-format exports: one JSON line per record, the prompt as the single user turn (the
+# run trains on exactly that turn, rendered with the model's chat template).
+CHAT_EXPORTS = {
+    "prompt-completion": lambda r: {"prompt": [_user(r["prompt"])],
+                                    "completion": [_assistant(r["completion"])]},
+    "messages": lambda r: {"messages": [_user(r["prompt"]), _assistant(r["completion"])]},
+    "sharegpt": lambda r: {"conversations": [{"from": "human", "value": r["prompt"]},
+                                             {"from": "gpt", "value": r["completion"]}]},
+}
+EXPORT_FORMATS = ("jsonl", "alpaca", "hf-dataset", *CHAT_EXPORTS)
+EXPORT_NAMES = {"jsonl": "train.jsonl", "alpaca": "alpaca.json", "hf-dataset": "hf-dataset",
+                "prompt-completion": "prompt_completion.jsonl", "messages": "messages.jsonl",
+                "sharegpt": "sharegpt.jsonl"}
 
 
 def build_records(df: pd.DataFrame, task: TaskSpec, *, val_fraction: float = 0.0,
@@ -236,9 +259,11 @@ def load_report(run_dir: str | Path) -> dict | None:
 
 
 def export(run_dir: str | Path, fmt: str, dest: str | Path | None = None, *,
-           force: bool = False) -> Path:
+           force: bool = False, card: bool = True) -> Path:
     """Write the train split as ``jsonl`` (prompt/completion records), ``alpaca``
-    (instruction/input/output JSON list) or ``hf-dataset`` (``datasets.save_to_disk``).
+    (instruction/input/output JSON list), ``hf-dataset`` (``datasets.save_to_disk``) or a
+    chat format (:data:`CHAT_EXPORTS`: TRL prompt-completion, ``messages``, ShareGPT), and
+    with ``card`` a dataset card (``README.md``, see :func:`write_export_card`).
 
     An explicit ``dest`` follows :mod:`selfguide.outpaths`: a missing path, or an existing
     regular file with ``force``; a new or empty directory for ``hf-dataset``. Links,
@@ -254,13 +279,17 @@ def export(run_dir: str | Path, fmt: str, dest: str | Path | None = None, *,
                 else outpaths.check_output_file(dest, force=force))
     run_dir = Path(run_dir)
     recs = load_records(run_dir, "train")
-    task = TaskSpec.from_dict(store.read_json(run_dir / "task.json"))
     out_dir = run_dir / "export"
     if fmt == "jsonl":
         path = Path(dest) if dest else out_dir / "train.jsonl"
         _write_export(path, _jsonl(recs), own=dest is None, force=force)
+    elif fmt in CHAT_EXPORTS:
+        path = Path(dest) if dest else out_dir / EXPORT_NAMES[fmt]
+        _write_export(path, _jsonl([CHAT_EXPORTS[fmt](r) for r in recs]), own=dest is None,
+                      force=force)
     elif fmt == "alpaca":
         path = Path(dest) if dest else out_dir / "alpaca.json"
+        task = TaskSpec.from_dict(store.read_json(run_dir / "task.json"))
         rows = [{"instruction": task.instruction, "input": r["input"], "output": r["completion"]}
                 for r in recs]
         _write_export(path, json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n",
@@ -283,7 +312,29 @@ def export(run_dir: str | Path, fmt: str, dest: str | Path | None = None, *,
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             outpaths.publish_dir(tmp, path)
+    if card:
+        write_export_card(run_dir, fmt, path)
     return path
+
+
+def write_export_card(run_dir: str | Path, fmt: str, path: str | Path) -> Path | None:
+    """The dataset card of an export: ``README.md`` inside an ``hf-dataset`` folder, beside
+    a file otherwise, but only in a folder that holds nothing else (the run's export folder,
+    or a dedicated one); None when skipped or when a README selfguide did not write is
+    already there."""
+    from selfguide import cards
+
+    path = Path(path)
+    folder = path if fmt == "hf-dataset" else path.parent
+    if fmt == "hf-dataset":
+        files = sorted(p.name for p in folder.iterdir() if p.name != "README.md")
+    else:
+        files = [path.name]
+        others = {p.name for p in folder.iterdir()} - {path.name, "README.md"}
+        if folder != Path(run_dir) / "export" and others:
+            return None  # a folder of the user's own: no README dropped into it
+    text = cards.dataset_card(cards.run_facts(run_dir), fmt=fmt, files=files)
+    return cards.write_card(folder, text)
 
 
 def _write_export(path: Path, text: str, *, own: bool, force: bool) -> None:

@@ -1,4 +1,5 @@
-"""``selfguide merge --run NAME --out DIR``: write base + adapter as one bf16 model."""
+"""``selfguide merge --run NAME --out DIR``: write base + adapter as one bf16 model, with a
+model card (README.md)."""
 
 from __future__ import annotations
 
@@ -20,5 +21,14 @@ def run(args: argparse.Namespace) -> int:
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
     jobs.check_inputs_idle(run_dir, "merge")
     out = training.merge(run_dir, args.out)
+    write_model_card(run_dir, out)
     print(f"merged model written to {out}")
     return 0
+
+
+def write_model_card(run_dir, out) -> None:
+    """README.md (Hugging Face model card) in the merged folder, from the run's files."""
+    from selfguide import cards
+
+    files = sorted(p.name for p in out.iterdir() if p.name != "README.md")
+    cards.write_card(out, cards.model_card(cards.run_facts(run_dir), files=files))
