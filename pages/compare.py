@@ -4,6 +4,7 @@ both models, and downloads."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pandas as pd
@@ -14,6 +15,8 @@ from selfguide.configs.evaluation import EvalConfig
 from selfguide.errors import SelfGuideError
 from studio import diffs, resources, state, widgets
 from studio import jobs as sjobs
+
+GGUF_QUANTS = ("f16", "q8_0", "q5_1", "q4_1", "bf16", "f32")
 
 state.ensure_frame()
 
@@ -151,3 +154,39 @@ d1.download_button("predictions.csv", pd.DataFrame(rows).to_csv(index=False).enc
 d2.download_button("metrics.json", json.dumps(metrics, indent=2).encode("utf-8"),
                    file_name=f"{run}-metrics.json", mime="application/json",
                    icon=":material/download:")
+
+# --------------------------------------------------------------------------- GGUF
+st.subheader("Run it elsewhere (GGUF + Ollama)")
+st.caption("The finetuned model with its adapter merged in, as one GGUF file (llama.cpp, "
+           "Ollama, LM Studio, transformers) with an Ollama Modelfile and a model card. The "
+           "file is loaded back with transformers and checked against the merged model.")
+gguf_dir = run_dir / "export" / "model-gguf"
+gjob = sjobs.status(run, "export-model")
+q1, q2 = st.columns([1, 3])
+quant = q1.selectbox("Tensor type", GGUF_QUANTS, key=state.widget_key("compare", "quant"),
+                     help="f16: full quality; q8_0: about half the size, near-lossless; "
+                          "q4_*/q5_*: smaller, lossier.")
+if q2.button("Export GGUF", icon=":material/deployed_code:",
+             disabled=sjobs.is_active(gjob)) and widgets.start_job(
+        run, "export-model", ["export-model", "--run", run, "--out", str(gguf_dir),
+                              "--quant", quant, "--force"]):
+    st.rerun()
+widgets.job_panel(run, "export-model", title="GGUF export job")
+exported = store.read_json(gguf_dir / "export.json", default=None)
+if isinstance(exported, dict) and (gguf_dir / str(exported.get("file"))).is_file():
+    v = exported.get("verify") or {}
+    if v:
+        st.caption(f"Checked with transformers: logits differ by at most "
+                   f"{v['max_abs_diff']:.2g} (logit spread {v['logit_std']:.2g}); the top "
+                   f"token agrees at {100 * v['top1_agreement']:.0f}% of positions; the "
+                   f"tokenizer {'matches' if v['tokenizer_match'] else 'differs'}.")
+    g1, g2, g3 = st.columns(3)
+    gfile = gguf_dir / exported["file"]
+    g1.download_button(f"{gfile.name} ({gfile.stat().st_size / 2**20:.0f} MiB)",
+                       functools.partial(gfile.read_bytes), file_name=gfile.name,
+                       mime="application/octet-stream", icon=":material/download:")
+    for col, name in ((g2, "Modelfile"), (g3, "README.md")):
+        if (gguf_dir / name).is_file():
+            col.download_button(name, (gguf_dir / name).read_bytes(), file_name=name,
+                                mime="text/plain", icon=":material/download:")
+    st.code(f"ollama create {run} -f Modelfile\nollama run {run}", language="bash")

@@ -67,8 +67,23 @@ TINY_SENTENCES = [
 ]
 
 
-def build_tiny_model(path: Path, *, chat_template: bool = True) -> Path:
-    """Save a ~100 KB Llama (2 layers, hidden 32) with a WordLevel tokenizer to ``path``."""
+def _bpe_tokenizer(specials: list[str]):
+    """A byte-level BPE (GPT-2 style, as GGUF's ``gpt2`` tokenizer) trained on the tiny
+    sentences: ~400 tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(TINY_SENTENCES * 3, trainer)
+    return tok
+
+
+def build_tiny_model(path: Path, *, chat_template: bool = True, bpe: bool = False) -> Path:
+    """Save a ~100 KB Llama (2 layers, hidden 32) with a WordLevel tokenizer to ``path``
+    (``bpe``: a byte-level BPE tokenizer instead, which GGUF can carry)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -77,8 +92,12 @@ def build_tiny_model(path: Path, *, chat_template: bool = True) -> Path:
     specials = ["<unk>", "<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>"]
     words = sorted({w for s in TINY_SENTENCES for w in s.split()} | set(":.,?!'\"[]-0123456789"))
     vocab = {t: i for i, t in enumerate(specials + words)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    if bpe:
+        tok = _bpe_tokenizer(specials)
+        vocab = tok.get_vocab()
+    else:
+        tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
                                    bos_token="<s>", eos_token="</s>")
     if chat_template:
@@ -101,6 +120,12 @@ def build_tiny_model(path: Path, *, chat_template: bool = True) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_bpe_model_dir(tmp_path_factory) -> Path:
+    """The tiny Llama with a byte-level BPE tokenizer (exportable to GGUF)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama-bpe") / "model", bpe=True)
 
 
 @pytest.fixture(scope="session")

@@ -285,6 +285,40 @@ def test_compare_shows_both_columns_and_renders_model_text_as_text(app, runs):
     assert XSS not in all_text(at) and "javascript:" not in all_text(at)
 
 
+def test_compare_paper_metrics_and_gguf_export(app, runs, job_recorder):
+    preds = [{"id": "t0", "input": "Loved it.", "reference": "positive", "before": "negative",
+              "after": "positive", "score_before": 0.0, "score_after": 1.0, "changed": True}]
+    d = runs.evaluated("r1", preds)
+    m = store.read_json(d / "eval" / "metrics.json")
+    block = {"before": 0.5, "after": 1.0, "difference": {"delta": 0.5, "low": 0.0, "high": 1.0}}
+    store.atomic_write_json(d / "eval" / "metrics.json", {**m, "lenient_em": block,
+                                                          "paper_rouge_l": block})
+    at = app(run="r1")
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    table = next(f.value for f in at.dataframe if "name" in f.value.columns)
+    assert any("lenient EM" in n for n in table["name"]) and table["after"].tolist() == [1.0, 1.0]
+    button(at, "Export GGUF").click().run()
+    run, stage, argv = job_recorder.calls[0]
+    assert (run, stage) == ("r1", "export-model")
+    from selfguide.cli import build_parser
+
+    args = build_parser().parse_args(argv)  # exactly what the CLI parses
+    assert args.quant == "f16" and args.force and args.out.endswith("model-gguf")
+    out = d / "export" / "model-gguf"
+    out.mkdir(parents=True)
+    (out / "r1-f16.gguf").write_bytes(b"GGUF" + bytes(100))
+    (out / "Modelfile").write_text("FROM ./r1-f16.gguf\n")
+    store.atomic_write_json(out / "export.json", {"file": "r1-f16.gguf", "verify": {
+        "max_abs_diff": 0.001, "logit_std": 5.0, "top1_agreement": 1.0,
+        "tokenizer_match": True}})
+    at.run()
+    assert not at.exception
+    labels = [b.label for b in at.get("download_button")]
+    assert any(lab.startswith("r1-f16.gguf") for lab in labels) and "Modelfile" in labels
+    assert "tokenizer matches" in all_text(at)
+
+
 def test_compare_without_adapter_points_to_finetune(app, runs):
     runs.dataset("r1")
     at = app(run="r1")

@@ -1,0 +1,143 @@
+"""An Ollama ``Modelfile`` for an exported GGUF: the prompt template the model was trained
+on, its stop tokens and decoding parameters.
+
+What it does: :func:`chat_frame` renders the tokenizer's (Jinja) chat template around
+sentinel strings to find the text before and after the user's turn -- exactly what training
+sees, a default system prompt included -- and, when the template has one, the system
+turn's frame. :func:`go_template` writes that as an Ollama (Go) template over ``.System``,
+``.Prompt`` and ``.Response``, ending with the end-of-sequence token training appends;
+:func:`render_template` evaluates that small template language, so the export checks the
+template reproduces the training prompt before writing it. :func:`modelfile` assembles
+``FROM``, ``TEMPLATE``, ``PARAMETER`` (stop, temperature 0 as evaluation decodes, num_ctx)
+and ``LICENSE``.
+
+What it does not do: run Ollama (``ollama create NAME -f Modelfile`` does), or translate
+arbitrary Jinja: multi-turn history is not templated, as the model is trained on one turn.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from selfguide.errors import UnsupportedModel
+
+_S, _U, _R = "\x00SYSTEM\x00", "\x00PROMPT\x00", "\x00RESPONSE\x00"
+PARAMETERS = {"num_ctx": int, "repeat_last_n": int, "repeat_penalty": float,
+              "temperature": float, "seed": int, "stop": str, "num_predict": int,
+              "top_k": int, "top_p": float, "min_p": float}
+
+
+def _render(tokenizer: Any, messages: list[dict]) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def chat_frame(tokenizer: Any, chat: bool = True) -> dict:
+    """``{"prefix", "suffix", "system": (before, after) | None}`` around the user's text."""
+    if not (chat and getattr(tokenizer, "chat_template", None)):
+        return {"prefix": "", "suffix": "", "system": None}
+    text = _render(tokenizer, [{"role": "user", "content": _U}])
+    if text.count(_U) != 1:
+        raise UnsupportedModel("The chat template does not show the user's message once.")
+    prefix, suffix = text.split(_U)
+    system = None
+    try:
+        with_sys = _render(tokenizer, [{"role": "system", "content": _S},
+                                       {"role": "user", "content": _U}])
+    except Exception:  # noqa: BLE001 - templates may raise for a system role (jinja exception)
+        with_sys = ""
+    if with_sys.count(_S) == 1 and with_sys.endswith(_U + suffix):
+        before, rest = with_sys.split(_S)
+        system = (before, rest[: -len(_U + suffix)])
+    return {"prefix": prefix, "suffix": suffix, "system": system}
+
+
+def _lit(text: str) -> str:
+    """Literal template text; ``{{`` cannot appear raw in a Go template."""
+    return text.replace("{{", '{{ "{{" }}')
+
+
+def go_template(frame: dict, eos: str | None) -> str:
+    """The Ollama template: optional system frame, the prompt frame, the response, EOS."""
+    end = eos or ""
+    if frame["system"]:
+        before, after = frame["system"]
+        head = (f"{{{{ if .System }}}}{_lit(before)}{{{{ .System }}}}{_lit(after)}"
+                f"{{{{ else }}}}{_lit(frame['prefix'])}{{{{ end }}}}")
+    else:
+        head = _lit(frame["prefix"])
+    return f"{head}{{{{ .Prompt }}}}{_lit(frame['suffix'])}{{{{ .Response }}}}{_lit(end)}"
+
+
+_ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.S)
+
+
+def render_template(template: str, *, prompt: str, system: str = "", response: str = "") -> str:
+    """Evaluate the subset of Go templates :func:`go_template` writes (``.System``,
+    ``.Prompt``, ``.Response``, ``if .X``/``else``/``end``, string literals, ``-`` trims)."""
+    values = {".System": system, ".Prompt": prompt, ".Response": response}
+    out: list[str] = []
+    stack: list[bool] = []  # whether the current branch is being emitted
+    pos = 0
+    for m in _ACTION.finditer(template):
+        text = template[pos:m.start()]
+        if m.group(1):
+            text = text.rstrip()
+        if all(stack):
+            out.append(text)
+        pos = m.end()
+        action = m.group(2)
+        if action.startswith("if "):
+            stack.append(bool(values.get(action[3:].strip(), "")))
+        elif action == "else":
+            stack[-1] = not stack[-1]
+        elif action == "end":
+            stack.pop()
+        elif action in values:
+            if all(stack):
+                out.append(values[action])
+        elif action.startswith('"') and action.endswith('"'):
+            if all(stack):
+                out.append(action[1:-1])
+        else:
+            raise ValueError(f"unsupported template action {{{{ {action} }}}}")
+        if m.group(3):
+            rest = template[pos:]
+            pos += len(rest) - len(rest.lstrip())
+    if stack:
+        raise ValueError("unbalanced if/end in the template")
+    out.append(template[pos:])
+    return "".join(out)
+
+
+def _quote(value: str) -> str:
+    if '"""' in value:
+        raise UnsupportedModel('A Modelfile value cannot contain """.')
+    return f'"""{value}"""'
+
+
+def stop_tokens(tokenizer: Any, frame: dict) -> list[str]:
+    """EOS plus the special tokens that open a new turn in the template (deduplicated)."""
+    specials = set(getattr(tokenizer, "all_special_tokens", []) or []) | {
+        t.content for t in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).values()
+        if getattr(t, "special", False)}
+    stops = [tokenizer.eos_token] if tokenizer.eos_token else []
+    for piece in (frame["prefix"], frame["suffix"]):
+        stops += [t for t in sorted(specials, key=len, reverse=True) if t and t in piece]
+    return list(dict.fromkeys(s for s in stops if s.strip()))
+
+
+def modelfile(gguf_file: str, tokenizer: Any, *, chat: bool = True, context_length: int = 2048,
+              license: str | None = None, run: str = "") -> tuple[str, str]:
+    """(Modelfile text, its template) for ``gguf_file`` (a path relative to the Modelfile)."""
+    frame = chat_frame(tokenizer, chat)
+    template = go_template(frame, tokenizer.eos_token)
+    lines = [f"# Ollama Modelfile for selfguide run {run!r}: ollama create NAME -f Modelfile",
+             f"FROM ./{gguf_file}", f"TEMPLATE {_quote(template)}"]
+    for stop in stop_tokens(tokenizer, frame):
+        lines.append(f'PARAMETER stop "{stop}"' if '"' not in stop and " " not in stop
+                     else f"PARAMETER stop {_quote(stop)}")
+    lines += ["PARAMETER temperature 0", f"PARAMETER num_ctx {min(int(context_length), 4096)}"]
+    if license:
+        lines.append(f"LICENSE {_quote(license)}")
+    return "\n".join(lines) + "\n", template
