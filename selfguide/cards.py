@@ -124,7 +124,8 @@ def _rows_line(report: dict | None) -> str:
 
 def _task_lines(task: dict | None) -> list[str]:
     if not task:
-        return ["(no task.json in the run)"]
+        return ["- **Tasks**: many (Self-Instruct: instructions the model wrote itself; no "
+                "single task.json)"]
     lines = [f"- **Task**: {task.get('name', '')} ({task.get('task_type', 'generation')}, "
              f"metric {task.get('metric', '')})",
              f"- **Instruction**: {' '.join(str(task.get('instruction', '')).split())}"]

@@ -8,7 +8,7 @@ safetensors checkpoint, and in both cases a model card ``README.md``
 into place, so the destination is complete or untouched; an existing non-empty destination
 is refused unless ``force``, and a symlink or a file there is always refused. With
 ``verify`` the GGUF is loaded back with transformers and compared with the merged model on
-the task's demo prompts (``export.json`` records the figures).
+the run's first training prompts (``export.json`` records the figures).
 
 What it does not do: train, evaluate, or quantize to K-quants.
 """
@@ -82,14 +82,21 @@ def source_gguf(run_dir: Path) -> Path | None:
 
 
 def demo_texts(run_dir: Path, tokenizer: Any, chat: bool, n: int = 3) -> list[str]:
-    """The rendered training prompts of the task's first demos (what the model sees)."""
+    """The first ``n`` training prompts, rendered as the model sees them (the task's demos
+    when the run has no dataset; Self-Instruct runs have no task.json)."""
     from selfguide.backends.hf import render_prompt
-    from selfguide.evaluation import load_task
-    from selfguide.prompts import task_prompt
+    from selfguide.dataset import load_records
+    from selfguide.errors import DatasetError
 
-    task = load_task(run_dir)
-    return [render_prompt(tokenizer, task_prompt(task, d.input), chat)
-            for d in list(task.demos)[:n]]
+    try:
+        prompts = [r["prompt"] for r in load_records(run_dir)[:n]]
+    except DatasetError:
+        from selfguide.evaluation import load_task
+        from selfguide.prompts import task_prompt
+
+        task = load_task(run_dir)
+        prompts = [task_prompt(task, d.input) for d in list(task.demos)[:n]]
+    return [render_prompt(tokenizer, p, chat) for p in prompts]
 
 
 def export_model(run_dir: str | Path, out: str | Path, *, fmt: str = "gguf",

@@ -137,6 +137,9 @@ def test_cli_train_eval_compare_merge_tiny(workspace, tiny_model_dir, tmp_path, 
     merged = tmp_path / "merged"
     assert cli.main(["merge", "--run", "cli", "--out", str(merged)]) == 0
     assert (merged / "model.safetensors").is_file() and (merged / "config.json").is_file()
+    card = (merged / "README.md").read_text()  # a model card from the run's eval/metrics.json
+    assert card.startswith("---\n") and "model.safetensors" in card
+    assert "lenient EM (paper)" in card and "Not evaluated yet" not in card
     from safetensors.torch import load_file
 
     base = load_file(str(tiny_model_dir / "model.safetensors"))

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Replace a non-empty --out folder (never a file or a symlink).")
     parser.add_argument("--verify", choices=("true", "false"), default="true",
                         help="Load the GGUF back with transformers and compare its logits "
-                             "with the merged model on the task's demo prompts.")
+                             "with the merged model on the run's first training prompts.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if v:
             print(f"verified with transformers: logits max abs diff {v['max_abs_diff']:.2e} "
                   f"(logit std {v['logit_std']:.2f}), top-1 agreement "
-                  f"{100 * v['top1_agreement']:.1f}% over {v['prompts']} demo prompts, "
+                  f"{100 * v['top1_agreement']:.1f}% over {v['prompts']} training prompts, "
                   f"tokenizer {'matches' if v['tokenizer_match'] else 'DIFFERS'}")
         print(f"run it: ollama create {args.run} -f {s['path']}/Modelfile && "
               f"ollama run {args.run}")
