@@ -6,7 +6,8 @@ merge itself loses nothing), then writes either ``<run>-<quant>.gguf`` + an Olla
 safetensors checkpoint, and in both cases a model card ``README.md``
 (:mod:`selfguide.cards`). Everything is written into a temporary sibling folder and renamed
 into place, so the destination is complete or untouched; an existing non-empty destination
-is refused unless ``force``, and a symlink or a file there is always refused. With
+is refused unless ``force``, and a symlink or a file there is always refused
+(:mod:`selfguide.outpaths`). With
 ``verify`` the GGUF is loaded back with transformers and compared with the merged model on
 the run's first training prompts (``export.json`` records the figures).
 
@@ -23,29 +24,27 @@ from pathlib import Path
 from typing import Any
 
 from selfguide import store
-from selfguide.errors import SelfGuideError
+from selfguide.errors import OutputPathError, SelfGuideError
 
 FORMATS = ("gguf", "safetensors")
 
 
-class OutputExists(SelfGuideError):
-    """The export destination is not a new or empty folder."""
-
-
 def check_destination(out: str | Path, *, force: bool = False) -> Path:
-    """The absolute destination (parent resolved, the last component never followed)."""
-    raw = Path(out).expanduser()
-    dest = raw.parent.resolve() / raw.name
-    if dest.is_symlink():
-        raise OutputExists(f"{dest} is a symbolic link; refusing to write through it.",
-                           hint="Choose a real folder path for --out.")
-    if dest.exists() and not dest.is_dir():
-        raise OutputExists(f"{dest} exists and is not a folder.",
-                           hint="Choose a new folder for --out.")
-    if dest.is_dir() and any(dest.iterdir()) and not force:
-        raise OutputExists(f"{dest} exists and is not empty.",
-                           hint="Choose a new folder, or pass --force to replace it.")
-    return dest
+    """The absolute destination folder, by :mod:`selfguide.outpaths`' rules (missing or
+    empty; never a link, a file or a device); with ``force`` a non-empty real folder is
+    accepted too, to be replaced whole (a re-export)."""
+    from selfguide import outpaths
+
+    dest = Path(os.path.abspath(Path(out).expanduser()))
+    if force and not dest.is_symlink() and dest.is_dir() and not dest.parent.is_symlink():
+        return dest
+    try:
+        return outpaths.check_output_dir(dest)
+    except OutputPathError as exc:
+        if "not empty" in str(exc):
+            raise OutputPathError(str(exc), hint="Choose a new folder, or pass --force to "
+                                                 "replace it.") from None
+        raise
 
 
 def _swap_into_place(tmp: Path, dest: Path) -> None:

@@ -200,19 +200,23 @@ def test_unsupported_architecture_and_destinations(tmp_path):
 
     from selfguide import gguf_export
     from selfguide.errors import UnsupportedModel
-    from selfguide.model_export import OutputExists, check_destination
+    from selfguide.errors import OutputPathError
+    from selfguide.model_export import check_destination
 
     with pytest.raises(UnsupportedModel, match="gpt2"):
         gguf_export.arch_of(SimpleNamespace(model_type="gpt2"))
     (tmp_path / "file").write_text("x")
-    with pytest.raises(OutputExists, match="not a folder"):
+    with pytest.raises(OutputPathError):
         check_destination(tmp_path / "file", force=True)
     (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "x").write_text("x")
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    with pytest.raises(OutputExists, match="symbolic link"):
+    with pytest.raises(OutputPathError, match="link"):
         check_destination(tmp_path / "link", force=True)
-    assert check_destination(tmp_path / "real") == (tmp_path / "real").resolve()
-    assert check_destination(tmp_path / "new") == tmp_path.resolve() / "new"
+    with pytest.raises(OutputPathError, match="--force"):
+        check_destination(tmp_path / "real")
+    assert check_destination(tmp_path / "real", force=True) == tmp_path / "real"
+    assert check_destination(tmp_path / "new") == tmp_path / "new"
 
 
 def test_ollama_template_frames_and_system_branch(tiny_model_dir):
