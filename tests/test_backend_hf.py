@@ -69,9 +69,9 @@ def test_n_samples_per_prompt_share_one_prefill(gen, monkeypatch):
     calls = []
     real = decoding.prefill
 
-    def spy(model, seqs, prefix, *a):
+    def spy(model, seqs, prefix, *a, **kw):
         calls.append(len(seqs))
-        return real(model, seqs, prefix, *a)
+        return real(model, seqs, prefix, *a, **kw)
 
     monkeypatch.setattr(decoding, "prefill", spy)
     out = gen.generate(PROMPTS[:2], SamplingConfig(temperature=1.0, max_new_tokens=6, seed=1), n=2)

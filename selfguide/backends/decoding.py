@@ -94,11 +94,11 @@ def build_prefix(model: Any, ids: list[int], device: str, pass_positions: bool) 
 
 
 def prefill(model: Any, seqs: list[list[int]], prefix: Prefix | None, pad_id: int,
-            device: str, pass_positions: bool) -> Rows:
+            device: str, pass_positions: bool, room: int = 0) -> Rows:
     """Run ``seqs`` (each starting with ``prefix.ids`` when a prefix is given) into a fresh
-    cache: the prefix is copied, only the suffixes are computed."""
+    cache with ``room`` more tokens preallocated: the prefix is copied, only the suffixes
+    are computed."""
     import torch
-    from transformers import DynamicCache
 
     p = prefix.length if prefix is not None else 0
     sufs = [s[p:] for s in seqs]
@@ -110,7 +110,7 @@ def prefill(model: Any, seqs: list[list[int]], prefix: Prefix | None, pad_id: in
         ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
         mask[r, p + width - len(s):] = 1
     ids, mask = ids.to(device), mask.to(device)
-    cache = DynamicCache(config=_config(model))
+    cache = new_cache(model, width + room)
     if prefix is not None:
         for i, (keys, values) in enumerate(prefix.layers):
             cache.update(keys.expand(k, -1, -1, -1), values.expand(k, -1, -1, -1), i)
@@ -120,6 +120,66 @@ def prefill(model: Any, seqs: list[list[int]], prefix: Prefix | None, pad_id: in
     logits = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1,
                    **cache_kw(model, cache), **kw).logits[:, -1].float()
     return Rows(cache, mask, mask.sum(dim=1), logits)
+
+
+def new_cache(model: Any, room: int) -> Any:
+    """A ``DynamicCache`` whose full-attention layers write into preallocated room instead
+    of concatenating the whole cache every step (``torch.cat`` was 18% of a decode's time)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    cache = DynamicCache(config=_config(model))
+    if all(type(layer) is DynamicLayer for layer in cache.layers):
+        cache.layers = [_room_layer_class()(room) for _ in cache.layers]
+    return cache
+
+
+def _room_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class RoomLayer(DynamicLayer):
+        """A :class:`DynamicLayer` over buffers with spare room; ``keys``/``values`` are
+        views of the filled part."""
+
+        def __init__(self, room: int):
+            super().__init__()
+            self.room, self.n = max(1, room), 0
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any):
+            new = key_states.shape[-2]
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+                self.bk = self.bv = None
+            if self.bk is None or self.n + new > self.bk.shape[-2]:
+                self._resize(self.n + new + self.room, key_states, value_states)
+            self.bk[:, :, self.n:self.n + new] = key_states
+            self.bv[:, :, self.n:self.n + new] = value_states
+            self.n += new
+            self._view()
+            return self.keys, self.values
+
+        def _resize(self, length: int, k: Any, v: Any) -> None:
+            b, h, _, d = k.shape
+            bk, bv = k.new_empty((b, h, length, d)), v.new_empty((b, h, length, v.shape[-1]))
+            if self.bk is not None:
+                bk[:, :, :self.n], bv[:, :, :self.n] = self.keys, self.values
+            self.bk, self.bv = bk, bv
+
+        def _view(self) -> None:
+            self.keys, self.values = self.bk[:, :, :self.n], self.bv[:, :, :self.n]
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            if self.n:
+                self.bk = self.bk.repeat_interleave(repeats, dim=0)
+                self.bv = self.bv.repeat_interleave(repeats, dim=0)
+                self._view()
+
+        def batch_select_indices(self, indices: Any) -> None:
+            if self.n:
+                self.bk, self.bv = self.bk[indices], self.bv[indices]
+                self._view()
+
+    return RoomLayer
 
 
 def repeat_rows(rows: Rows, n: int) -> Rows:

@@ -370,7 +370,7 @@ class HFGenerator:
         with torch.inference_mode(), _seeded(sampling.seed + seed_offset, self.device):
             t = time.time()
             rows = decoding.prefill(self.model, batch.ids, prefix, self.tokenizer.pad_token_id,
-                                    self.device, self._pass_positions)
+                                    self.device, self._pass_positions, room=max(budgets))
             rows = decoding.repeat_rows(rows, n)
             self.stats["prefill_seconds"] = self.stats.get("prefill_seconds", 0.0) + (
                 time.time() - t)
@@ -460,7 +460,8 @@ class HFGenerator:
 
         k_opts = len(opt_ids)
         rows = decoding.prefill(self.model, batch.ids, prefix, self.tokenizer.pad_token_id,
-                                self.device, self._pass_positions)
+                                self.device, self._pass_positions,
+                                room=max(len(o) for o in opt_ids))
         cache, mask, n_p = rows.cache, rows.mask, rows.mask.shape[0]
         first_lp = torch.log_softmax(rows.logits, dim=-1)                 # [P, V]
         width_o = max(len(o) for o in opt_ids)
