@@ -82,7 +82,7 @@ def build_prefix(model: Any, ids: list[int], device: str, pass_positions: bool) 
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
-    cache = DynamicCache(config=_config(model))
+    cache = DynamicCache(config=model_config(model))
     x = torch.tensor([ids], dtype=torch.long, device=device)
     kw = {"position_ids": torch.arange(len(ids), device=device).unsqueeze(0)} \
         if pass_positions else {}
@@ -128,7 +128,7 @@ def new_cache(model: Any, room: int) -> Any:
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
-    cache = DynamicCache(config=_config(model))
+    cache = DynamicCache(config=model_config(model))
     if all(type(layer) is DynamicLayer for layer in cache.layers):
         cache.layers = [_room_layer_class()(room) for _ in cache.layers]
     return cache
@@ -320,7 +320,7 @@ def _base(model: Any) -> Any:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def _config(model: Any) -> Any:
+def model_config(model: Any) -> Any:
     return _base(model).config
 
 

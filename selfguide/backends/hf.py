@@ -392,7 +392,7 @@ class HFGenerator:
         if not stop:
             return None
         if stop not in self._scanners:
-            vocab = int(decoding._config(self.model).vocab_size)
+            vocab = int(decoding.model_config(self.model).vocab_size)
             self._scanners[stop] = decoding.StopScanner(self.tokenizer, stop, vocab, self.device)
         return self._scanners[stop]
 
