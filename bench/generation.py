@@ -217,8 +217,6 @@ def write_results(new: dict) -> None:
 
 
 def render_readme(results: dict) -> None:
-    from selfguide.store import atomic_write_text
-
     lines = ["## Generation", "",
              ("`python bench/generation.py` on the embedded SmolLM2-135M-Instruct (raw figures in "
              "`bench/generation_results.json`). The CPU here has 2 cores shared with other jobs: "
@@ -252,10 +250,17 @@ def render_readme(results: dict) -> None:
                          f"1-min load average {r['load_avg_1min']} on {r['cpus']} CPUs"
                          + (" (quick)" if r.get("quick") else "") + "."
                          + (f" {r['note']}" if r.get("note") else ""))
-    section = "\n".join(lines) + "\n"
+    replace_section("Generation", "\n".join(lines) + "\n")
+
+
+def replace_section(title: str, section: str) -> None:
+    """Put ``section`` (starting with ``## title``) into bench/README.md in place of the
+    old one (or at the end); the other sections are kept."""
+    from selfguide.store import atomic_write_text
+
     path = ROOT / "bench" / "README.md"
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Generation\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     text = pattern.sub(lambda m: section + "\n", old) if pattern.search(old) else \
         old.rstrip("\n") + "\n\n" + section
     atomic_write_text(path, text)

@@ -64,17 +64,32 @@ def test_shared_prefill_continues_exactly_like_a_full_decode(gen):
 
 
 def test_n_samples_per_prompt_share_one_prefill(gen, monkeypatch):
+    from selfguide.backends import decoding
+
     calls = []
-    real = gen._prefill
+    real = decoding.prefill
 
-    def spy(ids, mask):
-        calls.append(tuple(ids.shape))
-        return real(ids, mask)
+    def spy(model, seqs, prefix, *a, **kw):
+        calls.append(len(seqs))
+        return real(model, seqs, prefix, *a, **kw)
 
-    monkeypatch.setattr(gen, "_prefill", spy)
+    monkeypatch.setattr(decoding, "prefill", spy)
     out = gen.generate(PROMPTS[:2], SamplingConfig(temperature=1.0, max_new_tokens=6, seed=1), n=2)
     assert [len(o) for o in out] == [2, 2]
-    assert len(calls) == 1 and calls[0][0] == 2  # one prefill of 2 prompt rows, not 4
+    assert calls == [2]  # one prefill of 2 prompt rows, not 4
+
+
+def _count_batches(monkeypatch, log: list, label="batch"):
+    """Record ``label`` in ``log`` each time a batch is prefilled (one per batch)."""
+    from selfguide.backends import decoding
+
+    real = decoding.prefill
+
+    def counting(*a, **kw):
+        log.append(label)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(decoding, "prefill", counting)
 
 
 def test_n_completions_differ_and_seed_reproduces(gen):
@@ -123,13 +138,7 @@ def test_cancel_between_batches(gen, monkeypatch):
     flag = {"cancel": False}
     seen = []
     calls = []
-    real = gen.model.generate
-
-    def counting(*a, **kw):
-        calls.append(1)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(gen.model, "generate", counting)
+    _count_batches(monkeypatch, calls)
 
     def on_result(i, comps):
         seen.append(i)
@@ -147,13 +156,7 @@ def test_cancel_between_batches(gen, monkeypatch):
 
 def test_on_result_streams_each_prompt_before_the_next_batch(gen, monkeypatch):
     events = []
-    real = gen.model.generate
-
-    def logged(*a, **kw):
-        events.append("generate")
-        return real(*a, **kw)
-
-    monkeypatch.setattr(gen.model, "generate", logged)
+    _count_batches(monkeypatch, events, "generate")
     g = HFGenerator(gen.model, gen.tokenizer, batch_size=2)
     results = {}
 

@@ -2,16 +2,24 @@
 
 What it does: turns prompts into completions with a loaded causal LM — prompts are rendered
 by :func:`render_prompt` (THE prompt format shared with training and evaluation), tokenized
-once, sorted by length and cut into batches (left padding, a row and a token budget per
-batch); results come back in the caller's order. ``n`` samples of a prompt share ONE
-prefill: the prompt (minus its last token) runs once into a ``DynamicCache``, the cache is
-repeated ``n`` times (``Cache.batch_repeat_interleave``) and ``model.generate`` continues
-from it, so self-consistency voting with n=10 does not pay 10 prefills
-(``num_return_sequences`` would expand the inputs *before* the prefill). Stop strings cut
-the text and stop the row; ``max_new_tokens`` is clamped to the context left after the
-prompt; ``max_time``, a cancel flag (checked between batches and during decoding), a
-per-prompt result callback and a progress callback are supported. :meth:`score_options`
-returns the total log-probability of fixed continuations (again one prefill per prompt).
+once, sorted by length and cut into batches (a row and a token budget per batch); results
+come back in the caller's order. Decoding runs in the backend's own loop
+(:mod:`selfguide.backends.decoding`): the longest token prefix shared by a call's prompts
+(instruction + demos) is prefilled ONCE and its KV cache reused by every row (prefix
+caching), ``n`` samples of a prompt share its prefill (the cache is repeated
+``Cache.batch_repeat_interleave``), and rows that are done (EOS, a stop string, the token
+budget) leave the batch so they stop costing compute. Stop strings cut the text and stop
+the row; ``max_new_tokens`` is clamped to the context left after each prompt; ``max_time``,
+a cancel flag (checked between batches and during decoding), a per-prompt result callback
+and a progress callback are supported. :meth:`score_options` returns the total
+log-probability of fixed continuations (shared prefix once, one prefill per prompt).
+
+Switches (for benchmarks and as an escape hatch): ``prefix_cache=False`` (or
+``SELFGUIDE_PREFIX_CACHE=0``) prefills every prompt whole; ``decode_loop=False`` (or
+``SELFGUIDE_DECODE_LOOP=0``) uses the previous path, ``model.generate`` on left-padded
+batches (no prefix caching, finished rows decode until the batch ends). A model whose
+generation config asks for logits processors the loop does not implement (repetition
+penalty, ...) also takes that path.
 
 What it does not do: locate or load models (:mod:`selfguide.models`), or decide prompts.
 torch/transformers are imported inside functions; importing this module is cheap.
@@ -22,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -36,6 +45,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = {"cpu": 32, "mps": 32, "cuda": 64}
 DEFAULT_BATCH_TOKENS = {"cpu": 16384, "mps": 16384, "cuda": 65536}
+PREFIX_CACHE_ENV, DECODE_LOOP_ENV = "SELFGUIDE_PREFIX_CACHE", "SELFGUIDE_DECODE_LOOP"
+# generation-config fields the own decode loop does not implement, with their "off" values
+_LOOP_OFF = {"repetition_penalty": (None, 1.0), "encoder_repetition_penalty": (None, 1.0),
+             "no_repeat_ngram_size": (None, 0), "bad_words_ids": (None,),
+             "suppress_tokens": (None,), "begin_suppress_tokens": (None,),
+             "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
+             "sequence_bias": (None,), "min_p": (None,), "typical_p": (None, 1.0),
+             "epsilon_cutoff": (None, 0.0), "eta_cutoff": (None, 0.0), "min_length": (None, 0),
+             "min_new_tokens": (None, 0)}
 
 
 def render_prompt(tokenizer: Any, text: str, chat: bool) -> str:
@@ -81,12 +99,17 @@ class HFGenerator:
         batch_size: rows (prompts x samples) per generate call; default 32 on CPU, 64 on CUDA.
         max_batch_tokens: budget of padded prompt tokens per batch (bounds prefill memory).
         info: the :class:`selfguide.models.ModelInfo`, when loaded through ``models``.
+        prefix_cache: prefill the prompts' shared prefix once (default on; env
+            ``SELFGUIDE_PREFIX_CACHE=0`` turns it off).
+        decode_loop: the own decode loop (default on; env ``SELFGUIDE_DECODE_LOOP=0`` or False
+            = ``model.generate``, without prefix caching).
     """
 
     name = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int | None = None,
-                 max_batch_tokens: int | None = None, info: Any = None):
+                 max_batch_tokens: int | None = None, info: Any = None,
+                 prefix_cache: bool | None = None, decode_loop: bool | None = None):
         from selfguide.models import context_length, prepare_tokenizer
 
         self.model = model
@@ -102,6 +125,9 @@ class HFGenerator:
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # Models with absolute/ALiBi positions (e.g. Bloom) take no position_ids.
         self._pass_positions = "position_ids" in inspect.signature(base.forward).parameters
+        self.prefix_cache = _switch(prefix_cache, PREFIX_CACHE_ENV)
+        self.decode_loop = _switch(decode_loop, DECODE_LOOP_ENV)
+        self._scanners: dict[tuple[str, ...], Any] = {}
         self.stats: dict[str, Any] = {}
         # One model, one call at a time: concurrent callers (e.g. two studio sessions sharing
         # a cached generator) would only thrash the CPU and clobber ``stats``.
@@ -109,8 +135,9 @@ class HFGenerator:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_loaded(cls, lm: Any, *, batch_size: int | None = None) -> HFGenerator:
-        return cls(lm.model, lm.tokenizer, batch_size=batch_size, info=lm.info)
+    def from_loaded(cls, lm: Any, *, batch_size: int | None = None, **kw: Any) -> HFGenerator:
+        """Wrap a :class:`selfguide.models.LoadedModel` (``kw``: the switches above)."""
+        return cls(lm.model, lm.tokenizer, batch_size=batch_size, info=lm.info, **kw)
 
     @classmethod
     def from_config(cls, **kw: Any) -> HFGenerator:
@@ -119,8 +146,9 @@ class HFGenerator:
 
         batch_size = kw.pop("batch_size", None)
         roots = kw.pop("roots", None)
+        switches = {k: kw.pop(k) for k in ("prefix_cache", "decode_loop") if k in kw}
         cfg = kw.pop("config", None) or from_dict(ModelConfig, kw)
-        return cls.from_loaded(load_model(cfg, roots=roots), batch_size=batch_size)
+        return cls.from_loaded(load_model(cfg, roots=roots), batch_size=batch_size, **switches)
 
     # ------------------------------------------------------------------ helpers
     def count_tokens(self, text: str) -> int:
@@ -241,11 +269,23 @@ class HFGenerator:
         batches = self._batches(ids, decode_n)
         done = tokens = 0
         self.stats = {"batches": len(batches), "truncated_prompts": truncated,
-                      "prefill_seconds": 0.0, "generated_tokens": 0, "seconds": 0.0}
+                      "prefill_seconds": 0.0, "generated_tokens": 0, "seconds": 0.0,
+                      "prefix_tokens": 0, "decode_steps": 0, "row_steps": 0}
+        loop = self._use_loop(sampling)
+        if cancel is not None and cancel():
+            raise Cancelled(f"Generation cancelled after 0 of {len(prompts)} prompts.")
+        t = time.time()
+        prefix = self._shared_prefix(ids) if loop else None
+        self.stats.update(prefill_seconds=time.time() - t,
+                          prefix_tokens=prefix.length if prefix is not None else 0)
         for b, batch in enumerate(batches):
             if cancel is not None and cancel():
                 raise Cancelled(f"Generation cancelled after {done} of {len(prompts)} prompts.")
-            texts, ntok = self._generate_batch(batch, sampling, decode_n, cancel, seed_offset=b)
+            if loop:
+                texts, ntok = self._loop_batch(batch, sampling, decode_n, cancel, b, prefix)
+            else:
+                texts, ntok = self._generate_batch(batch, sampling, decode_n, cancel,
+                                                   seed_offset=b)
             if cancel is not None and cancel():
                 raise Cancelled(f"Generation cancelled after {done} of {len(prompts)} prompts.")
             tokens += ntok
@@ -294,6 +334,69 @@ class HFGenerator:
                                       stopping_criteria=criteria, **kwargs)
         return self._decode(out[:, width:], sampling.stop)
 
+    # ------------------------------------------------------------------ own decode loop
+    def _use_loop(self, sampling: SamplingConfig) -> bool:
+        gc = self._generation_config(sampling, sampling.max_new_tokens)
+        return self.decode_loop and all(getattr(gc, k, None) in off
+                                        for k, off in _LOOP_OFF.items())
+
+    def _shared_prefix(self, ids: list[list[int]]) -> Any:
+        """The KV cache of the prompts' longest common token prefix (None: none or off)."""
+        import torch
+
+        from selfguide.backends import decoding
+
+        p = decoding.usable_prefix(ids) if self.prefix_cache else 0
+        if not p:
+            return None
+        with torch.inference_mode():
+            return decoding.build_prefix(self.model, ids[0][:p], self.device,
+                                         self._pass_positions)
+
+    def _loop_batch(self, batch: _Batch, sampling: SamplingConfig, n: int,
+                    cancel: CancelFlag | None, seed_offset: int, prefix: Any = None
+                    ) -> tuple[list[str], int]:
+        """One batch through :mod:`~selfguide.backends.decoding`: texts (n per prompt, in
+        batch order) and the number of generated tokens."""
+        import torch
+
+        from selfguide.backends import decoding
+
+        budgets = [max(1, min(sampling.max_new_tokens, self.context_length - len(s)))
+                   for s in batch.ids for _ in range(n)]
+        pick = decoding.token_picker(sampling.greedy, sampling.temperature, sampling.top_k,
+                                     sampling.top_p)
+        dstats = decoding.DecodeStats()
+        with torch.inference_mode(), _seeded(sampling.seed + seed_offset, self.device):
+            t = time.time()
+            rows = decoding.prefill(self.model, batch.ids, prefix, self.tokenizer.pad_token_id,
+                                    self.device, self._pass_positions, room=max(budgets))
+            rows = decoding.repeat_rows(rows, n)
+            self.stats["prefill_seconds"] = self.stats.get("prefill_seconds", 0.0) + (
+                time.time() - t)
+            out = decoding.decode(self.model, rows, budgets, pick=pick, eos=self.eos_ids,
+                                  stop=self._scanner(sampling.stop), cancel=cancel,
+                                  max_time=sampling.max_time,
+                                  pass_positions=self._pass_positions, stats=dstats)
+        self.stats["decode_steps"] = self.stats.get("decode_steps", 0) + dstats.steps
+        self.stats["row_steps"] = self.stats.get("row_steps", 0) + dstats.row_steps
+        texts = [cut_at_stop(self.tokenizer.decode(r, skip_special_tokens=True), sampling.stop)
+                 for r in out]
+        return texts, sum(len(r) for r in out)
+
+    def _scanner(self, stop: tuple[str, ...]) -> Any:
+        """A (cached) :class:`~selfguide.backends.decoding.StopScanner` for ``stop``."""
+        from selfguide.backends import decoding
+
+        stop = tuple(s for s in stop if s)
+        if not stop:
+            return None
+        if stop not in self._scanners:
+            vocab = int(decoding.model_config(self.model).vocab_size)
+            self._scanners[stop] = decoding.StopScanner(self.tokenizer, stop, vocab, self.device)
+        return self._scanners[stop]
+
+    # ------------------------------------------------------------------ model.generate path
     def _prefill(self, ids: Any, mask: Any) -> Any:
         from transformers import DynamicCache
 
@@ -342,23 +445,25 @@ class HFGenerator:
         if longest == 0:
             return scores
         with torch.inference_mode():
+            prefix = self._shared_prefix(ids)
             for batch in self._batches(ids, len(options)):
-                block = self._score_batch(batch, opt_ids)
+                block = self._score_batch(batch, opt_ids, prefix)
                 for k, idx in enumerate(batch.indices):
                     scores[idx] = block[k]
         return scores
 
-    def _score_batch(self, batch: _Batch, opt_ids: list[list[int]]) -> list[list[float]]:
+    def _score_batch(self, batch: _Batch, opt_ids: list[list[int]], prefix: Any = None
+                     ) -> list[list[float]]:
         import torch
-        from transformers import DynamicCache
+
+        from selfguide.backends import decoding
 
         k_opts = len(opt_ids)
-        ids, mask = self._pad_left(batch.ids)
-        cache = DynamicCache(config=self.model.config)
-        first = self.model(input_ids=ids, attention_mask=mask, past_key_values=cache,
-                           use_cache=True, logits_to_keep=1,
-                           **self._positions(_position_ids(mask))).logits[:, -1]
-        first_lp = torch.log_softmax(first.float(), dim=-1)              # [P, V]
+        rows = decoding.prefill(self.model, batch.ids, prefix, self.tokenizer.pad_token_id,
+                                self.device, self._pass_positions,
+                                room=max(len(o) for o in opt_ids))
+        cache, mask, n_p = rows.cache, rows.mask, rows.mask.shape[0]
+        first_lp = torch.log_softmax(rows.logits, dim=-1)                 # [P, V]
         width_o = max(len(o) for o in opt_ids)
         pad = self.tokenizer.pad_token_id
         o_ids = torch.full((k_opts, width_o), pad, dtype=torch.long)
@@ -368,7 +473,6 @@ class HFGenerator:
                 o_ids[j, :len(o)] = torch.tensor(o)
                 o_mask[j, :len(o)] = 1
         o_ids, o_mask = o_ids.to(self.device), o_mask.to(self.device)
-        n_p = ids.shape[0]
         out = [[0.0] * k_opts for _ in range(n_p)]
         for j, o in enumerate(opt_ids):  # first option token, predicted by the prompt's last
             if o:
@@ -379,10 +483,11 @@ class HFGenerator:
         cache.batch_repeat_interleave(k_opts)
         rows_ids = o_ids.repeat(n_p, 1)                                   # [P*K, W]
         rows_mask = torch.cat([mask.repeat_interleave(k_opts, 0), o_mask.repeat(n_p, 1)], dim=1)
-        start = mask.sum(dim=1).repeat_interleave(k_opts).unsqueeze(1)     # prompt lengths
+        start = rows.pos.repeat_interleave(k_opts).unsqueeze(1)            # prompt lengths
         rows_pos = start + torch.arange(width_o, device=self.device).unsqueeze(0)
-        logits = self.model(input_ids=rows_ids, attention_mask=rows_mask, past_key_values=cache,
-                            use_cache=True, **self._positions(rows_pos)).logits[:, :-1]
+        logits = self.model(input_ids=rows_ids, attention_mask=rows_mask, use_cache=True,
+                            **decoding.cache_kw(self.model, cache),
+                            **self._positions(rows_pos)).logits[:, :-1]
         lp = torch.log_softmax(logits.float(), dim=-1)
         target = rows_ids[:, 1:]
         tok_lp = lp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * o_mask.repeat(n_p, 1)[:, 1:]
@@ -404,6 +509,14 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
             if 0 <= i < cut:
                 cut = i
     return text[:cut]
+
+
+def _switch(value: bool | None, env: str) -> bool:
+    """An on/off switch: the explicit value, else the environment (``0``/``false``/``off``
+    = off), else on."""
+    if value is not None:
+        return bool(value)
+    return os.environ.get(env, "1").strip().lower() not in ("0", "false", "off", "no")
 
 
 def _trailing(row: list[int], pad: int | None) -> int:

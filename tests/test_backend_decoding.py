@@ -1,0 +1,178 @@
+"""The backend's own decode loop (:mod:`selfguide.backends.decoding`) on the tiny Llama:
+prefix caching gives the same greedy outputs and option scores as prefilling every prompt
+whole and as the previous ``model.generate`` path; finished rows leave the batch; stop strings
+are found without decoding every row; one check on the embedded model with real prompts."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfguide.backends import decoding
+from selfguide.backends.hf import HFGenerator, encode_prompt
+from selfguide.config import ModelConfig, SamplingConfig
+
+HEAD = ("paraphrase the question with other words . answer : positive negative neutral\n\n"
+        "input : the cat sat on the mat\noutput : positive\n\n"
+        "input : this film was bad and boring\noutput : negative\n\n"
+        "input : hello world how are you today\noutput : neutral\n\n")
+INPUTS = ["a dog ran in the park", "this movie was great and fun fun great",
+          "what is the best way", "the cat", "hello world how are you today is the best way"]
+TASK_PROMPTS = [HEAD + f"input : {x}\noutput :" for x in INPUTS]
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_model_dir):
+    from selfguide.models import load_model
+
+    return load_model(ModelConfig(model=str(tiny_model_dir), precision="fp32"))
+
+
+def _gens(lm, **kw) -> dict[str, HFGenerator]:
+    """The previous path, the loop without and with prefix caching."""
+    return {"generate": HFGenerator(lm.model, lm.tokenizer, decode_loop=False, **kw),
+            "loop": HFGenerator(lm.model, lm.tokenizer, prefix_cache=False, **kw),
+            "prefix": HFGenerator(lm.model, lm.tokenizer, **kw)}
+
+
+@pytest.mark.parametrize("seqs, common, usable", [
+    ([], 0, 0),
+    ([[1, 2, 3]], 3, 0),                                 # one prompt: shorter than MIN_PREFIX
+    ([list(range(20))], 20, 19),                        # keeps one token to feed
+    ([list(range(20)), list(range(12)) + [99]], 12, 12),
+    ([list(range(20)), list(range(12))], 12, 11),       # a prompt that is all prefix
+    ([list(range(20)), [5] + list(range(20))], 0, 0),
+])
+def test_common_and_usable_prefix(seqs, common, usable):
+    assert decoding.common_prefix(seqs) == common
+    assert decoding.usable_prefix(seqs) == usable
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_prefix_cache_greedy_equals_no_cache_and_generate(lm, chat):
+    """Greedy outputs are identical with and without the prefix cache (several batches, holes
+    of different widths between prefix and suffix) and equal to ``model.generate``."""
+    s = SamplingConfig(temperature=0.0, max_new_tokens=10)
+    outs = {}
+    for name, g in _gens(lm, batch_size=2).items():
+        outs[name] = g.generate(TASK_PROMPTS, s, n=2, chat=chat)
+        assert g.stats["batches"] == 3
+        if name == "prefix":
+            ids = [encode_prompt(lm.tokenizer, p, chat) for p in TASK_PROMPTS]
+            assert g.stats["prefix_tokens"] == decoding.common_prefix(ids) > 40
+    assert outs["prefix"] == outs["loop"] == outs["generate"]
+    assert len({o[0] for o in outs["prefix"]}) > 1  # not a degenerate all-equal output
+
+
+def test_prefix_cache_sampling_top_k_one_is_greedy_and_seeds_reproduce(lm):
+    g = HFGenerator(lm.model, lm.tokenizer, batch_size=6)
+    greedy = g.generate(TASK_PROMPTS, SamplingConfig(temperature=0.0, max_new_tokens=8))
+    top1 = g.generate(TASK_PROMPTS, SamplingConfig(temperature=1.0, top_k=1, max_new_tokens=8,
+                                                   seed=3), n=3)
+    assert [o[0] for o in greedy] == [o[0] for o in top1] == [o[2] for o in top1]
+    s = SamplingConfig(temperature=1.5, top_p=0.9, max_new_tokens=8, seed=7)
+    a = g.generate(TASK_PROMPTS, s, n=4)
+    assert a == g.generate(TASK_PROMPTS, s, n=4) and any(len(set(o)) > 1 for o in a)
+
+
+def test_score_options_with_prefix_cache_equal_without(lm):
+    options = ["positive", "negative neutral", "", "the cat sat"]
+    gens = _gens(lm, batch_size=5)
+    with_prefix = gens["prefix"].score_options(TASK_PROMPTS, options, chat=True)
+    without = gens["loop"].score_options(TASK_PROMPTS, options, chat=True)
+    for a, b in zip(with_prefix, without):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert with_prefix[0][2] == 0.0 and with_prefix[0][0] < 0
+
+
+def test_finished_rows_leave_the_batch_without_changing_the_others(lm):
+    """Rows with a budget of 1 token are dropped after the first step: later steps cost
+    fewer rows, and the remaining rows decode exactly as if nobody had left."""
+    import torch
+
+    seqs = [encode_prompt(lm.tokenizer, p, False) for p in TASK_PROMPTS[:4]]
+    pick = decoding.token_picker(True, 1.0, 0, 1.0)
+
+    def run(budgets):
+        stats = decoding.DecodeStats()
+        with torch.inference_mode():
+            rows = decoding.prefill(lm.model, seqs, None, lm.tokenizer.pad_token_id, "cpu", True)
+            out = decoding.decode(lm.model, rows, budgets, pick=pick, eos=[], stats=stats)
+        return out, stats
+
+    full, s_full = run([8, 8, 8, 8])
+    part, s_part = run([1, 8, 1, 8])
+    assert [len(r) for r in part] == [1, 8, 1, 8]
+    assert part[1] == full[1] and part[3] == full[3] and part[0] == full[0][:1]
+    assert s_full.steps == s_part.steps == 7
+    assert s_full.row_steps == 4 * 7 and s_part.row_steps == 2 * 7
+
+
+def test_stop_strings_across_tokens_equal_the_generate_path(lm):
+    gens = _gens(lm, batch_size=3)
+    [[free]] = gens["loop"].generate([TASK_PROMPTS[0]], SamplingConfig(temperature=0.0,
+                                                                       max_new_tokens=20))
+    words = free.split()
+    assert len(words) >= 4, free
+    stop = f"{words[1]} {words[2]}"  # spans two tokens of the WordLevel vocabulary
+    s = SamplingConfig(temperature=0.0, max_new_tokens=20, stop=(stop, "zzz"))
+    gens["prefix"].generate(TASK_PROMPTS, SamplingConfig(temperature=0.0, max_new_tokens=20))
+    unstopped = gens["prefix"].stats["generated_tokens"]
+    outs = {name: g.generate(TASK_PROMPTS, s) for name, g in gens.items()}
+    assert outs["prefix"] == outs["loop"] == outs["generate"]
+    assert outs["prefix"][0][0] == free[:free.index(stop)]
+    assert gens["prefix"].stats["generated_tokens"] < unstopped  # the row stopped early
+
+
+def test_stop_scanner_only_decodes_rows_whose_token_can_end_a_stop(lm):
+    import torch
+
+    tok = lm.tokenizer
+    scanner = decoding.StopScanner(tok, ("cat sat",), len(tok), "cpu")
+    ids = {w: tok.convert_tokens_to_ids(w) for w in ("cat", "sat", "dog", "park")}
+    assert not scanner.candidates[ids["dog"]] and not scanner.candidates[ids["park"]]
+    assert scanner.candidates[ids["sat"]] and scanner.candidates[ids["cat"]]  # "t" ends it
+    out = [[ids["dog"], ids["cat"], ids["sat"]], [ids["dog"], ids["sat"]], [ids["park"]]]
+    last = torch.tensor([r[-1] for r in out])
+    assert scanner.done(last, [0, 1, 2], [True, True, True], out) == [0]
+    assert scanner.done(last, [0, 1, 2], [False, True, True], out) == []
+
+
+def test_switches_from_the_environment(lm, monkeypatch):
+    monkeypatch.setenv("SELFGUIDE_PREFIX_CACHE", "0")
+    monkeypatch.setenv("SELFGUIDE_DECODE_LOOP", "off")
+    g = HFGenerator(lm.model, lm.tokenizer)
+    assert not g.prefix_cache and not g.decode_loop
+    assert HFGenerator(lm.model, lm.tokenizer, prefix_cache=True).prefix_cache
+    monkeypatch.delenv("SELFGUIDE_PREFIX_CACHE")
+    monkeypatch.delenv("SELFGUIDE_DECODE_LOOP")
+    g = HFGenerator(lm.model, lm.tokenizer)
+    assert g.prefix_cache and g.decode_loop
+
+
+def test_a_repetition_penalty_in_the_generation_config_takes_the_generate_path(lm, monkeypatch):
+    g = HFGenerator(lm.model, lm.tokenizer)
+    assert g._use_loop(SamplingConfig())
+    monkeypatch.setattr(lm.model.generation_config, "repetition_penalty", 1.3)
+    assert not g._use_loop(SamplingConfig())
+
+
+@pytest.mark.slow
+def test_embedded_model_real_prompts_prefix_cache_equals_no_cache(niv2_dir):
+    """task1529 labelling prompts (chat template, as the pipeline renders them) on the
+    embedded SmolLM2 in fp32: greedy completions identical, option scores within 1e-3."""
+    from selfguide.models import load_model
+    from selfguide.prompts import task_prompt
+    from selfguide.task import load_task
+
+    task = load_task(niv2_dir / "task1529.json")
+    prompts = [task_prompt(task, r.input) for r in list(task.test)[:2]]
+    lm = load_model(ModelConfig(model="embedded", precision="fp32"))
+    on = HFGenerator.from_loaded(lm)
+    off = HFGenerator.from_loaded(lm, prefix_cache=False, decode_loop=False)
+    s = SamplingConfig(temperature=0.0, max_new_tokens=6, stop=("\n",))
+    assert on.generate(prompts, s, chat=True) == off.generate(prompts, s, chat=True)
+    assert on.stats["prefix_tokens"] > 200
+    labels = list(task.labels)
+    for a, b in zip(on.score_options(prompts, labels, chat=True),
+                    off.score_options(prompts, labels, chat=True)):
+        assert a == pytest.approx(b, abs=1e-3)
