@@ -183,9 +183,10 @@ def render(res: dict) -> None:
               "left-padded batches, every prompt prefilled whole) vs the new one (shared "
               "prefix prefilled once, finished rows leave the batch), same prompts, one "
               f"process, task1529, embedded SmolLM2-135M bf16, batch {m['batch_size']}, "
-              f"{m['threads']} torch threads, {m['measured']}. **Shared machine**: another "
-              "job ran benchmarks on the same 2 cores; the 1-min load average is given per "
-              "run. Raw figures: `bench/prefix_results.json`."), "",
+              f"{m['threads']} torch threads, {m['measured']}. **Shared machine** (other jobs "
+              "run benchmarks on the same 2 cores): the 1-min load average is given per run; "
+              "about 2 is this job's own two threads. Raw figures: "
+              "`bench/prefix_results.json`."), "",
              "| workload | path | wall s | CPU s | tok/s | load before → after | speed-up "
              "wall (CPU) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -221,6 +222,13 @@ def render(res: dict) -> None:
     notes.append("wall times on a machine this loaded (`nice -n 19` under another job's "
                  "benchmarks) vary up to 3x from one repetition to the next; the CPU seconds of "
                  "this process vary less; compare old and new within a row pair only")
+    lr = res.get("loaded_run")
+    if lr:
+        notes.append(f"an earlier run the same day ({lr['measured']}) under heavy load "
+                     "(1-min load 6-9, this job at nice 19; " + lr.get("note", "") + "): "
+                     + "; ".join(f"{k} old {v['old_s']:.0f} s / new {v['new_s']:.0f} s "
+                                 f"(CPU {v['old_cpu']:.0f} / {v['new_cpu']:.0f} s)"
+                                 for k, v in lr.items() if isinstance(v, dict)))
     lines += [""] + [f"- {n}." for n in notes]
     replace_section("Prefix caching and the decode loop", "\n".join(lines) + "\n")
 
