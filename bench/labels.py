@@ -27,7 +27,7 @@ def main() -> int:
     from selfguide import models
     from selfguide.commands.label import label_rows, read_inputs
     from selfguide.config import ModelConfig
-    from selfguide.configs.synthesis import preset
+    from selfguide.methods.selfguide.config import preset
     from selfguide.evaluation import select_examples
     from selfguide.task import load_task
 

@@ -10,8 +10,8 @@ import altair as alt
 import streamlit as st
 
 from selfguide import store
-from selfguide.configs.selfinstruct import SelfInstructFilterConfig
-from selfguide.configs.synthesis import FilterConfig
+from selfguide.methods.selfinstruct.config import SelfInstructFilterConfig
+from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.errors import SelfGuideError
 from studio import filtering, si_filtering, state, widgets
 from studio import jobs as sjobs

@@ -26,6 +26,7 @@ Layout::
     jobs/<stage>/          status.json, events.jsonl, log.txt of the latest job per stage
     train/                 adapter/, checkpoints/, train_config.json, events
     eval/                  predictions.jsonl, metrics.json
+    export/                selfguide export's default destination
 """
 
 from __future__ import annotations
@@ -165,6 +166,11 @@ class RunDir(os.PathLike):
     @property
     def train_config_file(self) -> Path:
         return self.train_dir / "train_config.json"
+
+    @property
+    def export_dir(self) -> Path:
+        """Where ``selfguide export`` writes when no ``--output`` is given."""
+        return self.path / "export"
 
     @property
     def eval_dir(self) -> Path:

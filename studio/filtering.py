@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from selfguide import filters, store
-from selfguide.configs.synthesis import FilterConfig
+from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.task import TaskSpec
 
 DECISIONS = ("auto", "keep", "drop")
@@ -79,7 +79,7 @@ def saved_matches(run_dir: Path, cfg: FilterConfig) -> bool:
 # --------------------------------------------------------------------------- overrides
 
 def read_overrides(run_dir: Path) -> dict[str, bool]:
-    from selfguide.selfguide_pipeline import read_overrides as _read
+    from selfguide.methods.selfguide.pipeline import read_overrides as _read
 
     return _read(run_dir)
 
@@ -118,7 +118,7 @@ def resolve(run_dir: Path, cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpe
             ) -> tuple[FilterConfig, dict]:
     """``cfg`` with label strategy ``auto`` resolved from the run's labelling evidence, and
     the choice in plain words (what ``selfguide filter`` does too)."""
-    from selfguide import labelling
+    from selfguide.methods.selfguide import labelling
 
     if task is None:
         return cfg, {}

@@ -76,7 +76,7 @@ def input_rows(records: list[dict]) -> pd.DataFrame:
 
 def annotation_rows(records: list[dict], labels: tuple[str, ...] = ()) -> pd.DataFrame:
     """Annotated inputs, newest first: the voted answer, its vote share, the samples."""
-    from selfguide.consistency import vote_samples
+    from selfguide.methods.selfguide.consistency import vote_samples
 
     rows = []
     for r in records:

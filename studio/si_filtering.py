@@ -20,7 +20,7 @@ import streamlit as st
 
 from selfguide import store
 from selfguide.config import from_dict
-from selfguide.configs.selfinstruct import SelfInstructFilterConfig
+from selfguide.methods.selfinstruct.config import SelfInstructFilterConfig
 
 POOL_FIELDS = ("rouge_threshold", "min_instruction_words", "max_instruction_words",
                "blacklist", "banned_prefixes")
@@ -41,7 +41,7 @@ def saved_config(run_dir: Path) -> SelfInstructFilterConfig:
 
 @st.cache_data(max_entries=2, show_spinner="Reading the Self-Instruct rounds…")
 def _rounds(run_dir: str, stamp: tuple) -> list[dict]:
-    from selfguide import selfinstruct_pipeline as sip
+    from selfguide.methods.selfinstruct import pipeline as sip
 
     d = Path(run_dir)
     cfg = store.read_json(d / "config.json", default={}) or {}
@@ -49,7 +49,7 @@ def _rounds(run_dir: str, stamp: tuple) -> list[dict]:
 
 
 def load_rounds(run_dir: Path) -> list[dict] | None:
-    from selfguide import selfinstruct_pipeline as sip
+    from selfguide.methods.selfinstruct import pipeline as sip
 
     path = run_dir / sip.ROUNDS_FILE
     if not path.is_file():
@@ -61,13 +61,13 @@ def load_rounds(run_dir: Path) -> list[dict] | None:
 def apply(rounds: list[dict], fcfg: SelfInstructFilterConfig,
           overrides: dict[str, bool]) -> pd.DataFrame:
     """The candidates table with the instance filters and manual decisions re-applied."""
-    from selfguide import selfinstruct_dataset as sid
+    from selfguide.methods.selfinstruct import table as sid
 
     return sid.candidates_table(rounds, fcfg, overrides)
 
 
 def filter_order() -> tuple[str, ...]:
-    from selfguide import selfinstruct_dataset as sid
+    from selfguide.methods.selfinstruct import table as sid
 
     return tuple(sid.FILTER_COLUMNS)
 
@@ -94,6 +94,6 @@ def nearest_instructions(df: pd.DataFrame, top: int = 100) -> pd.DataFrame:
 
 
 def save(run_dir: Path, fcfg: SelfInstructFilterConfig) -> dict:
-    from selfguide import selfinstruct_pipeline as sip
+    from selfguide.methods.selfinstruct import pipeline as sip
 
     return sip.refilter(run_dir, fcfg)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from selfguide import store
-from selfguide.configs.synthesis import FilterConfig
+from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.dataset import (
     build_records,
     build_report,
@@ -15,7 +15,7 @@ from selfguide.dataset import (
     write_dataset,
 )
 from selfguide.errors import DatasetError
-from selfguide.filters import apply
+from selfguide.methods.selfguide.filters import apply
 from selfguide.prompts import task_prompt
 from selfguide.task import Demo, TaskSpec
 
@@ -116,7 +116,7 @@ def test_vote_dominance_reported_even_when_target_strategy_used():
 def test_overrides_reader_accepts_only_booleans(tmp_path):
     """One reader for every method and the studio: a string "false" is not a keep."""
     from selfguide import store
-    from selfguide.selfguide_pipeline import read_overrides
+    from selfguide.methods.selfguide.pipeline import read_overrides
 
     store.atomic_write_json(tmp_path / "overrides.json",
                             {"a": True, "b": False, "c": "false", "d": 1})

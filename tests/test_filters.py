@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfguide.configs.synthesis import FilterConfig, preset
+from selfguide.methods.selfguide.config import FilterConfig, preset
 from selfguide.errors import ConfigError
-from selfguide.filters import (
+from selfguide.methods.selfguide.filters import (
     ORDER,
     apply,
     balance_mask,

@@ -9,11 +9,12 @@ import random
 
 import pytest
 
-from selfguide import cli, labelling, store
-from selfguide import selfguide_pipeline as P
+from selfguide import cli, store
+from selfguide.methods.selfguide import labelling
+from selfguide.methods.selfguide import pipeline as P
 from selfguide.backends.fake import FakeGenerator
 from selfguide.commands.label import label_rows, read_inputs
-from selfguide.configs.synthesis import FilterConfig, SynthesisConfig, preset
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig, preset
 from selfguide.errors import DatasetError
 from selfguide.task import Demo, TaskSpec
 

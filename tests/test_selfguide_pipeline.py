@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from selfguide import cli, store
-from selfguide import selfguide_pipeline as P
+from selfguide.methods.selfguide import pipeline as P
 from selfguide.backends.fake import FakeGenerator
-from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.errors import Cancelled, ConfigError
 from selfguide.events import EventLog, read_events
 from selfguide.prompts import task_prompt

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from selfguide import jobs
-from selfguide import selfguide_pipeline as P
+from selfguide.methods.selfguide import pipeline as P
 from selfguide.backends.fake import FakeGenerator
-from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.task import Demo, TaskSpec
 
 TASK = TaskSpec(name="sent", instruction="Is the review positive or negative?",

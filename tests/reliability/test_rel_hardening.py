@@ -303,9 +303,9 @@ def test_filter_and_train_refuse_while_synthesis_runs(run_with_data, live_synthe
 
 
 def test_filter_with_no_candidates_fails_and_is_not_done(run_with_data, capsys):
-    from selfguide import selfguide_pipeline as P
+    from selfguide.methods.selfguide import pipeline as P
     from selfguide.config import ModelConfig
-    from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
+    from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
     from selfguide.task import TaskSpec
 
     P.prepare_run(run_with_data, TaskSpec.from_dict(TASK), SynthesisConfig(), FilterConfig(),
@@ -429,8 +429,8 @@ def test_torn_line_resumes_with_identical_text(tmp_path):
     text equals the uninterrupted run's (backends sample per batch position)."""
     import zlib
 
-    from selfguide import selfguide_pipeline as P
-    from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
+    from selfguide.methods.selfguide import pipeline as P
+    from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
     from selfguide.task import TaskSpec
 
     class PositionalBackend:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from selfguide.config import SamplingConfig
-from selfguide.consistency import vote_samples
+from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.parsing import map_label, parse_output
 from selfguide.prompts import task_prompt
 from selfguide.task import TaskSpec
@@ -322,7 +322,7 @@ def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str
 
 def table_labels(df: Any, task: TaskSpec) -> dict[str, list[str]]:
     """Strategy -> labels over the annotated rows of a candidates table."""
-    from selfguide.filters import calibrated_labels, rank_labels
+    from selfguide.methods.selfguide.filters import calibrated_labels, rank_labels
 
     rows = df[[s is not None and len(s) > 0 for s in df["samples"]]] \
         if "samples" in df.columns else df.iloc[0:0]
