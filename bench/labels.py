@@ -27,8 +27,8 @@ def main() -> int:
     from selfguide import models
     from selfguide.commands.label import label_rows, read_inputs
     from selfguide.config import ModelConfig
-    from selfguide.methods.selfguide.config import preset
     from selfguide.evaluation import select_examples
+    from selfguide.methods.selfguide.config import preset
     from selfguide.task import load_task
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

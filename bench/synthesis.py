@@ -46,9 +46,9 @@ def stage_times(events: list[dict]) -> dict:
 
 def run_task(name: str, gen, preset: str, workdir: Path, seed: int,
              rounds: int | None = None) -> dict:
+    from selfguide.events import EventLog, read_events
     from selfguide.methods.selfguide import pipeline as P
     from selfguide.methods.selfguide.config import preset as get_preset
-    from selfguide.events import EventLog, read_events
     from selfguide.task import load_task
 
     task = load_task(NIV2 / f"{name}.json")
@@ -96,7 +96,7 @@ def label_probe(name: str, gen, n: int, seed: int, n_samples: int = 5,
     """
     from selfguide.config import SamplingConfig
     from selfguide.methods.selfguide.consistency import vote_samples
-    from selfguide.methods.selfguide.filters import calibrated_labels
+    from selfguide.methods.selfguide.strategies import calibrated_labels
     from selfguide.prompts import task_prompt
     from selfguide.task import load_task
 

@@ -13,7 +13,7 @@
   several.
 
 Pure functions on strings. Chatty openers ("Sure, here is...") are left in place on
-purpose: the noise filter drops them and records why (``selfguide.filters``).
+purpose: the noise filter drops them and records why (``selfguide.methods.selfguide.filters``).
 """
 
 from __future__ import annotations
