@@ -5,7 +5,8 @@ preview polls it every second), and shapes rows into small DataFrames with the c
 person wants to see first (newest first). Text stays text: these frames are shown with
 ``st.dataframe`` only.
 
-What it does not do: change files or compute filter decisions (``selfguide.methods.selfguide.filters``).
+What it does not do: change files or compute filter decisions
+(``selfguide.methods.selfguide.filters``).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ What it does:
   :func:`explain` says why in plain words.
 
 What it does not do: read or write run files (the pipeline stores the evidence in
-``labelling.json``), filter rows (``selfguide.methods.selfguide.filters``), or pick prompts (``prompts``).
+``labelling.json``), filter rows (``selfguide.methods.selfguide.filters``), or pick
+prompts (``prompts``).
 """
 
 from __future__ import annotations
