@@ -29,7 +29,7 @@ def main() -> int:
     from selfguide.config import ModelConfig
     from selfguide.evaluation import select_examples
     from selfguide.methods.selfguide.config import preset
-    from selfguide.task import load_task
+    from selfguide.task_formats import load_task
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=60)

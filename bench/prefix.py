@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from selfguide.backends.hf import HFGenerator
     from selfguide.config import ModelConfig, SamplingConfig
     from selfguide.models import load_model
-    from selfguide.task import load_task
+    from selfguide.task_formats import load_task
 
     lm = load_model(ModelConfig(model="embedded", precision="bf16"))
     gens = {"old": HFGenerator.from_loaded(lm, prefix_cache=False, decode_loop=False),

@@ -49,7 +49,7 @@ def run_task(name: str, gen, preset: str, workdir: Path, seed: int,
     from selfguide.events import EventLog, read_events
     from selfguide.methods.selfguide import pipeline as P
     from selfguide.methods.selfguide.config import preset as get_preset
-    from selfguide.task import load_task
+    from selfguide.task_formats import load_task
 
     task = load_task(NIV2 / f"{name}.json")
     over = {"seed": seed, **({"rounds": rounds} if rounds else {})}
@@ -98,7 +98,7 @@ def label_probe(name: str, gen, n: int, seed: int, n_samples: int = 5,
     from selfguide.methods.selfguide.consistency import vote_samples
     from selfguide.methods.selfguide.strategies import calibrated_labels
     from selfguide.prompts import task_prompt
-    from selfguide.task import load_task
+    from selfguide.task_formats import load_task
 
     task = load_task(NIV2 / f"{name}.json")
     rows = random.Random(seed).sample(list(task.test), n)
@@ -206,7 +206,7 @@ def main() -> int:
             results.setdefault("runs", []).append(r)
             print(json.dumps(r), flush=True)
         if args.label_probe and (NIV2 / f"{name}.json").exists():
-            from selfguide.task import load_task
+            from selfguide.task_formats import load_task
 
             if load_task(NIV2 / f"{name}.json").is_classification:
                 for chat in (False, True):

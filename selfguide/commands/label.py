@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def read_inputs(path: Path) -> list[dict]:
     """``[{"id", "input", "outputs"}]`` (``outputs`` empty when the file has none)."""
     from selfguide import store
-    from selfguide import task as task_mod
+    from selfguide import task_formats as task_mod
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from selfguide.config import ModelConfig, overrides_from_args, replace
     from selfguide.evaluation import select_examples
     from selfguide.methods.selfguide.config import preset
-    from selfguide.task import load_task
+    from selfguide.task_formats import load_task
 
     task = load_task(args.task)
     rows = read_inputs(args.inputs)

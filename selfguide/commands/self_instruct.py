@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     model = from_dict(ModelConfig, overrides_from_args(args, ModelConfig))
     target = None
     if args.task:  # validate before anything is written
-        from selfguide.task import load_task
+        from selfguide.task_formats import load_task
 
         target = load_task(args.task)
     run_dir = store.resolve_run_dir(args.run)

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from selfguide.errors import DatasetError
     from selfguide.methods.selfguide import pipeline as selfguide_pipeline
     from selfguide.methods.selfguide.report import format_report
-    from selfguide.task import load_task
+    from selfguide.task_formats import load_task
 
     if args.method != "selfguide":
         return run_other(args)
