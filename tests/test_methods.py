@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_selfinstruct_pipeline import fake_script
 
 from selfguide import cli, methods, store
 from selfguide.backends.fake import FakeGenerator
@@ -15,7 +16,6 @@ from selfguide.errors import ConfigError
 from selfguide.methods import candidates
 from selfguide.methods.selfinstruct.config import POOL_FILTER_FIELDS, SelfInstructFilterConfig
 from selfguide.rundir import RunDir
-from test_selfinstruct_pipeline import fake_script
 
 
 def test_registry_knows_both_methods():

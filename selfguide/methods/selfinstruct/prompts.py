@@ -47,7 +47,9 @@ class SeedTask:
 
 def default_seed_path() -> Path:
     """The seed pool shipped with selfguide (written for this project, not the paper's)."""
-    return Path(__file__).resolve().parent / "data" / "seed_tasks.jsonl"
+    import selfguide
+
+    return Path(selfguide.__file__).resolve().parent / "data" / "seed_tasks.jsonl"
 
 
 def _seed_from_record(rec: object, where: str, index: int) -> SeedTask:
