@@ -2,8 +2,10 @@
 
 What it does: names the columns every method's table has (:data:`COLUMNS`; a method adds
 its own after them), reads and writes ``candidates.parquet`` (atomically, via
-:mod:`selfguide.store`), reads and writes the manual decisions (``overrides.json``, through
-:class:`~selfguide.rundir.RunDir`), and counts the funnel (rows left after each filter).
+:mod:`selfguide.store`), reads and writes the manual decisions and repairs
+(``overrides.json``, through :class:`~selfguide.rundir.RunDir`; a repair corrects a row's
+output or label for the dataset, never the raw candidates), and counts the funnel (rows
+left after each filter).
 
 What it does not do: decide what a row is or whether it passes (each method's ``table`` and
 ``filters``), or build the training set (:mod:`selfguide.dataset`).
@@ -78,6 +80,56 @@ def write_overrides(run: str | os.PathLike, overrides: dict[str, bool | None]
     return as_run(run).write_overrides(overrides)
 
 
+def read_repairs(run: str | os.PathLike) -> dict[str, dict]:
+    """Rows corrected by hand (see :meth:`RunDir.read_repairs`)."""
+    return as_run(run).read_repairs()
+
+
+def repair(run: str | os.PathLike, df: pd.DataFrame, candidate_id: str, *, by: str = "",
+           output: str | None = None, label: str | None = None) -> dict | None:
+    """Correct one row's ``output`` and/or ``label`` (both None: undo the repair). The
+    original values are taken from the candidates table ``df`` and stored beside the fix;
+    the table and the raw stage files are not changed."""
+    from selfguide.errors import DatasetError
+
+    rows = df[df["id"].astype(str) == str(candidate_id)] if len(df) else df
+    if not len(rows):
+        raise DatasetError(f"No candidate {candidate_id!r} in this run.")
+    task = as_run(run).read_task()
+    if label is not None and task is not None and task.is_classification:
+        canon = task.canonical_label(label)
+        if canon is None:
+            raise DatasetError(f"{label!r} is not one of the labels ({', '.join(task.labels)}).")
+        label = canon
+    row = rows.iloc[0]
+    original = {f: (None if f not in row.index else str(row[f] or "")) for f in
+                ("output", "label")}
+    return as_run(run).write_repair(str(candidate_id), original=original, by=by,
+                                    output=output, label=label)
+
+
+def apply_repairs(df: pd.DataFrame, repairs: dict[str, dict], *,
+                  label_is_output: bool = False) -> pd.DataFrame:
+    """A copy of ``df`` with the repaired ``output``/``label`` values (for the dataset; the
+    stored table keeps the generated ones). ``label_is_output``: a method whose label is
+    its output (Self-Instruct) takes a repaired label as the output too."""
+    if not repairs or not len(df):
+        return df
+    out = df.copy()
+    ids = out["id"].astype(str)
+    for rid, fix in repairs.items():
+        mask = ids == rid
+        if not mask.any():
+            continue
+        label = fix.get("label")
+        output = fix.get("output", label if label_is_output else None)
+        if output is not None and "output" in out.columns:
+            out.loc[mask, "output"] = output
+        if label is not None and "label" in out.columns:
+            out.loc[mask, "label"] = label
+    return out
+
+
 def funnel(df: pd.DataFrame, order: Sequence[str]) -> list[dict]:
     """Counts through the filters in ``order``: ``[{"step", "remaining", "dropped"}, ...]``
     (``generated`` = all rows; a row counts at its first failing filter, ``drop_reason``)."""
@@ -91,5 +143,5 @@ def funnel(df: pd.DataFrame, order: Sequence[str]) -> list[dict]:
     return rows
 
 
-__all__ = ["COLUMNS", "funnel", "read", "read_overrides", "unique", "write",
-           "write_overrides"]
+__all__ = ["COLUMNS", "apply_repairs", "funnel", "read", "read_overrides", "read_repairs",
+           "repair", "unique", "write", "write_overrides"]

@@ -124,7 +124,10 @@ def build_records(df: pd.DataFrame, task: TaskSpec, *, val_fraction: float = 0.0
 
 def write_dataset(run_dir: str | os.PathLike, df: pd.DataFrame, task: TaskSpec,
                   cfg: FilterConfig, *, labelling: dict | None = None) -> dict:
-    """Write dataset/train.jsonl, dataset/val.jsonl and dataset/report.json; return the report."""
+    """Write dataset/train.jsonl, dataset/val.jsonl and dataset/report.json; return the report.
+
+    Rows repaired by hand (``overrides.json``) enter with their corrected output/label."""
+    df = candidates.apply_repairs(df, as_run(run_dir).read_repairs())
     train, val = build_records(df, task, val_fraction=cfg.val_fraction, seed=cfg.seed)
     report = build_report(df, task, cfg, n_train=len(train), n_val=len(val),
                           labelling=labelling)

@@ -12,7 +12,8 @@ What it does:
   tolerating ragged numbering, chat preambles and lists cut off by the token budget.
 
 What it does not do: call models, filter, or write files (see
-:mod:`selfguide.methods.selfinstruct.pipeline`). Randomness comes in as an explicit ``random.Random``.
+:mod:`selfguide.methods.selfinstruct.pipeline`). Randomness comes in as an explicit
+``random.Random``.
 """
 
 from __future__ import annotations

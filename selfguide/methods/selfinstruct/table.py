@@ -153,11 +153,12 @@ def build_report(rounds: Sequence[dict], df: pd.DataFrame, n_records: int) -> di
 def write_outputs(run_dir: str | os.PathLike, rounds: Sequence[dict],
                   fcfg: SelfInstructFilterConfig) -> dict:
     """candidates.parquet, dataset/train.jsonl and dataset/report.json, each atomically
-    (manual decisions from ``overrides.json`` applied)."""
+    (manual decisions and repairs from ``overrides.json`` applied; the table keeps the
+    generated values)."""
     run = as_run(run_dir)
     df = candidates_table(rounds, fcfg, run.read_overrides())
     candidates.write(run, df)
-    recs = build_records(df)
+    recs = build_records(candidates.apply_repairs(df, run.read_repairs(), label_is_output=True))
     store.atomic_write_text(run.records_file("train"), dataset.jsonl(recs))
     report = build_report(rounds, df, len(recs))
     run.write_report(report)
