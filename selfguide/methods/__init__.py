@@ -7,6 +7,14 @@ What it does: a method (SELF-GUIDE, Self-Instruct, ...) is one folder
 are discovered (as the CLI discovers its commands), so a third method is one new folder:
 nothing here or in the callers names it.
 
+Adding a method ``foo``: a folder ``selfguide/methods/foo/`` with ``config.py`` (its
+synthesis and filter dataclasses, help texts on every field), its prompts, filters and
+pipeline, a table that writes ``candidates.parquet`` with :data:`candidates.COLUMNS` first
+and the records through :func:`selfguide.dataset.write_dataset` (or ``records_file``), and
+an ``__init__.py`` that calls ``register(Method(name="foo", ...))``; a CLI command module
+named by ``Method.command`` if it needs options of its own. ``selfguide filter``/``export``,
+``synthesize --method foo`` and the Filter page then find it.
+
 What it does not do: generate, filter or write anything itself (the callables on
 :class:`Method` do), or import a method before it is asked for.
 """
