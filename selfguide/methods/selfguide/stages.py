@@ -300,9 +300,12 @@ def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCon
     else:
         pick["chosen_by"] = "auto"
     recs = probe_recs.get(pick["protocol"]) or []
-    if recs:
-        store.append_jsonl(run.annotations_file,
-                           [{"id": i, **r} for (i, _), r in zip(probe, recs)])
+    # A run killed between this append and labelling.json below computes the same probe
+    # again; the rows already appended are not appended twice.
+    have = {r.get("id") for r in store.read_jsonl(run.annotations_file)} if recs else set()
+    new = [{"id": i, **r} for (i, _), r in zip(probe, recs) if i not in have]
+    if new:
+        store.append_jsonl(run.annotations_file, new)
     out = {**pick, "requested": wanted, "evidence": evidence}
     store.atomic_write_json(run.labelling_file, out)
     events.emit("log", message=pick["reason"])
