@@ -27,9 +27,9 @@ def main() -> int:
     from selfguide import models
     from selfguide.commands.label import label_rows, read_inputs
     from selfguide.config import ModelConfig
-    from selfguide.configs.synthesis import preset
     from selfguide.evaluation import select_examples
-    from selfguide.task import load_task
+    from selfguide.methods.selfguide.config import preset
+    from selfguide.task_formats import load_task
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=60)

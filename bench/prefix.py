@@ -63,7 +63,7 @@ def run_both(gens: dict, fn) -> dict:
 
 
 def labelling(gens: dict, task, quick: bool) -> dict:
-    from selfguide.labelling import sampling_for
+    from selfguide.methods.selfguide.labelling import sampling_for
     from selfguide.prompts import task_prompt
 
     k = 12 if quick else 72
@@ -103,8 +103,8 @@ def evaluation(gens: dict, task, quick: bool) -> dict:
 
 def stage1(gens: dict, task, quick: bool) -> dict:
     from selfguide.config import SamplingConfig
-    from selfguide.prompts import input_generation_prompt, sample_generated
-    from selfguide.selfguide_pipeline import STOPS
+    from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
+    from selfguide.methods.selfguide.stages import STOPS
 
     rng = random.Random(0)
     pool = [(r.input, r.outputs[0]) for r in list(task.test)[100:200]]
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from selfguide.backends.hf import HFGenerator
     from selfguide.config import ModelConfig, SamplingConfig
     from selfguide.models import load_model
-    from selfguide.task import load_task
+    from selfguide.task_formats import load_task
 
     lm = load_model(ModelConfig(model="embedded", precision="bf16"))
     gens = {"old": HFGenerator.from_loaded(lm, prefix_cache=False, decode_loop=False),

@@ -46,10 +46,10 @@ def stage_times(events: list[dict]) -> dict:
 
 def run_task(name: str, gen, preset: str, workdir: Path, seed: int,
              rounds: int | None = None) -> dict:
-    from selfguide import selfguide_pipeline as P
-    from selfguide.configs.synthesis import preset as get_preset
     from selfguide.events import EventLog, read_events
-    from selfguide.task import load_task
+    from selfguide.methods.selfguide import pipeline as P
+    from selfguide.methods.selfguide.config import preset as get_preset
+    from selfguide.task_formats import load_task
 
     task = load_task(NIV2 / f"{name}.json")
     over = {"seed": seed, **({"rounds": rounds} if rounds else {})}
@@ -74,7 +74,7 @@ def run_task(name: str, gen, preset: str, workdir: Path, seed: int,
            "vote_share": report["vote_share"],
            "diagnostics": [d["code"] for d in report["diagnostics"]]}
     if report["strategies"]:
-        from selfguide import filters as F
+        from selfguide.methods.selfguide import filters as F
 
         df = P.load_candidates(run_dir)
         for strat in ("vote", "calibrated", "target", "agree"):
@@ -95,10 +95,10 @@ def label_probe(name: str, gen, n: int, seed: int, n_samples: int = 5,
     space. ``bench/labels.py`` measures the pipeline's own choice.
     """
     from selfguide.config import SamplingConfig
-    from selfguide.consistency import vote_samples
-    from selfguide.filters import calibrated_labels
+    from selfguide.methods.selfguide.consistency import vote_samples
+    from selfguide.methods.selfguide.strategies import calibrated_labels
     from selfguide.prompts import task_prompt
-    from selfguide.task import load_task
+    from selfguide.task_formats import load_task
 
     task = load_task(NIV2 / f"{name}.json")
     rows = random.Random(seed).sample(list(task.test), n)
@@ -131,8 +131,8 @@ def time_filters(n: int = 5000, repeats: int = 5) -> dict:
     """Median seconds of filters.apply (near-duplicate scores cached) on n candidates."""
     import pandas as pd
 
-    from selfguide.configs.synthesis import FilterConfig
-    from selfguide.filters import apply, ensure_near_duplicate_scores
+    from selfguide.methods.selfguide.config import FilterConfig
+    from selfguide.methods.selfguide.filters import apply, ensure_near_duplicate_scores
     from selfguide.task import Demo, TaskSpec
 
     task = TaskSpec("b", "Classify.", (Demo("a good film to watch", "pos"),
@@ -206,7 +206,7 @@ def main() -> int:
             results.setdefault("runs", []).append(r)
             print(json.dumps(r), flush=True)
         if args.label_probe and (NIV2 / f"{name}.json").exists():
-            from selfguide.task import load_task
+            from selfguide.task_formats import load_task
 
             if load_task(NIV2 / f"{name}.json").is_classification:
                 for chat in (False, True):

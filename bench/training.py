@@ -30,7 +30,7 @@ METHODS = {"qlora": {"method": "qlora"},
 def make_run(ws: Path, rows: int) -> str:
     from selfguide import store
     from selfguide.prompts import task_prompt
-    from selfguide.task import load_task
+    from selfguide.task_formats import load_task
 
     task = load_task(TASK)
     run = store.resolve_run_dir("bench-train", ws, create=True)

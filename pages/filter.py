@@ -10,9 +10,9 @@ import altair as alt
 import streamlit as st
 
 from selfguide import store
-from selfguide.configs.selfinstruct import SelfInstructFilterConfig
-from selfguide.configs.synthesis import FilterConfig
 from selfguide.errors import SelfGuideError
+from selfguide.methods.selfguide.config import FilterConfig
+from selfguide.methods.selfinstruct.config import SelfInstructFilterConfig
 from studio import filtering, si_filtering, state, widgets
 from studio import jobs as sjobs
 
@@ -62,7 +62,8 @@ def selfinstruct_view() -> None:
     """A Self-Instruct run: instance filters live; pool filters read-only."""
     try:
         rounds = si_filtering.load_rounds(run_dir)
-        saved = si_filtering.saved_config(run_dir)
+        saved = filtering.saved_config(run_dir)
+        frozen = filtering.frozen_fields(run_dir)
     except SelfGuideError as exc:
         widgets.show_error(exc)
         return
@@ -73,14 +74,14 @@ def selfinstruct_view() -> None:
     with left:
         st.subheader("Filters")
         values = widgets.config_form(SelfInstructFilterConfig, f"sifilter.{run}", base=saved,
-                                     exclude=si_filtering.POOL_FIELDS, columns=1)
+                                     exclude=frozen, columns=1)
         fcfg = widgets.build_config(SelfInstructFilterConfig,
-                                    {**{k: getattr(saved, k) for k in si_filtering.POOL_FIELDS},
+                                    {**{k: getattr(saved, k) for k in frozen},
                                      **values})
         with st.expander("Instruction (pool) filters — fixed for this run"):
             st.caption("They decided which instructions joined the pool, and so what was "
                        "generated next. Set them on the Synthesize page for a new run.")
-            for k in si_filtering.POOL_FIELDS:
+            for k in frozen:
                 st.text(f"{k}: {getattr(saved, k)}")
     if fcfg is None:
         return
@@ -92,7 +93,7 @@ def selfinstruct_view() -> None:
         c[1].metric("Kept", int(df["kept"].sum()))
         c[2].metric("Instructions", int(df["instruction_id"].nunique()))
         c[3].metric("Manual overrides", len(overrides))
-        fun = si_filtering.reason_counts(df)
+        fun = filtering.reason_counts(df, filtering.filter_order(run_dir))
         st.altair_chart(alt.Chart(fun).mark_bar().encode(
             x=alt.X("count:Q", title="rows"),
             y=alt.Y("reason:N", sort=list(fun["reason"]), title=None),
@@ -102,18 +103,18 @@ def selfinstruct_view() -> None:
                      height=260, column_config={"score": st.column_config.ProgressColumn(
                          "ROUGE-L", min_value=0.0, max_value=1.0, format="%.2f")})
         st.subheader("Candidates")
-        candidates_editor(df, overrides, si_filtering.filter_order(), si_filtering.TABLE_COLS)
+        candidates_editor(df, overrides, filtering.filter_order(run_dir), si_filtering.TABLE_COLS)
         if st.button("Save dataset", type="primary", icon=":material/save:",
                      disabled=not df["kept"].any()):
             try:
-                rep = si_filtering.save(run_dir, fcfg)
+                rep = filtering.save_dataset(run_dir, fcfg)
                 state.flash("success", f"Saved {rep.get('kept', '?')} training rows.")
                 st.rerun()
             except SelfGuideError as exc:
                 widgets.show_error(exc)
 
 
-if si_filtering.run_method(run_dir) == "selfinstruct":
+if filtering.method_of(run_dir).name == "selfinstruct":
     selfinstruct_view()
     st.stop()
 

@@ -9,8 +9,8 @@ import streamlit as st
 
 from selfguide import store
 from selfguide.config import ModelConfig, from_dict
-from selfguide.configs import synthesis as syncfg
 from selfguide.errors import CorruptFile, SelfGuideError
+from selfguide.methods.selfguide import config as syncfg
 from studio import jobs as sjobs
 from studio import previews, state, widgets
 
@@ -59,7 +59,7 @@ with st.expander("Settings", expanded=not running):
             st.caption(f"{cfg.total_prompts} input-generation prompts{extra}, then "
                        f"{cfg.n_samples} sampled answers per kept input.")
     else:
-        from selfguide.configs import selfinstruct as sicfg
+        from selfguide.methods.selfinstruct import config as sicfg
 
         values = widgets.config_form(sicfg.SelfInstructConfig, "synth.si", columns=3)
         cfg = widgets.build_config(sicfg.SelfInstructConfig, values)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from selfguide import store
+from selfguide import store, task_formats
 from selfguide import task as sgtask
 from selfguide.errors import SelfGuideError
 from studio import runs as sruns
@@ -49,7 +49,7 @@ with src_tabs[0]:
                             label_visibility="collapsed")
         if c2.button("Load example", icon=":material/upload_file:", type="primary"):
             try:
-                set_task(sgtask.load_task(examples[pick]))
+                set_task(task_formats.load_task(examples[pick]))
                 st.rerun()
             except SelfGuideError as exc:
                 widgets.show_error(exc)
@@ -62,7 +62,7 @@ with src_tabs[1]:
                           key=state.widget_key("task", "upload"))
     if up is not None and st.button("Import", icon=":material/file_open:"):
         try:
-            set_task(sgtask.parse_task_bytes(up.getvalue(), up.name))
+            set_task(task_formats.parse_task_bytes(up.getvalue(), up.name))
             st.rerun()
         except SelfGuideError as exc:
             widgets.show_error(exc)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from selfguide.config import ModelConfig, SamplingConfig, markdown_table
 from selfguide.configs.evaluation import EvalConfig
-from selfguide.configs.selfinstruct import SelfInstructConfig, SelfInstructFilterConfig
-from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
 from selfguide.configs.training import TrainConfig
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+from selfguide.methods.selfinstruct.config import SelfInstructConfig, SelfInstructFilterConfig
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TABLES = {cls.__name__: cls for cls in (ModelConfig, SamplingConfig, SynthesisConfig,

@@ -52,7 +52,7 @@ def load_test_file(path: str | Path) -> list[dict]:
         raise DatasetError(f"Test file {path} is larger than 50 MB.")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        from selfguide import task as task_mod
+        from selfguide import task_formats as task_mod
 
         t = task_mod.load_task(path)
         return [{"id": ex.id or f"test-{i}", "input": ex.input, "outputs": list(ex.outputs)}
@@ -62,7 +62,7 @@ def load_test_file(path: str | Path) -> list[dict]:
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path} is not UTF-8 (byte {exc.start}).") from exc
     if suffix == ".csv":
-        from selfguide.task import csv_columns_hint
+        from selfguide.task_formats import csv_columns_hint
 
         reader = csv.DictReader(io.StringIO(text))
         try:

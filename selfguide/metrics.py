@@ -103,11 +103,9 @@ def mean(values: Sequence[float]) -> float:
 
 def to_label(prediction: str, labels: Sequence[str]) -> str:
     """The label a prediction names after normalisation, or ``OTHER``."""
-    p = normalize(prediction)
-    for lab in labels:
-        if p == normalize(lab):
-            return lab
-    return OTHER
+    from selfguide.parsing import canonical_label
+
+    return canonical_label(prediction, labels) or OTHER
 
 
 def confusion(references: Sequence[str], predictions: Sequence[str],

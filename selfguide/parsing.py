@@ -8,12 +8,14 @@
   strip, casefold, strip edge punctuation); task loading, label mapping and the labelling
   code all compare through it. :func:`label_problem` says why a text cannot be a label
   (control or zero-width characters, nothing left after normalisation).
-- :func:`map_label`: an answer -> one declared label (equal after :func:`normalize_label`,
-  else the single label contained as a whole word); None when it maps to no label or to
-  several.
+- :func:`canonical_label`: a text -> the declared label equal to it after
+  :func:`normalize_label` (the one label normaliser: task outputs, answers, predictions).
+- :func:`map_label`: an answer -> one declared label (:func:`canonical_label`, else the
+  single label contained as a whole word); None when it maps to no label or to several.
 
 Pure functions on strings. Chatty openers ("Sure, here is...") are left in place on
-purpose: the noise filter drops them and records why (``selfguide.filters``).
+purpose: the noise filter drops them and records why
+(``selfguide.methods.selfguide.filters``).
 """
 
 from __future__ import annotations
@@ -72,9 +74,11 @@ def parse_output(raw: str, *, single_line: bool = False) -> str:
 
 
 def normalize_label(text: str) -> str:
-    """The comparison key of a label or an answer: NFKC, strip, casefold, then strip edge
-    punctuation/quotes/brackets ("  Positive. " and "ＰＯＳＩＴＩＶＥ" -> "positive")."""
-    return unicodedata.normalize("NFKC", text).strip().casefold().strip(_EDGE_PUNCT)
+    """The comparison key of a label or an answer: NFKC, strip (inner runs of whitespace
+    become one space), casefold, then strip edge punctuation/quotes/brackets
+    ("  Positive. " and "ＰＯＳＩＴＩＶＥ" -> "positive")."""
+    text = " ".join(unicodedata.normalize("NFKC", text).split())  # runs of spaces -> one
+    return text.casefold().strip(_EDGE_PUNCT)
 
 
 def label_problem(text: str) -> str | None:
@@ -95,6 +99,21 @@ def label_problem(text: str) -> str | None:
 _norm = normalize_label
 
 
+def canonical_label(text: str | None, labels: Sequence[str]) -> str | None:
+    """The declared label equal to ``text`` after :func:`normalize_label`, else None.
+
+    The one label normaliser: the task's own outputs (``TaskSpec.canonical_label``), a
+    sampled answer (:func:`map_label`, rule 1) and an evaluated prediction
+    (``metrics.to_label``) all go through it."""
+    key = _norm(text or "")
+    if not key:
+        return None
+    for lab in labels:
+        if _norm(lab) == key:
+            return lab
+    return None
+
+
 def map_label(answer: str, labels: Sequence[str]) -> str | None:
     """Map an answer onto the label set.
 
@@ -106,9 +125,9 @@ def map_label(answer: str, labels: Sequence[str]) -> str | None:
     key = _norm(answer)
     if not key:
         return None
-    for lab in labels:
-        if _norm(lab) == key:
-            return lab
+    exact = canonical_label(answer, labels)
+    if exact is not None:
+        return exact
     found = [lab for lab in labels
              if _norm(lab) and re.search(r"(?<!\w)" + re.escape(_norm(lab)) + r"(?!\w)", key)]
     # A label that is part of a longer found label ("not entails" vs "entails") is not a

@@ -1,23 +1,17 @@
-"""Prompt text: the task prompt (labelling, training, evaluation) and the SELF-GUIDE
-input-generation prompt.
+"""THE prompt: the text a task input (or a bare instruction) is shown as, everywhere.
 
 :func:`task_prompt` is THE prompt for a task input: self-labelling (stage 2), the training
 records (``prompt`` field) and evaluation all use it, so the finetuned model sees exactly
 the prompt it was trained on. :func:`instruction_prompt` is the same shape for a bare
-instruction (Self-Instruct rows). :func:`input_generation_prompt` builds one stage-1 prompt:
-the instruction, the demos' inputs as high-quality examples, a random sample of inputs
-generated so far as lower-quality examples, and (classification) the target label, laid out
-as a plain few-shot list for the model to continue.
+instruction (Self-Instruct rows). Every method's records, training and evaluation share
+these two; a method's own generation prompts live in its folder
+(``selfguide.methods.<name>.prompts``).
 
-All functions are pure: plain strings in, a plain string out; randomness comes in as an
-explicit ``random.Random``. Chat templates are applied later by the backend
-(``backends.hf.render_prompt``), not here.
+All functions are pure: plain strings in, a plain string out. Chat templates are applied
+later by the backend (``backends.hf.render_prompt``), not here.
 """
 
 from __future__ import annotations
-
-import random
-from collections.abc import Sequence
 
 from selfguide.task import TaskSpec
 
@@ -60,52 +54,3 @@ def instruction_prompt(instruction: str, input_text: str = "") -> str:
     if input_text and input_text.strip():
         parts.append(f"{INPUT_MARKER} {_block(input_text)}")
     return "\n\n".join(parts) + f"\n{OUTPUT_MARKER}"
-
-
-def sample_generated(pool: Sequence[str], rng: random.Random, lo: int, hi: int) -> list[str]:
-    """A random sample of ``lo..hi`` earlier generated inputs (fewer if the pool is small)."""
-    if not pool or hi <= 0:
-        return []
-    k = rng.randint(min(lo, len(pool)), min(hi, len(pool)))
-    return rng.sample(list(pool), k) if k > 0 else []
-
-
-def input_generation_prompt(task: TaskSpec, generated: Sequence[str | tuple[str, str]] = (),
-                            target_label: str | None = None) -> str:
-    """One stage-1 prompt asking for one new input, as a plain few-shot continuation.
-
-    Small instruct models follow a list they can continue far better than a meta-request
-    ("write a new input..."), so the prompt is the instruction followed by example inputs
-    and ends with an open ``Input:``. Earlier generated inputs (lower quality) come first,
-    the demos (high quality) last, closest to the new input. Classification puts the
-    answer *before* each input (output-first, as Self-Instruct does for classification)
-    and ends with ``Answer: <target>`` + ``Input:``, so the new input is written for the
-    target label.
-
-    Args:
-        task: The task (instruction and demos).
-        generated: Earlier generated inputs to show (already sampled by the caller, see
-            :func:`sample_generated`); for classification ``(input, target_label)`` pairs.
-        target_label: Classification: the label the new input's answer must have.
-    """
-    head = _block(task.instruction)
-    if task.is_classification:
-        head += "\nPossible answers: " + ", ".join(task.labels) + "."
-        blocks = [head]
-        for g in generated:
-            text, lab = g if isinstance(g, tuple) else (g, "")
-            blocks.append(f"{ANSWER_MARKER} {lab}\n{INPUT_MARKER} {_block(text)}" if lab
-                          else f"{INPUT_MARKER} {_block(text)}")
-        for d in task.demos:
-            blocks.append(f"{ANSWER_MARKER} {d.output}\n{INPUT_MARKER} {_block(d.input)}")
-        target = target_label if target_label is not None else task.labels[0]
-        blocks.append(f"{ANSWER_MARKER} {target}\n{INPUT_MARKER}")
-        return "\n\n".join(blocks)
-    blocks = [head]
-    for g in generated:
-        text = g[0] if isinstance(g, tuple) else g
-        blocks.append(f"{INPUT_MARKER} {_block(text)}")
-    for d in task.demos:
-        blocks.append(f"{INPUT_MARKER} {_block(d.input)}")
-    blocks.append(INPUT_MARKER)
-    return "\n\n".join(blocks)

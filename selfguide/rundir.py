@@ -15,7 +15,9 @@ Layout::
     manifest.json          stages: {name: {status, config_hash, updated, ...}}, method, task
     task.json              the TaskSpec (SELF-GUIDE; Self-Instruct runs have none)
     config.json            {"method", "model", "synthesis", "filters", "seed", "versions"}
-    overrides.json         manual decisions {candidate_id: true|false} (keep / drop)
+    overrides.json         manual decisions {candidate_id: true|false} (keep / drop), or
+                           {candidate_id: {keep?, output?, label?, by, at, original}} for a
+                           row repaired by hand (the raw candidates are never changed)
     inputs.jsonl           SELF-GUIDE stage 1 candidates, appended per finished batch
     annotations.jsonl      SELF-GUIDE stage 2 samples/votes per candidate id
     labelling.json         SELF-GUIDE: the evidence behind the labelling protocol/strategy
@@ -26,6 +28,7 @@ Layout::
     jobs/<stage>/          status.json, events.jsonl, log.txt of the latest job per stage
     train/                 adapter/, checkpoints/, train_config.json, events
     eval/                  predictions.jsonl, metrics.json
+    export/                selfguide export's default destination
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 SPLITS = ("train", "val")
 ADAPTER_MANIFEST = "selfguide_adapter.json"  # written by training beside the weights
 DEFAULT_METHOD = "selfguide"
+REPAIR_FIELDS = ("output", "label")  # what a manual repair may correct in a candidate row
 
 
 class RunDir(os.PathLike):
@@ -167,6 +171,11 @@ class RunDir(os.PathLike):
         return self.train_dir / "train_config.json"
 
     @property
+    def export_dir(self) -> Path:
+        """Where ``selfguide export`` writes when no ``--output`` is given."""
+        return self.path / "export"
+
+    @property
     def eval_dir(self) -> Path:
         return self.path / "eval"
 
@@ -236,23 +245,80 @@ class RunDir(os.PathLike):
         return (self.read_manifest().get("stages", {}).get(stage) or {}).get("status")
 
     # ----------------------------------------------------------------- overrides
+    def _override_entries(self) -> dict[str, dict]:
+        """``overrides.json`` as ``{id: {"keep"?, "output"?, "label"?, "by", "at",
+        "original"}}``: an old ``{id: true|false}`` entry reads as ``{"keep": ...}``; a
+        value that is neither a JSON boolean nor an object is ignored."""
+        data = store.read_json(self.overrides_file, default={}) or {}
+        if not isinstance(data, dict):
+            return {}
+        out: dict[str, dict] = {}
+        for k, v in data.items():
+            if isinstance(v, bool):
+                out[str(k)] = {"keep": v}
+            elif isinstance(v, dict):
+                e = {f: v[f] for f in REPAIR_FIELDS if isinstance(v.get(f), str)}
+                if e:
+                    e.update(by=str(v.get("by") or ""), at=str(v.get("at") or ""),
+                             original=v["original"] if isinstance(v.get("original"), dict)
+                             else {})
+                if isinstance(v.get("keep"), bool):
+                    e["keep"] = v["keep"]
+                if e:
+                    out[str(k)] = e
+        return out
+
+    def _write_override_entries(self, entries: dict[str, dict]) -> None:
+        """Decision-only entries stay in the old ``{id: bool}`` form."""
+        store.atomic_write_json(self.overrides_file, {
+            k: e["keep"] if set(e) == {"keep"} else e for k, e in entries.items() if e})
+
     def read_overrides(self) -> dict[str, bool]:
         """Manual keep/drop decisions ``{candidate_id: keep}``.
 
         The one reader for every method and the studio: only JSON booleans count (a string
         such as ``"false"`` is ignored, never read as keep); a file that is not an object is
-        treated as no decisions.
+        treated as no decisions. Entries that also repair a row (:meth:`read_repairs`)
+        count with their ``keep``.
         """
-        data = store.read_json(self.overrides_file, default={}) or {}
-        if not isinstance(data, dict):
-            return {}
-        return {str(k): v for k, v in data.items() if isinstance(v, bool)}
+        return {k: e["keep"] for k, e in self._override_entries().items() if "keep" in e}
 
     def write_overrides(self, overrides: dict[str, bool | None]) -> dict[str, bool]:
-        """Save ``{id: keep}``; ``None`` removes a decision (back to the filters)."""
+        """Save ``{id: keep}``; ``None`` removes a decision (back to the filters). Rows'
+        repairs (:meth:`write_repair`) are kept; only their decision follows ``overrides``."""
         clean = {str(k): bool(v) for k, v in overrides.items() if v is not None}
-        store.atomic_write_json(self.overrides_file, clean)
+        entries = {k: {f: v for f, v in e.items() if f != "keep"}
+                   for k, e in self._override_entries().items() if set(e) - {"keep"}}
+        for k, keep in clean.items():
+            entries.setdefault(k, {})["keep"] = keep
+        self._write_override_entries(entries)
         return clean
+
+    def read_repairs(self) -> dict[str, dict]:
+        """Rows corrected by hand: ``{id: {"output"?, "label"?, "by", "at", "original"}}``
+        (``original``: the values the row had when it was repaired). The raw candidates are
+        never changed; the methods apply these when they build the dataset."""
+        return {k: {f: v for f, v in e.items() if f != "keep"}
+                for k, e in self._override_entries().items() if set(e) - {"keep"}}
+
+    def write_repair(self, candidate_id: str, *, original: dict, by: str = "",
+                     output: str | None = None, label: str | None = None) -> dict | None:
+        """Save (or with neither ``output`` nor ``label``, remove) the repair of one row;
+        its keep/drop decision is unchanged. Returns the stored repair."""
+        import datetime
+
+        entries = self._override_entries()
+        prev = entries.get(str(candidate_id), {})
+        e = {k: v for k, v in prev.items() if k == "keep"}
+        fixed = {f: v for f, v in (("output", output), ("label", label)) if v is not None}
+        if fixed:
+            e.update(fixed, by=by, at=datetime.datetime.now(datetime.timezone.utc)
+                     .isoformat(timespec="seconds"),
+                     original={f: prev.get("original", {}).get(f, original.get(f))
+                               for f in fixed})
+        entries[str(candidate_id)] = e
+        self._write_override_entries(entries)
+        return self.read_repairs().get(str(candidate_id))
 
     # ----------------------------------------------------------------- dataset
     def has_dataset(self) -> bool:

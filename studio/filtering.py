@@ -1,14 +1,19 @@
-"""Data for the Filter page: the cached candidates table, filters re-applied on it, the
-frames behind its charts, and the manual overrides file.
+"""Data for the Filter page: which method made the run, the cached candidates table,
+filters re-applied on it, the frames behind its charts, and the manual overrides file.
 
-What it does: loads ``candidates.parquet`` once per file version (with the near-duplicate
-scores, the only expensive part, computed once), calls ``selfguide.filters.apply`` with
-the page's ``FilterConfig`` and the user's overrides, and shapes the result into small
-DataFrames (drop-reason counts, kept per label, lengths, near-duplicate pairs, the editable
-table). Reads and writes ``overrides.json`` atomically.
+What it does: dispatches through the method registry (``selfguide.methods``): the run's
+method, its saved filter config, the filter fields frozen after generation, its filter
+order, and saving (the method's ``refilter``, what ``selfguide filter`` runs). For a
+SELF-GUIDE run it loads ``candidates.parquet`` once per file version (with the
+near-duplicate scores, the only expensive part, computed once), calls
+``selfguide.methods.selfguide.filters.apply`` with the page's ``FilterConfig`` and the
+user's overrides, and shapes the result into small DataFrames (drop-reason counts, kept per
+label, lengths, near-duplicate pairs, the editable table). Reads and writes
+``overrides.json`` atomically (``RunDir``). Self-Instruct's own views live in
+:mod:`studio.si_filtering`.
 
-What it does not do: decide what passes a filter (``selfguide.filters``) or build the
-dataset (the ``selfguide filter`` job does, with the same settings).
+What it does not do: decide what passes a filter (each method's ``filters``) or build the
+dataset (the method's ``refilter``, with the same settings).
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from selfguide import filters, store
-from selfguide.configs.synthesis import FilterConfig
+from selfguide import methods
+from selfguide.methods import candidates
+from selfguide.methods.selfguide import filters
+from selfguide.methods.selfguide.config import FilterConfig
+from selfguide.rundir import RunDir
 from selfguide.task import TaskSpec
 
 DECISIONS = ("auto", "keep", "drop")
@@ -35,34 +43,54 @@ def _stamp(path: Path) -> tuple[float, int]:
     return s.st_mtime, s.st_size
 
 
+# --------------------------------------------------------------------------- the method
+
+def method_of(run_dir: Path) -> methods.Method:
+    """The method that made the run (its ``config.json``)."""
+    return methods.for_run(run_dir)
+
+
+def saved_config(run_dir: Path) -> Any:
+    """The run's saved filter config, as its method's config class."""
+    return method_of(run_dir).saved_filters(run_dir)
+
+
+def frozen_fields(run_dir: Path) -> tuple[str, ...]:
+    """Filter fields the run's method froze at generation (shown read-only)."""
+    return method_of(run_dir).frozen_filters
+
+
+def filter_order(run_dir: Path) -> tuple[str, ...]:
+    """The run's method's filters, in the order a drop reason is assigned."""
+    return tuple(method_of(run_dir).filter_order)
+
+
+# --------------------------------------------------------------------------- SELF-GUIDE table
+
 @st.cache_data(max_entries=4, show_spinner="Reading the candidates…")
 def _load(run_dir: str, stamp: tuple, task_stamp: tuple) -> pd.DataFrame:
-    from selfguide import selfguide_pipeline
-
     d = Path(run_dir)
-    df = selfguide_pipeline.load_candidates(d)
+    df = method_of(d).load_candidates(d)
     return filters.ensure_near_duplicate_scores(df, load_task(d))
 
 
 def load_candidates(run_dir: Path) -> pd.DataFrame | None:
     """The run's candidates table (cached per file version), or None before synthesis."""
-    path = run_dir / "candidates.parquet"
-    if not path.is_file():
+    run = RunDir(run_dir)
+    if not run.candidates_file.is_file():
         return None
-    tpath = run_dir / "task.json"
-    return _load(str(run_dir), _stamp(path), _stamp(tpath) if tpath.is_file() else ())
+    tpath = run.task_file
+    return _load(str(run_dir), _stamp(run.candidates_file),
+                 _stamp(tpath) if tpath.is_file() else ())
 
 
 def load_task(run_dir: Path) -> TaskSpec | None:
-    data = store.read_json(run_dir / "task.json", default=None)
-    return TaskSpec.from_dict(data) if isinstance(data, dict) else None
+    return RunDir(run_dir).read_task()
 
 
 def saved_filter_config(run_dir: Path) -> dict:
     """The filter settings the run was synthesized or last filtered with."""
-    cfg = store.read_json(run_dir / "config.json", default={}) or {}
-    f = cfg.get("filters") if isinstance(cfg, dict) else None
-    return dict(f) if isinstance(f, dict) else {}
+    return RunDir(run_dir).saved_filters()
 
 
 def saved_matches(run_dir: Path, cfg: FilterConfig) -> bool:
@@ -79,16 +107,12 @@ def saved_matches(run_dir: Path, cfg: FilterConfig) -> bool:
 # --------------------------------------------------------------------------- overrides
 
 def read_overrides(run_dir: Path) -> dict[str, bool]:
-    from selfguide.selfguide_pipeline import read_overrides as _read
-
-    return _read(run_dir)
+    return candidates.read_overrides(run_dir)
 
 
 def write_overrides(run_dir: Path, overrides: dict[str, bool | None]) -> dict[str, bool]:
     """Save ``{id: keep}``; ``None`` removes a decision (back to the filters)."""
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    store.atomic_write_json(run_dir / "overrides.json", clean)
-    return clean
+    return candidates.write_overrides(run_dir, overrides)
 
 
 def decision_of(override: bool | None) -> str:
@@ -118,12 +142,14 @@ def resolve(run_dir: Path, cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpe
             ) -> tuple[FilterConfig, dict]:
     """``cfg`` with label strategy ``auto`` resolved from the run's labelling evidence, and
     the choice in plain words (what ``selfguide filter`` does too)."""
-    from selfguide import labelling
+    from selfguide import store
+    from selfguide.methods.selfguide import labelling
 
     if task is None:
         return cfg, {}
     return labelling.resolve_filters(cands, task, cfg,
-                                     store.read_json(run_dir / "labelling.json", default=None))
+                                     store.read_json(RunDir(run_dir).labelling_file,
+                                                     default=None))
 
 
 def choice_message(choice: dict) -> str:
@@ -139,10 +165,10 @@ def choice_message(choice: dict) -> str:
     return f"**Labels:** {text}" + (how if choice.get("strategy") else "")
 
 
-def reason_counts(df: pd.DataFrame) -> pd.DataFrame:
+def reason_counts(df: pd.DataFrame, order: tuple[str, ...] = ORDER) -> pd.DataFrame:
     """``reason, count, kind`` in filter order: how many rows each filter dropped."""
     rows = [{"reason": "kept", "count": int(df["kept"].sum()), "kind": "kept"}]
-    for name in filters.ORDER:
+    for name in order:
         c = int((df["drop_reason"] == name).sum())
         if c:
             rows.append({"reason": name, "count": c, "kind": "dropped"})
@@ -198,7 +224,7 @@ def near_duplicates(df: pd.DataFrame, task: TaskSpec | None, cfg: FilterConfig,
     })
 
 
-def reason_options(df: pd.DataFrame, order: tuple[str, ...] = filters.ORDER) -> list[str]:
+def reason_options(df: pd.DataFrame, order: tuple[str, ...] = ORDER) -> list[str]:
     present = set(df["drop_reason"])
     return ["kept", *[r for r in order if r in present]]
 
@@ -231,18 +257,17 @@ def diagnostics(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None
     same checks ``dataset/report.json`` records when the dataset is saved)."""
     if task is None:
         return []
-    from selfguide import dataset
+    from selfguide.methods.selfguide import report
 
-    diags = dataset.diagnostics(df, task, cfg, dataset.strategy_table(df, task))
+    diags = report.diagnostics(df, task, cfg, report.strategy_table(df, task))
     return [(str(d.get("level", "warning")), str(d.get("message", ""))) for d in diags]
 
 
-def save_dataset(run_dir: Path, cfg: FilterConfig) -> dict:
-    """Re-apply ``cfg`` plus the overrides and write the dataset (``selfguide filter``'s
-    code path; fast, so it runs in the page). Returns the dataset report."""
-    from selfguide import selfguide_pipeline
-
-    return selfguide_pipeline.refilter(run_dir, cfg)
+def save_dataset(run_dir: Path, cfg: Any) -> dict:
+    """Re-apply ``cfg`` (the run's method's filter config) plus the overrides and write the
+    dataset (``selfguide filter``'s code path; fast, so it runs in the page). Returns the
+    dataset report."""
+    return method_of(run_dir).refilter(run_dir, cfg)
 
 
 def export_bytes(run_dir: Path, fmt: str) -> bytes:

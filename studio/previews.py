@@ -5,7 +5,8 @@ preview polls it every second), and shapes rows into small DataFrames with the c
 person wants to see first (newest first). Text stays text: these frames are shown with
 ``st.dataframe`` only.
 
-What it does not do: change files or compute filter decisions (``selfguide.filters``).
+What it does not do: change files or compute filter decisions
+(``selfguide.methods.selfguide.filters``).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def input_rows(records: list[dict]) -> pd.DataFrame:
 
 def annotation_rows(records: list[dict], labels: tuple[str, ...] = ()) -> pd.DataFrame:
     """Annotated inputs, newest first: the voted answer, its vote share, the samples."""
-    from selfguide.consistency import vote_samples
+    from selfguide.methods.selfguide.consistency import vote_samples
 
     rows = []
     for r in records:

@@ -162,7 +162,7 @@ def test_embedded_model_real_prompts_prefix_cache_equals_no_cache(niv2_dir):
     embedded SmolLM2 in fp32: greedy completions identical, option scores within 1e-3."""
     from selfguide.models import load_model
     from selfguide.prompts import task_prompt
-    from selfguide.task import load_task
+    from selfguide.task_formats import load_task
 
     task = load_task(niv2_dir / "task1529.json")
     prompts = [task_prompt(task, r.input) for r in list(task.test)[:2]]

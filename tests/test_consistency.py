@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfguide.consistency import clean_samples, vote, vote_samples
+from selfguide.methods.selfguide.consistency import clean_samples, vote, vote_samples
 
 
 @pytest.mark.parametrize("answers, output, share, votes", [

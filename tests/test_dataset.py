@@ -6,16 +6,12 @@ import pandas as pd
 import pytest
 
 from selfguide import store
-from selfguide.configs.synthesis import FilterConfig
-from selfguide.dataset import (
-    build_records,
-    build_report,
-    format_report,
-    load_records,
-    write_dataset,
-)
+from selfguide.dataset import load_records
 from selfguide.errors import DatasetError
-from selfguide.filters import apply
+from selfguide.methods.selfguide.config import FilterConfig
+from selfguide.methods.selfguide.filters import apply
+from selfguide.methods.selfguide.report import build_report, format_report
+from selfguide.methods.selfguide.table import build_records, write_dataset
 from selfguide.prompts import task_prompt
 from selfguide.task import Demo, TaskSpec
 
@@ -116,7 +112,7 @@ def test_vote_dominance_reported_even_when_target_strategy_used():
 def test_overrides_reader_accepts_only_booleans(tmp_path):
     """One reader for every method and the studio: a string "false" is not a keep."""
     from selfguide import store
-    from selfguide.selfguide_pipeline import read_overrides
+    from selfguide.methods.candidates import read_overrides
 
     store.atomic_write_json(tmp_path / "overrides.json",
                             {"a": True, "b": False, "c": "false", "d": 1})

@@ -12,13 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfguide.configs.synthesis import FilterConfig, preset
 from selfguide.errors import ConfigError
-from selfguide.filters import (
+from selfguide.methods.selfguide.config import FilterConfig, preset
+from selfguide.methods.selfguide.filters import (
     ORDER,
     apply,
     balance_mask,
-    calibrate,
     calibrated_labels,
     funnel,
     in_length,
@@ -28,6 +27,7 @@ from selfguide.filters import (
     not_duplicate,
     not_empty,
 )
+from selfguide.methods.selfguide.strategies import calibrate
 from selfguide.task import Demo, TaskSpec
 
 TASK = TaskSpec(name="s", instruction="Classify.",

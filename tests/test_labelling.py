@@ -9,12 +9,14 @@ import random
 
 import pytest
 
-from selfguide import cli, labelling, store
-from selfguide import selfguide_pipeline as P
+from selfguide import cli, store
 from selfguide.backends.fake import FakeGenerator
 from selfguide.commands.label import label_rows, read_inputs
-from selfguide.configs.synthesis import FilterConfig, SynthesisConfig, preset
 from selfguide.errors import DatasetError
+from selfguide.methods.selfguide import labelling
+from selfguide.methods.selfguide import pipeline as P
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig, preset
+from selfguide.rundir import RunDir
 from selfguide.task import Demo, TaskSpec
 
 POS = ["great", "lovely", "superb", "fun", "charming"]
@@ -75,13 +77,13 @@ def _synth(tmp_path, gen, synth=SMALL, filters=FilterConfig()):
 @pytest.mark.parametrize("good", ["chat", "plain"])
 def test_stage2_labels_in_the_protocol_that_gets_the_demos_right(tmp_path, good):
     run_dir, report = _synth(tmp_path, ProtocolFake(good))
-    stored = store.read_json(run_dir / P.LABELLING)
+    stored = store.read_json(RunDir(run_dir).labelling_file)
     assert stored["protocol"] == good and stored["chosen_by"] == "auto"
     ev = stored["evidence"]["protocols"]
     assert ev[good]["strategies"]["vote"]["loo_correct"] == 4
     other = "plain" if good == "chat" else "chat"
     assert ev[other]["strategies"]["rank"]["probe_top_share"] == 1.0  # all "negative"
-    anns = store.read_jsonl(run_dir / P.ANNOTATIONS)
+    anns = store.read_jsonl(RunDir(run_dir).annotations_file)
     assert {a["protocol"] for a in anns} == {good}
     lab = report["labelling"]
     assert lab["protocol"] == good and lab["strategy"] == "rank" and lab["beats_chance"]
@@ -94,8 +96,8 @@ def test_protocol_and_strategy_set_by_hand_are_kept(tmp_path):
     synth = SynthesisConfig(**{**SMALL.__dict__, "label_protocol": "plain"})
     run_dir, report = _synth(tmp_path, ProtocolFake("chat"), synth,
                              FilterConfig(label_strategy="vote", balance=False))
-    assert store.read_json(run_dir / P.LABELLING)["protocol"] == "plain"
-    assert list(store.read_json(run_dir / P.LABELLING)["evidence"]["protocols"]) == ["plain"]
+    assert store.read_json(RunDir(run_dir).labelling_file)["protocol"] == "plain"
+    assert list(store.read_json(RunDir(run_dir).labelling_file)["evidence"]["protocols"]) == ["plain"]
     assert report["labelling"]["strategy"] == "vote"
     assert report["labelling"]["strategy_chosen_by"] == "user"
     assert report["labelling"]["beats_chance"] is False  # plain gets 2 of 4: chance

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import random
 
-from selfguide.prompts import (
-    input_generation_prompt,
-    instruction_prompt,
-    sample_generated,
-    task_prompt,
-)
+from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
+from selfguide.prompts import instruction_prompt, task_prompt
 from selfguide.task import Demo, TaskSpec
 
 CLS = TaskSpec(name="s", instruction="Classify the sentiment.  ",

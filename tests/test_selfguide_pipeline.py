@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from selfguide import cli, store
-from selfguide import selfguide_pipeline as P
 from selfguide.backends.fake import FakeGenerator
-from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
 from selfguide.errors import Cancelled, ConfigError
 from selfguide.events import EventLog, read_events
+from selfguide.methods.selfguide import pipeline as P
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+from selfguide.methods.selfguide.stages import row_id
 from selfguide.prompts import task_prompt
 from selfguide.task import Demo, TaskSpec
 
@@ -112,7 +113,7 @@ def test_full_run_with_fake(tmp_path):
     report = _run(run_dir, gen, events=events, on_item=items.append)
     # stage 1: 4 rounds of 6 prompts; stage 2 asks 4 samples per kept input, scores labels
     inputs = store.read_jsonl(run_dir / "inputs.jsonl")
-    assert [r["id"] for r in inputs] == [P.row_id(r, p) for r in range(4) for p in range(6)]
+    assert [r["id"] for r in inputs] == [row_id(r, p) for r in range(4) for p in range(6)]
     assert all(not r["input"].startswith("Input:") and "Output" not in r["input"]
                for r in inputs)
     assert len(items) == 24 and items[0]["id"] == "r000-p000"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from selfguide.config import replace
-from selfguide.configs.selfinstruct import (
+from selfguide.errors import ConfigError
+from selfguide.methods.selfinstruct.config import (
     DEFAULT_BLACKLIST,
     SelfInstructConfig,
     SelfInstructFilterConfig,
 )
-from selfguide.errors import ConfigError
-from selfguide.selfinstruct_filters import (
+from selfguide.methods.selfinstruct.filters import (
     blacklisted_word,
     first_failure,
     instance_checks,

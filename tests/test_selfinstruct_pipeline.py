@@ -13,15 +13,18 @@ import pytest
 from selfguide import store
 from selfguide.backends.fake import FakeGenerator
 from selfguide.config import SamplingConfig, replace
-from selfguide.configs.selfinstruct import SelfInstructConfig, SelfInstructFilterConfig
 from selfguide.errors import ConfigError
 from selfguide.events import EventLog, read_events
+from selfguide.methods.selfinstruct.config import SelfInstructConfig, SelfInstructFilterConfig
+from selfguide.methods.selfinstruct.pipeline import run_self_instruct
+from selfguide.methods.selfinstruct.table import candidates_table
 from selfguide.prompts import instruction_prompt as record_prompt
 from selfguide.rouge import rouge_l
-from selfguide.selfinstruct_dataset import candidates_table
-from selfguide.selfinstruct_pipeline import ROUNDS_FILE, run_self_instruct
-from selfguide.selfinstruct_prompts import CLF_HEADER, load_seed_tasks
+from selfguide.rundir import RunDir
 
+from selfguide.methods.selfinstruct.prompts import CLF_HEADER, load_seed_tasks
+
+ROUNDS_FILE = RunDir(".").rounds_file.name
 WORDS = ("river mountain lantern violin pepper orbit marble tundra falcon copper harbor "
          "meadow saddle comet ginger walnut canyon velvet hammer lagoon thistle beacon "
          "quartz maple ember glacier parrot willow cobalt prairie").split()
@@ -233,7 +236,7 @@ def test_instance_thresholds_reapply_without_regeneration(tmp_path, seeds):
 
 
 def test_refilter_and_manual_overrides(tmp_path, seeds):
-    from selfguide.selfinstruct_pipeline import refilter
+    from selfguide.methods.selfinstruct.pipeline import refilter
 
     _run(tmp_path, seeds, cfg=replace(CFG, num_instructions=4))
     run = tmp_path / "run"

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from selfguide.errors import TaskError
-from selfguide.selfinstruct_prompts import (
+from selfguide.methods.selfinstruct.prompts import (
     SeedTask,
     classification_prompt,
     default_seed_path,

@@ -10,16 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from selfguide.errors import TaskError
-from selfguide.task import (
-    Demo,
-    TaskSpec,
-    TestExample,
-    example_tasks,
-    infer_labels,
-    load_task,
-    parse_task_bytes,
-    validate_task,
-)
+from selfguide.task import Demo, TaskSpec, TestExample, example_tasks, validate_task
+from selfguide.task_formats import infer_labels, load_task, parse_task_bytes
 
 GOOD = {
     "name": "sent", "instruction": "Classify the sentiment.", "task_type": "classification",

@@ -1,5 +1,5 @@
 """``selfguide export --run NAME --format jsonl|alpaca|hf-dataset|prompt-completion|messages|
-sharegpt [--output PATH]``."""
+sharegpt [--output PATH]``: the run's training set, whatever method made it."""
 
 from __future__ import annotations
 
@@ -31,11 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import jobs, store
-    from selfguide.dataset import export, load_records
+    from selfguide import jobs
+    from selfguide.dataset import export
+    from selfguide.rundir import RunDir
 
-    run_dir = store.resolve_run_dir(args.run, must_exist=True)
-    jobs.check_inputs_idle(run_dir, "export")
-    path = export(run_dir, args.format, args.output, force=args.force)
-    print(f"exported {len(load_records(run_dir))} records to {path}")
+    run = RunDir.named(args.run, must_exist=True)
+    jobs.check_inputs_idle(run.path, "export")
+    path = export(run, args.format, args.output, force=args.force)
+    print(f"exported {len(run.read_records())} records to {path}")
     return 0

@@ -2,6 +2,8 @@
 
 Starts from the run's stored filter settings, applies the options given, rewrites
 candidates.parquet, the dataset and its report, and prints the funnel. Fast: no model.
+Works for every synthesis method: the run's ``config.json`` names it, and the options of
+its filter config apply (those of another method are refused).
 """
 
 from __future__ import annotations
@@ -13,24 +15,31 @@ HELP = "Re-apply filters (thresholds, label strategy) to a run and rewrite its d
 ORDER = 30
 
 
+def _filter_configs() -> list[type]:
+    from selfguide import methods
+
+    return [methods.get(n).filter_config for n in methods.names()]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from selfguide.config import add_dataclass_args
-    from selfguide.configs.synthesis import FilterConfig
+    from selfguide.commands._methods import add_config_args
 
     parser.add_argument("--run", required=True, help="Run name (in the workspace).")
-    add_dataclass_args(parser, FilterConfig)
+    add_config_args(parser, _filter_configs())
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import jobs, selfguide_pipeline, store
+    from selfguide import jobs, methods
+    from selfguide.commands._methods import reject_foreign
     from selfguide.config import overrides_from_args, replace
-    from selfguide.configs.synthesis import FilterConfig
-    from selfguide.dataset import format_report
+    from selfguide.rundir import RunDir
 
-    run_dir = store.resolve_run_dir(args.run, must_exist=True)
-    jobs.check_inputs_idle(run_dir, "filter")
-    _, _, old, _ = selfguide_pipeline.load_run(run_dir)
-    filters = replace(old, **overrides_from_args(args, FilterConfig))
-    report = selfguide_pipeline.refilter(run_dir, filters)
-    print(format_report(report))
+    run_dir = RunDir.named(args.run, must_exist=True)
+    jobs.check_inputs_idle(run_dir.path, "filter")
+    method = methods.for_run(run_dir)
+    reject_foreign(args, _filter_configs(), [method.filter_config], method.title)
+    old = method.saved_filters(run_dir)
+    filters = replace(old, **overrides_from_args(args, method.filter_config))
+    report = method.refilter(run_dir.path, filters)
+    print(method.format_report(report))
     return 0

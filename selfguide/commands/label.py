@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_inputs(path: Path) -> list[dict]:
     """``[{"id", "input", "outputs"}]`` (``outputs`` empty when the file has none)."""
-    from selfguide import store, task as task_mod
+    from selfguide import store
+    from selfguide import task_formats as task_mod
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -105,9 +106,9 @@ def _seed(*parts: object) -> int:
 def run(args: argparse.Namespace) -> int:
     from selfguide import models, store
     from selfguide.config import ModelConfig, overrides_from_args, replace
-    from selfguide.configs.synthesis import preset
     from selfguide.evaluation import select_examples
-    from selfguide.task import load_task
+    from selfguide.methods.selfguide.config import preset
+    from selfguide.task_formats import load_task
 
     task = load_task(args.task)
     rows = read_inputs(args.inputs)
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 def label_rows(task, rows: list[dict], generator, synth, filters, *, chat: bool = True
                ) -> dict:
     """Evidence, choice and labels for ``rows`` (the pipeline's functions and seeds)."""
-    from selfguide import labelling
+    from selfguide.methods.selfguide import labelling
 
     items = [(r["id"], r["input"]) for r in rows]
     protocols = ("plain",) if not chat else (
@@ -166,8 +167,8 @@ def label_rows(task, rows: list[dict], generator, synth, filters, *, chat: bool 
 def assemble(task, rows: list[dict], evidence: dict, choice: dict,
              by_protocol: dict[str, list[dict]], filters) -> dict:
     """Labels per row for the chosen protocol/strategy, and accuracies when references exist."""
-    from selfguide import labelling
-    from selfguide.consistency import vote_samples
+    from selfguide.methods.selfguide import labelling
+    from selfguide.methods.selfguide.consistency import vote_samples
     from selfguide.metrics import rouge_l
 
     protocol = choice["protocol"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from selfguide.rundir import RunDir
+
 NAME = "runs"
 HELP = "List runs in the workspace (method, task, stage status, kept examples)."
 ORDER = 90
@@ -22,7 +24,7 @@ def stage_states(run_dir, man: dict) -> dict[str, str]:
     out = {}
     for k, v in (man.get("stages") or {}).items():
         state = v.get("status", "") if isinstance(v, dict) else ""
-        if state == "running" and (run_dir / "jobs" / k).is_dir():
+        if state == "running" and RunDir(run_dir).job_dir(k).is_dir():
             try:
                 job = jobs.status(run_dir, k).state
             except SelfGuideError:  # an odd stage name or status: keep the manifest's word
@@ -34,11 +36,10 @@ def stage_states(run_dir, man: dict) -> dict[str, str]:
 
 
 def summarize(run_dir) -> dict:
-    from selfguide import store
-
-    man = store.read_manifest(run_dir)
-    rep = store.read_json(run_dir / "dataset" / "report.json", default=None) or {}
-    cfg = store.read_json(run_dir / "config.json", default=None) or {}
+    run = RunDir(run_dir)
+    man = run.read_manifest()
+    rep = run.read_report() or {}
+    cfg = run.read_config()
     return {"name": run_dir.name, "method": cfg.get("method") or man.get("method", ""),
             "task": man.get("task", rep.get("task", "")),
             "stages": stage_states(run_dir, man),

@@ -1,27 +1,54 @@
-"""``selfguide synthesize TASK --run NAME``: SELF-GUIDE stage 1 + 2, filters, dataset.
+"""``selfguide synthesize TASK --run NAME [--method NAME]``: a run's training set.
 
-Loads the task, merges the preset with explicit options, writes task.json/config.json,
-loads the model and runs :func:`selfguide.selfguide_pipeline.synthesize` inside a
-``jobs.worker`` (status, heartbeat, events, cancel). Rerunning the same command resumes
-after the last finished round/batch. Prints a progress bar per stage and the final funnel.
-Nothing heavy is imported at module load.
+The default method, SELF-GUIDE: loads the task, merges the preset with explicit options,
+writes task.json/config.json, loads the model and runs
+:func:`selfguide.methods.selfguide.pipeline.run_synthesis` inside a ``jobs.worker`` (status,
+heartbeat, events, cancel). Rerunning the same command resumes after the last finished
+round/batch. Prints a progress bar per stage and the final funnel. Another method
+(``--method selfinstruct``) runs through its own command (``selfguide self-instruct``),
+with the same options. Nothing heavy is imported at module load.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+
+from selfguide.rundir import RunDir
 
 NAME = "synthesize"
 HELP = "Generate a task's training set with SELF-GUIDE (inputs, self-labels, filters)."
 ORDER = 20
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from selfguide.config import ModelConfig, add_dataclass_args
-    from selfguide.configs.synthesis import PRESETS, FilterConfig, SynthesisConfig
+def _others() -> list:
+    """The registered methods other than SELF-GUIDE (they run through their command)."""
+    from selfguide import methods
 
-    parser.add_argument("task", help="Task file (own JSON/YAML, NIv2 JSON, CSV/JSONL).")
+    return [methods.get(n) for n in methods.names() if n != "selfguide"]
+
+
+def _other_configs() -> list[type]:
+    return [c for m in _others() for c in (m.synthesis_config, m.filter_config)]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from selfguide import methods
+    from selfguide.commands._methods import add_config_args
+    from selfguide.config import ModelConfig, add_dataclass_args
+    from selfguide.methods.selfguide.config import PRESETS, FilterConfig, SynthesisConfig
+
+    parser.add_argument("task", nargs="?", default=None,
+                        help="Task file (own JSON/YAML, NIv2 JSON, CSV/JSONL); required for "
+                             "SELF-GUIDE, optional for Self-Instruct (the target task).")
+    parser.add_argument("--method", choices=methods.names(), default="selfguide",
+                        help="Synthesis method: selfguide (Zhao et al. 2024, from a task) or "
+                             "selfinstruct (Wang et al. 2022, from a seed task pool; same as "
+                             "'selfguide self-instruct').")
+    parser.add_argument("--seed-tasks", default=None,
+                        help="Self-Instruct: seed pool in the paper's seed_tasks.jsonl schema "
+                             "(default: the shipped pool; a rerun reuses the run's copy).")
     parser.add_argument("--run", default=None, help="Run name (default: from the task file).")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick",
                         help="quick: <= 10 min on a 2-core CPU with the embedded model; "
@@ -33,12 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataclass_args(parser, ModelConfig)
     add_dataclass_args(parser, SynthesisConfig)
     add_dataclass_args(parser, FilterConfig, exclude=("seed",))
+    taken = tuple(f.name for c in (SynthesisConfig, FilterConfig)
+                  for f in dataclasses.fields(c))
+    add_config_args(parser, _other_configs(), exclude=taken)
 
 
 def configs_from_args(args: argparse.Namespace):
     """(SynthesisConfig, FilterConfig, ModelConfig) from a preset plus explicit options."""
     from selfguide.config import ModelConfig, from_dict, overrides_from_args
-    from selfguide.configs.synthesis import FilterConfig, SynthesisConfig, preset
+    from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig, preset
 
     syn_over = overrides_from_args(args, SynthesisConfig)
     fil_over = overrides_from_args(args, FilterConfig)
@@ -50,7 +80,9 @@ def configs_from_args(args: argparse.Namespace):
 
 
 # Files of a run that hold resumable work: a failed first attempt keeps the run for them.
-KEEP = ("inputs.jsonl", "annotations.jsonl", "labelling.json", "candidates.parquet")
+_LAYOUT = RunDir(".")
+KEEP = tuple(p.name for p in (_LAYOUT.inputs_file, _LAYOUT.annotations_file,
+                              _LAYOUT.labelling_file, _LAYOUT.candidates_file))
 
 
 def preflight(task, model, preset: str | None):
@@ -63,14 +95,50 @@ def preflight(task, model, preset: str | None):
     return check_rows_fit(task, model, from_dict(TrainConfig, PRESETS.get(preset or "", {})))
 
 
+def run_other(args: argparse.Namespace) -> int:
+    """``--method`` other than SELF-GUIDE: the method's own command, with these options."""
+    import importlib
+
+    from selfguide import methods
+    from selfguide.commands._methods import reject_foreign
+    from selfguide.errors import ConfigError
+    from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+
+    method = methods.get(args.method)
+    own = [method.synthesis_config, method.filter_config]
+    reject_foreign(args, [SynthesisConfig, FilterConfig, *_other_configs()], own,
+                   method.title)
+    if not args.run:
+        raise ConfigError(f"{method.title} needs --run NAME.")
+    if args.overwrite or args.instruction or args.preset != "quick":
+        raise ConfigError(f"{method.title} has no --overwrite, --instruction or --preset.")
+    return importlib.import_module(f"selfguide.commands.{method.command}").run(args)
+
+
+def _check_selfguide_args(args: argparse.Namespace) -> None:
+    from selfguide.commands._methods import reject_foreign
+    from selfguide.errors import ConfigError
+    from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+
+    if args.task is None:
+        raise ConfigError("SELF-GUIDE needs a task file: 'selfguide synthesize TASK'.")
+    if args.seed_tasks:
+        raise ConfigError("--seed-tasks is a Self-Instruct option (--method selfinstruct).")
+    reject_foreign(args, _other_configs(), [SynthesisConfig, FilterConfig], "SELF-GUIDE")
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from selfguide import jobs, selfguide_pipeline, store
-    from selfguide.dataset import format_report
+    from selfguide import jobs, store
     from selfguide.errors import DatasetError
-    from selfguide.task import load_task
+    from selfguide.methods.selfguide import pipeline as selfguide_pipeline
+    from selfguide.methods.selfguide.report import format_report
+    from selfguide.task_formats import load_task
 
+    if args.method != "selfguide":
+        return run_other(args)
+    _check_selfguide_args(args)
     task = load_task(args.task, instruction=args.instruction)
     synth, filters, model = configs_from_args(args)
     name = args.run or store.slugify_run_name(Path(args.task).stem)
@@ -99,5 +167,5 @@ def run(args: argparse.Namespace) -> int:
             store.discard_new_run(run_dir, KEEP)
         raise
     print(format_report(report))
-    print(f"dataset: {run_dir / 'dataset' / 'train.jsonl'}")
+    print(f"dataset: {RunDir(run_dir).records_file('train')}")
     return 0

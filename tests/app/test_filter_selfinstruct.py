@@ -13,7 +13,7 @@ WORDS = ["river", "mountain", "lantern", "violin", "pepper", "orbit", "marble", 
 
 def fake_model(prompt, sampling, i):
     """Numbered new instructions, yes/no classification, input-first instances."""
-    from selfguide.selfinstruct_prompts import CLF_HEADER
+    from selfguide.methods.selfinstruct.prompts import CLF_HEADER
 
     rng = random.Random(f"{prompt}|{sampling.seed}")
     if prompt.startswith("Come up with a series of tasks"):
@@ -29,9 +29,9 @@ def fake_model(prompt, sampling, i):
 
 def make_si_run(ws):
     from selfguide.backends.fake import FakeGenerator
-    from selfguide.configs.selfinstruct import SelfInstructConfig, SelfInstructFilterConfig
-    from selfguide.selfinstruct_pipeline import run_self_instruct
-    from selfguide.selfinstruct_prompts import load_seed_tasks
+    from selfguide.methods.selfinstruct.config import SelfInstructConfig, SelfInstructFilterConfig
+    from selfguide.methods.selfinstruct.pipeline import run_self_instruct
+    from selfguide.methods.selfinstruct.prompts import load_seed_tasks
 
     d = store.resolve_run_dir("si", create=True)
     run_self_instruct(d, FakeGenerator(script=fake_model), load_seed_tasks(),

@@ -13,9 +13,9 @@ from selfguide import store
 from selfguide.cli import build_parser
 from selfguide.config import ModelConfig, from_dict, overrides_from_args
 from selfguide.configs.evaluation import EvalConfig
-from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
 from selfguide.configs.training import TrainConfig
 from selfguide.errors import JobError
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from studio import diffs, filtering, previews
 from studio import jobs as sjobs
 from studio import runs as sruns

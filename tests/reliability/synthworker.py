@@ -1,7 +1,7 @@
 """A SELF-GUIDE synthesis job with a slow scripted backend (run as ``python -m synthworker``).
 
 Test support for the kill -9 / resume test: it runs the real
-:func:`selfguide.selfguide_pipeline.run_synthesis` inside the real :func:`selfguide.jobs.worker`,
+:func:`selfguide.methods.selfguide.pipeline.run_synthesis` inside the real :func:`selfguide.jobs.worker`,
 with a :class:`~selfguide.backends.fake.FakeGenerator` whose answers depend only on the prompt,
 the seed and the sample index (so an interrupted and an uninterrupted run must agree), and
 which sleeps per call so a test can kill it mid-stage. Not a test itself.
@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from selfguide import jobs
-from selfguide import selfguide_pipeline as P
 from selfguide.backends.fake import FakeGenerator
-from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
+from selfguide.methods.selfguide import pipeline as P
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.task import Demo, TaskSpec
 
 TASK = TaskSpec(name="sent", instruction="Is the review positive or negative?",

@@ -303,9 +303,9 @@ def test_filter_and_train_refuse_while_synthesis_runs(run_with_data, live_synthe
 
 
 def test_filter_with_no_candidates_fails_and_is_not_done(run_with_data, capsys):
-    from selfguide import selfguide_pipeline as P
     from selfguide.config import ModelConfig
-    from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
+    from selfguide.methods.selfguide import pipeline as P
+    from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
     from selfguide.task import TaskSpec
 
     P.prepare_run(run_with_data, TaskSpec.from_dict(TASK), SynthesisConfig(), FilterConfig(),
@@ -351,10 +351,10 @@ def test_rows_that_cannot_fit_are_refused_before_synthesis(workspace, tmp_path, 
     """Item 9: long demos (every row carries instruction + demos) against the model's
     context, found before any generation; the run folder is not created."""
     from selfguide import models
-    from selfguide.trainfit import check_rows_fit
     from selfguide.config import ModelConfig
     from selfguide.configs.training import TrainConfig
     from selfguide.task import TaskSpec
+    from selfguide.trainfit import check_rows_fit
 
     monkeypatch.setattr(models, "load_generator", _no_model)
     long = dict(TASK, examples=[{"input": " ".join(["the cat sat on the mat"] * 20),
@@ -429,8 +429,9 @@ def test_torn_line_resumes_with_identical_text(tmp_path):
     text equals the uninterrupted run's (backends sample per batch position)."""
     import zlib
 
-    from selfguide import selfguide_pipeline as P
-    from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
+    from selfguide.methods.selfguide import pipeline as P
+    from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+    from selfguide.rundir import RunDir
     from selfguide.task import TaskSpec
 
     class PositionalBackend:
@@ -446,7 +447,7 @@ def test_torn_line_resumes_with_identical_text(tmp_path):
     for d in (a, b):
         d.mkdir()
     full = P.generate_inputs(a, task, cfg, FilterConfig(), PositionalBackend(), stream=None)
-    data = (a / P.INPUTS).read_bytes()
-    (b / P.INPUTS).write_bytes(data[:data.rstrip(b"\n").rfind(b"\n") + 1] + b'{"id": "r00')
+    data = RunDir(a).inputs_file.read_bytes()
+    RunDir(b).inputs_file.write_bytes(data[:data.rstrip(b"\n").rfind(b"\n") + 1] + b'{"id": "r00')
     resumed = P.generate_inputs(b, task, cfg, FilterConfig(), PositionalBackend(), stream=None)
     assert [r["input"] for r in resumed] == [r["input"] for r in full]

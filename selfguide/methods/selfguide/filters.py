@@ -3,10 +3,11 @@
 Filters annotate, they never delete: :func:`apply` returns a copy of the table with one bool
 column ``f_<name>`` per filter (True = passes), ``label`` (the label chosen by the
 configured strategy), ``drop_reason`` (the first failing filter in :data:`ORDER`, "" if
-kept) and ``kept``. Thresholds come from :class:`~selfguide.configs.synthesis.FilterConfig`,
-so any setting can be re-applied without generating again. Near-duplicate ROUGE-L scores
-are the only expensive part; they are computed once (:func:`near_duplicate_scores`) and
-cached in the ``nd_score``/``nd_nearest`` columns.
+kept) and ``kept``. Thresholds come from
+:class:`~selfguide.methods.selfguide.config.FilterConfig`, so any setting can be
+re-applied without generating again. Near-duplicate ROUGE-L scores are the only expensive
+part; they are computed once (:func:`near_duplicate_scores`) and cached in the
+``nd_score``/``nd_nearest`` columns.
 
 Input filters (SELF-GUIDE, Zhao et al. 2024, sec. 3.2 "rule-based filters"):
 ``empty``, ``noise``, ``length``, ``duplicate``, ``near_duplicate`` (Self-Instruct,
@@ -29,7 +30,10 @@ import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from selfguide.configs.synthesis import FilterConfig
+from selfguide.methods.candidates import funnel as _funnel
+from selfguide.methods.checks import not_empty, text_key, word_count
+from selfguide.methods.selfguide.config import FilterConfig
+from selfguide.methods.selfguide.strategies import calibrated_labels, rank_labels
 from selfguide.task import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,11 +46,6 @@ ORDER = INPUT_FILTERS + OUTPUT_FILTERS
 
 
 # --------------------------------------------------------------------------- text filters
-
-def not_empty(texts: Sequence[str]) -> list[bool]:
-    """Drop empty/whitespace-only texts (nothing to learn from)."""
-    return [bool(t and t.strip()) for t in texts]
-
 
 def _noise_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
     parts = []
@@ -79,10 +78,6 @@ def no_noise(texts: Sequence[str], terms: Sequence[str]) -> list[bool]:
     return out
 
 
-def word_count(text: str) -> int:
-    return len(text.split())
-
-
 def length_window(examples: Sequence[str], k: float, min_words: int = 0,
                   max_words: int = 0) -> tuple[float, float]:
     """``(lo, hi)`` word bounds: mean +/- k*sd of the examples' lengths (sd floored at a
@@ -105,11 +100,6 @@ def length_window(examples: Sequence[str], k: float, min_words: int = 0,
 def in_length(texts: Sequence[str], lo: float, hi: float) -> list[bool]:
     """Drop texts outside the length window (SELF-GUIDE's length filter)."""
     return [lo <= word_count(t) <= hi for t in texts]
-
-
-def text_key(text: str) -> str:
-    """Case- and whitespace-insensitive form of a text (exact-duplicate key)."""
-    return " ".join(text.casefold().split())
 
 
 def not_duplicate(texts: Sequence[str], existing: Sequence[str] = ()) -> list[bool]:
@@ -158,52 +148,7 @@ def ensure_near_duplicate_scores(df: pd.DataFrame, task: TaskSpec | None) -> pd.
     return df
 
 
-# --------------------------------------------------------------------------- labels
-
-def calibrate(scores: Sequence[Sequence[float]]) -> list[list[float]]:
-    """Contextual calibration: subtract each label's mean score over all the rows."""
-    rows = [list(map(float, r)) for r in scores]
-    if not rows:
-        return []
-    k = len(rows[0])
-    means = [statistics.fmean(r[j] for r in rows) for j in range(k)]
-    return [[r[j] - means[j] for j in range(k)] for r in rows]
-
-
-def calibrated_labels(scores: Sequence[Sequence[float] | None], labels: Sequence[str]
-                      ) -> tuple[list[str], list[float]]:
-    """Per row: the label with the best calibrated score and its margin over the second
-    ("" and nan where a row has no scores). Means are taken over the rows with scores."""
-    import numpy as np
-
-    k = len(labels)
-    idx = [i for i, s in enumerate(scores) if _has_scores(s, k)]
-    out_l, out_m = [""] * len(scores), [math.nan] * len(scores)
-    if not idx:
-        return out_l, out_m
-    mat = np.asarray([list(scores[i]) for i in idx], dtype=np.float64)
-    mat -= mat.mean(axis=0, keepdims=True)
-    order = np.argsort(-mat, axis=1, kind="stable")
-    best = mat[np.arange(len(idx)), order[:, 0]]
-    second = mat[np.arange(len(idx)), order[:, 1]] if k > 1 else np.full(len(idx), -np.inf)
-    for i, j, m in zip(idx, order[:, 0].tolist(), (best - second).tolist()):
-        out_l[i], out_m[i] = labels[j], m
-    return out_l, out_m
-
-
-def rank_labels(scores: Sequence[Sequence[float] | None], labels: Sequence[str]) -> list[str]:
-    """Per row: the label with the highest log-probability ("" where a row has no scores)."""
-    k = len(labels)
-    return [labels[max(range(k), key=lambda j: float(s[j]))] if _has_scores(s, k) else ""
-            for s in scores]
-
-
-def _has_scores(s: Any, k: int) -> bool:
-    try:
-        return s is not None and len(s) == k and k > 0
-    except TypeError:
-        return False
-
+# --------------------------------------------------------------------------- balance
 
 def balance_mask(labels: Sequence[str], eligible: Sequence[bool], rng: random.Random
                  ) -> list[bool]:
@@ -265,8 +210,8 @@ def assign_labels(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec
     vote_l = [str(x) for x in _col(df, "label_vote", "")]
     target = [str(x) for x in _col(df, "target_label", "")]
     cal_l, cal_m = calibrated_labels(_col(df, "label_scores", None), labels)
-    # "auto" is resolved from the run's labelling evidence by
-    # selfguide.labelling.resolve_filters before this; without evidence it is the vote.
+    # "auto" is resolved from the run's labelling evidence by labelling.resolve_filters
+    # (selfguide.methods.selfguide.labelling) before this; without evidence it is the vote.
     strat = "vote" if cfg.label_strategy == "auto" else cfg.label_strategy
     if strat == "rank":
         lab = rank_labels(_col(df, "label_scores", None), labels)
@@ -387,15 +332,8 @@ def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
 
 
 def funnel(df: pd.DataFrame) -> list[dict]:
-    """Counts through the filters in order: ``[{"step", "remaining", "dropped"}, ...]``."""
-    reasons = df["drop_reason"].tolist() if len(df) else []
-    remaining = len(reasons)
-    rows = [{"step": "generated", "remaining": remaining, "dropped": 0}]
-    for name in ORDER:
-        d = sum(1 for r in reasons if r == name)
-        remaining -= d
-        rows.append({"step": name, "remaining": remaining, "dropped": d})
-    return rows
+    """Counts through the SELF-GUIDE filters in :data:`ORDER`."""
+    return _funnel(df, ORDER)
 
 
 def votes_json(votes: dict[str, int]) -> str:

@@ -10,7 +10,7 @@ What it does, per round (the unit of work that is saved):
    with them too;
 3. each accepted instruction is classified (few-shot "is it classification?");
 4. instances are generated input-first (non-classification) or output-first
-   (classification), parsed and filtered (:mod:`selfguide.selfinstruct_filters`).
+   (classification), parsed and filtered (:mod:`selfguide.methods.selfinstruct.filters`).
 
 The round is appended as one JSONL line to ``selfinstruct.jsonl`` (locked, fsynced; a line
 torn by kill -9 is ignored and repaired on the next append), so a rerun replays the
@@ -22,35 +22,38 @@ and one per instance of an accepted one) and ``dataset/train.jsonl`` (records
 ``prompt = prompts.instruction_prompt(instruction, input)``) are written atomically.
 
 What it does not do: load models (the caller passes a ``Generator``), parse the CLI, or
-train. Prompts, parsers and seed loading live in :mod:`selfguide.selfinstruct_prompts`,
-the filters in :mod:`selfguide.selfinstruct_filters`, the table/dataset/report in
-:mod:`selfguide.selfinstruct_dataset`.
+train. Prompts, parsers and seed loading live in
+:mod:`selfguide.methods.selfinstruct.prompts`, the filters in
+:mod:`selfguide.methods.selfinstruct.filters`, the table/dataset/report in
+:mod:`selfguide.methods.selfinstruct.table`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from selfguide import store
 from selfguide.backends import Generator
 from selfguide.config import ModelConfig, SamplingConfig, to_dict
-from selfguide.configs.selfinstruct import SelfInstructConfig, SelfInstructFilterConfig
 from selfguide.errors import ConfigError
 from selfguide.events import EventLog, Progress
-from selfguide.rouge import RougeIndex, max_scores
-from selfguide.selfinstruct_dataset import write_outputs
-from selfguide.selfinstruct_filters import (
+from selfguide.methods.selfinstruct.config import (
+    POOL_FILTER_FIELDS,
+    SelfInstructConfig,
+    SelfInstructFilterConfig,
+)
+from selfguide.methods.selfinstruct.filters import (
     first_failure,
     instruction_checks,
 )
-from selfguide.selfinstruct_prompts import (
+from selfguide.methods.selfinstruct.prompts import (
     SeedTask,
     classification_prompt,
     input_first_prompt,
@@ -64,16 +67,11 @@ from selfguide.selfinstruct_prompts import (
     select_clf_shots,
     select_instance_shots,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
+from selfguide.methods.selfinstruct.table import write_outputs
+from selfguide.rouge import RougeIndex, max_scores
+from selfguide.rundir import as_run
 
 STAGE = "self-instruct"
-ROUNDS_FILE = "selfinstruct.jsonl"
-SEEDS_FILE = "seed_tasks.jsonl"
-# Filter settings that decide which instructions join the pool: changing them needs a new run.
-POOL_FILTER_FIELDS = ("rouge_threshold", "min_instruction_words", "max_instruction_words",
-                      "blacklist", "banned_prefixes")
 # Settings that may change between a run and its resumption (they only say when to stop).
 RESUMABLE_FIELDS = ("num_instructions", "max_rounds")
 
@@ -267,24 +265,25 @@ def _seed_jsonl(seeds: Sequence[SeedTask]) -> str:
     return "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in seeds)
 
 
-def load_rounds(run_dir: Path, ghash: str) -> list[dict]:
+def load_rounds(run_dir: str | os.PathLike, ghash: str) -> list[dict]:
     """Committed rounds of ``run_dir`` (a torn last line is ignored); refuses rounds made
     with different generation settings."""
-    rounds = store.read_jsonl(run_dir / ROUNDS_FILE)
+    run = as_run(run_dir)
+    rounds = store.read_jsonl(run.rounds_file)
     for i, rec in enumerate(rounds):
         if rec.get("config_hash") != ghash:
             raise ConfigError(
-                f"Run {run_dir.name} was generated with different Self-Instruct settings "
+                f"Run {run.name} was generated with different Self-Instruct settings "
                 f"(round {rec.get('round')}); its rounds cannot be continued with these.",
                 hint="Use a new run name, or rerun with the settings in its config.json.")
         if rec.get("round") != i:
-            raise ConfigError(f"{run_dir / ROUNDS_FILE}: round {rec.get('round')} found where "
+            raise ConfigError(f"{run.rounds_file}: round {rec.get('round')} found where "
                               f"round {i} was expected; the file was edited.",
                               hint="Restore it or start a new run.")
     return rounds
 
 
-def run_self_instruct(run_dir: str | Path, gen: Generator, seeds: Sequence[SeedTask],
+def run_self_instruct(run_dir: str | os.PathLike, gen: Generator, seeds: Sequence[SeedTask],
                       cfg: SelfInstructConfig, fcfg: SelfInstructFilterConfig, *,
                       model: ModelConfig | None = None, events: EventLog | None = None,
                       stream: Any = sys.stderr) -> dict:
@@ -293,20 +292,19 @@ def run_self_instruct(run_dir: str | Path, gen: Generator, seeds: Sequence[SeedT
     Safe to kill at any point: rerunning with the same settings continues after the last
     committed round (``num_instructions``/``max_rounds`` may be raised to go further).
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = as_run(run_dir).mkdir()
     seeds = list(seeds)
     seeds_text = _seed_jsonl(seeds)
     run_cfg = _run_config(cfg, fcfg, model, store.config_hash(seeds_text))
     ghash = generation_hash(run_cfg)
-    prev = store.read_json(run_dir / "config.json", default=None)
+    prev = store.read_json(run_dir.config_file, default=None)
     if isinstance(prev, dict) and prev.get("method") not in (None, "selfinstruct"):
         raise ConfigError(f"Run {run_dir.name} is a {prev.get('method')} run; Self-Instruct "
                           "would overwrite its data.", hint="Choose a new run name.")
     rounds = load_rounds(run_dir, ghash)
-    store.atomic_write_text(run_dir / SEEDS_FILE, seeds_text)
-    store.atomic_write_json(run_dir / "config.json", run_cfg)
-    store.set_stage(run_dir, STAGE, "running", config_hash=ghash)
+    store.atomic_write_text(run_dir.seed_tasks_file, seeds_text)
+    run_dir.write_config(run_cfg)
+    run_dir.set_stage(STAGE, "running", config_hash=ghash)
 
     pool = Pool(seeds)
     for rec in rounds:
@@ -324,7 +322,7 @@ def run_self_instruct(run_dir: str | Path, gen: Generator, seeds: Sequence[SeedT
         rec = run_round(gen, pool, r, cfg, fcfg,
                         on_tokens=lambda n, r=r: progress.update(0, tokens=n, round=r))
         rec["config_hash"] = ghash
-        store.append_jsonl(run_dir / ROUNDS_FILE, [rec])  # the commit point of the round
+        store.append_jsonl(run_dir.rounds_file, [rec])  # the commit point of the round
         rounds.append(rec)
         n_new = len(pool.machine) - before
         events.emit("round", round=r, generated=len(rec["instructions"]), accepted=n_new,
@@ -336,23 +334,23 @@ def run_self_instruct(run_dir: str | Path, gen: Generator, seeds: Sequence[SeedT
     if len(pool.machine) < cfg.num_instructions:
         report["warning"] = (f"Stopped after max_rounds={cfg.max_rounds} with "
                              f"{len(pool.machine)} of {cfg.num_instructions} instructions.")
-        store.atomic_write_json(run_dir / "dataset" / "report.json", report)
-    store.set_stage(run_dir, STAGE, "done", config_hash=ghash, kept=report["kept"],
+        run_dir.write_report(report)
+    run_dir.set_stage(STAGE, "done", config_hash=ghash, kept=report["kept"],
                     instructions=report["instructions"]["accepted"])
     events.emit("summary", **{k: report[k] for k in ("rounds", "instructions", "instances",
                                                      "kept")})
     return report
 
 
-def refilter(run_dir: str | Path, fcfg: SelfInstructFilterConfig) -> dict:
+def refilter(run_dir: str | os.PathLike, fcfg: SelfInstructFilterConfig) -> dict:
     """Re-apply the instance filters (and ``overrides.json``) to a finished Self-Instruct
     run without generating; rewrites the table, the dataset and config.json's filters.
 
     Instruction filters decided which instructions joined the pool (and so what was
     generated next); changing them needs a new run, so that is refused.
     """
-    run_dir = Path(run_dir)
-    run_cfg = store.read_json(run_dir / "config.json", default=None)
+    run_dir = as_run(run_dir)
+    run_cfg = store.read_json(run_dir.config_file, default=None)
     if not isinstance(run_cfg, dict) or run_cfg.get("method") != "selfinstruct":
         raise ConfigError(f"{run_dir.name} is not a Self-Instruct run.",
                           hint="Run 'selfguide self-instruct --run NAME' first.")
@@ -365,5 +363,5 @@ def refilter(run_dir: str | Path, fcfg: SelfInstructFilterConfig) -> dict:
                           hint="Start a new run with the new instruction filter settings.")
     rounds = load_rounds(run_dir, generation_hash(run_cfg))
     report = write_outputs(run_dir, rounds, fcfg)
-    store.atomic_write_json(run_dir / "config.json", {**run_cfg, "filters": new})
+    run_dir.write_config({**run_cfg, "filters": new})
     return report

@@ -19,7 +19,8 @@ What it does:
   :func:`explain` says why in plain words.
 
 What it does not do: read or write run files (the pipeline stores the evidence in
-``labelling.json``), filter rows (``selfguide.filters``), or pick prompts (``prompts``).
+``labelling.json``), filter rows (``selfguide.methods.selfguide.filters``), or pick
+prompts (``prompts``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from selfguide.config import SamplingConfig
-from selfguide.consistency import vote_samples
+from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.parsing import map_label, parse_output
 from selfguide.prompts import task_prompt
 from selfguide.task import TaskSpec
@@ -322,7 +323,7 @@ def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str
 
 def table_labels(df: Any, task: TaskSpec) -> dict[str, list[str]]:
     """Strategy -> labels over the annotated rows of a candidates table."""
-    from selfguide.filters import calibrated_labels, rank_labels
+    from selfguide.methods.selfguide.strategies import calibrated_labels, rank_labels
 
     rows = df[[s is not None and len(s) > 0 for s in df["samples"]]] \
         if "samples" in df.columns else df.iloc[0:0]

@@ -4,7 +4,7 @@ Two frozen dataclasses validated in ``__post_init__``: :class:`SelfInstructConfi
 instructions and instances are generated; defaults from Wang et al. 2022 and their
 released code, https://github.com/yizhongw/self-instruct) and
 :class:`SelfInstructFilterConfig` (the thresholds of every filter in
-:mod:`selfguide.selfinstruct_filters`). Their help texts feed the CLI and the studio.
+:mod:`selfguide.methods.selfinstruct.filters`). Their help texts feed the CLI and the studio.
 This module does not touch files or models.
 """
 
@@ -83,6 +83,13 @@ class SelfInstructConfig:
             check(isinstance(v, int) and 8 <= v <= 8192, name, "must be between 8 and 8192.")
         check(self.clf_shots >= 0, "clf_shots", "must be >= 0.")
         check(self.instance_shots >= 0, "instance_shots", "must be >= 0.")
+
+
+# Filter settings frozen after generation: they decided which instructions joined the pool
+# (and so what was generated next), so changing them needs a new run. The one list: the
+# pipeline's refilter, the method registry and the Filter page read it from here.
+POOL_FILTER_FIELDS = ("rouge_threshold", "min_instruction_words", "max_instruction_words",
+                      "blacklist", "banned_prefixes")
 
 
 @dataclasses.dataclass(frozen=True)

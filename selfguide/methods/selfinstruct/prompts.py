@@ -12,7 +12,8 @@ What it does:
   tolerating ragged numbering, chat preambles and lists cut off by the token budget.
 
 What it does not do: call models, filter, or write files (see
-:mod:`selfguide.selfinstruct_pipeline`). Randomness comes in as an explicit ``random.Random``.
+:mod:`selfguide.methods.selfinstruct.pipeline`). Randomness comes in as an explicit
+``random.Random``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ class SeedTask:
 
 def default_seed_path() -> Path:
     """The seed pool shipped with selfguide (written for this project, not the paper's)."""
-    return Path(__file__).resolve().parent / "data" / "seed_tasks.jsonl"
+    import selfguide
+
+    return Path(selfguide.__file__).resolve().parent / "data" / "seed_tasks.jsonl"
 
 
 def _seed_from_record(rec: object, where: str, index: int) -> SeedTask:

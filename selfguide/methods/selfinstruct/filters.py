@@ -1,7 +1,7 @@
 """Self-Instruct filters: named pure predicates that decide what joins the pool and the data.
 
 Every filter is a pure function with its reason and source in the docstring; thresholds
-come from :class:`selfguide.configs.selfinstruct.SelfInstructFilterConfig`. Instruction
+come from :class:`selfguide.methods.selfinstruct.config.SelfInstructFilterConfig`. Instruction
 filters look at one instruction (plus its ROUGE-L to the nearest pool entry) and return
 ``True`` to keep it. Instance filters look at all instances generated for one instruction
 and return a keep-mask (one bool per instance). Filters annotate; they never delete: the
@@ -14,7 +14,7 @@ Instructions" (arXiv:2212.10560), section 2.2-2.3, and the released code
 ``prepare_for_finetuning.py``).
 
 Generic text checks (emptiness, word counts) are shared with the SELF-GUIDE filters
-(:mod:`selfguide.filters`). This module does not call models, compute ROUGE-L or write
+(:mod:`selfguide.methods.checks`). This module does not call models, compute ROUGE-L or write
 files.
 """
 
@@ -25,8 +25,8 @@ import re
 import string
 from collections.abc import Sequence
 
-from selfguide.configs.selfinstruct import SelfInstructFilterConfig
-from selfguide.filters import not_empty, word_count
+from selfguide.methods.checks import not_empty, word_count
+from selfguide.methods.selfinstruct.config import SelfInstructFilterConfig
 
 # Order = precedence of drop reasons (cheap format checks first, then novelty).
 INSTRUCTION_FILTERS = ("length", "start", "blacklist", "prefix", "rouge")

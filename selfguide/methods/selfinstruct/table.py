@@ -10,27 +10,27 @@ the report (instruction and instance funnels); writes ``candidates.parquet``,
 ``dataset/train.jsonl`` and ``dataset/report.json`` atomically.
 
 What it does not do: generate, decide which instructions join the pool (that happened in
-:mod:`selfguide.selfinstruct_pipeline`), or train.
+:mod:`selfguide.methods.selfinstruct.pipeline`), or train.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from selfguide import store
-from selfguide.configs.selfinstruct import SelfInstructFilterConfig
-from selfguide.selfinstruct_filters import (
+from selfguide import dataset, store
+from selfguide.methods import candidates
+from selfguide.methods.selfinstruct.config import SelfInstructFilterConfig
+from selfguide.methods.selfinstruct.filters import (
     INSTANCE_FILTERS,
     INSTRUCTION_FILTERS,
     first_failure,
     instance_checks,
 )
+from selfguide.rundir import as_run
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -97,8 +97,7 @@ def candidates_table(rounds: Sequence[dict], fcfg: SelfInstructFilterConfig,
     is_classification, instruction_id)."""
     import pandas as pd
 
-    cols = ["id", "method", "round", "prompt_id", "target_label", "raw", "input", "samples",
-            "votes", "vote_share", "output", "label", *[f"f_{n}" for n in FILTER_COLUMNS],
+    cols = [*candidates.COLUMNS, "label", *[f"f_{n}" for n in FILTER_COLUMNS],
             "drop_reason", "kept", "instruction", "nearest", "nearest_score",
             "is_classification", "instruction_id"]
     return pd.DataFrame(candidate_rows(rounds, fcfg, overrides), columns=cols)
@@ -121,14 +120,7 @@ def build_records(df: pd.DataFrame) -> list[dict]:
 
 def funnel(df: pd.DataFrame) -> list[dict]:
     """Rows remaining after each filter, in order (``generated`` = all rows)."""
-    reasons = df["drop_reason"].tolist() if len(df) else []
-    remaining, rows = len(reasons), [{"step": "generated", "remaining": len(reasons),
-                                      "dropped": 0}]
-    for name in FILTER_COLUMNS:
-        d = reasons.count(name)
-        remaining -= d
-        rows.append({"step": name, "remaining": remaining, "dropped": d})
-    return rows
+    return candidates.funnel(df, FILTER_COLUMNS)
 
 
 def build_report(rounds: Sequence[dict], df: pd.DataFrame, n_records: int) -> dict:
@@ -145,11 +137,11 @@ def build_report(rounds: Sequence[dict], df: pd.DataFrame, n_records: int) -> di
         "instructions": {"generated": len(instr), "accepted": len(acc),
                          "rejected": {k: reasons.get(k, 0) for k in INSTRUCTION_FILTERS},
                          "classification": sum(bool(c.get("is_classification")) for c in acc)},
-        "instances": {"generated": int(len(inst_rows)),
+        "instances": {"generated": len(inst_rows),
                       "kept": int(df["kept"].sum()) if len(df) else 0,
                       "dropped": {k: int(v) for k, v in Counter(
                           inst_rows["drop_reason"]).items() if k} if len(inst_rows) else {}},
-        "candidates": int(len(df)), "kept": int(df["kept"].sum()) if len(df) else 0,
+        "candidates": len(df), "kept": int(df["kept"].sum()) if len(df) else 0,
         "train": n_records, "val": 0,
         "funnel": funnel(df),
         "drop_reasons": {k: int(v) for k, v in Counter(df["drop_reason"]).items() if k}
@@ -158,20 +150,38 @@ def build_report(rounds: Sequence[dict], df: pd.DataFrame, n_records: int) -> di
     }
 
 
-def write_outputs(run_dir: Path, rounds: Sequence[dict],
+def write_outputs(run_dir: str | os.PathLike, rounds: Sequence[dict],
                   fcfg: SelfInstructFilterConfig) -> dict:
     """candidates.parquet, dataset/train.jsonl and dataset/report.json, each atomically
-    (manual decisions from ``overrides.json`` applied)."""
-    from selfguide.selfguide_pipeline import read_overrides
-
-    overrides = read_overrides(run_dir)
-    df = candidates_table(rounds, fcfg, overrides)
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    store.atomic_write_bytes(run_dir / "candidates.parquet", buf.getvalue())
-    recs = build_records(df)
-    store.atomic_write_text(run_dir / "dataset" / "train.jsonl",
-                            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
+    (manual decisions and repairs from ``overrides.json`` applied; the table keeps the
+    generated values)."""
+    run = as_run(run_dir)
+    df = candidates_table(rounds, fcfg, run.read_overrides())
+    candidates.write(run, df)
+    recs = build_records(candidates.apply_repairs(df, run.read_repairs(), label_is_output=True))
+    store.atomic_write_text(run.records_file("train"), dataset.jsonl(recs))
     report = build_report(rounds, df, len(recs))
-    store.atomic_write_json(run_dir / "dataset" / "report.json", report)
+    run.write_report(report)
     return report
+
+
+def format_report(report: dict) -> str:
+    """The funnel as a small text table."""
+    ins, inst = report["instructions"], report["instances"]
+    lines = [f"rounds: {report['rounds']} ({report['prompts']} prompts)",
+             f"instructions generated: {ins['generated']}"]
+    left = ins["generated"]
+    for name, n in ins["rejected"].items():
+        left -= n
+        lines.append(f"  - {name:<16} -{n:<6} {left}")
+    lines.append(f"instructions accepted: {ins['accepted']} "
+                 f"({ins['classification']} classification)")
+    lines.append(f"instances generated: {inst['generated']}")
+    left = inst["generated"]
+    for name, n in sorted(inst["dropped"].items(), key=lambda kv: -kv[1]):
+        left -= n
+        lines.append(f"  - {name:<16} -{n:<6} {left}")
+    lines.append(f"training examples: {report['train']}")
+    if report.get("warning"):
+        lines.append(f"warning: {report['warning']}")
+    return "\n".join(lines)

@@ -5,7 +5,7 @@ input); changing it means generating again. :class:`FilterConfig` controls what 
 (thresholds, label strategy, balancing); it can be re-applied to an existing run without
 generating (``selfguide filter``). Both are frozen and validated on construction.
 
-This module holds settings only; the stages live in ``selfguide.selfguide_pipeline``.
+This module holds settings only; the stages live in ``selfguide.methods.selfguide.pipeline``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,130 @@
+"""The synthesis methods: one registry that the CLI and the studio dispatch through.
+
+What it does: a method (SELF-GUIDE, Self-Instruct, ...) is one folder
+``selfguide/methods/<name>/`` whose ``__init__`` builds a :class:`Method` and calls
+:func:`register`. :func:`get` finds a method by the name runs record in ``config.json``
+(``"method"``), :func:`for_run` by a run's folder, :func:`names` lists them. Method folders
+are discovered (as the CLI discovers its commands), so a third method is one new folder:
+nothing here or in the callers names it.
+
+Adding a method ``foo``: a folder ``selfguide/methods/foo/`` with ``config.py`` (its
+synthesis and filter dataclasses, help texts on every field), its prompts, filters and
+pipeline, a table that writes ``candidates.parquet`` with :data:`candidates.COLUMNS` first
+and the records through :func:`selfguide.dataset.write_dataset` (or ``records_file``), and
+an ``__init__.py`` that calls ``register(Method(name="foo", ...))``; a CLI command module
+named by ``Method.command`` if it needs options of its own. ``selfguide filter``/``export``,
+``synthesize --method foo`` and the Filter page then find it.
+
+What it does not do: generate, filter or write anything itself (the callables on
+:class:`Method` do), or import a method before it is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from selfguide.errors import ConfigError, SelfGuideError
+from selfguide.rundir import as_run
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from selfguide.rundir import RunDir
+
+
+@dataclass(frozen=True)
+class Method:
+    """One synthesis method and the operations every caller needs from it.
+
+    Attributes:
+        name: The name in ``config.json`` ``"method"`` and ``synthesize --method``.
+        title: How people call it ("SELF-GUIDE").
+        stage: Its stage/job name in the manifest (``jobs/<stage>/``).
+        command: The CLI command module that runs it (``selfguide.commands.<command>``).
+        synthesis_config: The frozen dataclass of its generation settings.
+        filter_config: The frozen dataclass of its filter settings.
+        frozen_filters: Filter fields that cannot change after generation (they shaped what
+            was generated); ``refilter`` refuses a change and the Filter page shows them
+            read-only.
+        filter_order: Its filters in the order a drop reason is assigned (the funnel).
+        presets: Named settings ``{name: {"synthesis": {...}, "filters": {...}}}``.
+        run: Runs (or resumes) the method; the signature is the method's own.
+        refilter: ``(run_dir, filter_config) -> report``: re-apply filters, rewrite the
+            dataset, no model.
+        load_candidates: ``(run_dir) -> DataFrame``: the run's candidates table.
+        load_settings: ``(run_dir) -> (synthesis config, filter config)`` of a run.
+        format_report: ``(report) -> str``: the dataset report as text for the CLI.
+    """
+
+    name: str
+    title: str
+    stage: str
+    command: str
+    synthesis_config: type
+    filter_config: type
+    run: Callable[..., dict]
+    refilter: Callable[[Any, Any], dict]
+    load_candidates: Callable[[Any], pd.DataFrame]
+    load_settings: Callable[[Any], tuple[Any, Any]]
+    format_report: Callable[[dict], str]
+    frozen_filters: tuple[str, ...] = ()
+    filter_order: tuple[str, ...] = ()
+    presets: Mapping[str, dict] = field(default_factory=dict)
+
+    def saved_filters(self, run_dir: str | os.PathLike | RunDir) -> Any:
+        """The filter config the run was synthesized or last filtered with."""
+        return self.load_settings(as_run(run_dir))[1]
+
+
+_REGISTRY: dict[str, Method] = {}
+_discovered = False
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to the registry (a method folder's ``__init__`` calls this)."""
+    if method.name in _REGISTRY and _REGISTRY[method.name] is not method:
+        raise SelfGuideError(f"Two synthesis methods are named {method.name!r}.")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def _discover() -> None:
+    """Import every method folder once (each registers itself)."""
+    global _discovered
+    if _discovered:
+        return
+    for info in pkgutil.iter_modules(__path__):
+        if info.ispkg and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    _discovered = True
+
+
+def names() -> tuple[str, ...]:
+    """The registered method names, SELF-GUIDE first."""
+    _discover()
+    return tuple(sorted(_REGISTRY, key=lambda n: (n != "selfguide", n)))
+
+
+def get(name: str) -> Method:
+    """The method called ``name``; ``SelfGuideError`` naming the known ones otherwise."""
+    _discover()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"Unknown synthesis method {name!r}; known methods: "
+                             f"{', '.join(names())}.",
+                             hint="Check the run's config.json \"method\" or the --method "
+                                  "option.") from None
+
+
+def for_run(run_dir: str | os.PathLike | RunDir) -> Method:
+    """The method that made (or will make) the run (``RunDir.method``)."""
+    return get(as_run(run_dir).method)
+
+
+__all__ = ["Method", "for_run", "get", "names", "register"]

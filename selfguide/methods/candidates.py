@@ -1,0 +1,147 @@
+"""The candidates table every method produces: its schema, its file and its funnel.
+
+What it does: names the columns every method's table has (:data:`COLUMNS`; a method adds
+its own after them), reads and writes ``candidates.parquet`` (atomically, via
+:mod:`selfguide.store`), reads and writes the manual decisions and repairs
+(``overrides.json``, through :class:`~selfguide.rundir.RunDir`; a repair corrects a row's
+output or label for the dataset, never the raw candidates), and counts the funnel (rows
+left after each filter).
+
+What it does not do: decide what a row is or whether it passes (each method's ``table`` and
+``filters``), or build the training set (:mod:`selfguide.dataset`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from selfguide import store
+from selfguide.errors import CorruptFile
+from selfguide.rundir import as_run
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+# The columns every method's table starts with (DESIGN.md); ``f_<filter>`` masks,
+# ``drop_reason`` ("" = kept) and ``kept`` come from the method's filters.
+COLUMNS = ("id", "method", "round", "prompt_id", "target_label", "raw", "input", "samples",
+           "votes", "vote_share", "output")
+LIST_COLUMNS = ("samples", "label_scores")  # parquet gives arrays back; lists go out
+
+
+def write(run: str | os.PathLike, df: pd.DataFrame) -> None:
+    """Write ``candidates.parquet`` atomically (temp file + rename)."""
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    store.atomic_write_bytes(as_run(run).candidates_file, buf.getvalue())
+
+
+def read(run: str | os.PathLike) -> pd.DataFrame | None:
+    """``candidates.parquet`` (list columns as lists), or ``None`` when there is none;
+    ``CorruptFile`` when it cannot be read."""
+    import pandas as pd
+
+    path = as_run(run).candidates_file
+    if not path.is_file():
+        return None
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a bad file
+        raise CorruptFile(f"{path} cannot be read ({exc}).",
+                          hint="Delete it; 'selfguide filter' rebuilds it.") from exc
+    for col in LIST_COLUMNS:
+        if col in df:
+            df[col] = [None if v is None else list(v) for v in df[col]]
+    return df
+
+
+def unique(rows: list[dict]) -> list[dict]:
+    """The first row of every ``id`` (a resumed stage may have appended a row twice)."""
+    seen, out = set(), []
+    for r in rows:
+        if r.get("id") not in seen:
+            seen.add(r.get("id"))
+            out.append(r)
+    return out
+
+
+def read_overrides(run: str | os.PathLike) -> dict[str, bool]:
+    """Manual keep/drop decisions ``{candidate_id: keep}`` (see
+    :meth:`RunDir.read_overrides`)."""
+    return as_run(run).read_overrides()
+
+
+def write_overrides(run: str | os.PathLike, overrides: dict[str, bool | None]
+                    ) -> dict[str, bool]:
+    """Save ``{id: keep}``; ``None`` removes a decision (back to the filters)."""
+    return as_run(run).write_overrides(overrides)
+
+
+def read_repairs(run: str | os.PathLike) -> dict[str, dict]:
+    """Rows corrected by hand (see :meth:`RunDir.read_repairs`)."""
+    return as_run(run).read_repairs()
+
+
+def repair(run: str | os.PathLike, df: pd.DataFrame, candidate_id: str, *, by: str = "",
+           output: str | None = None, label: str | None = None) -> dict | None:
+    """Correct one row's ``output`` and/or ``label`` (both None: undo the repair). The
+    original values are taken from the candidates table ``df`` and stored beside the fix;
+    the table and the raw stage files are not changed."""
+    from selfguide.errors import DatasetError
+
+    rows = df[df["id"].astype(str) == str(candidate_id)] if len(df) else df
+    if not len(rows):
+        raise DatasetError(f"No candidate {candidate_id!r} in this run.")
+    task = as_run(run).read_task()
+    if label is not None and task is not None and task.is_classification:
+        canon = task.canonical_label(label)
+        if canon is None:
+            raise DatasetError(f"{label!r} is not one of the labels ({', '.join(task.labels)}).")
+        label = canon
+    row = rows.iloc[0]
+    original = {f: (None if f not in row.index else str(row[f] or "")) for f in
+                ("output", "label")}
+    return as_run(run).write_repair(str(candidate_id), original=original, by=by,
+                                    output=output, label=label)
+
+
+def apply_repairs(df: pd.DataFrame, repairs: dict[str, dict], *,
+                  label_is_output: bool = False) -> pd.DataFrame:
+    """A copy of ``df`` with the repaired ``output``/``label`` values (for the dataset; the
+    stored table keeps the generated ones). ``label_is_output``: a method whose label is
+    its output (Self-Instruct) takes a repaired label as the output too."""
+    if not repairs or not len(df):
+        return df
+    out = df.copy()
+    ids = out["id"].astype(str)
+    for rid, fix in repairs.items():
+        mask = ids == rid
+        if not mask.any():
+            continue
+        label = fix.get("label")
+        output = fix.get("output", label if label_is_output else None)
+        if output is not None and "output" in out.columns:
+            out.loc[mask, "output"] = output
+        if label is not None and "label" in out.columns:
+            out.loc[mask, "label"] = label
+    return out
+
+
+def funnel(df: pd.DataFrame, order: Sequence[str]) -> list[dict]:
+    """Counts through the filters in ``order``: ``[{"step", "remaining", "dropped"}, ...]``
+    (``generated`` = all rows; a row counts at its first failing filter, ``drop_reason``)."""
+    reasons = df["drop_reason"].tolist() if len(df) else []
+    remaining = len(reasons)
+    rows = [{"step": "generated", "remaining": remaining, "dropped": 0}]
+    for name in order:
+        d = reasons.count(name)
+        remaining -= d
+        rows.append({"step": name, "remaining": remaining, "dropped": d})
+    return rows
+
+
+__all__ = ["COLUMNS", "apply_repairs", "funnel", "read", "read_overrides", "read_repairs",
+           "repair", "unique", "write", "write_overrides"]

@@ -1,0 +1,59 @@
+"""SELF-GUIDE (Zhao et al. 2024): the task's own model writes inputs for it, then labels them
+by self-consistency.
+
+The folder: ``config`` (SynthesisConfig, FilterConfig, presets), ``prompts`` (the stage-1
+prompt), ``stages`` (stage 1 inputs, stage 2 labels), ``labelling`` (protocol and strategy
+from evidence), ``consistency`` (voting), ``strategies`` (rank / calibrated labels),
+``filters``, ``table`` (candidates + dataset), ``report`` and ``pipeline`` (the run).
+This module registers the method; nothing heavy is imported.
+"""
+
+from __future__ import annotations
+
+from selfguide.methods import Method, register
+from selfguide.methods.selfguide import config
+
+
+def _run(*args, **kwargs) -> dict:
+    from selfguide.methods.selfguide.pipeline import run_synthesis
+
+    return run_synthesis(*args, **kwargs)
+
+
+def _refilter(run_dir, filters=None) -> dict:
+    from selfguide.methods.selfguide.pipeline import refilter
+
+    return refilter(run_dir, filters)
+
+
+def _load_candidates(run_dir):
+    from selfguide.methods.selfguide.table import load_candidates
+
+    return load_candidates(run_dir)
+
+
+def _load_settings(run_dir) -> tuple[config.SynthesisConfig, config.FilterConfig]:
+    from selfguide.methods.selfguide.pipeline import load_run
+
+    _, synth, filters, _ = load_run(run_dir)
+    return synth, filters
+
+
+def _format_report(report: dict) -> str:
+    from selfguide.methods.selfguide.report import format_report
+
+    return format_report(report)
+
+
+def _filter_order() -> tuple[str, ...]:
+    from selfguide.methods.selfguide.filters import ORDER
+
+    return ORDER
+
+
+METHOD = register(Method(
+    name="selfguide", title="SELF-GUIDE", stage="synthesize", command="synthesize",
+    synthesis_config=config.SynthesisConfig, filter_config=config.FilterConfig,
+    run=_run, refilter=_refilter, load_candidates=_load_candidates,
+    load_settings=_load_settings, format_report=_format_report,
+    frozen_filters=(), filter_order=_filter_order(), presets=config.PRESETS))

@@ -1,0 +1,191 @@
+"""The SELF-GUIDE pipeline (Zhao et al. 2024): a task's own model writes its training set.
+
+What it does: owns a SELF-GUIDE run from start to dataset: :func:`prepare_run` writes
+``task.json``/``config.json`` (refusing to mix settings into an existing run),
+:func:`synthesize` runs (or resumes) stage 1 and stage 2
+(:mod:`selfguide.methods.selfguide.stages`), joins the candidates table, applies the filters
+and writes the dataset (:mod:`selfguide.methods.selfguide.table`); :func:`refilter`
+re-applies filters to a finished run without generating; :func:`run_synthesis` is what
+``selfguide synthesize``/``run`` call.
+
+What it does not do: prompt text, parsing, voting, filters and the dataset format live in
+their own modules. It never loads a model unless :func:`run_synthesis` is called without a
+generator.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from selfguide import __version__, store
+from selfguide.config import ModelConfig, to_dict
+from selfguide.errors import ConfigError, CorruptFile, DatasetError
+from selfguide.events import EventLog
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+from selfguide.methods.selfguide.filters import apply
+from selfguide.methods.selfguide.stages import ItemCallback, annotate, generate_inputs
+from selfguide.methods.selfguide.table import build_table, finish, load_candidates
+from selfguide.rundir import as_run
+from selfguide.task import TaskSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from selfguide.backends import Generator
+
+# The files generated data lives in (a change of settings must not mix into them).
+GENERATED = ("inputs_file", "annotations_file", "labelling_file")
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"selfguide": __version__, "python": sys.version.split()[0]}
+    for pkg in ("torch", "transformers", "peft"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _generation_key(cfg: dict) -> dict:
+    """The parts of config.json that, when changed, invalidate generated rows."""
+    return {"method": cfg.get("method"), "model": cfg.get("model"),
+            "synthesis": cfg.get("synthesis")}
+
+
+def prepare_run(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConfig,
+                filters: FilterConfig, model: ModelConfig | None = None, *,
+                overwrite: bool = False) -> dict:
+    """Write task.json and config.json; refuse to mix settings into an existing run.
+
+    Rerunning with the same task and synthesis settings resumes. Different settings raise
+    ``ConfigError`` unless ``overwrite`` (which deletes the generated files).
+    """
+    run = as_run(run_dir).mkdir()
+    store.clean_stale_temps(run.path)
+    cfg = {"method": "selfguide", "model": to_dict(model or ModelConfig()),
+           "synthesis": to_dict(synth), "filters": to_dict(filters), "seed": synth.seed,
+           "versions": versions()}
+    old_cfg = store.read_json(run.config_file)
+    old_task = store.read_json(run.task_file)
+    new_task = task.to_dict()
+    if old_cfg is not None and not overwrite:
+        same = (store.config_hash(_generation_key(old_cfg)) ==
+                store.config_hash(_generation_key(cfg)) and old_task == new_task)
+        if not same and any(getattr(run, f).exists() for f in GENERATED):
+            raise ConfigError(
+                f"Run {run.name!r} already holds data generated with a different task, "
+                f"model or synthesis settings.",
+                hint="Use a new --run name, rerun with the original settings to resume, or "
+                     "pass --overwrite to discard the generated data.")
+    if overwrite:
+        for path in (run.inputs_file, run.annotations_file, run.candidates_file,
+                     run.labelling_file, run.overrides_file, run.records_file("train"),
+                     run.records_file("val"), run.report_file):
+            path.unlink(missing_ok=True)
+    run.write_task(task)
+    run.write_config(cfg)
+    run.update_manifest(method="selfguide", task=task.name)
+    return cfg
+
+
+def load_run(run_dir: str | os.PathLike
+             ) -> tuple[TaskSpec, SynthesisConfig, FilterConfig, dict]:
+    """(task, synthesis config, filter config, raw config.json) of an existing run."""
+    from selfguide.config import from_dict
+
+    run = as_run(run_dir)
+    cfg = store.read_json(run.config_file)
+    tdict = store.read_json(run.task_file)
+    if cfg is None or tdict is None:
+        raise CorruptFile(f"{run.path} has no config.json/task.json; it is not a SELF-GUIDE run.",
+                          hint="Create it with 'selfguide synthesize TASK --run NAME'.")
+    return (TaskSpec.from_dict(tdict), from_dict(SynthesisConfig,
+                                                 legacy_synthesis(cfg.get("synthesis"))),
+            from_dict(FilterConfig, cfg.get("filters")), cfg)
+
+
+def legacy_synthesis(data: dict | None) -> dict:
+    """Synthesis settings of runs made before ``label_protocol`` (``output_chat``)."""
+    data = dict(data or {})
+    if "output_chat" in data:
+        data.setdefault("label_protocol", "chat" if data.pop("output_chat") else "plain")
+    return data
+
+
+def refilter(run_dir: str | os.PathLike, filters: FilterConfig | None = None) -> dict:
+    """Re-apply filters (new settings or the run's own) and rewrite the dataset."""
+    run = as_run(run_dir)
+    task, _, old, cfg = load_run(run)
+    filters = filters or old
+    df = load_candidates(run)
+    if not len(df):
+        raise DatasetError(f"Run {run.name!r} has no candidates to filter.",
+                           hint="Run 'selfguide synthesize' first (or let it finish).")
+    df = df[[c for c in df.columns if not c.startswith("f_")
+             and c not in ("label", "drop_reason", "kept")]]
+    _, report = finish(run, df, task, filters, require_kept=True)
+    cfg["filters"] = to_dict(filters)
+    run.write_config(cfg)
+    run.set_stage("filter", "done", kept=report["kept"],
+                    config_hash=store.config_hash(cfg["filters"]))
+    return report
+
+
+# --------------------------------------------------------------------------- the whole thing
+
+def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
+               generator: Generator, *, filters: FilterConfig | None = None,
+               chat: bool | None = None, events: EventLog | None = None,
+               cancel: Callable[[], bool] | None = None, on_item: ItemCallback | None = None,
+               stream: Any = ...) -> dict:
+    """Run (or resume) stage 1, stage 2, the filters and the dataset; return the report.
+
+    ``filters`` and ``chat`` default to the run's config.json (written by
+    :func:`prepare_run`), else the defaults.
+    """
+    run_dir = as_run(run_dir)
+    stored = run_dir.read_config()
+    if filters is None:
+        from selfguide.config import from_dict
+
+        filters = from_dict(FilterConfig, stored.get("filters")) if stored else FilterConfig()
+    if chat is None:
+        chat = bool((stored.get("model") or {}).get("chat", True))
+    events = events or EventLog(None)
+    run_dir.set_stage("synthesize", "running",
+                    config_hash=store.config_hash(to_dict(cfg)))
+    inputs = generate_inputs(run_dir, task, cfg, filters, generator, chat=chat, events=events,
+                             cancel=cancel, on_item=on_item, stream=stream)
+    table = build_table(inputs, {}, task)
+    first = apply(table, filters, task, stage="input")
+    keep = first[first["kept"]]
+    ids_inputs = list(zip(keep["id"].tolist(), keep["input"].tolist()))
+    ann = annotate(run_dir, task, cfg, ids_inputs, generator, chat=chat, events=events,
+                   cancel=cancel, stream=stream)
+    df = build_table(inputs, ann, task)
+    df, report = finish(run_dir, df, task, filters)
+    run_dir.set_stage("synthesize", "done", candidates=len(df), kept=report["kept"],
+                    config_hash=store.config_hash(to_dict(cfg)))
+    events.emit("funnel", funnel=report["funnel"], labels=report["labels"],
+                diagnostics=report["diagnostics"])
+    return report
+
+
+def run_synthesis(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConfig,
+                  filters: FilterConfig, model: ModelConfig | None = None, *,
+                  generator: Generator | None = None, overwrite: bool = False,
+                  events: EventLog | None = None, cancel: Callable[[], bool] | None = None,
+                  on_item: ItemCallback | None = None, stream: Any = ...) -> dict:
+    """prepare_run + (load the model) + synthesize: what ``selfguide synthesize``/``run`` do."""
+    model = model or ModelConfig()
+    prepare_run(run_dir, task, synth, filters, model, overwrite=overwrite)
+    if generator is None:
+        from selfguide import models
+
+        generator = models.load_generator(model)
+    return synthesize(run_dir, task, synth, generator, filters=filters, chat=model.chat,
+                      events=events, cancel=cancel, on_item=on_item, stream=stream)

@@ -1,0 +1,71 @@
+"""SELF-GUIDE's stage-1 prompt: asking the model for one new input of the task.
+
+:func:`input_generation_prompt` builds one stage-1 prompt: the instruction, the demos'
+inputs as high-quality examples, a random sample of inputs generated so far as
+lower-quality examples (:func:`sample_generated`), and (classification) the target label,
+laid out as a plain few-shot list for the model to continue.
+
+Pure: plain strings in, a plain string out; randomness comes in as an explicit
+``random.Random``. The labelling prompt is THE task prompt (:func:`selfguide.prompts.task_prompt`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from selfguide.prompts import ANSWER_MARKER, INPUT_MARKER
+from selfguide.task import TaskSpec
+
+
+def _block(text: str) -> str:
+    return text.strip()
+
+
+def sample_generated(pool: Sequence[str], rng: random.Random, lo: int, hi: int) -> list[str]:
+    """A random sample of ``lo..hi`` earlier generated inputs (fewer if the pool is small)."""
+    if not pool or hi <= 0:
+        return []
+    k = rng.randint(min(lo, len(pool)), min(hi, len(pool)))
+    return rng.sample(list(pool), k) if k > 0 else []
+
+
+def input_generation_prompt(task: TaskSpec, generated: Sequence[str | tuple[str, str]] = (),
+                            target_label: str | None = None) -> str:
+    """One stage-1 prompt asking for one new input, as a plain few-shot continuation.
+
+    Small instruct models follow a list they can continue far better than a meta-request
+    ("write a new input..."), so the prompt is the instruction followed by example inputs
+    and ends with an open ``Input:``. Earlier generated inputs (lower quality) come first,
+    the demos (high quality) last, closest to the new input. Classification puts the
+    answer *before* each input (output-first, as Self-Instruct does for classification)
+    and ends with ``Answer: <target>`` + ``Input:``, so the new input is written for the
+    target label.
+
+    Args:
+        task: The task (instruction and demos).
+        generated: Earlier generated inputs to show (already sampled by the caller, see
+            :func:`sample_generated`); for classification ``(input, target_label)`` pairs.
+        target_label: Classification: the label the new input's answer must have.
+    """
+    head = _block(task.instruction)
+    if task.is_classification:
+        head += "\nPossible answers: " + ", ".join(task.labels) + "."
+        blocks = [head]
+        for g in generated:
+            text, lab = g if isinstance(g, tuple) else (g, "")
+            blocks.append(f"{ANSWER_MARKER} {lab}\n{INPUT_MARKER} {_block(text)}" if lab
+                          else f"{INPUT_MARKER} {_block(text)}")
+        for d in task.demos:
+            blocks.append(f"{ANSWER_MARKER} {d.output}\n{INPUT_MARKER} {_block(d.input)}")
+        target = target_label if target_label is not None else task.labels[0]
+        blocks.append(f"{ANSWER_MARKER} {target}\n{INPUT_MARKER}")
+        return "\n\n".join(blocks)
+    blocks = [head]
+    for g in generated:
+        text = g[0] if isinstance(g, tuple) else g
+        blocks.append(f"{INPUT_MARKER} {_block(text)}")
+    for d in task.demos:
+        blocks.append(f"{INPUT_MARKER} {_block(d.input)}")
+    blocks.append(INPUT_MARKER)
+    return "\n\n".join(blocks)

@@ -1,0 +1,213 @@
+"""SELF-GUIDE's dataset report: the funnel, labels per strategy, degenerate-label checks.
+
+:func:`build_report` counts the funnel, the labels per strategy and their agreement with
+the target label, and flags degenerate self-labels (:func:`diagnostics`; the Filter page
+shows the same checks live); :func:`format_report` is its plain-text form for the CLI.
+
+Pure: tables in, dicts and strings out; nothing is written here
+(:mod:`selfguide.methods.selfguide.table` writes ``dataset/report.json``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from selfguide.methods.selfguide.config import FilterConfig
+from selfguide.methods.selfguide.filters import ORDER, funnel
+from selfguide.methods.selfguide.strategies import calibrated_labels, rank_labels
+from selfguide.task import TaskSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+
+def _share_stats(values: list[float]) -> dict:
+    if not values:
+        return {"mean": None, "median": None}
+    return {"mean": round(statistics.fmean(values), 4),
+            "median": round(statistics.median(values), 4)}
+
+
+def strategy_table(df: pd.DataFrame, task: TaskSpec) -> dict[str, dict]:
+    """Per label strategy: label distribution and agreement with the target label, over the
+    annotated rows that passed the input filters."""
+    if not task.is_classification or "label_vote" not in df.columns or not len(df):
+        return {}
+    inp = df[[all(x) for x in zip(*(df[f"f_{n}"] for n in ("empty", "noise", "length",
+                                                            "duplicate", "near_duplicate",
+                                                            "annotated")))]]
+    labels = list(task.labels)
+    target = inp["target_label"].fillna("").astype(str).tolist()
+    scores = inp["label_scores"].tolist() if "label_scores" in inp else [None] * len(inp)
+    cal, _ = calibrated_labels(scores, labels)
+    by = {"vote": inp["label_vote"].fillna("").astype(str).tolist(),
+          "rank": rank_labels(scores, labels), "calibrated": cal, "target": target}
+    out = {}
+    for name, labs in by.items():
+        valid = [(lab, t) for lab, t in zip(labs, target) if lab in labels]
+        dist = Counter(lab for lab, _ in valid)
+        agree = [lab == t for lab, t in valid if t in labels]
+        out[name] = {"labels": {lab: dist.get(lab, 0) for lab in labels},
+                     "labelled": len(valid),
+                     "target_agreement": round(sum(agree) / len(agree), 4) if agree else None}
+    return out
+
+
+def _vote_share_mean(df: pd.DataFrame) -> float | None:
+    shares = df.loc[df["f_annotated"], "vote_share"].dropna().tolist() \
+        if "vote_share" in df.columns and "f_annotated" in df.columns else []
+    return statistics.fmean(shares) if shares else None
+
+
+def _chosen_strategy(cfg: FilterConfig) -> str:
+    """The strategy whose labels the dataset holds (``agree`` shows its source's)."""
+    if cfg.label_strategy in ("target", "rank", "vote"):
+        return cfg.label_strategy
+    if cfg.label_strategy == "calibrated" or (cfg.label_strategy == "agree"
+                                              and cfg.agree_source == "calibrated"):
+        return "calibrated"
+    return "vote"
+
+
+def _dominant(strategies: dict[str, dict], chosen: str, cfg: FilterConfig, add: Any) -> None:
+    for name in dict.fromkeys((chosen, "vote")):
+        st = strategies.get(name, {})
+        n = st.get("labelled", 0)
+        if not n:
+            continue
+        top_label, top = max(st["labels"].items(), key=lambda kv: kv[1])
+        if top / n > cfg.dominant_label_share:
+            level = "warning" if name != chosen or top < n else "error"
+            add("dominant_label" if name == chosen else f"{name}_dominant_label", level,
+                f"{name} labels are degenerate: {top} of {n} ({top / n:.0%}) are "
+                f"{top_label!r}." + (" Training on them teaches a constant answer; try "
+                                     "--label-strategy calibrated or target, or a stronger "
+                                     "model." if name == chosen else
+                                     " (Not the label strategy in use.)"),
+                round(top / n, 4))
+
+
+def _at_chance(strategies: dict[str, dict], chosen: str, chance: float, add: Any) -> None:
+    for name in (("vote", "calibrated") if chosen == "target" else (chosen,)):
+        s = strategies.get(name, {})
+        agr = s.get("target_agreement")
+        if agr is not None and s.get("labelled", 0) >= 10 and agr <= chance + 0.1:
+            add(f"{name}_target_agreement_chance", "warning",
+                f"{name} labels agree with the label each input was written for only "
+                f"{agr:.0%} of the time (chance = {chance:.0%}): the model cannot tell the "
+                f"labels apart on its own inputs.", agr)
+
+
+def diagnostics(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig,
+                strategies: dict[str, dict]) -> list[dict]:
+    """Warnings about degenerate self-labels and tiny datasets, with the numbers."""
+    diags: list[dict] = []
+
+    def add(code: str, level: str, message: str, value: Any) -> None:
+        diags.append({"code": code, "level": level, "message": message, "value": value})
+
+    kept = df[df["kept"]] if len(df) else df
+    if len(kept) == 0:
+        add("empty_dataset", "error", "No example survived the filters; nothing to train on.", 0)
+    elif len(kept) < 20:
+        add("few_examples", "warning", f"Only {len(kept)} examples were kept; expect little "
+            f"gain from training.", len(kept))
+    mean = _vote_share_mean(df)
+    what = "answers" if not task.is_classification or not strategies else "labels"
+    low = mean is not None and mean < cfg.low_vote_share
+    if what == "answers":
+        if low:
+            add("low_vote_agreement", "warning", f"The sampled answers rarely agree (mean "
+                f"vote share {mean:.2f} < {cfg.low_vote_share}).", round(mean, 4))
+        return diags
+    chosen = _chosen_strategy(cfg)
+    _dominant(strategies, chosen, cfg, add)
+    if low:
+        add("low_vote_agreement", "warning", f"The sampled labels rarely agree (mean vote share "
+            f"{mean:.2f} < {cfg.low_vote_share}).", round(mean, 4))
+    _at_chance(strategies, chosen, 1.0 / len(task.labels), add)
+    labels_kept = set(kept["label"]) - {""} if len(kept) and "label" in kept else set()
+    if len(kept) and len(labels_kept) < 2:
+        add("single_label", "error", f"The dataset has a single label "
+            f"({', '.join(sorted(labels_kept)) or 'none'}); training would learn a constant "
+            f"answer.", sorted(labels_kept))
+    return diags
+
+
+def labelling_diagnostics(choice: dict | None) -> list[dict]:
+    """A warning when no way of self-labelling beat chance on the demos."""
+    if not choice or choice.get("beats_chance") is not False:
+        return []
+    return [{"code": "labels_at_chance", "level": "warning",
+             "message": "The model's own labels do not beat chance on the demos "
+                        "(leave-one-out): " + str(choice.get("reason") or "") +
+                        " Expect the tuned model to learn the answer format, not the task; "
+                        "a bigger model would help.", "value": False}]
+
+
+def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
+                 n_train: int | None = None, n_val: int = 0,
+                 labelling: dict | None = None) -> dict:
+    """funnel, per-label counts, per-strategy labels/agreement, vote shares, diagnostics,
+    and how the labels were made (``labelling``: protocol, strategy, why)."""
+    kept = df[df["kept"]] if len(df) else df
+    strategies = strategy_table(df, task)
+    by_label = {}
+    if task.is_classification and len(df):
+        for lab in task.labels:
+            sub = df[df["target_label"] == lab] if "target_label" in df else df.iloc[0:0]
+            by_label[lab] = {"generated": len(sub),
+                             "kept": int((kept["label"] == lab).sum()) if len(kept) else 0}
+    shares = df.loc[df["f_annotated"], "vote_share"].dropna().tolist() \
+        if len(df) and "vote_share" in df.columns else []
+    diags = labelling_diagnostics(labelling) + diagnostics(df, task, cfg, strategies)
+    return {
+        "task": task.name, "task_type": task.task_type,
+        "label_strategy": cfg.label_strategy if task.is_classification else None,
+        "labelling": labelling,
+        "candidates": len(df), "kept": len(kept),
+        "train": int(n_train if n_train is not None else len(kept)), "val": int(n_val),
+        "funnel": funnel(df) if len(df) else [],
+        "drop_reasons": {k: int(v) for k, v in Counter(df["drop_reason"]).items() if k}
+        if len(df) else {},
+        "labels": by_label,
+        "strategies": strategies,
+        "vote_share": _share_stats(shares),
+        "diagnostics": diags,
+        "degenerate": any(d["level"] == "error" or d["code"] == "dominant_label" for d in diags),
+        "filter_order": list(ORDER),
+    }
+
+
+def format_report(report: dict) -> str:
+    """A plain-text funnel (generated -> after each filter -> dataset), labels, diagnostics."""
+    lines = [f"Funnel ({report.get('task', '')}):"]
+    lab = report.get("labelling") or {}
+    if lab.get("reason") or lab.get("protocol_reason"):
+        lines.insert(0, f"Labelling: {lab.get('protocol') or '-'} protocol"
+                        + (f", {lab['strategy']} labels" if lab.get("strategy") else "")
+                        + f". {lab.get('reason') or lab.get('protocol_reason')}")
+    for step in report.get("funnel", []):
+        if step["step"] == "generated" or step["dropped"]:
+            drop = f"  (-{step['dropped']})" if step["dropped"] else ""
+            lines.append(f"  {step['step']:<16} {step['remaining']:>6}{drop}")
+    lines.append(f"  {'dataset':<16} {report.get('kept', 0):>6}  (train {report.get('train', 0)}"
+                 f", val {report.get('val', 0)})")
+    if report.get("labels"):
+        lines.append(f"By label (strategy: {report.get('label_strategy')}):")
+        for lab, c in report["labels"].items():
+            lines.append(f"  {lab:<16} asked {c['generated']:>5}   kept {c['kept']:>5}")
+    if report.get("strategies"):
+        lines.append("Label strategies (annotated inputs; agreement with the asked-for label):")
+        for name, s in report["strategies"].items():
+            dist = ", ".join(f"{k} {v}" for k, v in s["labels"].items())
+            agr = "-" if s["target_agreement"] is None else f"{s['target_agreement']:.0%}"
+            lines.append(f"  {name:<11} {dist:<40} agreement {agr}")
+    vs = report.get("vote_share") or {}
+    if vs.get("mean") is not None:
+        lines.append(f"Vote share: mean {vs['mean']:.2f}, median {vs['median']:.2f}")
+    for d in report.get("diagnostics", []):
+        lines.append(f"{d['level'].upper()}: {d['message']}")
+    return "\n".join(lines)

@@ -1,0 +1,318 @@
+"""SELF-GUIDE's two generating stages (Zhao et al. 2024): inputs, then their self-labels.
+
+Stage 1 (:func:`generate_inputs`): ``rounds`` x ``prompts_per_round`` prompts (plus whole
+rounds, up to ``max_rounds``, while fewer than ``min_inputs`` pass the input filters), each with the
+instruction, the demos' inputs (high quality) and 1-10 inputs generated in earlier rounds
+(lower quality); classification prompts draw a target label uniformly and ask for an input
+with that answer. Every finished round is appended to ``inputs.jsonl``.
+
+Stage 2 (:func:`annotate`): every input that passes the input filters gets
+:func:`selfguide.prompts.task_prompt` and ``n_samples`` sampled answers (the backend shares
+one prefill); classification also scores each label (for the ``calibrated`` strategy).
+Each finished batch is appended to ``annotations.jsonl``; the labelling protocol it uses is
+settled first (:func:`label_protocol`, ``labelling.json``).
+
+A killed stage rerun with the same settings continues after the last finished round/batch:
+row ids are ``r<round>-p<prompt>``, each round/batch is seeded by its position, so nothing
+is duplicated or lost. This module does not join the table, filter or write the dataset
+(:mod:`selfguide.methods.selfguide.table`, :mod:`selfguide.methods.selfguide.pipeline`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import sys
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from selfguide import store
+from selfguide.config import SamplingConfig
+from selfguide.events import EventLog, Progress
+from selfguide.methods.candidates import unique
+from selfguide.methods.checks import text_key
+from selfguide.methods.selfguide import labelling
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+from selfguide.methods.selfguide.filters import apply, in_length, length_window, no_noise
+from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
+from selfguide.methods.selfguide.table import build_table
+from selfguide.parsing import parse_input
+from selfguide.rundir import as_run
+from selfguide.task import TaskSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from selfguide.backends import Generator
+
+STOPS = labelling.STOPS
+ItemCallback = Callable[[dict], None]
+
+
+def row_id(round_: int, prompt: int) -> str:
+    return f"r{round_:03d}-p{prompt:03d}"
+
+
+def _seed(*parts: Any) -> int:
+    return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+# --------------------------------------------------------------------------- token budgets
+
+def _budget(generator: Generator, texts: list[str], configured: int, *, floor: int,
+            cap: int) -> int:
+    if configured:
+        return configured
+    longest = max((generator.count_tokens(t) for t in texts), default=16)
+    return int(min(cap, max(floor, 2 * longest + 8)))
+
+
+def _stream(stream: Any) -> Any:
+    """``...`` means "stderr at call time" (so test capture and redirection work)."""
+    return sys.stderr if stream is ... else stream
+
+
+class _Tokens:
+    """Turns a backend's cumulative per-call progress into Progress updates."""
+
+    def __init__(self, progress: Progress):
+        self.progress, self.last_done, self.last_tok = progress, 0, 0
+
+    def __call__(self, done: int, total: int, tokens: int) -> None:
+        self.progress.update(done - self.last_done, tokens=tokens - self.last_tok)
+        self.last_done, self.last_tok = done, tokens
+
+
+# --------------------------------------------------------------------------- stage 1
+
+class _Pool:
+    """Earlier generated inputs that may be shown in later prompts (filtered, no repeats)."""
+
+    def __init__(self, task: TaskSpec, filters: FilterConfig):
+        demos = [d.input for d in task.demos]
+        self.lo, self.hi = length_window(demos, filters.length_k, filters.min_words,
+                                         filters.max_words)
+        self.noise = filters.noise_terms
+        self.seen = {text_key(d) for d in demos}
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, text: str, target: str) -> None:
+        k = text_key(text)
+        if text and k not in self.seen and no_noise([text], self.noise)[0] \
+                and in_length([text], self.lo, self.hi)[0]:
+            self.items.append((text, target))
+        self.seen.add(k)
+
+
+def _round_plan(task: TaskSpec, cfg: SynthesisConfig, pool: _Pool, rnd: int
+                ) -> list[tuple[int, str, list]]:
+    """``(prompt, target label, shown inputs)`` per prompt of round ``rnd`` (seeded by it)."""
+    rng = random.Random(_seed(cfg.seed, "inputs", rnd))
+    plan = []
+    for p in range(cfg.prompts_per_round):
+        target = rng.choice(task.labels) if task.is_classification else ""
+        shown = sample_generated(pool.items, rng, cfg.min_generated_examples,
+                                 cfg.max_generated_examples)
+        plan.append((p, target, shown))
+    return plan
+
+
+def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
+                  missing: set[int], generator: Generator, sampling: SamplingConfig, *,
+                  chat: bool, cancel: Callable[[], bool] | None, progress: Progress
+                  ) -> list[dict]:
+    """The rows of round ``rnd`` whose prompt is in ``missing``.
+
+    The whole round is decoded again (same prompts, same batch, same seed) so a row lost to
+    a torn line comes back with exactly its uninterrupted text."""
+    prompts = [input_generation_prompt(task, shown, target or None)
+               for _, target, shown in plan]
+    s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
+    outs = generator.generate(prompts, s, 1, chat=chat and cfg.input_chat,
+                              cancel=cancel, progress=_Tokens(progress))
+    new = []
+    for (p, target, shown), comps in zip(plan, outs):
+        if p not in missing:
+            continue
+        raw = comps[0] if comps else ""
+        new.append({"id": row_id(rnd, p), "method": "selfguide", "round": rnd,
+                    "prompt_id": p, "target_label": target, "raw": raw,
+                    "input": parse_input(raw), "n_shown": len(shown)})
+    return new
+
+
+def _passing(by_id: dict[str, dict], task: TaskSpec, cfg: SynthesisConfig,
+             filters: FilterConfig, rnd: int) -> int:
+    """How many inputs of the rounds before ``rnd`` pass the input filters."""
+    done_rows = [r for r in by_id.values() if r["round"] < rnd
+                 and r["prompt_id"] < cfg.prompts_per_round]
+    return int(apply(build_table(done_rows, {}, task), filters, task,
+                     stage="input")["kept"].sum()) if done_rows else 0
+
+
+def _more_rounds(by_id: dict[str, dict], task: TaskSpec, cfg: SynthesisConfig,
+                 filters: FilterConfig, rnd: int, progress: Progress, events: EventLog
+                 ) -> bool:
+    """Whether to run round ``rnd`` (always within ``rounds``; past it while too few inputs
+    pass, up to ``round_limit``)."""
+    if rnd >= cfg.round_limit:
+        return False
+    if rnd < cfg.rounds:
+        return True
+    have = _passing(by_id, task, cfg, filters, rnd)
+    if have >= cfg.min_inputs:
+        return False
+    progress.total += cfg.prompts_per_round
+    events.emit("log", message=f"round {rnd + 1}: {have} inputs pass the filters, "
+                               f"fewer than min_inputs={cfg.min_inputs}; adding "
+                               f"a round (at most {cfg.round_limit})")
+    return True
+
+
+def generate_inputs(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
+                    filters: FilterConfig, generator: Generator, *, chat: bool = True,
+                    events: EventLog | None = None, cancel: Callable[[], bool] | None = None,
+                    on_item: ItemCallback | None = None, stream: Any = ...) -> list[dict]:
+    """Stage 1: generate every missing round; returns all input rows (old and new)."""
+    path = as_run(run_dir).inputs_file
+    rows = unique(store.read_jsonl(path))
+    by_id = {r["id"]: r for r in rows}
+    demos = [d.input for d in task.demos]
+    pool = _Pool(task, filters)
+    sampling = SamplingConfig(
+        temperature=cfg.input_temperature, top_p=cfg.input_top_p, stop=STOPS,
+        max_new_tokens=_budget(generator, demos, cfg.input_max_new_tokens, floor=32, cap=256))
+    events = events or EventLog(None)
+    progress = Progress("inputs", cfg.total_prompts, events=events, unit="prompts",
+                        done=sum(1 for r in rows if r["round"] < cfg.rounds),
+                        stream=_stream(stream))
+    events.emit("stage", stage="inputs", state="start", total=cfg.total_prompts,
+                done=progress.done)
+    rnd = 0
+    try:
+        while _more_rounds(by_id, task, cfg, filters, rnd, progress, events):
+            plan = _round_plan(task, cfg, pool, rnd)
+            missing = {x[0] for x in plan if row_id(rnd, x[0]) not in by_id}
+            if missing:
+                new = _decode_round(task, cfg, plan, rnd, missing, generator, sampling,
+                                    chat=chat, cancel=cancel, progress=progress)
+                store.append_jsonl(path, new)  # the round is the unit of resumption
+                for r in new:
+                    by_id[r["id"]] = r
+                    events.emit("item", stage="inputs", id=r["id"], round=rnd,
+                                input=r["input"], target_label=r["target_label"])
+                    if on_item is not None:
+                        on_item(r)
+            for p in range(cfg.prompts_per_round):
+                r = by_id[row_id(rnd, p)]
+                pool.add(r["input"], r.get("target_label", ""))
+            rnd += 1
+    finally:
+        progress.close()
+    events.emit("stage", stage="inputs", state="done", total=rnd * cfg.prompts_per_round,
+                rounds=rnd)
+    # only the rounds this config ran (a run resumed with fewer rounds ignores the rest)
+    return sorted((r for r in by_id.values() if r["round"] < rnd
+                   and r["prompt_id"] < cfg.prompts_per_round),
+                  key=lambda r: (r["round"], r["prompt_id"]))
+
+
+# --------------------------------------------------------------------------- stage 2
+
+def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, ids_inputs:
+             list[tuple[str, str]], generator: Generator, *, chat: bool = True,
+             events: EventLog | None = None, cancel: Callable[[], bool] | None = None,
+             stream: Any = ...) -> dict[str, dict]:
+    """Stage 2: sample answers (and label scores) for every (id, input) not yet annotated.
+
+    First the labelling protocol is settled (:func:`label_protocol`: from the demos and a
+    probe of the inputs, stored in ``labelling.json``); every input is then labelled in it.
+    """
+    path = as_run(run_dir).annotations_file
+    events = events or EventLog(None)
+
+    def pending() -> list[tuple[str, str]]:
+        done = {r["id"] for r in store.read_jsonl(path)}
+        return [(i, x) for i, x in ids_inputs if i not in done]
+
+    progress = Progress("annotate", len(ids_inputs), events=events, unit="inputs",
+                        done=len(ids_inputs) - len(pending()), stream=_stream(stream))
+    events.emit("stage", stage="annotate", state="start", total=len(ids_inputs),
+                done=progress.done)
+    try:
+        protocol = label_protocol(run_dir, task, cfg, ids_inputs, generator, chat=chat,
+                                  events=events, cancel=cancel)["protocol"]
+    except BaseException:
+        progress.close()
+        raise
+    todo = pending()
+    progress.update(len(ids_inputs) - len(todo) - progress.done)  # the reused probe
+    done = {r["id"]: r for r in unique(store.read_jsonl(path))}
+    sampling = labelling.sampling_for(task, generator, temperature=cfg.output_temperature,
+                                      max_new_tokens=cfg.output_max_new_tokens)
+
+    def save(recs: list[dict]) -> None:
+        store.append_jsonl(path, recs)  # the batch is the unit of resumption
+        done.update({r["id"]: r for r in recs})
+
+    try:
+        labelling.label_batches(task, todo, generator, protocol, sampling, cfg.n_samples,
+                                batch=cfg.annotate_batch, score=cfg.score_labels,
+                                seed=lambda first: _seed(cfg.seed, "annotate", first),
+                                on_batch=save, cancel=cancel, progress=_Tokens(progress))
+    finally:
+        progress.close()
+    events.emit("stage", stage="annotate", state="done", total=len(ids_inputs))
+    return done
+
+
+def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
+                   ids_inputs: list[tuple[str, str]], generator: Generator, *,
+                   chat: bool = True, events: EventLog | None = None,
+                   cancel: Callable[[], bool] | None = None) -> dict:
+    """The protocol stage 2 labels in, with its evidence (``labelling.json``; computed once).
+
+    Leave-one-out on the demos in every candidate protocol, plus (classification) a probe of
+    the first ``probe_inputs`` inputs labelled in each; the chosen protocol's probe records
+    become the first annotations. A model without chat use labels as plain text.
+    """
+    run = as_run(run_dir)
+    stored = store.read_json(run.labelling_file)
+    if stored and stored.get("protocol"):
+        return stored
+    events = events or EventLog(None)
+    wanted = cfg.label_protocol
+    protocols = ("plain",) if not chat else (
+        labelling.PROTOCOLS if wanted == "auto" else (wanted,))
+    probe = ids_inputs[:cfg.probe_inputs] if task.is_classification else []
+    events.emit("log", message=f"labelling evidence: {len(task.demos)} demos left out one "
+                               f"at a time, {len(probe)} probe inputs, protocols "
+                               f"{', '.join(protocols)}")
+    sampling = labelling.sampling_for(task, generator, temperature=cfg.output_temperature,
+                                      max_new_tokens=cfg.output_max_new_tokens,
+                                      seed=_seed(cfg.seed, "probe"))
+    evidence, probe_recs = labelling.gather_evidence(
+        task, generator, [x for _, x in probe], protocols, sampling, cfg.n_samples,
+        cancel=cancel)
+    pick = labelling.choose_protocol(evidence)
+    if wanted != "auto" or not chat:
+        pick.update(protocol=protocols[0], chosen_by="user" if chat else "model")
+    else:
+        pick["chosen_by"] = "auto"
+    recs = probe_recs.get(pick["protocol"]) or []
+    # A run killed between this append and labelling.json below computes the same probe
+    # again; the rows already appended are not appended twice.
+    have = {r.get("id") for r in store.read_jsonl(run.annotations_file)} if recs else set()
+    new = [{"id": i, **r} for (i, _), r in zip(probe, recs) if i not in have]
+    if new:
+        store.append_jsonl(run.annotations_file, new)
+    out = {**pick, "requested": wanted, "evidence": evidence}
+    store.atomic_write_json(run.labelling_file, out)
+    events.emit("log", message=pick["reason"])
+    if not pick.get("beats_chance", True):
+        events.emit("warning", message="No way of self-labelling beat chance on the demos: "
+                                       "the labels will carry the answer format, not the "
+                                       "task. A bigger model would help.")
+    return out
+
+
