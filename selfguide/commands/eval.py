@@ -42,11 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from selfguide import evaluation, jobs, store
     from selfguide.config import from_dict, overrides_from_args
     from selfguide.configs.evaluation import EvalConfig
+    from selfguide.rundir import RunDir
 
     cfg = from_dict(EvalConfig, overrides_from_args(args, EvalConfig))
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
     jobs.check_inputs_idle(run_dir, "eval")
-    evaluation.examples_for(run_dir, evaluation.load_task(run_dir), args.test)  # fail early
+    task = RunDir(run_dir).read_task(required=True)
+    evaluation.examples_for(run_dir, task, args.test)  # fail early
     store.set_stage(run_dir, "eval", "running")
     try:
         with jobs.worker(run_dir, "eval") as events:

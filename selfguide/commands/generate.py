@@ -84,8 +84,8 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from selfguide import backends
     from selfguide.events import Progress
-    from selfguide.models import load_generator
 
     if not 1 <= args.n <= 64:
         raise ConfigError(f"Invalid value for 'n': {args.n} (must be in 1..64).")
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_chat:
         model_cfg = replace(model_cfg, chat=False)
     sampling = from_dict(SamplingConfig, overrides_from_args(args, SamplingConfig))
-    gen = load_generator(model_cfg, batch_size=args.batch_size)
+    gen = backends.get_generator("hf", config=model_cfg, batch_size=args.batch_size)
     err = None if args.quiet else sys.stderr
     if err is not None and gen.info is not None:
         print(f"model: {gen.info.summary()}", file=err)

@@ -103,7 +103,7 @@ def _seed(*parts: object) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import models, store
+    from selfguide import backends, store
     from selfguide.config import ModelConfig, overrides_from_args, replace
     from selfguide.configs.synthesis import preset
     from selfguide.evaluation import select_examples
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or store.workspace_dir() / "labels" / f"{task.name}.jsonl"
     if out.is_symlink() or (out.exists() and not out.is_file()):
         raise DatasetError(f"{out} exists and is not a regular file; refusing to replace it.")
-    generator = models.load_generator(model)
+    generator = backends.get_generator("hf", config=model)
     result = label_rows(task, rows, generator, synth, filters, chat=model.chat)
     store.atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n"
                                          for r in result["rows"]))

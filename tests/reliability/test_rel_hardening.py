@@ -127,9 +127,9 @@ def test_train_bounds_refused_before_anything(run_with_data, capsys, argv, field
                                   ["-n", "100000"], ["--batch-size", "0"],
                                   ["--top-k", "1e30"], ["--max-time", "inf"]])
 def test_generate_bounds(capsys, monkeypatch, argv):
-    from selfguide import models
+    from selfguide import backends
 
-    monkeypatch.setattr(models, "load_generator", _no_model)
+    monkeypatch.setattr(backends, "get_generator", _no_model)
     rc, _ = _main(["generate", "-p", "hi", *argv], capsys)
     assert rc == 2
 
@@ -241,9 +241,9 @@ def test_corrupt_weights_and_gguf_are_errors(tmp_path, tiny_model_dir, capsys, r
 # --------------------------------------------------------------------------- 4. misc tracebacks
 
 def test_prompts_file_dir_device_missing(capsys, monkeypatch, tmp_path):
-    from selfguide import models
+    from selfguide import backends
 
-    monkeypatch.setattr(models, "load_generator", _no_model)
+    monkeypatch.setattr(backends, "get_generator", _no_model)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for path in ("/etc", "/dev/zero", fifo, tmp_path / "missing.txt"):
@@ -320,9 +320,9 @@ def test_filter_with_no_candidates_fails_and_is_not_done(run_with_data, capsys):
 # --------------------------------------------------------------------------- 6, 8, 9. early checks
 
 def test_run_validates_eval_options_before_synthesis(workspace, capsys, monkeypatch):
-    from selfguide import models
+    from selfguide import backends
 
-    monkeypatch.setattr(models, "load_generator", _no_model)
+    monkeypatch.setattr(backends, "get_generator", _no_model)
     t0 = time.time()
     for extra in (["--limit", "-1"], ["--test", "/nonexistent"]):
         rc, err = _main(["run", REPO / "examples" / "sentiment.json", *extra], capsys)
@@ -350,13 +350,13 @@ def test_rows_that_cannot_fit_are_refused_before_synthesis(workspace, tmp_path, 
                                                           tiny_model_dir, monkeypatch):
     """Item 9: long demos (every row carries instruction + demos) against the model's
     context, found before any generation; the run folder is not created."""
-    from selfguide import models
+    from selfguide import backends
     from selfguide.trainfit import check_rows_fit
     from selfguide.config import ModelConfig
     from selfguide.configs.training import TrainConfig
     from selfguide.task import TaskSpec
 
-    monkeypatch.setattr(models, "load_generator", _no_model)
+    monkeypatch.setattr(backends, "get_generator", _no_model)
     long = dict(TASK, examples=[{"input": " ".join(["the cat sat on the mat"] * 20),
                                  "output": lab} for lab in ("positive", "negative",
                                                             "positive")])
