@@ -29,7 +29,7 @@ from selfguide import store
 from selfguide.config import SamplingConfig, to_dict
 from selfguide.configs.evaluation import EvalConfig
 from selfguide.errors import DatasetError
-from selfguide.events import EventLog, Progress
+from selfguide.events import EventLog, Progress, delta_progress
 from selfguide.rundir import RunDir
 
 # --------------------------------------------------------------------------- examples
@@ -222,12 +222,6 @@ def _predict(stage: str, gen: Any, prompts: list[str], sampling: SamplingConfig,
 
     prog = Progress(stage, len(prompts), events=events, unit="examples",
                     stream=stream if stream is not None else sys.stderr)
-    last = [0]
-
-    def progress(done: int, total: int, tokens: int) -> None:
-        prog.update(done - last[0], tokens=tokens - prog.tokens)
-        last[0] = done
-
-    outs = gen.generate(prompts, sampling, 1, chat=chat, progress=progress)
+    outs = gen.generate(prompts, sampling, 1, chat=chat, progress=delta_progress(prog))
     prog.close()
     return [o[0] if o else "" for o in outs]

@@ -28,7 +28,6 @@ import dataclasses
 import io
 import random
 import sys
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,7 @@ from selfguide.config import ModelConfig, SamplingConfig, to_dict
 from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
 from selfguide.consistency import vote_samples
 from selfguide.errors import ConfigError, CorruptFile, DatasetError
-from selfguide.events import EventLog, Progress
+from selfguide.events import EventLog, Progress, delta_progress
 from selfguide.filters import (
     apply,
     in_length,
@@ -49,6 +48,7 @@ from selfguide.filters import (
 )
 from selfguide.parsing import map_label, parse_input
 from selfguide.prompts import input_generation_prompt, sample_generated, task_prompt
+from selfguide.seeding import derive_seed as _seed
 from selfguide.task import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,9 +67,6 @@ ItemCallback = Callable[[dict], None]
 def row_id(round_: int, prompt: int) -> str:
     return f"r{round_:03d}-p{prompt:03d}"
 
-
-def _seed(*parts: Any) -> int:
-    return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 # --------------------------------------------------------------------------- run files
@@ -189,17 +186,6 @@ def _stream(stream: Any) -> Any:
     return sys.stderr if stream is ... else stream
 
 
-class _Tokens:
-    """Turns a backend's cumulative per-call progress into Progress updates."""
-
-    def __init__(self, progress: Progress):
-        self.progress, self.last_done, self.last_tok = progress, 0, 0
-
-    def __call__(self, done: int, total: int, tokens: int) -> None:
-        self.progress.update(done - self.last_done, tokens=tokens - self.last_tok)
-        self.last_done, self.last_tok = done, tokens
-
-
 # --------------------------------------------------------------------------- stage 1
 
 def generate_inputs(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
@@ -264,7 +250,7 @@ def generate_inputs(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig,
                            for _, target, shown in plan]
                 s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
                 outs = generator.generate(prompts, s, 1, chat=chat and cfg.input_chat,
-                                          cancel=cancel, progress=_Tokens(progress))
+                                          cancel=cancel, progress=delta_progress(progress))
                 new = []
                 for (p, target, shown), comps in zip(plan, outs):
                     if p not in missing:
@@ -336,7 +322,7 @@ def annotate(run_dir: str | Path, task: TaskSpec, cfg: SynthesisConfig, ids_inpu
         labelling.label_batches(task, todo, generator, protocol, sampling, cfg.n_samples,
                                 batch=cfg.annotate_batch, score=cfg.score_labels,
                                 seed=lambda first: _seed(cfg.seed, "annotate", first),
-                                on_batch=save, cancel=cancel, progress=_Tokens(progress))
+                                on_batch=save, cancel=cancel, progress=delta_progress(progress))
     finally:
         progress.close()
     events.emit("stage", stage="annotate", state="done", total=len(ids_inputs))

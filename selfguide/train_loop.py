@@ -177,11 +177,11 @@ def make_trainer(*, model: Any, **kw: Any) -> Any:
 def prepare_model(model: Any, cfg: TrainConfig) -> Any:
     """Wrap the base for training: k-bit prep + LoRA, LoRA, or all weights trainable.
 
-    ``set_seed`` runs first so the LoRA initialisation (and a resumed run) is reproducible.
+    Seeding runs first so the LoRA initialisation (and a resumed run) is reproducible.
     """
-    from transformers import set_seed
+    from selfguide.seeding import seed_training
 
-    set_seed(cfg.seed)
+    seed_training(cfg.seed)
     if cfg.method == "full":
         model.train()
         for p in model.parameters():

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from selfguide import seeding
 from selfguide.backends import hf_generate, scoring
 from selfguide.backends.base import CancelFlag, ProgressCallback, ResultCallback
 from selfguide.backends.rendering import cut_at_stop, encode_prompt
@@ -289,7 +290,7 @@ class HFGenerator:
         pick = decoding.token_picker(sampling.greedy, sampling.temperature, sampling.top_k,
                                      sampling.top_p)
         dstats = decoding.DecodeStats()
-        with torch.inference_mode(), hf_generate.seeded(sampling.seed + seed_offset, self.device):
+        with torch.inference_mode(), seeding.seeded(sampling.seed + seed_offset, self.device):
             t = time.time()
             rows = decoding.prefill(self.model, batch.ids, prefix, self.tokenizer.pad_token_id,
                                     self.device, self._pass_positions, room=max(budgets))

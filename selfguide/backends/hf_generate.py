@@ -11,10 +11,10 @@ does, and passes itself as ``gen``). torch/transformers are imported inside func
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
+from selfguide import seeding
 from selfguide.backends.base import CancelFlag
 from selfguide.backends.rendering import cut_at_stop
 from selfguide.config import SamplingConfig
@@ -56,7 +56,7 @@ def generate_batch(gen: Any, batch: Any, sampling: SamplingConfig, n: int,
     stop = _stop_strings(gen.tokenizer, sampling.stop, width)
     criteria = StoppingCriteriaList([c for c in (stop, _cancel_criteria(cancel)) if c])
     kwargs: dict[str, Any] = {}
-    with torch.inference_mode(), seeded(sampling.seed + seed_offset, gen.device):
+    with torch.inference_mode(), seeding.seeded(sampling.seed + seed_offset, gen.device):
         if n > 1 and width > 1:
             # One prefill for the n samples: run all but the last prompt token once,
             # repeat the cache n times, and let generate continue from it.
@@ -171,14 +171,3 @@ def _cancel_criteria(cancel: CancelFlag | None) -> Any:
                               device=input_ids.device)
 
     return _Cancel()
-
-
-@contextlib.contextmanager
-def seeded(seed: int, device: str):
-    """Seed torch for one batch without disturbing the caller's global RNG state."""
-    import torch
-
-    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield

@@ -19,11 +19,11 @@ import argparse
 import csv
 import io
 import json
-import zlib
 from collections import Counter
 from pathlib import Path
 
 from selfguide.errors import DatasetError
+from selfguide.seeding import derive_seed as _seed
 
 NAME = "label"
 HELP = "Label inputs as SELF-GUIDE stage 2 would; with references, print label accuracy."
@@ -97,9 +97,6 @@ def read_inputs(path: Path) -> list[dict]:
         raise DatasetError(f"{path} has no rows.")
     return rows
 
-
-def _seed(*parts: object) -> int:
-    return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 def run(args: argparse.Namespace) -> int:

@@ -70,10 +70,10 @@ def validate_early(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from selfguide import compare, store
+    from selfguide import compare, runnames, store
 
-    name = args.run or store.slugify_run_name(Path(args.task).stem)
-    store.validate_run_name(name)
+    name = args.run or runnames.slugify_run_name(Path(args.task).stem)
+    runnames.validate_run_name(name)
     validate_early(args)
     t0 = time.time()
     syn = ["synthesize", args.task, "--run", name]

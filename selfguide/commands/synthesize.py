@@ -66,14 +66,14 @@ def preflight(task, model, preset: str | None):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from selfguide import jobs, selfguide_pipeline, store
+    from selfguide import jobs, runnames, selfguide_pipeline, store
     from selfguide.dataset import format_report
     from selfguide.errors import DatasetError
     from selfguide.task import load_task
 
     task = load_task(args.task, instruction=args.instruction)
     synth, filters, model = configs_from_args(args)
-    name = args.run or store.slugify_run_name(Path(args.task).stem)
+    name = args.run or runnames.slugify_run_name(Path(args.task).stem)
     run_dir = store.resolve_run_dir(name)
     # Everything that can be checked is checked before the run directory exists.
     fit = preflight(task, model, args.preset)

@@ -17,6 +17,7 @@ import pytest
 
 from selfguide import cli, jobs, store
 from selfguide.errors import ResourceError
+from selfguide.jobs import state as job_state
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = {"name": "sent", "instruction": "Is the review positive or negative?",
@@ -281,7 +282,7 @@ def live_synthesis(run_with_data):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     jdir = jobs.job_dir(run_with_data, "synthesize")
     jdir.mkdir(parents=True)
-    jobs._write_status(jdir, {"state": "running", "pid": child.pid, "heartbeat": time.time(),
+    job_state._write_status(jdir, {"state": "running", "pid": child.pid, "heartbeat": time.time(),
                               "create_time": psutil.Process(child.pid).create_time(),
                               "heartbeat_interval": 60})
     yield child
@@ -351,10 +352,10 @@ def test_rows_that_cannot_fit_are_refused_before_synthesis(workspace, tmp_path, 
     """Item 9: long demos (every row carries instruction + demos) against the model's
     context, found before any generation; the run folder is not created."""
     from selfguide import backends
-    from selfguide.trainfit import check_rows_fit
     from selfguide.config import ModelConfig
     from selfguide.configs.training import TrainConfig
     from selfguide.task import TaskSpec
+    from selfguide.trainfit import check_rows_fit
 
     monkeypatch.setattr(backends, "get_generator", _no_model)
     long = dict(TASK, examples=[{"input": " ".join(["the cat sat on the mat"] * 20),
@@ -383,7 +384,7 @@ def test_runs_shows_interrupted_after_kill9(run_with_data, capsys):
     jdir.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    jobs._write_status(jdir, {"state": "running", "pid": dead.pid, "heartbeat": time.time()})
+    job_state._write_status(jdir, {"state": "running", "pid": dead.pid, "heartbeat": time.time()})
     rc, out = _main(["runs", "--json"], capsys)
     assert rc == 0 and json.loads(out)[0]["stages"]["synthesize"] == "interrupted"
 

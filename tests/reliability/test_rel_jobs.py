@@ -23,6 +23,7 @@ from hypothesis import strategies as hst
 
 from selfguide import jobs, store
 from selfguide.errors import JobAlreadyRunning
+from selfguide.jobs import state as job_state
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -257,7 +258,7 @@ def test_stale_heartbeat_marks_interrupted_but_blocks_a_second_start(run_dir):
     wait_for(lambda: state(run_dir) == "running", timeout=20)
     # "running" is written inside the start lock: let the worker leave that block first
     # (on a loaded machine a stop right after the write would freeze it holding the lock)
-    with jobs._lock(jobs.job_dir(run_dir, "synthesize"), timeout=20):
+    with job_state._lock(jobs.job_dir(run_dir, "synthesize"), timeout=20):
         pass
     os.kill(st.pid, signal.SIGSTOP)  # hung: alive, but no heartbeat
     try:
@@ -331,7 +332,7 @@ def test_exit_recorded_without_a_worker(run_dir, monkeypatch, argv, want, needle
     """Seen from another process (no Popen to ask), the state still comes from the child's
     own exit record, not from guessing."""
     jobs.start(run_dir, "misc", argv, env=CHILD_ENV)
-    monkeypatch.setattr(jobs, "_CHILDREN", {})
+    monkeypatch.setattr(job_state, "_CHILDREN", {})
     st = wait_for(lambda: (s := jobs.status(run_dir, "misc")).done and s, timeout=30)
     assert st.state == want
     if needle:
@@ -361,4 +362,4 @@ def test_last_progress_event_read_from_the_end(events, tail, chunk):
         path = Path(d) / "events.jsonl"
         path.write_bytes(body + tail)
         want = [e for e in events if isinstance(e, dict) and e["type"] == "progress"]
-        assert jobs._last_event(path, "progress", chunk=chunk) == (want[-1] if want else None)
+        assert job_state._last_event(path, "progress", chunk=chunk) == (want[-1] if want else None)
