@@ -30,6 +30,7 @@ from selfguide.errors import CorruptFile, InvalidRunName, RunNotFound, StorageEr
 from selfguide.runnames import RUN_NAME_RE, validate_run_name
 
 WORKSPACE_ENV = "SELFGUIDE_WORKSPACE"
+MANIFEST_NAME = "manifest.json"  # RunDir.manifest_file
 
 
 # --------------------------------------------------------------------------- workspace
@@ -343,25 +344,25 @@ def config_hash(obj: Any) -> str:
 
 
 def read_manifest(run_dir: str | os.PathLike) -> dict:
-    return read_json(Path(run_dir) / "manifest.json", default=None) or {
+    return read_json(Path(run_dir) / MANIFEST_NAME, default=None) or {
         "name": Path(run_dir).name, "created": time.time(), "stages": {}}
 
 
 def update_manifest(run_dir: str | os.PathLike, **fields: Any) -> dict:
     """Merge top-level ``fields`` into the manifest and write it atomically."""
     run_dir = Path(run_dir)
-    with _lock(run_dir / "manifest.json"):
+    with _lock(run_dir / MANIFEST_NAME):
         man = read_manifest(run_dir)
         man.update(fields)
         man["updated"] = time.time()
-        atomic_write_json(run_dir / "manifest.json", man)
+        atomic_write_json(run_dir / MANIFEST_NAME, man)
     return man
 
 
 def set_stage(run_dir: str | os.PathLike, stage: str, status: str, **info: Any) -> dict:
     """Record a stage's status (``running``/``done``/``failed``/...) plus extra info."""
     run_dir = Path(run_dir)
-    with _lock(run_dir / "manifest.json"):
+    with _lock(run_dir / MANIFEST_NAME):
         man = read_manifest(run_dir)
         entry = dict(man.get("stages", {}).get(stage, {}))
         entry.update(info)
@@ -369,5 +370,5 @@ def set_stage(run_dir: str | os.PathLike, stage: str, status: str, **info: Any) 
         entry["updated"] = time.time()
         man.setdefault("stages", {})[stage] = entry
         man["updated"] = time.time()
-        atomic_write_json(run_dir / "manifest.json", man)
+        atomic_write_json(run_dir / MANIFEST_NAME, man)
     return man

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from selfguide import store
+from selfguide.rundir import RunDir
 from selfguide.errors import CorruptFile, JobError, SelfGuideError, StageBusy
 
 STATES = ("none", "starting", "running", "finished", "failed", "cancelled", "interrupted")
@@ -133,7 +134,7 @@ def check_inputs_idle(run_dir: str | os.PathLike, stage: str) -> None:
 
 def job_dir(run_dir: str | os.PathLike, stage: str) -> Path:
     """``<run_dir>/jobs/<stage>`` (not created)."""
-    return Path(run_dir) / "jobs" / _check_stage(stage)
+    return RunDir(run_dir).job_dir(_check_stage(stage))
 
 
 def _lock(jdir: Path, timeout: float = LOCK_TIMEOUT_S):
@@ -319,7 +320,7 @@ def list_jobs(run: str | os.PathLike, *,
               workspace: str | os.PathLike | None = None) -> list[JobStatus]:
     """The status of every stage that has a job directory in ``run``."""
     run_dir = _run_dir(run, workspace)
-    base = run_dir / "jobs"
+    base = RunDir(run_dir).jobs_dir
     if not base.is_dir():
         return []
     return [status(run_dir, p.name) for p in sorted(base.iterdir())
