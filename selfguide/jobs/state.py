@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from selfguide import store
-from selfguide.rundir import RunDir
 from selfguide.errors import CorruptFile, JobError, SelfGuideError, StageBusy
+from selfguide.rundir import RunDir
 
 STATES = ("none", "starting", "running", "finished", "failed", "cancelled", "interrupted")
 ACTIVE = ("starting", "running")
