@@ -4,8 +4,8 @@ What it does: :func:`worker` claims the stage (refusing a second live worker), w
 ``running`` with a heartbeat from a daemon thread, turns SIGTERM into
 :class:`~selfguide.errors.Cancelled` and records ``finished`` / ``failed`` / ``cancelled``
 on the way out. With ``manifest=True`` it also writes the run manifest's stage state
-(``running`` → ``done``/``failed``, with what the body :meth:`JobEvents.record`\ s) next to
-``status.json``, so the two cannot disagree. :func:`run_as_job` records the exit of a
+(``running`` → ``done``/``failed``, plus what the body passes to :meth:`JobEvents.record`)
+next to ``status.json``, so the two cannot disagree. :func:`run_as_job` records the exit of a
 process started by :func:`selfguide.jobs.start` whose command never reached a worker.
 
 What it does not do: decide what a stage computes, or start processes
