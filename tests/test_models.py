@@ -279,6 +279,15 @@ def test_get_generator_hf_by_name(tiny_model_dir):
     assert gen.name == "hf" and gen.batch_size == 3 and gen.info.precision == "fp32"
 
 
+def test_get_generator_hf_wraps_a_loaded_model(tiny_model_dir):
+    """The one way to build a generator also wraps a model loaded elsewhere (evaluation's
+    base + adapter, the studio's cached model)."""
+    lm = models.load_model(ModelConfig(model=str(tiny_model_dir), precision="fp32"))
+    gen = backends.get_generator("hf", loaded=lm, batch_size=2, prefix_cache=False)
+    assert gen.model is lm.model and gen.info is lm.info
+    assert gen.batch_size == 2 and gen.prefix_cache is False
+
+
 def test_tokenizer_without_pad_pads_with_eos(tmp_path, tiny_model_builder):
     from transformers import AutoTokenizer
 

@@ -363,3 +363,51 @@ def test_last_progress_event_read_from_the_end(events, tail, chunk):
         path.write_bytes(body + tail)
         want = [e for e in events if isinstance(e, dict) and e["type"] == "progress"]
         assert job_state._last_event(path, "progress", chunk=chunk) == (want[-1] if want else None)
+
+
+# --------------------------------------------------------------------------- stage lifecycle
+
+def _stage(run_dir, stage):
+    return store.read_manifest(run_dir).get("stages", {}).get(stage) or {}
+
+
+def test_worker_owns_the_manifest_stage_with_the_job_status(run_dir):
+    """``manifest=True``: the worker writes the manifest stage and status.json together:
+    running (with its info) while the body runs, then done plus what the body recorded."""
+    with jobs.worker(run_dir, "train", manifest=True, config_hash="abc") as events:
+        assert _stage(run_dir, "train")["status"] == "running"
+        assert _stage(run_dir, "train")["config_hash"] == "abc"
+        assert jobs.status(run_dir, "train").state == "running"
+        events.record(rows=3, steps=2)
+    entry = _stage(run_dir, "train")
+    assert entry["status"] == "done" and entry["rows"] == 3 and entry["config_hash"] == "abc"
+    assert jobs.status(run_dir, "train").state == "finished"
+
+
+@pytest.mark.parametrize("exc,job_state_want", [(RuntimeError("boom"), "failed"),
+                                                (KeyboardInterrupt(), "cancelled")])
+def test_worker_marks_the_manifest_stage_failed_on_error_or_cancel(run_dir, exc,
+                                                                   job_state_want):
+    with pytest.raises(type(exc)):
+        with jobs.worker(run_dir, "eval", manifest=True) as events:
+            events.record(metric="accuracy")  # dropped: the stage did not finish
+            raise exc
+    entry = _stage(run_dir, "eval")
+    assert entry["status"] == "failed" and "metric" not in entry
+    assert jobs.status(run_dir, "eval").state == job_state_want
+
+
+def test_worker_without_manifest_leaves_the_manifest_alone(run_dir):
+    with jobs.worker(run_dir, "export-model"):
+        pass
+    assert _stage(run_dir, "export-model") == {}
+
+
+def test_a_refused_worker_does_not_touch_the_manifest(run_dir):
+    launch(run_dir, "sleep", stage="train")
+    wait_for(lambda: state(run_dir, "train") == "running")
+    store.set_stage(run_dir, "train", "done", rows=1)
+    with pytest.raises(JobAlreadyRunning):
+        with jobs.worker(run_dir, "train", manifest=True):
+            pass
+    assert _stage(run_dir, "train")["status"] == "done"
