@@ -44,7 +44,7 @@ def generation_config(gen: Any, sampling: SamplingConfig, max_new_tokens: int) -
 
 
 def generate_batch(gen: Any, batch: Any, sampling: SamplingConfig, n: int,
-                    cancel: CancelFlag | None, seed_offset: int) -> tuple[list[str], int]:
+                   cancel: CancelFlag | None, seed_offset: int) -> tuple[list[str], int]:
     import torch
     from transformers import StoppingCriteriaList
 
@@ -72,7 +72,7 @@ def generate_batch(gen: Any, batch: Any, sampling: SamplingConfig, n: int,
             input_ids = input_ids.repeat_interleave(n, dim=0)
             mask = mask.repeat_interleave(n, dim=0)
         out = gen.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=gc,
-                                  stopping_criteria=criteria, **kwargs)
+                                 stopping_criteria=criteria, **kwargs)
     return decode_new(gen, out[:, width:], sampling.stop)
 
 
@@ -81,7 +81,7 @@ def _prefill(gen: Any, ids: Any, mask: Any) -> Any:
 
     cache = DynamicCache(config=gen.model.config)
     gen.model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True,
-               logits_to_keep=1, **gen._positions(_position_ids(mask)))
+              logits_to_keep=1, **gen._positions(_position_ids(mask)))
     return cache
 
 def decode_new(gen: Any, new_tokens: Any, stop: tuple[str, ...]) -> tuple[list[str], int]:

@@ -66,8 +66,8 @@ def _score_batch(gen: Any, batch: Any, opt_ids: list[list[int]], prefix: Any = N
     start = rows.pos.repeat_interleave(k_opts).unsqueeze(1)            # prompt lengths
     rows_pos = start + torch.arange(width_o, device=gen.device).unsqueeze(0)
     logits = gen.model(input_ids=rows_ids, attention_mask=rows_mask, use_cache=True,
-                        **decoding.cache_kw(gen.model, cache),
-                        **gen._positions(rows_pos)).logits[:, :-1]
+                       **decoding.cache_kw(gen.model, cache),
+                       **gen._positions(rows_pos)).logits[:, :-1]
     lp = torch.log_softmax(logits.float(), dim=-1)
     target = rows_ids[:, 1:]
     tok_lp = lp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * o_mask.repeat(n_p, 1)[:, 1:]
