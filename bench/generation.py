@@ -43,7 +43,7 @@ WORDS = ["river", "mountain", "data", "model", "system", "language", "report", "
 
 def make_prompts(gen, count: int, target_tokens: int, seed: int) -> list[str]:
     """``count`` distinct chat prompts whose rendered length is about ``target_tokens``."""
-    from selfguide.backends.hf import encode_prompt
+    from selfguide.backends.rendering import encode_prompt
 
     rng = random.Random(seed)
     prompts = []
@@ -67,7 +67,7 @@ def naive_loop(gen, prompts: list[str], max_new: int, temperature: float, seed: 
     """One ``model.generate`` call per prompt (batch of 1, no padding). Returns (s, tokens)."""
     import torch
 
-    from selfguide.backends.hf import encode_prompt
+    from selfguide.backends.rendering import encode_prompt
 
     eos = gen.eos_ids
     torch.manual_seed(seed)
@@ -89,7 +89,7 @@ def num_return_sequences(gen, prompts: list[str], n: int, max_new: int, seed: in
     """transformers' built-in way: expands inputs n times *before* the prefill."""
     import torch
 
-    from selfguide.backends.hf import encode_prompt
+    from selfguide.backends.rendering import encode_prompt
 
     torch.manual_seed(seed)
     t = time.perf_counter()
@@ -158,7 +158,7 @@ def part_b(gen, quick: bool) -> dict:
 
 
 def gen_ids(gen, prompt: str) -> list[int]:
-    from selfguide.backends.hf import encode_prompt
+    from selfguide.backends.rendering import encode_prompt
 
     return encode_prompt(gen.tokenizer, prompt, True)
 
@@ -180,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from selfguide.backends import get_generator
     from selfguide.config import ModelConfig
-    from selfguide.models import load_generator
 
     load = os.getloadavg()[0]
-    gen = load_generator(ModelConfig(model="embedded", precision=args.precision),
-                         batch_size=args.batch_size)
+    gen = get_generator("hf", config=ModelConfig(model="embedded", precision=args.precision),
+                        batch_size=args.batch_size)
     meta = {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "load_avg_1min": round(load, 1), "cpus": os.cpu_count(),
             "precision": gen.info.precision, "device": gen.info.device,

@@ -24,7 +24,7 @@ DATA = REPO.parent / "shared" / "data" / "niv2-dev"
 
 
 def main() -> int:
-    from selfguide import models
+    from selfguide import backends
     from selfguide.commands.label import label_rows, read_inputs
     from selfguide.config import ModelConfig
     from selfguide.evaluation import select_examples
@@ -39,7 +39,7 @@ def main() -> int:
     paths = sorted((REPO / "examples").glob("*.json")) + sorted(DATA.glob("task*.json"))
     wanted = [t for t in a.tasks.split(",") if t]
     paths = [p for p in paths if not wanted or p.stem in wanted]
-    gen = models.load_generator(ModelConfig())
+    gen = backends.get_generator("hf", config=ModelConfig())
     synth, filters = preset(a.preset)
     print(f"load average {os.getloadavg()[0]:.1f}; preset {a.preset}; up to {a.limit} rows "
           "per task", flush=True)

@@ -184,7 +184,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "synthesis.json"))
     args = ap.parse_args()
 
-    from selfguide import models
+    from selfguide import backends
     from selfguide.config import ModelConfig
 
     if args.threads:
@@ -196,7 +196,7 @@ def main() -> int:
     if args.filters_only:
         return 0
     t0 = time.time()
-    gen = models.load_generator(ModelConfig())
+    gen = backends.get_generator("hf", config=ModelConfig())
     results["model_load_s"] = round(time.time() - t0, 1)
     results["load_average"] = list(__import__("os").getloadavg())
     work = Path(tempfile.mkdtemp(prefix="sg-bench-"))

@@ -44,15 +44,15 @@ def _gguf_field(path: Path, key: str) -> str | None:
 
 def base_model_info(ref: str | None) -> dict:
     """``{"ref", "hub_id", "license"}`` of a base model reference, without loading it."""
-    from selfguide import models
+    from selfguide import model_ref
 
-    ref = ref or models.EMBEDDED
+    ref = ref or model_ref.EMBEDDED
     info: dict[str, Any] = {"ref": ref, "hub_id": None, "license": None}
     try:
-        src = models.resolve_model(ref)
+        src = model_ref.resolve_model(ref)
     except Exception:  # noqa: BLE001 - a card still gets written for a moved model
         return info
-    if src.kind == models.EMBEDDED:
+    if src.kind == model_ref.EMBEDDED:
         info["hub_id"] = EMBEDDED_HUB_ID
     elif src.kind == "hub":
         info["hub_id"] = ref
@@ -70,16 +70,16 @@ def base_model_info(ref: str | None) -> dict:
 
 def run_facts(run_dir: str | Path) -> dict:
     """Everything a card states, read from the run's files (missing files -> None)."""
-    from selfguide.training import ADAPTER_MANIFEST
+    from selfguide.rundir import RunDir
 
-    run_dir = Path(run_dir)
-    read = lambda rel: store.read_json(run_dir / rel, default=None)  # noqa: E731
-    config = read("config.json") or {}
-    adapter = read(f"train/adapter/{ADAPTER_MANIFEST}") or {}
+    run = RunDir(run_dir)
+    read = lambda path: store.read_json(path, default=None)  # noqa: E731
+    config = read(run.config_file) or {}
+    adapter = read(run.adapter_manifest_file) or {}
     model_ref = adapter.get("model") or (config.get("model") or {}).get("model")
-    return {"run": run_dir.name, "task": read("task.json"), "config": config,
-            "report": read("dataset/report.json"), "train": read("train/metrics.json"),
-            "adapter": adapter, "eval": read("eval/metrics.json"),
+    return {"run": run.name, "task": read(run.task_file), "config": config,
+            "report": read(run.report_file), "train": read(run.train_metrics_file),
+            "adapter": adapter, "eval": read(run.metrics_file),
             "base": base_model_info(model_ref)}
 
 

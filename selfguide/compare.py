@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from selfguide import store
+from selfguide.rundir import RunDir
 
 
 def run_row(name: str, m: dict | None, train: dict | None = None) -> dict:
@@ -112,7 +113,7 @@ def load_rows(names: Sequence[str]) -> list[dict]:
     """Rows for the named runs (``RunNotFound`` for a missing one)."""
     rows = []
     for name in names:
-        d = store.resolve_run_dir(name, must_exist=True)
-        rows.append(run_row(name, store.read_json(d / "eval" / "metrics.json"),
-                            store.read_json(d / "train" / "metrics.json")))
+        run = RunDir.named(name, must_exist=True)
+        rows.append(run_row(name, store.read_json(run.metrics_file),
+                            store.read_json(run.train_metrics_file)))
     return side_by_side(rows)

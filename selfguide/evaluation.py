@@ -5,9 +5,11 @@ JSONL/CSV/NIv2 file, optionally a seeded sample of ``limit``), builds THE prompt
 (``prompts.task_prompt``) for each, predicts greedily with the base model (the adapter
 disabled, so "before" really is the base) and with the adapter, scores both
 (``selfguide.metrics``) and writes ``eval/predictions.jsonl`` and ``eval/metrics.json``.
-It refuses adapters outside the workspace and adapters trained on another base (fingerprint).
+Adapters outside the workspace or trained on another base are refused by
+:mod:`selfguide.adapters`, which loads them.
 
-What it does not do: train, or decide the metric (the task's ``metric`` field does).
+What it does not do: train, load adapters (``selfguide.adapters``), or decide the metric
+(the task's ``metric`` field does).
 Heavy libraries are imported inside functions.
 """
 
@@ -26,20 +28,11 @@ from selfguide import metrics as M
 from selfguide import store
 from selfguide.config import SamplingConfig, to_dict
 from selfguide.configs.evaluation import EvalConfig
-from selfguide.errors import AdapterMismatch, DatasetError, ModelError, TaskError
-from selfguide.events import EventLog, Progress
+from selfguide.errors import DatasetError
+from selfguide.events import EventLog, Progress, delta_progress
+from selfguide.rundir import RunDir
 
 # --------------------------------------------------------------------------- examples
-
-
-def load_task(run_dir: Path) -> Any:
-    from selfguide.task import TaskSpec
-
-    data = store.read_json(run_dir / "task.json", default=None)
-    if not data:
-        raise TaskError(f"Run {run_dir.name!r} has no task.json.",
-                        hint="Create the run with 'selfguide synthesize TASK --run NAME'.")
-    return TaskSpec.from_dict(data)
 
 
 def load_test_file(path: str | Path) -> list[dict]:
@@ -142,100 +135,23 @@ def score_predictions(task: Any, examples: Sequence[dict], before: Sequence[str]
 
 # --------------------------------------------------------------------------- models
 
-def adapter_dir_of(run_dir: Path) -> Path:
-    """The run's adapter directory, refused if it resolves outside the workspace."""
-    d = run_dir / "train" / "adapter"
-    ws = store.workspace_dir()
-    if not d.resolve().is_relative_to(ws):
-        raise ModelError(f"Adapter {d} resolves outside the workspace {ws}; refusing it.")
-    if not d.is_dir():
-        raise ModelError(f"Run {run_dir.name!r} has no trained adapter.",
-                         hint=f"Run 'selfguide train --run {run_dir.name}' first.")
-    return d
-
-
-def load_tuned(run_dir: Path, *, precision: str = "bf16",
-               manifest: dict | None = None) -> tuple[Any, Any]:
-    """Load the base (``LoadedModel``) and the tuned model (PeftModel, or the full model).
-
-    Raises ``AdapterMismatch`` if the adapter was trained on a different base.
-    """
-    from selfguide import models
-    from selfguide.config import replace
-    from selfguide.training import read_adapter_manifest, run_model_config
-
-    adir = adapter_dir_of(run_dir)
-    man = manifest or read_adapter_manifest(adir)
-    mcfg = replace(run_model_config(run_dir), precision=precision)
-    if man.get("kind") == "full":
-        from selfguide.config import ModelConfig
-
-        tuned = models.load_model(ModelConfig(model=str(adir), precision=precision,
-                                              device=mcfg.device, chat=mcfg.chat))
-        check_fingerprint(man, _fingerprint_of(mcfg))
-        return tuned, tuned.model
-    lm = models.load_model(mcfg)
-    check_fingerprint(man, lm.info.fingerprint)
-    from peft import PeftModel
-
-    model = PeftModel.from_pretrained(lm.model, str(adir), is_trainable=False,
-                                      use_safetensors=True)
-    model.eval()
-    return lm, model
-
-
-def _fingerprint_of(mcfg: Any) -> str | None:
-    from selfguide import models
-
-    src = models.resolve_model(mcfg.model)
-    path = src.path if src.path is not None else (
-        models.embedded_checkpoint() if src.kind == "embedded" else None)
-    return models.base_fingerprint(path) if path is not None else None
-
-
-def check_fingerprint(manifest: dict, fingerprint: str | None) -> None:
-    want = manifest.get("base_fingerprint")
-    if want and fingerprint and want != fingerprint:
-        raise AdapterMismatch(
-            f"The adapter was trained on a different base model (fingerprint {want[:12]}, "
-            f"loaded {fingerprint[:12]}, model {manifest.get('model')!r}).",
-            hint="Evaluate with the base model the adapter was trained on, or retrain.")
-
-
-class AdapterOff:
-    """A generator view of a PeftModel with the adapter disabled (the true base model)."""
-
-    def __init__(self, gen: Any, peft_model: Any):
-        self.gen, self.peft_model, self.name = gen, peft_model, "base"
-
-    def generate(self, prompts: Sequence[str], sampling: SamplingConfig, n: int = 1,
-                 **kw: Any) -> list[list[str]]:
-        with self.peft_model.disable_adapter():
-            return self.gen.generate(prompts, sampling, n, **kw)
-
-    def score_options(self, prompts: Sequence[str], options: Sequence[str],
-                      **kw: Any) -> list[list[float]]:
-        with self.peft_model.disable_adapter():
-            return self.gen.score_options(prompts, options, **kw)
-
-
 def build_generators(run_dir: Path, cfg: EvalConfig) -> tuple[Any, Any, bool, dict]:
     """(before generator, after generator, chat flag, adapter manifest) for a run."""
-    from selfguide.backends.hf import HFGenerator
-    from selfguide.training import read_adapter_manifest
+    from selfguide import adapters, backends, models
 
-    man = read_adapter_manifest(adapter_dir_of(run_dir))
-    lm, tuned = load_tuned(run_dir, precision=cfg.precision, manifest=man)
-    after = HFGenerator(tuned, lm.tokenizer, batch_size=cfg.batch_size)
+    man = adapters.read_adapter_manifest(adapters.adapter_dir_of(run_dir))
+    lm, tuned = adapters.load_tuned(run_dir, precision=cfg.precision, manifest=man)
+    after = backends.get_generator("hf", loaded=models.LoadedModel(tuned, lm.tokenizer, None),
+                                   batch_size=cfg.batch_size)
     if man.get("kind") == "full":
-        from selfguide import models
         from selfguide.config import replace
-        from selfguide.training import run_model_config
 
-        base = models.load_model(replace(run_model_config(run_dir), precision=cfg.precision))
-        before = HFGenerator(base.model, base.tokenizer, batch_size=cfg.batch_size)
+        base = models.load_model(replace(RunDir(run_dir).model_config(),
+                                         precision=cfg.precision))
+        before = backends.get_generator("hf", loaded=models.LoadedModel(
+            base.model, base.tokenizer, None), batch_size=cfg.batch_size)
     else:
-        before = AdapterOff(after, tuned)
+        before = adapters.AdapterOff(after, tuned)
     return before, after, bool(man.get("chat", True)), man
 
 
@@ -249,8 +165,9 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
     ``generators`` = (before, after, chat) overrides model loading (tests pass fakes).
     """
     run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     events = events or EventLog(None)
-    task = load_task(run_dir)
+    task = run.read_task(required=True)
     examples = select_examples(examples_for(run_dir, task, test_file), cfg.limit, cfg.seed)
     man: dict = {}
     if generators is None:
@@ -282,10 +199,9 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
                    config=to_dict(cfg), seconds_before=round(t1 - t0, 2),
                    seconds_after=round(t2 - t1, 2), adapter=man.get("train_config"),
                    chat=chat, created=time.time())
-    out = run_dir / "eval"
-    store.atomic_write_text(out / "predictions.jsonl", "".join(
+    store.atomic_write_text(run.predictions_file, "".join(
         json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    store.atomic_write_json(out / "metrics.json", summary)
+    store.atomic_write_json(run.metrics_file, summary)
     events.emit("eval_end", metric=summary["metric"], before=summary.get("before"),
                 after=summary["after"], n=summary["n"])
     return summary
@@ -306,12 +222,6 @@ def _predict(stage: str, gen: Any, prompts: list[str], sampling: SamplingConfig,
 
     prog = Progress(stage, len(prompts), events=events, unit="examples",
                     stream=stream if stream is not None else sys.stderr)
-    last = [0]
-
-    def progress(done: int, total: int, tokens: int) -> None:
-        prog.update(done - last[0], tokens=tokens - prog.tokens)
-        last[0] = done
-
-    outs = gen.generate(prompts, sampling, 1, chat=chat, progress=progress)
+    outs = gen.generate(prompts, sampling, 1, chat=chat, progress=delta_progress(prog))
     prog.close()
     return [o[0] if o else "" for o in outs]

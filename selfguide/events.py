@@ -1,7 +1,8 @@
 """Progress events: an append-only ``events.jsonl`` per job, plus a stderr progress bar.
 
 A worker reports with :class:`Progress` (counts, tokens/s, ETA) and :func:`emit` (any event:
-``loss``, ``item``, ``log``, ``status``). The studio tails the file with
+``loss``, ``item``, ``log``, ``status``); :func:`delta_progress` is THE adapter from a
+backend's cumulative ``progress(done, total, tokens)`` callback to those increments. The studio tails the file with
 :func:`read_events`; nothing here talks to Streamlit. Each event is one JSON object with at
 least ``t`` (unix time) and ``type``.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,22 @@ class Progress:
                 self.stream.write("\n")
             except (OSError, ValueError):
                 pass
+
+
+def delta_progress(progress: Progress | None = None, *,
+                   on_tokens: Callable[[int], None] | None = None,
+                   ) -> Callable[[int, int, int], None]:
+    """A backend ``progress(done, total, tokens)`` callback (cumulative within one
+    ``generate`` call) that forwards increments: ``progress.update(new_done,
+    tokens=new_tokens)`` and/or ``on_tokens(new_tokens)``. Make one per call."""
+    last = {"done": 0, "tokens": 0}
+
+    def cb(done: int, total: int, tokens: int) -> None:
+        new_done, new_tokens = done - last["done"], tokens - last["tokens"]
+        last.update(done=done, tokens=tokens)
+        if progress is not None:
+            progress.update(new_done, tokens=new_tokens)
+        if on_tokens is not None:
+            on_tokens(max(0, new_tokens))
+
+    return cb

@@ -57,8 +57,7 @@ def _swap_into_place(tmp: Path, dest: Path) -> None:
 
 def merged_model(run_dir: Path, precision: str = "fp32") -> tuple[Any, Any, dict]:
     """(merged model, tokenizer, adapter manifest) of a run."""
-    from selfguide.evaluation import adapter_dir_of, load_tuned
-    from selfguide.training import read_adapter_manifest
+    from selfguide.adapters import adapter_dir_of, load_tuned, read_adapter_manifest
 
     man = read_adapter_manifest(adapter_dir_of(run_dir))
     lm, model = load_tuned(run_dir, precision=precision, manifest=man)
@@ -70,30 +69,30 @@ def merged_model(run_dir: Path, precision: str = "fp32") -> tuple[Any, Any, dict
 
 def source_gguf(run_dir: Path) -> Path | None:
     """The GGUF file the run's base model was converted from (embedded or a .gguf)."""
-    from selfguide import models
-    from selfguide.training import run_model_config
+    from selfguide import model_ref
+    from selfguide.rundir import RunDir
 
     try:
-        src = models.resolve_model(run_model_config(run_dir).model)
+        src = model_ref.resolve_model(RunDir(run_dir).model_config().model)
     except SelfGuideError:
         return None
-    return src.path if src.kind in (models.EMBEDDED, "gguf") else None
+    return src.path if src.kind in (model_ref.EMBEDDED, "gguf") else None
 
 
 def demo_texts(run_dir: Path, tokenizer: Any, chat: bool, n: int = 3) -> list[str]:
     """The first ``n`` training prompts, rendered as the model sees them (the task's demos
     when the run has no dataset; Self-Instruct runs have no task.json)."""
-    from selfguide.backends.hf import render_prompt
+    from selfguide.backends.rendering import render_prompt
     from selfguide.dataset import load_records
     from selfguide.errors import DatasetError
 
     try:
         prompts = [r["prompt"] for r in load_records(run_dir)[:n]]
     except DatasetError:
-        from selfguide.evaluation import load_task
         from selfguide.prompts import task_prompt
+        from selfguide.rundir import RunDir
 
-        task = load_task(run_dir)
+        task = RunDir(run_dir).read_task(required=True)
         prompts = [task_prompt(task, d.input) for d in list(task.demos)[:n]]
     return [render_prompt(tokenizer, p, chat) for p in prompts]
 

@@ -8,7 +8,7 @@ these two; a method's own generation prompts live in its folder
 (``selfguide.methods.<name>.prompts``).
 
 All functions are pure: plain strings in, a plain string out. Chat templates are applied
-later by the backend (``backends.hf.render_prompt``), not here.
+later by the backend (``backends.rendering.render_prompt``), not here.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from selfguide import store
 from selfguide.errors import DatasetError, TaskError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from selfguide.config import ModelConfig
     from selfguide.task import TaskSpec
 
 SPLITS = ("train", "val")
@@ -176,6 +177,10 @@ class RunDir(os.PathLike):
         return self.path / "export"
 
     @property
+    def train_metrics_file(self) -> Path:
+        return self.train_dir / "metrics.json"
+
+    @property
     def eval_dir(self) -> Path:
         return self.path / "eval"
 
@@ -216,6 +221,12 @@ class RunDir(os.PathLike):
         """``config.json`` as a dict (``{}`` when missing or not an object)."""
         data = store.read_json(self.config_file, default=None)
         return data if isinstance(data, dict) else {}
+
+    def model_config(self) -> ModelConfig:
+        """The ``ModelConfig`` recorded in ``config.json`` (defaults if absent)."""
+        from selfguide.config import ModelConfig, from_dict
+
+        return from_dict(ModelConfig, self.read_config().get("model") or {}, strict=False)
 
     def write_config(self, config: dict) -> None:
         store.atomic_write_json(self.config_file, config)

@@ -9,20 +9,8 @@ per-run ``manifest.json`` with stage status and config hashes.
 What it does not do: decide what goes into a run (the stage modules do) or run jobs
 (``selfguide.jobs``).
 
-Layout of a run (``<workspace>/runs/<name>/``)::
-
-    manifest.json          stages: {name: {status, config_hash, updated, ...}}
-    task.json              the TaskSpec
-    config.json            the synthesis config (every parameter, seed, model ref, versions)
-    inputs.jsonl           stage 1 candidates, appended per finished batch
-    annotations.jsonl      stage 2 samples/votes per candidate id, appended per batch
-    candidates.parquet     the joined candidates table (rewritten atomically)
-    overrides.json         manual keep/drop decisions {candidate_id: true|false}
-    dataset/train.jsonl    {"prompt", "completion", ...} records
-    dataset/report.json    funnel, label counts, diagnostics
-    jobs/<stage>/          status.json, events.jsonl, log.txt of the latest job per stage
-    train/                 checkpoints/, adapter/, train_config.json
-    eval/                  predictions.jsonl, metrics.json
+The layout of a run (``<workspace>/runs/<name>/``) is owned by
+:class:`selfguide.rundir.RunDir`, which names every file once and uses these primitives.
 """
 
 from __future__ import annotations
@@ -32,7 +20,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -40,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from selfguide.errors import CorruptFile, InvalidRunName, RunNotFound, StorageError
+from selfguide.runnames import RUN_NAME_RE, validate_run_name
 
 WORKSPACE_ENV = "SELFGUIDE_WORKSPACE"
-RUN_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
-                     *(f"lpt{i}" for i in range(1, 10))}
+MANIFEST_NAME = "manifest.json"  # RunDir.manifest_file
 
 
 # --------------------------------------------------------------------------- workspace
@@ -57,35 +43,6 @@ def workspace_dir(path: str | os.PathLike | None = None) -> Path:
 
 def runs_dir(workspace: str | os.PathLike | None = None) -> Path:
     return workspace_dir(workspace) / "runs"
-
-
-def validate_run_name(name: str) -> str:
-    """Return ``name`` if it is a safe run name, else raise ``InvalidRunName``.
-
-    Allowed: 1-64 characters from ``A-Z a-z 0-9 . _ -``, starting with a letter or digit,
-    not ending with a dot, no ``..``, not a Windows device name.
-    """
-    # fullmatch: ``$`` alone would accept a trailing newline ("run\n").
-    if not isinstance(name, str) or not RUN_NAME_RE.fullmatch(name) or ".." in name \
-            or name.endswith(".") or name.split(".")[0].lower() in _WINDOWS_RESERVED:
-        raise InvalidRunName(
-            f"Invalid run name {name!r}.",
-            hint="Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit "
-                 "(for example 'sentiment-1').",
-        )
-    return name
-
-
-def slugify_run_name(text: str) -> str:
-    """Turn free text into a valid run name (used for suggestions, never for validation)."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:64] or "run"
-    slug = re.sub(r"\.{2,}", ".", slug).rstrip(".")
-    if not slug[0].isalnum():
-        slug = "r" + slug
-    try:
-        return validate_run_name(slug[:64])
-    except InvalidRunName:
-        return "run-" + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:8]
 
 
 def resolve_run_dir(name: str, workspace: str | os.PathLike | None = None, *,
@@ -262,9 +219,10 @@ def _lock(path: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def file_lock(lock_path: Path, *, timeout: float) -> Iterator[None]:
     """A ``filelock.FileLock`` whose acquisition failures are ``StorageError``s."""
-    from filelock import FileLock  # light import, but keep the module import-cheap
-
-    from filelock import Timeout
+    from filelock import (
+        FileLock,  # light import, but keep the module import-cheap
+        Timeout,
+    )
 
     lock = FileLock(str(lock_path), timeout=timeout)
     try:
@@ -386,25 +344,25 @@ def config_hash(obj: Any) -> str:
 
 
 def read_manifest(run_dir: str | os.PathLike) -> dict:
-    return read_json(Path(run_dir) / "manifest.json", default=None) or {
+    return read_json(Path(run_dir) / MANIFEST_NAME, default=None) or {
         "name": Path(run_dir).name, "created": time.time(), "stages": {}}
 
 
 def update_manifest(run_dir: str | os.PathLike, **fields: Any) -> dict:
     """Merge top-level ``fields`` into the manifest and write it atomically."""
     run_dir = Path(run_dir)
-    with _lock(run_dir / "manifest.json"):
+    with _lock(run_dir / MANIFEST_NAME):
         man = read_manifest(run_dir)
         man.update(fields)
         man["updated"] = time.time()
-        atomic_write_json(run_dir / "manifest.json", man)
+        atomic_write_json(run_dir / MANIFEST_NAME, man)
     return man
 
 
 def set_stage(run_dir: str | os.PathLike, stage: str, status: str, **info: Any) -> dict:
     """Record a stage's status (``running``/``done``/``failed``/...) plus extra info."""
     run_dir = Path(run_dir)
-    with _lock(run_dir / "manifest.json"):
+    with _lock(run_dir / MANIFEST_NAME):
         man = read_manifest(run_dir)
         entry = dict(man.get("stages", {}).get(stage, {}))
         entry.update(info)
@@ -412,5 +370,5 @@ def set_stage(run_dir: str | os.PathLike, stage: str, status: str, **info: Any) 
         entry["updated"] = time.time()
         man.setdefault("stages", {})[stage] = entry
         man["updated"] = time.time()
-        atomic_write_json(run_dir / "manifest.json", man)
+        atomic_write_json(run_dir / MANIFEST_NAME, man)
     return man

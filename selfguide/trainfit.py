@@ -71,7 +71,7 @@ def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
 def model_dims(path: str | os.PathLike) -> ModelDims:
     """Dimensions of the checkpoint folder ``path`` (config.json + safetensors headers).
 
-    The folder must have passed :func:`selfguide.models.resolve_model` (headers checked).
+    The folder must have passed :func:`selfguide.model_ref.resolve_model` (headers checked).
     """
     path = Path(path)
     cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
@@ -192,7 +192,7 @@ def row_tokens(tokenizer: Any, task: Any, *, chat: bool) -> int:
     """Tokens of the longest row a task's synthetic data will have, estimated from its demos
     (synthetic inputs pass a length filter around the demos' lengths)."""
     from selfguide.prompts import task_prompt
-    from selfguide.training import encode_record
+    from selfguide.train_data import encode_record
 
     longest = 0
     for d in task.demos:
@@ -209,11 +209,11 @@ def check_rows_fit(task: Any, model_cfg: Any, train_cfg: TrainConfig | None = No
     Loads only the tokenizer (and converts the embedded GGUF once, which synthesis needs
     anyway).
     """
-    from selfguide import models
+    from selfguide import model_convert, model_ref, models
 
     train_cfg = (train_cfg or TrainConfig()).resolve(models.pick_device(model_cfg.device))
-    src = models.resolve_model(model_cfg.model, trust_remote_code=model_cfg.trust_remote_code)
-    path = models.checkpoint_dir(src)
+    src = model_ref.resolve_model(model_cfg.model, trust_remote_code=model_cfg.trust_remote_code)
+    path = model_convert.checkpoint_dir(src)
     if path is None:  # a hub id: nothing local to measure
         return RowFit(0, 0, train_cfg.max_length, None)
     from transformers import AutoTokenizer

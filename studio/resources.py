@@ -38,12 +38,11 @@ def _cfg_key(cfg: ModelConfig | dict) -> str:
 
 def build_model(cfg: ModelConfig) -> CachedModel:
     """Load ``cfg`` (no caching). Tests replace this to avoid loading weights."""
-    from selfguide import models
-    from selfguide.backends.hf import HFGenerator
+    from selfguide import backends, models
 
     lm = models.load_model(cfg)
     return CachedModel(config=dataclasses.asdict(cfg), info=_info_dict(lm.info),
-                       generator=HFGenerator.from_loaded(lm))
+                       generator=backends.get_generator("hf", loaded=lm))
 
 
 @dataclasses.dataclass

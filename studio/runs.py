@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from selfguide import store
+from selfguide import runnames, store
 from selfguide.errors import CorruptFile, InvalidRunName, JobError, SelfGuideError
 
 STAGES = ("synthesize", "self-instruct", "filter", "train", "eval", "run")
@@ -128,7 +128,7 @@ def create(name: str) -> Path:
 
 def unique_name(base: str) -> str:
     """``base`` made valid, with ``-2``, ``-3`` … appended until no run has it."""
-    base = store.slugify_run_name(base)[:58]
+    base = runnames.slugify_run_name(base)[:58]
     existing = set(store.list_runs())
     if base not in existing:
         return base

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from selfguide.backends import decoding
-from selfguide.backends.hf import HFGenerator, encode_prompt
+from selfguide.backends.hf import HFGenerator
+from selfguide.backends.rendering import encode_prompt
 from selfguide.config import ModelConfig, SamplingConfig
 
 HEAD = ("paraphrase the question with other words . answer : positive negative neutral\n\n"

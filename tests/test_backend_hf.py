@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from selfguide.backends.hf import HFGenerator, _Batch, cut_at_stop, encode_prompt, render_prompt
+from selfguide.backends import hf_generate
+from selfguide.backends.hf import HFGenerator, _Batch
+from selfguide.backends.rendering import cut_at_stop, encode_prompt, render_prompt
 from selfguide.config import ModelConfig, SamplingConfig
 from selfguide.errors import Cancelled, ConfigError
 
@@ -17,9 +19,10 @@ PROMPTS = ["the cat sat on the mat", "a dog", "what is the best way to learn pyt
 
 @pytest.fixture(scope="module")
 def gen(tiny_model_dir) -> HFGenerator:
-    from selfguide.models import load_generator
+    from selfguide.backends import get_generator
 
-    return load_generator(ModelConfig(model=str(tiny_model_dir), precision="fp32"), batch_size=4)
+    return get_generator("hf", config=ModelConfig(model=str(tiny_model_dir), precision="fp32"),
+                         batch_size=4)
 
 
 def _alone(gen: HFGenerator, prompt: str, max_new: int, chat: bool = False) -> str:
@@ -29,7 +32,7 @@ def _alone(gen: HFGenerator, prompt: str, max_new: int, chat: bool = False) -> s
     ids = torch.tensor([encode_prompt(gen.tokenizer, prompt, chat)])
     out = gen.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
                              max_new_tokens=max_new, pad_token_id=gen.tokenizer.pad_token_id)
-    return gen._decode(out[:, ids.shape[1]:], ())[0][0]
+    return hf_generate.decode_new(gen, out[:, ids.shape[1]:], ())[0][0]
 
 
 def test_render_prompt_uses_the_chat_template_only_when_asked(gen):
@@ -56,8 +59,8 @@ def test_greedy_batched_equals_each_prompt_alone_in_order(gen):
 def test_shared_prefill_continues_exactly_like_a_full_decode(gen):
     """The n-sample path (prefill once, repeat the cache) = plain greedy decoding."""
     ids = [encode_prompt(gen.tokenizer, p, False) for p in PROMPTS[:3]]
-    texts, _ = gen._generate_batch(_Batch([0, 1, 2], ids), SamplingConfig(temperature=0.0,
-                                   max_new_tokens=8), 3, None, 0)
+    texts, _ = hf_generate.generate_batch(gen, _Batch([0, 1, 2], ids), SamplingConfig(
+        temperature=0.0, max_new_tokens=8), 3, None, 0)
     expected = [_alone(gen, p, 8) for p in PROMPTS[:3]]
     assert texts == [e for e in expected for _ in range(3)]
     assert gen.stats is not None

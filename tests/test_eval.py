@@ -9,7 +9,7 @@ import os
 import pytest
 from test_training import make_run
 
-from selfguide import cli, evaluation, store
+from selfguide import adapters, cli, evaluation, store
 from selfguide.backends.fake import FakeGenerator
 from selfguide.configs.evaluation import EvalConfig
 from selfguide.errors import AdapterMismatch, DatasetError, ModelError
@@ -94,10 +94,10 @@ def test_adapter_outside_workspace_and_mismatch_refused(workspace, tmp_path):
     (run / "train").mkdir()
     os.symlink(outside, run / "train" / "adapter")
     with pytest.raises(ModelError, match="outside the workspace"):
-        evaluation.adapter_dir_of(run)
+        adapters.adapter_dir_of(run)
     with pytest.raises(AdapterMismatch):
-        evaluation.check_fingerprint({"base_fingerprint": "aaaa", "model": "x"}, "bbbb")
-    evaluation.check_fingerprint({"base_fingerprint": "aaaa"}, "aaaa")
+        adapters.check_fingerprint({"base_fingerprint": "aaaa", "model": "x"}, "bbbb")
+    adapters.check_fingerprint({"base_fingerprint": "aaaa"}, "aaaa")
 
 
 @pytest.mark.slow

@@ -27,13 +27,13 @@ ROWS = [("I loved every minute of it.", "positive"), ("Terrible service, cold fo
 
 @pytest.mark.slow
 def test_embedded_lora_train_and_eval(workspace):
-    from selfguide.evaluation import load_task
     from selfguide.prompts import task_prompt
+    from selfguide.rundir import RunDir
 
     run = store.resolve_run_dir("emb", create=True)
     store.atomic_write_json(run / "task.json", TASK)
     store.atomic_write_json(run / "config.json", {"model": {"model": "embedded"}})
-    task = load_task(run)
+    task = RunDir(run).read_task(required=True)
     store.atomic_write_text(run / "dataset" / "train.jsonl", "".join(
         json.dumps({"id": str(i), "prompt": task_prompt(task, x), "completion": y, "input": x,
                     "output": y, "label": y}) + "\n" for i, (x, y) in enumerate(ROWS)))

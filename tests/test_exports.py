@@ -78,7 +78,7 @@ def test_chat_exports_render_to_the_training_prompt(workspace, tmp_path, tiny_mo
     from transformers import AutoTokenizer
     from trl.data_utils import apply_chat_template
 
-    from selfguide.backends.hf import render_prompt
+    from selfguide.backends.rendering import render_prompt
 
     run = make_run(workspace, tiny_model_dir, n=4)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)

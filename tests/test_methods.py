@@ -82,9 +82,10 @@ def test_candidates_roundtrip_and_funnel(tmp_path):
 @pytest.fixture()
 def si_run(workspace, monkeypatch):
     """A small Self-Instruct run made through ``synthesize --method selfinstruct``."""
-    from selfguide import models
+    from selfguide import backends
 
-    monkeypatch.setattr(models, "load_generator", lambda cfg: FakeGenerator(script=fake_script))
+    monkeypatch.setattr(backends, "get_generator",
+                        lambda name, **kw: FakeGenerator(script=fake_script))
     argv = ["synthesize", "--method", "selfinstruct", "--run", "si", "--num-instructions", "6",
             "--prompts-per-round", "2"]
     assert cli.main(argv) == 0

@@ -26,7 +26,7 @@ def fake_adapter(run: Path, model_ref: str, *, seed: int = 0) -> None:
 
     from selfguide import models
     from selfguide.config import ModelConfig
-    from selfguide.training import save_adapter
+    from selfguide.adapters import save_adapter
 
     lm = models.load_model(ModelConfig(model=model_ref, precision="fp32"))
     torch.manual_seed(seed)
@@ -67,7 +67,7 @@ def parse_modelfile(text: str) -> list[tuple[str, str]]:
 def check_modelfile(folder: Path, tokenizer, prompt: str) -> dict:
     """What ``ollama create`` checks: FROM names an existing GGUF file, parameters are known
     with values of their type; and the template sends the prompt the model trained on."""
-    from selfguide.backends.hf import render_prompt
+    from selfguide.backends.rendering import render_prompt
 
     entries = parse_modelfile((folder / "Modelfile").read_text())
     kinds = [k for k, _ in entries]

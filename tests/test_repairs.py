@@ -59,9 +59,10 @@ def test_selfguide_dataset_takes_a_repaired_label(tmp_path):
 def test_selfinstruct_filter_takes_a_repaired_output(workspace, monkeypatch):
     from test_selfinstruct_pipeline import fake_script
 
-    from selfguide import models
+    from selfguide import backends
 
-    monkeypatch.setattr(models, "load_generator", lambda cfg: FakeGenerator(script=fake_script))
+    monkeypatch.setattr(backends, "get_generator",
+                        lambda name, **kw: FakeGenerator(script=fake_script))
     assert cli.main(["self-instruct", "--run", "si", "--num-instructions", "6",
                      "--prompts-per-round", "2"]) == 0
     run = RunDir.named("si", must_exist=True)

@@ -259,9 +259,9 @@ def test_generation_task_run(tmp_path):
 
 @pytest.fixture()
 def fake_models(monkeypatch):
-    from selfguide import models
+    from selfguide import backends
 
-    monkeypatch.setattr(models, "load_generator", lambda cfg, **kw: FakeGenerator(script=script))
+    monkeypatch.setattr(backends, "get_generator", lambda name, **kw: FakeGenerator(script=script))
 
 
 def test_cli_synthesize_filter_export_runs(workspace, tmp_path, fake_models, capsys):
@@ -316,10 +316,10 @@ def test_cli_errors_are_actionable(workspace, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_small_real_run_embedded(tmp_path):
-    from selfguide import models
+    from selfguide import backends
     from selfguide.config import ModelConfig
 
-    gen = models.load_generator(ModelConfig())
+    gen = backends.get_generator("hf", config=ModelConfig())
     cfg = SynthesisConfig(rounds=1, prompts_per_round=4, n_samples=2, input_max_new_tokens=24,
                           output_max_new_tokens=4)
     P.prepare_run(tmp_path / "real", TASK, cfg, FilterConfig())

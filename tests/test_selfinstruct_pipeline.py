@@ -288,9 +288,10 @@ def test_truncated_instruction_lists_lose_their_last_item(tmp_path, seeds):
 
 
 def test_cli_self_instruct(workspace, monkeypatch, capsys):
-    from selfguide import cli, jobs, models
+    from selfguide import backends, cli, jobs
 
-    monkeypatch.setattr(models, "load_generator", lambda cfg: FakeGenerator(script=fake_script))
+    monkeypatch.setattr(backends, "get_generator",
+                        lambda name, **kw: FakeGenerator(script=fake_script))
     argv = ["self-instruct", "--run", "si-cli", "--num-instructions", "5",
             "--prompts-per-round", "2", "--blacklist", "poem,story"]
     assert cli.main(argv) == 0
@@ -323,10 +324,10 @@ def one_torch_thread():
 @pytest.mark.slow
 def test_tiny_real_loop_on_embedded_model(tmp_path, seeds, one_torch_thread):
     """Two rounds on SmolLM2-135M: the loop runs, files are consistent (no quality claim)."""
+    from selfguide.backends import get_generator
     from selfguide.config import ModelConfig
-    from selfguide.models import load_generator
 
-    gen = load_generator(ModelConfig(model="embedded", precision="bf16", device="cpu"))
+    gen = get_generator("hf", config=ModelConfig(model="embedded", precision="bf16", device="cpu"))
     # Budgets kept tiny for a shared 2-core CI machine: 1 prompt per round, at most 2 new
     # instructions per prompt, short instances.
     cfg = SelfInstructConfig(num_instructions=1000, max_rounds=2, prompts_per_round=1,

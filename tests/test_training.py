@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from selfguide import store, training
+from selfguide import store, train_data, train_loop, training
 from selfguide.configs.training import TrainConfig
+from selfguide.errors import DatasetError
 from selfguide.events import EventLog, read_events
+from selfguide.rundir import RunDir
 
 LABELS = ("positive", "negative")
 
@@ -28,10 +30,9 @@ def make_run(ws: Path, model_dir: Path, name: str = "r", n: int = 24, *,
         "test": [{"input": "this film was boring", "outputs": ["negative"], "id": "t1"},
                  {"input": "this movie was great and fun", "outputs": ["positive"], "id": "t2"},
                  {"input": "the cat sat on the mat", "outputs": ["negative"], "id": "t3"}]})
-    from selfguide.evaluation import load_task
     from selfguide.prompts import task_prompt
 
-    task = load_task(run)
+    task = RunDir(run).read_task(required=True)
     rows = []
     for i in range(n):
         pos = i % 2 == 0
@@ -61,12 +62,12 @@ def tensors(path: Path) -> dict:
 def test_masking_prompt_tokens_get_minus_100(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from selfguide.backends.hf import encode_prompt
+    from selfguide.backends.rendering import encode_prompt
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir, trust_remote_code=False)
     rec = {"id": "a", "prompt": "is this movie great", "completion": "positive"}
     for chat in (False, True):
-        feats = training.build_features(tok, [rec], chat=chat, max_length=64)
+        feats = train_data.build_features(tok, [rec], chat=chat, max_length=64)
         row = feats.rows[0]
         p_ids = encode_prompt(tok, rec["prompt"], chat)
         n_p = len(p_ids)
@@ -78,16 +79,16 @@ def test_masking_prompt_tokens_get_minus_100(tiny_model_dir):
     # long rows: dropped and reported, or the prompt's start is cut, or an error
     long = {"id": "long", "prompt": " ".join(["the cat sat on the mat"] * 20),
             "completion": "positive"}
-    feats = training.build_features(tok, [rec, long], chat=False, max_length=32)
+    feats = train_data.build_features(tok, [rec, long], chat=False, max_length=32)
     assert len(feats.rows) == 1 and feats.long_rows[0]["id"] == "long"
-    cut = training.build_features(tok, [long], chat=False, max_length=32, long_rows="truncate")
+    cut = train_data.build_features(tok, [long], chat=False, max_length=32, long_rows="truncate")
     assert len(cut.rows[0]["input_ids"]) == 32 and cut.rows[0]["labels"][-2] != -100
-    with pytest.raises(training.DatasetError, match="max_length"):
-        training.build_features(tok, [long], chat=False, max_length=32, long_rows="error")
+    with pytest.raises(DatasetError, match="max_length"):
+        train_data.build_features(tok, [long], chat=False, max_length=32, long_rows="error")
 
 
 def test_collator_pads_labels_with_minus_100():
-    batch = training.PadCollator(pad_id=1)([
+    batch = train_data.PadCollator(pad_id=1)([
         {"input_ids": [5, 6, 7], "labels": [-100, 6, 7], "attention_mask": [1, 1, 1]},
         {"input_ids": [5], "labels": [5], "attention_mask": [1]}])
     assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 1, 1]]
@@ -101,8 +102,8 @@ def test_completion_loss_matches_the_models_own_loss(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    assert training.supports_logits_to_keep(model)
-    batch = training.PadCollator(pad_id=0)([
+    assert train_loop.supports_logits_to_keep(model)
+    batch = train_data.PadCollator(pad_id=0)([
         {"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, -100, 8, 9, 10],
          "attention_mask": [1] * 6},
         {"input_ids": [11, 12, 13, 14], "labels": [-100, -100, 13, 14],
@@ -111,14 +112,14 @@ def test_completion_loss_matches_the_models_own_loss(tiny_model_dir):
     ref.backward()
     ref_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad()
-    loss, out = training.completion_loss(model, batch)
+    loss, out = train_loop.completion_loss(model, batch)
     assert out.logits.shape[0] == 5  # 3 + 2 answer positions, not 2 x 6 rows of logits
     assert torch.allclose(loss, ref, atol=1e-6)
     loss.backward()
     for n, p in model.named_parameters():
         assert torch.allclose(p.grad, ref_grads[n], atol=1e-6), n
     # gradient accumulation: the sum over the items of every accumulated batch
-    summed, _ = training.completion_loss(model, batch, num_items_in_batch=10)
+    summed, _ = train_loop.completion_loss(model, batch, num_items_in_batch=10)
     assert torch.allclose(summed, ref * 5 / 10, atol=1e-6)
 
 
@@ -221,6 +222,6 @@ def test_full_finetune_and_degenerate_dataset(workspace, tiny_model_dir):
         r["completion"] = r["label"] = "positive"
     store.atomic_write_text(bad / "dataset" / "train.jsonl",
                             "".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(training.DatasetError):
+    with pytest.raises(DatasetError):
         training.train(bad, TrainConfig(grad_accum=1, method="lora", max_steps=1))
     assert not (bad / "train" / "checkpoints").exists()  # refused before any training

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from selfguide import training
+from selfguide import train_loop, training
 from selfguide.config import from_dict, replace
 from selfguide.configs.training import PRESETS, TrainConfig
 from selfguide.errors import ConfigError, DatasetError
@@ -39,20 +39,20 @@ def test_presets_are_valid_and_precision_follows_method():
 
 
 def test_build_lora_config():
-    lc = training.build_lora_config(TrainConfig(lora_r=4, lora_alpha=8, lora_dropout=0.1))
+    lc = train_loop.build_lora_config(TrainConfig(lora_r=4, lora_alpha=8, lora_dropout=0.1))
     assert (lc.r, lc.lora_alpha, lc.lora_dropout) == (4, 8, 0.1)
     assert lc.target_modules == "all-linear" and lc.task_type == "CAUSAL_LM"
 
 
 def test_build_training_args(tmp_path):
     cfg = TrainConfig(epochs=2, learning_rate=1e-3, batch_size=4, grad_accum=2, seed=3)
-    args = training.build_training_args(cfg, tmp_path, has_val=True)
+    args = train_loop.build_training_args(cfg, tmp_path, has_val=True)
     assert args.eval_strategy == "epoch" and args.save_strategy == "epoch"
     assert args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
     assert (args.num_train_epochs, args.learning_rate, args.seed) == (2, 1e-3, 3)
     assert args.gradient_accumulation_steps == 2 and args.use_cpu
     assert args.report_to == [] or args.report_to in ("none", ["none"])
-    no_val = training.build_training_args(replace(cfg, save_strategy="steps", save_steps=5),
+    no_val = train_loop.build_training_args(replace(cfg, save_strategy="steps", save_steps=5),
                                           tmp_path, has_val=False)
     assert no_val.eval_strategy == "no" and not no_val.load_best_model_at_end
     assert no_val.save_strategy == "steps" and no_val.save_steps == 5

@@ -8,45 +8,13 @@ Implementations: ``hf`` (transformers, :mod:`selfguide.backends.hf`) and ``fake`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any
 
-from selfguide.config import SamplingConfig
+from selfguide.backends.base import Generator
 from selfguide.errors import ConfigError
 
-# on_result(prompt_index, completions) is called as soon as a prompt's n completions exist.
-ResultCallback = Callable[[int, list[str]], None]
-# progress(done_prompts, total_prompts, generated_tokens)
-ProgressCallback = Callable[[int, int, int], None]
-CancelFlag = Callable[[], bool]
-
-
-@runtime_checkable
-class Generator(Protocol):
-    """What every backend provides."""
-
-    name: str
-
-    def generate(self, prompts: Sequence[str], sampling: SamplingConfig, n: int = 1, *,
-                 chat: bool = False, on_result: ResultCallback | None = None,
-                 progress: ProgressCallback | None = None,
-                 cancel: CancelFlag | None = None) -> list[list[str]]:
-        """Return ``n`` completions per prompt (same order as ``prompts``).
-
-        ``chat`` wraps each prompt as a user message in the model's chat template (when it
-        has one). ``cancel`` is checked between batches and raises ``Cancelled``.
-        """
-        ...
-
-    def score_options(self, prompts: Sequence[str], options: Sequence[str], *,
-                      chat: bool = False) -> list[list[float]]:
-        """Total log-probability of each option as the continuation of each prompt."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """Number of tokens of ``text`` for this model."""
-        ...
-
+__all__ = ["Generator", "available", "get_generator", "register"]
 
 _REGISTRY: dict[str, Callable[..., Generator]] = {}
 
@@ -56,7 +24,13 @@ def register(name: str, factory: Callable[..., Generator]) -> None:
 
 
 def get_generator(name: str, **kwargs: Any) -> Generator:
-    """Create a registered backend by name (``hf`` loads a model: see ``models.load``)."""
+    """Create a registered backend by name: THE way to build a generator.
+
+    ``get_generator("hf", config=ModelConfig(...), batch_size=…)`` loads a model;
+    ``get_generator("hf", loaded=lm)`` wraps a loaded one (see
+    :meth:`selfguide.backends.hf.HFGenerator.from_config`); ``get_generator("fake",
+    script=…)`` is the scripted test backend.
+    """
     _ensure_builtin()
     if name not in _REGISTRY:
         raise ConfigError(f"Unknown backend {name!r}.",

@@ -253,6 +253,21 @@ class DecodeStats:
     row_steps: int = 0    # sum of batch rows over the forward passes (compute spent)
 
 
+def _take(tokens: list[int], ended: list[bool], live_rows: list[int], live: list[bool],
+          out: list[list[int]], budgets: list[int]) -> None:
+    """Append each live row's new token; a row ends at EOS (not kept) or at its budget."""
+    for b, tok in enumerate(tokens):
+        if not live[b]:
+            continue
+        if ended[b]:
+            live[b] = False
+            continue
+        r = live_rows[b]
+        out[r].append(tok)
+        if len(out[r]) >= budgets[r]:
+            live[b] = False
+
+
 def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[[Any], Any],
            eos: Sequence[int], stop: StopScanner | None = None,
            cancel: Callable[[], bool] | None = None, max_time: float | None = None,
@@ -275,17 +290,8 @@ def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[[Any], 
     t0 = last_poll = time.monotonic()
     while True:
         tokens = pick(logits)
-        ended = torch.isin(tokens, eos_t).tolist()
-        for b, tok in enumerate(tokens.tolist()):
-            r = live_rows[b]
-            if not live[b]:
-                continue
-            if ended[b]:
-                live[b] = False
-                continue
-            out[r].append(tok)
-            if len(out[r]) >= budgets[r]:
-                live[b] = False
+        _take(tokens.tolist(), torch.isin(tokens, eos_t).tolist(), live_rows, live, out,
+              budgets)
         if stop is not None:
             for b in stop.done(tokens, live_rows, live, out):
                 live[b] = False

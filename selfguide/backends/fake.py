@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from selfguide.backends import CancelFlag, ProgressCallback, ResultCallback
+from selfguide.backends.base import CancelFlag, ProgressCallback, ResultCallback
 from selfguide.config import SamplingConfig
 from selfguide.errors import Cancelled
 

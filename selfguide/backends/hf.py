@@ -27,7 +27,6 @@ torch/transformers are imported inside functions; importing this module is cheap
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import os
@@ -37,7 +36,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selfguide.backends import CancelFlag, ProgressCallback, ResultCallback
+from selfguide import seeding
+from selfguide.backends import hf_generate, scoring
+from selfguide.backends.base import CancelFlag, ProgressCallback, ResultCallback
+from selfguide.backends.rendering import cut_at_stop, encode_prompt
 from selfguide.config import ModelConfig, SamplingConfig, from_dict
 from selfguide.errors import Cancelled, ConfigError
 
@@ -54,34 +56,6 @@ _LOOP_OFF = {"repetition_penalty": (None, 1.0), "encoder_repetition_penalty": (N
              "sequence_bias": (None,), "min_p": (None,), "typical_p": (None, 1.0),
              "epsilon_cutoff": (None, 0.0), "eta_cutoff": (None, 0.0), "min_length": (None, 0),
              "min_new_tokens": (None, 0)}
-
-
-def render_prompt(tokenizer: Any, text: str, chat: bool) -> str:
-    """The exact model input text for a user prompt.
-
-    With ``chat`` and a tokenizer that has a chat template: ``text`` as one user message with
-    the generation prompt appended. Otherwise ``text`` unchanged. Tokenize the result with
-    :func:`encode_prompt` (no extra special tokens for chat text, which already has them).
-    """
-    if chat and getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": text}],
-                                             tokenize=False, add_generation_prompt=True)
-    return text
-
-
-def uses_chat(tokenizer: Any, chat: bool) -> bool:
-    """Whether :func:`render_prompt` applies the chat template for this tokenizer."""
-    return bool(chat and getattr(tokenizer, "chat_template", None))
-
-
-def encode_prompt(tokenizer: Any, text: str, chat: bool) -> list[int]:
-    """Token ids of ``render_prompt(tokenizer, text, chat)``.
-
-    Chat-rendered text already contains its special tokens (BOS etc.), so none are added;
-    plain text gets the tokenizer's usual special tokens.
-    """
-    rendered = render_prompt(tokenizer, text, chat)
-    return list(tokenizer(rendered, add_special_tokens=not uses_chat(tokenizer, chat))["input_ids"])
 
 
 @dataclass
@@ -140,15 +114,22 @@ class HFGenerator:
         return cls(lm.model, lm.tokenizer, batch_size=batch_size, info=lm.info, **kw)
 
     @classmethod
-    def from_config(cls, **kw: Any) -> HFGenerator:
-        """``backends.get_generator("hf", model=…, precision=…, batch_size=…)``."""
-        from selfguide.models import load_model
+    def from_config(cls, *, config: ModelConfig | None = None, loaded: Any = None,
+                    roots: Any = None, batch_size: int | None = None, **kw: Any) -> HFGenerator:
+        """The ``hf`` entry of the backend registry: ``backends.get_generator("hf", ...)``.
 
-        batch_size = kw.pop("batch_size", None)
-        roots = kw.pop("roots", None)
-        switches = {k: kw.pop(k) for k in ("prefix_cache", "decode_loop") if k in kw}
-        cfg = kw.pop("config", None) or from_dict(ModelConfig, kw)
-        return cls.from_loaded(load_model(cfg, roots=roots), batch_size=batch_size, **switches)
+        Wraps ``loaded`` (a :class:`selfguide.models.LoadedModel`), or loads ``config`` (a
+        ``ModelConfig``; else one built from the remaining ``ModelConfig`` fields in ``kw``,
+        e.g. ``model=…, precision=…``) with ``roots``. ``kw`` may also carry the switches
+        ``prefix_cache``, ``decode_loop`` and ``max_batch_tokens``.
+        """
+        switches = {k: kw.pop(k) for k in ("prefix_cache", "decode_loop", "max_batch_tokens")
+                    if k in kw}
+        if loaded is None:
+            from selfguide.models import load_model
+
+            loaded = load_model(config or from_dict(ModelConfig, kw), roots=roots)
+        return cls.from_loaded(loaded, batch_size=batch_size, **switches)
 
     # ------------------------------------------------------------------ helpers
     def count_tokens(self, text: str) -> int:
@@ -214,32 +195,6 @@ class HFGenerator:
             mask[r, width - len(s):] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _stop_strings(self, stop: tuple[str, ...], prompt_width: int) -> Any:
-        stop = tuple(s for s in stop if s)
-        return _stop_string_criteria(self.tokenizer, stop, prompt_width) if stop else None
-
-    def _generation_config(self, sampling: SamplingConfig, max_new_tokens: int) -> Any:
-        import copy
-
-        gc = copy.deepcopy(self.model.generation_config)
-        gc.max_new_tokens = max_new_tokens
-        gc.max_length = None
-        gc.min_new_tokens = None
-        gc.num_return_sequences = 1
-        gc.num_beams = 1
-        gc.pad_token_id = self.tokenizer.pad_token_id
-        gc.eos_token_id = sorted(self.eos_ids) or None
-        gc.max_time = sampling.max_time
-        if sampling.greedy:
-            gc.do_sample = False
-            gc.temperature, gc.top_p, gc.top_k = None, None, None
-        else:
-            gc.do_sample = True
-            gc.temperature = sampling.temperature
-            gc.top_p = sampling.top_p
-            gc.top_k = sampling.top_k or None
-        return gc
-
     # ------------------------------------------------------------------ generate
     def generate(self, prompts: Sequence[str], sampling: SamplingConfig | None = None, n: int = 1,
                  *, chat: bool = False, on_result: ResultCallback | None = None,
@@ -284,8 +239,8 @@ class HFGenerator:
             if loop:
                 texts, ntok = self._loop_batch(batch, sampling, decode_n, cancel, b, prefix)
             else:
-                texts, ntok = self._generate_batch(batch, sampling, decode_n, cancel,
-                                                   seed_offset=b)
+                texts, ntok = hf_generate.generate_batch(self, batch, sampling, decode_n,
+                                                         cancel, seed_offset=b)
             if cancel is not None and cancel():
                 raise Cancelled(f"Generation cancelled after {done} of {len(prompts)} prompts.")
             tokens += ntok
@@ -302,41 +257,9 @@ class HFGenerator:
         self.stats.update(generated_tokens=tokens, seconds=round(time.time() - t0, 4))
         return [r if r is not None else [] for r in results]
 
-    def _generate_batch(self, batch: _Batch, sampling: SamplingConfig, n: int,
-                        cancel: CancelFlag | None, seed_offset: int) -> tuple[list[str], int]:
-        import torch
-        from transformers import StoppingCriteriaList
-
-        input_ids, mask = self._pad_left(batch.ids)
-        width = input_ids.shape[1]
-        # _encode_all leaves room for >= 1 new token; max() is only a guard
-        max_new = max(1, min(sampling.max_new_tokens, self.context_length - width))
-        gc = self._generation_config(sampling, max_new)
-        stop = self._stop_strings(sampling.stop, width)
-        criteria = StoppingCriteriaList([c for c in (stop, _cancel_criteria(cancel)) if c])
-        kwargs: dict[str, Any] = {}
-        with torch.inference_mode(), _seeded(sampling.seed + seed_offset, self.device):
-            if n > 1 and width > 1:
-                # One prefill for the n samples: run all but the last prompt token once,
-                # repeat the cache n times, and let generate continue from it.
-                t = time.time()
-                cache = self._prefill(input_ids[:, :-1], mask[:, :-1])
-                cache.batch_repeat_interleave(n)
-                self.stats["prefill_seconds"] = self.stats.get("prefill_seconds", 0.0) + (
-                    time.time() - t)
-                kwargs["past_key_values"] = cache
-                input_ids = input_ids.repeat_interleave(n, dim=0)
-                mask = mask.repeat_interleave(n, dim=0)
-            elif n > 1:
-                input_ids = input_ids.repeat_interleave(n, dim=0)
-                mask = mask.repeat_interleave(n, dim=0)
-            out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=gc,
-                                      stopping_criteria=criteria, **kwargs)
-        return self._decode(out[:, width:], sampling.stop)
-
     # ------------------------------------------------------------------ own decode loop
     def _use_loop(self, sampling: SamplingConfig) -> bool:
-        gc = self._generation_config(sampling, sampling.max_new_tokens)
+        gc = hf_generate.generation_config(self, sampling, sampling.max_new_tokens)
         return self.decode_loop and all(getattr(gc, k, None) in off
                                         for k, off in _LOOP_OFF.items())
 
@@ -367,7 +290,7 @@ class HFGenerator:
         pick = decoding.token_picker(sampling.greedy, sampling.temperature, sampling.top_k,
                                      sampling.top_p)
         dstats = decoding.DecodeStats()
-        with torch.inference_mode(), _seeded(sampling.seed + seed_offset, self.device):
+        with torch.inference_mode(), seeding.seeded(sampling.seed + seed_offset, self.device):
             t = time.time()
             rows = decoding.prefill(self.model, batch.ids, prefix, self.tokenizer.pad_token_id,
                                     self.device, self._pass_positions, room=max(budgets))
@@ -396,28 +319,8 @@ class HFGenerator:
             self._scanners[stop] = decoding.StopScanner(self.tokenizer, stop, vocab, self.device)
         return self._scanners[stop]
 
-    # ------------------------------------------------------------------ model.generate path
-    def _prefill(self, ids: Any, mask: Any) -> Any:
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.model.config)
-        self.model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True,
-                   logits_to_keep=1, **self._positions(_position_ids(mask)))
-        return cache
-
     def _positions(self, pos: Any) -> dict:
         return {"position_ids": pos} if self._pass_positions else {}
-
-    def _decode(self, new_tokens: Any, stop: tuple[str, ...]) -> tuple[list[str], int]:
-        eos = self.eos_ids
-        texts, count = [], 0
-        for row in new_tokens.tolist():
-            cut = next((j for j, t in enumerate(row) if t in eos), len(row))
-            row = row[:cut]
-            text = self.tokenizer.decode(row, skip_special_tokens=True)
-            texts.append(cut_at_stop(text, stop))
-            count += len(row) - _trailing(row, self.tokenizer.pad_token_id)
-        return texts, count
 
     # ------------------------------------------------------------------ scoring
     def score_options(self, prompts: Sequence[str], options: Sequence[str], *,
@@ -432,83 +335,7 @@ class HFGenerator:
         if not prompts or not options:
             return [[] for _ in prompts]
         with self._lock:
-            return self._score(prompts, options, chat)
-
-    def _score(self, prompts: list[str], options: list[str], chat: bool) -> list[list[float]]:
-        import torch
-
-        opt_ids = [list(self.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in options]
-        longest = max(len(o) for o in opt_ids)
-        ids, _ = self._encode_all(prompts, chat, max(1, longest))
-        ids = [p[-max(1, self.context_length - longest):] for p in ids]
-        scores: list[list[float]] = [[0.0] * len(options) for _ in prompts]
-        if longest == 0:
-            return scores
-        with torch.inference_mode():
-            prefix = self._shared_prefix(ids)
-            for batch in self._batches(ids, len(options)):
-                block = self._score_batch(batch, opt_ids, prefix)
-                for k, idx in enumerate(batch.indices):
-                    scores[idx] = block[k]
-        return scores
-
-    def _score_batch(self, batch: _Batch, opt_ids: list[list[int]], prefix: Any = None
-                     ) -> list[list[float]]:
-        import torch
-
-        from selfguide.backends import decoding
-
-        k_opts = len(opt_ids)
-        rows = decoding.prefill(self.model, batch.ids, prefix, self.tokenizer.pad_token_id,
-                                self.device, self._pass_positions,
-                                room=max(len(o) for o in opt_ids))
-        cache, mask, n_p = rows.cache, rows.mask, rows.mask.shape[0]
-        first_lp = torch.log_softmax(rows.logits, dim=-1)                 # [P, V]
-        width_o = max(len(o) for o in opt_ids)
-        pad = self.tokenizer.pad_token_id
-        o_ids = torch.full((k_opts, width_o), pad, dtype=torch.long)
-        o_mask = torch.zeros((k_opts, width_o), dtype=torch.long)
-        for j, o in enumerate(opt_ids):
-            if o:
-                o_ids[j, :len(o)] = torch.tensor(o)
-                o_mask[j, :len(o)] = 1
-        o_ids, o_mask = o_ids.to(self.device), o_mask.to(self.device)
-        out = [[0.0] * k_opts for _ in range(n_p)]
-        for j, o in enumerate(opt_ids):  # first option token, predicted by the prompt's last
-            if o:
-                for r in range(n_p):
-                    out[r][j] = float(first_lp[r, o[0]])
-        if width_o < 2:
-            return out
-        cache.batch_repeat_interleave(k_opts)
-        rows_ids = o_ids.repeat(n_p, 1)                                   # [P*K, W]
-        rows_mask = torch.cat([mask.repeat_interleave(k_opts, 0), o_mask.repeat(n_p, 1)], dim=1)
-        start = rows.pos.repeat_interleave(k_opts).unsqueeze(1)            # prompt lengths
-        rows_pos = start + torch.arange(width_o, device=self.device).unsqueeze(0)
-        logits = self.model(input_ids=rows_ids, attention_mask=rows_mask, use_cache=True,
-                            **decoding.cache_kw(self.model, cache),
-                            **self._positions(rows_pos)).logits[:, :-1]
-        lp = torch.log_softmax(logits.float(), dim=-1)
-        target = rows_ids[:, 1:]
-        tok_lp = lp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * o_mask.repeat(n_p, 1)[:, 1:]
-        rest = tok_lp.sum(dim=1).view(n_p, k_opts)
-        for r in range(n_p):
-            for j in range(k_opts):
-                out[r][j] += float(rest[r, j])
-        return out
-
-
-# --------------------------------------------------------------------------- small helpers
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """``text`` up to the earliest occurrence of any stop string."""
-    cut = len(text)
-    for s in stop:
-        if s:
-            i = text.find(s)
-            if 0 <= i < cut:
-                cut = i
-    return text[:cut]
+            return scoring.score(self, prompts, options, chat)
 
 
 def _switch(value: bool | None, env: str) -> bool:
@@ -517,86 +344,3 @@ def _switch(value: bool | None, env: str) -> bool:
     if value is not None:
         return bool(value)
     return os.environ.get(env, "1").strip().lower() not in ("0", "false", "off", "no")
-
-
-def _trailing(row: list[int], pad: int | None) -> int:
-    k = 0
-    for t in reversed(row):
-        if t != pad:
-            break
-        k += 1
-    return k
-
-
-def _position_ids(mask: Any) -> Any:
-    """Positions for a left-padded batch, as ``generate`` computes them."""
-    pos = mask.long().cumsum(-1) - 1
-    return pos.masked_fill(mask == 0, 0)
-
-
-def _stop_string_criteria(tokenizer: Any, stop: tuple[str, ...], prompt_width: int) -> Any:
-    """A stopping criterion: a row is done once its generated text contains a stop string.
-
-    Only the last few generated tokens are decoded each step (enough to cover the longest
-    stop string), so the cost does not grow with the completion. transformers'
-    ``StopStringCriteria`` is not used: it assumes tokenizer vocabularies it can clean and
-    fails on others (e.g. WordLevel).
-    """
-    import torch
-    from transformers import StoppingCriteria
-
-    window = max(len(s) for s in stop) + 8
-
-    class _Stop(StoppingCriteria):
-        def __init__(self):
-            self.done: torch.Tensor | None = None
-
-        def __call__(self, input_ids, scores, **kwargs):
-            rows = input_ids.shape[0]
-            if self.done is None or self.done.shape[0] != rows:
-                self.done = torch.zeros(rows, dtype=torch.bool, device=input_ids.device)
-            new = input_ids[:, prompt_width:]
-            if new.shape[1] == 0:
-                return self.done.clone()
-            tails = new[:, -window:].tolist()
-            for r in range(rows):
-                if not self.done[r]:
-                    text = tokenizer.decode(tails[r], skip_special_tokens=True)
-                    if any(s in text for s in stop):
-                        self.done[r] = True
-            return self.done.clone()
-
-    return _Stop()
-
-
-def _cancel_criteria(cancel: CancelFlag | None) -> Any:
-    """Stop decoding every row once ``cancel()`` is true (polled at most every 0.2 s)."""
-    if cancel is None:
-        return None
-    import torch
-    from transformers import StoppingCriteria
-
-    class _Cancel(StoppingCriteria):
-        last = 0.0
-
-        def __call__(self, input_ids, scores, **kwargs):
-            now = time.monotonic()
-            flag = False
-            if now - self.last >= 0.2:
-                self.last = now
-                flag = bool(cancel())
-            return torch.full((input_ids.shape[0],), flag, dtype=torch.bool,
-                              device=input_ids.device)
-
-    return _Cancel()
-
-
-@contextlib.contextmanager
-def _seeded(seed: int, device: str):
-    """Seed torch for one batch without disturbing the caller's global RNG state."""
-    import torch
-
-    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield

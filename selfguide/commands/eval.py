@@ -42,19 +42,17 @@ def run(args: argparse.Namespace) -> int:
     from selfguide import evaluation, jobs, store
     from selfguide.config import from_dict, overrides_from_args
     from selfguide.configs.evaluation import EvalConfig
+    from selfguide.rundir import RunDir
 
     cfg = from_dict(EvalConfig, overrides_from_args(args, EvalConfig))
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
     jobs.check_inputs_idle(run_dir, "eval")
-    evaluation.examples_for(run_dir, evaluation.load_task(run_dir), args.test)  # fail early
-    store.set_stage(run_dir, "eval", "running")
-    try:
-        with jobs.worker(run_dir, "eval") as events:
-            summary = evaluation.evaluate(run_dir, cfg, test_file=args.test, events=events)
-    except BaseException:
-        store.set_stage(run_dir, "eval", "failed")
-        raise
-    store.set_stage(run_dir, "eval", "done", metric=summary["metric"],
-                    before=summary.get("before"), after=summary["after"])
+    task = RunDir(run_dir).read_task(required=True)
+    evaluation.examples_for(run_dir, task, args.test)  # fail early
+    # The worker writes the manifest's eval stage (running, then done/failed) with the job.
+    with jobs.worker(run_dir, "eval", manifest=True) as events:
+        summary = evaluation.evaluate(run_dir, cfg, test_file=args.test, events=events)
+        events.record(metric=summary["metric"], before=summary.get("before"),
+                      after=summary["after"])
     print_summary(args.run, summary)
     return 0

@@ -84,8 +84,8 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide.events import Progress
-    from selfguide.models import load_generator
+    from selfguide import backends
+    from selfguide.events import Progress, delta_progress
 
     if not 1 <= args.n <= 64:
         raise ConfigError(f"Invalid value for 'n': {args.n} (must be in 1..64).")
@@ -97,18 +97,13 @@ def run(args: argparse.Namespace) -> int:
     if args.no_chat:
         model_cfg = replace(model_cfg, chat=False)
     sampling = from_dict(SamplingConfig, overrides_from_args(args, SamplingConfig))
-    gen = load_generator(model_cfg, batch_size=args.batch_size)
+    gen = backends.get_generator("hf", config=model_cfg, batch_size=args.batch_size)
     err = None if args.quiet else sys.stderr
     if err is not None and gen.info is not None:
         print(f"model: {gen.info.summary()}", file=err)
     bar = Progress("generate", len(prompts), unit="prompts", stream=err)
-    state = {"done": 0, "tokens": 0}
-
-    def progress(done: int, total: int, tokens: int) -> None:
-        bar.update(done - state["done"], tokens=tokens - state["tokens"])
-        state.update(done=done, tokens=tokens)
-
-    outs = gen.generate(prompts, sampling, n=args.n, chat=model_cfg.chat, progress=progress)
+    outs = gen.generate(prompts, sampling, n=args.n, chat=model_cfg.chat,
+                        progress=delta_progress(bar))
     bar.close()
     for i, (prompt, comps) in enumerate(zip(prompts, outs)):
         if args.json:

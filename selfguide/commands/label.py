@@ -19,11 +19,11 @@ import argparse
 import csv
 import io
 import json
-import zlib
 from collections import Counter
 from pathlib import Path
 
 from selfguide.errors import DatasetError
+from selfguide.seeding import derive_seed as _seed
 
 NAME = "label"
 HELP = "Label inputs as SELF-GUIDE stage 2 would; with references, print label accuracy."
@@ -99,12 +99,9 @@ def read_inputs(path: Path) -> list[dict]:
     return rows
 
 
-def _seed(*parts: object) -> int:
-    return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
-
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import models, store
+    from selfguide import backends, store
     from selfguide.config import ModelConfig, overrides_from_args, replace
     from selfguide.evaluation import select_examples
     from selfguide.methods.selfguide.config import preset
@@ -123,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or store.workspace_dir() / "labels" / f"{task.name}.jsonl"
     if out.is_symlink() or (out.exists() and not out.is_file()):
         raise DatasetError(f"{out} exists and is not a regular file; refusing to replace it.")
-    generator = models.load_generator(model)
+    generator = backends.get_generator("hf", config=model)
     result = label_rows(task, rows, generator, synth, filters, chat=model.chat)
     store.atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n"
                                          for r in result["rows"]))

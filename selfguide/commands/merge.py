@@ -16,11 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import jobs, store, training
+    from selfguide import adapters, jobs, store
 
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
     jobs.check_inputs_idle(run_dir, "merge")
-    out = training.merge(run_dir, args.out)
+    out = adapters.merge(run_dir, args.out)
     write_model_card(run_dir, out)
     print(f"merged model written to {out}")
     return 0

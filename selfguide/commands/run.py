@@ -70,18 +70,19 @@ def validate_early(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from selfguide import compare, store
+    from selfguide import compare, runnames, store
+    from selfguide.rundir import RunDir
 
-    name = args.run or store.slugify_run_name(Path(args.task).stem)
-    store.validate_run_name(name)
+    name = args.run or runnames.slugify_run_name(Path(args.task).stem)
+    runnames.validate_run_name(name)
     validate_early(args)
     t0 = time.time()
     syn = ["synthesize", args.task, "--run", name]
     if _accepts("synthesize", "--preset"):
         syn += ["--preset", args.preset]
     _stage(syn)
-    run_dir = store.resolve_run_dir(name, must_exist=True)
-    if not (run_dir / "dataset" / "train.jsonl").is_file() and _accepts("filter", "--run"):
+    run = RunDir.named(name, must_exist=True)
+    if not run.has_dataset() and _accepts("filter", "--run"):
         _stage(["filter", "--run", name])  # synthesize normally filters and writes the dataset
     _stage(["train", "--run", name, "--preset", args.preset])
     ev = ["eval", "--run", name, "--limit",
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     _stage(ev)
     print(f"\n== {name}: done in {time.time() - t0:.0f}s ==")
     print(compare.format_table(compare.load_rows([name])))
-    label = compare.label_table(store.read_json(run_dir / "eval" / "metrics.json") or {})
+    label = compare.label_table(store.read_json(run.metrics_file) or {})
     if label:
         print(label)
     return 0

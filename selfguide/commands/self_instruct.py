@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     run_copy = RunDir(run_dir).seed_tasks_file
     seed_path = args.seed_tasks or (run_copy if run_copy.is_file() else None)
     seeds = load_seed_tasks(seed_path)
-    from selfguide.models import resolve_model
+    from selfguide.model_ref import resolve_model
 
     resolve_model(model.model, trust_remote_code=model.trust_remote_code)  # before any write
     existed = run_dir.exists()
@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     try:
         with jobs.worker(run_dir, selfinstruct_pipeline.STAGE) as events:
-            from selfguide.models import load_generator
+            from selfguide import backends
 
-            gen = load_generator(model)
+            gen = backends.get_generator("hf", config=model)
             report = selfinstruct_pipeline.run_self_instruct(
                 run_dir, gen, seeds, cfg, fcfg, model=model, events=events)
             if not report.get("train"):

@@ -130,7 +130,7 @@ def _check_selfguide_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from selfguide import jobs, store
+    from selfguide import jobs, runnames, store
     from selfguide.errors import DatasetError
     from selfguide.methods.selfguide import pipeline as selfguide_pipeline
     from selfguide.methods.selfguide.report import format_report
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     _check_selfguide_args(args)
     task = load_task(args.task, instruction=args.instruction)
     synth, filters, model = configs_from_args(args)
-    name = args.run or store.slugify_run_name(Path(args.task).stem)
+    name = args.run or runnames.slugify_run_name(Path(args.task).stem)
     run_dir = store.resolve_run_dir(name)
     # Everything that can be checked is checked before the run directory exists.
     fit = preflight(task, model, args.preset)

@@ -42,16 +42,12 @@ def run(args: argparse.Namespace) -> int:
     jobs.check_inputs_idle(run_dir, "train")
     training.preflight(run_dir, cfg)  # dataset, model, memory: refuse before "running"
 
-    store.set_stage(run_dir, "train", "running", config_hash=store.config_hash(to_dict(cfg)))
-    try:
-        with jobs.worker(run_dir, "train") as events:
-            res = training.train(run_dir, cfg, events=events)
-    except BaseException:
-        store.set_stage(run_dir, "train", "failed")
-        raise
-    m = res.metrics
-    store.set_stage(run_dir, "train", "done", rows=m["rows"], steps=m["steps"],
-                    train_loss=m["train_loss"])
+    # The worker writes the manifest's train stage (running, then done/failed) with the job.
+    with jobs.worker(run_dir, "train", manifest=True,
+                     config_hash=store.config_hash(to_dict(cfg))) as events:
+        res = training.train(run_dir, cfg, events=events)
+        m = res.metrics
+        events.record(rows=m["rows"], steps=m["steps"], train_loss=m["train_loss"])
     print(f"trained {m['steps']} steps on {m['rows']} rows ({m['long_rows']} too long, "
           f"{m['val_rows']} held back) - loss {m['train_loss']:.4f}, "
           f"{m['tokens_per_s']} tok/s, best {m['best_checkpoint'] or 'last'}; "

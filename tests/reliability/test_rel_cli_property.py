@@ -147,15 +147,16 @@ def _no_model(*args, **kwargs):
 
 
 def test_every_command_survives_hostile_arguments(cli_world, monkeypatch):
-    from selfguide import models, trainfit
+    from selfguide import backends, model_convert, models, trainfit
 
     fx, ws = cli_world
     monkeypatch.setenv(store.WORKSPACE_ENV, str(ws))
     sandbox = ws.parent / "cwd"  # relative output paths land here, never in the repo
     sandbox.mkdir(exist_ok=True)
     monkeypatch.chdir(sandbox)
-    for fn in ("load_model", "load_generator", "convert_gguf"):
-        monkeypatch.setattr(models, fn, _no_model)
+    for mod, fn in ((models, "load_model"), (backends, "get_generator"),
+                    (model_convert, "convert_gguf")):
+        monkeypatch.setattr(mod, fn, _no_model)
     monkeypatch.setattr(trainfit, "check_rows_fit", lambda *a, **k: trainfit.RowFit(
         0, 0, 0, None))
     before = _snapshot(fx)

@@ -17,6 +17,7 @@ import pytest
 
 from selfguide import cli, jobs, store
 from selfguide.errors import ResourceError
+from selfguide.jobs import state as job_state
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = {"name": "sent", "instruction": "Is the review positive or negative?",
@@ -127,9 +128,9 @@ def test_train_bounds_refused_before_anything(run_with_data, capsys, argv, field
                                   ["-n", "100000"], ["--batch-size", "0"],
                                   ["--top-k", "1e30"], ["--max-time", "inf"]])
 def test_generate_bounds(capsys, monkeypatch, argv):
-    from selfguide import models
+    from selfguide import backends
 
-    monkeypatch.setattr(models, "load_generator", _no_model)
+    monkeypatch.setattr(backends, "get_generator", _no_model)
     rc, _ = _main(["generate", "-p", "hi", *argv], capsys)
     assert rc == 2
 
@@ -241,9 +242,9 @@ def test_corrupt_weights_and_gguf_are_errors(tmp_path, tiny_model_dir, capsys, r
 # --------------------------------------------------------------------------- 4. misc tracebacks
 
 def test_prompts_file_dir_device_missing(capsys, monkeypatch, tmp_path):
-    from selfguide import models
+    from selfguide import backends
 
-    monkeypatch.setattr(models, "load_generator", _no_model)
+    monkeypatch.setattr(backends, "get_generator", _no_model)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for path in ("/etc", "/dev/zero", fifo, tmp_path / "missing.txt"):
@@ -281,7 +282,7 @@ def live_synthesis(run_with_data):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     jdir = jobs.job_dir(run_with_data, "synthesize")
     jdir.mkdir(parents=True)
-    jobs._write_status(jdir, {"state": "running", "pid": child.pid, "heartbeat": time.time(),
+    job_state._write_status(jdir, {"state": "running", "pid": child.pid, "heartbeat": time.time(),
                               "create_time": psutil.Process(child.pid).create_time(),
                               "heartbeat_interval": 60})
     yield child
@@ -320,9 +321,9 @@ def test_filter_with_no_candidates_fails_and_is_not_done(run_with_data, capsys):
 # --------------------------------------------------------------------------- 6, 8, 9. early checks
 
 def test_run_validates_eval_options_before_synthesis(workspace, capsys, monkeypatch):
-    from selfguide import models
+    from selfguide import backends
 
-    monkeypatch.setattr(models, "load_generator", _no_model)
+    monkeypatch.setattr(backends, "get_generator", _no_model)
     t0 = time.time()
     for extra in (["--limit", "-1"], ["--test", "/nonexistent"]):
         rc, err = _main(["run", REPO / "examples" / "sentiment.json", *extra], capsys)
@@ -350,13 +351,13 @@ def test_rows_that_cannot_fit_are_refused_before_synthesis(workspace, tmp_path, 
                                                           tiny_model_dir, monkeypatch):
     """Item 9: long demos (every row carries instruction + demos) against the model's
     context, found before any generation; the run folder is not created."""
-    from selfguide import models
+    from selfguide import backends
     from selfguide.config import ModelConfig
     from selfguide.configs.training import TrainConfig
     from selfguide.task import TaskSpec
     from selfguide.trainfit import check_rows_fit
 
-    monkeypatch.setattr(models, "load_generator", _no_model)
+    monkeypatch.setattr(backends, "get_generator", _no_model)
     long = dict(TASK, examples=[{"input": " ".join(["the cat sat on the mat"] * 20),
                                  "output": lab} for lab in ("positive", "negative",
                                                             "positive")])
@@ -383,7 +384,7 @@ def test_runs_shows_interrupted_after_kill9(run_with_data, capsys):
     jdir.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    jobs._write_status(jdir, {"state": "running", "pid": dead.pid, "heartbeat": time.time()})
+    job_state._write_status(jdir, {"state": "running", "pid": dead.pid, "heartbeat": time.time()})
     rc, out = _main(["runs", "--json"], capsys)
     assert rc == 0 and json.loads(out)[0]["stages"]["synthesize"] == "interrupted"
 

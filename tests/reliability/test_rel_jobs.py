@@ -23,6 +23,7 @@ from hypothesis import strategies as hst
 
 from selfguide import jobs, store
 from selfguide.errors import JobAlreadyRunning
+from selfguide.jobs import state as job_state
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -257,7 +258,7 @@ def test_stale_heartbeat_marks_interrupted_but_blocks_a_second_start(run_dir):
     wait_for(lambda: state(run_dir) == "running", timeout=20)
     # "running" is written inside the start lock: let the worker leave that block first
     # (on a loaded machine a stop right after the write would freeze it holding the lock)
-    with jobs._lock(jobs.job_dir(run_dir, "synthesize"), timeout=20):
+    with job_state._lock(jobs.job_dir(run_dir, "synthesize"), timeout=20):
         pass
     os.kill(st.pid, signal.SIGSTOP)  # hung: alive, but no heartbeat
     try:
@@ -331,7 +332,7 @@ def test_exit_recorded_without_a_worker(run_dir, monkeypatch, argv, want, needle
     """Seen from another process (no Popen to ask), the state still comes from the child's
     own exit record, not from guessing."""
     jobs.start(run_dir, "misc", argv, env=CHILD_ENV)
-    monkeypatch.setattr(jobs, "_CHILDREN", {})
+    monkeypatch.setattr(job_state, "_CHILDREN", {})
     st = wait_for(lambda: (s := jobs.status(run_dir, "misc")).done and s, timeout=30)
     assert st.state == want
     if needle:
@@ -361,4 +362,52 @@ def test_last_progress_event_read_from_the_end(events, tail, chunk):
         path = Path(d) / "events.jsonl"
         path.write_bytes(body + tail)
         want = [e for e in events if isinstance(e, dict) and e["type"] == "progress"]
-        assert jobs._last_event(path, "progress", chunk=chunk) == (want[-1] if want else None)
+        assert job_state._last_event(path, "progress", chunk=chunk) == (want[-1] if want else None)
+
+
+# --------------------------------------------------------------------------- stage lifecycle
+
+def _stage(run_dir, stage):
+    return store.read_manifest(run_dir).get("stages", {}).get(stage) or {}
+
+
+def test_worker_owns_the_manifest_stage_with_the_job_status(run_dir):
+    """``manifest=True``: the worker writes the manifest stage and status.json together:
+    running (with its info) while the body runs, then done plus what the body recorded."""
+    with jobs.worker(run_dir, "train", manifest=True, config_hash="abc") as events:
+        assert _stage(run_dir, "train")["status"] == "running"
+        assert _stage(run_dir, "train")["config_hash"] == "abc"
+        assert jobs.status(run_dir, "train").state == "running"
+        events.record(rows=3, steps=2)
+    entry = _stage(run_dir, "train")
+    assert entry["status"] == "done" and entry["rows"] == 3 and entry["config_hash"] == "abc"
+    assert jobs.status(run_dir, "train").state == "finished"
+
+
+@pytest.mark.parametrize("exc,job_state_want", [(RuntimeError("boom"), "failed"),
+                                                (KeyboardInterrupt(), "cancelled")])
+def test_worker_marks_the_manifest_stage_failed_on_error_or_cancel(run_dir, exc,
+                                                                   job_state_want):
+    with pytest.raises(type(exc)):
+        with jobs.worker(run_dir, "eval", manifest=True) as events:
+            events.record(metric="accuracy")  # dropped: the stage did not finish
+            raise exc
+    entry = _stage(run_dir, "eval")
+    assert entry["status"] == "failed" and "metric" not in entry
+    assert jobs.status(run_dir, "eval").state == job_state_want
+
+
+def test_worker_without_manifest_leaves_the_manifest_alone(run_dir):
+    with jobs.worker(run_dir, "export-model"):
+        pass
+    assert _stage(run_dir, "export-model") == {}
+
+
+def test_a_refused_worker_does_not_touch_the_manifest(run_dir):
+    launch(run_dir, "sleep", stage="train")
+    wait_for(lambda: state(run_dir, "train") == "running")
+    store.set_stage(run_dir, "train", "done", rows=1)
+    with pytest.raises(JobAlreadyRunning):
+        with jobs.worker(run_dir, "train", manifest=True):
+            pass
+    assert _stage(run_dir, "train")["status"] == "done"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from selfguide import models, store
+from selfguide import model_ref, models, store
 from selfguide.config import ModelConfig, SamplingConfig, from_dict
 from selfguide.errors import (
     AdapterMismatch,
@@ -101,7 +101,7 @@ def test_model_path_preflight_makes_no_transformers_call(tmp_path, tiny_model_di
     cases = _bad_model_refs(tmp_path, tiny_model_dir)
     for ref, err, roots in cases:
         with pytest.raises(err) as info:
-            models.resolve_model(ref, roots=roots)
+            model_ref.resolve_model(ref, roots=roots)
         assert "Hint:" in str(info.value) or ref.strip() in str(info.value) or err is \
             UnsupportedModel
         if ref.strip():
@@ -150,7 +150,7 @@ def adapter_run(workspace, tiny_model_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from selfguide.training import ADAPTER_MANIFEST
+    from selfguide.rundir import ADAPTER_MANIFEST
 
     run = store.resolve_run_dir("adapter-run", create=True)
     store.atomic_write_json(run / "config.json", {"model": {"model": str(tiny_model_dir),
@@ -174,10 +174,10 @@ def adapter_run(workspace, tiny_model_dir):
 def test_adapter_round_trip_exact_and_mismatch_refused(adapter_run, tmp_path, tiny_model_dir):
     import torch
 
-    from selfguide import evaluation
+    from selfguide import adapters
 
     run, adir, ids, want = adapter_run
-    _, tuned = evaluation.load_tuned(run, precision="fp32")
+    _, tuned = adapters.load_tuned(run, precision="fp32")
     with torch.no_grad():
         got = tuned(input_ids=ids).logits
     assert (got - want).abs().max().item() == 0.0
@@ -190,12 +190,12 @@ def test_adapter_round_trip_exact_and_mismatch_refused(adapter_run, tmp_path, ti
     store.atomic_write_json(run / "config.json", {"model": {"model": str(other),
                                                             "device": "cpu"}})
     with pytest.raises(AdapterMismatch, match="different base"):
-        evaluation.load_tuned(run, precision="fp32")
+        adapters.load_tuned(run, precision="fp32")
 
 
 @pytest.mark.parametrize("decoy", [False, True], ids=["bin-only", "bin-plus-decoy"])
 def test_pickle_adapter_refused(adapter_run, tmp_path, decoy):
-    from selfguide import evaluation
+    from selfguide import adapters
 
     run, adir, _, _ = adapter_run
     marker = tmp_path / "PWNED-adapter"
@@ -204,7 +204,7 @@ def test_pickle_adapter_refused(adapter_run, tmp_path, decoy):
     if decoy:  # a stray safetensors file must not make PEFT fall back to the .bin
         (adir / "notes.safetensors").write_bytes(b"")
     with pytest.raises(ModelError):
-        evaluation.load_tuned(run, precision="fp32")
+        adapters.load_tuned(run, precision="fp32")
     assert not marker.exists()
 
 

@@ -184,8 +184,8 @@ def run_synthesis(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisCo
     model = model or ModelConfig()
     prepare_run(run_dir, task, synth, filters, model, overwrite=overwrite)
     if generator is None:
-        from selfguide import models
+        from selfguide import backends
 
-        generator = models.load_generator(model)
+        generator = backends.get_generator("hf", config=model)
     return synthesize(run_dir, task, synth, generator, filters=filters, chat=model.chat,
                       events=events, cancel=cancel, on_item=on_item, stream=stream)

@@ -24,13 +24,12 @@ import dataclasses
 import os
 import random
 import sys
-import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from selfguide import store
 from selfguide.config import SamplingConfig
-from selfguide.events import EventLog, Progress
+from selfguide.events import EventLog, Progress, delta_progress
 from selfguide.methods.candidates import unique
 from selfguide.methods.checks import text_key
 from selfguide.methods.selfguide import labelling
@@ -40,6 +39,7 @@ from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_
 from selfguide.methods.selfguide.table import build_table
 from selfguide.parsing import parse_input
 from selfguide.rundir import as_run
+from selfguide.seeding import derive_seed as _seed
 from selfguide.task import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,10 +51,6 @@ ItemCallback = Callable[[dict], None]
 
 def row_id(round_: int, prompt: int) -> str:
     return f"r{round_:03d}-p{prompt:03d}"
-
-
-def _seed(*parts: Any) -> int:
-    return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 # --------------------------------------------------------------------------- token budgets
@@ -70,17 +66,6 @@ def _budget(generator: Generator, texts: list[str], configured: int, *, floor: i
 def _stream(stream: Any) -> Any:
     """``...`` means "stderr at call time" (so test capture and redirection work)."""
     return sys.stderr if stream is ... else stream
-
-
-class _Tokens:
-    """Turns a backend's cumulative per-call progress into Progress updates."""
-
-    def __init__(self, progress: Progress):
-        self.progress, self.last_done, self.last_tok = progress, 0, 0
-
-    def __call__(self, done: int, total: int, tokens: int) -> None:
-        self.progress.update(done - self.last_done, tokens=tokens - self.last_tok)
-        self.last_done, self.last_tok = done, tokens
 
 
 # --------------------------------------------------------------------------- stage 1
@@ -129,7 +114,7 @@ def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
                for _, target, shown in plan]
     s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
     outs = generator.generate(prompts, s, 1, chat=chat and cfg.input_chat,
-                              cancel=cancel, progress=_Tokens(progress))
+                              cancel=cancel, progress=delta_progress(progress))
     new = []
     for (p, target, shown), comps in zip(plan, outs):
         if p not in missing:
@@ -259,7 +244,7 @@ def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, i
         labelling.label_batches(task, todo, generator, protocol, sampling, cfg.n_samples,
                                 batch=cfg.annotate_batch, score=cfg.score_labels,
                                 seed=lambda first: _seed(cfg.seed, "annotate", first),
-                                on_batch=save, cancel=cancel, progress=_Tokens(progress))
+                                on_batch=save, cancel=cancel, progress=delta_progress(progress))
     finally:
         progress.close()
     events.emit("stage", stage="annotate", state="done", total=len(ids_inputs))

@@ -43,7 +43,7 @@ from selfguide import store
 from selfguide.backends import Generator
 from selfguide.config import ModelConfig, SamplingConfig, to_dict
 from selfguide.errors import ConfigError
-from selfguide.events import EventLog, Progress
+from selfguide.events import EventLog, Progress, delta_progress
 from selfguide.methods.selfinstruct.config import (
     POOL_FILTER_FIELDS,
     SelfInstructConfig,
@@ -119,15 +119,7 @@ TokenCallback = Callable[[int], None]
 
 def _tokens_cb(on_tokens: TokenCallback | None):
     """A generator ``progress`` callback forwarding newly generated token counts."""
-    if on_tokens is None:
-        return None
-    last = [0]
-
-    def cb(done: int, total: int, tokens: int) -> None:
-        on_tokens(max(0, tokens - last[0]))
-        last[0] = tokens
-
-    return cb
+    return None if on_tokens is None else delta_progress(on_tokens=on_tokens)
 
 
 def _truncated(gen: Generator, text: str, budget: int) -> bool:

@@ -1,0 +1,237 @@
+"""The trainer side of finetuning: LoRA config, arguments, the model wrapper, the loss,
+and the progress callback.
+
+What it does: builds the peft ``LoraConfig`` and ``transformers.TrainingArguments`` from a
+``TrainConfig``; wraps the base for QLoRA / LoRA / full training (:func:`prepare_model`);
+makes a ``transformers.Trainer`` whose loss projects only the completion positions onto the
+vocabulary (:func:`make_trainer`, :func:`completion_loss`); streams progress, loss and
+validation events to ``events.jsonl`` through a ``TrainerCallback``.
+
+What it does not do: read the run, tokenize rows (:mod:`selfguide.train_data`) or save the
+adapter (:mod:`selfguide.adapters`). Heavy libraries are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from selfguide.configs.training import TrainConfig
+from selfguide.errors import ConfigError
+from selfguide.events import EventLog, Progress
+from selfguide.train_data import IGNORE_INDEX, PadCollator
+
+log = logging.getLogger(__name__)
+
+
+def build_lora_config(cfg: TrainConfig) -> Any:
+    """The peft ``LoraConfig`` for ``cfg`` (all linear layers by default)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=cfg.target_module_list, bias="none", task_type="CAUSAL_LM")
+
+
+def build_training_args(cfg: TrainConfig, output_dir: str | Path, *, has_val: bool,
+                        use_cpu: bool = True) -> Any:
+    """``transformers.TrainingArguments`` for ``cfg`` (no model needed)."""
+    from transformers import TrainingArguments
+
+    validate = has_val
+    best = validate and cfg.select_best and cfg.save_strategy == "epoch"
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
+        logging_strategy="steps", logging_steps=cfg.logging_steps,
+        eval_strategy="epoch" if validate else "no",
+        save_strategy=cfg.save_strategy, save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=best, metric_for_best_model="eval_loss" if best else None,
+        greater_is_better=False if best else None,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        seed=cfg.seed, data_seed=cfg.seed, use_cpu=use_cpu,
+        bf16=False, fp16=False,  # dtypes come from the loaded model (NF4/bf16 compute)
+        remove_unused_columns=False, report_to="none", disable_tqdm=True,
+        prediction_loss_only=True,  # validation needs the loss, not 49k-wide logits per token
+        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
+        save_only_model=False,
+    )
+
+
+# --------------------------------------------------------------------------- progress callback
+
+def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = None) -> Any:
+    """A ``TrainerCallback`` that writes progress/loss/eval events (step, epoch, loss, lr,
+    tokens/s, elapsed, ETA)."""
+    import sys
+
+    from transformers import TrainerCallback
+
+    class EventsCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.progress: Progress | None = None
+            self.t0 = time.time()
+            self.tokens0 = 0
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = time.time()
+            self.tokens0 = state.num_input_tokens_seen or 0
+            total = state.max_steps or total_steps
+            self.progress = Progress("train", total, events=events, done=state.global_step,
+                                     unit="steps", stream=stream if stream is not None
+                                     else sys.stderr)
+            events.emit("train_begin", step=state.global_step, max_steps=total)
+
+        def _tok_s(self, state) -> float:
+            el = time.time() - self.t0
+            return ((state.num_input_tokens_seen or 0) - self.tokens0) / el if el > 0 else 0.0
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.progress is not None:
+                seen = (state.num_input_tokens_seen or 0) - self.tokens0
+                self.progress.update(1, tokens=seen - self.progress.tokens,
+                                     epoch=round(state.epoch or 0.0, 4))
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            el = time.time() - self.t0
+            eta = self.progress.eta if self.progress is not None else None
+            if "loss" in logs:
+                events.emit("loss", step=state.global_step, epoch=round(state.epoch or 0, 4),
+                            loss=logs["loss"], lr=logs.get("learning_rate"),
+                            tokens_per_s=round(self._tok_s(state), 1), elapsed=round(el, 2),
+                            eta=eta)
+            if "eval_loss" in logs:
+                events.emit("eval", step=state.global_step, epoch=round(state.epoch or 0, 4),
+                            eval_loss=logs["eval_loss"])
+
+        def on_train_end(self, args, state, control, **kw):
+            if self.progress is not None:
+                self.progress.close()
+
+    return EventsCallback()
+
+
+def supports_logits_to_keep(model: Any) -> bool:
+    """Whether ``model``'s forward can project only chosen positions onto the vocabulary."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return "logits_to_keep" in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def completion_loss(model: Any, inputs: dict, num_items_in_batch: Any = None) -> tuple[Any, Any]:
+    """Causal-LM loss on the completion tokens, projecting only their positions to logits.
+
+    The same value as the model's own loss (mean over tokens with a label, or the sum over
+    ``num_items_in_batch`` when gradient accumulation counts them), but the vocabulary
+    projection and log-softmax run on the few completion positions instead of every prompt
+    token: with ~6 answer tokens in a ~340-token row that is most of the lm_head's work.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    target = labels[:, 1:]
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = target != IGNORE_INDEX  # position t predicts token t+1
+    out = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                logits_to_keep=keep)
+    logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
+    loss = F.cross_entropy(logits, target[keep[:, :-1]], reduction="sum")
+    denom = num_items_in_batch if num_items_in_batch is not None else max(int(keep.sum()), 1)
+    return loss / denom, out
+
+
+def make_trainer(*, model: Any, **kw: Any) -> Any:
+    """A ``transformers.Trainer`` whose loss skips the vocabulary projection of prompt tokens.
+
+    Falls back to the model's own loss for architectures without ``logits_to_keep``.
+    """
+    from transformers import Trainer
+
+    if not supports_logits_to_keep(model):
+        return Trainer(model=model, **kw)
+
+    class CompletionTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # Trainer divides by the accumulation steps unless the loss was normalised by
+            # num_items_in_batch (which it passes exactly when the model accepts loss kwargs).
+            if not self.model_accepts_loss_kwargs:
+                num_items_in_batch = None
+            loss, out = completion_loss(model, inputs, num_items_in_batch)
+            return (loss, out) if return_outputs else loss
+
+    return CompletionTrainer(model=model, **kw)
+
+
+def prepare_model(model: Any, cfg: TrainConfig) -> Any:
+    """Wrap the base for training: k-bit prep + LoRA, LoRA, or all weights trainable.
+
+    Seeding runs first so the LoRA initialisation (and a resumed run) is reproducible.
+    """
+    from selfguide.seeding import seed_training
+
+    seed_training(cfg.seed)
+    if cfg.method == "full":
+        model.train()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if cfg.method == "qlora":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    elif cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    try:
+        return get_peft_model(model, build_lora_config(cfg))
+    except ValueError as exc:  # peft's NoMatchingPeftModuleError and friends
+        names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                        if type(m).__name__.startswith("Linear") and "." in n})
+        raise ConfigError(f"target_modules {cfg.target_modules!r} matches no layer of the "
+                          f"model ({str(exc).splitlines()[0][:160]}).",
+                          hint="Use 'all-linear' or some of: " + ", ".join(names[:20])
+                          + ".") from exc
+
+
+def set_training_attention(model: Any, cfg: TrainConfig, device: str) -> None:
+    """Pick the attention kernel for training (eager on a CPU unless told otherwise)."""
+    want = cfg.attention if cfg.attention != "auto" else ("eager" if device == "cpu" else None)
+    if not want or not hasattr(model, "set_attn_implementation"):
+        return
+    try:
+        model.set_attn_implementation(want)
+    except (ValueError, ImportError) as e:  # a model that cannot: keep its default
+        log.info("attention %s not available (%s); keeping the default", want, e)
+
+
+def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: Any,
+                  ckpt_dir: Path, *, device: str, events: EventLog, stream: Any = None) -> Any:
+    """The ready trainer: attention picked, the model wrapped (:func:`prepare_model`), the
+    arguments built and our events callback in place of transformers' printers."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    set_training_attention(model, cfg, device)
+    model = prepare_model(model, cfg)
+    args = build_training_args(cfg, ckpt_dir, has_val=bool(vfeats.rows), use_cpu=device == "cpu")
+    steps_per_epoch = -(-len(feats.rows) // (cfg.batch_size * cfg.grad_accum))
+    total = cfg.max_steps if cfg.max_steps > 0 else int(steps_per_epoch * cfg.epochs + 0.999)
+    trainer = make_trainer(model=model, args=args, train_dataset=feats.rows,
+                           eval_dataset=vfeats.rows or None,
+                           data_collator=PadCollator(tok.pad_token_id),
+                           callbacks=[make_events_callback(events, total, stream=stream)])
+    for cb in (PrinterCallback, ProgressCallback):  # our callback reports instead
+        trainer.remove_callback(cb)
+    return trainer
