@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
           f"{cfg.num_instructions} instructions, model {model.model}",
           file=sys.stderr, flush=True)
     try:
-        with jobs.worker(run_dir, selfinstruct_pipeline.STAGE) as events:
+        # The worker writes the manifest's stage state (running, then done/failed) with the job.
+        with jobs.worker(run_dir, selfinstruct_pipeline.STAGE, manifest=True) as events:
             from selfguide import backends
 
             gen = backends.get_generator("hf", config=model)
@@ -82,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
                                    hint="Generate more instructions (--num-instructions) or "
                                         "loosen the filters.")
     except BaseException:
-        store.set_stage(run_dir, selfinstruct_pipeline.STAGE, "failed")
         if not existed:
             store.discard_new_run(run_dir, (run.rounds_file.name, run.candidates_file.name))
         raise

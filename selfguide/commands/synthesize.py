@@ -153,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
     if fit.note:
         print(f"note: {fit.note}", file=sys.stderr, flush=True)
     try:
-        with jobs.worker(run_dir, "synthesize") as events:
+        # The worker writes the manifest's stage state (running, then done/failed) with the job.
+        with jobs.worker(run_dir, "synthesize", manifest=True) as events:
             report = selfguide_pipeline.run_synthesis(run_dir, task, synth, filters, model,
                                                       overwrite=args.overwrite, events=events)
             if not report.get("kept"):
@@ -162,7 +163,6 @@ def run(args: argparse.Namespace) -> int:
                                    hint="See the funnel with 'selfguide filter --run "
                                         f"{name}', loosen the filters, or add rounds.")
     except BaseException:
-        store.set_stage(run_dir, "synthesize", "failed")
         if not existed:
             store.discard_new_run(run_dir, KEEP)
         raise
