@@ -2,7 +2,7 @@
 
 What it does: sets the page config, draws the sidebar (current run: pick, or create /
 rename on the Runs page; the loaded model; the run's running jobs) and routes with ``st.navigation`` over
-``pages/*.py``. What it does not do: any work of a page, or hold state beyond the pointers in
+``studio/pages/*.py``. What it does not do: any work of a page, or hold state beyond the pointers in
 ``studio.state``.
 """
 
@@ -19,14 +19,14 @@ st.set_page_config(page_title="selfguide studio", page_icon=":material/school:",
 
 PAGES = {
     "Build a task expert": [
-        st.Page("pages/model.py", title="1 · Model", icon=":material/memory:", default=True),
-        st.Page("pages/task.py", title="2 · Task", icon=":material/edit_note:"),
-        st.Page("pages/synthesize.py", title="3 · Synthesize", icon=":material/auto_awesome:"),
-        st.Page("pages/filter.py", title="4 · Filter", icon=":material/filter_alt:"),
-        st.Page("pages/finetune.py", title="5 · Finetune", icon=":material/model_training:"),
-        st.Page("pages/compare.py", title="6 · Compare", icon=":material/compare_arrows:"),
+        st.Page("studio/pages/model.py", title="1 · Model", icon=":material/memory:", default=True),
+        st.Page("studio/pages/task.py", title="2 · Task", icon=":material/edit_note:"),
+        st.Page("studio/pages/synthesize.py", title="3 · Synthesize", icon=":material/auto_awesome:"),
+        st.Page("studio/pages/filter.py", title="4 · Filter", icon=":material/filter_alt:"),
+        st.Page("studio/pages/finetune.py", title="5 · Finetune", icon=":material/model_training:"),
+        st.Page("studio/pages/compare.py", title="6 · Compare", icon=":material/compare_arrows:"),
     ],
-    "Manage": [st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:")],
+    "Manage": [st.Page("studio/pages/runs.py", title="Runs", icon=":material/folder_open:")],
 }
 
 _NONE = "— no run —"
@@ -47,7 +47,7 @@ def sidebar() -> None:
                      on_change=_on_pick,
                      help="Every page works on this run; its files are in the workspace "
                           "folder runs/<name>/.")
-        st.page_link("pages/runs.py", label="New, rename, delete, export…",
+        st.page_link("studio/pages/runs.py", label="New, rename, delete, export…",
                      icon=":material/folder_open:")
         if current:
             active = sruns.active_jobs(current)
@@ -67,5 +67,4 @@ def sidebar() -> None:
 
 page = st.navigation(PAGES)
 sidebar()
-with state.framed():
-    page.run()
+page.run()

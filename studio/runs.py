@@ -182,11 +182,11 @@ def next_page(run: str) -> str:
     """The page where the run's next step happens (what 'Open' shows)."""
     d = store.resolve_run_dir(run, must_exist=True)
     if (d / "eval" / "metrics.json").is_file() or (d / "train" / "adapter").is_dir():
-        return "pages/compare.py"
+        return "studio/pages/compare.py"
     if (d / "dataset" / "train.jsonl").is_file():
-        return "pages/finetune.py"
+        return "studio/pages/finetune.py"
     if (d / "candidates.parquet").is_file():
-        return "pages/filter.py"
+        return "studio/pages/filter.py"
     if (d / "task.json").is_file():
-        return "pages/synthesize.py"
-    return "pages/task.py"
+        return "studio/pages/synthesize.py"
+    return "studio/pages/task.py"

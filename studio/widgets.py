@@ -46,7 +46,7 @@ def require_run(what: str = "this page") -> str:
         st.info(f"No run selected. {what} works on a run: pick one in the sidebar, or go to "
                 "**Task** to load an example task and create a run.",
                 icon=":material/info:")
-        st.page_link("pages/task.py", label="Go to Task", icon=":material/edit_note:")
+        st.page_link("studio/pages/task.py", label="Go to Task", icon=":material/edit_note:")
         st.stop()
     return run
 

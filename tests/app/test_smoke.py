@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-PAGES = ["pages/model.py", "pages/task.py", "pages/synthesize.py", "pages/filter.py",
-         "pages/finetune.py", "pages/compare.py", "pages/runs.py"]
-NEEDS_RUN = {"pages/synthesize.py", "pages/filter.py", "pages/finetune.py",
-             "pages/compare.py"}
+PAGES = ["studio/pages/model.py", "studio/pages/task.py", "studio/pages/synthesize.py", "studio/pages/filter.py",
+         "studio/pages/finetune.py", "studio/pages/compare.py", "studio/pages/runs.py"]
+NEEDS_RUN = {"studio/pages/synthesize.py", "studio/pages/filter.py", "studio/pages/finetune.py",
+             "studio/pages/compare.py"}
 
 
 def _texts(at) -> str:
@@ -35,7 +35,7 @@ def test_cold_start_with_runs_lists_them(app, runs):
     assert not at.exception
     picker = at.sidebar.selectbox[0]
     assert set(picker.options) >= {"alpha", "beta"}
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("studio/pages/runs.py").run()
     assert not at.exception
     df = at.dataframe[0].value
     assert set(df["run"]) == {"alpha", "beta"}

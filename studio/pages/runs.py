@@ -13,7 +13,6 @@ from selfguide.errors import SelfGuideError
 from studio import runs as sruns
 from studio import state, widgets
 
-state.ensure_frame()
 
 st.title("Runs")
 st.caption(f"Everything lives on disk in {store.runs_dir()}; the CLI (`selfguide runs`) sees "
@@ -46,7 +45,7 @@ with st.expander("New run / rename", icon=":material/add:",
 rows = sruns.summaries()
 if not rows:
     st.info("No runs yet. Load an example task on the **Task** page to create one.")
-    st.page_link("pages/task.py", label="Go to Task", icon=":material/edit_note:")
+    st.page_link("studio/pages/task.py", label="Go to Task", icon=":material/edit_note:")
     st.stop()
 
 df = pd.DataFrame(rows)

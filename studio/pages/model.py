@@ -10,7 +10,6 @@ from selfguide.config import ModelConfig, field_help
 from selfguide.errors import SelfGuideError
 from studio import resources, state, widgets
 
-state.ensure_frame()
 
 st.title("Model")
 st.caption("Step 1 of 6 · Pick the small model you want to turn into a task expert. "
@@ -96,4 +95,4 @@ if model is not None:
 elif cfg is not None:
     st.info("Not loaded in the studio yet. You can go straight to **Task**: jobs load the "
             "chosen model themselves.", icon=":material/info:")
-st.page_link("pages/task.py", label="Next: define the task", icon=":material/arrow_forward:")
+st.page_link("studio/pages/task.py", label="Next: define the task", icon=":material/arrow_forward:")

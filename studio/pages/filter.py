@@ -16,7 +16,6 @@ from selfguide.errors import SelfGuideError
 from studio import filtering, si_filtering, state, widgets
 from studio import jobs as sjobs
 
-state.ensure_frame()
 
 st.title("Filter")
 st.caption("Step 4 of 6 · Decide which synthetic examples are good enough to train on. "
@@ -24,7 +23,6 @@ st.caption("Step 4 of 6 · Decide which synthetic examples are good enough to tr
 widgets.show_flash()
 run = widgets.require_run("Filtering")
 run_dir = store.resolve_run_dir(run)
-
 
 
 def candidates_editor(df, overrides: dict, order: tuple, columns: tuple) -> None:
@@ -124,7 +122,7 @@ except SelfGuideError as exc:
     st.stop()
 if cands is None:
     st.info("No candidates yet. Run **Synthesize** first; its results appear here.")
-    st.page_link("pages/synthesize.py", label="Go to Synthesize",
+    st.page_link("studio/pages/synthesize.py", label="Go to Synthesize",
                  icon=":material/auto_awesome:")
     st.stop()
 task = filtering.load_task(run_dir)
@@ -254,7 +252,7 @@ with main:
                            icon=":material/download:",
                            help="instruction/input/output records (`selfguide export "
                                 "--format alpaca`), written to the run's export/ folder too.")
-        st.page_link("pages/finetune.py", label="Next: finetune on this dataset",
+        st.page_link("studio/pages/finetune.py", label="Next: finetune on this dataset",
                      icon=":material/arrow_forward:")
     elif kept == 0:
         st.warning("No row passes the filters. Loosen a threshold or keep rows by hand.")

@@ -13,7 +13,6 @@ from selfguide.errors import SelfGuideError
 from studio import runs as sruns
 from studio import state, widgets
 
-state.ensure_frame()
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -158,5 +157,5 @@ if st.button("Save task to run", type="primary", icon=":material/save:", disable
     except SelfGuideError as exc:
         widgets.show_error(exc)
 if run and (store.resolve_run_dir(run) / "task.json").is_file():
-    st.page_link("pages/synthesize.py", label="Next: synthesize training data",
+    st.page_link("studio/pages/synthesize.py", label="Next: synthesize training data",
                  icon=":material/arrow_forward:")

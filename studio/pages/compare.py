@@ -18,7 +18,6 @@ from studio import jobs as sjobs
 
 GGUF_QUANTS = ("f16", "q8_0", "q5_1", "q4_1", "bf16", "f32")
 
-state.ensure_frame()
 
 st.title("Compare")
 st.caption("Step 6 of 6 · The same held-out examples through the base model (before) and "
@@ -29,7 +28,7 @@ run_dir = store.resolve_run_dir(run)
 
 if not (run_dir / "train" / "adapter").is_dir():
     st.info("This run has no finetuned adapter yet. Train one on the **Finetune** page.")
-    st.page_link("pages/finetune.py", label="Go to Finetune",
+    st.page_link("studio/pages/finetune.py", label="Go to Finetune",
                  icon=":material/model_training:")
     st.stop()
 

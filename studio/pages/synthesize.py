@@ -14,7 +14,6 @@ from selfguide.errors import CorruptFile, SelfGuideError
 from studio import jobs as sjobs
 from studio import previews, state, widgets
 
-state.ensure_frame()
 
 st.title("Synthesize")
 st.caption("Step 3 of 6 · The model writes new task inputs from your demonstrations, then "
@@ -38,7 +37,7 @@ stage = STAGE[method]
 has_task = (run_dir / "task.json").is_file()
 if method == "selfguide" and not has_task:
     st.warning("This run has no task yet. Define one on the Task page first.")
-    st.page_link("pages/task.py", label="Go to Task", icon=":material/edit_note:")
+    st.page_link("studio/pages/task.py", label="Go to Task", icon=":material/edit_note:")
     st.stop()
 
 jstat = sjobs.status(run, stage)
@@ -81,7 +80,6 @@ with st.expander("Settings", expanded=not running):
 
 model_cfg = from_dict(ModelConfig, state.model_config())
 st.caption(f"Model: **{model_cfg.model}** ({model_cfg.precision}); change it on the Model page.")
-
 
 
 @st.cache_data(show_spinner="Checking that the task's rows fit training...", max_entries=8)
@@ -157,7 +155,7 @@ if cand.is_file() and not running:
                                        hint="Delete it; 'selfguide filter' rebuilds it."))
     else:
         st.success(f"{n} candidates are ready to filter.")
-        st.page_link("pages/filter.py", label="Next: filter the candidates",
+        st.page_link("studio/pages/filter.py", label="Next: filter the candidates",
                      icon=":material/arrow_forward:")
 try:
     log = sjobs.status(run, stage)
