@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from selfguide import store
+from selfguide import store, workspace
 from studio import resources, state
-from studio import runs as sruns
 
 st.set_page_config(page_title="selfguide studio", page_icon=":material/school:",
                    layout="wide")
@@ -50,7 +49,7 @@ def sidebar() -> None:
         st.page_link("studio/pages/runs.py", label="New, rename, delete, export…",
                      icon=":material/folder_open:")
         if current:
-            active = sruns.active_jobs(current)
+            active = workspace.active_jobs(current)
             if active:
                 st.caption(":material/pending: running: " + ", ".join(active))
         st.subheader("Model")

@@ -24,8 +24,9 @@ Layout::
     candidates.parquet     the joined candidates table (rewritten atomically)
     dataset/               train.jsonl, val.jsonl (optional), report.json
     jobs/<stage>/          status.json, events.jsonl, log.txt of the latest job per stage
-    train/                 adapter/, checkpoints/, train_config.json, events
+    train/                 adapter/, checkpoints/, train_config.json, metrics.json, events
     eval/                  predictions.jsonl, metrics.json
+    export/                exports (alpaca, ..., model-gguf/ from the studio)
 """
 
 from __future__ import annotations
@@ -167,6 +168,11 @@ class RunDir(os.PathLike):
         return self.train_dir / "train_config.json"
 
     @property
+    def train_metrics_file(self) -> Path:
+        """Training's summary (steps, train loss, tokens/s, wall time)."""
+        return self.train_dir / "metrics.json"
+
+    @property
     def eval_dir(self) -> Path:
         return self.path / "eval"
 
@@ -177,6 +183,16 @@ class RunDir(os.PathLike):
     @property
     def metrics_file(self) -> Path:
         return self.eval_dir / "metrics.json"
+
+    @property
+    def export_dir(self) -> Path:
+        """Where exports go by default (``selfguide export``, ``export-model``)."""
+        return self.path / "export"
+
+    @property
+    def gguf_dir(self) -> Path:
+        """The studio's GGUF export folder (``export-model --out``)."""
+        return self.export_dir / "model-gguf"
 
     @property
     def jobs_dir(self) -> Path:
@@ -280,6 +296,10 @@ class RunDir(os.PathLike):
     # ----------------------------------------------------------------- adapter / eval
     def has_adapter(self) -> bool:
         return (self.adapter_dir / ADAPTER_MANIFEST).is_file()
+
+    def read_train_metrics(self) -> dict | None:
+        data = store.read_json(self.train_metrics_file, default=None)
+        return data if isinstance(data, dict) else None
 
     def read_metrics(self) -> dict | None:
         data = store.read_json(self.metrics_file, default=None)

@@ -6,6 +6,7 @@ import dataclasses
 
 import streamlit as st
 
+from selfguide import tryout
 from selfguide.config import ModelConfig, field_help
 from selfguide.errors import SelfGuideError
 from studio import resources, state, widgets
@@ -88,7 +89,7 @@ if model is not None:
     if st.button("Generate", icon=":material/play_arrow:"):
         try:
             with st.spinner("Generating…"):
-                out = resources.complete(model, prompt, chat=cfg.chat, max_new_tokens=int(mnt))
+                out = tryout.complete(model.generator, prompt, chat=cfg.chat, max_new_tokens=int(mnt))
             widgets.show_text(out, label="Model output (greedy)")
         except SelfGuideError as exc:
             widgets.show_error(exc)
