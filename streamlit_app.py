@@ -1,9 +1,11 @@
 """selfguide studio: the frame and router of the Streamlit app (``make studio``).
 
 What it does: sets the page config, draws the sidebar (current run: pick, or create /
-rename on the Runs page; the loaded model; the run's running jobs) and routes with ``st.navigation`` over
-``studio/pages/*.py``. What it does not do: any work of a page, or hold state beyond the pointers in
-``studio.state``.
+rename on the Runs page; the loaded model; the run's running jobs) and routes with
+``st.navigation`` over ``studio/pages/*.py``. The pages live outside a top-level ``pages/``
+folder, so Streamlit never treats them as a legacy multipage app: every address, a deep link
+or a refresh included, runs this frame first. What it does not do: any work of a page, or
+hold state beyond the pointers in ``studio.state``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ st.set_page_config(page_title="selfguide studio", page_icon=":material/school:",
 
 PAGES = {
     "Build a task expert": [
-        st.Page("studio/pages/model.py", title="1 · Model", icon=":material/memory:", default=True),
+        st.Page("studio/pages/model.py", title="1 · Model", icon=":material/memory:",
+                default=True),
         st.Page("studio/pages/task.py", title="2 · Task", icon=":material/edit_note:"),
-        st.Page("studio/pages/synthesize.py", title="3 · Synthesize", icon=":material/auto_awesome:"),
+        st.Page("studio/pages/synthesize.py", title="3 · Synthesize",
+                icon=":material/auto_awesome:"),
         st.Page("studio/pages/filter.py", title="4 · Filter", icon=":material/filter_alt:"),
-        st.Page("studio/pages/finetune.py", title="5 · Finetune", icon=":material/model_training:"),
-        st.Page("studio/pages/compare.py", title="6 · Compare", icon=":material/compare_arrows:"),
+        st.Page("studio/pages/finetune.py", title="5 · Finetune",
+                icon=":material/model_training:"),
+        st.Page("studio/pages/compare.py", title="6 · Compare",
+                icon=":material/compare_arrows:"),
     ],
     "Manage": [st.Page("studio/pages/runs.py", title="Runs", icon=":material/folder_open:")],
 }

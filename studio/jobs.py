@@ -1,8 +1,9 @@
 """Start, poll and cancel background jobs from the studio: a thin layer over ``selfguide.jobs``.
 
 What it does: calls ``selfguide.jobs.start/status/cancel/events`` (looked up at call time
-so tests can replace them) with argv lists built by ``selfguide.cliargs.job_argv``, and turns job status objects and event lists into plain values the
-pages draw (state, progress fraction, ETA text, loss points).
+so tests can replace them) with argv lists built by ``selfguide.cliargs.job_argv``, and turns
+job status objects and event lists into plain values the pages draw (state, progress
+fraction, ETA text, loss points).
 
 What it does not do: run any stage in the Streamlit process. Long work always runs in a
 subprocess that owns its files; a browser refresh re-attaches by reading them again.

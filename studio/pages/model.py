@@ -89,7 +89,8 @@ if model is not None:
     if st.button("Generate", icon=":material/play_arrow:"):
         try:
             with st.spinner("Generating…"):
-                out = tryout.complete(model.generator, prompt, chat=cfg.chat, max_new_tokens=int(mnt))
+                out = tryout.complete(model.generator, prompt, chat=cfg.chat,
+                                      max_new_tokens=int(mnt))
             widgets.show_text(out, label="Model output (greedy)")
         except SelfGuideError as exc:
             widgets.show_error(exc)

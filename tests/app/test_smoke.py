@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-PAGES = ["studio/pages/model.py", "studio/pages/task.py", "studio/pages/synthesize.py", "studio/pages/filter.py",
-         "studio/pages/finetune.py", "studio/pages/compare.py", "studio/pages/runs.py"]
-NEEDS_RUN = {"studio/pages/synthesize.py", "studio/pages/filter.py", "studio/pages/finetune.py",
-             "studio/pages/compare.py"}
+PAGES = ["studio/pages/model.py", "studio/pages/task.py", "studio/pages/synthesize.py",
+         "studio/pages/filter.py", "studio/pages/finetune.py", "studio/pages/compare.py",
+         "studio/pages/runs.py"]
+NEEDS_RUN = {"studio/pages/synthesize.py", "studio/pages/filter.py",
+             "studio/pages/finetune.py", "studio/pages/compare.py"}
 
 
 def _texts(at) -> str:
