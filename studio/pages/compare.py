@@ -1,191 +1,54 @@
 """Compare page: evaluate base vs finetuned on held-out examples; metrics with a confidence
 interval, confusion tables, an examples table with a word-level diff, a free-form try of
-both models, and downloads."""
+both models, and downloads. The sections live in ``studio.compare_views``."""
 
 from __future__ import annotations
 
-import functools
-import json
-
-import pandas as pd
 import streamlit as st
 
-from selfguide import compare, store
+from selfguide import cliargs
 from selfguide.configs.evaluation import EvalConfig
-from selfguide.errors import SelfGuideError
-from studio import diffs, resources, state, widgets
+from selfguide.rundir import RunDir
+from studio import compare_views, presets, state, widgets
 from studio import jobs as sjobs
-
-GGUF_QUANTS = ("f16", "q8_0", "q5_1", "q4_1", "bf16", "f32")
-
 
 st.title("Compare")
 st.caption("Step 6 of 6 · The same held-out examples through the base model (before) and "
            "the finetuned model (after), decoded greedily so the comparison is repeatable.")
 widgets.show_flash()
 run = widgets.require_run("Comparison")
-run_dir = store.resolve_run_dir(run)
+rd = RunDir.named(run)
 
-if not (run_dir / "train" / "adapter").is_dir():
+if not rd.adapter_dir.is_dir():
     st.info("This run has no finetuned adapter yet. Train one on the **Finetune** page.")
     st.page_link("studio/pages/finetune.py", label="Go to Finetune",
                  icon=":material/model_training:")
     st.stop()
 
-TINY = {"limit": 8, "bootstrap": 200}
 jstat = sjobs.status(run, "eval")
 running = sjobs.is_active(jstat)
-with st.expander("Evaluation settings", expanded=not (run_dir / "eval" / "metrics.json")
-                 .is_file()):
+with st.expander("Evaluation settings", expanded=not rd.metrics_file.is_file()):
     if not state.draft("eval.cfg"):
-        state.set_draft("eval.cfg", dict(TINY))
+        state.set_draft("eval.cfg", dict(presets.FIRST_EVAL))
     values = widgets.config_form(EvalConfig, "eval.cfg", columns=3)
     cfg = widgets.build_config(EvalConfig, values)
     st.caption("limit 0 evaluates every held-out example of the task; a small limit is a "
                "quick look.")
 evaluate = st.button("Evaluate before / after", type="primary", icon=":material/science:",
                      disabled=running or cfg is None)
-if evaluate and widgets.start_job(run, "eval", ["eval", "--run", run, *sjobs.config_argv(cfg)]):
+if evaluate and widgets.start_job(run, "eval",
+                                  cliargs.job_argv("eval", run=run, configs=[cfg])):
     st.rerun()
 widgets.job_panel(run, "eval", title="Evaluation job")
 
-metrics = store.read_json(run_dir / "eval" / "metrics.json", default=None)
-rows = store.read_jsonl(run_dir / "eval" / "predictions.jsonl")
-if not isinstance(metrics, dict):
+metrics = rd.read_metrics()
+rows = rd.read_predictions()
+if metrics is None:
     st.stop()
 
-# --------------------------------------------------------------------------- metrics
-st.subheader("Scores")
-name = metrics.get("metric", "score")
-diff = metrics.get("difference") or {}
-c = st.columns(4)
-before, after = metrics.get("before"), metrics.get("after")
-c[0].metric(f"Before ({name})", "—" if before is None else f"{before:.3f}")
-c[1].metric(f"After ({name})", "—" if after is None else f"{after:.3f}",
-            delta=None if before is None else f"{after - before:+.3f}")
-if diff:
-    c[2].metric("95% CI of after − before", f"{diff.get('low', 0):+.2f} … "
-                f"{diff.get('high', 0):+.2f}",
-                help="Paired bootstrap over the examples: if the interval excludes 0 the "
-                     "change is unlikely to be noise.")
-c[3].metric("Examples", metrics.get("n"), help=f"{metrics.get('changed', 0)} answers changed.")
-
-table = compare.metric_rows(metrics)
-if table:
-    st.caption("Every metric on the same answers. The SELF-GUIDE paper reports a lenient exact "
-               "match (the gold label appears in the answer) and a character-level LCS F1 "
-               "it calls ROUGE-L; they sit beside the strict ones here so its tables can be "
-               "compared.")
-    st.dataframe(pd.DataFrame(table)[["name", "before", "after", "delta", "ci_low", "ci_high"]],
-                 hide_index=True, width="stretch", column_config={
-                     "name": "metric", "ci_low": "95% CI low", "ci_high": "95% CI high",
-                     **{c: st.column_config.NumberColumn(format="%.3f")
-                        for c in ("before", "after", "delta", "ci_low", "ci_high")}})
-
-acc = diffs.per_label_frame(metrics)
-if acc is not None:
-    st.subheader("Accuracy per label")
-    st.dataframe(acc, width="stretch", column_config={
-        c: st.column_config.NumberColumn(format="%.2f") for c in acc.columns})
-cb = diffs.confusion_frame(metrics.get("confusion_before"))
-ca = diffs.confusion_frame(metrics.get("confusion_after"))
-if ca is not None:
-    st.subheader("Per-label confusion")
-    l, r = st.columns(2)
-    if cb is not None:
-        l.caption("Before")
-        l.dataframe(cb, width="stretch")
-    r.caption("After")
-    r.dataframe(ca, width="stretch")
-
-# --------------------------------------------------------------------------- examples
-st.subheader("Examples")
-ex = diffs.examples_frame(rows)
-# format_func must be picklable (enforceSerializableSessionState): a dict's .get, no lambda.
-view_labels = {v: f"{v} ({len(diffs.select(ex, v))})" for v in diffs.VIEWS}
-view = st.radio("Show", diffs.VIEWS, horizontal=True, key=state.widget_key("compare", "view"),
-                format_func=view_labels.get)
-shown = diffs.select(ex, view).reset_index(drop=True)
-st.dataframe(shown, hide_index=False, width="stretch",
-             column_config={"score_before": st.column_config.NumberColumn(format="%.2f"),
-                            "score_after": st.column_config.NumberColumn(format="%.2f")})
-if len(shown):
-    i = st.number_input("Word diff for row", 0, len(shown) - 1, 0,
-                        key=state.widget_key("compare", "row"))
-    row = shown.iloc[int(i)]
-    widgets.show_text(row["input"], label="Input")
-    st.dataframe(diffs.diff_frame(row["before"], row["after"]), hide_index=True,
-                 width="stretch")
-    st.caption("Red: only in the base model's answer · green: only after finetuning · "
-               "yellow: replaced.")
-
-# --------------------------------------------------------------------------- free-form
-st.subheader("Try both models")
-text = st.text_area("An input for the task", key=state.widget_key("compare", "free"),
-                    placeholder="Type an input; it is wrapped in the task's prompt.")
-if st.button("Run through both", icon=":material/play_arrow:", disabled=not text.strip()):
-    try:
-        from selfguide import prompts
-        from selfguide.task import TaskSpec
-
-        task = TaskSpec.from_dict(store.read_json(run_dir / "task.json"))
-        prompt = prompts.task_prompt(task, text)
-        with st.spinner("Generating with both models…"):
-            pair = resources.get_tuned(run_dir)
-            out_b = resources.complete(pair.before, prompt, chat=pair.chat,
-                                       max_new_tokens=cfg.max_new_tokens if cfg else 48)
-            out_a = resources.complete(pair.after, prompt, chat=pair.chat,
-                                       max_new_tokens=cfg.max_new_tokens if cfg else 48)
-        l, r = st.columns(2)
-        with l:
-            widgets.show_text(out_b, label="Before (base)")
-        with r:
-            widgets.show_text(out_a, label="After (finetuned)")
-    except SelfGuideError as exc:
-        widgets.show_error(exc)
-
-# --------------------------------------------------------------------------- downloads
-st.subheader("Download")
-d1, d2 = st.columns(2)
-d1.download_button("predictions.csv", pd.DataFrame(rows).to_csv(index=False).encode("utf-8"),
-                   file_name=f"{run}-predictions.csv", mime="text/csv",
-                   icon=":material/download:")
-d2.download_button("metrics.json", json.dumps(metrics, indent=2).encode("utf-8"),
-                   file_name=f"{run}-metrics.json", mime="application/json",
-                   icon=":material/download:")
-
-# --------------------------------------------------------------------------- GGUF
-st.subheader("Run it elsewhere (GGUF + Ollama)")
-st.caption("The finetuned model with its adapter merged in, as one GGUF file (llama.cpp, "
-           "Ollama, LM Studio, transformers) with an Ollama Modelfile and a model card. The "
-           "file is loaded back with transformers and checked against the merged model.")
-gguf_dir = run_dir / "export" / "model-gguf"
-gjob = sjobs.status(run, "export-model")
-q1, q2 = st.columns([1, 3])
-quant = q1.selectbox("Tensor type", GGUF_QUANTS, key=state.widget_key("compare", "quant"),
-                     help="f16: full quality; q8_0: about half the size, near-lossless; "
-                          "q4_*/q5_*: smaller, lossier.")
-if q2.button("Export GGUF", icon=":material/deployed_code:",
-             disabled=sjobs.is_active(gjob)) and widgets.start_job(
-        run, "export-model", ["export-model", "--run", run, "--out", str(gguf_dir),
-                              "--quant", quant, "--force"]):
-    st.rerun()
-widgets.job_panel(run, "export-model", title="GGUF export job")
-exported = store.read_json(gguf_dir / "export.json", default=None)
-if isinstance(exported, dict) and (gguf_dir / str(exported.get("file"))).is_file():
-    v = exported.get("verify") or {}
-    if v:
-        st.caption(f"Checked with transformers: logits differ by at most "
-                   f"{v['max_abs_diff']:.2g} (logit spread {v['logit_std']:.2g}); the top "
-                   f"token agrees at {100 * v['top1_agreement']:.0f}% of positions; the "
-                   f"tokenizer {'matches' if v['tokenizer_match'] else 'differs'}.")
-    g1, g2, g3 = st.columns(3)
-    gfile = gguf_dir / exported["file"]
-    g1.download_button(f"{gfile.name} ({gfile.stat().st_size / 2**20:.0f} MiB)",
-                       functools.partial(gfile.read_bytes), file_name=gfile.name,
-                       mime="application/octet-stream", icon=":material/download:")
-    for col, name in ((g2, "Modelfile"), (g3, "README.md")):
-        if (gguf_dir / name).is_file():
-            col.download_button(name, (gguf_dir / name).read_bytes(), file_name=name,
-                                mime="text/plain", icon=":material/download:")
-    st.code(f"ollama create {run} -f Modelfile\nollama run {run}", language="bash")
+compare_views.scores(metrics)
+compare_views.label_tables(metrics)
+compare_views.examples(rows)
+compare_views.free_form(rd, cfg.max_new_tokens if cfg else 48)
+compare_views.downloads(run, metrics, rows)
+compare_views.gguf_export(rd)

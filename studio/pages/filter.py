@@ -1,122 +1,28 @@
 """Filter page: every filter as a slider or input; counts, charts and the table update at
 once from the cached candidates table (no regeneration); manual keep/drop overrides; save
-the dataset and export it."""
+the dataset and export it. The views live in ``studio.filter_views``."""
 
 from __future__ import annotations
 
-import json
-
-import altair as alt
 import streamlit as st
 
-from selfguide import store
-from selfguide.configs.selfinstruct import SelfInstructFilterConfig
-from selfguide.configs.synthesis import FilterConfig
 from selfguide.errors import SelfGuideError
-from studio import filtering, si_filtering, state, widgets
-from studio import jobs as sjobs
-
+from selfguide.rundir import RunDir
+from studio import filter_views, filtering, si_filtering, widgets
 
 st.title("Filter")
 st.caption("Step 4 of 6 · Decide which synthetic examples are good enough to train on. "
            "Every change below re-applies the filters to the saved candidates instantly.")
 widgets.show_flash()
 run = widgets.require_run("Filtering")
-run_dir = store.resolve_run_dir(run)
+rd = RunDir.named(run)
 
-
-def candidates_editor(df, overrides: dict, order: tuple, columns: tuple) -> None:
-    """The candidates table, filterable by drop reason, with keep/drop overrides saved to
-    overrides.json at once (the counts above follow on the next run)."""
-    show = st.multiselect("Show rows", filtering.reason_options(df, order), default=[],
-                          key=state.widget_key(f"filter.{run}", "show"),
-                          placeholder="all rows — or pick 'kept' / drop reasons")
-    view = filtering.table(df, overrides, show, columns)
-    version = state.draft(f"filter.{run}.editor").get("v", 0)
-    edited = st.data_editor(
-        view, hide_index=True, width="stretch", height=380,
-        key=state.widget_key(f"filter.{run}", f"table.{version}"),
-        disabled=[c for c in view.columns if c != "decision"],
-        column_config={
-            "decision": st.column_config.SelectboxColumn(
-                "decision", options=list(filtering.DECISIONS), required=True,
-                help="auto: follow the filters · keep / drop: your decision wins"),
-            "kept": st.column_config.CheckboxColumn("kept"),
-            "vote_share": st.column_config.NumberColumn("vote share", format="%.2f")})
-    changed = filtering.decisions_changed(view, edited)
-    if changed:
-        try:
-            filtering.write_overrides(run_dir, {**overrides, **changed})
-        except SelfGuideError as exc:
-            widgets.show_error(exc)
-        else:
-            state.set_draft(f"filter.{run}.editor", {"v": version + 1})
-            st.rerun()
-    if len(view) >= filtering.TABLE_LIMIT:
-        st.caption(f"Showing the first {filtering.TABLE_LIMIT} rows; narrow with the filter.")
-
-
-def selfinstruct_view() -> None:
-    """A Self-Instruct run: instance filters live; pool filters read-only."""
-    try:
-        rounds = si_filtering.load_rounds(run_dir)
-        saved = si_filtering.saved_config(run_dir)
-    except SelfGuideError as exc:
-        widgets.show_error(exc)
-        return
-    if not rounds:
-        st.info("No Self-Instruct rounds yet. Run **Synthesize** (method Self-Instruct) first.")
-        return
-    left, right = st.columns([1, 3], gap="large")
-    with left:
-        st.subheader("Filters")
-        values = widgets.config_form(SelfInstructFilterConfig, f"sifilter.{run}", base=saved,
-                                     exclude=si_filtering.POOL_FIELDS, columns=1)
-        fcfg = widgets.build_config(SelfInstructFilterConfig,
-                                    {**{k: getattr(saved, k) for k in si_filtering.POOL_FIELDS},
-                                     **values})
-        with st.expander("Instruction (pool) filters — fixed for this run"):
-            st.caption("They decided which instructions joined the pool, and so what was "
-                       "generated next. Set them on the Synthesize page for a new run.")
-            for k in si_filtering.POOL_FIELDS:
-                st.text(f"{k}: {getattr(saved, k)}")
-    if fcfg is None:
-        return
-    overrides = filtering.read_overrides(run_dir)
-    df = si_filtering.apply(rounds, fcfg, overrides)
-    with right:
-        c = st.columns(4)
-        c[0].metric("Candidates", len(df))
-        c[1].metric("Kept", int(df["kept"].sum()))
-        c[2].metric("Instructions", int(df["instruction_id"].nunique()))
-        c[3].metric("Manual overrides", len(overrides))
-        fun = si_filtering.reason_counts(df)
-        st.altair_chart(alt.Chart(fun).mark_bar().encode(
-            x=alt.X("count:Q", title="rows"),
-            y=alt.Y("reason:N", sort=list(fun["reason"]), title=None),
-            tooltip=["reason", "count"]), width="stretch")
-        st.markdown("**Nearest pool instruction (ROUGE-L)**")
-        st.dataframe(si_filtering.nearest_instructions(df), hide_index=True, width="stretch",
-                     height=260, column_config={"score": st.column_config.ProgressColumn(
-                         "ROUGE-L", min_value=0.0, max_value=1.0, format="%.2f")})
-        st.subheader("Candidates")
-        candidates_editor(df, overrides, si_filtering.filter_order(), si_filtering.TABLE_COLS)
-        if st.button("Save dataset", type="primary", icon=":material/save:",
-                     disabled=not df["kept"].any()):
-            try:
-                rep = si_filtering.save(run_dir, fcfg)
-                state.flash("success", f"Saved {rep.get('kept', '?')} training rows.")
-                st.rerun()
-            except SelfGuideError as exc:
-                widgets.show_error(exc)
-
-
-if si_filtering.run_method(run_dir) == "selfinstruct":
-    selfinstruct_view()
+if si_filtering.run_method(rd.path) == "selfinstruct":
+    filter_views.selfinstruct_view(rd)
     st.stop()
 
 try:
-    cands = filtering.load_candidates(run_dir)
+    cands = filtering.load_candidates(rd.path)
 except SelfGuideError as exc:
     widgets.show_error(exc)
     st.stop()
@@ -125,134 +31,4 @@ if cands is None:
     st.page_link("studio/pages/synthesize.py", label="Go to Synthesize",
                  icon=":material/auto_awesome:")
     st.stop()
-task = filtering.load_task(run_dir)
-
-settings, main = st.columns([1, 3], gap="large")
-with settings:
-    st.subheader("Filters")
-    values = widgets.config_form(
-        FilterConfig, f"filter.{run}", base=filtering.saved_filter_config(run_dir), columns=1,
-        sliders={"length_k": (0.0, 10.0, 0.25), "near_duplicate_threshold": (0.05, 1.0, 0.05),
-                 "min_frequency": (0.0, 1.0, 0.05), "val_fraction": (0.0, 0.5, 0.05),
-                 "calibration_margin": (0.0, 5.0, 0.1),
-                 "dominant_label_share": (0.05, 1.0, 0.05),
-                 "low_vote_share": (0.0, 1.0, 0.05)})
-    cfg = widgets.build_config(FilterConfig, values)
-if cfg is None:
-    st.stop()
-
-overrides = filtering.read_overrides(run_dir)
-eff, choice = filtering.resolve(run_dir, cands, cfg, task)  # label strategy auto resolved
-df = filtering.apply(cands, eff, task, overrides)
-n, kept = len(df), int(df["kept"].sum())
-
-with main:
-    c = st.columns(4)
-    c[0].metric("Candidates", n)
-    c[1].metric("Kept", kept, help="Rows that pass every filter (or that you kept by hand).")
-    c[2].metric("Dropped", n - kept)
-    c[3].metric("Manual overrides", len(overrides))
-    if filtering.choice_message(choice):
-        (st.warning if choice.get("beats_chance") is False else st.info)(
-            filtering.choice_message(choice))
-    for level, msg in filtering.diagnostics(df, eff, task):
-        {"error": st.error, "warning": st.warning}.get(level, st.info)(msg)
-
-    tabs = st.tabs(["Funnel", "Labels", "Lengths", "Vote share", "Near-duplicates"])
-    with tabs[0]:
-        fun = filtering.reason_counts(df)
-        st.altair_chart(alt.Chart(fun).mark_bar().encode(
-            x=alt.X("count:Q", title="rows"),
-            y=alt.Y("reason:N", sort=list(fun["reason"]), title=None),
-            color=alt.Color("kind:N", scale=alt.Scale(domain=["kept", "dropped"],
-                                                      range=["#2e7d32", "#c62828"]),
-                            legend=None),
-            tooltip=["reason", "count"]), width="stretch")
-        st.caption("Each dropped row is counted once, at the first filter it fails "
-                   "(filters run top to bottom).")
-    with tabs[1]:
-        labels = filtering.label_counts(df, task)
-        if labels is None:
-            st.caption("Generation task: no labels.")
-        else:
-            st.altair_chart(alt.Chart(labels).mark_bar().encode(
-                x=alt.X("label:N", sort="-y"), y=alt.Y("kept:Q", title="kept rows"),
-                tooltip=["label", "kept"]), width="stretch")
-    with tabs[2]:
-        lens = filtering.lengths(df)
-        st.altair_chart(alt.Chart(lens).mark_bar(opacity=0.7).encode(
-            x=alt.X("words:Q", bin=alt.Bin(maxbins=30), title="words"),
-            y=alt.Y("count():Q", stack=None, title="rows"),
-            color=alt.Color("status:N", scale=alt.Scale(domain=["kept", "dropped"],
-                                                        range=["#2e7d32", "#c62828"])),
-            column=alt.Column("field:N", title=None)), width="content")
-    with tabs[3]:
-        if "vote_share" in df.columns:
-            vs = df.assign(status=df["kept"].map({True: "kept", False: "dropped"}))
-            vs = vs[["vote_share", "status"]].dropna()
-            st.altair_chart(alt.Chart(vs).mark_bar(opacity=0.7).encode(
-                x=alt.X("vote_share:Q", bin=alt.Bin(step=0.1), title="share of samples "
-                        "agreeing with the answer"),
-                y=alt.Y("count():Q", stack=None, title="rows"),
-                color=alt.Color("status:N", scale=alt.Scale(domain=["kept", "dropped"],
-                                                            range=["#2e7d32", "#c62828"]))),
-                width="stretch")
-            st.caption(f"min_frequency = {cfg.min_frequency:.2f}: answers with a lower share "
-                       "are dropped (self-consistency).")
-        else:
-            st.caption("No answers yet (stage 2 has not run).")
-    with tabs[4]:
-        nd = filtering.near_duplicates(df, task, cfg)
-        st.caption(f"Inputs whose ROUGE-L to a demo or an earlier input is ≥ "
-                   f"{cfg.near_duplicate_threshold:.2f} are dropped. Closest pairs first.")
-        st.dataframe(nd, hide_index=True, width="stretch", height=300,
-                     column_config={"score": st.column_config.ProgressColumn(
-                         "ROUGE-L", min_value=0.0, max_value=1.0, format="%.2f")})
-
-    st.subheader("Candidates")
-    candidates_editor(df, overrides, filtering.ORDER, filtering.TABLE_COLS)
-
-    st.subheader("Save")
-    busy = sjobs.is_active(sjobs.status(run, "synthesize"))
-    c1, c2 = st.columns([1, 2])
-    if c1.button("Save dataset", type="primary", icon=":material/save:",
-                 disabled=kept == 0 or busy):
-        try:
-            with st.spinner("Writing the dataset…"):
-                rep = filtering.save_dataset(run_dir, cfg)
-            state.flash("success", f"Saved {rep.get('train', rep.get('kept'))} training rows"
-                        f" ({rep.get('val', 0)} held back for validation).")
-            st.rerun()
-        except SelfGuideError as exc:
-            widgets.show_error(exc)
-    c2.caption("Writes dataset/train.jsonl (and val.jsonl) with these settings and your "
-               "overrides, plus dataset/report.json with the diagnostics — the same as "
-               "`selfguide filter`." + (" Wait for the synthesis job to finish." if busy
-                                        else ""))
-
-    train = run_dir / "dataset" / "train.jsonl"
-    if train.is_file():
-        report = store.read_json(run_dir / "dataset" / "report.json", default={}) or {}
-        if not filtering.saved_matches(run_dir, cfg):
-            st.caption("The saved dataset was built with other settings than those shown; "
-                       "press Save dataset to rebuild it.")
-        d1, d2, d3, d4 = st.columns(4)
-        d1.download_button("train.jsonl", train.read_bytes(), file_name=f"{run}-train.jsonl",
-                           mime="application/jsonl", icon=":material/download:")
-        d2.download_button("candidates.csv", df.drop(columns=[c for c in df.columns
-                                                              if c.startswith("f_")])
-                           .to_csv(index=False).encode("utf-8"),
-                           file_name=f"{run}-candidates.csv", mime="text/csv",
-                           icon=":material/download:")
-        d3.download_button("report.json", json.dumps(report, indent=2).encode("utf-8"),
-                           file_name=f"{run}-report.json", mime="application/json",
-                           icon=":material/download:")
-        d4.download_button("alpaca.json", lambda: filtering.export_bytes(run_dir, "alpaca"),
-                           file_name=f"{run}-alpaca.json", mime="application/json",
-                           icon=":material/download:",
-                           help="instruction/input/output records (`selfguide export "
-                                "--format alpaca`), written to the run's export/ folder too.")
-        st.page_link("studio/pages/finetune.py", label="Next: finetune on this dataset",
-                     icon=":material/arrow_forward:")
-    elif kept == 0:
-        st.warning("No row passes the filters. Loosen a threshold or keep rows by hand.")
+filter_views.selfguide_view(rd, cands, filtering.load_task(rd.path))
