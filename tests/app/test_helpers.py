@@ -9,7 +9,8 @@ import zipfile
 import pandas as pd
 import pytest
 
-from selfguide import cliargs, store, workspace
+from selfguide import cliargs, store
+from selfguide import workspace as sgworkspace
 from selfguide.cli import build_parser
 from selfguide.config import ModelConfig, from_dict, overrides_from_args
 from selfguide.configs.evaluation import EvalConfig
@@ -105,7 +106,7 @@ def test_export_zip_and_delete_guard(workspace):
     (d / "train" / "checkpoints" / "checkpoint-1" / "big.bin").write_bytes(b"x" * 100)
     import io
 
-    names = zipfile.ZipFile(io.BytesIO(workspace.export_zip("r1"))).namelist()
+    names = zipfile.ZipFile(io.BytesIO(sgworkspace.export_zip("r1"))).namelist()
     assert "r1/task.json" in names and "r1/dataset/train.jsonl" in names
     assert not any("checkpoints" in n for n in names)
     # A running job blocks deletion.
@@ -118,7 +119,7 @@ def test_export_zip_and_delete_guard(workspace):
         "state": "running", "pid": os.getpid(), "heartbeat": time.time(),
         "heartbeat_interval": 2.0})
     with pytest.raises(JobError):
-        workspace.delete_run("r1")
+        sgworkspace.delete_run("r1")
     store.atomic_write_json(jdir / "status.json", {"state": "finished"})
-    workspace.delete_run("r1")
+    sgworkspace.delete_run("r1")
     assert store.list_runs() == []
