@@ -19,6 +19,7 @@ import streamlit as st
 
 from selfguide import store
 from selfguide.errors import InvalidRunName, RunNotFound
+from selfguide.rundir import RunDir
 
 _RUN = "sg.run"
 RUN_KEY = _RUN  # public for tests that preset the current run
@@ -41,7 +42,7 @@ def current_run() -> str | None:
         qp = st.query_params.get(_QUERY_RUN)
         if qp:
             try:
-                store.resolve_run_dir(qp, must_exist=True)
+                RunDir.named(qp, must_exist=True)
             except (InvalidRunName, RunNotFound):
                 qp = None
             name = qp
