@@ -20,7 +20,7 @@ from selfguide.configs.selfinstruct import SelfInstructFilterConfig
 from selfguide.configs.synthesis import FilterConfig
 from selfguide.errors import SelfGuideError
 from selfguide.rundir import RunDir
-from studio import charts, filtering, si_filtering, state, widgets
+from studio import charts, filtering, frame, si_filtering, state, widgets
 from studio import jobs as sjobs
 
 SLIDERS = {"length_k": (0.0, 10.0, 0.25), "near_duplicate_threshold": (0.05, 1.0, 0.05),
@@ -212,7 +212,7 @@ def _downloads(rd: RunDir, df, cfg: FilterConfig) -> None:
                        icon=":material/download:",
                        help="instruction/input/output records (`selfguide export "
                             "--format alpaca`), written to the run's export/ folder too.")
-    st.page_link("studio/pages/finetune.py", label="Next: finetune on this dataset",
+    st.page_link(frame.page_path("finetune"), label="Next: finetune on this dataset",
                  icon=":material/arrow_forward:")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from selfguide import store, workspace
 from selfguide.errors import CorruptFile
 from selfguide.rundir import RunDir
+from studio import frame
 
 def _safe_json(path: Path) -> Any:
     try:
@@ -94,11 +95,11 @@ def next_page(run: str) -> str:
     """The page where the run's next step happens (what 'Open' shows)."""
     d = RunDir.named(run, must_exist=True)
     if d.metrics_file.is_file() or d.adapter_dir.is_dir():
-        return "studio/pages/compare.py"
+        return frame.page_path("compare")
     if d.records_file("train").is_file():
-        return "studio/pages/finetune.py"
+        return frame.page_path("finetune")
     if d.candidates_file.is_file():
-        return "studio/pages/filter.py"
+        return frame.page_path("filter")
     if d.task_file.is_file():
-        return "studio/pages/synthesize.py"
-    return "studio/pages/task.py"
+        return frame.page_path("synthesize")
+    return frame.page_path("task")

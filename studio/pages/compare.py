@@ -9,8 +9,10 @@ import streamlit as st
 from selfguide import cliargs
 from selfguide.configs.evaluation import EvalConfig
 from selfguide.rundir import RunDir
-from studio import compare_views, presets, state, widgets
+from studio import compare_views, frame, presets, state, widgets
 from studio import jobs as sjobs
+
+frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Compare")
 st.caption("Step 6 of 6 · The same held-out examples through the base model (before) and "
@@ -21,7 +23,7 @@ rd = RunDir.named(run)
 
 if not rd.adapter_dir.is_dir():
     st.info("This run has no finetuned adapter yet. Train one on the **Finetune** page.")
-    st.page_link("studio/pages/finetune.py", label="Go to Finetune",
+    st.page_link(frame.page_path("finetune"), label="Go to Finetune",
                  icon=":material/model_training:")
     st.stop()
 

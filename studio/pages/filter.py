@@ -8,7 +8,9 @@ import streamlit as st
 
 from selfguide.errors import SelfGuideError
 from selfguide.rundir import RunDir
-from studio import filter_views, filtering, si_filtering, widgets
+from studio import filter_views, filtering, frame, si_filtering, widgets
+
+frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Filter")
 st.caption("Step 4 of 6 · Decide which synthetic examples are good enough to train on. "
@@ -28,7 +30,7 @@ except SelfGuideError as exc:
     st.stop()
 if cands is None:
     st.info("No candidates yet. Run **Synthesize** first; its results appear here.")
-    st.page_link("studio/pages/synthesize.py", label="Go to Synthesize",
+    st.page_link(frame.page_path("synthesize"), label="Go to Synthesize",
                  icon=":material/auto_awesome:")
     st.stop()
 filter_views.selfguide_view(rd, cands, filtering.load_task(rd.path))

@@ -10,9 +10,10 @@ from selfguide import cliargs, training
 from selfguide.configs.training import TrainConfig
 from selfguide.errors import DatasetError, SelfGuideError
 from selfguide.rundir import RunDir
+from studio import frame, presets, state, widgets
 from studio import jobs as sjobs
-from studio import presets, state, widgets
 
+frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Finetune")
 st.caption("Step 5 of 6 · Teach the model its own filtered examples with LoRA adapters "
@@ -39,7 +40,7 @@ if stats is not None:
                                 else "") + ".", icon=":material/dataset:")
 elif not records:
     widgets.show_error(dataset_error)
-    st.page_link("studio/pages/filter.py", label="Go to Filter and save the dataset",
+    st.page_link(frame.page_path("filter"), label="Go to Filter and save the dataset",
                  icon=":material/filter_alt:")
     st.stop()
 else:
@@ -99,5 +100,5 @@ if jstate == "finished" and isinstance(metrics, dict):
     m[1].metric("Train loss", f"{metrics.get('train_loss', float('nan')):.4f}")
     m[2].metric("Tokens/s", metrics.get("tokens_per_s"))
     m[3].metric("Wall time", f"{metrics.get('wall_s', 0):.0f} s")
-    st.page_link("studio/pages/compare.py", label="Next: compare before and after",
+    st.page_link(frame.page_path("compare"), label="Next: compare before and after",
                  icon=":material/arrow_forward:")

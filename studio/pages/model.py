@@ -9,8 +9,9 @@ import streamlit as st
 from selfguide import tryout
 from selfguide.config import ModelConfig, field_help
 from selfguide.errors import SelfGuideError
-from studio import resources, state, widgets
+from studio import frame, resources, state, widgets
 
+frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Model")
 st.caption("Step 1 of 6 · Pick the small model you want to turn into a task expert. "
@@ -97,4 +98,5 @@ if model is not None:
 elif cfg is not None:
     st.info("Not loaded in the studio yet. You can go straight to **Task**: jobs load the "
             "chosen model themselves.", icon=":material/info:")
-st.page_link("studio/pages/task.py", label="Next: define the task", icon=":material/arrow_forward:")
+st.page_link(frame.page_path("task"), label="Next: define the task",
+             icon=":material/arrow_forward:")

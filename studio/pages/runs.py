@@ -10,9 +10,10 @@ import streamlit as st
 
 from selfguide import store, workspace
 from selfguide.errors import SelfGuideError
+from studio import frame, state, widgets
 from studio import runs as sruns
-from studio import state, widgets
 
+frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Runs")
 st.caption(f"Everything lives on disk in {store.runs_dir()}; the CLI (`selfguide runs`) sees "
@@ -45,7 +46,7 @@ with st.expander("New run / rename", icon=":material/add:",
 rows = sruns.summaries()
 if not rows:
     st.info("No runs yet. Load an example task on the **Task** page to create one.")
-    st.page_link("studio/pages/task.py", label="Go to Task", icon=":material/edit_note:")
+    st.page_link(frame.page_path("task"), label="Go to Task", icon=":material/edit_note:")
     st.stop()
 
 df = pd.DataFrame(rows)

@@ -10,8 +10,10 @@ import streamlit as st
 from selfguide.config import ModelConfig, from_dict
 from selfguide.errors import CorruptFile, SelfGuideError
 from selfguide.rundir import RunDir
+from studio import frame, state, synth, widgets
 from studio import jobs as sjobs
-from studio import state, synth, widgets
+
+frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Synthesize")
 st.caption("Step 3 of 6 · The model writes new task inputs from your demonstrations, then "
@@ -25,7 +27,7 @@ method = st.radio("Method", list(synth.METHODS), format_func=synth.METHODS.get,
 stage = synth.STAGE[method]
 if method == "selfguide" and not run_dir.task_file.is_file():
     st.warning("This run has no task yet. Define one on the Task page first.")
-    st.page_link("studio/pages/task.py", label="Go to Task", icon=":material/edit_note:")
+    st.page_link(frame.page_path("task"), label="Go to Task", icon=":material/edit_note:")
     st.stop()
 
 jstat = sjobs.status(run, stage)
@@ -71,7 +73,7 @@ if cand.is_file() and not running:
                                        hint="Delete it; 'selfguide filter' rebuilds it."))
     else:
         st.success(f"{n} candidates are ready to filter.")
-        st.page_link("studio/pages/filter.py", label="Next: filter the candidates",
+        st.page_link(frame.page_path("filter"), label="Next: filter the candidates",
                      icon=":material/arrow_forward:")
 try:
     log = sjobs.status(run, stage)

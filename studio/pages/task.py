@@ -8,7 +8,9 @@ from selfguide import store, workspace
 from selfguide import task as sgtask
 from selfguide.errors import SelfGuideError
 from selfguide.rundir import RunDir
-from studio import state, task_editor, widgets
+from studio import frame, state, task_editor, widgets
+
+frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Task")
 st.caption("Step 2 of 6 · Say what the expert should do: an instruction, at least 3 "
@@ -68,5 +70,5 @@ if st.button("Save task to run", type="primary", icon=":material/save:", disable
     except SelfGuideError as exc:
         widgets.show_error(exc)
 if run and RunDir.named(run).task_file.is_file():
-    st.page_link("studio/pages/synthesize.py", label="Next: synthesize training data",
+    st.page_link(frame.page_path("synthesize"), label="Next: synthesize training data",
                  icon=":material/arrow_forward:")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from studio import state
+
+PAGES_DIR = Path(__file__).resolve().parents[2] / "studio" / "pages"
 
 PAGES = ["studio/pages/model.py", "studio/pages/task.py", "studio/pages/synthesize.py",
          "studio/pages/filter.py", "studio/pages/finetune.py", "studio/pages/compare.py",
@@ -69,3 +73,22 @@ def test_every_page_runs_inside_the_frame_and_after_a_reload(app, runs):
             assert _framed(at), (page, attempt)
             assert at.session_state[state.RUN_KEY] == "alpha", (page, attempt)
             at.run()  # a rerun of the same page (what a refresh re-executes)
+
+
+def test_a_page_started_on_its_own_runs_inside_the_frame(app, runs):
+    """``AppTest.from_file`` on a page (as ``streamlit run studio/pages/task.py`` would):
+    the page brings up the frame with itself selected, also on a rerun."""
+    from streamlit.testing.v1 import AppTest
+
+    runs.task("alpha")
+    app()  # the fixture clears the caches and isolates the workspace
+    for name, title in (("task", "Task"), ("synthesize", "Synthesize"), ("runs", "Runs")):
+        at = AppTest.from_file(str(PAGES_DIR / f"{name}.py"),
+                               default_timeout=60)
+        at.query_params["run"] = "alpha"
+        at.run()
+        for attempt in ("open", "reload"):
+            assert not at.exception, (name, attempt, at.exception)
+            assert [t.value for t in at.title] == [title], (name, attempt)
+            assert _framed(at), (name, attempt)
+            at.run()
