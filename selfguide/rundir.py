@@ -26,9 +26,9 @@ Layout::
     candidates.parquet     the joined candidates table (rewritten atomically)
     dataset/               train.jsonl, val.jsonl (optional), report.json
     jobs/<stage>/          status.json, events.jsonl, log.txt of the latest job per stage
-    train/                 adapter/, checkpoints/, train_config.json, events
+    train/                 adapter/, checkpoints/, train_config.json, metrics.json, events
     eval/                  predictions.jsonl, metrics.json
-    export/                selfguide export's default destination
+    export/                exports (selfguide export's default destination; model-gguf/ from the studio)
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ class RunDir(os.PathLike):
 
     def __hash__(self) -> int:
         return hash(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -172,12 +175,8 @@ class RunDir(os.PathLike):
         return self.train_dir / "train_config.json"
 
     @property
-    def export_dir(self) -> Path:
-        """Where ``selfguide export`` writes when no ``--output`` is given."""
-        return self.path / "export"
-
-    @property
     def train_metrics_file(self) -> Path:
+        """Training's summary (steps, train loss, tokens/s, wall time)."""
         return self.train_dir / "metrics.json"
 
     @property
@@ -191,6 +190,16 @@ class RunDir(os.PathLike):
     @property
     def metrics_file(self) -> Path:
         return self.eval_dir / "metrics.json"
+
+    @property
+    def export_dir(self) -> Path:
+        """Where exports go by default (``selfguide export``, ``export-model``)."""
+        return self.path / "export"
+
+    @property
+    def gguf_dir(self) -> Path:
+        """The studio's GGUF export folder (``export-model --out``)."""
+        return self.export_dir / "model-gguf"
 
     @property
     def jobs_dir(self) -> Path:
@@ -357,6 +366,10 @@ class RunDir(os.PathLike):
     # ----------------------------------------------------------------- adapter / eval
     def has_adapter(self) -> bool:
         return (self.adapter_dir / ADAPTER_MANIFEST).is_file()
+
+    def read_train_metrics(self) -> dict | None:
+        data = store.read_json(self.train_metrics_file, default=None)
+        return data if isinstance(data, dict) else None
 
     def read_metrics(self) -> dict | None:
         data = store.read_json(self.metrics_file, default=None)

@@ -1,9 +1,9 @@
 """Start, poll and cancel background jobs from the studio: a thin layer over ``selfguide.jobs``.
 
-What it does: builds the ``python -m selfguide <stage> …`` argument lists from config
-dataclasses, calls ``selfguide.jobs.start/status/cancel/events`` (looked up at call time so
-tests can replace them), and turns job status objects and event lists into plain values the
-pages draw (state, progress fraction, ETA text, loss points).
+What it does: calls ``selfguide.jobs.start/status/cancel/events`` (looked up at call time
+so tests can replace them) with argv lists built by ``selfguide.cliargs.job_argv``, and turns
+job status objects and event lists into plain values the pages draw (state, progress
+fraction, ETA text, loss points).
 
 What it does not do: run any stage in the Streamlit process. Long work always runs in a
 subprocess that owns its files; a browser refresh re-attaches by reading them again.
@@ -11,8 +11,6 @@ subprocess that owns its files; a browser refresh re-attaches by reading them ag
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from typing import Any
 
 from selfguide.events import format_eta
@@ -37,38 +35,6 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
 
 
 # --------------------------------------------------------------------------- commands
-
-def config_argv(obj: Any, *, every: bool = False) -> list[str]:
-    """``--field value`` options for the CLI fields of ``obj`` that differ from the default
-    (all of them with ``every``, for commands that start from a preset, not the defaults).
-
-    The stage commands parse exactly these options (``selfguide.config.add_dataclass_args``),
-    so the studio and the CLI run the same code path with the same settings. Tuple values
-    are joined with commas, as the CLI splits them.
-    """
-    out: list[str] = []
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        if not f.metadata.get("cli", True):
-            continue
-        value = getattr(obj, f.name)
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = dataclasses.MISSING
-        if value is None or (value == default and not every):
-            continue
-        opt = "--" + f.name.replace("_", "-")
-        if hints.get(f.name) is bool or isinstance(value, bool):
-            out += [opt, "true" if value else "false"]
-        elif isinstance(value, (tuple, list)):
-            out += [opt, ",".join(str(v) for v in value)]
-        else:
-            out += [opt, str(value)]
-    return out
-
 
 def start(run: str, stage: str, argv: list[str]) -> Any:
     """Start ``python -m selfguide *argv`` as the ``stage`` job of ``run``.

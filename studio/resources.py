@@ -3,8 +3,8 @@
 What it does: loads the base model chosen on the Model page (for "try a prompt") and, on
 the Compare page, the base model plus a run's adapter, through ``selfguide.models`` and
 ``selfguide.evaluation``; caches them with ``st.cache_resource`` so reruns never reload
-(``max_entries`` keeps one of each kind, so switching models releases the old one); runs
-one prompt through a cached model.
+(``max_entries`` keeps one of each kind, so switching models releases the old one). Trying
+a prompt on a cached model is ``selfguide.tryout``.
 
 What it does not do: synthesize, train or evaluate at scale (those are subprocess jobs,
 ``studio.jobs``), or hold per-session state.
@@ -19,7 +19,8 @@ from typing import Any
 
 import streamlit as st
 
-from selfguide.config import ModelConfig, SamplingConfig, from_dict
+from selfguide.config import ModelConfig, from_dict
+from selfguide.rundir import RunDir
 
 
 @dataclasses.dataclass
@@ -102,21 +103,9 @@ def get_model(cfg: ModelConfig | dict) -> CachedModel:
 
 def get_tuned(run_dir: Path) -> CachedPair:
     """The cached base+adapter model of ``run_dir``; reloaded when the adapter changes."""
-    adapter = Path(run_dir) / "train" / "adapter"
+    adapter = RunDir(run_dir).adapter_dir
     stamp = max((p.stat().st_mtime for p in adapter.glob("*") if p.is_file()), default=0.0)
     return _cached_tuned(str(run_dir), stamp)
-
-
-def complete(model: CachedModel | Any, prompt: str, *, chat: bool = True,
-             max_new_tokens: int = 64) -> str:
-    """One greedy completion of ``prompt`` (deterministic, for quick tries).
-
-    ``model`` is a :class:`CachedModel` or any generator (``CachedPair.before/after``).
-    """
-    gen = model.generator if isinstance(model, CachedModel) else model
-    sampling = SamplingConfig(temperature=0.0, max_new_tokens=int(max_new_tokens))
-    out = gen.generate([prompt], sampling, 1, chat=chat)
-    return out[0][0] if out and out[0] else ""
 
 
 def clear() -> None:

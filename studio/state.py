@@ -13,15 +13,13 @@ run directory (``selfguide.store``); loaded models live in ``st.cache_resource``
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import streamlit as st
 
 from selfguide import store
 from selfguide.errors import InvalidRunName, RunNotFound
+from selfguide.rundir import RunDir
 
 _RUN = "sg.run"
 RUN_KEY = _RUN  # public for tests that preset the current run
@@ -35,39 +33,6 @@ _FORMV = "sg.formv"            # {form: version} of settings forms (see bump_for
 _QUERY_RUN = "run"
 
 
-# --------------------------------------------------------------------------- the frame
-
-_FRAME = threading.local()  # each session's script runs in its own thread
-
-
-@contextlib.contextmanager
-def framed() -> Iterator[None]:
-    """Marks a page run as started by the frame (``streamlit_app.py``'s ``st.navigation``)."""
-    _FRAME.on = True
-    try:
-        yield
-    finally:
-        _FRAME.on = False
-
-
-def ensure_frame() -> None:
-    """First call of every page: if the page runs outside the frame, rerun inside it.
-
-    Until some session has called ``st.navigation``, Streamlit treats the ``pages/``
-    folder as a legacy multipage app: the first browser that opens a page's own address
-    (``/task``, a bookmark or a refresh right after ``make studio``) gets ``pages/task.py``
-    run alone, without the frame's sidebar and navigation. ``st.navigation`` would switch
-    the legacy mode off; the page does the same and reruns, and the frame routes the same
-    address to the same page.
-    """
-    if getattr(_FRAME, "on", False):
-        return
-    from streamlit.runtime.pages_manager import PagesManager
-
-    PagesManager.uses_pages_directory = False
-    st.rerun()
-
-
 # --------------------------------------------------------------------------- current run
 
 def current_run() -> str | None:
@@ -77,7 +42,7 @@ def current_run() -> str | None:
         qp = st.query_params.get(_QUERY_RUN)
         if qp:
             try:
-                store.resolve_run_dir(qp, must_exist=True)
+                RunDir.named(qp, must_exist=True)
             except (InvalidRunName, RunNotFound):
                 qp = None
             name = qp

@@ -23,8 +23,8 @@ import streamlit as st
 
 from selfguide import config as sgconfig
 from selfguide.errors import SelfGuideError
+from studio import frame, state
 from studio import jobs as sjobs
-from studio import state
 
 POLL_S = 2.0
 # Float fields whose name contains one of these are fractions in [0, 1]: drawn as sliders.
@@ -46,7 +46,7 @@ def require_run(what: str = "this page") -> str:
         st.info(f"No run selected. {what} works on a run: pick one in the sidebar, or go to "
                 "**Task** to load an example task and create a run.",
                 icon=":material/info:")
-        st.page_link("pages/task.py", label="Go to Task", icon=":material/edit_note:")
+        st.page_link(frame.page_path("task"), label="Go to Task", icon=":material/edit_note:")
         st.stop()
     return run
 

@@ -144,27 +144,6 @@ def job_recorder(monkeypatch) -> JobRecorder:
     return rec
 
 
-@pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    """Run every AppTest script the way the studio's server runs it: through the frame.
-
-    AppTest resets ``PagesManager.uses_pages_directory`` before each run, so with a
-    ``pages/`` folder each run would start in Streamlit's legacy multipage mode and run a
-    page without ``streamlit_app.py`` (the frame). A real server leaves that mode for good
-    at the first ``st.navigation`` call (and ``state.ensure_frame`` makes sure it does);
-    tests/e2e/test_deeplink.py checks that in a browser.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    init = PagesManager.__init__
-
-    def patched(self, *a, **kw):
-        init(self, *a, **kw)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", patched)
-
-
 @pytest.fixture()
 def app(workspace):
     """A factory: ``app(run=None, **session_state)`` -> a not-yet-run AppTest."""

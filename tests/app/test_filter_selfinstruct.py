@@ -48,7 +48,7 @@ def metric(at, label):
 def test_selfinstruct_filter_page(app, workspace):
     d = make_si_run(workspace)
     at = app(run="si")
-    at.switch_page("pages/filter.py").run()
+    at.switch_page("studio/pages/filter.py").run()
     assert not at.exception, at.exception
     kept = int(metric(at, "Kept"))
     assert kept > 0 and int(metric(at, "Instructions")) >= 3
@@ -72,7 +72,7 @@ def test_selfinstruct_start_and_preview(app, workspace, job_recorder):
 
     make_si_run(workspace)
     at = app(run="si")
-    at.switch_page("pages/synthesize.py").run()
+    at.switch_page("studio/pages/synthesize.py").run()
     at.radio(key=state.widget_key("synth", "method")).set_value("selfinstruct").run()
     assert not at.exception
     labels = {w.label for w in at.slider}

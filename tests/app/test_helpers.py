@@ -9,7 +9,8 @@ import zipfile
 import pandas as pd
 import pytest
 
-from selfguide import store
+from selfguide import cliargs, store
+from selfguide import workspace as sgworkspace
 from selfguide.cli import build_parser
 from selfguide.config import ModelConfig, from_dict, overrides_from_args
 from selfguide.configs.evaluation import EvalConfig
@@ -18,7 +19,6 @@ from selfguide.errors import JobError
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from studio import diffs, filtering, previews
 from studio import jobs as sjobs
-from studio import runs as sruns
 
 
 @pytest.mark.parametrize("stage, cls, values", [
@@ -30,7 +30,7 @@ from studio import runs as sruns
 ])
 def test_config_argv_round_trips_through_the_cli(stage, cls, values):
     cfg = from_dict(cls, values)
-    argv = [stage, "--run", "r1", *sjobs.config_argv(cfg)]
+    argv = [stage, "--run", "r1", *cliargs.config_argv(cfg)]
     args = build_parser().parse_args(argv)
     assert from_dict(cls, overrides_from_args(args, cls)) == cfg
 
@@ -38,8 +38,8 @@ def test_config_argv_round_trips_through_the_cli(stage, cls, values):
 def test_synthesize_argv_carries_every_field_and_the_model():
     cfg = from_dict(SynthesisConfig, {"rounds": 1, "n_samples": 2})
     model = ModelConfig(model="/models/x", precision="fp32")
-    argv = ["synthesize", "task.json", "--run", "r1", *sjobs.config_argv(cfg, every=True),
-            *sjobs.config_argv(model)]
+    argv = ["synthesize", "task.json", "--run", "r1", *cliargs.config_argv(cfg, every=True),
+            *cliargs.config_argv(model)]
     args = build_parser().parse_args(argv)
     # every=True: the command's preset cannot override what the page shows
     assert from_dict(SynthesisConfig, overrides_from_args(args, SynthesisConfig)) == cfg
@@ -106,7 +106,7 @@ def test_export_zip_and_delete_guard(workspace):
     (d / "train" / "checkpoints" / "checkpoint-1" / "big.bin").write_bytes(b"x" * 100)
     import io
 
-    names = zipfile.ZipFile(io.BytesIO(sruns.export_zip("r1"))).namelist()
+    names = zipfile.ZipFile(io.BytesIO(sgworkspace.export_zip("r1"))).namelist()
     assert "r1/task.json" in names and "r1/dataset/train.jsonl" in names
     assert not any("checkpoints" in n for n in names)
     # A running job blocks deletion.
@@ -119,7 +119,7 @@ def test_export_zip_and_delete_guard(workspace):
         "state": "running", "pid": os.getpid(), "heartbeat": time.time(),
         "heartbeat_interval": 2.0})
     with pytest.raises(JobError):
-        sruns.delete("r1")
+        sgworkspace.delete_run("r1")
     store.atomic_write_json(jdir / "status.json", {"state": "finished"})
-    sruns.delete("r1")
+    sgworkspace.delete_run("r1")
     assert store.list_runs() == []

@@ -90,7 +90,7 @@ def test_model_page_loads_once_and_tries_a_prompt(app, monkeypatch):
 
 def test_task_page_loads_example_and_saves_a_run(app, workspace):
     at = app()
-    at.switch_page("pages/task.py").run()
+    at.switch_page("studio/pages/task.py").run()
     at.selectbox(key=state.widget_key("task", "example")).set_value("sentiment.json").run()
     button(at, "Load example").click().run()
     assert not at.exception
@@ -110,7 +110,7 @@ def test_task_page_loads_example_and_saves_a_run(app, workspace):
 
 def test_task_page_shows_validation_error_inline(app):
     at = app()
-    at.switch_page("pages/task.py").run()
+    at.switch_page("studio/pages/task.py").run()
     at.selectbox(key=state.widget_key("task", "example")).set_value("sentiment.json").run()
     button(at, "Load example").click().run()
     at.text_area(key=state.widget_key("task", "instruction", 1)).set_value("   ").run()
@@ -124,7 +124,7 @@ def test_task_page_shows_validation_error_inline(app):
 def test_synthesize_start_launches_the_cli_job(app, runs, job_recorder):
     d = runs.task("r1")
     at = app(run="r1")
-    at.switch_page("pages/synthesize.py").run()
+    at.switch_page("studio/pages/synthesize.py").run()
     assert not at.exception
     button(at, "Start").click().run()
     assert not at.exception
@@ -157,7 +157,7 @@ def test_synthesize_live_preview_and_refresh_reattach(app, runs):
     # A fresh session (browser refresh) that only knows ?run=r1.
     at = app()
     at.query_params["run"] = "r1"
-    at.switch_page("pages/synthesize.py").run()
+    at.switch_page("studio/pages/synthesize.py").run()
     assert not at.exception
     assert "job state: `running`" in all_text(at)
     assert at.get("progress")[0].proto.value == 25
@@ -175,7 +175,7 @@ def test_synthesize_live_preview_and_refresh_reattach(app, runs):
 def test_filter_sliders_change_counts_at_once(app, runs):
     runs.candidates("r1", n=40)
     at = app(run="r1")
-    at.switch_page("pages/filter.py").run()
+    at.switch_page("studio/pages/filter.py").run()
     assert not at.exception
     assert metric(at, "Candidates") == "40"
     kept0 = int(metric(at, "Kept"))
@@ -194,7 +194,7 @@ def test_filter_sliders_change_counts_at_once(app, runs):
 def test_filter_overrides_and_save_dataset(app, runs):
     d = runs.candidates("r1", n=40)
     at = app(run="r1")
-    at.switch_page("pages/filter.py").run()
+    at.switch_page("studio/pages/filter.py").run()
     kept = int(metric(at, "Kept"))
     table = at.dataframe  # the editor is a data_editor (Arrow) element
     assert table, "candidates table missing"
@@ -217,7 +217,7 @@ def test_finetune_refuses_degenerate_data(app, runs, job_recorder):
     runs.dataset("r1", rows=[{"id": f"c{i}", "prompt": f"p{i}", "completion": "positive",
                               "label": "positive"} for i in range(5)])
     at = app(run="r1")
-    at.switch_page("pages/finetune.py").run()
+    at.switch_page("studio/pages/finetune.py").run()
     assert not at.exception
     assert any("identical" in e.value and "--force" in e.value for e in at.error)
     assert button(at, "Launch training").disabled
@@ -227,7 +227,7 @@ def test_finetune_refuses_degenerate_data(app, runs, job_recorder):
 def test_finetune_launch_and_live_loss(app, runs, job_recorder):
     d = runs.dataset("r1")
     at = app(run="r1")
-    at.switch_page("pages/finetune.py").run()
+    at.switch_page("studio/pages/finetune.py").run()
     assert not at.exception
     button(at, "Launch training").click().run()
     assert job_recorder.calls and job_recorder.calls[0][1] == "train"
@@ -262,7 +262,7 @@ def test_compare_shows_both_columns_and_renders_model_text_as_text(app, runs):
     ]
     runs.evaluated("r1", preds)
     at = app(run="r1")
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("studio/pages/compare.py").run()
     assert not at.exception
     assert metric(at, "Before (exact_match)") == "0.667"
     assert metric(at, "After (exact_match)") == "0.667"
@@ -294,7 +294,7 @@ def test_compare_paper_metrics_and_gguf_export(app, runs, job_recorder):
     store.atomic_write_json(d / "eval" / "metrics.json", {**m, "lenient_em": block,
                                                           "paper_rouge_l": block})
     at = app(run="r1")
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("studio/pages/compare.py").run()
     assert not at.exception
     table = next(f.value for f in at.dataframe if "name" in f.value.columns)
     assert any("lenient EM" in n for n in table["name"]) and table["after"].tolist() == [1.0, 1.0]
@@ -322,7 +322,7 @@ def test_compare_paper_metrics_and_gguf_export(app, runs, job_recorder):
 def test_compare_without_adapter_points_to_finetune(app, runs):
     runs.dataset("r1")
     at = app(run="r1")
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("studio/pages/compare.py").run()
     assert not at.exception
     assert any("no finetuned adapter" in i.value for i in at.info)
 
@@ -333,7 +333,7 @@ def test_runs_delete_needs_confirmation(app, runs, workspace):
     runs.task("keep-me")
     runs.task("bye")
     at = app(run="bye")
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("studio/pages/runs.py").run()
     assert not at.exception
     at.selectbox(key=state.widget_key("runs", "pick")).set_value("bye").run()
     button(at, "Delete…").click().run()
@@ -348,7 +348,7 @@ def test_runs_delete_needs_confirmation(app, runs, workspace):
 @pytest.mark.parametrize("name", ["../../etc", "a/b", "..", "/etc/passwd", ""])
 def test_runs_page_rejects_bad_run_names(app, workspace, name):
     at = app()
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("studio/pages/runs.py").run()
     at.text_input(key=state.widget_key("runs", "new_name")).set_value(name).run()
     button(at, "Create run").click().run()
     assert not at.exception
@@ -359,7 +359,7 @@ def test_runs_page_rejects_bad_run_names(app, workspace, name):
 
 def test_runs_page_creates_and_renames(app, workspace):
     at = app()
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("studio/pages/runs.py").run()
     at.text_input(key=state.widget_key("runs", "new_name")).set_value("fresh-1").run()
     button(at, "Create run").click().run()
     assert not at.exception
@@ -375,7 +375,7 @@ def test_runs_open_goes_to_the_next_step(app, runs):
     runs.candidates("c1")
     runs.task("t1")
     at = app()
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("studio/pages/runs.py").run()
     at.selectbox(key=state.widget_key("runs", "pick")).set_value("c1").run()
     button(at, "Open").click().run()
     assert not at.exception
@@ -408,7 +408,7 @@ def test_start_twice_shows_already_running(app, runs, monkeypatch):
 
     monkeypatch.setattr(jobs, "start", busy)
     at = app(run="r1")
-    at.switch_page("pages/synthesize.py").run()
+    at.switch_page("studio/pages/synthesize.py").run()
     button(at, "Start").click().run()
     assert not at.exception
     assert calls == ["synthesize"]
@@ -430,7 +430,7 @@ def test_compare_free_form_runs_both_models(app, runs, monkeypatch):
     monkeypatch.setattr(resources, "build_tuned", lambda run_dir: resources.CachedPair(
         before=before, after=after, chat=True, adapter={}))
     at = app(run="r1")
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("studio/pages/compare.py").run()
     at.text_area(key=state.widget_key("compare", "free")).set_value("What a film!").run()
     button(at, "Run through both").click().run()
     assert not at.exception

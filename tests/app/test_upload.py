@@ -23,7 +23,7 @@ def _files(ws):
 
 
 def _upload(at, name: str, data: bytes):
-    at.switch_page("pages/task.py").run()
+    at.switch_page("studio/pages/task.py").run()
     at.file_uploader(key=state.widget_key("task", "upload")).set_value(
         (name, data, "application/json")).run()
     hits = [b for b in at.button if b.label == "Import"]
@@ -64,6 +64,6 @@ def test_synthesize_page_reports_a_corrupt_candidates_file(app, runs):
     d = runs.task("torn")
     (d / "candidates.parquet").write_bytes(b"PAR1 not really parquet")
     at = app(run="torn")
-    at.switch_page("pages/synthesize.py").run()
+    at.switch_page("studio/pages/synthesize.py").run()
     assert not at.exception
     assert any("cannot be read" in e.value for e in at.error)

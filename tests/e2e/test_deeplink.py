@@ -23,7 +23,7 @@ def test_deep_link_and_refresh_keep_the_frame(browser_page, studio, artifacts):
         else:
             page.reload()
         sidebar = page.locator("[data-testid='stSidebar']")
-        # the frame's own sidebar (not the legacy file list of pages/) must come up
+        # the frame's own sidebar (not a legacy multipage file list) must come up
         sidebar.get_by_text("Current run").wait_for(timeout=60_000)
         page.wait_for_selector(IDLE, timeout=60_000)
         page.wait_for_timeout(500)

@@ -15,8 +15,8 @@ import pytest
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[2]
-LIB_DIRS = ["selfguide", "studio", "pages"]
-UI_FILES = ["streamlit_app.py", "studio", "pages"]
+LIB_DIRS = ["selfguide", "studio"]
+UI_FILES = ["streamlit_app.py", "studio"]
 
 # Loaders that may fetch weights: they must say use_safetensors=True (or load a GGUF file).
 _WEIGHT_LOADERS = ("AutoModel", "ForCausalLM", "ForSequenceClassification", "PreTrainedModel")

@@ -6,11 +6,12 @@ import dataclasses
 
 import streamlit as st
 
+from selfguide import tryout
 from selfguide.config import ModelConfig, field_help
 from selfguide.errors import SelfGuideError
-from studio import resources, state, widgets
+from studio import frame, resources, state, widgets
 
-state.ensure_frame()
+frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Model")
 st.caption("Step 1 of 6 · Pick the small model you want to turn into a task expert. "
@@ -89,11 +90,13 @@ if model is not None:
     if st.button("Generate", icon=":material/play_arrow:"):
         try:
             with st.spinner("Generating…"):
-                out = resources.complete(model, prompt, chat=cfg.chat, max_new_tokens=int(mnt))
+                out = tryout.complete(model.generator, prompt, chat=cfg.chat,
+                                      max_new_tokens=int(mnt))
             widgets.show_text(out, label="Model output (greedy)")
         except SelfGuideError as exc:
             widgets.show_error(exc)
 elif cfg is not None:
     st.info("Not loaded in the studio yet. You can go straight to **Task**: jobs load the "
             "chosen model themselves.", icon=":material/info:")
-st.page_link("pages/task.py", label="Next: define the task", icon=":material/arrow_forward:")
+st.page_link(frame.page_path("task"), label="Next: define the task",
+             icon=":material/arrow_forward:")

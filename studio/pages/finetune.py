@@ -6,32 +6,28 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from selfguide import store, training
-from selfguide.configs.training import PRESETS, TrainConfig
+from selfguide import cliargs, training
+from selfguide.configs.training import TrainConfig
 from selfguide.errors import DatasetError, SelfGuideError
+from selfguide.rundir import RunDir
+from studio import frame, presets, state, widgets
 from studio import jobs as sjobs
-from studio import state, widgets
 
-state.ensure_frame()
+frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Finetune")
 st.caption("Step 5 of 6 · Teach the model its own filtered examples with LoRA adapters "
            "(QLoRA: the base stays frozen in 4-bit). Only the small adapter is saved.")
 widgets.show_flash()
 run = widgets.require_run("Finetuning")
-run_dir = store.resolve_run_dir(run)
-
-# A studio-only preset for a first look: a handful of steps, done in about a minute on a CPU.
-TINY = {"max_steps": 6, "batch_size": 4, "val_fraction": 0.0, "save_strategy": "steps",
-        "save_steps": 3, "logging_steps": 1, "epochs": 1.0}
-ALL_PRESETS = {"tiny": TINY, **PRESETS, "custom": None}
+run_dir = RunDir.named(run)
 
 # --------------------------------------------------------------------------- dataset check
 records: list[dict] = []
 stats, dataset_error = None, None
 try:
-    records, _val = training.load_train_records(run_dir)
-    stats = training.check_dataset(records, task_type=training.run_task_type(run_dir))
+    records, _val = training.load_train_records(run_dir.path)
+    stats = training.check_dataset(records, task_type=training.run_task_type(run_dir.path))
 except DatasetError as exc:
     dataset_error = exc
 except SelfGuideError as exc:
@@ -44,7 +40,7 @@ if stats is not None:
                                 else "") + ".", icon=":material/dataset:")
 elif not records:
     widgets.show_error(dataset_error)
-    st.page_link("pages/filter.py", label="Go to Filter and save the dataset",
+    st.page_link(frame.page_path("filter"), label="Go to Filter and save the dataset",
                  icon=":material/filter_alt:")
     st.stop()
 else:
@@ -59,22 +55,20 @@ running = sjobs.is_active(jstat)
 # --------------------------------------------------------------------------- settings
 with st.expander("Settings", expanded=not running and jstate != "finished"):
     values = widgets.preset_form(
-        TrainConfig, "train.cfg", ALL_PRESETS, page="train",
-        help="tiny: a few steps to see the loop work; quick/paper: the settings of "
-             "`selfguide run --preset`.",
-        columns=3, sliders={"val_fraction": (0.0, 0.45, 0.05), "lora_dropout": (0.0, 0.5, 0.05)})
+        TrainConfig, "train.cfg", presets.TRAIN, page="train", help=presets.TRAIN_HELP, columns=3,
+        sliders={"val_fraction": (0.0, 0.45, 0.05), "lora_dropout": (0.0, 0.5, 0.05)})
     cfg = widgets.build_config(TrainConfig, values)
     st.caption("QLoRA runs the frozen base in 4-bit NF4 (bitsandbytes); on a CPU this works "
                "but is slower than on a GPU.")
 
-ckpt = training.last_complete_checkpoint(run_dir / "train" / "checkpoints")
+ckpt = training.last_complete_checkpoint(run_dir.checkpoints_dir)
 can_resume = ckpt is not None and jstate in ("cancelled", "failed", "interrupted")
 label = f"Resume from {ckpt.name}" if can_resume else "Launch training"
 c1, c2 = st.columns([1, 3])
 blocked = running or cfg is None or (dataset_error is not None and not cfg.force)
 launch = c1.button(label, type="primary", icon=":material/rocket_launch:", disabled=blocked)
-if launch and widgets.start_job(run, "train", ["train", "--run", run,
-                                               *sjobs.config_argv(cfg)]):
+if launch and widgets.start_job(run, "train",
+                                cliargs.job_argv("train", run=run, configs=[cfg])):
     st.rerun()
 if can_resume:
     c2.caption("Training stopped before the end; it resumes from the last complete "
@@ -99,12 +93,12 @@ def loss_chart(evs: list[dict]) -> None:
 
 widgets.job_panel(run, "train", title="Training job", extra=loss_chart)
 
-metrics = store.read_json(run_dir / "train" / "metrics.json", default=None)
+metrics = run_dir.read_train_metrics()
 if jstate == "finished" and isinstance(metrics, dict):
     m = st.columns(4)
     m[0].metric("Steps", metrics.get("steps"))
     m[1].metric("Train loss", f"{metrics.get('train_loss', float('nan')):.4f}")
     m[2].metric("Tokens/s", metrics.get("tokens_per_s"))
     m[3].metric("Wall time", f"{metrics.get('wall_s', 0):.0f} s")
-    st.page_link("pages/compare.py", label="Next: compare before and after",
+    st.page_link(frame.page_path("compare"), label="Next: compare before and after",
                  icon=":material/arrow_forward:")

@@ -8,12 +8,12 @@ import time
 import pandas as pd
 import streamlit as st
 
-from selfguide import store
+from selfguide import store, workspace
 from selfguide.errors import SelfGuideError
+from studio import frame, state, widgets
 from studio import runs as sruns
-from studio import state, widgets
 
-state.ensure_frame()
+frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Runs")
 st.caption(f"Everything lives on disk in {store.runs_dir()}; the CLI (`selfguide runs`) sees "
@@ -30,7 +30,7 @@ with st.expander("New run / rename", icon=":material/add:",
     b1, b2 = st.columns(2)
     if b1.button("Create run", icon=":material/add:"):
         try:
-            sruns.create(name.strip())
+            workspace.create_run(name.strip())
             state.set_run(name.strip())
             state.flash("success", f"Created run '{name.strip()}'; it is now the current run.")
             st.rerun()
@@ -38,7 +38,7 @@ with st.expander("New run / rename", icon=":material/add:",
             widgets.show_error(exc)
     if b2.button("Rename current run", icon=":material/edit:", disabled=current is None):
         try:
-            state.set_run(sruns.rename(current, name.strip()))
+            state.set_run(workspace.rename_run(current, name.strip()))
             st.rerun()
         except SelfGuideError as exc:
             widgets.show_error(exc)
@@ -46,7 +46,7 @@ with st.expander("New run / rename", icon=":material/add:",
 rows = sruns.summaries()
 if not rows:
     st.info("No runs yet. Load an example task on the **Task** page to create one.")
-    st.page_link("pages/task.py", label="Go to Task", icon=":material/edit_note:")
+    st.page_link(frame.page_path("task"), label="Go to Task", icon=":material/edit_note:")
     st.stop()
 
 df = pd.DataFrame(rows)
@@ -66,7 +66,7 @@ if c1.button("Open", type="primary", icon=":material/folder_open:"):
     state.set_run(pick)
     state.flash("success", f"Opened run '{pick}'.")
     st.switch_page(sruns.next_page(pick))
-c2.download_button("Export (zip)", lambda: sruns.export_zip(pick), file_name=f"{pick}.zip",
+c2.download_button("Export (zip)", lambda: workspace.export_zip(pick), file_name=f"{pick}.zip",
                    mime="application/zip", icon=":material/download:",
                    help="Task, config, candidates, dataset, adapter and evaluation "
                         "(no checkpoints); built when you click.")
@@ -83,7 +83,7 @@ if target:
         y, n = st.columns(2)
         if y.button("Delete for good", type="primary", disabled=typed != target):
             try:
-                sruns.delete(target)
+                workspace.delete_run(target)
                 if current == target:
                     state.set_run(None)
                 state.set_pending_confirm("delete", None)

@@ -1,0 +1,57 @@
+"""The studio's charts (Altair specs) over the small frames ``studio.filtering`` and
+``studio.si_filtering`` compute: the funnel of drop reasons, kept labels, lengths and vote
+shares, with one kept/dropped colour scale.
+
+What it does: builds chart objects; the pages draw them with ``st.altair_chart``.
+What it does not do: compute the data (the filtering modules do) or draw anything itself.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+# One colour scale for kept vs dropped rows, in every chart that splits them.
+KEPT_SCALE = alt.Scale(domain=["kept", "dropped"], range=["#2e7d32", "#c62828"])
+
+
+def kept_colour(field: str, **kw) -> alt.Color:
+    """``field`` (values ``kept``/``dropped``) coloured with :data:`KEPT_SCALE`."""
+    return alt.Color(f"{field}:N", scale=KEPT_SCALE, **kw)
+
+
+def funnel(fun: pd.DataFrame, *, coloured: bool = True) -> alt.Chart:
+    """Rows per reason (``reason``, ``count``; ``kind`` kept/dropped when ``coloured``)."""
+    enc = {"x": alt.X("count:Q", title="rows"),
+           "y": alt.Y("reason:N", sort=list(fun["reason"]), title=None),
+           "tooltip": ["reason", "count"]}
+    if coloured:
+        enc["color"] = kept_colour("kind", legend=None)
+    return alt.Chart(fun).mark_bar().encode(**enc)
+
+
+def labels(counts: pd.DataFrame) -> alt.Chart:
+    """Kept rows per label (``label``, ``kept``)."""
+    return alt.Chart(counts).mark_bar().encode(
+        x=alt.X("label:N", sort="-y"), y=alt.Y("kept:Q", title="kept rows"),
+        tooltip=["label", "kept"])
+
+
+def lengths(lens: pd.DataFrame) -> alt.Chart:
+    """Histograms of words per field (``words``, ``status``, ``field``)."""
+    return alt.Chart(lens).mark_bar(opacity=0.7).encode(
+        x=alt.X("words:Q", bin=alt.Bin(maxbins=30), title="words"),
+        y=alt.Y("count():Q", stack=None, title="rows"),
+        color=kept_colour("status"),
+        column=alt.Column("field:N", title=None))
+
+
+def vote_shares(df: pd.DataFrame) -> alt.Chart:
+    """Histogram of ``vote_share`` split by kept/dropped (``df`` has ``kept``)."""
+    vs = df.assign(status=df["kept"].map({True: "kept", False: "dropped"}))
+    vs = vs[["vote_share", "status"]].dropna()
+    return alt.Chart(vs).mark_bar(opacity=0.7).encode(
+        x=alt.X("vote_share:Q", bin=alt.Bin(step=0.1),
+                title="share of samples agreeing with the answer"),
+        y=alt.Y("count():Q", stack=None, title="rows"),
+        color=kept_colour("status"))

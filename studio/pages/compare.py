@@ -1,0 +1,56 @@
+"""Compare page: evaluate base vs finetuned on held-out examples; metrics with a confidence
+interval, confusion tables, an examples table with a word-level diff, a free-form try of
+both models, and downloads. The sections live in ``studio.compare_views``."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from selfguide import cliargs
+from selfguide.configs.evaluation import EvalConfig
+from selfguide.rundir import RunDir
+from studio import compare_views, frame, presets, state, widgets
+from studio import jobs as sjobs
+
+frame.ensure(__file__)  # a page started on its own runs inside the frame
+
+st.title("Compare")
+st.caption("Step 6 of 6 · The same held-out examples through the base model (before) and "
+           "the finetuned model (after), decoded greedily so the comparison is repeatable.")
+widgets.show_flash()
+run = widgets.require_run("Comparison")
+rd = RunDir.named(run)
+
+if not rd.adapter_dir.is_dir():
+    st.info("This run has no finetuned adapter yet. Train one on the **Finetune** page.")
+    st.page_link(frame.page_path("finetune"), label="Go to Finetune",
+                 icon=":material/model_training:")
+    st.stop()
+
+jstat = sjobs.status(run, "eval")
+running = sjobs.is_active(jstat)
+with st.expander("Evaluation settings", expanded=not rd.metrics_file.is_file()):
+    if not state.draft("eval.cfg"):
+        state.set_draft("eval.cfg", dict(presets.FIRST_EVAL))
+    values = widgets.config_form(EvalConfig, "eval.cfg", columns=3)
+    cfg = widgets.build_config(EvalConfig, values)
+    st.caption("limit 0 evaluates every held-out example of the task; a small limit is a "
+               "quick look.")
+evaluate = st.button("Evaluate before / after", type="primary", icon=":material/science:",
+                     disabled=running or cfg is None)
+if evaluate and widgets.start_job(run, "eval",
+                                  cliargs.job_argv("eval", run=run, configs=[cfg])):
+    st.rerun()
+widgets.job_panel(run, "eval", title="Evaluation job")
+
+metrics = rd.read_metrics()
+rows = rd.read_predictions()
+if metrics is None:
+    st.stop()
+
+compare_views.scores(metrics)
+compare_views.label_tables(metrics)
+compare_views.examples(rows)
+compare_views.free_form(rd, cfg.max_new_tokens if cfg else 48)
+compare_views.downloads(run, metrics, rows)
+compare_views.gguf_export(rd)

@@ -1,0 +1,84 @@
+"""Synthesize page: pick the method and its settings, start/stop the job, watch a live preview."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from selfguide.config import ModelConfig, from_dict
+from selfguide.errors import CorruptFile, SelfGuideError
+from selfguide.rundir import RunDir
+from studio import frame, state, synth, widgets
+from studio import jobs as sjobs
+
+frame.ensure(__file__)  # a page started on its own runs inside the frame
+
+st.title("Synthesize")
+st.caption("Step 3 of 6 · The model writes new task inputs from your demonstrations, then "
+           "answers each one several times; answers that agree become training examples.")
+widgets.show_flash()
+run = widgets.require_run("Synthesis")
+run_dir = RunDir.named(run)
+
+method = st.radio("Method", list(synth.METHODS), format_func=synth.METHODS.get,
+                  horizontal=True, key=state.widget_key("synth", "method"))
+stage = synth.STAGE[method]
+if method == "selfguide" and not run_dir.task_file.is_file():
+    st.warning("This run has no task yet. Define one on the Task page first.")
+    st.page_link(frame.page_path("task"), label="Go to Task", icon=":material/edit_note:")
+    st.stop()
+
+jstat = sjobs.status(run, stage)
+running = sjobs.is_active(jstat)
+
+with st.expander("Settings", expanded=not running):
+    settings = synth.selfguide_settings() if method == "selfguide" \
+        else synth.selfinstruct_settings()
+    overwrite = st.checkbox("Discard data generated earlier in this run with other settings",
+                            key=state.widget_key("synth", "overwrite"),
+                            help="Without this, a run only resumes or extends generation with "
+                                 "the settings it started with.")
+
+model_cfg = from_dict(ModelConfig, state.model_config())
+st.caption(f"Model: **{model_cfg.model}** ({model_cfg.precision}); change it on the Model page.")
+
+c1, c2 = st.columns([1, 4])
+if c1.button("Start", type="primary", icon=":material/play_arrow:",
+             disabled=running or settings is None):
+    if method == "selfguide":
+        try:
+            note = synth.rows_fit_note(run_dir.task_file.read_text(encoding="utf-8"),
+                                       json.dumps(state.model_config(), sort_keys=True))
+        except SelfGuideError as exc:
+            st.error(str(exc))
+            st.stop()
+        if note:
+            st.info(note[0].upper() + note[1:] + ".")
+    argv = synth.job_argv(method, run, settings, model_cfg, overwrite=overwrite)
+    if widgets.start_job(run, stage, argv):
+        st.rerun()
+if running:
+    c2.caption("A job is running: settings are locked until it ends or you cancel it.")
+
+widgets.job_panel(run, stage, title="Synthesis job", extra=synth.live_preview(run_dir, method))
+
+cand = run_dir.candidates_file
+if cand.is_file() and not running:
+    try:
+        n = len(pd.read_parquet(cand, columns=["id"]))
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a torn or foreign file
+        widgets.show_error(CorruptFile(f"{cand} cannot be read ({exc}).",
+                                       hint="Delete it; 'selfguide filter' rebuilds it."))
+    else:
+        st.success(f"{n} candidates are ready to filter.")
+        st.page_link(frame.page_path("filter"), label="Next: filter the candidates",
+                     icon=":material/arrow_forward:")
+try:
+    log = sjobs.status(run, stage)
+    if getattr(log, "log_tail", "") and sjobs.state_of(log) != "none":
+        with st.expander("Job log (last lines)"):
+            st.code(log.log_tail, language=None)
+except SelfGuideError as exc:
+    widgets.show_error(exc)

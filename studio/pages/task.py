@@ -1,0 +1,75 @@
+"""Task page: load an example, import a file or write a task; validate; save it to a run."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from selfguide import store, workspace
+from selfguide import task as sgtask
+from selfguide import task_formats
+from selfguide.errors import SelfGuideError
+from selfguide.rundir import RunDir
+from studio import frame, state, task_editor, widgets
+
+frame.ensure(__file__)  # a page started on its own runs inside the frame
+
+st.title("Task")
+st.caption("Step 2 of 6 · Say what the expert should do: an instruction, at least 3 "
+           "input → output demonstrations, and for classification the label set.")
+widgets.show_flash()
+
+# --------------------------------------------------------------------------- import
+# Example task files shipped with the package (selfguide/data), by file name.
+examples = {p.name: p for p in sgtask.example_tasks().values()}
+src_tabs = st.tabs(["Example task", "Import a file"])
+with src_tabs[0]:
+    if examples:
+        c1, c2 = st.columns([3, 1])
+        pick = c1.selectbox("Example", list(examples), key=state.widget_key("task", "example"),
+                            label_visibility="collapsed")
+        if c2.button("Load example", icon=":material/upload_file:", type="primary"):
+            try:
+                task_editor.set_task(task_formats.load_task(examples[pick]))
+                st.rerun()
+            except SelfGuideError as exc:
+                widgets.show_error(exc)
+    else:
+        st.info("No example tasks are installed.")
+with src_tabs[1]:
+    up = st.file_uploader("Task file: our JSON/YAML, a Natural Instructions v2 task, or a "
+                          "CSV/JSONL of input,output rows", type=["json", "yaml", "yml", "csv",
+                                                                   "jsonl"],
+                          key=state.widget_key("task", "upload"))
+    if up is not None and st.button("Import", icon=":material/file_open:"):
+        try:
+            task_editor.set_task(task_formats.parse_task_bytes(up.getvalue(), up.name))
+            st.rerun()
+        except SelfGuideError as exc:
+            widgets.show_error(exc)
+
+# --------------------------------------------------------------------------- editor
+run = state.current_run()
+d = state.task_draft()
+if d is None and run:
+    saved = store.read_json(RunDir.named(run).task_file)  # as saved: the editor validates
+    d = saved if isinstance(saved, dict) else None
+spec = task_editor.validate(task_editor.editor(d if d is not None else task_editor.EMPTY))
+
+# --------------------------------------------------------------------------- save
+st.subheader("Use this task")
+if run:
+    st.caption(f"Saves the task into the current run **{run}**. The next steps read it from "
+               "there.")
+else:
+    st.caption("Creates a new run named after the task and saves the task into it.")
+if st.button("Save task to run", type="primary", icon=":material/save:", disabled=spec is None):
+    try:
+        target = workspace.save_task(spec, run)
+        state.set_run(target)
+        state.flash("success", f"Task '{spec.name}' saved to run '{target}'.")
+        st.rerun()
+    except SelfGuideError as exc:
+        widgets.show_error(exc)
+if run and RunDir.named(run).task_file.is_file():
+    st.page_link(frame.page_path("synthesize"), label="Next: synthesize training data",
+                 icon=":material/arrow_forward:")
