@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfguide import store, tryout
+from selfguide import runnames, store, tryout
 from selfguide import workspace as sgworkspace
 from selfguide.backends.fake import FakeGenerator
 from selfguide.errors import InvalidRunName, TaskError
@@ -23,7 +23,7 @@ TASK = {"name": "Sentiment Task", "instruction": "Classify the sentiment as posi
 def test_save_task_creates_a_named_run_then_a_free_name(workspace):
     spec = TaskSpec.from_dict(TASK)
     first = sgworkspace.save_task(spec)
-    assert first == store.slugify_run_name("Sentiment Task")
+    assert first == runnames.slugify_run_name("Sentiment Task")
     rd = RunDir.named(first)
     assert rd.read_task() == spec
     man = rd.read_manifest()
