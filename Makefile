@@ -32,7 +32,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow and not e2e"
 
 demo: $(STAMP)
-	$(BIN)/selfguide run examples/sentiment.json --run demo --preset quick
+	$(BIN)/selfguide run examples/topics.json --run demo --preset quick
 
 bench: $(STAMP)
 	$(BIN)/python bench/generation.py
