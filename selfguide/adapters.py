@@ -26,13 +26,15 @@ from selfguide.rundir import ADAPTER_MANIFEST, RunDir
 
 
 def save_adapter(model: Any, tokenizer: Any, adapter_dir: Path, manifest: dict, *,
-                 full: bool = False) -> None:
-    """Write the adapter (or full model) as safetensors + manifest, replacing atomically."""
+                 full: bool = False, state_dict: dict | None = None) -> None:
+    """Write the adapter (or full model) as safetensors + manifest, replacing atomically
+    (``state_dict``: weights gathered elsewhere, e.g. from FSDP shards)."""
     adapter_dir = Path(adapter_dir)
     tmp = adapter_dir.with_name(f".{adapter_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    extra = {"state_dict": state_dict} if state_dict is not None else {}
+    model.save_pretrained(str(tmp), safe_serialization=True, **extra)
     if full:
         tokenizer.save_pretrained(str(tmp))
     if not list(tmp.glob("*.safetensors")):

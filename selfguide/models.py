@@ -170,15 +170,18 @@ def _quant_kwargs(precision: str, device: str) -> dict:
     import torch
     from transformers import BitsAndBytesConfig
 
+    # "cuda" as the index of the current GPU: under DDP each rank binds its own
+    # (torch.cuda.set_device) and accelerate refuses a 4-bit model mapped to plain "cuda".
+    target: str | int = torch.cuda.current_device() if device == "cuda" else device
     if precision == "4bit":
         q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=torch.bfloat16)
-        return {"quantization_config": q, "dtype": torch.bfloat16, "device_map": {"": device}}
+        return {"quantization_config": q, "dtype": torch.bfloat16, "device_map": {"": target}}
     if precision == "8bit":
         return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True),
                 "dtype": torch.float16 if device == "cuda" else torch.float32,
-                "device_map": {"": device}}
+                "device_map": {"": target}}
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     return {"dtype": dtype}
 

@@ -61,6 +61,9 @@ def build_training_args(cfg: TrainConfig, output_dir: str | Path, *, has_val: bo
         prediction_loss_only=True,  # validation needs the loss, not 49k-wide logits per token
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
         save_only_model=False,
+        # Under DDP every parameter takes part in each step (LoRA or full): no search for
+        # unused ones, which also breaks gradient checkpointing ("marked ready twice").
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -80,6 +83,8 @@ def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = No
             self.tokens0 = 0
 
         def on_train_begin(self, args, state, control, **kw):
+            if not state.is_world_process_zero:  # several processes: rank 0 reports
+                return
             self.t0 = time.time()
             self.tokens0 = state.num_input_tokens_seen or 0
             total = state.max_steps or total_steps
@@ -99,6 +104,8 @@ def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = No
                                      epoch=round(state.epoch or 0.0, 4))
 
         def on_log(self, args, state, control, logs=None, **kw):
+            if not state.is_world_process_zero:
+                return
             logs = logs or {}
             el = time.time() - self.t0
             eta = self.progress.eta if self.progress is not None else None
@@ -169,6 +176,11 @@ def make_trainer(*, model: Any, **kw: Any) -> Any:
             if not self.model_accepts_loss_kwargs:
                 num_items_in_batch = None
             loss, out = completion_loss(model, inputs, num_items_in_batch)
+            if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+                # num_items_in_batch counts the tokens of every rank, and DDP averages the
+                # gradients over ranks: as Trainer's own loss, scale back by the ranks.
+                n = self.args.n_gpu if self.args.n_gpu > 1 else self.accelerator.num_processes
+                loss = loss * n
             return (loss, out) if return_outputs else loss
 
     return CompletionTrainer(model=model, **kw)
@@ -225,8 +237,12 @@ def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: An
 
     set_training_attention(model, cfg, device)
     model = prepare_model(model, cfg)
+    from selfguide import train_dist
+
     args = build_training_args(cfg, ckpt_dir, has_val=bool(vfeats.rows), use_cpu=device == "cpu")
-    steps_per_epoch = -(-len(feats.rows) // (cfg.batch_size * cfg.grad_accum))
+    # one optimizer step takes batch_size x grad_accum rows on every rank
+    global_batch = cfg.batch_size * cfg.grad_accum * train_dist.world_size()
+    steps_per_epoch = -(-len(feats.rows) // global_batch)
     total = cfg.max_steps if cfg.max_steps > 0 else int(steps_per_epoch * cfg.epochs + 0.999)
     trainer = make_trainer(model=model, args=args, train_dataset=feats.rows,
                            eval_dataset=vfeats.rows or None,
@@ -234,4 +250,6 @@ def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: An
                            callbacks=[make_events_callback(events, total, stream=stream)])
     for cb in (PrinterCallback, ProgressCallback):  # our callback reports instead
         trainer.remove_callback(cb)
+    if train_dist.strategy() == "fsdp":
+        train_dist.wrap_policy_for_peft(trainer)
     return trainer

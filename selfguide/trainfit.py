@@ -117,7 +117,7 @@ def estimate_peak_bytes(dims: ModelDims, cfg: TrainConfig, seq_len: int) -> int:
 
 def available_bytes(device: str = "cpu") -> int:
     """Memory a training run may use: ``$SELFGUIDE_MEMORY_BYTES``, else free GPU memory on
-    CUDA, else psutil's available RAM."""
+    CUDA (this rank's GPU), else psutil's available RAM (shared by this node's ranks)."""
     env = os.environ.get(MEMORY_ENV, "").strip()
     if env:
         try:
@@ -130,7 +130,10 @@ def available_bytes(device: str = "cpu") -> int:
         return int(torch.cuda.mem_get_info()[0])
     import psutil
 
-    return int(psutil.virtual_memory().available)
+    from selfguide.train_dist import local_world_size
+
+    # the processes of a multi-process launch on this node share its RAM
+    return int(psutil.virtual_memory().available) // local_world_size()
 
 
 def _gib(n: float) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfguide import store
+from selfguide import store, train_dist
 from selfguide.config import ModelConfig, to_dict
 from selfguide.configs.training import TrainConfig
 from selfguide.errors import DatasetError
@@ -89,11 +89,14 @@ def _checkpoint_step(p: Path) -> int | None:
         return None
 
 
-def is_complete_checkpoint(path: str | Path) -> bool:
-    """True if ``path`` holds a loadable trainer state and loadable safetensors weights.
+def is_complete_checkpoint(path: str | Path, *, world_size: int = 1) -> bool:
+    """True if ``path`` holds a loadable trainer state and loadable safetensors weights
+    (and, written by ``world_size`` > 1 processes, every rank's RNG state).
 
     Trainer writes weights, optimizer, scheduler, RNG state and finally
-    ``trainer_state.json``; a kill before the end leaves a torn directory.
+    ``trainer_state.json``; a kill before the end leaves a torn directory. Under several
+    processes rank 0 writes the state while the others write their own
+    ``rng_state_N.pth``, with no wait between.
     """
     path = Path(path)
     try:
@@ -102,6 +105,9 @@ def is_complete_checkpoint(path: str | Path) -> bool:
         return False
     weights = sorted(path.glob("*.safetensors"))
     if not weights or not (path / "optimizer.pt").is_file():
+        return False
+    if world_size > 1 and not all((path / f"rng_state_{i}.pth").is_file()
+                                  for i in range(world_size)):
         return False
     from safetensors import safe_open
 
@@ -127,7 +133,7 @@ def dataset_fingerprint(run_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def last_complete_checkpoint(directory: str | Path) -> Path | None:
+def last_complete_checkpoint(directory: str | Path, *, world_size: int = 1) -> Path | None:
     """The highest-numbered complete ``checkpoint-N`` in ``directory`` (numeric order)."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -135,7 +141,7 @@ def last_complete_checkpoint(directory: str | Path) -> Path | None:
     cands = [(s, p) for p in directory.iterdir()
              if p.is_dir() and (s := _checkpoint_step(p)) is not None]
     for _, p in sorted(cands, reverse=True):
-        if is_complete_checkpoint(p):
+        if is_complete_checkpoint(p, world_size=world_size):
             return p
     return None
 
@@ -171,6 +177,8 @@ def preflight(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig |
     check_dataset(records, task_type=run_task_type(run_dir), force=cfg.force)
     device = models.pick_device(model_cfg.device)
     cfg = cfg.resolve(device)
+    train_dist.check_supported(cfg, device)
+    train_dist.bind_device(device)  # the memory check below asks this rank's GPU
     src = model_ref.resolve_model(model_cfg.model, trust_remote_code=model_cfg.trust_remote_code)
     path = model_convert.checkpoint_dir(src)
     if path is None:
@@ -200,13 +208,18 @@ class _Prepared:
 
 def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | None = None,
           events: EventLog | None = None, stream: Any = None) -> TrainResult:
-    """Finetune the run's model on ``dataset/train.jsonl``; write ``train/adapter``."""
+    """Finetune the run's model on ``dataset/train.jsonl``; write ``train/adapter``.
+
+    Under a multi-process launch (:mod:`selfguide.train_dist`) every rank calls this; only
+    rank 0 writes events and run files, and all return the same metrics.
+    """
     from selfguide import adapters
     from selfguide.train_loop import build_trainer
 
     run_dir = Path(run_dir)
     run = RunDir(run_dir)
-    events = events or EventLog(None)
+    main = train_dist.is_main()
+    events = (events or EventLog(None)) if main else EventLog(None)
     model_cfg = model_cfg or run.model_config()
     dims = preflight(run_dir, cfg, model_cfg=model_cfg)
     records, val_records = load_train_records(run_dir)
@@ -221,14 +234,17 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.time() - t0
 
-    manifest = {"base_fingerprint": p.lm.info.fingerprint, "model": model_cfg.model,
-                "chat": p.chat, "method": p.cfg.method, "train_config": to_dict(p.cfg),
-                "created": time.time()}
-    adapters.save_adapter(trainer.model, p.lm.tokenizer, run.adapter_dir, manifest,
-                          full=p.cfg.method == "full")
+    model, state_dict = train_dist.final_weights(trainer)  # FSDP: every rank gathers
     metrics = _train_metrics(trainer, result, p, stats, wall, resume)
-    store.atomic_write_json(run.train_metrics_file, metrics)
-    events.emit("train_end", **{k: v for k, v in metrics.items() if k != "eval_losses"})
+    if main:
+        manifest = {"base_fingerprint": p.lm.info.fingerprint, "model": model_cfg.model,
+                    "chat": p.chat, "method": p.cfg.method, "train_config": to_dict(p.cfg),
+                    "created": time.time()}
+        adapters.save_adapter(model, p.lm.tokenizer, run.adapter_dir, manifest,
+                              full=p.cfg.method == "full", state_dict=state_dict)
+        store.atomic_write_json(run.train_metrics_file, metrics)
+        events.emit("train_end", **{k: v for k, v in metrics.items() if k != "eval_losses"})
+    train_dist.barrier()  # every rank returns once the adapter is on disk
     return TrainResult(adapter_dir=run.adapter_dir, metrics=metrics)
 
 
@@ -279,21 +295,30 @@ def _resume_point(run: RunDir, cfg: TrainConfig, model_cfg: ModelConfig,
     """The checkpoint to resume from (None: from scratch); records the settings.
 
     The data is part of what a checkpoint was trained on: after a re-filter or a new
-    synthesis, resuming the old checkpoints would silently return the old model.
+    synthesis, resuming the old checkpoints would silently return the old model. So is the
+    number of processes (the global batch). Under several processes rank 0 decides (and
+    writes) and tells the others.
     """
+    if not train_dist.is_main():
+        found = train_dist.broadcast(None)
+        return Path(found) if found else None
     ckpt_dir = run.checkpoints_dir
     settings = {"train": to_dict(cfg), "model": to_dict(model_cfg),
                 "data": dataset_fingerprint(run.path)}
+    world = train_dist.world_size()
+    if world > 1:  # absent for one process: its earlier checkpoints stay resumable
+        settings["world_size"] = world
     settings_hash = store.config_hash(settings)
     prev = store.read_json(run.train_config_file, default=None) or {}
     if ckpt_dir.exists() and prev.get("hash") != settings_hash:
         # Checkpoints of other settings (or of unknown provenance) must not be resumed.
         events.emit("log", message="training settings changed: starting from scratch")
         shutil.rmtree(ckpt_dir)
-    resume = last_complete_checkpoint(ckpt_dir)
+    resume = last_complete_checkpoint(ckpt_dir, world_size=world)
     if resume is not None:
         events.emit("log", message=f"resuming from {resume.name}")
     store.atomic_write_json(run.train_config_file, {**settings, "hash": settings_hash})
+    train_dist.broadcast(str(resume) if resume else None)
     return resume
 
 

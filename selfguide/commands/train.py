@@ -1,7 +1,10 @@
 """``selfguide train --run NAME``: finetune the run's model on its synthetic dataset.
 
 Parses options into a ``TrainConfig`` and calls :func:`selfguide.training.train` inside a
-``jobs.worker`` (status, heartbeat, events, cancel). Nothing heavy is imported at load time.
+``jobs.worker`` (status, heartbeat, events, cancel). Under ``accelerate launch`` /
+``torchrun`` with several processes only rank 0 is the job's worker; the other ranks train
+alongside it and write nothing (:mod:`selfguide.train_dist`). Nothing heavy is imported at
+load time.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import jobs, store, training
+    from selfguide import jobs, store, train_dist, training
 
     cfg = config_from_args(args)
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
@@ -41,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     jobs.check_inputs_idle(run_dir, "train")
     training.preflight(run_dir, cfg)  # dataset, model, memory: refuse before "running"
+    if not train_dist.is_main():  # another rank of a multi-process launch: no job, no files
+        training.train(run_dir, cfg)
+        return 0
 
     # The worker writes the manifest's train stage (running, then done/failed) with the job.
     with jobs.worker(run_dir, "train", manifest=True,
