@@ -85,6 +85,17 @@ _REGISTRY: dict[str, Method] = {}
 _discovered = False
 
 
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name`` as a callable that imports its module on first call (so that
+    registering a method imports nothing heavy)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"Calls {module}.{name} (imported on first use)."
+    return call
+
+
 def register(method: Method) -> Method:
     """Add ``method`` to the registry (a method folder's ``__init__`` calls this)."""
     if method.name in _REGISTRY and _REGISTRY[method.name] is not method:

@@ -10,14 +10,8 @@ This module registers the method; nothing heavy is imported.
 
 from __future__ import annotations
 
-from selfguide.methods import Method, register
+from selfguide.methods import Method, lazy, register
 from selfguide.methods.selfguide import config
-
-
-def _run(*args, **kwargs) -> dict:
-    from selfguide.methods.selfguide.pipeline import run_synthesis
-
-    return run_synthesis(*args, **kwargs)
 
 
 def _refilter(run_dir, filters=None) -> dict:
@@ -39,12 +33,6 @@ def _load_settings(run_dir) -> tuple[config.SynthesisConfig, config.FilterConfig
     return synth, filters
 
 
-def _format_report(report: dict) -> str:
-    from selfguide.methods.selfguide.report import format_report
-
-    return format_report(report)
-
-
 def _filter_order() -> tuple[str, ...]:
     from selfguide.methods.selfguide.filters import ORDER
 
@@ -54,6 +42,7 @@ def _filter_order() -> tuple[str, ...]:
 METHOD = register(Method(
     name="selfguide", title="SELF-GUIDE", stage="synthesize", command="synthesize",
     synthesis_config=config.SynthesisConfig, filter_config=config.FilterConfig,
-    run=_run, refilter=_refilter, load_candidates=_load_candidates,
-    load_settings=_load_settings, format_report=_format_report,
+    run=lazy("selfguide.methods.selfguide.pipeline", "run_synthesis"),
+    format_report=lazy("selfguide.methods.selfguide.report", "format_report"),
+    refilter=_refilter, load_candidates=_load_candidates, load_settings=_load_settings,
     frozen_filters=(), filter_order=_filter_order(), presets=config.PRESETS))

@@ -9,14 +9,8 @@ module registers the method; nothing heavy is imported.
 
 from __future__ import annotations
 
-from selfguide.methods import Method, register
+from selfguide.methods import Method, lazy, register
 from selfguide.methods.selfinstruct import config
-
-
-def _run(*args, **kwargs) -> dict:
-    from selfguide.methods.selfinstruct.pipeline import run_self_instruct
-
-    return run_self_instruct(*args, **kwargs)
 
 
 def _refilter(run_dir, filters=None) -> dict:
@@ -53,12 +47,6 @@ def _load_settings(run_dir) -> tuple[config.SelfInstructConfig, config.SelfInstr
                       strict=False))
 
 
-def _format_report(report: dict) -> str:
-    from selfguide.methods.selfinstruct.table import format_report
-
-    return format_report(report)
-
-
 def _filter_order() -> tuple[str, ...]:
     from selfguide.methods.selfinstruct.table import FILTER_COLUMNS
 
@@ -68,7 +56,8 @@ def _filter_order() -> tuple[str, ...]:
 METHOD = register(Method(
     name="selfinstruct", title="Self-Instruct", stage="self-instruct", command="self_instruct",
     synthesis_config=config.SelfInstructConfig, filter_config=config.SelfInstructFilterConfig,
-    run=_run, refilter=_refilter, load_candidates=_load_candidates,
-    load_settings=_load_settings, format_report=_format_report,
+    run=lazy("selfguide.methods.selfinstruct.pipeline", "run_self_instruct"),
+    format_report=lazy("selfguide.methods.selfinstruct.table", "format_report"),
+    refilter=_refilter, load_candidates=_load_candidates, load_settings=_load_settings,
     frozen_filters=config.POOL_FILTER_FIELDS, filter_order=_filter_order(),
     presets={}))
