@@ -55,3 +55,15 @@ def vote_shares(df: pd.DataFrame) -> alt.Chart:
                 title="share of samples agreeing with the answer"),
         y=alt.Y("count():Q", stack=None, title="rows"),
         color=kept_colour("status"))
+
+
+def loss(pts: pd.DataFrame) -> alt.Chart:
+    """The training loss curve (``step``, ``loss``, ``kind`` train/validation): whole-number
+    step ticks and rounded loss labels, also for a single logged point (issue 15, item 8)."""
+    return alt.Chart(pts).mark_line(point=True).encode(
+        x=alt.X("step:Q", title="step", axis=alt.Axis(format="d", tickMinStep=1)),
+        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False),
+                axis=alt.Axis(format=".3~f")),
+        color=alt.Color("kind:N", title=None),
+        tooltip=[alt.Tooltip("step:Q", format="d"), alt.Tooltip("loss:Q", format=".4f"),
+                 "kind"])

@@ -203,7 +203,7 @@ def job_panel(run: str, stage: str, *, title: str,
             head, btn = st.columns([4, 1])
             head.markdown(f"**{title}** — job state: `{jstate}`")
             if jstate in sjobs.ACTIVE_STATES:
-                view = sjobs.progress_view(stat, evs)
+                view = sjobs.progress_view(stat, evs, stage)
                 st.progress(view["fraction"], text=view["text"])
                 if can_cancel and btn.button("Cancel", key=f"cancel.{stage}",
                                              icon=":material/stop:"):
@@ -213,8 +213,7 @@ def job_panel(run: str, stage: str, *, title: str,
                     except SelfGuideError as exc:
                         show_error(exc)
             elif jstate in sjobs.DONE_STATES:
-                view = sjobs.progress_view(stat, evs)
-                st.progress(1.0, text=view["text"] if "waiting" not in view["text"] else "done")
+                st.progress(1.0, text=sjobs.done_text(stat, evs))
             elif jstate in sjobs.BAD_STATES:
                 msg = sjobs.error_of(stat) or f"The {stage} job ended: {jstate}."
                 if jstate == "interrupted":

@@ -16,8 +16,7 @@ from studio import jobs as sjobs
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Synthesize")
-st.caption("Step 3 of 6 · The model writes new task inputs from your demonstrations, then "
-           "answers each one several times; answers that agree become training examples.")
+st.caption(synth.SUBTITLE.get(state.widget_value("synth", "method"), synth.SUBTITLE["selfguide"]))
 widgets.show_flash()
 run = widgets.require_run("Synthesis")
 run_dir = RunDir.named(run)
@@ -35,7 +34,7 @@ running = sjobs.is_active(jstat)
 
 with st.expander("Settings", expanded=not running):
     settings = synth.selfguide_settings() if method == "selfguide" \
-        else synth.selfinstruct_settings()
+        else synth.selfinstruct_settings(synth.measured_speed(run, stage))
     overwrite = st.checkbox("Discard data generated earlier in this run with other settings",
                             key=state.widget_key("synth", "overwrite"),
                             help="Without this, a run only resumes or extends generation with "
@@ -72,7 +71,8 @@ if cand.is_file() and not running:
         widgets.show_error(CorruptFile(f"{cand} cannot be read ({exc}).",
                                        hint="Delete it; 'selfguide filter' rebuilds it."))
     else:
-        st.success(f"{n} candidates are ready to filter.")
+        for level, msg in synth.ready_lines(run_dir, method, n):
+            getattr(st, level)(msg)
         st.page_link(frame.page_path("filter"), label="Next: filter the candidates",
                      icon=":material/arrow_forward:")
 try:
