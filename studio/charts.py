@@ -46,15 +46,22 @@ def lengths(lens: pd.DataFrame) -> alt.Chart:
         column=alt.Column("field:N", title=None))
 
 
-def vote_shares(df: pd.DataFrame) -> alt.Chart:
-    """Histogram of ``vote_share`` split by kept/dropped (``df`` has ``kept``)."""
+def vote_shares(df: pd.DataFrame, threshold: float | None = None) -> alt.Chart:
+    """Histogram of ``vote_share`` split by each row's final kept/dropped decision (``df``
+    has ``kept``), with the self-consistency ``threshold`` as a dashed rule when it
+    applies."""
     vs = df.assign(status=df["kept"].map({True: "kept", False: "dropped"}))
     vs = vs[["vote_share", "status"]].dropna()
-    return alt.Chart(vs).mark_bar(opacity=0.7).encode(
+    bars = alt.Chart(vs).mark_bar(opacity=0.7).encode(
         x=alt.X("vote_share:Q", bin=alt.Bin(step=0.1),
-                title="share of samples agreeing with the answer"),
+                title="share of samples agreeing with the top answer"),
         y=alt.Y("count():Q", stack=None, title="rows"),
         color=kept_colour("status"))
+    if threshold is None:
+        return bars
+    rule = alt.Chart(pd.DataFrame({"min_frequency": [threshold]})).mark_rule(
+        strokeDash=[4, 4], color="#333").encode(x="min_frequency:Q")
+    return bars + rule
 
 
 def loss(pts: pd.DataFrame) -> alt.Chart:
