@@ -122,10 +122,11 @@ def ready_lines(run_dir: RunDir, method: str, n: int) -> list[tuple[str, str]]:
     kept = f"; {train} of them pass the filters and are the training examples now" \
         if train is not None else ""
     if method == "selfinstruct":
-        what = f"{n} candidate instances (every generated input/output pair){kept}."
+        what = (f"{n} candidates are ready to filter (every generated instance of an "
+                f"accepted instruction){kept}.")
     else:
         answered = _answered(run_dir)
-        what = (f"{n} candidates (every generated input"
+        what = (f"{n} candidates are ready to filter (every generated input"
                 + (f"; {answered} passed the input filters and were answered" if answered
                    is not None else "") + f"){kept}.")
     lines = [("success", what + " Review or change the filters on the Filter page.")]
