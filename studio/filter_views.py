@@ -78,7 +78,9 @@ def candidates_editor(rd: RunDir, df, overrides: dict, order: tuple, columns: tu
                              label_is_output=label_is_output)
     if task is not None and task.is_classification and "label" in shown.columns:
         shown["label_share"] = repairs.label_share(shown, task)
-    cols = (columns[0], "edited", *[c for c in columns[1:] if c != "vote_share"],
+    no_labels = task is not None and not task.is_classification  # an empty column: hide
+    cols = (columns[0], "edited", *[c for c in columns[1:] if c != "vote_share"
+                                    and not (no_labels and c in ("label", "target_label"))],
             "label_share", "vote_share")
     view = filtering.table(shown, overrides, show, cols)
     version = state.draft(f"filter.{run}.editor").get("v", 0)
