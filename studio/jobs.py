@@ -88,9 +88,10 @@ def _elapsed(st_obj: Any, evs: list[dict]) -> float | None:
     return None if start is None else max(0.0, time.time() - float(start))
 
 
-def _position(job: str, name: str) -> tuple[int, int]:
+def _position(job: str, name: str) -> tuple[int, int] | None:
+    """``(i, n)``: stage ``name`` is stage i of the job's n (None: not a known stage)."""
     order = JOB_STAGES.get(job, ())
-    return (order.index(name) + 1 if name in order else 1), max(1, len(order))
+    return (order.index(name) + 1, len(order)) if name in order else None
 
 
 def _before_progress(job: str, evs: list[dict], elapsed: str) -> dict:
@@ -100,9 +101,10 @@ def _before_progress(job: str, evs: list[dict], elapsed: str) -> dict:
     if started is None:
         what = "loading the model and checking the run"
     else:
-        i, n = _position(job, str(started.get("stage")))
-        what = (f"stage {i} of {n}: {STAGE_WORDS.get(started.get('stage'), started.get('stage'))}"
-                " — the first batch is running")
+        name = str(started.get("stage"))
+        pos = _position(job, name)
+        what = (f"stage {pos[0]} of {pos[1]}: " if pos and pos[1] > 1 else "") + \
+            f"{STAGE_WORDS.get(name, name)} — the first batch is running"
     return {"fraction": 0.0, "text": f"{what} · elapsed {elapsed}"}
 
 
@@ -119,7 +121,7 @@ def progress_view(st_obj: Any, evs: list[dict] | None = None, job: str = "") -> 
     done, total = prog.get("done") or 0, prog.get("total") or 0
     frac = min(1.0, done / total) if total else 0.0
     name = str(prog.get("stage", "") or "")
-    i, n = _position(job, name)
+    i, n = _position(job, name) or (1, 1)
     parts = [f"{name} {done}/{total}".strip()]
     if n > 1:
         parts.insert(0, f"stage {i} of {n}")
