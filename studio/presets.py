@@ -30,7 +30,7 @@ SYNTHESIS: dict[str, dict | None] = {
 TRAIN: dict[str, dict | None] = {"tiny": TINY_TRAIN, **traincfg.PRESETS, "custom": None}
 
 SYNTHESIS_HELP = ("quick: ≤ 10 min with the embedded model, ≥ 60 kept examples (the "
-                  "README's choice); tiny: a first look in a few minutes on a CPU; paper: the settings of the SELF-GUIDE "
-                  "paper.")
+                  "README's choice); tiny: a first look in a few minutes on a CPU; paper: "
+                  "the settings of the SELF-GUIDE paper.")
 TRAIN_HELP = ("tiny: a few steps to see the loop work; quick/paper: the settings of "
               "`selfguide run --preset`.")
