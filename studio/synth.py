@@ -37,10 +37,15 @@ SUBTITLE = {
                     "pool of seed tasks (those too close to the pool are rejected), then an "
                     "input and output for each; they become training examples."}
 SI_PRESETS: dict[str, dict | None] = {**sicfg.PRESETS, "custom": None}
-SI_PRESET_HELP = ("quick: a first run on a CPU with the embedded model (about 10-15 min); "
+SI_PRESET_HELP = ("quick: a first run on a CPU with the embedded model (about 5-10 min on a "
+                  "shared 2-core CPU, a handful of training examples); "
                   "paper: the settings of Wang et al. 2022 (hours on a CPU). The same as "
                   "`selfguide self-instruct --preset`.")
-GUESS_TOKENS_PER_S = 15.0  # a CPU with the embedded model, when no job has measured it yet
+# A shared 2-core CPU with the embedded model, when no job of the run has measured it yet,
+# and the share of the token budgets a run really generates (most answers stop early).
+# Measured: the quick preset, 8 prompts, 12 instructions, 3-4 tokens/s, 6.5 min.
+GUESS_TOKENS_PER_S = 5.0
+BUDGET_FILL = 0.5
 # The Self-Instruct filters that decide which new instructions join the pool.
 POOL_FILTERS = ["rouge_threshold", "min_instruction_words", "max_instruction_words",
                 "blacklist", "banned_prefixes"]
@@ -93,12 +98,12 @@ def selfinstruct_estimate(cfg: sicfg.SelfInstructConfig, tokens_per_s: float | N
     tokens = likely * cfg.instruction_max_tokens + cfg.num_instructions * (
         cfg.instance_max_tokens + 8)  # + the yes/no classification question
     speed = tokens_per_s or GUESS_TOKENS_PER_S
-    minutes = max(1, round(tokens / speed / 60))
-    how = "measured by this run's last job" if tokens_per_s else "a guess for a CPU"
+    minutes = max(1, round(tokens * BUDGET_FILL / speed / 60))
+    how = "measured by this run's last job" if tokens_per_s else "a guess for a shared CPU"
     return (f"Rough time before Start: about {likely} instruction prompts (at most {most}) "
-            f"and {cfg.num_instructions} instance prompts, up to ~{tokens:,} generated "
-            f"tokens: ≈ {minutes} min at {speed:.0f} tokens/s ({how}), plus loading the "
-            "model.")
+            f"and {cfg.num_instructions} instance prompts, ~{int(tokens * BUDGET_FILL):,} "
+            f"generated tokens (budgets: {tokens:,}): ≈ {minutes} min at {speed:.0f} "
+            f"tokens/s ({how}), plus loading the model.")
 
 
 def measured_speed(run: str, stage: str) -> float | None:
