@@ -127,8 +127,8 @@ def ready_lines(run_dir: RunDir, method: str, n: int) -> list[tuple[str, str]]:
     kept = f"; {train} of them pass the filters and are the training examples now" \
         if train is not None else ""
     if method == "selfinstruct":
-        what = (f"{n} candidates are ready to filter (every generated instance of an "
-                f"accepted instruction){kept}.")
+        what = (f"{n} candidates are ready to filter (a row per generated instruction or "
+                f"instance, rejected ones included){kept}.")
     else:
         answered = _answered(run_dir)
         what = (f"{n} candidates are ready to filter (every generated input"
