@@ -52,10 +52,10 @@ def vote_shares(df: pd.DataFrame, threshold: float | None = None) -> alt.Chart:
     applies."""
     vs = df.assign(status=df["kept"].map({True: "kept", False: "dropped"}))
     vs = vs[["vote_share", "status"]].dropna()
-    bars = alt.Chart(vs).mark_bar(opacity=0.7).encode(
+    bars = alt.Chart(vs).mark_bar().encode(  # stacked: overlaid bars mix the two colours
         x=alt.X("vote_share:Q", bin=alt.Bin(step=0.1),
                 title="share of samples agreeing with the top answer"),
-        y=alt.Y("count():Q", stack=None, title="rows"),
+        y=alt.Y("count():Q", stack="zero", title="rows"),
         color=kept_colour("status"))
     if threshold is None:
         return bars

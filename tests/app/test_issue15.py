@@ -260,3 +260,17 @@ def test_table_changes_and_decorate():
     assert repairs.table_changes(view, edited) == {"b": {"output": "better"}}
     shown = repairs.decorate(view, {"a": {"label": "n", "original": {"label": "p"}}})
     assert shown["edited"].tolist() == [True, False] and shown["label"].tolist() == ["n", "n"]
+
+
+def test_vote_share_chart_stacks_kept_and_dropped_with_the_threshold_rule():
+    """Overlaid half-transparent bars mixed kept and dropped into one colour; the threshold
+    in effect is drawn as a rule (none when it decides nothing)."""
+
+    from conftest import candidates_frame  # tests/app/conftest.py
+    from studio import charts
+
+    df = candidates_frame(20).assign(kept=[i % 2 == 0 for i in range(20)])
+    spec = charts.vote_shares(df, 0.4).to_dict()
+    bars, rule = spec["layer"]
+    assert bars["encoding"]["y"]["stack"] == "zero" and rule["mark"]["type"] == "rule"
+    assert "layer" not in charts.vote_shares(df).to_dict()
