@@ -236,6 +236,11 @@ def test_row_repair_round_trip_through_the_page_and_the_cli(app, runs):
     recs = store.read_jsonl(d / "dataset" / "train.jsonl") + \
         store.read_jsonl(d / "dataset" / "val.jsonl")
     assert {r["id"]: r["completion"] for r in recs}[dropped] == new
+    from selfguide import dataset
+
+    exported = json.loads(dataset.export(d, "alpaca").read_text())  # only kept rows, edited
+    assert len(exported) == len(store.read_jsonl(d / "dataset" / "train.jsonl"))
+    assert new in {r["output"] for r in exported}
     # undo: back to the generated values
     at.run()
     ms, opt = _option_v(at, dropped)
