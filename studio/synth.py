@@ -87,6 +87,13 @@ def selfinstruct_settings(tokens_per_s: float | None = None) -> Settings | None:
     return Settings(configs=(cfg, fcfg)) if cfg is not None and fcfg is not None else None
 
 
+def run_method(run_dir: RunDir) -> str:
+    """The method a run was generated with (its config.json), else SELF-GUIDE: the page's
+    first choice, so that an existing run shows its own settings and counts."""
+    method = (store.read_json(run_dir.config_file, default={}) or {}).get("method")
+    return method if method in METHODS else "selfguide"
+
+
 def selfinstruct_estimate(cfg: sicfg.SelfInstructConfig, tokens_per_s: float | None) -> str:
     """A rough time estimate before Start: the prompts the loop will likely need (it stops
     once ``num_instructions`` are accepted, at most ``max_rounds`` rounds), their token

@@ -16,12 +16,16 @@ from studio import jobs as sjobs
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Synthesize")
-st.caption(synth.SUBTITLE.get(state.widget_value("synth", "method"), synth.SUBTITLE["selfguide"]))
+subtitle = st.empty()  # describes the method selected (below, once the run is known)
+subtitle.caption(synth.SUBTITLE["selfguide"])
 widgets.show_flash()
 run = widgets.require_run("Synthesis")
 run_dir = RunDir.named(run)
+subtitle.caption(synth.SUBTITLE[state.widget_value("synth", "method")
+                                or synth.run_method(run_dir)])
 
 method = st.radio("Method", list(synth.METHODS), format_func=synth.METHODS.get,
+                  index=list(synth.METHODS).index(synth.run_method(run_dir)),
                   horizontal=True, key=state.widget_key("synth", "method"))
 stage = synth.STAGE[method]
 if method == "selfguide" and not run_dir.task_file.is_file():

@@ -148,8 +148,10 @@ def test_finished_selfinstruct_job_says_finished_and_shows_its_warning(app, work
          "total": 4, "eta": 80}])
     at = app(run="si")
     at.switch_page("studio/pages/synthesize.py").run()
-    at.radio(key=state.widget_key("synth", "method")).set_value("selfinstruct").run()
     assert not at.exception
+    # a Self-Instruct run opens with its own method, subtitle and settings
+    assert at.radio(key=state.widget_key("synth", "method")).value == "selfinstruct"
+    assert "Self-Instruct" in at.caption[0].value
     bar = at.get("progress")[0].proto.text
     assert bar.startswith("finished") and "ETA" not in bar
     assert any("Stopped after max_rounds=2" in w.value for w in at.warning)
