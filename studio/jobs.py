@@ -94,30 +94,41 @@ def _position(job: str, name: str) -> tuple[int, int] | None:
     return (order.index(name) + 1, len(order)) if name in order else None
 
 
-def _before_progress(job: str, evs: list[dict], elapsed: str) -> dict:
-    """What the job does before its first progress report (loading the model, checks)."""
-    started = next((e for e in reversed(evs) if e.get("type") == "stage"
-                    and e.get("state") == "start"), None)
+def _before_progress(job: str, started: dict | None, evs: list[dict], elapsed: str) -> dict:
+    """What the job does before a stage's first progress report (loading the model,
+    checks, the labelling evidence), with its newest log line."""
     if started is None:
-        what = "loading the model and checking the run"
+        what, frac = "loading the model and checking the run", 0.0
     else:
         name = str(started.get("stage"))
         pos = _position(job, name)
         what = (f"stage {pos[0]} of {pos[1]}: " if pos and pos[1] > 1 else "") + \
-            f"{STAGE_WORDS.get(name, name)} — the first batch is running"
-    return {"fraction": 0.0, "text": f"{what} · elapsed {elapsed}"}
+            f"{STAGE_WORDS.get(name, name)} — getting ready"
+        frac = (pos[0] - 1) / pos[1] if pos else 0.0
+    log = next((e for e in reversed(evs) if e.get("type") == "log"), None)
+    if log is not None and (started is None or log.get("t", 0) >= started.get("t", 0)):
+        what += f" ({str(log.get('message', ''))[:90]})"
+    return {"fraction": frac, "text": f"{what} · elapsed {elapsed}"}
+
+
+def _latest(evs: list[dict], pred) -> tuple[int, dict | None]:
+    for i in range(len(evs) - 1, -1, -1):
+        if pred(evs[i]):
+            return i, evs[i]
+    return -1, None
 
 
 def progress_view(st_obj: Any, evs: list[dict] | None = None, job: str = "") -> dict:
     """``{fraction, text}`` for a progress bar over the whole job: the stage it is in
     (``stage i of n``), that stage's counts and ETA, and the job's elapsed time."""
     evs = evs or []
-    prog = _get(st_obj, "progress")
-    if not prog and evs:
-        prog = next((e for e in reversed(evs) if e.get("type") == "progress"), None)
+    ip, prog = _latest(evs, lambda e: e.get("type") == "progress")
+    i_s, started = _latest(evs, lambda e: e.get("type") == "stage" and e.get("state") == "start")
+    prog = prog or _get(st_obj, "progress")
     elapsed = format_eta(_elapsed(st_obj, evs))
-    if not prog:
-        return _before_progress(job, evs, elapsed)
+    if not prog or (started is not None and i_s > ip
+                    and started.get("stage") != (prog or {}).get("stage")):
+        return _before_progress(job, started, evs, elapsed)
     done, total = prog.get("done") or 0, prog.get("total") or 0
     frac = min(1.0, done / total) if total else 0.0
     name = str(prog.get("stage", "") or "")

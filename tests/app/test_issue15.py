@@ -78,8 +78,13 @@ def test_progress_before_the_first_report_and_over_the_whole_job():
     view = sjobs.progress_view(stat, [], "synthesize")
     assert "waiting" not in view["text"] and "loading the model" in view["text"]
     assert "elapsed 1:15" in view["text"]
-    evs = [{"t": now - 10, "type": "stage", "stage": "annotate", "state": "start"}]
-    assert "stage 2 of 2" in sjobs.progress_view(stat, evs, "synthesize")["text"]
+    evs = [{"t": now - 60, "type": "stage", "stage": "inputs", "state": "start"},
+           {"t": now - 50, "type": "progress", "stage": "inputs", "done": 4, "total": 4},
+           {"t": now - 10, "type": "stage", "stage": "annotate", "state": "start"},
+           {"t": now - 5, "type": "log", "message": "labelling evidence: 4 demos"}]
+    view = sjobs.progress_view(stat, evs, "synthesize")  # not the finished stage 1's 4/4
+    assert "stage 2 of 2: answering the inputs" in view["text"] and view["fraction"] == 0.5
+    assert "labelling evidence" in view["text"]
     evs.append({"t": now, "type": "progress", "stage": "annotate", "done": 5, "total": 10,
                 "eta": 20, "elapsed": 10})
     view = sjobs.progress_view(stat, evs, "synthesize")
