@@ -286,3 +286,16 @@ def test_vote_share_chart_stacks_kept_and_dropped_with_the_threshold_rule():
     bars, rule = spec["layer"]
     assert bars["encoding"]["y"]["stack"] == "zero" and rule["mark"]["type"] == "rule"
     assert "layer" not in charts.vote_shares(df).to_dict()
+
+
+def test_finetune_page_draws_the_loss_with_whole_steps(app, runs):
+    d = runs.dataset("r1")
+    write_status(d, "train")
+    store.append_jsonl(d / "jobs" / "train" / "events.jsonl", [
+        {"t": time.time(), "type": "loss", "step": 1, "loss": 1.192291}])
+    at = app(run="r1")
+    at.switch_page("studio/pages/finetune.py").run()
+    assert not at.exception
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert spec["encoding"]["x"]["axis"]["format"] == "d"
+    assert spec["encoding"]["y"]["axis"]["format"] == ".3~f"
