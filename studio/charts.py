@@ -46,12 +46,31 @@ def lengths(lens: pd.DataFrame) -> alt.Chart:
         column=alt.Column("field:N", title=None))
 
 
-def vote_shares(df: pd.DataFrame) -> alt.Chart:
-    """Histogram of ``vote_share`` split by kept/dropped (``df`` has ``kept``)."""
+def vote_shares(df: pd.DataFrame, threshold: float | None = None) -> alt.Chart:
+    """Histogram of ``vote_share`` split by each row's final kept/dropped decision (``df``
+    has ``kept``), with the self-consistency ``threshold`` as a dashed rule when it
+    applies."""
     vs = df.assign(status=df["kept"].map({True: "kept", False: "dropped"}))
     vs = vs[["vote_share", "status"]].dropna()
-    return alt.Chart(vs).mark_bar(opacity=0.7).encode(
+    bars = alt.Chart(vs).mark_bar().encode(  # stacked: overlaid bars mix the two colours
         x=alt.X("vote_share:Q", bin=alt.Bin(step=0.1),
-                title="share of samples agreeing with the answer"),
-        y=alt.Y("count():Q", stack=None, title="rows"),
+                title="share of samples agreeing with the top answer"),
+        y=alt.Y("count():Q", stack="zero", title="rows"),
         color=kept_colour("status"))
+    if threshold is None:
+        return bars
+    rule = alt.Chart(pd.DataFrame({"min_frequency": [threshold]})).mark_rule(
+        strokeDash=[4, 4], color="#333").encode(x="min_frequency:Q")
+    return bars + rule
+
+
+def loss(pts: pd.DataFrame) -> alt.Chart:
+    """The training loss curve (``step``, ``loss``, ``kind`` train/validation): whole-number
+    step ticks and rounded loss labels, also for a single logged point (issue 15, item 8)."""
+    return alt.Chart(pts).mark_line(point=True).encode(
+        x=alt.X("step:Q", title="step", axis=alt.Axis(format="d", tickMinStep=1)),
+        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False),
+                axis=alt.Axis(format=".3~f")),
+        color=alt.Color("kind:N", title=None),
+        tooltip=[alt.Tooltip("step:Q", format="d"), alt.Tooltip("loss:Q", format=".4f"),
+                 "kind"])

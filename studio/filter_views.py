@@ -20,7 +20,8 @@ from selfguide.errors import SelfGuideError
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfinstruct.config import SelfInstructFilterConfig
 from selfguide.rundir import RunDir
-from studio import charts, filtering, frame, si_filtering, state, widgets
+from selfguide.methods import candidates
+from studio import charts, filtering, frame, repairs, si_filtering, state, widgets
 from studio import jobs as sjobs
 
 SLIDERS = {"length_k": (0.0, 10.0, 0.25), "near_duplicate_threshold": (0.05, 1.0, 0.05),
@@ -31,36 +32,115 @@ ROUGE_COLUMN = {"score": st.column_config.ProgressColumn("ROUGE-L", min_value=0.
                                                          max_value=1.0, format="%.2f")}
 
 
-def candidates_editor(rd: RunDir, df, overrides: dict, order: tuple, columns: tuple) -> None:
-    """The candidates table, filterable by drop reason, with keep/drop overrides saved to
-    overrides.json at once (the counts above follow on the next run)."""
+def _editor_columns(view, task) -> dict:
+    labels = list(task.labels) if task is not None and task.is_classification else None
+    cfg = {
+        "decision": st.column_config.SelectboxColumn(
+            "decision", options=list(filtering.DECISIONS), required=True,
+            help="auto: follow the filters · keep / drop: your decision wins"),
+        "kept": st.column_config.CheckboxColumn("kept"),
+        "edited": st.column_config.CheckboxColumn(
+            "edited", help="You corrected this row's output or label (overrides.json keeps "
+                           "who, when and the original value)."),
+        "output": st.column_config.TextColumn(
+            "output", help="Edit to correct the answer the dataset gets for this row."),
+        "vote_share": st.column_config.NumberColumn(
+            "top answer share", format="%.2f",
+            help="Share of the samples that gave the most frequent answer (the vote "
+                 "winner)."),
+        "label_share": st.column_config.NumberColumn(
+            "votes for label", format="%.2f",
+            help="Share of the samples that voted for this row's label (with the target or "
+                 "calibrated strategy the label need not be the vote winner).")}
+    if labels:
+        cfg["label"] = st.column_config.SelectboxColumn(
+            "label", options=labels, help="Pick another label to correct this row.")
+    return cfg
+
+
+def _editable(view, task) -> set[str]:
+    """decision, and the field that becomes the training completion: the label of a
+    classification row, else the output."""
+    cls = task is not None and task.is_classification
+    return {"decision", "label" if cls else "output"} & set(view.columns)
+
+
+def candidates_editor(rd: RunDir, df, overrides: dict, order: tuple, columns: tuple, *,
+                      task=None, label_is_output: bool = False) -> None:
+    """The candidates table, filterable by drop reason: keep/drop decisions and
+    corrections of a row's output or label, saved to overrides.json at once (the counts
+    above follow on the next run)."""
     run = rd.name
     show = st.multiselect("Show rows", filtering.reason_options(df, order), default=[],
                           key=state.widget_key(f"filter.{run}", "show"),
                           placeholder="all rows — or pick 'kept' / drop reasons")
-    view = filtering.table(df, overrides, show, columns)
+    shown = repairs.decorate(df, candidates.read_repairs(rd.path),
+                             label_is_output=label_is_output)
+    if task is not None and task.is_classification and "label" in shown.columns:
+        shown["label_share"] = repairs.label_share(shown, task)
+    no_labels = task is not None and not task.is_classification  # an empty column: hide
+    cols = (columns[0], "edited", *[c for c in columns[1:] if c != "vote_share"
+                                    and not (no_labels and c in ("label", "target_label"))],
+            "label_share", "vote_share")
+    view = filtering.table(shown, overrides, show, cols)
     version = state.draft(f"filter.{run}.editor").get("v", 0)
+    what = "label" if task is not None and task.is_classification else "output"
+    st.caption(f"Edit a row's **{what}** to correct it (the raw candidates never change; "
+               "*edited* marks corrected rows); a corrected row is kept unless you set it "
+               "to drop.")
     edited = st.data_editor(
         view, hide_index=True, width="stretch", height=380,
         key=state.widget_key(f"filter.{run}", f"table.{version}"),
-        disabled=[c for c in view.columns if c != "decision"],
-        column_config={
-            "decision": st.column_config.SelectboxColumn(
-                "decision", options=list(filtering.DECISIONS), required=True,
-                help="auto: follow the filters · keep / drop: your decision wins"),
-            "kept": st.column_config.CheckboxColumn("kept"),
-            "vote_share": st.column_config.NumberColumn("vote share", format="%.2f")})
-    changed = filtering.decisions_changed(view, edited)
-    if changed:
-        try:
-            filtering.write_overrides(rd.path, {**overrides, **changed})
-        except SelfGuideError as exc:
-            widgets.show_error(exc)
-        else:
-            state.set_draft(f"filter.{run}.editor", {"v": version + 1})
-            st.rerun()
+        disabled=[c for c in view.columns if c not in _editable(view, task)],
+        column_config=_editor_columns(view, task))
+    decisions = filtering.decisions_changed(view, edited)
+    fixes = repairs.table_changes(view, edited)
+    if decisions or fixes:
+        _save_edits(rd, df, overrides, decisions, fixes)
+    if task is not None and task.is_classification:
+        _bulk_label(rd, df, view, overrides, task, version)
     if len(view) >= filtering.TABLE_LIMIT:
         st.caption(f"Showing the first {filtering.TABLE_LIMIT} rows; narrow with the filter.")
+
+
+def _save_edits(rd: RunDir, df, overrides: dict, decisions: dict, fixes: dict) -> None:
+    try:
+        now = filtering.write_overrides(rd.path, {**overrides, **decisions})
+        if fixes:
+            repairs.save(rd.path, df, fixes, now)
+    except SelfGuideError as exc:
+        widgets.show_error(exc)
+    else:
+        _bump(rd.name)
+
+
+def _bump(run: str) -> None:
+    version = state.draft(f"filter.{run}.editor").get("v", 0)
+    state.set_draft(f"filter.{run}.editor", {"v": version + 1})
+    st.rerun()
+
+
+def _bulk_label(rd: RunDir, df, view, overrides: dict, task, version: int) -> None:
+    """Select rows and set their label (or undo their corrections) in one go."""
+    texts = dict(zip(view["id"], view["input"])) if "input" in view.columns else {}
+    with st.expander("Set the label of several rows"):
+        picked = st.multiselect("Rows", [f"{i} · {texts.get(i, '')[:70]}" for i in view["id"]],
+                                key=state.widget_key(f"filter.{rd.name}", f"bulk.{version}"),
+                                placeholder="pick the rows to correct")
+        ids = [p.split(" · ", 1)[0] for p in picked]  # options as text: session state pickles
+        label = st.selectbox("New label", list(task.labels),
+                             key=state.widget_key(f"filter.{rd.name}", "bulk_label"))
+        c1, c2 = st.columns(2)
+        try:
+            if c1.button(f"Set label of {len(ids)} rows", disabled=not ids,
+                         icon=":material/edit:"):
+                repairs.save(rd.path, df, {i: {"label": label} for i in ids}, overrides)
+                _bump(rd.name)
+            if c2.button("Undo their corrections", disabled=not ids, icon=":material/undo:"):
+                repairs.undo(rd.path, ids)
+                _bump(rd.name)
+        except SelfGuideError as exc:
+            widgets.show_error(exc)
 
 
 # --------------------------------------------------------------------------- Self-Instruct
@@ -94,7 +174,7 @@ def _selfinstruct_results(rd: RunDir, df, overrides: dict, fcfg) -> None:
                  height=260, column_config=ROUGE_COLUMN)
     st.subheader("Candidates")
     candidates_editor(rd, df, overrides, filtering.filter_order(rd.path),
-                      si_filtering.TABLE_COLS)
+                      si_filtering.TABLE_COLS, label_is_output=True)
     if st.button("Save dataset", type="primary", icon=":material/save:",
                  disabled=not df["kept"].any()):
         try:
@@ -144,7 +224,23 @@ def _headline(df, overrides: dict, eff, choice: dict, task) -> None:
         {"error": st.error, "warning": st.warning}.get(level, st.info)(msg)
 
 
-def _chart_tabs(df, cfg: FilterConfig, task) -> None:
+def _vote_share_tab(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
+    """The vote-share histogram and a caption that says the rule in effect: the
+    threshold drops rows only when the labels (or outputs) come from the vote."""
+    off = filtering.inert_controls(eff, task).get("min_frequency")
+    st.altair_chart(charts.vote_shares(df, None if off else cfg.min_frequency),
+                    width="stretch")
+    colours = ("Colours show each row's final decision: green kept, red dropped (by "
+               "any filter).")
+    if off:
+        st.caption(f"The vote share decides nothing now: {off} {colours}")
+    else:
+        st.caption(f"min_frequency = {cfg.min_frequency:.2f} (the dashed line): rows whose "
+                   f"top answer has a lower share are dropped (self-consistency); rows to "
+                   f"the right can still be dropped by another filter. {colours}")
+
+
+def _chart_tabs(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
     tabs = st.tabs(["Funnel", "Labels", "Lengths", "Vote share", "Near-duplicates"])
     with tabs[0]:
         st.altair_chart(charts.funnel(filtering.reason_counts(df)), width="stretch")
@@ -160,9 +256,7 @@ def _chart_tabs(df, cfg: FilterConfig, task) -> None:
         st.altair_chart(charts.lengths(filtering.lengths(df)), width="content")
     with tabs[3]:
         if "vote_share" in df.columns:
-            st.altair_chart(charts.vote_shares(df), width="stretch")
-            st.caption(f"min_frequency = {cfg.min_frequency:.2f}: answers with a lower share "
-                       "are dropped (self-consistency).")
+            _vote_share_tab(df, cfg, eff, task)
         else:
             st.caption("No answers yet (stage 2 has not run).")
     with tabs[4]:
@@ -202,8 +296,9 @@ def _downloads(rd: RunDir, df, cfg: FilterConfig) -> None:
     d1, d2, d3, d4 = st.columns(4)
     d1.download_button("train.jsonl", train.read_bytes(), file_name=f"{run}-train.jsonl",
                        mime="application/jsonl", icon=":material/download:")
-    d2.download_button("candidates.csv", df.drop(columns=[c for c in df.columns
-                                                          if c.startswith("f_")])
+    edited = repairs.decorate(df, candidates.read_repairs(rd.path))
+    d2.download_button("candidates.csv", edited.drop(columns=[c for c in edited.columns
+                                                              if c.startswith("f_")])
                        .to_csv(index=False).encode("utf-8"),
                        file_name=f"{run}-candidates.csv", mime="text/csv",
                        icon=":material/download:")
@@ -222,23 +317,28 @@ def _downloads(rd: RunDir, df, cfg: FilterConfig) -> None:
 def selfguide_view(rd: RunDir, cands, task) -> None:
     """A SELF-GUIDE run's candidates: settings on the left, results on the right."""
     settings, main = st.columns([1, 3], gap="large")
+    inert_key = f"filter.{rd.name}.inert"  # the controls drawn disabled, from the last run
     with settings:
         st.subheader("Filters")
         values = widgets.config_form(FilterConfig, f"filter.{rd.name}",
                                      base=filtering.saved_filter_config(rd.path), columns=1,
-                                     sliders=SLIDERS)
+                                     sliders=SLIDERS, disabled=state.draft(inert_key))
         cfg = widgets.build_config(FilterConfig, values)
     if cfg is None:
         return
     overrides = filtering.read_overrides(rd.path)
     eff, choice = filtering.resolve(rd.path, cands, cfg, task)  # label strategy auto resolved
+    inert = filtering.inert_controls(eff, task)
+    if inert != state.draft(inert_key):  # the strategy in effect changed: redraw the form
+        state.set_draft(inert_key, inert)
+        st.rerun()
     df = filtering.apply(cands, eff, task, overrides)
     kept = int(df["kept"].sum())
     with main:
         _headline(df, overrides, eff, choice, task)
-        _chart_tabs(df, cfg, task)
+        _chart_tabs(df, cfg, eff, task)
         st.subheader("Candidates")
-        candidates_editor(rd, df, overrides, filtering.ORDER, filtering.TABLE_COLS)
+        candidates_editor(rd, df, overrides, filtering.ORDER, filtering.TABLE_COLS, task=task)
         _save(rd, cfg, kept)
         if rd.records_file("train").is_file():
             _downloads(rd, df, cfg)

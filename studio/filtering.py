@@ -152,6 +152,34 @@ def resolve(run_dir: Path, cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpe
                                                      default=None))
 
 
+def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:
+    """``{field: why}`` for the filter settings that cannot change the result under the
+    settings in effect (``eff``: label strategy ``auto`` already resolved), e.g. the
+    self-consistency threshold when the labels do not come from the vote."""
+    if task is None:
+        return {}
+    if not task.is_classification:
+        why = "only classification tasks have labels."
+        return {f: why for f in ("label_strategy", "agree_source", "calibration_margin",
+                                 "balance", "dominant_label_share")}
+    strat = "vote" if eff.label_strategy == "auto" else eff.label_strategy
+    src = {"target": "the label each input was written for", "rank": "the ranked label "
+           "scores", "calibrated": "the calibrated label scores", "agree": "the target "
+           "label, kept where the " + eff.agree_source + " label agrees"}.get(strat, "the vote")
+    uses_vote = strat == "vote" or (strat == "agree" and eff.agree_source == "vote")
+    uses_cal = strat == "calibrated" or (strat == "agree" and eff.agree_source == "calibrated")
+    out = {"drop_copies": "a classification answer is a label, never a copy of the input."}
+    if not uses_vote:
+        out["min_frequency"] = (f"with label strategy '{strat}' the labels come from {src}, "
+                                "not from the vote, so no vote-share threshold applies.")
+    if not uses_cal:
+        out["calibration_margin"] = (f"used only by the 'calibrated' strategy (or 'agree' "
+                                     f"with agree source calibrated); now: '{strat}'.")
+    if strat != "agree":
+        out["agree_source"] = f"used only by the 'agree' strategy; now: '{strat}'."
+    return out
+
+
 def choice_message(choice: dict) -> str:
     """One paragraph: how the labels were made and how to change it."""
     if not choice or not (choice.get("reason") or choice.get("protocol_reason")):

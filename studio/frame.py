@@ -25,6 +25,9 @@ from selfguide import store, workspace
 from studio import resources, state
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
+# A local file: an emoji or :material/…: page icon makes the browser fetch the favicon from
+# an external host, which fails offline (issue 15, item 8).
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
 # (file stem, title, icon) per section, in navigation order; the first page is the default.
 SECTIONS = {
     "Build a task expert": [("model", "1 · Model", ":material/memory:"),
@@ -88,7 +91,7 @@ def sidebar() -> None:
 
 def main(default: str = "model") -> None:
     """The whole app: page config, navigation, sidebar, then the selected page."""
-    st.set_page_config(page_title="selfguide studio", page_icon=":material/school:",
+    st.set_page_config(page_title="selfguide studio", page_icon=str(FAVICON),
                        layout="wide")
     page = st.navigation(_pages(default))
     sidebar()

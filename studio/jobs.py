@@ -71,22 +71,89 @@ def error_of(st_obj: Any) -> str | None:
     return _get(st_obj, "error")
 
 
-def progress_view(st_obj: Any, evs: list[dict] | None = None) -> dict:
-    """``{fraction, text}`` for a progress bar from the last ``progress`` event."""
-    prog = _get(st_obj, "progress")
-    if not prog and evs:
-        prog = next((e for e in reversed(evs) if e.get("type") == "progress"), None)
-    if not prog:
-        return {"fraction": 0.0, "text": "waiting for the first progress report…"}
+# The stages a job goes through, in order, as its events name them (``stage`` / progress
+# ``stage`` fields), and how the studio names them.
+JOB_STAGES = {"synthesize": ("inputs", "annotate"), "self-instruct": ("self-instruct",)}
+STAGE_WORDS = {"inputs": "writing new inputs", "annotate": "answering the inputs",
+               "self-instruct": "generating instructions", "train": "training",
+               "eval": "evaluating"}
+
+
+def _elapsed(st_obj: Any, evs: list[dict]) -> float | None:
+    """Seconds since the job started (its status, else its first event): one clock for
+    the whole job, not reset between stages."""
+    import time
+
+    start = _get(st_obj, "started") or (evs[0].get("t") if evs else None)
+    return None if start is None else max(0.0, time.time() - float(start))
+
+
+def _position(job: str, name: str) -> tuple[int, int] | None:
+    """``(i, n)``: stage ``name`` is stage i of the job's n (None: not a known stage)."""
+    order = JOB_STAGES.get(job, ())
+    return (order.index(name) + 1, len(order)) if name in order else None
+
+
+def _before_progress(job: str, started: dict | None, evs: list[dict], elapsed: str) -> dict:
+    """What the job does before a stage's first progress report (loading the model,
+    checks, the labelling evidence), with its newest log line."""
+    if started is None:
+        what, frac = "loading the model and checking the run", 0.0
+    else:
+        name = str(started.get("stage"))
+        pos = _position(job, name)
+        what = (f"stage {pos[0]} of {pos[1]}: " if pos and pos[1] > 1 else "") + \
+            f"{STAGE_WORDS.get(name, name)} — getting ready"
+        frac = (pos[0] - 1) / pos[1] if pos else 0.0
+    log = next((e for e in reversed(evs) if e.get("type") == "log"), None)
+    if log is not None and (started is None or log.get("t", 0) >= started.get("t", 0)):
+        what += f" ({str(log.get('message', ''))[:90]})"
+    return {"fraction": frac, "text": f"{what} · elapsed {elapsed}"}
+
+
+def _latest(evs: list[dict], pred) -> tuple[int, dict | None]:
+    for i in range(len(evs) - 1, -1, -1):
+        if pred(evs[i]):
+            return i, evs[i]
+    return -1, None
+
+
+def progress_view(st_obj: Any, evs: list[dict] | None = None, job: str = "") -> dict:
+    """``{fraction, text}`` for a progress bar over the whole job: the stage it is in
+    (``stage i of n``), that stage's counts and ETA, and the job's elapsed time."""
+    evs = evs or []
+    ip, prog = _latest(evs, lambda e: e.get("type") == "progress")
+    i_s, started = _latest(evs, lambda e: e.get("type") == "stage" and e.get("state") == "start")
+    prog = prog or _get(st_obj, "progress")
+    elapsed = format_eta(_elapsed(st_obj, evs))
+    if not prog or (started is not None and i_s > ip
+                    and started.get("stage") != (prog or {}).get("stage")):
+        return _before_progress(job, started, evs, elapsed)
     done, total = prog.get("done") or 0, prog.get("total") or 0
     frac = min(1.0, done / total) if total else 0.0
-    parts = [f"{prog.get('stage', '')} {done}/{total}".strip()]
+    name = str(prog.get("stage", "") or "")
+    i, n = _position(job, name) or (1, 1)
+    parts = [f"{name} {done}/{total}".strip()]
+    if n > 1:
+        parts.insert(0, f"stage {i} of {n}")
     if prog.get("tokens_per_s"):
         parts.append(f"{float(prog['tokens_per_s']):.1f} tokens/s")
-    parts.append(f"ETA {format_eta(prog.get('eta'))}")
-    if prog.get("elapsed") is not None:
-        parts.append(f"elapsed {format_eta(prog.get('elapsed'))}")
-    return {"fraction": frac, "text": " · ".join(parts)}
+    eta = format_eta(prog.get("eta"))
+    parts.append(f"ETA {eta}" if i == n else f"ETA of this stage {eta} (then "
+                 f"{STAGE_WORDS.get(JOB_STAGES[job][i], 'the next stage')})")
+    parts.append(f"elapsed {elapsed}")
+    return {"fraction": (i - 1 + frac) / n, "text": " · ".join(parts)}
+
+
+def done_text(st_obj: Any, evs: list[dict] | None = None) -> str:
+    """A finished job's bar text: finished, and how long it took."""
+    evs = evs or []
+    end = _get(st_obj, "ended") or \
+        (evs[-1].get("t") if evs else None)
+    start = _get(st_obj, "started") or (evs[0].get("t") if evs else None)
+    took = (f" · took {format_eta(float(end) - float(start))}"
+            if start is not None and end is not None else "")
+    return "finished" + took
 
 
 def loss_points(evs: list[dict]) -> list[dict]:

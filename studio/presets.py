@@ -23,13 +23,14 @@ TINY_TRAIN = {"max_steps": 6, "batch_size": 4, "val_fraction": 0.0, "save_strate
 # The Compare page's first evaluation settings: a quick look at a few held-out examples.
 FIRST_EVAL = {"limit": 8, "bootstrap": 200}
 
+# ``quick`` first: the Synthesize page's default, as the README says (issue 15, item 1).
 SYNTHESIS: dict[str, dict | None] = {
-    "tiny": TINY_SYNTHESIS, **{k: v["synthesis"] for k, v in syncfg.PRESETS.items()},
-    "custom": None}
+    "quick": syncfg.PRESETS["quick"]["synthesis"], "tiny": TINY_SYNTHESIS,
+    **{k: v["synthesis"] for k, v in syncfg.PRESETS.items() if k != "quick"}, "custom": None}
 TRAIN: dict[str, dict | None] = {"tiny": TINY_TRAIN, **traincfg.PRESETS, "custom": None}
 
-SYNTHESIS_HELP = ("tiny: a first look in a few minutes on a CPU; quick: ≤ 10 min with the "
-                  "embedded model, ≥ 60 kept examples; paper: the settings of the SELF-GUIDE "
-                  "paper.")
+SYNTHESIS_HELP = ("quick: ≤ 10 min with the embedded model, ≥ 60 kept examples (the "
+                  "README's choice); tiny: a first look in a few minutes on a CPU; paper: "
+                  "the settings of the SELF-GUIDE paper.")
 TRAIN_HELP = ("tiny: a few steps to see the loop work; quick/paper: the settings of "
               "`selfguide run --preset`.")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 INPUT_COLS = ("round", "target_label", "input", "instruction", "id")
-ANNOT_COLS = ("id", "output", "vote_share", "votes")
+ANNOT_COLS = ("input", "output", "vote_share", "votes", "id")
 
 
 def tail_jsonl(path: Path, n: int = 200, *, chunk: int = 1 << 16) -> list[dict]:
@@ -75,15 +75,18 @@ def input_rows(records: list[dict]) -> pd.DataFrame:
     return _shape(records, INPUT_COLS)
 
 
-def annotation_rows(records: list[dict], labels: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Annotated inputs, newest first: the voted answer, its vote share, the samples."""
+def annotation_rows(records: list[dict], labels: tuple[str, ...] = (),
+                    inputs: dict[str, str] | None = None) -> pd.DataFrame:
+    """Annotated inputs, newest first: the input text (from ``inputs``, ``{id: input}``),
+    the voted answer, its vote share, the samples, the id."""
     from selfguide.methods.selfguide.consistency import vote_samples
 
     rows = []
     for r in records:
         samples = [str(x) for x in (r.get("samples") or [])]
         v = vote_samples(samples, labels)
-        rows.append({"id": r.get("id", ""), "output": v.output,
+        rows.append({"id": r.get("id", ""), "input": (inputs or {}).get(str(r.get("id")), ""),
+                     "output": v.output,
                      "vote_share": round(float(v.share), 2), "votes": v.votes})
     return _shape(rows, ANNOT_COLS)
 

@@ -79,12 +79,15 @@ def _default(f: dataclasses.Field) -> Any:
 
 def config_form(cls: type, form: str, *, base: Any = None, include: Iterable[str] | None = None,
                 exclude: Iterable[str] = (), sliders: dict[str, tuple] | None = None,
-                columns: int = 2, labels: dict[str, str] | None = None) -> dict:
+                columns: int = 2, labels: dict[str, str] | None = None,
+                disabled: dict[str, str] | None = None) -> dict:
     """Draw one widget per field of ``cls`` and return ``{field: value}``.
 
     Initial values come from the saved draft of ``form``, else ``base`` (an instance or a
-    dict), else the field default. ``sliders`` maps field names to ``(min, max, step)``.
-    The returned dict is saved as the draft so values survive page switches.
+    dict), else the field default. ``sliders`` maps field names to ``(min, max, step)``;
+    ``disabled`` maps fields that cannot change the result now to the reason, shown first
+    in the (disabled) widget's help. The returned dict is saved as the draft so values
+    survive page switches.
     """
     hints = typing.get_type_hints(cls)
     include = list(include) if include is not None else None
@@ -103,7 +106,8 @@ def config_form(cls: type, form: str, *, base: Any = None, include: Iterable[str
         init = saved.get(f.name, base_d.get(f.name, _default(f)))
         with cols[i % len(cols)]:
             values[f.name] = _field_widget(f, hints[f.name], init, form,
-                                           sliders.get(f.name), labels.get(f.name))
+                                           sliders.get(f.name), labels.get(f.name),
+                                           (disabled or {}).get(f.name))
     state.set_draft(form, {**saved, **values})
     return values
 
@@ -129,26 +133,34 @@ def preset_form(cls: type, form: str, presets: dict[str, dict | None], *, page: 
 
 
 def _field_widget(f: dataclasses.Field, tp: Any, init: Any, form: str,
-                  slider: tuple | None, label: str | None) -> Any:
+                  slider: tuple | None, label: str | None, off: str | None = None) -> Any:
     help_ = f.metadata.get("help") or None
+    if off:
+        help_ = f"**Does nothing now:** {off}\n\n{help_ or ''}"
     choices = f.metadata.get("choices")
     key = state.widget_key(form, f.name, state.form_version(form))
+    return _widget(f, tp, init, key, help_, choices, slider, label, bool(off))
+
+
+def _widget(f: dataclasses.Field, tp: Any, init: Any, key: str, help_: str | None,
+            choices: Any, slider: tuple | None, label: str | None, off: bool) -> Any:
     label = label or f.name.replace("_", " ")
     tp, optional = _unwrap_optional(tp)
     if choices:
         opts = list(choices)
         idx = opts.index(init) if init in opts else 0
-        return st.selectbox(label, opts, index=idx, help=help_, key=key)
+        return st.selectbox(label, opts, index=idx, help=help_, key=key, disabled=off)
     if tp is bool:
-        return st.checkbox(label, value=bool(init), help=help_, key=key)
+        return st.checkbox(label, value=bool(init), help=help_, key=key, disabled=off)
     if tp is int:
         if slider:
             lo, hi, step = slider
             v = int(init if init is not None else lo)
             return st.slider(label, int(lo), int(hi), min(max(v, int(lo)), int(hi)),
-                             step=int(step), help=help_, key=key)
+                             step=int(step), help=help_, key=key, disabled=off)
         return st.number_input(label, value=None if init is None else int(init), step=1,
-                               help=help_, key=key, placeholder="none" if optional else None)
+                               help=help_, key=key, disabled=off,
+                               placeholder="none" if optional else None)
     if tp is float:
         is_fraction = slider is None and init is not None and 0.0 <= float(init) <= 1.0 and \
             any(h in f.name for h in _FRACTION_HINTS)
@@ -156,16 +168,17 @@ def _field_widget(f: dataclasses.Field, tp: Any, init: Any, form: str,
             lo, hi, step = slider or (0.0, 1.0, 0.01)
             v = float(init if init is not None else lo)
             return st.slider(label, float(lo), float(hi), min(max(v, float(lo)), float(hi)),
-                             step=float(step), help=help_, key=key)
+                             step=float(step), help=help_, key=key, disabled=off)
         return st.number_input(label, value=None if init is None else float(init),
-                               format="%g", help=help_, key=key,
+                               format="%g", help=help_, key=key, disabled=off,
                                placeholder="none" if optional else None)
     if typing.get_origin(tp) is tuple or tp is tuple:
         text = "\n".join(str(x) for x in (init or ()))
         raw = st.text_area(label, value=text, help=(help_ or "") + " (one per line)",
-                           key=key, height=120)
+                           key=key, disabled=off, height=120)
         return tuple(x.strip() for x in raw.splitlines() if x.strip())
-    text = st.text_input(label, value="" if init is None else str(init), help=help_, key=key)
+    text = st.text_input(label, value="" if init is None else str(init), help=help_,
+                         key=key, disabled=off)
     return None if optional and text.strip() == "" else text
 
 
@@ -203,7 +216,7 @@ def job_panel(run: str, stage: str, *, title: str,
             head, btn = st.columns([4, 1])
             head.markdown(f"**{title}** — job state: `{jstate}`")
             if jstate in sjobs.ACTIVE_STATES:
-                view = sjobs.progress_view(stat, evs)
+                view = sjobs.progress_view(stat, evs, stage)
                 st.progress(view["fraction"], text=view["text"])
                 if can_cancel and btn.button("Cancel", key=f"cancel.{stage}",
                                              icon=":material/stop:"):
@@ -213,8 +226,7 @@ def job_panel(run: str, stage: str, *, title: str,
                     except SelfGuideError as exc:
                         show_error(exc)
             elif jstate in sjobs.DONE_STATES:
-                view = sjobs.progress_view(stat, evs)
-                st.progress(1.0, text=view["text"] if "waiting" not in view["text"] else "done")
+                st.progress(1.0, text=sjobs.done_text(stat, evs))
             elif jstate in sjobs.BAD_STATES:
                 msg = sjobs.error_of(stat) or f"The {stage} job ended: {jstate}."
                 if jstate == "interrupted":

@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Optional target task file (own JSON/YAML, NIv2 JSON, CSV/JSONL): "
                              "saved as the run's task.json so 'selfguide eval' can measure the "
                              "tuned model on its held-out examples.")
+    from selfguide.methods.selfinstruct.config import PRESETS
+
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="Start from named settings: quick (a first run on a CPU) or "
+                             "paper (Wang et al. 2022, the defaults); options given win.")
     add_dataclass_args(parser, ModelConfig)
     add_dataclass_args(parser, SelfInstructConfig)
     add_dataclass_args(parser, SelfInstructFilterConfig)
@@ -39,12 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from selfguide import jobs, store
     from selfguide.config import ModelConfig, from_dict, overrides_from_args
     from selfguide.methods.selfinstruct import pipeline as selfinstruct_pipeline
-    from selfguide.methods.selfinstruct.config import SelfInstructConfig, SelfInstructFilterConfig
+    from selfguide.methods.selfinstruct.config import (SelfInstructConfig,
+                                                       SelfInstructFilterConfig, preset)
     from selfguide.methods.selfinstruct.prompts import load_seed_tasks
     from selfguide.methods.selfinstruct.table import format_report
     from selfguide.rundir import RunDir
 
-    cfg = from_dict(SelfInstructConfig, overrides_from_args(args, SelfInstructConfig))
+    cfg = preset(getattr(args, "preset", None), **overrides_from_args(args, SelfInstructConfig))
     fcfg = from_dict(SelfInstructFilterConfig,
                      overrides_from_args(args, SelfInstructFilterConfig))
     model = from_dict(ModelConfig, overrides_from_args(args, ModelConfig))

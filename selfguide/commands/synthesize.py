@@ -112,6 +112,7 @@ def run_other(args: argparse.Namespace) -> int:
         raise ConfigError(f"{method.title} needs --run NAME.")
     if args.overwrite or args.instruction or args.preset != "quick":
         raise ConfigError(f"{method.title} has no --overwrite, --instruction or --preset.")
+    args.preset = None  # synthesize's default preset is SELF-GUIDE's, not the method's
     return importlib.import_module(f"selfguide.commands.{method.command}").run(args)
 
 

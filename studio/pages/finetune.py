@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -10,7 +9,7 @@ from selfguide import cliargs, training
 from selfguide.configs.training import TrainConfig
 from selfguide.errors import DatasetError, SelfGuideError
 from selfguide.rundir import RunDir
-from studio import frame, presets, state, widgets
+from studio import charts, frame, presets, state, widgets
 from studio import jobs as sjobs
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
@@ -81,10 +80,7 @@ def loss_chart(evs: list[dict]) -> None:
         st.caption("The loss curve appears after the first logged step.")
         return
     df = pd.DataFrame(pts)
-    st.altair_chart(alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("step:Q"), y=alt.Y("loss:Q", scale=alt.Scale(zero=False)),
-        color=alt.Color("kind:N", title=None), tooltip=["step", "loss", "kind"]),
-        width="stretch")
+    st.altair_chart(charts.loss(df), width="stretch")
     last = next((e for e in reversed(evs) if e.get("type") == "loss"), None)
     if last:
         st.caption(f"step {last.get('step')} · loss {float(last['loss']):.4f} · "

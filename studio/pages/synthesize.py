@@ -16,13 +16,16 @@ from studio import jobs as sjobs
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Synthesize")
-st.caption("Step 3 of 6 · The model writes new task inputs from your demonstrations, then "
-           "answers each one several times; answers that agree become training examples.")
+subtitle = st.empty()  # describes the method selected (below, once the run is known)
+subtitle.caption(synth.SUBTITLE["selfguide"])
 widgets.show_flash()
 run = widgets.require_run("Synthesis")
 run_dir = RunDir.named(run)
+subtitle.caption(synth.SUBTITLE[state.widget_value("synth", "method")
+                                or synth.run_method(run_dir)])
 
 method = st.radio("Method", list(synth.METHODS), format_func=synth.METHODS.get,
+                  index=list(synth.METHODS).index(synth.run_method(run_dir)),
                   horizontal=True, key=state.widget_key("synth", "method"))
 stage = synth.STAGE[method]
 if method == "selfguide" and not run_dir.task_file.is_file():
@@ -35,7 +38,7 @@ running = sjobs.is_active(jstat)
 
 with st.expander("Settings", expanded=not running):
     settings = synth.selfguide_settings() if method == "selfguide" \
-        else synth.selfinstruct_settings()
+        else synth.selfinstruct_settings(synth.measured_speed(run, stage))
     overwrite = st.checkbox("Discard data generated earlier in this run with other settings",
                             key=state.widget_key("synth", "overwrite"),
                             help="Without this, a run only resumes or extends generation with "
@@ -72,7 +75,8 @@ if cand.is_file() and not running:
         widgets.show_error(CorruptFile(f"{cand} cannot be read ({exc}).",
                                        hint="Delete it; 'selfguide filter' rebuilds it."))
     else:
-        st.success(f"{n} candidates are ready to filter.")
+        for level, msg in synth.ready_lines(run_dir, method, n):
+            getattr(st, level)(msg)
         st.page_link(frame.page_path("filter"), label="Next: filter the candidates",
                      icon=":material/arrow_forward:")
 try:

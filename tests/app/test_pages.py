@@ -133,12 +133,13 @@ def test_synthesize_start_launches_the_cli_job(app, runs, job_recorder):
     assert (run, stage) == ("r1", "synthesize")
     assert argv[:4] == ["synthesize", str(d / "task.json"), "--run", "r1"]
     opts = dict(zip(argv[4::2], argv[5::2]))
-    assert opts["--rounds"] == "2" and opts["--n-samples"] == "3"  # the 'tiny' preset
+    # issue 15, item 1: the default preset is 'quick', as the README says (was 'tiny')
+    assert opts["--rounds"] == "6" and opts["--n-samples"] == "5"  # the 'quick' preset
     # The argv is exactly what the CLI parses.
     from selfguide.cli import build_parser
 
     args = build_parser().parse_args(argv)
-    assert args.rounds == "2" and args.run == "r1"
+    assert args.rounds == "6" and args.run == "r1"
 
 
 def test_synthesize_live_preview_and_refresh_reattach(app, runs):
@@ -160,12 +161,15 @@ def test_synthesize_live_preview_and_refresh_reattach(app, runs):
     at.switch_page("studio/pages/synthesize.py").run()
     assert not at.exception
     assert "job state: `running`" in all_text(at)
-    assert at.get("progress")[0].proto.value == 25
+    # issue 15, item 6: the bar is over the whole job (stage 1 of 2, a quarter done: 1/8)
+    bar = at.get("progress")[0].proto
+    assert bar.value == 12 and "stage 1 of 2" in bar.text and "inputs 1/4" in bar.text
     assert "12.5 tokens/s" in at.get("progress")[0].proto.text
     newest = at.dataframe[0].value
     assert newest["input"].tolist() == [XSS, "first input"]  # newest first, as text
     votes = at.dataframe[1].value
     assert votes["output"].tolist() == ["positive"] and votes["vote_share"].tolist() == [0.67]
+    assert votes["input"].tolist() == ["first input"]  # issue 15, item 6: the text, not an id
     assert button(at, "Start").disabled
     assert XSS not in all_text(at)
 

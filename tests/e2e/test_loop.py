@@ -121,6 +121,9 @@ def _loop(page, studio, artifacts):
 
     # 3 · Synthesize: the 'tiny' preset, trimmed further for a CPU shared by many.
     goto(page, "3 · Synthesize")
+    page.get_by_role("combobox", name="Preset").click()  # the default is 'quick' (README)
+    page.get_by_role("option", name="tiny", exact=True).click()
+    idle(page)
     set_number(page, "rounds", 1)
     set_number(page, "prompts per round", 6)
     set_number(page, "n samples", 2)
