@@ -700,7 +700,12 @@ def _load_error(exc: Exception, ref: str) -> ModelError:
 
 def load_generator(cfg: ModelConfig | None = None, *, batch_size: int | None = None,
                    roots: list[str | os.PathLike] | None = None) -> HFGenerator:
-    """Load ``cfg.model`` and wrap it in an :class:`~selfguide.backends.hf.HFGenerator`."""
+    """Load ``cfg.model`` and wrap it in an :class:`~selfguide.backends.hf.HFGenerator`
+    (``cfg.backend == "openai"``: connect to its server instead, loading nothing)."""
+    if cfg is not None and cfg.backend == "openai":
+        from selfguide.backends.openai import OpenAIGenerator
+
+        return OpenAIGenerator.from_config(cfg)  # type: ignore[return-value]
     from selfguide.backends.hf import HFGenerator
 
     return HFGenerator.from_loaded(load_model(cfg, roots=roots), batch_size=batch_size)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfguide import __version__, labelling, store
-from selfguide.config import ModelConfig, SamplingConfig, to_dict
+from selfguide.config import TRANSPORT_FIELDS, ModelConfig, SamplingConfig, to_dict
 from selfguide.configs.synthesis import FilterConfig, SynthesisConfig
 from selfguide.consistency import vote_samples
 from selfguide.errors import ConfigError, CorruptFile, DatasetError
@@ -88,8 +88,10 @@ def versions() -> dict[str, str]:
 
 def _generation_key(cfg: dict) -> dict:
     """The parts of config.json that, when changed, invalidate generated rows."""
-    return {"method": cfg.get("method"), "model": cfg.get("model"),
-            "synthesis": cfg.get("synthesis")}
+    model = cfg.get("model")
+    if isinstance(model, dict):  # how generation reaches the model does not change rows
+        model = {k: v for k, v in model.items() if k not in TRANSPORT_FIELDS}
+    return {"method": cfg.get("method"), "model": model, "synthesis": cfg.get("synthesis")}
 
 
 def prepare_run(run_dir: str | Path, task: TaskSpec, synth: SynthesisConfig,
@@ -545,5 +547,8 @@ def run_synthesis(run_dir: str | Path, task: TaskSpec, synth: SynthesisConfig,
         from selfguide import models
 
         generator = models.load_generator(model)
+    from selfguide.backends.openai import record_server
+
+    record_server(run_dir, generator)
     return synthesize(run_dir, task, synth, generator, filters=filters, chat=model.chat,
                       events=events, cancel=cancel, on_item=on_item, stream=stream)

@@ -1,0 +1,385 @@
+"""The OpenAI-compatible HTTP backend: generation and label scoring through a server.
+
+What it does: sends prompts to a server that speaks the OpenAI API (vLLM's ``vllm serve``,
+llama.cpp's ``llama-server``, llama-cpp-python's server, Ollama's ``/v1``) and serving THE
+SAME model the run finetunes. ``chat=True`` posts to ``/chat/completions`` (the server
+applies the model's chat template), ``chat=False`` to ``/completions``. Requests run
+concurrently on a bounded thread pool (``concurrency``); ``on_result`` fires as each prompt
+finishes, ``progress`` after each, and ``cancel`` is checked before every request (and
+between retries), raising ``Cancelled``. ``n`` samples go in one request where the server
+honours ``n``; missing samples are asked for again (llama.cpp returns one). 429, 5xx,
+time-outs and dropped connections are retried with exponential backoff; malformed answers
+are a clear ``ServerError``.
+
+:meth:`score_options` needs the completions endpoint's ``echo`` + ``logprobs`` (vLLM and
+llama-cpp-python have them; llama.cpp's ``llama-server`` and Ollama do not): without them it
+raises :class:`ScoringUnavailable`, naming the strategies that then cannot run (rank and
+calibrated labelling, label-constrained evaluation). With ``chat=True`` the prompt is
+rendered with the model's chat template from the local checkpoint (``ModelConfig.model``).
+:meth:`count_tokens` asks the server's ``/tokenize`` (llama.cpp, vLLM) or ``/extras/tokenize``
+(llama-cpp-python); failing those, the local tokenizer; failing that, ``ceil(chars / 4)``.
+
+On construction it reads ``/models`` and resolves the served model name; a name that does
+not look like the model being finetuned is :class:`ModelMismatch` unless ``confirm_model``.
+:attr:`OpenAIGenerator.server` (:class:`ServerInfo`) is what a run records.
+
+Stdlib only (urllib, concurrent.futures); importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from selfguide.backends import CancelFlag, ProgressCallback, ResultCallback
+from selfguide.backends.openai_client import (
+    API_KEY_ENV,
+    JSONClient,
+    ServerError,
+    ServerInfo,
+    looks_like,
+    resolve_served_model,
+)
+from selfguide.config import ModelConfig, SamplingConfig, from_dict
+from selfguide.errors import Cancelled, ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+NEEDS_LOGPROBS = ("rank and calibrated labelling (label_strategy rank/calibrated and the "
+                  "automatic choice between them), and label-constrained evaluation")
+
+
+class ScoringUnavailable(ModelError):
+    """The server gives no prompt log-probabilities (completions ``echo`` + ``logprobs``)."""
+
+
+class OpenAIGenerator:
+    """Generation + scoring through an OpenAI-compatible server (see module docstring).
+
+    Args:
+        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1``.
+        served_model: the model name to ask the server for ('' = the only one it serves).
+        model: the ``ModelConfig.model`` being finetuned (name check, local chat template).
+        confirm_model: accept a served name that does not look like ``model``.
+        concurrency: requests in flight at once. timeout: seconds per request.
+        retries: extra attempts after a 429/5xx/time-out/dropped connection.
+        backoff: first retry delay in seconds, doubled each attempt.
+    """
+
+    name = "openai"
+
+    def __init__(self, base_url: str, *, served_model: str = "", model: str = "embedded",
+                 confirm_model: bool = False, concurrency: int = 8, timeout: float = 300.0,
+                 retries: int = 4, backoff: float = 0.5, api_key: str | None = None,
+                 trust_remote_code: bool = False):
+        self.base_url = base_url.rstrip("/")
+        self.model_ref = model
+        self.trust_remote_code = trust_remote_code
+        self.concurrency = int(concurrency)
+        self.http = JSONClient(self.base_url, timeout=timeout, retries=retries,
+                               backoff=backoff, api_key=api_key if api_key is not None
+                               else os.environ.get(API_KEY_ENV))
+        self.stats: dict[str, Any] = {}
+        self._scoring: bool | None = None  # None = not probed yet
+        self._tokenize: str | None = None   # the count_tokens method that worked
+        self._tok: Any = None
+        self._lock = threading.Lock()
+        reported = self.list_models()
+        self.server = ServerInfo(self.base_url, resolve_served_model(
+            served_model, model, reported, confirm_model), reported,
+            confirmed=bool(confirm_model) and not looks_like(served_model or reported[0], model))
+        self.info = self.server  # what ``selfguide generate`` prints (``summary()``)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig | None = None, **kw: Any) -> OpenAIGenerator:
+        """``backends.get_generator("openai", config=ModelConfig(...))`` (or its fields)."""
+        kw.pop("batch_size", None)
+        kw.pop("roots", None)
+        cfg = config or from_dict(ModelConfig, {k: v for k, v in kw.items()
+                                                if k in ModelConfig.__dataclass_fields__})
+        extra = {k: v for k, v in kw.items() if k in ("retries", "backoff", "api_key")}
+        return cls(cfg.base_url, served_model=cfg.served_model, model=cfg.model,
+                   confirm_model=cfg.confirm_model, concurrency=cfg.concurrency,
+                   timeout=cfg.request_timeout, trust_remote_code=cfg.trust_remote_code,
+                   **extra)
+
+    def list_models(self) -> list[str]:
+        """Model ids the server reports at ``/models``."""
+        data = self.http.request("/models")
+        try:
+            ids = [str(m["id"]) for m in data["data"]]
+        except (KeyError, TypeError) as exc:
+            raise ServerError(f"{self.base_url}/models answered without a model list: "
+                              f"{str(data)[:120]}") from exc
+        if not ids:
+            raise ServerError(f"{self.base_url}/models lists no model.",
+                              hint="Start the server with the model loaded.")
+        return ids
+
+    # ------------------------------------------------------------------ generate
+    def generate(self, prompts: Sequence[str], sampling: SamplingConfig | None = None, n: int = 1,
+                 *, chat: bool = False, on_result: ResultCallback | None = None,
+                 progress: ProgressCallback | None = None,
+                 cancel: CancelFlag | None = None) -> list[list[str]]:
+        """``n`` completions per prompt, in the order of ``prompts`` (greedy: one request,
+        ``n`` copies). Completed prompts were already delivered when ``Cancelled`` is raised."""
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"Invalid value for 'n': {n!r} (must be an integer >= 1).")
+        sampling = sampling or SamplingConfig()
+        prompts = list(prompts)
+        decode_n = 1 if sampling.greedy else n
+        t0 = time.time()
+        self.stats = {"requests": 0, "retries": 0, "generated_tokens": 0, "seconds": 0.0}
+        retried = self.http.retried
+
+        def one(i: int) -> tuple[list[str], int]:
+            return self._complete(prompts[i], sampling, decode_n, chat, i, cancel)
+
+        results: list[list[str]] = [[] for _ in prompts]
+        tokens = 0
+
+        def deliver(i: int, value: tuple[list[str], int]) -> None:
+            nonlocal tokens
+            comps = value[0] * (n if decode_n < n else 1)
+            results[i] = comps
+            tokens += value[1]
+            if on_result is not None:
+                on_result(i, list(comps))
+
+        done = self._pool_map(one, len(prompts), deliver, cancel,
+                              lambda d: progress and progress(d, len(prompts), tokens))
+        self.stats.update(generated_tokens=tokens, seconds=round(time.time() - t0, 4),
+                          prompts=done, retries=self.http.retried - retried)
+        return results
+
+    def _pool_map(self, fn: Any, count: int, deliver: Any, cancel: CancelFlag | None,
+                  after: Any) -> int:
+        """Run ``fn(i)`` for ``i < count`` with at most ``concurrency`` in flight; deliver
+        results in completion order on this thread; raise ``Cancelled`` when asked."""
+        pool = cf.ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, count or 1)),
+                                     thread_name_prefix="selfguide-openai")
+        pending: dict[cf.Future, int] = {}
+        nxt = done = 0
+        try:
+            while done < count:
+                while nxt < count and len(pending) < self.concurrency:
+                    if cancel is not None and cancel():
+                        raise Cancelled(f"Generation cancelled after {done} of {count} prompts.")
+                    pending[pool.submit(fn, nxt)] = nxt
+                    nxt += 1
+                finished, _ = cf.wait(pending, timeout=0.1, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    i = pending.pop(fut)
+                    try:
+                        value = fut.result()
+                    except Cancelled:
+                        raise Cancelled(f"Generation cancelled after {done} of {count} "
+                                        "prompts.") from None
+                    deliver(i, value)
+                    done += 1
+                    after(done)
+                if not finished and cancel is not None and cancel():
+                    raise Cancelled(f"Generation cancelled after {done} of {count} prompts.")
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return done
+
+    def _complete(self, prompt: str, sampling: SamplingConfig, n: int, chat: bool, index: int,
+                  cancel: CancelFlag | None) -> tuple[list[str], int]:
+        """``n`` completions of one prompt (more requests if the server returns fewer)."""
+        texts: list[str] = []
+        tokens = 0
+        for extra in range(n):  # at most n requests: each returns >= 1 choice
+            body = self._body(sampling, n - len(texts), seed=sampling.seed + index * 1009 + extra)
+            if chat:
+                body["messages"] = [{"role": "user", "content": prompt}]
+            else:
+                body["prompt"] = prompt
+            data = self.http.request("/chat/completions" if chat else "/completions", body,
+                                 cancel=cancel)
+            got, used = _parse_choices(data, chat, self.base_url)
+            with self._lock:
+                self.stats["requests"] = self.stats.get("requests", 0) + 1
+            texts += [_cut(t, sampling.stop) for t in got]
+            tokens += used if used is not None else sum(len(t) // 4 + 1 for t in got)
+            if len(texts) >= n:
+                break
+        return texts[:n], tokens
+
+    def _body(self, sampling: SamplingConfig, n: int, *, seed: int) -> dict:
+        body: dict[str, Any] = {"model": self.server.served_model, "n": n,
+                                "max_tokens": sampling.max_new_tokens,
+                                "temperature": sampling.temperature, "top_p": sampling.top_p,
+                                "seed": seed % (2**31 - 1), "stream": False}
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)[:4]  # the OpenAI API takes at most 4
+        if sampling.top_k:
+            body["top_k"] = sampling.top_k  # vLLM, llama.cpp and Ollama accept it
+        return body
+
+    # ------------------------------------------------------------------ scoring
+    def score_options(self, prompts: Sequence[str], options: Sequence[str], *,
+                      chat: bool = False) -> list[list[float]]:
+        """Total log-probability of each option after each prompt (completions ``echo``)."""
+        if self._scoring is False:
+            raise self._unavailable("it gave no prompt log-probabilities earlier")
+        rendered = [self._render(p, chat) for p in prompts]
+        options = list(options)
+        out = [[0.0] * len(options) for _ in rendered]
+        pairs = [(i, j) for i in range(len(rendered)) for j in range(len(options))]
+        if pairs and self._scoring is None:  # probe once, serially, for a clear error
+            i, j = pairs.pop(0)
+            out[i][j] = self._score_one(rendered[i], options[j])
+            self._scoring = True
+
+        def one(k: int) -> float:
+            i, j = pairs[k]
+            return self._score_one(rendered[i], options[j])
+
+        def deliver(k: int, value: float) -> None:
+            out[pairs[k][0]][pairs[k][1]] = value
+
+        self._pool_map(one, len(pairs), deliver, None, lambda d: None)
+        return out
+
+    def _score_one(self, prompt: str, option: str) -> float:
+        body = {"model": self.server.served_model, "prompt": prompt + option, "echo": True,
+                "logprobs": 1, "max_tokens": 1, "temperature": 0.0}
+        try:
+            data = self.http.request("/completions", body)
+        except ServerError as exc:
+            if re.search(r"HTTP (400|404|422|501)", str(exc)):
+                self._scoring = False
+                raise self._unavailable(str(exc).splitlines()[0]) from exc
+            raise
+        try:
+            lp = data["choices"][0]["logprobs"]
+            toks, lps, offs = lp["tokens"], lp["token_logprobs"], lp["text_offset"]
+        except (KeyError, IndexError, TypeError):
+            self._scoring = False
+            raise self._unavailable("its answer has no logprobs") from None
+        lo, hi = len(prompt), len(prompt) + len(option)
+        picked = [lps[k] for k in range(len(toks))
+                  if offs[k] < hi and offs[k] + len(toks[k]) > lo]
+        if not picked or any(v is None for v in picked):
+            self._scoring = False
+            raise self._unavailable("it did not echo the prompt's log-probabilities")
+        return float(sum(picked))
+
+    def _unavailable(self, why: str) -> ScoringUnavailable:
+        return ScoringUnavailable(
+            f"The server at {self.base_url} cannot score labels ({why}): {NEEDS_LOGPROBS} "
+            "are unavailable with it.",
+            hint="Use label_strategy vote or target and free-text evaluation, serve the model "
+                 "with vLLM or llama-cpp-python (they echo prompt logprobs), or use --backend hf.")
+
+    def _render(self, text: str, chat: bool) -> str:
+        if not chat:
+            return text
+        tok = self._local_tokenizer()
+        if tok is None or not getattr(tok, "chat_template", None):
+            raise ScoringUnavailable(
+                f"Scoring chat prompts through a server needs the chat template of "
+                f"{self.model_ref!r} locally, and it has none here.",
+                hint="Set --model to the local checkpoint the server serves, or --chat false.")
+        from selfguide.backends.hf import render_prompt
+
+        return render_prompt(tok, text, True)
+
+    def _local_tokenizer(self) -> Any:
+        if self._tok is None:
+            self._tok = False
+            try:
+                from selfguide import models
+
+                src = models.resolve_model(self.model_ref,
+                                           trust_remote_code=self.trust_remote_code)
+                path = models.checkpoint_dir(src)
+                if path is not None:
+                    from transformers import AutoTokenizer
+
+                    self._tok = AutoTokenizer.from_pretrained(
+                        str(path), trust_remote_code=self.trust_remote_code)
+            except Exception as exc:  # noqa: BLE001 - only a fallback; the reason is logged
+                log.info("no local tokenizer for %r: %s", self.model_ref, exc)
+        return self._tok or None
+
+    # ------------------------------------------------------------------ tokens
+    def count_tokens(self, text: str) -> int:
+        """The server's tokenizer, else the local one, else ``ceil(len(text) / 4)``."""
+        if self._tokenize in (None, "server"):
+            n = self._server_count(text)
+            if n is not None:
+                self._tokenize = "server"
+                return n
+            self._tokenize = "local"
+        if self._tokenize == "local":
+            tok = self._local_tokenizer()
+            if tok is not None:
+                return len(tok(text, add_special_tokens=False)["input_ids"])
+            log.warning("counting tokens as characters / 4: the server at %s has no "
+                        "/tokenize and %r has no local tokenizer", self.base_url,
+                        self.model_ref)
+            self._tokenize = "chars"
+        return math.ceil(len(text) / 4)
+
+    def _server_count(self, text: str) -> int | None:
+        m = self.server.served_model
+        for path, body in (("/tokenize", {"model": m, "prompt": text, "content": text,
+                                          "add_special_tokens": False}),
+                           ("/extras/tokenize", {"model": m, "input": text})):
+            try:
+                data = self.http.request(path, body, root=True, retry=False)
+            except ServerError:
+                continue
+            if isinstance(data, dict) and isinstance(data.get("tokens"), list):
+                return len(data["tokens"])
+            if isinstance(data, dict) and isinstance(data.get("count"), int):
+                return data["count"]
+        return None
+
+
+# --------------------------------------------------------------------------- helpers
+
+def record_server(run_dir: Any, generator: Any) -> None:
+    """Add ``"server": {base_url, served_model, reported_models, confirmed}`` to the run's
+    config.json when ``generator`` talks to a server (nothing for in-process backends)."""
+    info = getattr(generator, "server", None)
+    if not isinstance(info, ServerInfo):
+        return
+    from pathlib import Path
+
+    from selfguide import store
+
+    path = Path(run_dir) / "config.json"
+    cfg = store.read_json(path) or {}
+    store.atomic_write_json(path, {**cfg, "server": info.to_dict()})
+
+
+def _parse_choices(data: Any, chat: bool, url: str) -> tuple[list[str], int | None]:
+    try:
+        choices = data["choices"]
+        texts = [c["message"]["content"] if chat else c["text"] for c in choices]
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ServerError(f"{url} answered without completions: {str(data)[:160]}",
+                          hint="Is it an OpenAI-compatible server?") from exc
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ServerError(f"{url} answered with no completion text: {str(data)[:160]}")
+    usage = data.get("usage") if isinstance(data, dict) else None
+    used = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return texts, used if isinstance(used, int) else None
+
+
+def _cut(text: str, stop: Sequence[str]) -> str:
+    from selfguide.backends.hf import cut_at_stop
+
+    return cut_at_stop(text, stop)
+
+
