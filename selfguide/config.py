@@ -274,9 +274,12 @@ class ModelConfig:
                   "the server's API root, e.g. http://127.0.0.1:8000/v1).")
 
 
-# Fields of ModelConfig that say how generation reaches the model, not which model: changing
-# them does not invalidate generated rows (a run may resume through a server).
-TRANSPORT_FIELDS = ("backend", "base_url", "confirm_model", "concurrency", "request_timeout")
+# Fields of ModelConfig that say how generation reaches the model, not which model (that is
+# ``model``; the server's name for it is checked against it): changing them does not
+# invalidate generated rows, so a run may resume through a server, and runs made before
+# these fields existed still resume.
+TRANSPORT_FIELDS = ("backend", "base_url", "served_model", "confirm_model", "concurrency",
+                    "request_timeout")
 
 
 def _is_http_url(url: str) -> bool:

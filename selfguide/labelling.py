@@ -25,6 +25,7 @@ What it does not do: read or write run files (the pipeline stores the evidence i
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import statistics
 from collections import Counter
@@ -33,9 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from selfguide.config import SamplingConfig
 from selfguide.consistency import vote_samples
+from selfguide.errors import ScoringUnavailable
 from selfguide.parsing import map_label, parse_output
 from selfguide.prompts import task_prompt
 from selfguide.task import TaskSpec
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from selfguide.backends import Generator
@@ -86,7 +90,10 @@ def annotate(task: TaskSpec, inputs: Sequence[str], generator: Generator, protoc
                               progress=progress)
     scores: list[Any] = [None] * len(prompts)
     if score and task.is_classification:
-        scores = generator.score_options(prompts, options(task, protocol), chat=chat)
+        try:
+            scores = generator.score_options(prompts, options(task, protocol), chat=chat)
+        except ScoringUnavailable as exc:  # a server without logprobs: vote/target still work
+            log.warning("%s", str(exc).splitlines()[0])
     return [{"samples": list(o), "label_scores": None if s is None else list(s),
              "protocol": protocol} for o, s in zip(outs, scores)]
 

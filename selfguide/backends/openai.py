@@ -42,22 +42,17 @@ from selfguide.backends import CancelFlag, ProgressCallback, ResultCallback
 from selfguide.backends.openai_client import (
     API_KEY_ENV,
     JSONClient,
-    ServerError,
     ServerInfo,
     looks_like,
     resolve_served_model,
 )
 from selfguide.config import ModelConfig, SamplingConfig, from_dict
-from selfguide.errors import Cancelled, ConfigError, ModelError
+from selfguide.errors import Cancelled, ConfigError, ScoringUnavailable, ServerError
 
 log = logging.getLogger(__name__)
 
 NEEDS_LOGPROBS = ("rank and calibrated labelling (label_strategy rank/calibrated and the "
                   "automatic choice between them), and label-constrained evaluation")
-
-
-class ScoringUnavailable(ModelError):
-    """The server gives no prompt log-probabilities (completions ``echo`` + ``logprobs``)."""
 
 
 class OpenAIGenerator:

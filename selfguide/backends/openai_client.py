@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import socket
 import threading
 import time
 import urllib.error
@@ -26,19 +25,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from selfguide.backends import CancelFlag
-from selfguide.errors import Cancelled, ConfigError, ModelError
+from selfguide.errors import Cancelled, ConfigError, ModelMismatch, ServerError
 
 API_KEY_ENV = "SELFGUIDE_OPENAI_API_KEY"
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
-
-
-class ServerError(ModelError):
-    """The server cannot be reached, refused a request or answered something malformed."""
-
-
-class ModelMismatch(ModelError):
-    """The server serves another model than the one being finetuned."""
 
 
 @dataclass
@@ -93,8 +84,7 @@ class JSONClient:
                     continue
                 raise ServerError(f"{url} answered HTTP {exc.code}: {_error_text(exc)}",
                                   hint=_status_hint(exc.code)) from exc
-            except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
-                    TimeoutError, socket.timeout) as exc:
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
                 if attempt + 1 < attempts:
                     self._sleep(attempt, None, cancel)
                     continue
