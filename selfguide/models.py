@@ -705,7 +705,20 @@ def load_generator(cfg: ModelConfig | None = None, *, batch_size: int | None = N
     if cfg is not None and cfg.backend == "openai":
         from selfguide.backends.openai import OpenAIGenerator
 
-        return OpenAIGenerator.from_config(cfg)  # type: ignore[return-value]
+        return OpenAIGenerator.from_config(  # type: ignore[return-value]
+            cfg, tokenizer=lambda c: load_tokenizer(c, roots=roots))
     from selfguide.backends.hf import HFGenerator
 
     return HFGenerator.from_loaded(load_model(cfg, roots=roots), batch_size=batch_size)
+
+
+def load_tokenizer(cfg: ModelConfig, *, roots: list[str | os.PathLike] | None = None) -> Any:
+    """The tokenizer of ``cfg.model`` without its weights; None for a hub id with nothing
+    local (the ``openai`` backend's chat template and token counts)."""
+    src = resolve_model(cfg.model, roots=roots, trust_remote_code=cfg.trust_remote_code)
+    path = checkpoint_dir(src)
+    if path is None:
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), trust_remote_code=cfg.trust_remote_code)

@@ -376,8 +376,11 @@ def test_cli_synthesize_through_the_server_records_it(workspace, tmp_path, tiny_
 
 
 def test_chat_scoring_renders_the_local_chat_template(server, tiny_model_dir):
+    from selfguide.models import load_tokenizer
+
     server.models = [tiny_model_dir.name]
-    gen = gen_for(server, model=str(tiny_model_dir))
+    gen = OpenAIGenerator.from_config(ModelConfig(model=str(tiny_model_dir), backend="openai",
+                                                  base_url=server.url), tokenizer=load_tokenizer)
     assert gen.score_options(["is it good?"], [" yes"], chat=True) == [[-0.1]]
     body = next(b for _, b in server.requests if b and b.get("echo"))
     assert body["prompt"] == "<|user|> is it good? <|assistant|> yes"

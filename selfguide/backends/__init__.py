@@ -85,7 +85,8 @@ def _ensure_builtin() -> None:
     if "openai" not in _REGISTRY:
         def _openai(**kw: Any) -> Generator:
             from selfguide.backends.openai import OpenAIGenerator
+            from selfguide.models import load_tokenizer
 
-            return OpenAIGenerator.from_config(**kw)
+            return OpenAIGenerator.from_config(tokenizer=load_tokenizer, **kw)
 
         register("openai", _openai)

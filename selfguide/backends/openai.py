@@ -35,10 +35,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from selfguide.backends import CancelFlag, ProgressCallback, ResultCallback
 from selfguide.backends.openai_client import (
     API_KEY_ENV,
     JSONClient,
@@ -48,6 +47,11 @@ from selfguide.backends.openai_client import (
 )
 from selfguide.config import ModelConfig, SamplingConfig, from_dict
 from selfguide.errors import Cancelled, ConfigError, ScoringUnavailable, ServerError
+
+# The callback types of ``selfguide.backends`` (spelled out: this module imports no backend)
+CancelFlag = Callable[[], bool]
+ResultCallback = Callable[[int, list[str]], None]
+ProgressCallback = Callable[[int, int, int], None]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class OpenAIGenerator:
         model: the ``ModelConfig.model`` being finetuned (name check, local chat template).
         confirm_model: accept a served name that does not look like ``model``.
         concurrency: requests in flight at once. timeout: seconds per request.
+        tokenizer: a callable returning the model's tokenizer (or None), called once when
+            chat scoring or a local token count needs it.
         retries: extra attempts after a 429/5xx/time-out/dropped connection.
         backoff: first retry delay in seconds, doubled each attempt.
     """
@@ -73,10 +79,10 @@ class OpenAIGenerator:
     def __init__(self, base_url: str, *, served_model: str = "", model: str = "embedded",
                  confirm_model: bool = False, concurrency: int = 8, timeout: float = 300.0,
                  retries: int = 4, backoff: float = 0.5, api_key: str | None = None,
-                 trust_remote_code: bool = False):
+                 tokenizer: Callable[[], Any] | None = None):
         self.base_url = base_url.rstrip("/")
         self.model_ref = model
-        self.trust_remote_code = trust_remote_code
+        self._tokenizer_loader = tokenizer
         self.concurrency = int(concurrency)
         self.http = JSONClient(self.base_url, timeout=timeout, retries=retries,
                                backoff=backoff, api_key=api_key if api_key is not None
@@ -93,17 +99,21 @@ class OpenAIGenerator:
         self.info = self.server  # what ``selfguide generate`` prints (``summary()``)
 
     @classmethod
-    def from_config(cls, config: ModelConfig | None = None, **kw: Any) -> OpenAIGenerator:
-        """``backends.get_generator("openai", config=ModelConfig(...))`` (or its fields)."""
+    def from_config(cls, config: ModelConfig | None = None, *,
+                    tokenizer: Callable[[ModelConfig], Any] | None = None,
+                    **kw: Any) -> OpenAIGenerator:
+        """From a ``ModelConfig`` (or its fields as ``kw``; ``backend`` is taken as openai).
+        ``tokenizer(cfg)`` loads the model's tokenizer when first needed (the registry and
+        ``models.load_generator`` pass ``models.load_tokenizer``): chat-prompt scoring and
+        exact token counts without a server ``/tokenize``."""
         kw.pop("batch_size", None)
         kw.pop("roots", None)
-        cfg = config or from_dict(ModelConfig, {k: v for k, v in kw.items()
-                                                if k in ModelConfig.__dataclass_fields__})
-        extra = {k: v for k, v in kw.items() if k in ("retries", "backoff", "api_key")}
+        extra = {k: kw.pop(k) for k in ("retries", "backoff", "api_key") if k in kw}
+        cfg = config or from_dict(ModelConfig, {"backend": "openai", **kw})
+        load = (lambda: tokenizer(cfg)) if tokenizer is not None else None
         return cls(cfg.base_url, served_model=cfg.served_model, model=cfg.model,
                    confirm_model=cfg.confirm_model, concurrency=cfg.concurrency,
-                   timeout=cfg.request_timeout, trust_remote_code=cfg.trust_remote_code,
-                   **extra)
+                   timeout=cfg.request_timeout, tokenizer=load, **extra)
 
     def list_models(self) -> list[str]:
         """Model ids the server reports at ``/models``."""
@@ -284,24 +294,17 @@ class OpenAIGenerator:
                 f"Scoring chat prompts through a server needs the chat template of "
                 f"{self.model_ref!r} locally, and it has none here.",
                 hint="Set --model to the local checkpoint the server serves, or --chat false.")
-        from selfguide.backends.hf import render_prompt
-
-        return render_prompt(tok, text, True)
+        # == backends.hf.render_prompt(tok, text, chat=True): THE prompt format
+        return tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                       add_generation_prompt=True)
 
     def _local_tokenizer(self) -> Any:
+        """The model's tokenizer from the ``tokenizer`` loader (once), or None."""
         if self._tok is None:
             self._tok = False
             try:
-                from selfguide import models
-
-                src = models.resolve_model(self.model_ref,
-                                           trust_remote_code=self.trust_remote_code)
-                path = models.checkpoint_dir(src)
-                if path is not None:
-                    from transformers import AutoTokenizer
-
-                    self._tok = AutoTokenizer.from_pretrained(
-                        str(path), trust_remote_code=self.trust_remote_code)
+                self._tok = (self._tokenizer_loader() if self._tokenizer_loader else None) \
+                    or False
             except Exception as exc:  # noqa: BLE001 - only a fallback; the reason is logged
                 log.info("no local tokenizer for %r: %s", self.model_ref, exc)
         return self._tok or None
@@ -373,8 +376,12 @@ def _parse_choices(data: Any, chat: bool, url: str) -> tuple[list[str], int | No
 
 
 def _cut(text: str, stop: Sequence[str]) -> str:
-    from selfguide.backends.hf import cut_at_stop
-
-    return cut_at_stop(text, stop)
+    """``text`` up to the earliest stop string (as ``backends.hf.cut_at_stop``)."""
+    cut = len(text)
+    for s in stop:
+        i = text.find(s) if s else -1
+        if 0 <= i < cut:
+            cut = i
+    return text[:cut]
 
 

@@ -21,12 +21,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from selfguide.backends import CancelFlag
 from selfguide.errors import Cancelled, ConfigError, ModelMismatch, ServerError
 
+CancelFlag = Callable[[], bool]  # as in ``selfguide.backends`` (this module imports none)
 API_KEY_ENV = "SELFGUIDE_OPENAI_API_KEY"
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
