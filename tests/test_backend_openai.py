@@ -169,11 +169,12 @@ def test_chat_and_plain_go_to_their_endpoints_with_the_sampling(server):
                               stop=("|s=",))
     out = gen.generate(["hello there", "second"], sampling, chat=True)
     assert out == [["echo:hello there|t=0.5"], ["echo:second|t=0.5"]]
-    _path, body = next(r for r in server.requests if "chat" in r[0])
+    body = next(b for p, b in server.requests
+                if "chat" in p and b["messages"][0]["content"] == "hello there")
     assert body["messages"] == [{"role": "user", "content": "hello there"}]
     assert (body["max_tokens"], body["top_p"], body["top_k"], body["stop"]) == (7, 0.9, 5,
                                                                                 ["|s="])
-    assert body["model"] == "tiny" and body["seed"] == 11
+    assert body["model"] == "tiny" and body["seed"] == 11  # prompt 0: seed + 0
     gen.generate(["plain"], sampling, chat=False)
     assert server.requests[-1][0] == "/v1/completions"
     assert server.requests[-1][1]["prompt"] == "plain"
