@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         fallback_dataset(ws, "smoke", sentences)
         results["synthesize"]["fallback_dataset"] = True
     train = ["--max-steps", str(args.steps), "--batch-size", "8", "--epochs", "1",
-             "--force", "true", "--min-val-rows", "0", "--val-fraction", "0"]
+             "--force", "true", "--val-fraction", "0"]
     shutil.copytree(ws / "runs" / "smoke", ws / "runs" / "smoke4")
     stage("train_lora_bf16", ["train", "--run", "smoke", "--method", "lora",
                               "--precision", "bf16", *train], results)
