@@ -106,11 +106,12 @@ class FakeServer:
 
     @staticmethod
     def scored(body: dict) -> dict:
-        """Word tokens; the log-probability of a word is -len(word) (-0.1 for 'yes')."""
+        """Word tokens; the log-probability of a word is -len(word) (-0.1 for 'yes').
+        Like llama-cpp-python, special tokens (``<|...|>``) are echoed as empty strings."""
         text = body["prompt"]
         toks, offs, pos = [], [], 0
         for w in text.split(" "):
-            toks.append(w if not toks else " " + w)
+            toks.append("" if w.startswith("<|") else w if not toks else " " + w)
             offs.append(pos)
             pos += len(toks[-1])
         lps = [None] + [-0.1 if t.strip() == "yes" else -float(len(t.strip()))

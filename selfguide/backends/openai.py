@@ -11,8 +11,9 @@ honours ``n``; missing samples are asked for again (llama.cpp returns one). 429,
 time-outs and dropped connections are retried with exponential backoff; malformed answers
 are a clear ``ServerError``.
 
-:meth:`score_options` needs the completions endpoint's ``echo`` + ``logprobs`` (vLLM and
-llama-cpp-python have them; llama.cpp's ``llama-server`` and Ollama do not): without them it
+:meth:`score_options` needs the completions endpoint's ``echo`` + ``logprobs`` (vLLM has
+them; llama.cpp's ``llama-server`` and Ollama do not; llama-cpp-python 0.3.36 echoes them
+shifted by one token, which cannot be detected here: do not rank with it): without them it
 raises :class:`ScoringUnavailable`, naming the strategies that then cannot run (rank and
 calibrated labelling, label-constrained evaluation). With ``chat=True`` the prompt is
 rendered with the model's chat template from the local checkpoint (``ModelConfig.model``).
@@ -90,6 +91,7 @@ class OpenAIGenerator:
         self.stats: dict[str, Any] = {}
         self._scoring: bool | None = None  # None = not probed yet
         self._tokenize: str | None = None   # the count_tokens method that worked
+        self._tokenize_path: str | None = None
         self._tok: Any = None
         self._lock = threading.Lock()
         reported = self.list_models()
@@ -260,30 +262,22 @@ class OpenAIGenerator:
         try:
             data = self.http.request("/completions", body)
         except ServerError as exc:
-            if re.search(r"HTTP (400|404|422|501)", str(exc)):
+            if re.search(r"HTTP (400|404|422|500|501)", str(exc)):  # after its retries
                 self._scoring = False
                 raise self._unavailable(str(exc).splitlines()[0]) from exc
             raise
-        try:
-            lp = data["choices"][0]["logprobs"]
-            toks, lps, offs = lp["tokens"], lp["token_logprobs"], lp["text_offset"]
-        except (KeyError, IndexError, TypeError):
+        value = _option_logprob(data, option)
+        if value is None:
             self._scoring = False
-            raise self._unavailable("its answer has no logprobs") from None
-        lo, hi = len(prompt), len(prompt) + len(option)
-        picked = [lps[k] for k in range(len(toks))
-                  if offs[k] < hi and offs[k] + len(toks[k]) > lo]
-        if not picked or any(v is None for v in picked):
-            self._scoring = False
-            raise self._unavailable("it did not echo the prompt's log-probabilities")
-        return float(sum(picked))
+            raise self._unavailable("its answer has no prompt log-probabilities")
+        return value
 
     def _unavailable(self, why: str) -> ScoringUnavailable:
         return ScoringUnavailable(
             f"The server at {self.base_url} cannot score labels ({why}): {NEEDS_LOGPROBS} "
             "are unavailable with it.",
             hint="Use label_strategy vote or target and free-text evaluation, serve the model "
-                 "with vLLM or llama-cpp-python (they echo prompt logprobs), or use --backend hf.")
+                 "with vLLM (it echoes prompt logprobs), or use --backend hf.")
 
     def _render(self, text: str, chat: bool) -> str:
         if not chat:
@@ -330,13 +324,17 @@ class OpenAIGenerator:
 
     def _server_count(self, text: str) -> int | None:
         m = self.server.served_model
-        for path, body in (("/tokenize", {"model": m, "prompt": text, "content": text,
-                                          "add_special_tokens": False}),
-                           ("/extras/tokenize", {"model": m, "input": text})):
+        routes = (("/tokenize", {"model": m, "prompt": text, "content": text,
+                                 "add_special_tokens": False}),
+                  ("/extras/tokenize", {"model": m, "input": text}))
+        for path, body in routes:
+            if self._tokenize_path not in (None, path):
+                continue
             try:
                 data = self.http.request(path, body, root=True, retry=False)
             except ServerError:
                 continue
+            self._tokenize_path = path  # the one that answered: ask it alone from now on
             if isinstance(data, dict) and isinstance(data.get("tokens"), list):
                 return len(data["tokens"])
             if isinstance(data, dict) and isinstance(data.get("count"), int):
@@ -345,6 +343,33 @@ class OpenAIGenerator:
 
 
 # --------------------------------------------------------------------------- helpers
+
+def _option_logprob(data: Any, option: str) -> float | None:
+    """Sum of the echoed log-probabilities of the tokens that spell ``option`` at the end of
+    the echoed prompt. Found by the token strings, from the end (the generated token may
+    follow or not), not by ``text_offset``: llama-cpp-python echoes special tokens as empty
+    strings, so offsets do not match the prompt text. None: no usable logprobs."""
+    try:
+        lp = data["choices"][0]["logprobs"]
+        toks, lps = list(lp["tokens"]), list(lp["token_logprobs"])
+    except (KeyError, IndexError, TypeError):
+        return None
+    if not toks or len(toks) != len(lps) or not all(isinstance(t, str) for t in toks):
+        return None
+    want = option.strip()
+    for end in (len(toks) - 1, len(toks)):  # generated token after the prompt, or not
+        text = "".join(toks[:end])
+        if not want or not text.rstrip().endswith(want):
+            continue
+        k, width = end, 0
+        while k > 0 and width < len(want):
+            k -= 1
+            width += len(toks[k].strip()) if width == 0 else len(toks[k])
+        picked = lps[k:end]
+        if picked and all(isinstance(v, int | float) for v in picked):
+            return float(sum(picked))
+    return None
+
 
 def record_server(run_dir: Any, generator: Any) -> None:
     """Add ``"server": {base_url, served_model, reported_models, confirmed}`` to the run's
