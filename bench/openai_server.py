@@ -49,7 +49,7 @@ def embedded_gguf() -> Path:
 def start_server(python: str, gguf: Path, port: int, log: Path) -> subprocess.Popen:
     cmd = [python, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
            "--port", str(port), "--model_alias", ALIAS, "--n_ctx", "4096",
-           "--n_threads", str(os.cpu_count() or 2), "--logits_all", "true"]
+           "--n_threads", str(os.cpu_count() or 2)]  # no --logits_all: see README
     print("server:", " ".join(cmd), file=sys.stderr)
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1/models"
