@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     log = ROOT / "workspace" / "bench-server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     proc = start_server(args.server_python, gguf, args.port, log)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: stop the server
     base = f"http://127.0.0.1:{args.port}/v1"
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                      "load_avg_start": os.getloadavg()[0], "gguf": gguf.name,
