@@ -39,8 +39,6 @@ from selfguide.parsing import map_label, parse_output
 from selfguide.prompts import task_prompt
 from selfguide.task import TaskSpec
 
-log = logging.getLogger(__name__)
-
 if TYPE_CHECKING:  # pragma: no cover
     from selfguide.backends import Generator
 
@@ -93,7 +91,7 @@ def annotate(task: TaskSpec, inputs: Sequence[str], generator: Generator, protoc
         try:
             scores = generator.score_options(prompts, options(task, protocol), chat=chat)
         except ScoringUnavailable as exc:  # a server without logprobs: vote/target still work
-            log.warning("%s", str(exc).splitlines()[0])
+            logging.getLogger(__name__).warning("%s", str(exc).splitlines()[0])
     return [{"samples": list(o), "label_scores": None if s is None else list(s),
              "protocol": protocol} for o, s in zip(outs, scores)]
 

@@ -547,7 +547,7 @@ def run_synthesis(run_dir: str | Path, task: TaskSpec, synth: SynthesisConfig,
         from selfguide import models
 
         generator = models.load_generator(model)
-    from selfguide.backends.openai import record_server
+    from selfguide.backends.openai_client import record_server
 
     record_server(run_dir, generator)
     return synthesize(run_dir, task, synth, generator, filters=filters, chat=model.chat,

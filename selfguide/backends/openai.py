@@ -44,6 +44,7 @@ from selfguide.backends.openai_client import (
     JSONClient,
     ServerInfo,
     looks_like,
+    parse_choices,
     resolve_served_model,
 )
 from selfguide.config import ModelConfig, SamplingConfig, from_dict
@@ -211,7 +212,7 @@ class OpenAIGenerator:
                 body["prompt"] = prompt
             data = self.http.request("/chat/completions" if chat else "/completions", body,
                                  cancel=cancel)
-            got, used = _parse_choices(data, chat, self.base_url)
+            got, used = parse_choices(data, chat, self.base_url)
             with self._lock:
                 self.stats["requests"] = self.stats.get("requests", 0) + 1
             texts += [_cut(t, sampling.stop) for t in got]
@@ -369,35 +370,6 @@ def _option_logprob(data: Any, option: str) -> float | None:
         if picked and all(isinstance(v, int | float) for v in picked):
             return float(sum(picked))
     return None
-
-
-def record_server(run_dir: Any, generator: Any) -> None:
-    """Add ``"server": {base_url, served_model, reported_models, confirmed}`` to the run's
-    config.json when ``generator`` talks to a server (nothing for in-process backends)."""
-    info = getattr(generator, "server", None)
-    if not isinstance(info, ServerInfo):
-        return
-    from pathlib import Path
-
-    from selfguide import store
-
-    path = Path(run_dir) / "config.json"
-    cfg = store.read_json(path) or {}
-    store.atomic_write_json(path, {**cfg, "server": info.to_dict()})
-
-
-def _parse_choices(data: Any, chat: bool, url: str) -> tuple[list[str], int | None]:
-    try:
-        choices = data["choices"]
-        texts = [c["message"]["content"] if chat else c["text"] for c in choices]
-    except (KeyError, TypeError, IndexError) as exc:
-        raise ServerError(f"{url} answered without completions: {str(data)[:160]}",
-                          hint="Is it an OpenAI-compatible server?") from exc
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise ServerError(f"{url} answered with no completion text: {str(data)[:160]}")
-    usage = data.get("usage") if isinstance(data, dict) else None
-    used = usage.get("completion_tokens") if isinstance(usage, dict) else None
-    return texts, used if isinstance(used, int) else None
 
 
 def _cut(text: str, stop: Sequence[str]) -> str:

@@ -174,3 +174,32 @@ def resolve_served_model(served_model: str, model: str, reported: list[str],
             hint="Serve the same model, set --model to it, or pass --confirm-model true if "
                  "the server's name differs but the weights are the same.")
     return served_model
+
+
+def parse_choices(data: Any, chat: bool, url: str) -> tuple[list[str], int | None]:
+    try:
+        choices = data["choices"]
+        texts = [c["message"]["content"] if chat else c["text"] for c in choices]
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ServerError(f"{url} answered without completions: {str(data)[:160]}",
+                          hint="Is it an OpenAI-compatible server?") from exc
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ServerError(f"{url} answered with no completion text: {str(data)[:160]}")
+    usage = data.get("usage") if isinstance(data, dict) else None
+    used = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return texts, used if isinstance(used, int) else None
+
+
+def record_server(run_dir: Any, generator: Any) -> None:
+    """Add ``"server": {base_url, served_model, reported_models, confirmed}`` to the run's
+    config.json when ``generator`` talks to a server (nothing for in-process backends)."""
+    info = getattr(generator, "server", None)
+    if not isinstance(info, ServerInfo):
+        return
+    from pathlib import Path
+
+    from selfguide import store
+
+    path = Path(run_dir) / "config.json"
+    cfg = store.read_json(path) or {}
+    store.atomic_write_json(path, {**cfg, "server": info.to_dict()})

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             gen = load_generator(model)
             report = selfinstruct_pipeline.run_self_instruct(
                 run_dir, gen, seeds, cfg, fcfg, model=model, events=events)
-            from selfguide.backends.openai import record_server
+            from selfguide.backends.openai_client import record_server
 
             record_server(run_dir, gen)  # backend=openai: the server and its model name
             if not report.get("train"):
