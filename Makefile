@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.selfguide-installed
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 PORT   ?= 8501
 
-.PHONY: studio test test-fast demo bench install clean-venv lint
+.PHONY: studio test test-fast demo bench bench-server install clean-venv lint
 
 install: $(STAMP)
 
@@ -39,6 +39,21 @@ bench: $(STAMP)
 	$(BIN)/python bench/rouge.py
 	$(BIN)/python bench/synthesis.py
 	$(BIN)/python bench/training.py
+
+# Bench only, not CI: llama-cpp-python's OpenAI-compatible server in its own venv (it compiles
+# llama.cpp: 15+ min on 2 cores), then the openai backend against it (bench/openai_server.py).
+BENCH_VENV ?= workspace/bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.bench-installed
+
+$(BENCH_STAMP):
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=1 CMAKE_ARGS="-DGGML_NATIVE=ON" nice -n 19 \
+		$(BENCH_VENV)/bin/python -m pip install "llama-cpp-python[server]==0.3.36"
+	@touch $(BENCH_STAMP)
+
+bench-server: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python bench/openai_server.py --server-python $(BENCH_VENV)/bin/python
 
 clean-venv:
 	rm -rf $(VENV)

@@ -22,6 +22,7 @@ from selfguide.errors import ConfigError
 T = TypeVar("T")
 
 PRECISIONS = ("auto", "4bit", "8bit", "bf16", "fp32")
+BACKENDS = ("hf", "openai")
 
 
 # Every number in every config stays inside these bounds (no C overflow in torch/numpy,
@@ -247,8 +248,45 @@ class ModelConfig:
     trust_remote_code: bool = field(False, help="Allow the model's own Python code to run. "
                                                 "Only for models you trust.")
     chat: bool = field(True, help="Wrap prompts in the model's chat template when it has one.")
+    backend: str = field("hf", choices=BACKENDS,
+                         help="Where generation runs: hf (in-process transformers) or openai "
+                              "(an OpenAI-compatible server: vLLM, llama.cpp, Ollama; set "
+                              "base_url). Training always loads the model itself.")
+    base_url: str = field("", help="With backend openai: the server's API root, e.g. "
+                                   "http://127.0.0.1:8000/v1.")
+    served_model: str = field("", help="With backend openai: the model name the server serves "
+                                       "('' = its only model).")
+    confirm_model: bool = field(False, help="With backend openai: accept a served model name "
+                                            "that does not look like 'model' (same weights, "
+                                            "other name).")
+    concurrency: int = field(8, help="With backend openai: requests in flight at once.",
+                             range=(1, 256))
+    request_timeout: float = field(300.0, help="With backend openai: seconds per request "
+                                               "before it is retried.", range=(1, 86400))
 
     def __post_init__(self) -> None:
         check(isinstance(self.model, str) and self.model.strip() != "", "model",
               "must name a model ('embedded', a path or a hub id).")
         check_choices(self)
+        if self.backend == "openai" or self.base_url:
+            check(_is_http_url(self.base_url), "base_url",
+                  f"{self.base_url!r} is not an http:// or https:// URL (backend openai needs "
+                  "the server's API root, e.g. http://127.0.0.1:8000/v1).")
+
+
+# Fields of ModelConfig that say how generation reaches the model, not which model (that is
+# ``model``; the server's name for it is checked against it): changing them does not
+# invalidate generated rows, so a run may resume through a server, and runs made before
+# these fields existed still resume.
+TRANSPORT_FIELDS = ("backend", "base_url", "served_model", "confirm_model", "concurrency",
+                    "request_timeout")
+
+
+def _is_http_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -57,6 +57,20 @@ class UnsafeWeights(ModelError):
     """Only pickle weights (``*.bin``/``*.pt``) were found; safetensors are required."""
 
 
+class ServerError(ModelError):
+    """A generation server cannot be reached, refused a request or answered something
+    malformed (``backend=openai``)."""
+
+
+class ModelMismatch(ModelError):
+    """The generation server serves another model than the one being finetuned."""
+
+
+class ScoringUnavailable(ModelError):
+    """The backend cannot score fixed continuations (a server without prompt logprobs):
+    rank/calibrated labelling and label-constrained evaluation cannot run."""
+
+
 class QuantizationUnavailable(ModelError):
     """4-bit/8-bit was asked for where bitsandbytes cannot provide it."""
 

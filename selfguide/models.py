@@ -318,3 +318,15 @@ def _load_error(exc: Exception, ref: str) -> ModelError:
                              hint="Use a model published with .safetensors files.")
     return ModelError(f"Could not load model {ref!r}: {msg.splitlines()[0] if msg else exc!r}",
                       hint="Check that the folder is a complete Hugging Face causal LM.")
+
+
+def load_tokenizer(cfg: ModelConfig, *, roots: list[str | os.PathLike] | None = None) -> Any:
+    """The tokenizer of ``cfg.model`` without its weights; None for a hub id with nothing
+    local (the ``openai`` backend's chat template and token counts)."""
+    src = resolve_model(cfg.model, roots=roots, trust_remote_code=cfg.trust_remote_code)
+    path = checkpoint_dir(src)
+    if path is None:
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), trust_remote_code=cfg.trust_remote_code)

@@ -2,8 +2,9 @@
 
 A backend turns prompts into completions (``generate``) and scores fixed continuations
 (``score_options``, used for calibrated labelling and label-constrained classification).
-Implementations: ``hf`` (transformers, :mod:`selfguide.backends.hf`) and ``fake``
-(scripted, records calls; :mod:`selfguide.backends.fake`). This module imports no torch.
+Implementations: ``hf`` (transformers, :mod:`selfguide.backends.hf`), ``openai`` (an
+OpenAI-compatible server, :mod:`selfguide.backends.openai`) and ``fake`` (scripted, records
+calls; :mod:`selfguide.backends.fake`). This module imports no torch.
 """
 
 from __future__ import annotations
@@ -55,3 +56,11 @@ def _ensure_builtin() -> None:
             return HFGenerator.from_config(**kw)
 
         register("hf", _hf)
+    if "openai" not in _REGISTRY:
+        def _openai(**kw: Any) -> Generator:
+            from selfguide.backends.openai import OpenAIGenerator
+            from selfguide.models import load_tokenizer
+
+            return OpenAIGenerator.from_config(tokenizer=load_tokenizer, **kw)
+
+        register("openai", _openai)

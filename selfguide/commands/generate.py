@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     if args.no_chat:
         model_cfg = replace(model_cfg, chat=False)
     sampling = from_dict(SamplingConfig, overrides_from_args(args, SamplingConfig))
-    gen = backends.get_generator("hf", config=model_cfg, batch_size=args.batch_size)
+    gen = backends.get_generator(model_cfg.backend, config=model_cfg,
+                                 batch_size=args.batch_size)
     err = None if args.quiet else sys.stderr
     if err is not None and gen.info is not None:
         print(f"model: {gen.info.summary()}", file=err)

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or store.workspace_dir() / "labels" / f"{task.name}.jsonl"
     if out.is_symlink() or (out.exists() and not out.is_file()):
         raise DatasetError(f"{out} exists and is not a regular file; refusing to replace it.")
-    generator = backends.get_generator("hf", config=model)
+    generator = backends.get_generator(model.backend, config=model)
     result = label_rows(task, rows, generator, synth, filters, chat=model.chat)
     store.atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n"
                                          for r in result["rows"]))

@@ -79,9 +79,12 @@ def run(args: argparse.Namespace) -> int:
         with jobs.worker(run_dir, selfinstruct_pipeline.STAGE, manifest=True) as events:
             from selfguide import backends
 
-            gen = backends.get_generator("hf", config=model)
+            gen = backends.get_generator(model.backend, config=model)
             report = selfinstruct_pipeline.run_self_instruct(
                 run_dir, gen, seeds, cfg, fcfg, model=model, events=events)
+            from selfguide.backends.openai_client import record_server
+
+            record_server(run_dir, gen)  # backend=openai: the server and its model name
             if not report.get("train"):
                 from selfguide.errors import DatasetError
 

@@ -26,6 +26,7 @@ prompts (``prompts``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import statistics
 from collections import Counter
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from selfguide.config import SamplingConfig
 from selfguide.methods.selfguide.consistency import vote_samples
+from selfguide.errors import ScoringUnavailable
 from selfguide.parsing import map_label, parse_output
 from selfguide.prompts import task_prompt
 from selfguide.task import TaskSpec
@@ -87,7 +89,10 @@ def annotate(task: TaskSpec, inputs: Sequence[str], generator: Generator, protoc
                               progress=progress)
     scores: list[Any] = [None] * len(prompts)
     if score and task.is_classification:
-        scores = generator.score_options(prompts, options(task, protocol), chat=chat)
+        try:
+            scores = generator.score_options(prompts, options(task, protocol), chat=chat)
+        except ScoringUnavailable as exc:  # a server without logprobs: vote/target still work
+            logging.getLogger(__name__).warning("%s", str(exc).splitlines()[0])
     return [{"samples": list(o), "label_scores": None if s is None else list(s),
              "protocol": protocol} for o, s in zip(outs, scores)]
 

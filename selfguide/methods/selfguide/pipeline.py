@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from selfguide import __version__, store
-from selfguide.config import ModelConfig, to_dict
+from selfguide.config import TRANSPORT_FIELDS, ModelConfig, to_dict
 from selfguide.errors import ConfigError, CorruptFile, DatasetError
 from selfguide.events import EventLog
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
@@ -52,8 +52,10 @@ def versions() -> dict[str, str]:
 
 def _generation_key(cfg: dict) -> dict:
     """The parts of config.json that, when changed, invalidate generated rows."""
-    return {"method": cfg.get("method"), "model": cfg.get("model"),
-            "synthesis": cfg.get("synthesis")}
+    model = cfg.get("model")
+    if isinstance(model, dict):  # how generation reaches the model does not change rows
+        model = {k: v for k, v in model.items() if k not in TRANSPORT_FIELDS}
+    return {"method": cfg.get("method"), "model": model, "synthesis": cfg.get("synthesis")}
 
 
 def prepare_run(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConfig,
@@ -186,6 +188,9 @@ def run_synthesis(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisCo
     if generator is None:
         from selfguide import backends
 
-        generator = backends.get_generator("hf", config=model)
+        generator = backends.get_generator(model.backend, config=model)
+    from selfguide.backends.openai_client import record_server
+
+    record_server(run_dir, generator)  # backend=openai: the server and its model name
     return synthesize(run_dir, task, synth, generator, filters=filters, chat=model.chat,
                       events=events, cancel=cancel, on_item=on_item, stream=stream)

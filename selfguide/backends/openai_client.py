@@ -1,0 +1,205 @@
+"""The HTTP side of the OpenAI-compatible backend: JSON requests with retries, and the
+served-model name check.
+
+What it does: :class:`JSONClient` sends one JSON request (GET or POST, stdlib urllib) with
+a per-request time-out, retries 408/429/5xx answers, time-outs and dropped connections with
+exponential backoff (``Retry-After`` honoured up to 60 s; the cancel flag is checked before
+every attempt and while waiting) and turns everything else into a :class:`ServerError`
+that names the URL and says what to check. :func:`resolve_served_model` picks the model
+name to request and refuses (:class:`ModelMismatch`) one the server does not serve or that
+does not look like the model being finetuned, unless the user confirms.
+
+What it does not do: build request bodies or read completions (:mod:`.openai`).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from selfguide.errors import Cancelled, ConfigError, ModelMismatch, ServerError
+
+CancelFlag = Callable[[], bool]  # as in ``selfguide.backends`` (this module imports none)
+API_KEY_ENV = "SELFGUIDE_OPENAI_API_KEY"
+RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+
+
+@dataclass
+class ServerInfo:
+    """What a run records about the server it generated with."""
+
+    base_url: str
+    served_model: str
+    reported_models: list[str] = field(default_factory=list)
+    confirmed: bool = False  # the user confirmed a name that did not match
+
+    def summary(self) -> str:
+        return f"{self.served_model} served at {self.base_url}" + (
+            " (name mismatch confirmed)" if self.confirmed else "")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class JSONClient:
+    """JSON over HTTP to ``base_url`` (see module docstring); ``stats["retries"]`` counts."""
+
+    def __init__(self, base_url: str, *, timeout: float = 300.0, retries: int = 4,
+                 backoff: float = 0.5, api_key: str | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
+        self.api_key = api_key
+        self.retried = 0
+        self._lock = threading.Lock()
+
+    def request(self, path: str, body: dict | None = None, *, root: bool = False,
+                cancel: CancelFlag | None = None, retry: bool = True) -> Any:
+        """One JSON request; ``root``: relative to the server, not to its ``/v1``."""
+        base = re.sub(r"/v1$", "", self.base_url) if root else self.base_url
+        url = base + path
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        attempts = 1 + (self.retries if retry else 0)
+        for attempt in range(attempts):
+            if cancel is not None and cancel():
+                raise Cancelled("Generation cancelled.")
+            req = urllib.request.Request(url, data=data, headers=headers,
+                                         method="GET" if data is None else "POST")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    raw = resp.read()
+            except urllib.error.HTTPError as exc:
+                if exc.code in RETRY_STATUS and attempt + 1 < attempts:
+                    self._sleep(attempt, exc.headers.get("Retry-After"), cancel)
+                    continue
+                raise ServerError(f"{url} answered HTTP {exc.code}: {_error_text(exc)}",
+                                  hint=_status_hint(exc.code)) from exc
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+                if attempt + 1 < attempts:
+                    self._sleep(attempt, None, cancel)
+                    continue
+                reason = getattr(exc, "reason", None) or exc
+                raise ServerError(f"Cannot get an answer from {url} after {attempts} "
+                                  f"attempt(s): {reason!s:.200}",
+                                  hint="Check that the server is running at --base-url "
+                                       "and raise --request-timeout for slow models.") from exc
+            return _decode(raw, url)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sleep(self, attempt: int, retry_after: str | None, cancel: CancelFlag | None) -> None:
+        delay = self.backoff * 2 ** attempt
+        if retry_after and retry_after.strip().replace(".", "", 1).isdigit():
+            delay = min(max(delay, float(retry_after)), 60.0)
+        with self._lock:
+            self.retried += 1
+        end = time.monotonic() + delay
+        while time.monotonic() < end:
+            if cancel is not None and cancel():
+                raise Cancelled("Generation cancelled.")
+            time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+
+def _decode(raw: bytes, url: str) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ServerError(f"{url} answered with malformed JSON: {raw[:120]!r}",
+                          hint="Is --base-url an OpenAI-compatible API root (it usually ends "
+                               "in /v1)?") from exc
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    try:
+        raw = exc.read().decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - the status alone still says enough
+        return str(exc.reason or "")
+    try:
+        err = json.loads(raw).get("error", raw)
+        return str(err.get("message", err) if isinstance(err, dict) else err)[:300]
+    except (json.JSONDecodeError, AttributeError):
+        return raw[:300]
+
+
+def _status_hint(code: int) -> str:
+    if code in (401, 403):
+        return f"The server wants an API key: set {API_KEY_ENV}."
+    if code == 404:
+        return "Check --base-url (it usually ends in /v1) and --served-model."
+    return "See the server's log."
+
+
+def _norm(name: str) -> str:
+    base = name.strip().rstrip("/").replace("\\", "/").rsplit("/", 1)[-1].lower()
+    return re.sub(r"\.gguf$", "", base)
+
+
+def looks_like(served: str, model: str) -> bool:
+    """Whether a served name plausibly names ``model`` (case, folders and ``.gguf`` aside;
+    one contained in the other, so ``SmolLM2-135M-Instruct.Q4_1`` matches the embedded)."""
+    want = _norm(EMBEDDED_NAME if model == "embedded" else model)
+    got = _norm(served)
+    return bool(want and got) and (want in got or got in want)
+
+
+def resolve_served_model(served_model: str, model: str, reported: list[str],
+                         confirm: bool) -> str:
+    """The model name to request: ``served_model``, or the server's only model. Raises
+    ``ModelMismatch`` when the server does not serve it, or when it does not look like the
+    model being finetuned, unless ``confirm``."""
+    if not served_model:
+        if len(reported) > 1:
+            raise ConfigError(f"The server serves several models ({', '.join(reported)}).",
+                              hint="Pick one with --served-model NAME.")
+        served_model = reported[0]
+    elif served_model not in reported and not confirm:
+        raise ModelMismatch(f"The server does not serve {served_model!r}; it serves "
+                            f"{', '.join(reported)}.",
+                            hint="Pass --served-model with one of those names, or "
+                                 "--confirm-model true to send the name anyway.")
+    if not confirm and not looks_like(served_model, model):
+        raise ModelMismatch(
+            f"The server serves {served_model!r}, which does not look like the model being "
+            f"finetuned ({model!r}): synthetic data from another model would not match.",
+            hint="Serve the same model, set --model to it, or pass --confirm-model true if "
+                 "the server's name differs but the weights are the same.")
+    return served_model
+
+
+def parse_choices(data: Any, chat: bool, url: str) -> tuple[list[str], int | None]:
+    try:
+        choices = data["choices"]
+        texts = [c["message"]["content"] if chat else c["text"] for c in choices]
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ServerError(f"{url} answered without completions: {str(data)[:160]}",
+                          hint="Is it an OpenAI-compatible server?") from exc
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ServerError(f"{url} answered with no completion text: {str(data)[:160]}")
+    usage = data.get("usage") if isinstance(data, dict) else None
+    used = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return texts, used if isinstance(used, int) else None
+
+
+def record_server(run_dir: Any, generator: Any) -> None:
+    """Add ``"server": {base_url, served_model, reported_models, confirmed}`` to the run's
+    config.json when ``generator`` talks to a server (nothing for in-process backends)."""
+    info = getattr(generator, "server", None)
+    if not isinstance(info, ServerInfo):
+        return
+    from pathlib import Path
+
+    from selfguide import store
+
+    path = Path(run_dir) / "config.json"
+    cfg = store.read_json(path) or {}
+    store.atomic_write_json(path, {**cfg, "server": info.to_dict()})
