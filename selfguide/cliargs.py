@@ -76,4 +76,21 @@ def job_argv(command: str, *positional: str, run: str | None = None,
     return argv + [str(f) for f in flags]
 
 
-__all__ = ["config_argv", "job_argv"]
+def config_from_argv(cls: type, argv: Iterable[str]) -> Any:
+    """The ``cls`` config a job argv carries: the inverse of :func:`config_argv`.
+
+    Options of other configs and positionals are ignored; fields the argv does not name keep
+    their defaults (which is what the job itself runs with). Raises ``ConfigError`` on a
+    value the config rejects.
+    """
+    import argparse
+
+    from selfguide import config as sgconfig
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    sgconfig.add_dataclass_args(parser, cls)
+    args, _rest = parser.parse_known_args([str(a) for a in argv])
+    return sgconfig.from_dict(cls, sgconfig.overrides_from_args(args, cls))
+
+
+__all__ = ["config_argv", "config_from_argv", "job_argv"]

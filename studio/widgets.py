@@ -23,7 +23,7 @@ import streamlit as st
 
 from selfguide import config as sgconfig
 from selfguide.errors import SelfGuideError
-from studio import frame, state
+from studio import frame, messages, state
 from studio import jobs as sjobs
 
 POLL_S = 2.0
@@ -35,8 +35,9 @@ _FRACTION_HINTS = ("share", "threshold", "ratio", "frac", "prob", "rouge", "simi
 # --------------------------------------------------------------------------- errors / guards
 
 def show_error(exc: BaseException) -> None:
-    """A user-facing failure: its message (with hint), never a traceback."""
-    st.error(str(exc), icon=":material/error:")
+    """A user-facing failure: its message (with hint, in the pages' words), never a
+    traceback."""
+    st.error(messages.page_text(exc), icon=":material/error:")
 
 
 def require_run(what: str = "this page") -> str:
@@ -109,11 +110,12 @@ def config_form(cls: type, form: str, *, base: Any = None, include: Iterable[str
 
 
 def preset_form(cls: type, form: str, presets: dict[str, dict | None], *, page: str,
-                help: str, **form_kw: Any) -> dict:
+                help: str, default: str | None = None, **form_kw: Any) -> dict:
     """A preset picker over :func:`config_form`: picking a preset resets the form to it.
 
-    ``presets`` maps names to field overrides (``None`` = keep what is in the form). The
-    first visit fills the draft from the preset shown. Returns the form's values.
+    ``presets`` maps names to field overrides (``None`` = keep what is in the form);
+    ``default`` is the preset shown first (else the first one). The first visit fills the
+    draft from the preset shown. Returns the form's values.
     """
     def _apply() -> None:
         name = state.widget_value(page, "preset")
@@ -121,7 +123,9 @@ def preset_form(cls: type, form: str, presets: dict[str, dict | None], *, page: 
             state.set_draft(form, dict(presets[name]))
             state.bump_form(form)
 
-    name = st.selectbox("Preset", list(presets), key=state.widget_key(page, "preset"),
+    names = list(presets)
+    name = st.selectbox("Preset", names, key=state.widget_key(page, "preset"),
+                        index=names.index(default) if default in names else 0,
                         on_change=_apply, help=help)
     if not state.draft(form):
         state.set_draft(form, dict(presets.get(name) or {}))
@@ -215,12 +219,14 @@ def job_panel(run: str, stage: str, *, title: str,
             elif jstate in sjobs.DONE_STATES:
                 view = sjobs.progress_view(stat, evs)
                 st.progress(1.0, text=view["text"] if "waiting" not in view["text"] else "done")
+            elif jstate == "cancelled":
+                st.info(f"{sjobs.stage_title(stage)} was cancelled.", icon=":material/info:")
             elif jstate in sjobs.BAD_STATES:
                 msg = sjobs.error_of(stat) or f"The {stage} job ended: {jstate}."
                 if jstate == "interrupted":
                     msg += "\nThe worker stopped without finishing (crash or restart). " \
                            "Start it again to resume from what is on disk."
-                st.error(msg, icon=":material/error:")
+                st.error(messages.page_words(msg), icon=":material/error:")
             if extra is not None:
                 extra(evs)
 
