@@ -139,7 +139,7 @@ def run_has_data(rd: RunDir) -> bool:
                                     rd.records_file("train"), rd.adapter_dir))
 
 
-def save_choice(spec: sgtask.TaskSpec, run: str | None) -> str | None:
+def save_choice(spec: sgtask.TaskSpec | None, run: str | None) -> str | None:
     """Ask where ``spec`` goes; returns the run to save into, or None for a new run.
 
     Saving into a run that holds another task (or any data) replaces that run's task, so
@@ -151,7 +151,7 @@ def save_choice(spec: sgtask.TaskSpec, run: str | None) -> str | None:
     rd = RunDir.named(run)
     saved = rd.read_task() if rd.task_file.is_file() else None
     has_data = run_has_data(rd)
-    if saved is None and not has_data:
+    if spec is None or (saved is None and not has_data):
         st.caption(f"Saves the task into the current run **{run}**. The next steps read it "
                    "from there.")
         return run

@@ -60,7 +60,7 @@ spec = task_editor.validate(task_editor.editor(d if d is not None else task_edit
 
 # --------------------------------------------------------------------------- save
 st.subheader("Use this task")
-into = task_editor.save_choice(spec, run) if spec is not None else run
+into = task_editor.save_choice(spec, run)  # asks before replacing another run's task
 if st.button("Save task to run", type="primary", icon=":material/save:", disabled=spec is None):
     try:
         target = workspace.save_task(spec, into)
