@@ -19,14 +19,19 @@ COMMAND_PAGES = {"synthesize": "Synthesize", "self-instruct": "Synthesize",
                  "filter": "Filter", "train": "Finetune", "eval": "Compare",
                  "export-model": "Compare", "export": "Filter", "run": "Synthesize"}
 
-_COMMAND = re.compile(r"[`']selfguide ([a-z-]+)[^`']*[`']")
+_COMMAND = re.compile(r"(?:[Rr]un )?[`']selfguide ([a-z-]+)[^`']*[`']")
+_PASS_SWITCH = re.compile(r"\b([Pp])ass --(force|overwrite)\b")
 _FLAG_BOOL = re.compile(r"--([a-z][a-z0-9-]*) (true|false)\b")
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)")
 
 
 def _command(m: re.Match) -> str:
     page = COMMAND_PAGES.get(m.group(1))
-    return f"the **{page}** page" if page else m.group(0)
+    if not page:
+        return m.group(0)
+    verb = ("U" if m.group(0)[0] == "R" else "u") + "se " if m.group(0)[:4].lower() == "run " \
+        else ""
+    return f"{verb}the **{page}** page"
 
 
 def _setting(name: str) -> str:
@@ -36,6 +41,8 @@ def _setting(name: str) -> str:
 def page_words(text: str) -> str:
     """``text`` with CLI commands named as pages and options named as settings."""
     text = _COMMAND.sub(_command, text)
+    text = _PASS_SWITCH.sub(lambda m: ("T" if m.group(1) == "P" else "t") + f"ick *{m.group(2)}*",
+                            text)
     text = _FLAG_BOOL.sub(lambda m: _setting(m.group(1)) + ("" if m.group(2) == "true"
                                                             else " off"), text)
     return _FLAG.sub(lambda m: _setting(m.group(1)), text)
