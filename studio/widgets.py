@@ -123,10 +123,11 @@ def preset_form(cls: type, form: str, presets: dict[str, dict | None], *, page: 
             state.set_draft(form, dict(presets[name]))
             state.bump_form(form)
 
-    names = list(presets)
-    name = st.selectbox("Preset", names, key=state.widget_key(page, "preset"),
-                        index=names.index(default) if default in names else 0,
-                        on_change=_apply, help=help)
+    names, key = list(presets), state.widget_key(page, "preset")
+    # A value already in the session (picked, or set by the page) wins; passing a default
+    # as well would make Streamlit warn on the page.
+    first = names.index(default) if default in names and key not in st.session_state else 0
+    name = st.selectbox("Preset", names, key=key, index=first, on_change=_apply, help=help)
     if not state.draft(form):
         state.set_draft(form, dict(presets.get(name) or {}))
     return config_form(cls, form, **form_kw)

@@ -106,6 +106,7 @@ def test_finetune_reload_shows_the_running_jobs_settings(app, runs):
     assert number(at, "epochs").value == 2.0
     assert number(at, "lora r").value == 8
     assert at.selectbox(key=state.widget_key("train", "preset")).value == "custom"
+    assert not at.warning and not at.error
     at.run()  # later refreshes keep them
     assert number(at, "max steps").value == 40
 
