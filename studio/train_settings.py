@@ -19,7 +19,7 @@ from selfguide import config as sgconfig
 from selfguide.configs.training import TrainConfig
 from selfguide.errors import SelfGuideError
 from selfguide.rundir import RunDir
-from studio import state
+from studio import presets, state
 from studio import jobs as sjobs
 
 FORM = "train.cfg"
@@ -49,7 +49,7 @@ def job_settings(run_dir: RunDir, jstat: Any) -> dict | None:
 def show_running_job(run_dir: RunDir, jstat: Any) -> bool:
     """While a train job runs, fill the form with its settings (once per job).
 
-    The preset picker shows ``custom``: the job's values are what the form holds. Returns
+    The preset picker shows the preset the job runs with, else ``custom``. Returns
     True when the form was (re)filled in this call.
     """
     if not sjobs.is_active(jstat):
@@ -62,9 +62,18 @@ def show_running_job(run_dir: RunDir, jstat: Any) -> bool:
         return False
     state.set_draft(FORM, values)
     state.set_draft(_SHOWN, {"job": job_id})
-    state.set_widget_value(PAGE, "preset", CUSTOM)
+    state.set_widget_value(PAGE, "preset", preset_of(values))
     state.bump_form(FORM)
     return True
+
+
+def preset_of(values: dict) -> str:
+    """The name of the preset whose settings are ``values``, else ``custom``."""
+    for name, over in presets.TRAIN.items():
+        if over is not None and \
+                dataclasses.asdict(sgconfig.from_dict(TrainConfig, over)) == values:
+            return name
+    return CUSTOM
 
 
 def method_caption(cfg: TrainConfig | None) -> str:

@@ -233,3 +233,11 @@ def test_method_caption_matches_the_chosen_method(app, runs):
     text = all_text(at)
     assert "LoRA: the frozen base runs in bf16" in text
     assert "QLoRA" not in text and "4-bit" not in text
+
+
+def test_a_running_job_on_a_preset_shows_that_preset(app, runs):
+    d = runs.dataset("r1")
+    write_status(d, "train", argv=["train", "--run", "r1"])  # quick = the defaults
+    at = app(run="r1")
+    at.switch_page("studio/pages/finetune.py").run()
+    assert at.selectbox(key=state.widget_key("train", "preset")).value == "quick"
