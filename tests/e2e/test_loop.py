@@ -121,8 +121,7 @@ def _loop(page, studio, artifacts):
     # 2 · Task: *Load example* (a sentiment task), saved into a new run.
     goto(page, "2 · Task")
     page.get_by_role("tab", name="Example task").click()
-    assert "sentiment.json" in page.locator(
-        "[data-testid='stMain'] [data-testid='stSelectbox']").first.inner_text()
+    # no pick: the example offered first is the sentiment one (the run's name says so below)
     page.get_by_role("button", name="Load example").click()
     idle(page)
     page.get_by_text("Valid task").wait_for()
@@ -178,8 +177,7 @@ def _loop(page, studio, artifacts):
     # 5 · Finetune: *Launch* on the quick preset; a few steps (force: a tiny synthetic set
     # may be one-label).
     goto(page, "5 · Finetune")
-    assert "quick" in page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").filter(
-        has_text="Preset").first.inner_text()
+    # the quick preset's settings are in the form (tiny would show max steps 6, epochs 1)
     assert value(page, "max steps") == "-1" and value(page, "epochs") == "3"
     toggle(page, "force")
     set_number(page, "max steps", 2)
