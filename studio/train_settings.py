@@ -19,8 +19,8 @@ from selfguide import config as sgconfig
 from selfguide.configs.training import TrainConfig
 from selfguide.errors import SelfGuideError
 from selfguide.rundir import RunDir
-from studio import presets, state
 from studio import jobs as sjobs
+from studio import presets, state
 
 FORM = "train.cfg"
 PAGE = "train"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from selfguide import store, workspace
+from selfguide import store, task_formats, workspace
 from selfguide import task as sgtask
-from selfguide import task_formats
 from selfguide.errors import SelfGuideError
 from selfguide.rundir import RunDir
 from studio import frame, state, task_editor, widgets

@@ -13,7 +13,6 @@ from selfguide import store
 from studio import state
 
 
-
 def button(at, label):
     hits = [b for b in (*at.button, *at.sidebar.button) if b.label == label]
     assert hits, f"no button {label!r}; have {[b.label for b in at.button]}"
