@@ -60,7 +60,7 @@ def events(run: str, stage: str) -> list[dict]:
 # --------------------------------------------------------------------------- views
 
 _STAGE_TITLES = {"train": "Training", "synthesize": "Synthesis", "self-instruct": "Synthesis",
-                 "eval": "Evaluation", "export": "The export", "export-model": "The export"}
+                 "eval": "Evaluation", "export": "The export", "export-model": "The GGUF export"}
 
 
 def stage_title(stage: str) -> str:

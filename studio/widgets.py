@@ -214,7 +214,7 @@ def job_panel(run: str, stage: str, *, title: str,
                                              icon=":material/stop:"):
                     try:
                         sjobs.cancel(run, stage)
-                        st.toast(f"Cancelling {stage}…")
+                        st.toast(f"{sjobs.stage_title(stage)} is being cancelled…")
                     except SelfGuideError as exc:
                         show_error(exc)
             elif jstate in sjobs.DONE_STATES:
@@ -242,7 +242,7 @@ def start_job(run: str, stage: str, argv: list[str]) -> bool:
     except SelfGuideError as exc:
         show_error(exc)
         return False
-    state.flash("success", f"Started {stage} for run '{run}'.")
+    state.flash("success", f"{sjobs.stage_title(stage)} started for run '{run}'.")
     return True
 
 
