@@ -16,6 +16,7 @@ from typing import Any
 
 from selfguide import cliargs, store
 from selfguide import config as sgconfig
+from selfguide.configs import training as traincfg
 from selfguide.configs.training import TrainConfig
 from selfguide.errors import SelfGuideError
 from selfguide.rundir import RunDir
@@ -33,7 +34,8 @@ def job_settings(run_dir: RunDir, jstat: Any) -> dict | None:
     argv = list(getattr(jstat, "argv", None) or [])
     if argv[:1] == ["train"]:
         try:
-            return dataclasses.asdict(cliargs.config_from_argv(TrainConfig, argv))
+            return dataclasses.asdict(cliargs.config_from_argv(TrainConfig, argv,
+                                                               presets=traincfg.PRESETS))
         except SelfGuideError:
             pass
     saved = store.read_json(run_dir.train_config_file, default=None)

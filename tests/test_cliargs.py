@@ -40,3 +40,7 @@ def test_config_from_argv_reads_back_what_job_argv_wrote():
     argv = cliargs.job_argv("train", run="r1", configs=[cfg], flags=["--other", "x"])
     assert cliargs.config_from_argv(TrainConfig, argv) == cfg  # other options are ignored
     assert cliargs.config_from_argv(TrainConfig, ["train", "--run", "r1"]) == TrainConfig()
+    preset = cliargs.config_from_argv(TrainConfig, ["train", "--run", "r", "--preset", "paper",
+                                                    "--lora-r", "4"],
+                                      presets={"paper": {"epochs": 5.0, "lora_r": 16}})
+    assert (preset.epochs, preset.lora_r) == (5.0, 4)  # the preset, then explicit options
