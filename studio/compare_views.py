@@ -51,7 +51,8 @@ def scores(metrics: dict) -> None:
     c[1].metric(f"After ({name})", "—" if after is None else f"{after:.3f}",
                 delta=None if change is None else
                 ("no change" if change == 0 else f"{change:+.3f}"),
-                delta_color="off" if change == 0 else "normal")
+                delta_color="off" if change == 0 else "normal",
+                delta_arrow="off" if change == 0 else "auto")
     if diff:
         c[2].metric("95% CI of after − before", ci_text(diff.get("low", 0), diff.get("high", 0)),
                     help="Paired bootstrap over the examples: if the interval excludes 0 the "

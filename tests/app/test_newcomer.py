@@ -202,7 +202,8 @@ def test_no_change_has_no_arrow_and_a_plain_interval(app, runs):
     assert not at.exception
     after = next(x for x in at.metric if x.label.startswith("After"))
     assert after.delta == "no change" and "+0.000" not in after.delta
-    assert after.proto.color != after.proto.MetricColor.GREEN  # no green arrow
+    assert after.proto.color != after.proto.MetricColor.GREEN  # not green
+    assert after.proto.direction == after.proto.MetricDirection.NONE  # and no arrow
     assert metric(at, "95% CI of after − before") == "no change"
 
 
