@@ -76,4 +76,26 @@ def job_argv(command: str, *positional: str, run: str | None = None,
     return argv + [str(f) for f in flags]
 
 
-__all__ = ["config_argv", "job_argv"]
+def config_from_argv(cls: type, argv: Iterable[str], *,
+                     presets: Mapping[str, dict] | None = None) -> Any:
+    """The ``cls`` config a job argv carries: the inverse of :func:`config_argv`.
+
+    With ``presets`` (the command's ``--preset`` choices), a ``--preset NAME`` in the argv
+    is applied first, as the command does. Options of other configs and positionals are
+    ignored; fields the argv does not name keep their defaults (what the job runs with).
+    Raises ``ConfigError`` on a value the config rejects.
+    """
+    import argparse
+
+    from selfguide import config as sgconfig
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    sgconfig.add_dataclass_args(parser, cls)
+    parser.add_argument("--preset", default=None)
+    args, _rest = parser.parse_known_args([str(a) for a in argv])
+    base = dict((presets or {}).get(args.preset or "", {}))
+    base.update(sgconfig.overrides_from_args(args, cls))
+    return sgconfig.from_dict(cls, base)
+
+
+__all__ = ["config_argv", "config_from_argv", "job_argv"]

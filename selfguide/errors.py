@@ -10,10 +10,17 @@ from __future__ import annotations
 
 
 class SelfGuideError(Exception):
-    """Base class: a problem the user can act on. ``hint`` says what to do."""
+    """Base class: a problem the user can act on. ``hint`` says what to do.
 
-    def __init__(self, message: str, *, hint: str | None = None):
+    ``hint`` speaks to the command line and files (options, keys); ``ui_hint``, where
+    given, says the same in the words of the studio's pages (settings and buttons as the
+    pages show them) and replaces ``hint`` there. ``str()`` is the CLI's text.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, ui_hint: str | None = None):
+        self.message = message
         self.hint = hint
+        self.ui_hint = ui_hint
         super().__init__(message if not hint else f"{message}\nHint: {hint}")
 
 

@@ -111,6 +111,15 @@ def _is_blank(text: str) -> bool:
     return all(ch.isspace() or unicodedata.category(ch) in ("Cf", "Cc", "Zs") for ch in text)
 
 
+_ROW_KINDS = {"examples": "Demonstration", "demos": "Demonstration", "test": "Held-out example",
+              "labels": "Label"}
+
+
+def row_name(kind: str, index: int) -> str:
+    """A row as people count it: ``row_name("demos", 0)`` is "Demonstration 1"."""
+    return f"{_ROW_KINDS.get(kind, kind)} {index + 1}"
+
+
 def check_text(value: Any, where: str, *, allow_blank: bool = False) -> str:
     if not isinstance(value, str):
         raise TaskError(f"{where} must be a string, got {type(value).__name__} ({value!r:.40}).")
@@ -127,19 +136,22 @@ def _check_labels(labels: tuple[str, ...]) -> None:
     if len(labels) < 2:
         raise TaskError(f"labels: a classification task needs at least 2 labels, got "
                         f"{len(labels)}.", hint='Add "labels": ["yes", "no"] (for example) '
-                                                'or set "task_type": "generation".')
+                                                'or set "task_type": "generation".',
+                        ui_hint="Write at least 2 labels, comma-separated, or set Type to "
+                                "generation.")
     if len(labels) > MAX_LABELS:
         raise TaskError(f"labels: {len(labels)} labels; the limit is {MAX_LABELS}.")
     seen: dict[str, int] = {}
     for i, lab in enumerate(labels):
-        check_text(lab, f"labels[{i}]")
+        check_text(lab, row_name("labels", i))
         problem = label_problem(lab)
         if problem:
-            raise TaskError(f"labels[{i}] {lab!r} {problem}.",
+            raise TaskError(f"{row_name('labels', i)} {lab!r} {problem}.",
                             hint="Write the label as plain visible text on one line.")
         key = _norm_label(lab)
         if key in seen:
-            raise TaskError(f"labels[{i}] {lab!r} duplicates labels[{seen[key]}] "
+            raise TaskError(f"{row_name('labels', i)} {lab!r} duplicates "
+                            f"{row_name('labels', seen[key]).lower()} "
                             f"{labels[seen[key]]!r}: both are {key!r} after normalisation "
                             "(case, character width and surrounding punctuation are "
                             "ignored).", hint="Keep one of them.")
@@ -155,11 +167,14 @@ def _canonical_outputs(task: TaskSpec) -> TaskSpec:
     for i, d in enumerate(task.demos):
         lab = canon.canonical_label(d.output)
         if lab is None:
-            raise TaskError(f"examples[{i}].output {d.output!r} is not one of the labels "
-                            f"({', '.join(labels)}).",
+            raise TaskError(f"{row_name('examples', i)}: the output {d.output!r} is not one "
+                            f"of the labels ({', '.join(labels)}).",
                             hint="Use exactly one of the labels (case, width and "
                                  "surrounding spaces/punctuation are ignored) or add it "
-                                 "to 'labels'.")
+                                 "to 'labels'.",
+                            ui_hint="Use exactly one of the labels (case, width and "
+                                    "surrounding spaces/punctuation are ignored) or add it "
+                                    "to Labels.")
         demos.append(Demo(d.input, lab))
     tests = []
     for i, t in enumerate(task.test):
@@ -167,8 +182,8 @@ def _canonical_outputs(task: TaskSpec) -> TaskSpec:
         for o in t.outputs:
             lab = canon.canonical_label(o)
             if lab is None:
-                raise TaskError(f"test[{i}].output {o!r} is not one of the labels "
-                                f"({', '.join(labels)}).")
+                raise TaskError(f"{row_name('test', i)}: the output {o!r} is not one of "
+                                f"the labels ({', '.join(labels)}).")
             outs.append(lab)
         tests.append(dataclasses.replace(t, outputs=tuple(outs)))
     return dataclasses.replace(canon, demos=tuple(demos), test=tuple(tests))
@@ -183,20 +198,21 @@ def validate_task(task: TaskSpec) -> TaskSpec:
     if task.metric not in METRICS:
         raise TaskError(f"metric {task.metric!r} is not one of {', '.join(METRICS)}.")
     if len(task.demos) < 1:
-        raise TaskError("examples: a task needs at least 1 demonstration (3 or more is better).",
-                        hint='Add "examples": [{"input": "...", "output": "..."}, ...].')
+        raise TaskError("A task needs at least 1 demonstration (3 or more is better).",
+                        hint='Add "examples": [{"input": "...", "output": "..."}, ...].',
+                        ui_hint="Add input → output rows to the Demonstrations table.")
     for i, d in enumerate(task.demos):
-        check_text(d.input, f"examples[{i}].input")
-        check_text(d.output, f"examples[{i}].output")
+        check_text(d.input, f"{row_name('examples', i)}: the input")
+        check_text(d.output, f"{row_name('examples', i)}: the output")
     if task.is_classification:
         _check_labels(tuple(task.labels))
         task = _canonical_outputs(task)
     elif task.labels:
         task = dataclasses.replace(task, labels=())
     for i, t in enumerate(task.test):
-        check_text(t.input, f"test[{i}].input", allow_blank=True)
+        check_text(t.input, f"{row_name('test', i)}: the input", allow_blank=True)
         if not t.outputs:
-            raise TaskError(f"test[{i}] has no output.")
+            raise TaskError(f"{row_name('test', i)} has no output.")
     return task
 
 
@@ -218,21 +234,21 @@ def parse_example(obj: Any, where: str, *, test: bool) -> Demo | TestExample:
         raise TaskError(f"{where} has unknown key(s): {', '.join(sorted(extra))}.",
                         hint="An example has 'input' and 'output' only.")
     if "input" not in obj:
-        raise TaskError(f"{where}.input is missing.")
-    inp = check_text(obj["input"], f"{where}.input", allow_blank=test)
+        raise TaskError(f"{where}: the input is missing.")
+    inp = check_text(obj["input"], f"{where}: the input", allow_blank=test)
     out = obj.get("outputs", obj.get("output"))
     if out is None:
-        raise TaskError(f"{where}.output is missing.")
+        raise TaskError(f"{where}: the output is missing.")
     if test:
         outs = out if isinstance(out, list) else [out]
-        outs = [check_text(o, f"{where}.output") for o in outs]
+        outs = [check_text(o, f"{where}: the output") for o in outs]
         if not outs:
-            raise TaskError(f"{where}.output is an empty list.")
+            raise TaskError(f"{where}: the output is an empty list.")
         ident = obj.get("id", "")
         return TestExample(inp, tuple(outs), str(ident))
     if isinstance(out, list):
-        raise TaskError(f"{where}.output must be a single string.")
-    return Demo(inp, check_text(out, f"{where}.output"))
+        raise TaskError(f"{where}: the output must be a single string.")
+    return Demo(inp, check_text(out, f"{where}: the output"))
 
 
 def parse_metric(value: Any, where: str = "metric") -> str:
@@ -262,14 +278,14 @@ def task_from_dict(d: Any, *, default_name: str = "task", source: str = "") -> T
     if key not in d:
         raise TaskError("examples is missing.",
                         hint='Add "examples": [{"input": "...", "output": "..."}, ...].')
-    demos = tuple(parse_example(x, f"{key}[{i}]", test=False)
+    demos = tuple(parse_example(x, row_name(key, i), test=False)
                   for i, x in enumerate(as_list(d[key], key)))
-    tests = tuple(parse_example(x, f"test[{i}]", test=True)
+    tests = tuple(parse_example(x, row_name("test", i), test=True)
                   for i, x in enumerate(as_list(d.get("test") or [], "test")))
     labels = d.get("labels") or []
     if isinstance(labels, str) or not isinstance(labels, list):
         raise TaskError("labels must be a list of strings.")
-    labels = tuple(check_text(x, f"labels[{i}]") for i, x in enumerate(labels))
+    labels = tuple(check_text(x, row_name("labels", i)) for i, x in enumerate(labels))
     task_type = d.get("task_type") or ("classification" if labels else "generation")
     if task_type not in TASK_TYPES:
         raise TaskError(f"task_type {task_type!r} is not one of {', '.join(TASK_TYPES)}.")

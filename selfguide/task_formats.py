@@ -62,13 +62,13 @@ def task_from_niv2(d: dict, *, name: str = "task", source: str = "") -> TaskSpec
     instruction = check_text(definition if definition is not None else "", "Definition")
     pos = as_list(d.get("Positive Examples"), "Positive Examples")
     demos = tuple(parse_example({k: v for k, v in x.items() if k != "explanation"}
-                           if isinstance(x, dict) else x, f"Positive Examples[{i}]", test=False)
+                           if isinstance(x, dict) else x, f"Positive example {i + 1}", test=False)
                   for i, x in enumerate(pos))
-    tests = tuple(parse_example(x, f"Instances[{i}]", test=True)
+    tests = tuple(parse_example(x, f"Instance {i + 1}", test=True)
                   for i, x in enumerate(as_list(d.get("Instances") or [], "Instances")))
     labels = d.get("Labels")
     if labels is not None:
-        labels = tuple(check_text(x, f"Labels[{i}]") for i, x in
+        labels = tuple(check_text(x, f"Label {i + 1}") for i, x in
                        enumerate(as_list(labels, "Labels")))
     else:
         labels = infer_labels([t.outputs[0] for t in tests] + [x.output for x in demos])

@@ -28,6 +28,17 @@ GGUF_QUANTS = ("f16", "q8_0", "q5_1", "q4_1", "bf16", "f32")
 _SCORE_COLS = ("before", "after", "delta", "ci_low", "ci_high")
 
 
+def ci_text(low: float, high: float) -> str:
+    """A confidence interval as the page shows it: "no change" when both ends round to 0,
+    "±x" when it is symmetric around 0, else "low … high"."""
+    lo, hi = round(float(low), 2) + 0.0, round(float(high), 2) + 0.0  # no -0.00
+    if lo == 0 and hi == 0:
+        return "no change"
+    if lo == -hi:
+        return f"±{hi:.2f}"
+    return f"{lo:+.2f} … {hi:+.2f}"
+
+
 def scores(metrics: dict) -> None:
     """The headline metric before/after, its paired-bootstrap interval, and every metric."""
     st.subheader("Scores")
@@ -36,11 +47,14 @@ def scores(metrics: dict) -> None:
     c = st.columns(4)
     before, after = metrics.get("before"), metrics.get("after")
     c[0].metric(f"Before ({name})", "—" if before is None else f"{before:.3f}")
+    change = None if before is None or after is None else round(after - before, 3)
     c[1].metric(f"After ({name})", "—" if after is None else f"{after:.3f}",
-                delta=None if before is None else f"{after - before:+.3f}")
+                delta=None if change is None else
+                ("no change" if change == 0 else f"{change:+.3f}"),
+                delta_color="off" if change == 0 else "normal",
+                delta_arrow="off" if change == 0 else "auto")
     if diff:
-        c[2].metric("95% CI of after − before", f"{diff.get('low', 0):+.2f} … "
-                    f"{diff.get('high', 0):+.2f}",
+        c[2].metric("95% CI of after − before", ci_text(diff.get("low", 0), diff.get("high", 0)),
                     help="Paired bootstrap over the examples: if the interval excludes 0 the "
                          "change is unlikely to be noise.")
     c[3].metric("Examples", metrics.get("n"),

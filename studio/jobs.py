@@ -59,6 +59,15 @@ def events(run: str, stage: str) -> list[dict]:
 
 # --------------------------------------------------------------------------- views
 
+_STAGE_TITLES = {"train": "Training", "synthesize": "Synthesis", "self-instruct": "Synthesis",
+                 "eval": "Evaluation", "export": "The export", "export-model": "The GGUF export"}
+
+
+def stage_title(stage: str) -> str:
+    """A job's stage as a sentence starts with it ("Training was cancelled.")."""
+    return _STAGE_TITLES.get(stage, f"The {stage} job")
+
+
 def state_of(st_obj: Any) -> str:
     return str(_get(st_obj, "state", "none") or "none")
 

@@ -23,7 +23,7 @@ import streamlit as st
 
 from selfguide import config as sgconfig
 from selfguide.errors import SelfGuideError
-from studio import frame, state
+from studio import frame, messages, state
 from studio import jobs as sjobs
 
 POLL_S = 2.0
@@ -35,8 +35,9 @@ _FRACTION_HINTS = ("share", "threshold", "ratio", "frac", "prob", "rouge", "simi
 # --------------------------------------------------------------------------- errors / guards
 
 def show_error(exc: BaseException) -> None:
-    """A user-facing failure: its message (with hint), never a traceback."""
-    st.error(str(exc), icon=":material/error:")
+    """A user-facing failure: its message (with hint, in the pages' words), never a
+    traceback."""
+    st.error(messages.page_text(exc), icon=":material/error:")
 
 
 def require_run(what: str = "this page") -> str:
@@ -113,11 +114,12 @@ def config_form(cls: type, form: str, *, base: Any = None, include: Iterable[str
 
 
 def preset_form(cls: type, form: str, presets: dict[str, dict | None], *, page: str,
-                help: str, **form_kw: Any) -> dict:
+                help: str, default: str | None = None, **form_kw: Any) -> dict:
     """A preset picker over :func:`config_form`: picking a preset resets the form to it.
 
-    ``presets`` maps names to field overrides (``None`` = keep what is in the form). The
-    first visit fills the draft from the preset shown. Returns the form's values.
+    ``presets`` maps names to field overrides (``None`` = keep what is in the form);
+    ``default`` is the preset shown first (else the first one). The first visit fills the
+    draft from the preset shown. Returns the form's values.
     """
     def _apply() -> None:
         name = state.widget_value(page, "preset")
@@ -125,8 +127,11 @@ def preset_form(cls: type, form: str, presets: dict[str, dict | None], *, page: 
             state.set_draft(form, dict(presets[name]))
             state.bump_form(form)
 
-    name = st.selectbox("Preset", list(presets), key=state.widget_key(page, "preset"),
-                        on_change=_apply, help=help)
+    names, key = list(presets), state.widget_key(page, "preset")
+    # A value already in the session (picked, or set by the page) wins; passing a default
+    # as well would make Streamlit warn on the page.
+    first = names.index(default) if default in names and key not in st.session_state else 0
+    name = st.selectbox("Preset", names, key=key, index=first, on_change=_apply, help=help)
     if not state.draft(form):
         state.set_draft(form, dict(presets.get(name) or {}))
     return config_form(cls, form, **form_kw)
@@ -222,17 +227,19 @@ def job_panel(run: str, stage: str, *, title: str,
                                              icon=":material/stop:"):
                     try:
                         sjobs.cancel(run, stage)
-                        st.toast(f"Cancelling {stage}…")
+                        st.toast(f"{sjobs.stage_title(stage)} is being cancelled…")
                     except SelfGuideError as exc:
                         show_error(exc)
             elif jstate in sjobs.DONE_STATES:
                 st.progress(1.0, text=sjobs.done_text(stat, evs))
+            elif jstate == "cancelled":
+                st.info(f"{sjobs.stage_title(stage)} was cancelled.", icon=":material/info:")
             elif jstate in sjobs.BAD_STATES:
                 msg = sjobs.error_of(stat) or f"The {stage} job ended: {jstate}."
                 if jstate == "interrupted":
                     msg += "\nThe worker stopped without finishing (crash or restart). " \
                            "Start it again to resume from what is on disk."
-                st.error(msg, icon=":material/error:")
+                st.error(messages.page_words(msg), icon=":material/error:")
             if extra is not None:
                 extra(evs)
 
@@ -247,7 +254,7 @@ def start_job(run: str, stage: str, argv: list[str]) -> bool:
     except SelfGuideError as exc:
         show_error(exc)
         return False
-    state.flash("success", f"Started {stage} for run '{run}'.")
+    state.flash("success", f"{sjobs.stage_title(stage)} started for run '{run}'.")
     return True
 
 

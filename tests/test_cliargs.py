@@ -30,3 +30,17 @@ def test_job_argv_only_changed_fields_and_plain_options():
     assert cliargs.job_argv("export-model", run="r", options={"out": "/o", "quant": "f16"},
                             flags=["--force"]) == ["export-model", "--run", "r", "--out", "/o",
                                                    "--quant", "f16", "--force"]
+
+
+def test_config_from_argv_reads_back_what_job_argv_wrote():
+    from selfguide.configs.training import TrainConfig
+
+    cfg = from_dict(TrainConfig, {"max_steps": 40, "lora_r": 8, "method": "lora",
+                                  "force": True, "select_best": False})
+    argv = cliargs.job_argv("train", run="r1", configs=[cfg], flags=["--other", "x"])
+    assert cliargs.config_from_argv(TrainConfig, argv) == cfg  # other options are ignored
+    assert cliargs.config_from_argv(TrainConfig, ["train", "--run", "r1"]) == TrainConfig()
+    preset = cliargs.config_from_argv(TrainConfig, ["train", "--run", "r", "--preset", "paper",
+                                                    "--lora-r", "4"],
+                                      presets={"paper": {"epochs": 5.0, "lora_r": 16}})
+    assert (preset.epochs, preset.lora_r) == (5.0, 4)  # the preset, then explicit options

@@ -443,3 +443,30 @@ def test_every_from_pretrained_passes_trust_remote_code_explicitly():
                 kws = {k.arg for k in node.keywords}
                 assert "trust_remote_code" in kws, f"{f.name}:{node.lineno}"
     assert sites >= 4
+
+
+def test_library_deprecation_notices_stay_out_of_job_logs(tiny_model_dir, caplog):
+    """Issue 15: the FutureWarnings peft/the trainer trigger inside transformers
+    (``is_gradient_checkpointing``, ``past_key_values``) are silenced precisely, by category
+    and message; other warnings still show."""
+    import logging
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        lm = models.load_model(ModelConfig(model=str(tiny_model_dir), device="cpu",
+                                           precision="fp32"))
+        assert lm.model.is_gradient_checkpointing is False  # warns in transformers 5
+        warnings.warn("`past_key_values` is deprecated, use cache", FutureWarning)
+        warnings.warn("something else is deprecated", FutureWarning)
+        warnings.warn("`is_gradient_checkpointing` is deprecated", UserWarning)
+    texts = [(w.category, str(w.message)) for w in seen]
+    assert (FutureWarning, "something else is deprecated") in texts
+    assert (UserWarning, "`is_gradient_checkpointing` is deprecated") in texts
+    assert not [t for c, t in texts if c is FutureWarning and
+                ("is_gradient_checkpointing" in t or "past_key_values" in t)], texts
+    with caplog.at_level(logging.WARNING, logger="transformers.utils.generic"):
+        logging.getLogger("transformers.utils.generic").warning(
+            "`past_key_values`/`cache_params` are deprecated. Use `cache` instead.")
+        logging.getLogger("transformers.utils.generic").warning("another note")
+    assert [r.getMessage() for r in caplog.records] == ["another note"]

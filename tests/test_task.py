@@ -68,9 +68,9 @@ def test_label_normalization_is_the_answer_normalization():
 
 
 @pytest.mark.parametrize("labels, match", [
-    (["positive", "positive."], r"labels\[1\] 'positive\.' duplicates labels\[0\] "
+    (["positive", "positive."], r"Label 2 'positive\.' duplicates label 1 "
                                 r"'positive': both are 'positive' after normalisation"),
-    (["positive", "Positive!"], r"'Positive!' duplicates labels\[0\] 'positive'"),
+    (["positive", "Positive!"], r"'Positive!' duplicates label 1 'positive'"),
     (["positive", "ｐｏｓｉｔｉｖｅ"], r"after normalisation"),
     (["positive", "positive\u200b"], r"invisible format character \(U\+200B"),
     (["posi\ntive", "negative"], r"control character \(U\+000A"),
@@ -101,7 +101,7 @@ def test_answers_match_labels_through_the_same_function():
     (b'{"instruction": "x",\n "examples": [],\n}', r"line 3"),
     (_bytes(_with(examples="abc")), r"'examples' must be a list"),
     (_bytes(_with(examples=[{"input": 1, "output": "positive"}])),
-     r"examples\[0\]\.input must be a string"),
+     r"Demonstration 1: the input must be a string"),
     (_bytes(_with(instruction=None)), r"instruction is missing"),
     (_bytes(_with(colour="red")), r"Unknown key\(s\) in the task: colour"),
     (b'{"instruction": "a", "instruction": "b", "examples": []}', r"duplicate key 'instruction'"),
@@ -113,19 +113,19 @@ def test_answers_match_labels_through_the_same_function():
       b'{"input": "d", "output": "e"}\n'), r"line 2"),
     # 2. empty examples
     (_bytes(_with(examples=[])), r"at least 1 demonstration"),
-    (_bytes(_with(examples=[{"input": "", "output": "positive"}])), r"examples\[0\]\.input is empty"),
-    (_bytes(_with(examples=[{"input": "   ", "output": "positive"}])), r"examples\[0\]\.input is empty"),
+    (_bytes(_with(examples=[{"input": "", "output": "positive"}])), r"Demonstration 1: the input is empty"),
+    (_bytes(_with(examples=[{"input": "   ", "output": "positive"}])), r"Demonstration 1: the input is empty"),
     (_bytes(_with(examples=[{"input": "\u200b\u200b", "output": "positive"}])),
-     r"examples\[0\]\.input is empty"),
-    (_bytes(_with(examples=[{"input": "ok", "output": "\t"}])), r"examples\[0\]\.output is empty"),
+     r"Demonstration 1: the input is empty"),
+    (_bytes(_with(examples=[{"input": "ok", "output": "\t"}])), r"Demonstration 1: the output is empty"),
     (_bytes(_with(labels=[])), r"at least 2 labels, got 0"),
     (_bytes(_with(labels=["positive"], examples=[{"input": "a", "output": "positive"}])),
      r"at least 2 labels, got 1"),
     # 3. labels not in the set
-    (_bytes(_with(examples=[{"input": "a", "output": "meh"}])), r"examples\[0\]\.output 'meh'"),
+    (_bytes(_with(examples=[{"input": "a", "output": "meh"}])), r"Demonstration 1: the output 'meh'"),
     (_bytes(_with(labels=["positive", "Positive ", "negative"])),
-     r"labels\[1\] 'Positive ' duplicates labels\[0\]"),
-    (_bytes(_with(test=[{"input": "x", "output": "neutral"}])), r"test\[0\]\.output 'neutral'"),
+     r"Label 2 'Positive ' duplicates label 1"),
+    (_bytes(_with(test=[{"input": "x", "output": "neutral"}])), r"Held-out example 1: the output 'neutral'"),
     # 4. not UTF-8
     (b'{"instruction": "caf\xe9"}', r"invalid byte 0xe9 at byte offset 20"),
     ('{"instruction": "x"}'.encode("utf-16"), r"UTF-16"),

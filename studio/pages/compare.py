@@ -34,7 +34,8 @@ with st.expander("Evaluation settings", expanded=not rd.metrics_file.is_file()):
         state.set_draft("eval.cfg", dict(presets.FIRST_EVAL))
     values = widgets.config_form(EvalConfig, "eval.cfg", columns=3)
     cfg = widgets.build_config(EvalConfig, values)
-    st.caption("limit 0 evaluates every held-out example of the task; a small limit is a "
+    st.caption(f"The first evaluation takes every held-out example of the task, up to "
+               f"{presets.FIRST_EVAL['limit']}; limit 0 takes them all, a small limit is a "
                "quick look.")
 evaluate = st.button("Evaluate before / after", type="primary", icon=":material/science:",
                      disabled=running or cfg is None)

@@ -9,14 +9,14 @@ from selfguide import cliargs, training
 from selfguide.configs.training import TrainConfig
 from selfguide.errors import DatasetError, SelfGuideError
 from selfguide.rundir import RunDir
-from studio import charts, frame, presets, state, widgets
+from studio import charts, frame, presets, train_settings, widgets
 from studio import jobs as sjobs
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Finetune")
 st.caption("Step 5 of 6 · Teach the model its own filtered examples with LoRA adapters "
-           "(QLoRA: the base stays frozen in 4-bit). Only the small adapter is saved.")
+           "on a frozen base. Only the small adapter is saved.")
 widgets.show_flash()
 run = widgets.require_run("Finetuning")
 run_dir = RunDir.named(run)
@@ -52,13 +52,16 @@ jstate = sjobs.state_of(jstat)
 running = sjobs.is_active(jstat)
 
 # --------------------------------------------------------------------------- settings
+train_settings.show_running_job(run_dir, jstat)  # a reload shows the job's settings
 with st.expander("Settings", expanded=not running and jstate != "finished"):
+    if running:
+        st.caption("The settings of the training job that is running.")
     values = widgets.preset_form(
-        TrainConfig, "train.cfg", presets.TRAIN, page="train", help=presets.TRAIN_HELP, columns=3,
+        TrainConfig, train_settings.FORM, presets.TRAIN, page=train_settings.PAGE,
+        help=presets.TRAIN_HELP, default=presets.TRAIN_DEFAULT, columns=3,
         sliders={"val_fraction": (0.0, 0.45, 0.05), "lora_dropout": (0.0, 0.5, 0.05)})
     cfg = widgets.build_config(TrainConfig, values)
-    st.caption("QLoRA runs the frozen base in 4-bit NF4 (bitsandbytes); on a CPU this works "
-               "but is slower than on a GPU.")
+    st.caption(train_settings.method_caption(cfg))
 
 ckpt = training.last_complete_checkpoint(run_dir.checkpoints_dir)
 can_resume = ckpt is not None and jstate in ("cancelled", "failed", "interrupted")

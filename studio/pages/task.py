@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from selfguide import store, workspace
+from selfguide import store, task_formats, workspace
 from selfguide import task as sgtask
-from selfguide import task_formats
 from selfguide.errors import SelfGuideError
 from selfguide.rundir import RunDir
 from studio import frame, state, task_editor, widgets
@@ -25,7 +24,10 @@ src_tabs = st.tabs(["Example task", "Import a file"])
 with src_tabs[0]:
     if examples:
         c1, c2 = st.columns([3, 1])
-        pick = c1.selectbox("Example", list(examples), key=state.widget_key("task", "example"),
+        names = list(examples)
+        pick = c1.selectbox("Example", names, key=state.widget_key("task", "example"),
+                            index=names.index(task_editor.DEFAULT_EXAMPLE)
+                            if task_editor.DEFAULT_EXAMPLE in names else 0,
                             label_visibility="collapsed")
         if c2.button("Load example", icon=":material/upload_file:", type="primary"):
             try:
@@ -57,14 +59,10 @@ spec = task_editor.validate(task_editor.editor(d if d is not None else task_edit
 
 # --------------------------------------------------------------------------- save
 st.subheader("Use this task")
-if run:
-    st.caption(f"Saves the task into the current run **{run}**. The next steps read it from "
-               "there.")
-else:
-    st.caption("Creates a new run named after the task and saves the task into it.")
+into = task_editor.save_choice(spec, run)  # asks before replacing another run's task
 if st.button("Save task to run", type="primary", icon=":material/save:", disabled=spec is None):
     try:
-        target = workspace.save_task(spec, run)
+        target = workspace.save_task(spec, into)
         state.set_run(target)
         state.flash("success", f"Task '{spec.name}' saved to run '{target}'.")
         st.rerun()

@@ -223,7 +223,9 @@ def test_finetune_refuses_degenerate_data(app, runs, job_recorder):
     at = app(run="r1")
     at.switch_page("studio/pages/finetune.py").run()
     assert not at.exception
-    assert any("identical" in e.value and "--force" in e.value for e in at.error)
+    # the hint names the setting as the form shows it, not the CLI option
+    assert any("identical" in e.value and "*force*" in e.value and "--force" not in e.value
+               for e in at.error)
     assert button(at, "Launch training").disabled
     assert job_recorder.calls == []
 
@@ -233,6 +235,7 @@ def test_finetune_launch_and_live_loss(app, runs, job_recorder):
     at = app(run="r1")
     at.switch_page("studio/pages/finetune.py").run()
     assert not at.exception
+    at.selectbox(key=state.widget_key("train", "preset")).set_value("tiny").run()
     button(at, "Launch training").click().run()
     assert job_recorder.calls and job_recorder.calls[0][1] == "train"
     argv = job_recorder.calls[0][2]

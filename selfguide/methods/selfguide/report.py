@@ -83,8 +83,8 @@ def _dominant(strategies: dict[str, dict], chosen: str, cfg: FilterConfig, add: 
             add("dominant_label" if name == chosen else f"{name}_dominant_label", level,
                 f"{name} labels are degenerate: {top} of {n} ({top / n:.0%}) are "
                 f"{top_label!r}." + (" Training on them teaches a constant answer; try "
-                                     "--label-strategy calibrated or target, or a stronger "
-                                     "model." if name == chosen else
+                                     "the label strategy calibrated or target, or a "
+                                     "stronger model." if name == chosen else
                                      " (Not the label strategy in use.)"),
                 round(top / n, 4))
 
