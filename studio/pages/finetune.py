@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from selfguide import cliargs, training
+from selfguide import cliargs, store, training
 from selfguide.configs.training import TrainConfig
 from selfguide.errors import DatasetError, SelfGuideError
 from selfguide.rundir import RunDir
@@ -63,7 +63,8 @@ with st.expander("Settings", expanded=not running and jstate != "finished"):
     cfg = widgets.build_config(TrainConfig, values)
     st.caption(train_settings.method_caption(cfg))
 
-ckpt = training.last_complete_checkpoint(run_dir.checkpoints_dir)
+world = (store.read_json(run_dir.train_config_file, default=None) or {}).get("world_size", 1)
+ckpt = training.last_complete_checkpoint(run_dir.checkpoints_dir, world_size=world)
 can_resume = ckpt is not None and jstate in ("cancelled", "failed", "interrupted")
 label = f"Resume from {ckpt.name}" if can_resume else "Launch training"
 c1, c2 = st.columns([1, 3])

@@ -55,7 +55,7 @@ if c1.button("Start", type="primary", icon=":material/play_arrow:",
             note = synth.rows_fit_note(run_dir.task_file.read_text(encoding="utf-8"),
                                        json.dumps(state.model_config(), sort_keys=True))
         except SelfGuideError as exc:
-            st.error(str(exc))
+            widgets.show_error(exc)
             st.stop()
         if note:
             st.info(note[0].upper() + note[1:] + ".")
