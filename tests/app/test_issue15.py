@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import tomllib
+from pathlib import Path
 
 from test_pages import all_text, button, metric, write_status
 
@@ -278,8 +279,16 @@ def test_vote_share_chart_stacks_kept_and_dropped_with_the_threshold_rule():
     """Overlaid half-transparent bars mixed kept and dropped into one colour; the threshold
     in effect is drawn as a rule (none when it decides nothing)."""
 
-    from conftest import candidates_frame  # tests/app/conftest.py
+    import importlib.util
+
     from studio import charts
+
+    # tests/app/conftest.py by path: in a whole-suite run "conftest" may name another folder's
+    spec = importlib.util.spec_from_file_location("app_conftest", Path(__file__).with_name(
+        "conftest.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    candidates_frame = mod.candidates_frame
 
     df = candidates_frame(20).assign(kept=[i % 2 == 0 for i in range(20)])
     spec = charts.vote_shares(df, 0.4).to_dict()
