@@ -148,8 +148,9 @@ def synthesize(base: str) -> dict:
                   "--rounds", "1", "--prompts-per-round", "8", "--n-samples", "3",
                   "--backend", "openai", "--base-url", base,
                   # llama-cpp-python 0.3.36 echoes prompt logprobs shifted by one token
-                  # (README "Generating through a server"): no rank/calibrated labels
-                  "--label-strategy", "vote", env=env)
+                  # (README "Generating through a server") and scores slowly: no label
+                  # scores, so no rank/calibrated labels
+                  "--label-strategy", "vote", "--score-labels", "false", env=env)
         print(f"selfguide synthesize --backend openai ({res.seconds} s):\n{res.stdout}")
         cfg = json.loads((Path(ws) / "runs" / "srv" / "config.json").read_text())
         rows = (Path(ws) / "runs" / "srv" / "dataset" / "train.jsonl").read_text().splitlines()

@@ -130,6 +130,21 @@ def test_vote_is_unusable_when_answers_name_no_label():
     assert labelling.choose_protocol(ev)["protocol"] == "plain"
 
 
+def test_without_label_scores_only_the_vote_can_be_chosen(tmp_path):
+    """score_labels=false (or a server without log-probabilities): nothing is scored, the
+    evidence says so, and rank / calibrated are never chosen."""
+    gen = ProtocolFake("chat")
+    synth = SynthesisConfig(**{**SMALL.__dict__, "score_labels": False})
+    run_dir, report = _synth(tmp_path, gen, synth)
+    assert None not in gen.calls  # ProtocolFake.score_options was never called
+    ev = store.read_json(RunDir(run_dir).labelling_file)["evidence"]["protocols"]
+    assert ev["chat"]["scored"] is False and ev["plain"]["scored"] is False
+    lab = report["labelling"]
+    assert lab["protocol"] == "chat" and lab["strategy"] == "vote" and lab["beats_chance"]
+    assert labelling.choose_protocol({**store.read_json(RunDir(run_dir).labelling_file)[
+        "evidence"]})["strategy"] == "vote"
+
+
 def test_refilter_resolves_auto_and_a_strategy_override(tmp_path):
     run_dir, _ = _synth(tmp_path, ProtocolFake("chat"))
     rep = P.refilter(run_dir, FilterConfig(label_strategy="calibrated"))

@@ -1,22 +1,16 @@
 """Self-labelling (SELF-GUIDE stage 2): how the model labels an input, and which way of
 labelling this task's model can stand behind.
 
-What it does:
-
-- :func:`annotate` labels inputs in one *protocol*: ``chat`` (THE task prompt wrapped in the
-  model's chat template: how evaluation and the tuned model answer) or ``plain`` (the same
-  text continued after ``Output:``). Each input gets ``n`` sampled answers (the
-  self-consistency vote) and, for classification, every label's log-probability (rank
-  classification and its calibrated variant), both computed in that protocol.
-- :func:`self_labels` turns those records into one label per input per *strategy*:
-  ``vote`` (majority of the samples), ``rank`` (the likeliest label), ``calibrated`` (label
-  log-prob minus its mean over the inputs).
-- :func:`gather_evidence` collects what the user's own data say about each protocol and
-  strategy -- never test rows: leave-one-out on the demos (each demo input labelled with the
-  other demos as examples), and on a probe of the generated inputs the share of samples that
-  map to a label, how degenerate each strategy's label distribution is, and how often vote
-  and rank agree. :func:`choose_protocol` and :func:`choose_strategy` pick from it, and
-  :func:`explain` says why in plain words.
+What it does: :func:`annotate` labels inputs in one *protocol*, ``chat`` (THE task prompt in
+the model's chat template: how evaluation and the tuned model answer) or ``plain`` (the same
+text continued after ``Output:``), with ``n`` sampled answers (the self-consistency vote)
+and, for classification, every label's log-probability, both in that protocol.
+:func:`self_labels` turns them into one label per input per *strategy*: ``vote``, ``rank``
+(the likeliest label) or ``calibrated`` (log-prob minus its mean over the inputs).
+:func:`gather_evidence` collects what the user's own data say -- never test rows:
+leave-one-out on the demos, and on a probe of the generated inputs the share of samples
+that name a label, how degenerate each strategy is, how often vote and rank agree.
+:func:`choose_protocol` / :func:`choose_strategy` pick from it; :func:`explain` says why.
 
 What it does not do: read or write run files (the pipeline stores the evidence in
 ``labelling.json``), filter rows (``selfguide.methods.selfguide.filters``), or pick
@@ -34,8 +28,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from selfguide.config import SamplingConfig
-from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.errors import ScoringUnavailable
+from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.parsing import map_label, parse_output
 from selfguide.prompts import task_prompt
 from selfguide.task import TaskSpec
@@ -49,8 +43,6 @@ STOPS = ("\nInput:", "\nAnswer:", "\nOutput:", "\n\n")
 DEGENERATE_SHARE = 0.8   # one label above this share of a probe = degenerate
 MIN_MAPPED = 0.5         # vote needs at least this share of samples that name a label
 
-
-# --------------------------------------------------------------------------- labelling
 
 def sampling_for(task: TaskSpec, generator: Generator, *, temperature: float,
                  max_new_tokens: int = 0, seed: int = 0) -> SamplingConfig:
@@ -179,11 +171,15 @@ def leave_one_out(task: TaskSpec) -> Callable[[int], TaskSpec]:
 
 def protocol_evidence(task: TaskSpec, generator: Generator, protocol: str,
                       probe: Sequence[str], sampling: SamplingConfig, n: int, *,
-                      cancel: Callable[[], bool] | None = None) -> tuple[dict, list[dict]]:
-    """(evidence for one protocol, the probe's annotation records)."""
+                      cancel: Callable[[], bool] | None = None, score: bool = True
+                      ) -> tuple[dict, list[dict]]:
+    """(evidence for one protocol, the probe's annotation records). ``score=False`` (or a
+    backend without log-probabilities) leaves rank and calibrated labels out: the evidence
+    then says ``scored: false`` and only the vote can be chosen."""
     demos = list(task.demos)
     loo = annotate(task, [d.input for d in demos], generator, protocol, sampling, n,
-                   demos_for=leave_one_out(task), cancel=cancel) if len(demos) > 1 else []
+                   demos_for=leave_one_out(task), cancel=cancel,
+                   score=score) if len(demos) > 1 else []
     if not task.is_classification:
         from selfguide.metrics import rouge_l
 
@@ -192,7 +188,8 @@ def protocol_evidence(task: TaskSpec, generator: Generator, protocol: str,
         return {"protocol": protocol, "demos": len(loo),
                 "loo_rouge_l": round(statistics.fmean(scores), 4) if scores else None,
                 "loo_answers": outs}, []
-    recs = annotate(task, list(probe), generator, protocol, sampling, n, cancel=cancel)
+    recs = annotate(task, list(probe), generator, protocol, sampling, n, cancel=cancel,
+                    score=score)
     k = len(task.labels)
     means = _means([r["label_scores"] for r in recs], k)
     gold = [d.output for d in demos]
@@ -212,6 +209,7 @@ def protocol_evidence(task: TaskSpec, generator: Generator, protocol: str,
     agree = [a == b for a, b in zip(probe_labels.get("vote", []), probe_labels.get("rank", []))
              if a and b]
     return {"protocol": protocol, "demos": len(loo), "probe": len(recs),
+            "scored": any(r.get("label_scores") is not None for r in loo + recs),
             "mapped_share": round(mapped_share(task, loo + recs), 4),
             "vote_rank_agreement": round(sum(agree) / len(agree), 4) if agree else None,
             "strategies": strategies}, recs
@@ -219,13 +217,13 @@ def protocol_evidence(task: TaskSpec, generator: Generator, protocol: str,
 
 def gather_evidence(task: TaskSpec, generator: Generator, probe: Sequence[str],
                     protocols: Sequence[str], sampling: SamplingConfig, n: int, *,
-                    cancel: Callable[[], bool] | None = None
+                    cancel: Callable[[], bool] | None = None, score: bool = True
                     ) -> tuple[dict, dict[str, list[dict]]]:
     """({"protocols": {p: evidence}, "chance": ...}, {p: probe records})."""
     ev, recs = {}, {}
     for p in protocols:
         ev[p], recs[p] = protocol_evidence(task, generator, p, probe, sampling, n,
-                                           cancel=cancel)
+                                           cancel=cancel, score=score)
     chance = 1.0 / len(task.labels) if task.is_classification and task.labels else None
     return {"task_type": task.task_type, "demos": len(task.demos), "chance": chance,
             "probe_inputs": list(probe), "protocols": ev}, recs
@@ -241,7 +239,8 @@ def _candidates(evidence: dict, protocols: Sequence[str]) -> list[dict]:
             continue
         for s in SELF_STRATEGIES:
             st = pe["strategies"][s]
-            usable = not (s == "vote" and pe.get("mapped_share", 0.0) < MIN_MAPPED)
+            usable = not (s == "vote" and pe.get("mapped_share", 0.0) < MIN_MAPPED) and \
+                (s == "vote" or pe.get("scored", True))  # rank/calibrated need scores
             top = st.get("probe_top_share")
             degenerate = top is None or top > DEGENERATE_SHARE
             out.append({"protocol": p, "strategy": s, "loo_correct": st["loo_correct"],

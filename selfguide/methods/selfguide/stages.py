@@ -278,7 +278,7 @@ def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCon
                                       seed=_seed(cfg.seed, "probe"))
     evidence, probe_recs = labelling.gather_evidence(
         task, generator, [x for _, x in probe], protocols, sampling, cfg.n_samples,
-        cancel=cancel)
+        cancel=cancel, score=cfg.score_labels)
     pick = labelling.choose_protocol(evidence)
     if wanted != "auto" or not chat:
         pick.update(protocol=protocols[0], chosen_by="user" if chat else "model")
