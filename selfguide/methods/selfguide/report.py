@@ -112,8 +112,9 @@ def diagnostics(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig,
     if len(kept) == 0:
         add("empty_dataset", "error", "No example survived the filters; nothing to train on.", 0)
     elif len(kept) < 20:
-        add("few_examples", "warning", f"Only {len(kept)} examples were kept; expect little "
-            f"gain from training.", len(kept))
+        n = len(kept)
+        add("few_examples", "warning", f"Only {n} example{'' if n == 1 else 's'} "
+            f"{'was' if n == 1 else 'were'} kept; expect little gain from training.", n)
     mean = _vote_share_mean(df)
     what = "answers" if not task.is_classification or not strategies else "labels"
     low = mean is not None and mean < cfg.low_vote_share
