@@ -9,6 +9,7 @@ default choice, its accuracy, the majority-class share and the alternatives, and
 ``bench/results/labels.json``.
 
 Usage: python bench/labels.py [--limit 60] [--tasks sentiment,task199]
+       [--set n_samples=10 --set output_temperature=0.7] [--out FILE]
 """
 
 from __future__ import annotations
@@ -35,14 +36,26 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=60)
     ap.add_argument("--tasks", default="")
     ap.add_argument("--preset", default="quick")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="Override a synthesis setting of the preset (an ablation), e.g. "
+                         "--set n_samples=10 --set output_temperature=0.7.")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "labels.json"))
     a = ap.parse_args()
     paths = sorted((REPO / "examples").glob("*.json")) + sorted(DATA.glob("task*.json"))
     wanted = [t for t in a.tasks.split(",") if t]
     paths = [p for p in paths if not wanted or p.stem in wanted]
     gen = backends.get_generator("hf", config=ModelConfig())
     synth, filters = preset(a.preset)
-    print(f"load average {os.getloadavg()[0]:.1f}; preset {a.preset}; up to {a.limit} rows "
-          "per task", flush=True)
+    if a.set:
+        import dataclasses
+
+        from selfguide.config import from_dict
+
+        over = dict(kv.split("=", 1) for kv in a.set)
+        synth = from_dict(type(synth), {**dataclasses.asdict(synth), **{
+            k: type(getattr(synth, k))(v) for k, v in over.items()}})
+    print(f"load average {os.getloadavg()[0]:.1f}; preset {a.preset} {' '.join(a.set)}; up "
+          f"to {a.limit} rows per task", flush=True)
     print("| task | rows | default choice | metric | default | majority class | "
           "every protocol x strategy | seconds |\n| --- | --- | --- | --- | --- | --- | --- "
           "| --- |", flush=True)
@@ -66,7 +79,7 @@ def main() -> int:
         results.append({"task": task.name, "n": res["n"], "choice": ch, "table": res["table"],
                         "majority": res["majority"], "metric": res["metric"],
                         "seconds": round(secs, 1), "evidence": res["evidence"]})
-    out = REPO / "bench" / "results" / "labels.json"
+    out = Path(a.out)
     out.write_text(json.dumps(results, indent=1, default=str))
     return 0
 
