@@ -42,6 +42,8 @@ def test_connect_lists_the_servers_models_and_tries_a_prompt(app, server):
     at = choose_server(app(), server.url)
     assert not at.exception
     assert [b.label for b in at.button if b.label == "Load model"] == []
+    at.run()  # the sidebar is drawn before the page saves the settings: one rerun later
+    assert any(f"generated through {server.url}" in c.value for c in at.sidebar.caption)
     text = all_text(at)
     assert "training and evaluation always load it in this process" in text
     assert "log-probabilities" in text and "rank" in text
@@ -50,6 +52,7 @@ def test_connect_lists_the_servers_models_and_tries_a_prompt(app, server):
     assert metric(at, "Served model") == EMBEDDED_NAME
     assert metric(at, "Server") == server.url
     assert list(at.dataframe[0].value["model"]) == [EMBEDDED_NAME]
+    assert any(server.url in c.value for c in at.sidebar.caption)
     saved = at.session_state[state._MODEL_CFG]
     assert saved["backend"] == "openai" and saved["base_url"] == server.url
     # the try-a-prompt box goes through the server
