@@ -19,7 +19,6 @@ from typing import Any
 import streamlit as st
 
 from selfguide import tryout
-from selfguide.backends.openai import NEEDS_LOGPROBS
 from selfguide.config import ModelConfig, field_help
 from selfguide.errors import ModelMismatch, SelfGuideError
 from studio import resources, state, widgets
@@ -52,9 +51,10 @@ def server_fields(saved: dict) -> dict:
                "(only synthesis goes through the server).")
     values = widgets.config_form(ModelConfig, "model_server", base=saved,
                                  include=SERVER_FIELDS, columns=2, labels=SERVER_LABELS)
-    st.caption(f"Needs log-probabilities from the server: {NEEDS_LOGPROBS}. A server "
-               "without them (most chat-only servers) can still label by majority vote "
-               "(label strategy *vote*).")
+    st.caption("Rank and calibrated labelling (label strategy *rank* or *calibrated*, and "
+               "*auto*'s choice between them) need the prompt's log-probabilities from the "
+               "server: vLLM gives them; llama.cpp's server and Ollama do not, so use label "
+               "strategy *vote* or *target* with those.")
     return values
 
 
