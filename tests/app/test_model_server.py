@@ -124,3 +124,20 @@ def test_back_to_in_process_drops_the_server_from_the_config(app, server):
     saved = at.session_state[state._MODEL_CFG]
     assert saved["backend"] == "hf" and saved["base_url"] == ""
     assert button(at, "Load model")
+
+
+def test_selfinstruct_job_argv_carries_the_server(app, workspace, job_recorder, server):
+    from test_filter_selfinstruct import make_si_run
+
+    from selfguide.cli import build_parser
+
+    make_si_run(workspace)
+    at = choose_server(app(run="si"), server.url)
+    at.switch_page("studio/pages/synthesize.py").run()
+    at.radio(key=state.widget_key("synth", "method")).set_value("selfinstruct").run()
+    button(at, "Start").click().run()
+    assert not at.exception and job_recorder.calls
+    run, stage, argv = job_recorder.calls[0]
+    args = build_parser().parse_args(argv)
+    assert stage == "self-instruct" and args.backend == "openai"
+    assert args.base_url == server.url
