@@ -64,6 +64,10 @@ def _model_caption() -> None:
         info = loaded["info"]
         st.caption(f"{info.get('ref', loaded['config'].get('model'))} · "
                    f"{info.get('precision', '?')} · {info.get('device', '?')}")
+    elif state.model_config().get("backend") == "openai":
+        cfg = state.model_config()
+        st.caption(f"chosen: {cfg.get('model')}, generated through {cfg.get('base_url')} "
+                   "(not connected here; jobs connect themselves)")
     else:
         st.caption(f"chosen: {state.model_config().get('model')} (not loaded here; jobs "
                    "load it themselves)")

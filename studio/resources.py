@@ -4,7 +4,8 @@ What it does: loads the base model chosen on the Model page (for "try a prompt")
 the Compare page, the base model plus a run's adapter, through ``selfguide.models`` and
 ``selfguide.evaluation``; caches them with ``st.cache_resource`` so reruns never reload
 (``max_entries`` keeps one of each kind, so switching models releases the old one). Trying
-a prompt on a cached model is ``selfguide.tryout``.
+a prompt on a cached model is ``selfguide.tryout``. With ``backend`` openai it connects to the
+server instead (``get_server``: an ``OpenAIGenerator``, no weights in this process).
 
 What it does not do: synthesize, train or evaluate at scale (those are subprocess jobs,
 ``studio.jobs``), or hold per-session state.
@@ -108,8 +109,37 @@ def get_tuned(run_dir: Path) -> CachedPair:
     return _cached_tuned(str(run_dir), stamp)
 
 
+def build_server(cfg: ModelConfig) -> CachedModel:
+    """Connect to ``cfg``'s OpenAI-compatible server (no caching): lists its models and
+    checks the served one against ``cfg.model``. Raises ``ServerError`` (unreachable,
+    malformed answer), ``ModelMismatch`` (another model, unless ``confirm_model``) or
+    ``ConfigError`` (several models and no ``served_model``)."""
+    from selfguide import backends
+
+    # one quick retry: the page should answer at once when the server is not there
+    gen = backends.get_generator("openai", config=cfg, retries=1, backoff=0.2)
+    server = gen.server.to_dict()
+    info = {**server, "ref": server["served_model"], "precision": "served",
+            "device": server["base_url"], "backend": "openai"}
+    return CachedModel(config=dataclasses.asdict(cfg), info=info, generator=gen)
+
+
+@st.cache_resource(max_entries=1, show_spinner="Connecting to the server…")
+def _cached_server(key: str) -> CachedModel:
+    return build_server(from_dict(ModelConfig, json.loads(key)))
+
+
+def get_server(cfg: ModelConfig | dict, *, reconnect: bool = False) -> CachedModel:
+    """The cached server connection for ``cfg``; ``reconnect`` asks the server again (the
+    Model page's Connect button: the server may have been started or changed since)."""
+    if reconnect:
+        _cached_server.clear()
+    return _cached_server(_cfg_key(cfg))
+
+
 def clear() -> None:
     """Forget every cached model (tests; the Model page's 'unload')."""
     _cached_model.clear()
+    _cached_server.clear()
     _cached_tuned.clear()
     _IN_CACHE.clear()

@@ -1,4 +1,5 @@
-"""Model page: choose the base model and precision, load it once, try a prompt."""
+"""Model page: choose the base model and precision, and where synthesis generates (in this
+process or through an OpenAI-compatible server); load it or connect once, try a prompt."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ import dataclasses
 
 import streamlit as st
 
-from selfguide import tryout
 from selfguide.config import ModelConfig, field_help
-from selfguide.errors import SelfGuideError
-from studio import frame, resources, state, widgets
+from studio import frame, model_views, state, widgets
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
@@ -51,50 +50,23 @@ if values.get("trust_remote_code"):
     st.warning("Trusting remote code runs Python shipped with the model. Only do this for "
                "models you trust.", icon=":material/warning:")
 
-cfg = widgets.build_config(ModelConfig, {**values, "model": (model_ref or "").strip()
-                                         or "embedded"})
+backend = model_views.backend_choice(saved)
+server = model_views.server_fields(saved) if backend == "openai" else {}
+cfg = widgets.build_config(ModelConfig, {**values, **server, "backend": backend,
+                                         "model": (model_ref or "").strip() or "embedded"})
 if cfg is not None:
     state.set_model_config(dataclasses.asdict(cfg))
 
-load = st.button("Load model", type="primary", icon=":material/download:",
-                 disabled=cfg is None)
-model = None
-if cfg is not None and (load or state.loaded_model()):
-    loaded = state.loaded_model()
-    same = loaded is not None and loaded["config"] == state.model_config()
-    if load or same:
-        try:
-            model = resources.get_model(cfg)
-            state.set_loaded_model(state.model_config(), model.info)
-        except SelfGuideError as exc:
-            widgets.show_error(exc)
-
+model = model_views.load_or_connect(cfg, backend)
 if model is not None:
-    info = model.info
-    c = st.columns(5)
-    n = info.get("n_params")
-    c[0].metric("Parameters", f"{n / 1e6:.1f} M" if isinstance(n, (int, float)) else "?")
-    mem = info.get("memory_bytes")
-    c[1].metric("Memory", f"{mem / 2**20:.0f} MiB" if isinstance(mem, (int, float)) else "?")
-    c[2].metric("Device", str(info.get("device", "?")))
-    c[3].metric("Precision", str(info.get("precision", info.get("dtype", "?"))))
-    secs = info.get("load_seconds")
-    c[4].metric("Load time", f"{secs:.1f} s" if isinstance(secs, (int, float)) else "?")
-    if info.get("has_chat_template") is False:
-        st.info("This model has no chat template: prompts are sent as plain text.")
-
-    st.subheader("Try a prompt")
-    prompt = st.text_area("Prompt", key=state.widget_key("model", "prompt"),
-                          value="Classify the sentiment of: 'I loved this film.'")
-    mnt = st.number_input("Max new tokens", 1, 512, 48, key=state.widget_key("model", "mnt"))
-    if st.button("Generate", icon=":material/play_arrow:"):
-        try:
-            with st.spinner("Generating…"):
-                out = tryout.complete(model.generator, prompt, chat=cfg.chat,
-                                      max_new_tokens=int(mnt))
-            widgets.show_text(out, label="Model output (greedy)")
-        except SelfGuideError as exc:
-            widgets.show_error(exc)
+    if backend == "openai":
+        model_views.show_server(model.info)
+    else:
+        model_views.show_model(model.info)
+    model_views.try_prompt(model.generator, cfg.chat)
+elif cfg is not None and backend == "openai":
+    st.info("Not connected yet. **Connect** checks that the server answers and serves this "
+            "model; Synthesize jobs connect themselves.", icon=":material/info:")
 elif cfg is not None:
     st.info("Not loaded in the studio yet. You can go straight to **Task**: jobs load the "
             "chosen model themselves.", icon=":material/info:")
