@@ -15,8 +15,6 @@ Heavy libraries are imported inside functions.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import random
 import time
@@ -38,50 +36,9 @@ from selfguide.rundir import RunDir
 def load_test_file(path: str | Path) -> list[dict]:
     """Held-out rows from a JSONL/CSV (columns ``input`` and ``output``/``outputs``) or a task
     file with test instances (NIv2 JSON). Returns ``[{"id", "input", "outputs"}]``."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DatasetError(f"Test file {path} not found (or not a regular file).")
-    if path.stat().st_size > 50 * 2**20:
-        raise DatasetError(f"Test file {path} is larger than 50 MB.")
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        from selfguide import task_formats as task_mod
+    from selfguide.task_formats import read_example_rows
 
-        t = task_mod.load_task(path)
-        return [{"id": ex.id or f"test-{i}", "input": ex.input, "outputs": list(ex.outputs)}
-                for i, ex in enumerate(t.test)]
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path} is not UTF-8 (byte {exc.start}).") from exc
-    if suffix == ".csv":
-        from selfguide.task_formats import csv_columns_hint
-
-        reader = csv.DictReader(io.StringIO(text))
-        try:
-            raw = list(reader)
-        except csv.Error as exc:
-            raise DatasetError(f"{path}: CSV error: {exc}.") from exc
-        if raw and "input" not in (reader.fieldnames or ()):
-            raise DatasetError(f"{path}: the header has no 'input' column.",
-                               hint=csv_columns_hint(reader.fieldnames or []))
-    elif suffix in (".jsonl", ".ndjson"):
-        raw = store.read_jsonl(path)
-    else:
-        raise DatasetError(f"Unsupported test file type {suffix!r}.",
-                           hint="Use .jsonl, .csv or an NIv2 .json task file.")
-    rows = []
-    for i, r in enumerate(raw, start=1):
-        out = r.get("outputs", r.get("output"))
-        if isinstance(out, str):
-            out = [out]
-        if not isinstance(r.get("input"), str) or not out or not all(
-                isinstance(o, str) for o in out):
-            raise DatasetError(f"{path}: row {i} needs a string 'input' and an 'output' "
-                               "(string or list of strings).")
-        rows.append({"id": str(r.get("id") or f"test-{i}"), "input": r["input"],
-                     "outputs": list(out)})
-    return rows
+    return read_example_rows(path, what="Test file")
 
 
 def select_examples(rows: Sequence[dict], limit: int, seed: int) -> list[dict]:

@@ -277,3 +277,88 @@ def load_task(path: str | Path, *, instruction: str | None = None) -> TaskSpec:
     if p.stat().st_size > MAX_FILE_BYTES:
         raise TaskError(f"{p} is larger than {MAX_FILE_BYTES // 1024 // 1024} MB.")
     return parse_task_bytes(p.read_bytes(), p.name, instruction=instruction)
+
+
+# --------------------------------------------------------------------------- example files
+
+TASK_SUFFIXES = (".json", ".yaml", ".yml")
+MAX_ROWS_BYTES = 50 * 2**20
+
+
+def read_example_rows(path: str | Path, *, what: str = "Test file",
+                      need_output: bool = True, id_prefix: str = "test-",
+                      task_start: int = 0) -> list[dict]:
+    """``[{"id", "input", "outputs"}]`` from a JSONL/CSV file (columns ``input`` and
+    ``output``/``outputs``) or a task file's held-out instances (own JSON/YAML, NIv2 JSON).
+
+    The one reader of example files (``selfguide eval --test``, ``selfguide label
+    --inputs``). ``need_output``: every row needs a reference (evaluation); otherwise the
+    references are optional but every input must be non-empty (labelling). Rows without an
+    ``id`` get ``<id_prefix><n>`` (task instances counted from ``task_start``, file rows
+    from 1). Errors are ``DatasetError`` naming the file and the row.
+    """
+    from selfguide.errors import DatasetError
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"{what} {path} not found (or not a regular file).")
+    if path.stat().st_size > MAX_ROWS_BYTES:
+        raise DatasetError(f"{what} {path} is larger than 50 MB.")
+    suffix = path.suffix.lower()
+    if suffix in TASK_SUFFIXES:
+        t = load_task(path)
+        rows = [{"id": ex.id or f"{id_prefix}{i}", "input": ex.input,
+                 "outputs": list(ex.outputs)} for i, ex in enumerate(t.test, start=task_start)]
+        if not rows and not need_output:
+            raise DatasetError(f"{path} has no test rows to label.",
+                               hint="Give a JSONL or CSV file with an 'input' column.")
+        return rows
+    raw = _table_rows(path, suffix, what)
+    rows = [_example_row(path, i, r, need_output, id_prefix)
+            for i, r in enumerate(raw, start=1)]
+    if not rows and not need_output:
+        raise DatasetError(f"{path} has no rows.")
+    return rows
+
+
+def _table_rows(path: Path, suffix: str, what: str) -> list[Any]:
+    from selfguide import store
+    from selfguide.errors import DatasetError
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path} is not UTF-8 (byte {exc.start}).") from exc
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        try:
+            raw = list(reader)
+        except csv.Error as exc:
+            raise DatasetError(f"{path}: CSV error: {exc}.") from exc
+        if raw and "input" not in (reader.fieldnames or ()):
+            raise DatasetError(f"{path}: the header has no 'input' column.",
+                               hint=csv_columns_hint(reader.fieldnames or []))
+        return raw
+    if suffix in (".jsonl", ".ndjson"):
+        return store.read_jsonl(path)
+    raise DatasetError(f"Unsupported {what.lower()} type {suffix or '(none)'!r} ({path}).",
+                       hint="Use .jsonl, .csv or a task .json file.")
+
+
+def _example_row(path: Path, i: int, r: Any, need_output: bool, id_prefix: str) -> dict:
+    from selfguide.errors import DatasetError
+
+    r = r if isinstance(r, dict) else {}
+    out = r.get("outputs", r.get("output"))
+    out = [out] if isinstance(out, str) else (out or [])
+    text_ok = isinstance(r.get("input"), str) and (need_output or r["input"].strip())
+    if need_output and (not text_ok or not out or not all(isinstance(o, str) for o in out)):
+        raise DatasetError(f"{path}: row {i} needs a string 'input' and an 'output' "
+                           "(string or list of strings).")
+    if not text_ok:
+        raise DatasetError(f"{path}: row {i} needs a non-empty text 'input'.",
+                           hint="Columns: input, and optionally output.")
+    if not all(isinstance(o, str) for o in out):
+        raise DatasetError(f"{path}: row {i}: 'output' must be text.")
+    return {"id": str(r.get("id") or f"{id_prefix}{i}"), "input": r["input"],
+            "outputs": list(out) if need_output else [o for o in out if o.strip()]}

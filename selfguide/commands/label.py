@@ -16,8 +16,6 @@ JSONL to ``--out`` (default ``<workspace>/labels/<task>.jsonl``).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -56,48 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_inputs(path: Path) -> list[dict]:
     """``[{"id", "input", "outputs"}]`` (``outputs`` empty when the file has none)."""
-    from selfguide import store
-    from selfguide import task_formats as task_mod
+    from selfguide.task_formats import read_example_rows
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DatasetError(f"Inputs file {path} not found (or not a file).")
-    suffix = path.suffix.lower()
-    if suffix in (".json", ".yaml", ".yml"):
-        t = task_mod.load_task(path)
-        rows = [{"id": ex.id or f"row-{i}", "input": ex.input, "outputs": list(ex.outputs)}
-                for i, ex in enumerate(t.test, start=1)]
-        if not rows:
-            raise DatasetError(f"{path} has no test rows to label.",
-                               hint="Give a JSONL or CSV file with an 'input' column.")
-        return rows
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path} is not UTF-8 (byte {exc.start}).") from exc
-    if suffix == ".csv":
-        raw = list(csv.DictReader(io.StringIO(text)))
-    elif suffix in (".jsonl", ".ndjson"):
-        raw = store.read_jsonl(path)
-    else:
-        raise DatasetError(f"Unsupported inputs file type {suffix or '(none)'!r} ({path}).",
-                           hint="Use .jsonl, .csv or a task .json file.")
-    rows = []
-    for i, r in enumerate(raw, start=1):
-        if not isinstance(r, dict) or not isinstance(r.get("input"), str) \
-                or not r["input"].strip():
-            raise DatasetError(f"{path}: row {i} needs a non-empty text 'input'.",
-                               hint="Columns: input, and optionally output.")
-        out = r.get("outputs", r.get("output"))
-        out = [out] if isinstance(out, str) else (out or [])
-        if not all(isinstance(o, str) for o in out):
-            raise DatasetError(f"{path}: row {i}: 'output' must be text.")
-        rows.append({"id": str(r.get("id") or f"row-{i}"), "input": r["input"],
-                     "outputs": [o for o in out if o.strip()]})
-    if not rows:
-        raise DatasetError(f"{path} has no rows.")
-    return rows
-
+    return read_example_rows(path, what="Inputs file", need_output=False, id_prefix="row-",
+                             task_start=1)
 
 
 def run(args: argparse.Namespace) -> int:
