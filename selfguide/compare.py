@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from selfguide import store
+from selfguide.metrics import OTHER
 from selfguide.rundir import RunDir
+
+ONE_ANSWER_SHARE = 0.9  # the tuned model giving one label to this share of inputs = collapse
 
 
 def run_row(name: str, m: dict | None, train: dict | None = None) -> dict:
@@ -117,3 +120,31 @@ def load_rows(names: Sequence[str]) -> list[dict]:
         rows.append(run_row(name, store.read_json(run.metrics_file),
                             store.read_json(run.train_metrics_file)))
     return side_by_side(rows)
+
+
+def one_answer_warning(m: dict, train_labels: dict[str, int] | None = None) -> str | None:
+    """A warning when the tuned model gives (nearly) every held-out input the same label
+    while the base model did not: it learned a default answer, not the task.
+
+    Computed from the predictions alone (no references), so it also holds for inputs
+    without gold labels; ``train_labels`` (label -> training rows) says whether the training
+    data asked for it.
+    """
+    counts = {k: v for k, v in (m.get("predicted_labels_after") or {}).items() if k != OTHER}
+    n = m.get("n") or 0
+    if not counts or n < 10:
+        return None
+    top, k = max(counts.items(), key=lambda kv: kv[1])
+    before = (m.get("predicted_labels_before") or {}).get(top)
+    if k < ONE_ANSWER_SHARE * n or (before is not None and before >= ONE_ANSWER_SHARE * n):
+        return None
+    text = f"The tuned model answers \u201c{top}\u201d to {k} of {n} held-out inputs"
+    text += f" (the base model: {before} of {n})." if before is not None else "."
+    rows = sum((train_labels or {}).values())
+    if rows and (train_labels or {}).get(top, 0) < ONE_ANSWER_SHARE * rows:
+        mix = ", ".join(f"{c} \u201c{lab}\u201d" for lab, c in sorted(train_labels.items()))
+        text += (f" Its training rows were not like that ({mix}): it learned a default "
+                 "answer, not the task, which is what labels that do not follow their "
+                 "inputs teach.")
+    return text + (" Check the labels by hand on the Filter page, or use a bigger model, "
+                   "before relying on this adapter.")

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from selfguide import compare
 from selfguide import metrics as M
 from selfguide import store
 from selfguide.config import SamplingConfig, to_dict
@@ -152,7 +153,10 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
     after = predict("eval-tuned", after_gen)
     t2 = time.time()
     rows, summary = score_predictions(task, examples, before, after, cfg)
-    summary.update(task=task.name, task_type=task.task_type, test_file=str(test_file or ""),
+    train_labels = _train_labels(run) if task.is_classification else None
+    warning = compare.one_answer_warning(summary, train_labels)
+    summary.update(warnings=[warning] if warning else [], train_labels=train_labels,
+                   task=task.name, task_type=task.task_type, test_file=str(test_file or ""),
                    config=to_dict(cfg), seconds_before=round(t1 - t0, 2),
                    seconds_after=round(t2 - t1, 2), adapter=man.get("train_config"),
                    chat=chat, created=time.time())
@@ -162,6 +166,19 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
     events.emit("eval_end", metric=summary["metric"], before=summary.get("before"),
                 after=summary["after"], n=summary["n"])
     return summary
+
+
+def _train_labels(run: RunDir) -> dict[str, int] | None:
+    """Label -> rows of the run's training data (None without a dataset)."""
+    path = run.records_file("train")
+    if not path.is_file():
+        return None
+    counts: dict[str, int] = {}
+    for rec in store.read_jsonl(path):
+        lab = str(rec.get("label") or rec.get("output") or "").strip()
+        if lab:
+            counts[lab] = counts.get(lab, 0) + 1
+    return counts
 
 
 def _pick_labels(stage: str, gen: Any, prompts: list[str], labels: list[str], chat: bool,

@@ -42,6 +42,8 @@ def ci_text(low: float, high: float) -> str:
 def scores(metrics: dict) -> None:
     """The headline metric before/after, its paired-bootstrap interval, and every metric."""
     st.subheader("Scores")
+    for warning in metrics.get("warnings") or []:
+        st.warning(warning, icon=":material/warning:")
     name = metrics.get("metric", "score")
     diff = metrics.get("difference") or {}
     c = st.columns(4)

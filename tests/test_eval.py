@@ -172,3 +172,43 @@ def test_run_command_chains_stages(workspace, tiny_model_dir, monkeypatch, capsy
     assert m["n"] == 3 and "before" in m
     out = capsys.readouterr().out
     assert "chain" in out and "exact_match" in out and "label" in out
+
+
+def test_one_answer_warning_when_the_tuned_model_answers_one_label(workspace, tmp_path):
+    # the tuned model says "negative" to all 12 inputs, the base model did not: a warning
+    # in metrics.json (and from it the CLI and the Compare page), from predictions alone
+    run = make_run(workspace, tmp_path / "no-model", n=2)
+    jl = tmp_path / "held.jsonl"
+    jl.write_text("".join(json.dumps({"input": f"review number {i}", "output":
+                                      "positive" if i % 2 else "negative"}) + "\n"
+                          for i in range(12)))
+    before = FakeGenerator(script=lambda p, s, i: "positive" if "1" in p[-12:] else "negative")
+    s = evaluation.evaluate(run, EvalConfig(bootstrap=50), test_file=jl,
+                            generators=(before, FakeGenerator(script="negative"), True))
+    (warning,) = s["warnings"]
+    assert "answers \u201cnegative\u201d to 12 of 12 held-out inputs" in warning
+    assert "the base model: " in warning and "Filter page" in warning
+    train = s["train_labels"]
+    assert train and sum(train.values()) == len(store.read_jsonl(run / "dataset" / "train.jsonl"))
+    if train.get("negative", 0) < 0.9 * sum(train.values()):
+        assert "learned a default answer" in warning
+    saved = json.loads((run / "eval" / "metrics.json").read_text())
+    assert saved["warnings"] == [warning]
+    # a model that answers like the base, or a mixed one, gets no warning
+    s = evaluation.evaluate(run, EvalConfig(bootstrap=50), test_file=jl,
+                            generators=(before, before, True))
+    assert s["warnings"] == []
+
+
+def test_one_answer_warning_is_pure_and_quiet_on_small_or_collapsed_bases():
+    from selfguide.compare import one_answer_warning
+
+    m = {"n": 100, "predicted_labels_after": {"yes": 0, "no": 100, "(other)": 0},
+         "predicted_labels_before": {"yes": 59, "no": 41, "(other)": 0}}
+    w = one_answer_warning(m, {"yes": 49, "no": 49})
+    assert w.startswith("The tuned model answers \u201cno\u201d to 100 of 100")
+    assert "(49 \u201cno\u201d, 49 \u201cyes\u201d)" in w
+    assert "default answer" not in one_answer_warning(m, {"no": 98, "yes": 2})
+    assert one_answer_warning({**m, "predicted_labels_before": {"no": 95}}, None) is None
+    assert one_answer_warning({**m, "n": 5}, None) is None
+    assert one_answer_warning({**m, "predicted_labels_after": {"yes": 20, "no": 80}}) is None

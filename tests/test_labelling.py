@@ -45,8 +45,12 @@ class ProtocolFake(FakeGenerator):
         self.good, self.stuck = good, stuck
 
     def _answer(self, prompt: str, chat: bool) -> str:
+        target = ""
         if prompt.endswith(("Answer: positive\nInput:", "Answer: negative\nInput:")):
-            target = prompt.rsplit("Answer: ", 1)[1].split("\n")[0]
+            target = prompt.rsplit("Answer: ", 1)[1].split("\n")[0]  # the "mixed" form
+        elif prompt.endswith("\nInput:") and 'Inputs whose answer is "' in prompt:
+            target = prompt.rsplit('Inputs whose answer is "', 1)[1].split('"')[0]
+        if target:
             r = random.Random(prompt)
             return f" The {r.choice(POS if target == 'positive' else NEG)} " \
                    f"{r.choice(['film', 'plot', 'cast', 'ending'])} {r.randint(0, 999)}."

@@ -37,9 +37,56 @@ def test_instruction_prompt_exact():
     assert instruction_prompt("Tell a joke.", "  ") == "Tell a joke.\nOutput:"
 
 
+def test_input_generation_prompt_exact_by_label():
+    # the default form: only inputs of the target label, earlier ones first, demos last
+    assert input_generation_prompt(CLS, [("Great fun.", "positive")], "positive",
+                                   form="by_label") == (
+        "Classify the sentiment.\n"
+        "Possible answers: positive, negative.\n\n"
+        'Inputs whose answer is "positive":\n'
+        "Input: Great fun.\n"
+        "Input: I loved it.\n"
+        "Input:")
+
+
+def test_input_generation_prompt_by_label_without_demos_of_the_target():
+    # a label the demos never show: the other labels' demos, each under its heading, first
+    three = TaskSpec(name="t", instruction="Classify.", demos=CLS.demos,
+                     task_type="classification", labels=("positive", "negative", "mixed"),
+                     metric="exact_match")
+    assert input_generation_prompt(three, [], "mixed", form="by_label") == (
+        "Classify.\n"
+        "Possible answers: positive, negative, mixed.\n\n"
+        'Inputs whose answer is "positive":\nInput: I loved it.\n\n'
+        'Inputs whose answer is "negative":\nInput: Awful.\n\n'
+        'Inputs whose answer is "mixed":\nInput:')
+
+
+def test_input_generation_prompt_by_label_leaves_generation_tasks_alone():
+    assert input_generation_prompt(GEN, ["How do birds fly?"], form="by_label") == \
+        input_generation_prompt(GEN, ["How do birds fly?"])
+
+
+def test_stage1_plan_shows_only_inputs_written_for_the_target():
+    from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+    from selfguide.methods.selfguide.stages import _Pool, _round_plan
+
+    pool = _Pool(CLS, FilterConfig())
+    for i in range(12):
+        pool.add(f"Sample input number {i} here.", "positive" if i % 2 else "negative")
+    for form in ("by_label", "mixed"):
+        cfg = SynthesisConfig(prompts_per_round=20, max_generated_examples=4,
+                              input_prompt=form)
+        plan = _round_plan(CLS, cfg, pool, 1)
+        mixed = any(lab != target for _, target, shown in plan for _, lab in shown)
+        assert all(shown for _, _, shown in plan)
+        assert mixed == (form == "mixed")
+
+
 def test_input_generation_prompt_exact_classification():
     # output-first: earlier (lower-quality) inputs, then the demos, then the target label
-    assert input_generation_prompt(CLS, [("It was ok.", "negative")], "negative") == (
+    assert input_generation_prompt(CLS, [("It was ok.", "negative")], "negative",
+                                   form="mixed") == (
         "Classify the sentiment.\n"
         "Possible answers: positive, negative.\n\n"
         "Answer: negative\nInput: It was ok.\n\n"

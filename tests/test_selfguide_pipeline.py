@@ -35,7 +35,12 @@ NOUNS = ["film", "plot", "cast", "score", "ending", "script", "camera", "story",
 def script(prompt: str, sampling, i: int) -> str:
     """Inputs follow the asked-for label; answers read the input's words (noisy)."""
     if prompt.endswith(("Answer: negative\nInput:", "Answer: positive\nInput:")):
-        target = prompt.rsplit("Answer: ", 1)[1].split("\n")[0]
+        target = prompt.rsplit("Answer: ", 1)[1].split("\n")[0]  # the "mixed" form
+    elif prompt.endswith("\nInput:") and 'Inputs whose answer is "' in prompt:  # by_label
+        target = prompt.rsplit('Inputs whose answer is "', 1)[1].split('"')[0]
+    else:
+        target = ""
+    if target:
         r = random.Random(f"{prompt}|{sampling.seed}")
         body = " ".join(f"{r.choice(WORDS[target])} {r.choice(NOUNS)}" for _ in range(3))
         return f"Input: The {body}.\nOutput: {target}"
@@ -121,9 +126,14 @@ def test_full_run_with_fake(tmp_path):
     assert [len(c.prompts) for c in gen_calls[:4]] == [6] * 4
     assert all(c.n == 4 and c.sampling.temperature == 0.3 for c in gen_calls[4:])
     assert gen_calls[0].sampling.temperature == 1.0 and gen_calls[0].chat is False
-    # later rounds show earlier inputs (before the demos) as lower-quality examples
-    assert gen_calls[0].prompts[0].count("Input:") == len(TASK.demos) + 1
-    assert gen_calls[1].prompts[0].count("Input:") > len(TASK.demos) + 1
+    # later rounds show earlier inputs written for the same label (before that label's
+    # demos) as lower-quality examples
+    def own(prompt: str) -> int:
+        target = prompt.rsplit('Inputs whose answer is "', 1)[1].split('"')[0]
+        return sum(d.output == target for d in TASK.demos)
+
+    assert all(p.count("Input:") == own(p) + 1 for p in gen_calls[0].prompts)
+    assert any(p.count("Input:") > own(p) + 1 for p in gen_calls[1].prompts)
     assert any(c.method == "score_options" and c.options == [" positive", " negative"]
                for c in gen.calls)
     # candidates table: every row, every column of the contract
@@ -159,16 +169,20 @@ def test_full_run_with_fake(tmp_path):
 # stage 1 (2, 4), labelling evidence (6), stage-2 batches (10, 11)
 @pytest.mark.parametrize("crash_at", [2, 4, 6, 10, 11])
 def test_resume_after_crash_no_dup_no_loss(tmp_path, crash_at):
+    # the fake writes an input from its prompt alone, and by_label's round-0 prompts repeat
+    # per label (a real model samples each row anew), so the crash points are counted on
+    # the mixed form's more varied prompts; resumption does not depend on the form
+    cfg = dataclass_replace(SMALL, input_prompt="mixed")
     ref_dir = tmp_path / "ref"
-    _run(ref_dir, FakeGenerator(script=script))
+    _run(ref_dir, FakeGenerator(script=script), cfg)
     run_dir = tmp_path / "crash"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _run(run_dir, Crashing(crash_at, script=script))
+        _run(run_dir, Crashing(crash_at, script=script), cfg)
     # a torn half-line, as a kill -9 in the middle of an append would leave
     with open(run_dir / "inputs.jsonl", "ab") as fh:
         fh.write(b'{"id": "r9')
     gen = FakeGenerator(script=script)
-    _run(run_dir, gen)
+    _run(run_dir, gen, cfg)
     ids = [r["id"] for r in store.read_jsonl(run_dir / "inputs.jsonl")]
     assert len(ids) == len(set(ids)) == 24
     ann = [r["id"] for r in store.read_jsonl(run_dir / "annotations.jsonl")]

@@ -36,6 +36,9 @@ def print_summary(name: str, summary: dict) -> None:
     if labels:
         print()
         print(labels)
+    for warning in summary.get("warnings") or []:
+        print()
+        print(f"WARNING: {warning}")
 
 
 def run(args: argparse.Namespace) -> int:

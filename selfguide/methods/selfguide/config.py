@@ -17,6 +17,7 @@ from selfguide.errors import ConfigError
 
 LABEL_STRATEGIES = ("auto", "vote", "rank", "calibrated", "target", "agree")
 LABEL_PROTOCOLS = ("auto", "chat", "plain")
+INPUT_PROMPTS = ("by_label", "mixed")
 
 DEFAULT_NOISE_TERMS = (
     "[input]", "[output]", "input:", "output:", "new input", "example input",
@@ -59,6 +60,15 @@ class SynthesisConfig:
     input_chat: bool = field(False, help="Wrap input-generation prompts in the model's chat "
                                          "template. Off = a plain few-shot list to continue, "
                                          "which small models follow far better.")
+    input_prompt: str = field("by_label", choices=INPUT_PROMPTS,
+                              help="Classification: how a stage-1 prompt asks for an input of "
+                                   "its target label. by_label = a list of inputs whose "
+                                   "answer is that label (earlier inputs written for it, "
+                                   "then the demos of that label) to continue; mixed = every "
+                                   "demo, each after its answer, ending with the target "
+                                   "answer (the original form). The embedded model "
+                                   "writes inputs its own labeller agrees with about twice "
+                                   "as often by label (bench/README.md \"Synthesis\").")
     label_protocol: str = field("auto", choices=LABEL_PROTOCOLS,
                                 help="How the model labels its inputs: chat (the task prompt "
                                      "in the model's chat template, as evaluation and the "
@@ -192,6 +202,7 @@ def preset(name: str, *, synthesis: dict | None = None, filters: dict | None = N
 
 __all__ = [
     "DEFAULT_NOISE_TERMS",
+    "INPUT_PROMPTS",
     "LABEL_PROTOCOLS",
     "LABEL_STRATEGIES",
     "PRESETS",

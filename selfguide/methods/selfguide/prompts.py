@@ -3,7 +3,8 @@
 :func:`input_generation_prompt` builds one stage-1 prompt: the instruction, the demos'
 inputs as high-quality examples, a random sample of inputs generated so far as
 lower-quality examples (:func:`sample_generated`), and (classification) the target label,
-laid out as a plain few-shot list for the model to continue.
+laid out as a plain few-shot list for the model to continue; classification lists only
+inputs of the target label by default (``form="by_label"``).
 
 Pure: plain strings in, a plain string out; randomness comes in as an explicit
 ``random.Random``. The labelling prompt is THE task prompt (:func:`selfguide.prompts.task_prompt`).
@@ -31,7 +32,7 @@ def sample_generated(pool: Sequence[str], rng: random.Random, lo: int, hi: int) 
 
 
 def input_generation_prompt(task: TaskSpec, generated: Sequence[str | tuple[str, str]] = (),
-                            target_label: str | None = None) -> str:
+                            target_label: str | None = None, form: str = "mixed") -> str:
     """One stage-1 prompt asking for one new input, as a plain few-shot continuation.
 
     Small instruct models follow a list they can continue far better than a meta-request
@@ -47,8 +48,11 @@ def input_generation_prompt(task: TaskSpec, generated: Sequence[str | tuple[str,
         generated: Earlier generated inputs to show (already sampled by the caller, see
             :func:`sample_generated`); for classification ``(input, target_label)`` pairs.
         target_label: Classification: the label the new input's answer must have.
+        form: Classification: ``mixed`` (above) or ``by_label`` (:func:`_by_label`).
     """
     head = _block(task.instruction)
+    if task.is_classification and form == "by_label":
+        return _by_label(task, generated, target_label)
     if task.is_classification:
         head += "\nPossible answers: " + ", ".join(task.labels) + "."
         blocks = [head]
@@ -69,3 +73,36 @@ def input_generation_prompt(task: TaskSpec, generated: Sequence[str | tuple[str,
         blocks.append(f"{INPUT_MARKER} {_block(d.input)}")
     blocks.append(INPUT_MARKER)
     return "\n\n".join(blocks)
+
+
+def _by_label(task: TaskSpec, generated: Sequence[str | tuple[str, str]],
+              target_label: str | None) -> str:
+    """A list of inputs whose answer is the target label, to continue.
+
+    The instruction, then ``Inputs whose answer is "<target>":`` and one ``Input:`` line per
+    example of that label (earlier generated inputs written for it first, its demos last),
+    ending with an open ``Input:``. No other label's examples: the embedded 135M model
+    copies the topic of whatever example stands last, so a mixed list pulls its new inputs
+    towards other labels (bench/README.md "Synthesis"). A label without demos is preceded
+    by the other labels' demos, each under its own heading, so the model still sees the task.
+    """
+    target = target_label if target_label is not None else task.labels[0]
+    head = _block(task.instruction) + "\nPossible answers: " + ", ".join(task.labels) + "."
+    blocks = [head]
+    own = [d.input for d in task.demos if d.output == target]
+    if not own:
+        for lab in task.labels:
+            demos = [d.input for d in task.demos if d.output == lab]
+            if lab != target and demos:
+                blocks.append(_section(lab, demos, open_end=False))
+    shown = [g[0] if isinstance(g, tuple) else g for g in generated]
+    blocks.append(_section(target, shown + own, open_end=True))
+    return "\n\n".join(blocks)
+
+
+def _section(label: str, inputs: Sequence[str], *, open_end: bool) -> str:
+    lines = [f'Inputs whose answer is "{label}":']
+    lines += [f"{INPUT_MARKER} {_block(x)}" for x in inputs]
+    if open_end:
+        lines.append(INPUT_MARKER)
+    return "\n".join(lines)

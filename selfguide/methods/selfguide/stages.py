@@ -96,7 +96,10 @@ def _round_plan(task: TaskSpec, cfg: SynthesisConfig, pool: _Pool, rnd: int
     plan = []
     for p in range(cfg.prompts_per_round):
         target = rng.choice(task.labels) if task.is_classification else ""
-        shown = sample_generated(pool.items, rng, cfg.min_generated_examples,
+        items = pool.items
+        if target and cfg.input_prompt == "by_label":  # only inputs written for the target
+            items = [it for it in items if it[1] == target]
+        shown = sample_generated(items, rng, cfg.min_generated_examples,
                                  cfg.max_generated_examples)
         plan.append((p, target, shown))
     return plan
@@ -110,7 +113,7 @@ def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
 
     The whole round is decoded again (same prompts, same batch, same seed) so a row lost to
     a torn line comes back with exactly its uninterrupted text."""
-    prompts = [input_generation_prompt(task, shown, target or None)
+    prompts = [input_generation_prompt(task, shown, target or None, form=cfg.input_prompt)
                for _, target, shown in plan]
     s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
     outs = generator.generate(prompts, s, 1, chat=chat and cfg.input_chat,
