@@ -7,6 +7,19 @@ training tokens/s (non-padding tokens seen / training wall time), step time, loa
 peak RSS, side by side. Targets (issue 5): QLoRA >= 400 tok/s, peak RSS < 4 GB.
 
 Usage: python bench/training.py [--steps 8] [--batch-size 2] [--methods qlora,lora-bf16,lora-fp32]
+
+``--compare`` (session 5) instead trains the default configuration (QLoRA, 2 x 4 rows per
+step, ``--epochs``) twice per round, old settings then new, ``--rounds`` times (A B A B),
+on the same rows (``--task topics``: the first ``--rows`` test inputs of
+examples/topics.json, ~166 tokens; ``--task task1529``: ~336 tokens): "old" is
+``merge_batches=false`` (2 rows per forward, 4 accumulated) with the step-count ETA the
+events callback used to give (steps left x time per step so far, clock from train begin);
+"new" merges the 4 batches into one of 8 rows and reports the ETA the events now carry
+(work left in tokens x time per token, clock from the first step). It prints tok/s, final
+loss and, at step 1, each ETA against the real remaining time, with the 1-min load average
+at the start and end of the whole comparison.
+
+Usage: python bench/training.py --compare [--task topics] [--rows 32] [--epochs 3] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -21,18 +34,19 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TASK = REPO.parent / "shared" / "data" / "niv2-dev" / "task1529.json"
+TASKS = {"task1529": REPO.parent / "shared" / "data" / "niv2-dev" / "task1529.json",
+         "topics": REPO / "examples" / "topics.json"}
 METHODS = {"qlora": {"method": "qlora"},
            "lora-bf16": {"method": "lora", "precision": "bf16"},
            "lora-fp32": {"method": "lora", "precision": "fp32"}}
 
 
-def make_run(ws: Path, rows: int) -> str:
+def make_run(ws: Path, rows: int, task_name: str = "task1529") -> str:
     from selfguide import store
     from selfguide.prompts import task_prompt
     from selfguide.task_formats import load_task
 
-    task = load_task(TASK)
+    task = load_task(TASKS[task_name])
     run = store.resolve_run_dir("bench-train", ws, create=True)
     store.atomic_write_json(run / "task.json", task.to_dict(include_test=False))
     store.atomic_write_json(run / "config.json", {"model": {"model": "embedded"}})
@@ -69,22 +83,100 @@ def child(method: str, steps: int, batch_size: int, ws: Path) -> dict:
     return r
 
 
+
+# --------------------------------------------------------------------------- --compare (session 5)
+
+def load1() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def step1_etas(evs: list[dict]) -> dict:
+    """ETA at step 1 by the old rule (steps) and as the events now carry it, and the real
+    remaining time (last step's end minus step 1's)."""
+    begin = next(e for e in evs if e["type"] == "train_begin")
+    prog = [e for e in evs if e["type"] == "progress" and e.get("stage") == "train"]
+    first, last = prog[0], prog[-1]
+    old = (first["total"] - first["done"]) * (first["t"] - begin["t"]) / first["done"]
+    return {"eta1_old_rule": round(old, 1), "eta1_events": round(first["eta"], 1),
+            "remaining_real": round(last["t"] - first["t"], 1),
+            "step1_s": round(first["t"] - begin["t"], 2)}
+
+
+def compare_child(variant: str, epochs: float, ws: Path) -> dict:
+    import resource
+
+    from selfguide import store, training
+    from selfguide.configs.training import TrainConfig
+    from selfguide.events import EventLog, read_events
+
+    run_dir = store.resolve_run_dir("bench-train", ws)
+    log = run_dir / f"events-{variant}-{time.time():.0f}.jsonl"
+    cfg = TrainConfig(epochs=epochs, val_fraction=0.0, merge_batches=variant == "new")
+    with open(os.devnull, "w") as devnull:
+        res = training.train(run_dir, cfg, events=EventLog(log), stream=devnull)
+    m = res.metrics
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"variant": variant, "steps": m["steps"], "tokens_per_s": m["tokens_per_s"],
+            "train_s": m["wall_s"], "train_loss": round(m["train_loss"], 5),
+            "peak_rss_gb": round(rss / 2**30, 2), **step1_etas(read_events(log))}
+
+
+def compare(a: argparse.Namespace) -> int:
+    results, load0, t0 = [], load1(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    with tempfile.TemporaryDirectory(prefix="sg-bench-train-") as tmp:
+        make_run(Path(tmp), a.rows, a.task)
+        for _ in range(a.rounds):
+            for variant in ("old", "new"):
+                cmd = [sys.executable, __file__, "--compare", "--child", variant,
+                       "--epochs", str(a.epochs), "--ws", tmp]
+                la = load1()
+                p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if p.returncode != 0:
+                    print(p.stderr[-2000:], file=sys.stderr)
+                    return 1
+                results.append({**json.loads(p.stdout.strip().splitlines()[-1]),
+                                "load_before": la})
+                print(json.dumps(results[-1]), flush=True)
+    t1 = time.strftime("%H:%M UTC", time.gmtime())
+    print(f"\n{a.task}, {a.rows} rows, {a.epochs} epochs, QLoRA, 2 x 4 rows per step; {t0}"
+          f"-{t1}; 1-min load {load0:.2f} at start, {load1():.2f} at end; "
+          f"{os.cpu_count()} CPUs\n")
+    print("| run | settings | train tok/s | train s | final loss | peak RSS GB | load before "
+          "| step 1 s | ETA at step 1: old rule | events now | real remaining |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for i, r in enumerate(results, 1):
+        name = "old: 2 x 4 accumulated" if r["variant"] == "old" else "new: merged 8 x 1"
+        print(f"| {i} | {name} | {r['tokens_per_s']} | {r['train_s']} | {r['train_loss']} | "
+              f"{r['peak_rss_gb']} | {r['load_before']:.2f} | {r['step1_s']} | "
+              f"{r['eta1_old_rule']} | {r['eta1_events']} | {r['remaining_real']} |")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--rows", type=int, default=200)
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--compare", action="store_true", help="old vs new settings, A B A B")
+    ap.add_argument("--task", default="task1529", choices=sorted(TASKS))
+    ap.add_argument("--epochs", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ws", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.compare and a.child:
+        print(json.dumps(compare_child(a.child, a.epochs, Path(a.ws))))
+        return 0
+    if a.compare:
+        return compare(a)
     if a.child:
         print(json.dumps(child(a.child, a.steps, a.batch_size, Path(a.ws))))
         return 0
     results = []
     with tempfile.TemporaryDirectory(prefix="sg-bench-train-") as tmp:
         ws = Path(tmp)
-        make_run(ws, a.rows)
+        make_run(ws, a.rows, a.task)
         for method in a.methods.split(","):
             cmd = [sys.executable, __file__, "--child", method, "--steps", str(a.steps),
                    "--batch-size", str(a.batch_size), "--ws", str(ws)]

@@ -45,23 +45,43 @@ def format_eta(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def work_eta(done: float, total: float, elapsed: float) -> float | None:
+    """Seconds left when ``done`` of ``total`` units of work took ``elapsed`` seconds.
+
+    With work counted in what the time goes into (training tokens, not steps), a first
+    step that is shorter or longer than the average still gives a fair rate; None until
+    some work is done.
+    """
+    if done <= 0 or elapsed <= 0:
+        return None
+    return max(0.0, total - done) * elapsed / done
+
+
 class Progress:
     """Counts work done in a stage; writes ``progress`` events and a stderr bar.
 
     ``update(n, tokens=…)`` adds finished units. Rate and ETA use the elapsed time since
-    the first update of this process (resumed work counts as done, not as speed).
+    the first update of this process (resumed work counts as done, not as speed). Given
+    ``work_total``, the ETA follows ``update(work=…)`` (e.g. tokens) instead of the units
+    (:func:`work_eta`); :meth:`restart_clock` leaves one-off set-up time out of the rate.
     """
 
     def __init__(self, stage: str, total: int, *, events: EventLog | None = None,
-                 done: int = 0, unit: str = "it", stream=sys.stderr, min_interval: float = 0.5):
+                 done: int = 0, unit: str = "it", stream=sys.stderr, min_interval: float = 0.5,
+                 work_total: float | None = None):
         self.stage, self.total, self.done, self.unit = stage, max(0, total), done, unit
         self.events = events or EventLog(None)
         self.stream = stream
         self.start = time.time()
         self.start_done = done
         self.tokens = 0
+        self.work_total, self.work = work_total, 0.0
         self.min_interval = min_interval
         self._last_print = 0.0
+
+    def restart_clock(self) -> None:
+        """Measure rate and ETA from now (after a warm-up that the rest will not repeat)."""
+        self.start = time.time()
 
     @property
     def elapsed(self) -> float:
@@ -73,12 +93,17 @@ class Progress:
 
     @property
     def eta(self) -> float | None:
+        if self.work_total is not None:
+            if self.total and self.done >= self.total:
+                return 0.0
+            return work_eta(self.work, self.work_total, self.elapsed)
         r = self.rate
         return (self.total - self.done) / r if r > 0 else None
 
-    def update(self, n: int = 1, *, tokens: int = 0, **extra: Any) -> None:
+    def update(self, n: int = 1, *, tokens: int = 0, work: float = 0.0, **extra: Any) -> None:
         self.done = min(self.total, self.done + n) if self.total else self.done + n
         self.tokens += tokens
+        self.work += work
         tok_s = self.tokens / self.elapsed if self.elapsed > 0 else 0.0
         self.events.emit("progress", stage=self.stage, done=self.done, total=self.total,
                          elapsed=round(self.elapsed, 3), eta=self.eta,

@@ -35,17 +35,19 @@ def build_lora_config(cfg: TrainConfig) -> Any:
 
 
 def build_training_args(cfg: TrainConfig, output_dir: str | Path, *, has_val: bool,
-                        use_cpu: bool = True) -> Any:
-    """``transformers.TrainingArguments`` for ``cfg`` (no model needed)."""
+                        use_cpu: bool = True, batches: tuple[int, int] | None = None) -> Any:
+    """``transformers.TrainingArguments`` for ``cfg`` (no model needed); ``batches`` is
+    (rows per forward, accumulated forwards) from :func:`plan_batches`, else ``cfg``'s."""
     from transformers import TrainingArguments
 
+    rows, accum = batches or (cfg.batch_size, cfg.grad_accum)
     validate = has_val
     best = validate and cfg.select_best and cfg.save_strategy == "epoch"
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        per_device_train_batch_size=rows, per_device_eval_batch_size=rows,
+        gradient_accumulation_steps=accum,
         learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler,
         warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
         logging_strategy="steps", logging_steps=cfg.logging_steps,
@@ -67,20 +69,60 @@ def build_training_args(cfg: TrainConfig, output_dir: str | Path, *, has_val: bo
     )
 
 
-# --------------------------------------------------------------------------- progress callback
+# --------------------------------------------------------------------------- batches and progress
 
-def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = None) -> Any:
+MERGE_TOKENS = 1536  # padded tokens one merged forward may hold (bench/README.md "Session 5")
+EVAL_WORK = 0.35     # a validation token costs about a third of a training token (no backward)
+
+
+def plan_batches(batch_size: int, grad_accum: int, longest: int, *, merge: bool = True,
+                 max_tokens: int = MERGE_TOKENS) -> tuple[int, int]:
+    """(rows per forward, accumulated forwards) for ``batch_size x grad_accum`` rows per step.
+
+    With ``merge``, accumulated batches are run as one larger batch while it holds at most
+    ``max_tokens`` padded tokens (rows of ``longest`` tokens): the same rows per optimizer
+    step and the same loss (it is normalised by the completion tokens of the whole step),
+    with fewer, larger matrix products, which a CPU runs faster.
+    """
+    if not merge:
+        return batch_size, grad_accum
+    for k in range(grad_accum, 1, -1):
+        if grad_accum % k == 0 and batch_size * k * max(longest, 1) <= max_tokens:
+            return batch_size * k, grad_accum // k
+    return batch_size, grad_accum
+
+
+def planned_work(row_tokens: list[int], val_tokens: int, *, total_steps: int,
+                 steps_per_epoch: int) -> tuple[float, float]:
+    """(work of the whole run, work of one validation) in training-token units.
+
+    Each epoch trains on every row once; validation runs after each epoch and costs
+    ``EVAL_WORK`` per token. Known before training, so the ETA at step 1 already weighs the
+    steps by what they hold instead of counting them alike.
+    """
+    per_step = sum(row_tokens) / max(steps_per_epoch, 1)
+    per_eval = EVAL_WORK * val_tokens
+    evals = -(-total_steps // max(steps_per_epoch, 1)) if val_tokens else 0
+    return per_step * total_steps + per_eval * evals, per_eval
+
+
+def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = None,
+                         work: tuple[float, float] | None = None) -> Any:
     """A ``TrainerCallback`` that writes progress/loss/eval events (step, epoch, loss, lr,
-    tokens/s, elapsed, ETA)."""
+    tokens/s, elapsed, ETA). ``work`` (:func:`planned_work`) makes the ETA follow tokens;
+    its clock starts when the first step does, so trainer set-up is not taken for speed."""
     import sys
 
     from transformers import TrainerCallback
+
+    total_work, eval_work = work if work is not None else (None, 0.0)
 
     class EventsCallback(TrainerCallback):
         def __init__(self) -> None:
             self.progress: Progress | None = None
             self.t0 = time.time()
             self.tokens0 = 0
+            self.started = False
 
         def on_train_begin(self, args, state, control, **kw):
             if not state.is_world_process_zero:  # several processes: rank 0 reports
@@ -88,41 +130,53 @@ def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = No
             self.t0 = time.time()
             self.tokens0 = state.num_input_tokens_seen or 0
             total = state.max_steps or total_steps
+            left = None if total_work is None else max(0.0, total_work - self.tokens0)
             self.progress = Progress("train", total, events=events, done=state.global_step,
                                      unit="steps", stream=stream if stream is not None
-                                     else sys.stderr)
+                                     else sys.stderr, work_total=left)
             events.emit("train_begin", step=state.global_step, max_steps=total)
 
         def _tok_s(self, state) -> float:
             el = time.time() - self.t0
             return ((state.num_input_tokens_seen or 0) - self.tokens0) / el if el > 0 else 0.0
 
+        def on_step_begin(self, args, state, control, **kw):
+            if self.progress is not None and not self.started:
+                self.started = True
+                self.progress.restart_clock()
+
         def on_step_end(self, args, state, control, **kw):
             if self.progress is not None:
                 seen = (state.num_input_tokens_seen or 0) - self.tokens0
-                self.progress.update(1, tokens=seen - self.progress.tokens,
-                                     epoch=round(state.epoch or 0.0, 4))
+                new = seen - self.progress.tokens
+                self.progress.update(1, tokens=new, work=new, epoch=round(state.epoch or 0.0, 4))
+
+        def on_evaluate(self, args, state, control, **kw):
+            if self.progress is not None:
+                self.progress.work += eval_work
 
         def on_log(self, args, state, control, logs=None, **kw):
-            if not state.is_world_process_zero:
-                return
-            logs = logs or {}
-            el = time.time() - self.t0
-            eta = self.progress.eta if self.progress is not None else None
-            if "loss" in logs:
-                events.emit("loss", step=state.global_step, epoch=round(state.epoch or 0, 4),
-                            loss=logs["loss"], lr=logs.get("learning_rate"),
-                            tokens_per_s=round(self._tok_s(state), 1), elapsed=round(el, 2),
-                            eta=eta)
-            if "eval_loss" in logs:
-                events.emit("eval", step=state.global_step, epoch=round(state.epoch or 0, 4),
-                            eval_loss=logs["eval_loss"])
+            if state.is_world_process_zero:
+                _emit_logs(events, state, logs or {}, time.time() - self.t0,
+                           self._tok_s(state), self.progress.eta if self.progress else None)
 
         def on_train_end(self, args, state, control, **kw):
             if self.progress is not None:
                 self.progress.close()
 
     return EventsCallback()
+
+
+def _emit_logs(events: EventLog, state: Any, logs: dict, elapsed: float, tok_s: float,
+               eta: float | None) -> None:
+    """The ``loss`` and ``eval`` events of one trainer log call."""
+    epoch = round(state.epoch or 0, 4)
+    if "loss" in logs:
+        events.emit("loss", step=state.global_step, epoch=epoch, loss=logs["loss"],
+                    lr=logs.get("learning_rate"), tokens_per_s=round(tok_s, 1),
+                    elapsed=round(elapsed, 2), eta=eta)
+    if "eval_loss" in logs:
+        events.emit("eval", step=state.global_step, epoch=epoch, eval_loss=logs["eval_loss"])
 
 
 def supports_logits_to_keep(model: Any) -> bool:
@@ -239,15 +293,24 @@ def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: An
     model = prepare_model(model, cfg)
     from selfguide import train_dist
 
-    args = build_training_args(cfg, ckpt_dir, has_val=bool(vfeats.rows), use_cpu=device == "cpu")
+    lengths = [len(r["input_ids"]) for r in feats.rows]
+    batches = plan_batches(cfg.batch_size, cfg.grad_accum, max(lengths),
+                           merge=cfg.merge_batches)
+    args = build_training_args(cfg, ckpt_dir, has_val=bool(vfeats.rows), use_cpu=device == "cpu",
+                               batches=batches)
     # one optimizer step takes batch_size x grad_accum rows on every rank
     global_batch = cfg.batch_size * cfg.grad_accum * train_dist.world_size()
     steps_per_epoch = -(-len(feats.rows) // global_batch)
     total = cfg.max_steps if cfg.max_steps > 0 else int(steps_per_epoch * cfg.epochs + 0.999)
+    # num_input_tokens_seen counts every rank's tokens, so the plan covers all rows
+    work = planned_work(lengths,
+                        sum(len(r["input_ids"]) for r in vfeats.rows),
+                        total_steps=total, steps_per_epoch=steps_per_epoch)
     trainer = make_trainer(model=model, args=args, train_dataset=feats.rows,
                            eval_dataset=vfeats.rows or None,
                            data_collator=PadCollator(tok.pad_token_id),
-                           callbacks=[make_events_callback(events, total, stream=stream)])
+                           callbacks=[make_events_callback(events, total, stream=stream,
+                                                           work=work)])
     for cb in (PrinterCallback, ProgressCallback):  # our callback reports instead
         trainer.remove_callback(cb)
     if train_dist.strategy() == "fsdp":

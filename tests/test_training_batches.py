@@ -1,0 +1,119 @@
+"""Merged accumulation batches (same losses as accumulating) and the token-based ETA."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from selfguide import events as ev
+from selfguide import store, train_loop, training
+from selfguide.configs.training import TrainConfig
+from selfguide.events import EventLog, Progress, read_events, work_eta
+from selfguide.prompts import task_prompt
+from selfguide.rundir import RunDir
+
+
+def test_plan_batches_merges_accumulation_within_the_token_budget():
+    plan = train_loop.plan_batches
+    assert plan(2, 4, 180, max_tokens=1536) == (8, 1)   # 8 x 180 = 1440 tokens fit
+    assert plan(2, 4, 300, max_tokens=1536) == (4, 2)   # 8 x 300 does not, 4 x 300 does
+    assert plan(2, 4, 800, max_tokens=1536) == (2, 4)   # nothing to merge
+    assert plan(3, 3, 10, max_tokens=1536) == (9, 1)
+    assert plan(2, 6, 200, max_tokens=1536) == (6, 2)   # a divisor of grad_accum only
+    assert plan(2, 4, 10, merge=False) == (2, 4)
+    for b, a, n in [(1, 7, 50), (2, 4, 333), (5, 1, 10_000), (4, 12, 64)]:
+        rows, accum = plan(b, a, n)
+        assert rows * accum == b * a and rows >= b  # rows per optimizer step unchanged
+
+
+def _run(ws: Path, model_dir: Path, name: str, n: int = 16) -> Path:
+    """A run with rows of different lengths (so a merged batch pads more than two rows)."""
+    run = store.resolve_run_dir(name, ws, create=True)
+    store.atomic_write_json(run / "config.json", {"model": {"model": str(model_dir)}})
+    store.atomic_write_json(run / "task.json", {
+        "name": "sent", "instruction": "is this movie positive or negative",
+        "demos": [{"input": "this movie was great", "output": "positive"},
+                  {"input": "this film was bad", "output": "negative"}],
+        "task_type": "classification", "labels": ["positive", "negative"],
+        "metric": "exact_match", "test": []})
+    task = RunDir(run).read_task(required=True)
+    rows = []
+    for i in range(n):
+        pos = i % 2 == 0
+        inp = " ".join(["this movie was great and fun" if pos else "this film was bad"]
+                       * (1 + i % 4))
+        lab = "positive" if pos else "negative"
+        rows.append({"id": f"r{i}", "prompt": task_prompt(task, inp), "completion": lab,
+                     "input": inp, "output": lab, "label": lab})
+    store.atomic_write_text(run / "dataset" / "train.jsonl",
+                            "".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+@pytest.mark.slow
+def test_merged_batches_train_like_accumulation(workspace, tiny_model_dir, monkeypatch):
+    """2 x 4 accumulated and one merged batch of 8: the same rows per step, the same
+    per-step losses and final adapter (up to float noise)."""
+    from safetensors.torch import load_file
+
+    plans, real_plan = [], train_loop.plan_batches
+    monkeypatch.setattr(train_loop, "plan_batches",  # records what the real one decides
+                        lambda *a, **k: plans.append(real_plan(*a, **k)) or plans[-1])
+    losses, weights = {}, {}
+    for merge in (False, True):
+        run = _run(workspace, tiny_model_dir, f"m{int(merge)}")
+        cfg = TrainConfig(method="lora", precision="fp32", batch_size=2, grad_accum=4,
+                          merge_batches=merge, epochs=2, learning_rate=5e-3,
+                          val_fraction=0.0, save_strategy="steps", save_steps=10**6)
+        res = training.train(run, cfg, events=EventLog(run / "events.jsonl"))
+        assert res.metrics["steps"] == 4
+        losses[merge] = [e["loss"] for e in read_events(run / "events.jsonl", ("loss",))]
+        weights[merge] = load_file(str(run / "train" / "adapter" / "adapter_model.safetensors"))
+    assert plans == [(2, 4), (8, 1)]
+    assert len(losses[True]) == len(losses[False]) == 4
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4, abs=1e-5)
+    for k, w in weights[False].items():
+        assert (weights[True][k] - w).abs().max() <= 1e-4 + 1e-3 * w.abs().max(), k
+
+
+def test_work_eta_follows_tokens_not_steps():
+    """A short first step (100 of 800 tokens, 1 s) foretells the 7 s left; counting steps
+    would say 3 s. Synthetic timings: 0.01 s per token."""
+    tokens = [100, 300, 300, 100]
+    assert work_eta(100, sum(tokens), 1.0) == pytest.approx(7.0)
+    assert work_eta(400, sum(tokens), 4.0) == pytest.approx(4.0)
+    assert work_eta(800, sum(tokens), 8.0) == 0.0
+    assert work_eta(0, 800, 0.0) is None and work_eta(10, 800, 0.0) is None
+
+
+def test_planned_work_counts_epochs_steps_and_validation():
+    total, per_eval = train_loop.planned_work([100] * 10, 0, total_steps=6, steps_per_epoch=2)
+    assert total == pytest.approx(3000) and per_eval == 0  # 3 epochs of 1,000 tokens
+    total, per_eval = train_loop.planned_work([100] * 10, 200, total_steps=4,
+                                              steps_per_epoch=2)
+    assert per_eval == pytest.approx(train_loop.EVAL_WORK * 200)
+    assert total == pytest.approx(2000 + 2 * per_eval)  # two epochs, validated after each
+    total, _ = train_loop.planned_work([100] * 10, 0, total_steps=3, steps_per_epoch=2)
+    assert total == pytest.approx(1500)  # max_steps: steps x the mean tokens of a step
+
+
+def test_progress_eta_uses_work_from_the_restarted_clock(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(ev.time, "time", lambda: now[0])
+    p = Progress("train", 4, unit="steps", stream=None, work_total=800)
+    now[0] += 30.0  # one-off set-up before the first step: not part of the rate
+    p.restart_clock()
+    now[0] += 1.0
+    p.update(1, tokens=100, work=100)
+    assert p.eta == pytest.approx(7.0)
+    now[0] += 3.0
+    p.update(1, tokens=300, work=300)
+    assert p.eta == pytest.approx(4.0)
+    p.update(2, tokens=400, work=350)  # the plan was a little off: done is done
+    assert p.eta == 0.0
+    plain = Progress("x", 4, stream=None)  # without work_total: units, as before
+    now[0] += 2.0
+    plain.update(1)
+    assert plain.eta == pytest.approx(6.0)
