@@ -294,8 +294,10 @@ def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: An
     from selfguide import train_dist
 
     lengths = [len(r["input_ids"]) for r in feats.rows]
+    # merged only on the CPU, where it was measured; on an accelerator batch_size is
+    # usually what bounds memory, and a merged batch would hold more
     batches = plan_batches(cfg.batch_size, cfg.grad_accum, max(lengths),
-                           merge=cfg.merge_batches)
+                           merge=cfg.merge_batches and device == "cpu")
     args = build_training_args(cfg, ckpt_dir, has_val=bool(vfeats.rows), use_cpu=device == "cpu",
                                batches=batches)
     # one optimizer step takes batch_size x grad_accum rows on every rank

@@ -50,11 +50,11 @@ class TrainConfig:
                             range=(1, 1024))
     grad_accum: int = field(4, help="Batches accumulated per optimizer step (effective batch "
                                       "= batch_size x grad_accum).", range=(1, 4096))
-    merge_batches: bool = field(True, help="Run the grad_accum batches of a step as one "
-                                           "larger batch while it holds at most 1,536 "
-                                           "tokens: the same rows per step and the same "
-                                           "loss, faster on a CPU (false = always "
-                                           "batch_size rows per forward).")
+    merge_batches: bool = field(True, help="On a CPU, run the grad_accum batches of a step "
+                                           "as one larger batch while it holds at most "
+                                           "1,536 tokens: the same rows per step and the "
+                                           "same loss, faster (false = always batch_size "
+                                           "rows per forward; accelerators never merge).")
     max_length: int = field(0, help="Maximum tokens per row (prompt + completion); 0 = auto: "
                                     "the longest row, up to the model's context (8,192 for "
                                     "the embedded model) and what fits in memory.",
