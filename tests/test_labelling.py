@@ -118,8 +118,9 @@ def test_no_protocol_beats_chance_falls_back_to_target_and_says_so(tmp_path):
     lab = report["labelling"]
     assert lab["strategy"] == "target" and lab["beats_chance"] is False
     assert "bigger model" in lab["reason"]
-    codes = [d["code"] for d in report["diagnostics"]]
-    assert "labels_at_chance" in codes
+    (diag,) = [d for d in report["diagnostics"] if d["code"] == "labels_at_chance"]
+    assert diag["message"] == lab["reason"]  # said once, not twice
+    assert diag["message"].count("bigger model") == 1
     recs = store.read_jsonl(run_dir / "dataset" / "train.jsonl")
     assert {r["label"] for r in recs} == {"positive", "negative"}  # the asked-for labels
 

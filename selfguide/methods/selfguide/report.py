@@ -141,11 +141,12 @@ def labelling_diagnostics(choice: dict | None) -> list[dict]:
     """A warning when no way of self-labelling beat chance on the demos."""
     if not choice or choice.get("beats_chance") is not False:
         return []
-    return [{"code": "labels_at_chance", "level": "warning",
-             "message": "The model's own labels do not beat chance on the demos "
-                        "(leave-one-out): " + str(choice.get("reason") or "") +
-                        " Expect the tuned model to learn the answer format, not the task; "
-                        "a bigger model would help.", "value": False}]
+    # the chooser's reason already names the evidence, the consequence and the remedy
+    message = str(choice.get("reason") or "") or (
+        "The model's own labels do not beat chance on the demos (leave-one-out). Expect the "
+        "tuned model to learn the answer format, not the task; a bigger model would help.")
+    return [{"code": "labels_at_chance", "level": "warning", "message": message,
+             "value": False}]
 
 
 def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
