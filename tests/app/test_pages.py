@@ -326,6 +326,20 @@ def test_compare_paper_metrics_and_gguf_export(app, runs, job_recorder):
     assert "tokenizer matches" in all_text(at)
 
 
+def test_compare_warns_when_the_tuned_model_gives_one_answer(app, runs):
+    preds = [{"id": f"t{i}", "input": f"Review {i}.", "reference": "positive",
+              "before": "positive", "after": "negative", "score_before": 1.0,
+              "score_after": 0.0, "changed": True} for i in range(3)]
+    d = runs.evaluated("r1", preds)
+    m = store.read_json(d / "eval" / "metrics.json")
+    text = "The tuned model answers \u201cnegative\u201d to 3 of 3 held-out inputs."
+    store.atomic_write_json(d / "eval" / "metrics.json", {**m, "warnings": [text]})
+    at = app(run="r1")
+    at.switch_page("studio/pages/compare.py").run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == [text]
+
+
 def test_compare_without_adapter_points_to_finetune(app, runs):
     runs.dataset("r1")
     at = app(run="r1")
