@@ -62,6 +62,14 @@ def test_input_generation_prompt_by_label_without_demos_of_the_target():
         'Inputs whose answer is "mixed":\nInput:')
 
 
+def test_input_generation_prompt_by_label_matches_demo_answers_loosely():
+    loose = TaskSpec(name="l", instruction="Classify.", demos=(Demo("Great.", " Positive"),),
+                     task_type="classification", labels=("positive", "negative"),
+                     metric="exact_match")
+    assert input_generation_prompt(loose, [], "positive", form="by_label").endswith(
+        'Inputs whose answer is "positive":\nInput: Great.\nInput:')
+
+
 def test_input_generation_prompt_by_label_leaves_generation_tasks_alone():
     assert input_generation_prompt(GEN, ["How do birds fly?"], form="by_label") == \
         input_generation_prompt(GEN, ["How do birds fly?"])

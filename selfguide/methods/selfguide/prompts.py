@@ -89,15 +89,21 @@ def _by_label(task: TaskSpec, generated: Sequence[str | tuple[str, str]],
     target = target_label if target_label is not None else task.labels[0]
     head = _block(task.instruction) + "\nPossible answers: " + ", ".join(task.labels) + "."
     blocks = [head]
-    own = [d.input for d in task.demos if d.output == target]
+    own = _inputs_of(task, target)
     if not own:
         for lab in task.labels:
-            demos = [d.input for d in task.demos if d.output == lab]
+            demos = _inputs_of(task, lab)
             if lab != target and demos:
                 blocks.append(_section(lab, demos, open_end=False))
     shown = [g[0] if isinstance(g, tuple) else g for g in generated]
     blocks.append(_section(target, shown + own, open_end=True))
     return "\n\n".join(blocks)
+
+
+def _inputs_of(task: TaskSpec, label: str) -> list[str]:
+    """The demo inputs whose answer is ``label`` (case and surrounding space ignored)."""
+    key = label.strip().casefold()
+    return [d.input for d in task.demos if d.output.strip().casefold() == key]
 
 
 def _section(label: str, inputs: Sequence[str], *, open_end: bool) -> str:
