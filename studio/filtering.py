@@ -279,6 +279,24 @@ def table(df: pd.DataFrame, overrides: dict[str, bool], show: list[str],
 
 # --------------------------------------------------------------------------- diagnostics
 
+def strategy_agreement(df: pd.DataFrame, task: TaskSpec | None) -> pd.DataFrame | None:
+    """Per self-label strategy: its labels and how often they agree with the label each
+    input was written for (the CLI funnel's "Label strategies" block)."""
+    if task is None or not task.is_classification:
+        return None
+    from selfguide.methods.selfguide import report
+
+    table = report.strategy_table(df, task)
+    if not table:
+        return None
+    rows = [{"strategy": name,
+             "labels": ", ".join(f"{lab} {n}" for lab, n in t["labels"].items()),
+             "agrees with the asked-for label": "–" if t["target_agreement"] is None
+             else f"{100 * t['target_agreement']:.0f}%"}
+            for name, t in table.items() if name != "target"]
+    return pd.DataFrame(rows)
+
+
 def diagnostics(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None
                 ) -> list[tuple[str, str]]:
     """``(level, message)`` about a degenerate selection, recomputed as sliders move (the

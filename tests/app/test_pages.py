@@ -195,6 +195,17 @@ def test_filter_sliders_change_counts_at_once(app, runs):
     assert int(metric(at, "Kept")) >= kept_loose
 
 
+def test_filter_labels_tab_shows_agreement_with_the_asked_for_label(app, runs):
+    runs.candidates("r1", n=40)  # the vote labels equal the asked-for labels; no scores
+    at = app(run="r1")
+    at.switch_page("studio/pages/filter.py").run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "strategy" in d.value.columns)
+    got = dict(zip(table["strategy"], table["agrees with the asked-for label"]))
+    assert got == {"vote": "100%", "rank": "–", "calibrated": "–"}
+    assert any("chance 50%" in c.value for c in at.caption)
+
+
 def test_filter_overrides_and_save_dataset(app, runs):
     d = runs.candidates("r1", n=40)
     at = app(run="r1")
