@@ -140,8 +140,9 @@ def one_answer_warning(m: dict, train_labels: dict[str, int] | None = None) -> s
         return None
     text = f"The tuned model answers \u201c{top}\u201d to {k} of {n} held-out inputs"
     text += f" (the base model: {before} of {n})." if before is not None else "."
-    rows = sum((train_labels or {}).values())
-    if rows and (train_labels or {}).get(top, 0) < ONE_ANSWER_SHARE * rows:
+    train_labels = train_labels or {}
+    rows = sum(train_labels.values())
+    if rows and train_labels.get(top, 0) < ONE_ANSWER_SHARE * rows:
         mix = ", ".join(f"{c} \u201c{lab}\u201d" for lab, c in sorted(train_labels.items()))
         text += (f" Its training rows were not like that ({mix}): it learned a default "
                  "answer, not the task, which is what labels that do not follow their "

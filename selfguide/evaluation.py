@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -170,15 +171,10 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
 
 def _train_labels(run: RunDir) -> dict[str, int] | None:
     """Label -> rows of the run's training data (None without a dataset)."""
-    path = run.records_file("train")
-    if not path.is_file():
+    if not run.has_dataset():
         return None
-    counts: dict[str, int] = {}
-    for rec in store.read_jsonl(path):
-        lab = str(rec.get("label") or rec.get("output") or "").strip()
-        if lab:
-            counts[lab] = counts.get(lab, 0) + 1
-    return counts
+    labels = (str(r.get("label") or r.get("output") or "").strip() for r in run.read_records())
+    return dict(Counter(lab for lab in labels if lab))
 
 
 def _pick_labels(stage: str, gen: Any, prompts: list[str], labels: list[str], chat: bool,

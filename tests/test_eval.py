@@ -188,10 +188,9 @@ def test_one_answer_warning_when_the_tuned_model_answers_one_label(workspace, tm
     (warning,) = s["warnings"]
     assert "answers \u201cnegative\u201d to 12 of 12 held-out inputs" in warning
     assert "the base model: " in warning and "Filter page" in warning
-    train = s["train_labels"]
-    assert train and sum(train.values()) == len(store.read_jsonl(run / "dataset" / "train.jsonl"))
-    if train.get("negative", 0) < 0.9 * sum(train.values()):
-        assert "learned a default answer" in warning
+    assert s["train_labels"] == {"positive": 1, "negative": 1}  # make_run's two rows
+    assert "(1 \u201cnegative\u201d, 1 \u201cpositive\u201d)" in warning
+    assert "learned a default answer" in warning
     saved = json.loads((run / "eval" / "metrics.json").read_text())
     assert saved["warnings"] == [warning]
     # a model that answers like the base, or a mixed one, gets no warning

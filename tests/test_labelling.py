@@ -8,6 +8,7 @@ import json
 import random
 
 import pytest
+from test_selfguide_pipeline import asked_label
 
 from selfguide import cli, store
 from selfguide.backends.fake import FakeGenerator
@@ -45,11 +46,7 @@ class ProtocolFake(FakeGenerator):
         self.good, self.stuck = good, stuck
 
     def _answer(self, prompt: str, chat: bool) -> str:
-        target = ""
-        if prompt.endswith(("Answer: positive\nInput:", "Answer: negative\nInput:")):
-            target = prompt.rsplit("Answer: ", 1)[1].split("\n")[0]  # the "mixed" form
-        elif prompt.endswith("\nInput:") and 'Inputs whose answer is "' in prompt:
-            target = prompt.rsplit('Inputs whose answer is "', 1)[1].split('"')[0]
+        target = asked_label(prompt, ("positive", "negative"))
         if target:
             r = random.Random(prompt)
             return f" The {r.choice(POS if target == 'positive' else NEG)} " \

@@ -32,14 +32,19 @@ WORDS = {"positive": ["great", "lovely", "superb", "fun", "charming", "moving", 
 NOUNS = ["film", "plot", "cast", "score", "ending", "script", "camera", "story", "pacing"]
 
 
+def asked_label(prompt: str, labels) -> str:
+    """The label a stage-1 prompt asks an input for ("" for any other prompt), in either
+    ``input_prompt`` form."""
+    if prompt.endswith(tuple(f"Answer: {lab}\nInput:" for lab in labels)):  # mixed
+        return prompt.rsplit("Answer: ", 1)[1].split("\n")[0]
+    if prompt.endswith("\nInput:") and 'Inputs whose answer is "' in prompt:  # by_label
+        return prompt.rsplit('Inputs whose answer is "', 1)[1].split('"')[0]
+    return ""
+
+
 def script(prompt: str, sampling, i: int) -> str:
     """Inputs follow the asked-for label; answers read the input's words (noisy)."""
-    if prompt.endswith(("Answer: negative\nInput:", "Answer: positive\nInput:")):
-        target = prompt.rsplit("Answer: ", 1)[1].split("\n")[0]  # the "mixed" form
-    elif prompt.endswith("\nInput:") and 'Inputs whose answer is "' in prompt:  # by_label
-        target = prompt.rsplit('Inputs whose answer is "', 1)[1].split('"')[0]
-    else:
-        target = ""
+    target = asked_label(prompt, ("negative", "positive"))
     if target:
         r = random.Random(f"{prompt}|{sampling.seed}")
         body = " ".join(f"{r.choice(WORDS[target])} {r.choice(NOUNS)}" for _ in range(3))

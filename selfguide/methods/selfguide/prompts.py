@@ -90,10 +90,9 @@ def _by_label(task: TaskSpec, generated: Sequence[str | tuple[str, str]],
     head = _block(task.instruction) + "\nPossible answers: " + ", ".join(task.labels) + "."
     blocks = [head]
     own = _inputs_of(task, target)
-    if not own:
+    if not own:  # the other labels' demos (the target has none)
         for lab in task.labels:
-            demos = _inputs_of(task, lab)
-            if lab != target and demos:
+            if demos := _inputs_of(task, lab):
                 blocks.append(_section(lab, demos, open_end=False))
     shown = [g[0] if isinstance(g, tuple) else g for g in generated]
     blocks.append(_section(target, shown + own, open_end=True))
