@@ -20,6 +20,12 @@ loss and, at step 1, each ETA against the real remaining time, with the 1-min lo
 at the start and end of the whole comparison.
 
 Usage: python bench/training.py --compare [--task topics] [--rows 32] [--epochs 3] [--rounds 2]
+
+``--compare --ablate share`` (session 6) compares ``share_prefix`` off ("old") and on
+("new", the default since): both with merged batches; "new" runs the prompt prefix the rows
+of a batch share once per forward, and may merge more rows per forward because the prefix
+counts once against the 1,536-token cap. The table adds the rows per forward and the share
+of row tokens that were not recomputed.
 """
 
 from __future__ import annotations
@@ -102,7 +108,7 @@ def step1_etas(evs: list[dict]) -> dict:
             "step1_s": round(first["t"] - begin["t"], 2)}
 
 
-def compare_child(variant: str, epochs: float, ws: Path) -> dict:
+def compare_child(variant: str, epochs: float, ws: Path, ablate: str = "merge") -> dict:
     import resource
 
     from selfguide import store, training
@@ -111,12 +117,20 @@ def compare_child(variant: str, epochs: float, ws: Path) -> dict:
 
     run_dir = store.resolve_run_dir("bench-train", ws)
     log = run_dir / f"events-{variant}-{time.time():.0f}.jsonl"
-    cfg = TrainConfig(epochs=epochs, val_fraction=0.0, merge_batches=variant == "new")
+    if ablate == "share":
+        cfg = TrainConfig(epochs=epochs, val_fraction=0.0, share_prefix=variant == "new")
+    else:
+        cfg = TrainConfig(epochs=epochs, val_fraction=0.0, merge_batches=variant == "new",
+                          share_prefix=False)
     with open(os.devnull, "w") as devnull:
         res = training.train(run_dir, cfg, events=EventLog(log), stream=devnull)
     m = res.metrics
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    shared = (m.get("prefix_shared") or {}).get("saved_tokens", 0)
+    seen = m["tokens_per_s"] * m["wall_s"]
     return {"variant": variant, "steps": m["steps"], "tokens_per_s": m["tokens_per_s"],
+            "rows_per_forward": f"{m['rows_per_forward']} x {m['forwards_per_step']}",
+            "not_recomputed": round(shared / seen, 3) if seen else 0.0,
             "train_s": m["wall_s"], "train_loss": round(m["train_loss"], 5),
             "peak_rss_gb": round(rss / 2**30, 2), **step1_etas(read_events(log))}
 
@@ -128,7 +142,7 @@ def compare(a: argparse.Namespace) -> int:
         for _ in range(a.rounds):
             for variant in ("old", "new"):
                 cmd = [sys.executable, __file__, "--compare", "--child", variant,
-                       "--epochs", str(a.epochs), "--ws", tmp]
+                       "--epochs", str(a.epochs), "--ws", tmp, "--ablate", a.ablate]
                 la = load1()
                 p = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if p.returncode != 0:
@@ -141,14 +155,18 @@ def compare(a: argparse.Namespace) -> int:
     print(f"\n{a.task}, {a.rows} rows, {a.epochs} epochs, QLoRA, 2 x 4 rows per step; {t0}"
           f"-{t1}; 1-min load {load0:.2f} at start, {load1():.2f} at end; "
           f"{os.cpu_count()} CPUs\n")
-    print("| run | settings | train tok/s | train s | final loss | peak RSS GB | load before "
-          "| step 1 s | ETA at step 1: old rule | events now | real remaining |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    names = {"merge": {"old": "old: 2 x 4 accumulated", "new": "new: merged"},
+             "share": {"old": "old: prefix per row", "new": "new: prefix shared"}}[a.ablate]
+    print("| run | settings | rows per forward | not recomputed | train tok/s | train s "
+          "| final loss | peak RSS GB | load before | step 1 s | ETA at step 1: old rule "
+          "| events now | real remaining |")
+    print("| --- " * 13 + "|")
     for i, r in enumerate(results, 1):
-        name = "old: 2 x 4 accumulated" if r["variant"] == "old" else "new: merged 8 x 1"
-        print(f"| {i} | {name} | {r['tokens_per_s']} | {r['train_s']} | {r['train_loss']} | "
-              f"{r['peak_rss_gb']} | {r['load_before']:.2f} | {r['step1_s']} | "
-              f"{r['eta1_old_rule']} | {r['eta1_events']} | {r['remaining_real']} |")
+        print(f"| {i} | {names[r['variant']]} | {r['rows_per_forward']} | "
+              f"{r['not_recomputed']:.0%} | {r['tokens_per_s']} | {r['train_s']} | "
+              f"{r['train_loss']} | {r['peak_rss_gb']} | {r['load_before']:.2f} | "
+              f"{r['step1_s']} | {r['eta1_old_rule']} | {r['eta1_events']} | "
+              f"{r['remaining_real']} |")
     return 0
 
 
@@ -162,11 +180,13 @@ def main() -> int:
     ap.add_argument("--task", default="task1529", choices=sorted(TASKS))
     ap.add_argument("--epochs", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--ablate", default="merge", choices=("merge", "share"),
+                    help="--compare: merged batches (session 5) or the shared prefix (6)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ws", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.compare and a.child:
-        print(json.dumps(compare_child(a.child, a.epochs, Path(a.ws))))
+        print(json.dumps(compare_child(a.child, a.epochs, Path(a.ws), a.ablate)))
         return 0
     if a.compare:
         return compare(a)

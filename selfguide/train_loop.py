@@ -22,6 +22,7 @@ from selfguide.configs.training import TrainConfig
 from selfguide.errors import ConfigError
 from selfguide.events import EventLog, Progress
 from selfguide.train_data import IGNORE_INDEX, PadCollator
+from selfguide.train_prefix import prefix_forward, rows_shared_prefix, shared_prefix_len
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +77,22 @@ EVAL_WORK = 0.35     # a validation token costs about a third of a training toke
 
 
 def plan_batches(batch_size: int, grad_accum: int, longest: int, *, merge: bool = True,
-                 max_tokens: int = MERGE_TOKENS) -> tuple[int, int]:
+                 max_tokens: int = MERGE_TOKENS, shared: int = 0) -> tuple[int, int]:
     """(rows per forward, accumulated forwards) for ``batch_size x grad_accum`` rows per step.
 
     With ``merge``, accumulated batches are run as one larger batch while it holds at most
     ``max_tokens`` padded tokens (rows of ``longest`` tokens): the same rows per optimizer
     step and the same loss (it is normalised by the completion tokens of the whole step),
-    with fewer, larger matrix products, which a CPU runs faster.
+    with fewer, larger matrix products, which a CPU runs faster. ``shared`` tokens that every
+    row starts with are computed once per forward (:mod:`selfguide.train_prefix`), so they
+    count once.
     """
     if not merge:
         return batch_size, grad_accum
+    shared = min(max(shared, 0), max(longest - 1, 0))
     for k in range(grad_accum, 1, -1):
-        if grad_accum % k == 0 and batch_size * k * max(longest, 1) <= max_tokens:
+        held = batch_size * k * max(longest - shared, 1) + shared
+        if grad_accum % k == 0 and held <= max_tokens:
             return batch_size * k, grad_accum // k
     return batch_size, grad_accum
 
@@ -190,13 +195,17 @@ def supports_logits_to_keep(model: Any) -> bool:
         return False
 
 
-def completion_loss(model: Any, inputs: dict, num_items_in_batch: Any = None) -> tuple[Any, Any]:
+def completion_loss(model: Any, inputs: dict, num_items_in_batch: Any = None, *,
+                    share_prefix: bool = False, stats: dict | None = None) -> tuple[Any, Any]:
     """Causal-LM loss on the completion tokens, projecting only their positions to logits.
 
     The same value as the model's own loss (mean over tokens with a label, or the sum over
     ``num_items_in_batch`` when gradient accumulation counts them), but the vocabulary
     projection and log-softmax run on the few completion positions instead of every prompt
     token: with ~6 answer tokens in a ~340-token row that is most of the lm_head's work.
+    With ``share_prefix`` the tokens all rows start with run once
+    (:mod:`selfguide.train_prefix`); ``stats`` (when given) counts the forwards and the
+    row tokens that sharing did not recompute (``forwards``, ``shared``, ``saved_tokens``).
     """
     import torch
     import torch.nn.functional as F
@@ -205,18 +214,30 @@ def completion_loss(model: Any, inputs: dict, num_items_in_batch: Any = None) ->
     target = labels[:, 1:]
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = target != IGNORE_INDEX  # position t predicts token t+1
-    out = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
-                logits_to_keep=keep)
+    ids, mask = inputs["input_ids"], inputs.get("attention_mask")
+    out, n = None, shared_prefix_len(ids, mask, keep) if share_prefix else 0
+    if n:
+        out = prefix_forward(model, ids, mask, keep, n)
+    if out is None:
+        if n and stats is not None:
+            stats["unshareable"] = stats.get("unshareable", 0) + 1
+        n = 0
+        out = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep)
+    if stats is not None:
+        stats["forwards"] = stats.get("forwards", 0) + 1
+        stats["shared"] = stats.get("shared", 0) + bool(n)
+        stats["saved_tokens"] = stats.get("saved_tokens", 0) + n * (ids.shape[0] - 1)
     logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
     loss = F.cross_entropy(logits, target[keep[:, :-1]], reduction="sum")
     denom = num_items_in_batch if num_items_in_batch is not None else max(int(keep.sum()), 1)
     return loss / denom, out
 
 
-def make_trainer(*, model: Any, **kw: Any) -> Any:
-    """A ``transformers.Trainer`` whose loss skips the vocabulary projection of prompt tokens.
-
-    Falls back to the model's own loss for architectures without ``logits_to_keep``.
+def make_trainer(*, model: Any, share_prefix: bool = False, **kw: Any) -> Any:
+    """A ``transformers.Trainer`` whose loss skips the vocabulary projection of prompt tokens
+    and, with ``share_prefix``, runs the prefix the rows of a batch share once
+    (``trainer.prefix_stats`` counts it; the first model whose cache cannot be shared turns
+    it off). Falls back to the model's own loss for architectures without ``logits_to_keep``.
     """
     from transformers import Trainer
 
@@ -229,7 +250,12 @@ def make_trainer(*, model: Any, **kw: Any) -> Any:
             # num_items_in_batch (which it passes exactly when the model accepts loss kwargs).
             if not self.model_accepts_loss_kwargs:
                 num_items_in_batch = None
-            loss, out = completion_loss(model, inputs, num_items_in_batch)
+            stats = self.prefix_stats
+            share = share_prefix and not stats.get("off")
+            loss, out = completion_loss(model, inputs, num_items_in_batch,
+                                        share_prefix=share, stats=stats)
+            if share and stats.get("unshareable"):
+                stats["off"] = True
             if num_items_in_batch is not None and self.args.average_tokens_across_devices:
                 # num_items_in_batch counts the tokens of every rank, and DDP averages the
                 # gradients over ranks: as Trainer's own loss, scale back by the ranks.
@@ -237,7 +263,9 @@ def make_trainer(*, model: Any, **kw: Any) -> Any:
                 loss = loss * n
             return (loss, out) if return_outputs else loss
 
-    return CompletionTrainer(model=model, **kw)
+    trainer = CompletionTrainer(model=model, **kw)
+    trainer.prefix_stats = {}
+    return trainer
 
 
 def prepare_model(model: Any, cfg: TrainConfig) -> Any:
@@ -294,10 +322,14 @@ def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: An
     from selfguide import train_dist
 
     lengths = [len(r["input_ids"]) for r in feats.rows]
+    # one process only: under DDP/FSDP two forwards before one backward would trip the
+    # gradient hooks; checkpointed layers keep no cache to share
+    share = cfg.share_prefix and not cfg.gradient_checkpointing and train_dist.world_size() == 1
     # merged only on the CPU, where it was measured; on an accelerator batch_size is
     # usually what bounds memory, and a merged batch would hold more
     batches = plan_batches(cfg.batch_size, cfg.grad_accum, max(lengths),
-                           merge=cfg.merge_batches and device == "cpu")
+                           merge=cfg.merge_batches and device == "cpu",
+                           shared=rows_shared_prefix(feats.rows) if share else 0)
     args = build_training_args(cfg, ckpt_dir, has_val=bool(vfeats.rows), use_cpu=device == "cpu",
                                batches=batches)
     # one optimizer step takes batch_size x grad_accum rows on every rank
@@ -308,7 +340,7 @@ def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: An
     work = planned_work(lengths,
                         sum(len(r["input_ids"]) for r in vfeats.rows),
                         total_steps=total, steps_per_epoch=steps_per_epoch)
-    trainer = make_trainer(model=model, args=args, train_dataset=feats.rows,
+    trainer = make_trainer(model=model, share_prefix=share, args=args, train_dataset=feats.rows,
                            eval_dataset=vfeats.rows or None,
                            data_collator=PadCollator(tok.pad_token_id),
                            callbacks=[make_events_callback(events, total, stream=stream,

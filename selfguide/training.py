@@ -333,9 +333,14 @@ def _train_metrics(trainer: Any, result: Any, p: _Prepared, stats: dict, wall: f
         "train_loss": result.training_loss, "wall_s": round(wall, 2),
         "train_tokens": p.feats.prompt_tokens + p.feats.completion_tokens,
         "tokens_per_s": round(seen / wall, 1) if wall > 0 else None,
+        "rows_per_forward": trainer.args.per_device_train_batch_size,
+        "forwards_per_step": trainer.args.gradient_accumulation_steps,
         "eval_losses": [{"epoch": h.get("epoch"), "eval_loss": h["eval_loss"]}
                         for h in hist if "eval_loss" in h],
         "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
         if trainer.state.best_model_checkpoint else None,
         "resumed_from": resume.name if resume else None,
+        # forwards that ran the rows' shared prompt prefix once, and the tokens that saved
+        "prefix_shared": dict(shared) if (shared := getattr(trainer, "prefix_stats", None))
+        and shared.get("shared") else None,
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from selfguide import events as ev
-from selfguide import store, train_loop, training
+from selfguide import store, train_data, train_loop, train_prefix, training
 from selfguide.configs.training import TrainConfig
 from selfguide.events import EventLog, Progress, read_events, work_eta
 from selfguide.prompts import task_prompt
@@ -26,6 +26,81 @@ def test_plan_batches_merges_accumulation_within_the_token_budget():
     for b, a, n in [(1, 7, 50), (2, 4, 333), (5, 1, 10_000), (4, 12, 64)]:
         rows, accum = plan(b, a, n)
         assert rows * accum == b * a and rows >= b  # rows per optimizer step unchanged
+
+
+def test_plan_batches_counts_a_shared_prefix_once():
+    plan = train_loop.plan_batches
+    assert plan(2, 4, 336, max_tokens=1536) == (4, 2)             # 8 x 336 does not fit
+    assert plan(2, 4, 336, max_tokens=1536, shared=287) == (8, 1)  # 287 + 8 x 49 does
+    assert plan(2, 4, 336, max_tokens=1536, shared=10_000) == (8, 1)  # capped: a row remains
+
+
+def test_shared_prefix_len_stops_at_the_first_difference_and_the_first_loss_position():
+    import torch
+
+    n = train_prefix.MIN_SHARED
+    a, b = list(range(10, 10 + n + 5)), list(range(10, 10 + n + 2)) + [99]
+    batch = train_data.PadCollator(pad_id=0)([
+        {"input_ids": a, "labels": [-100] * (n + 3) + a[-2:], "attention_mask": [1] * len(a)},
+        {"input_ids": b, "labels": [-100] * (n + 2) + [99], "attention_mask": [1] * len(b)}])
+    keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
+    keep[:, :-1] = batch["labels"][:, 1:] != -100
+    # rows agree on n + 2 tokens; row 2's first label (index n + 2) is predicted at n + 1
+    assert train_prefix.shared_prefix_len(batch["input_ids"], batch["attention_mask"],
+                                          keep) == n + 1
+    none = torch.zeros_like(keep)
+    assert train_prefix.shared_prefix_len(batch["input_ids"], batch["attention_mask"],
+                                          none) == n + 2   # no loss position: the difference
+    one = {k: v[:1] for k, v in batch.items()}
+    assert train_prefix.shared_prefix_len(one["input_ids"], one["attention_mask"],
+                                          keep[:1]) == 0  # one row: nothing to share
+    short = torch.tensor([[1] * n + [5], [1] * n + [6]])
+    assert train_prefix.shared_prefix_len(short, None, torch.zeros_like(short).bool()) == n
+    assert train_prefix.shared_prefix_len(short[:, 2:], None,
+                                          torch.zeros_like(short[:, 2:]).bool()) == 0  # < MIN
+    rows = [{"input_ids": a, "labels": [-100] * (n + 3) + a[-2:]},
+            {"input_ids": b, "labels": [-100] * (n + 2) + [99]}]
+    assert train_prefix.rows_shared_prefix(rows) == n + 1
+    assert train_prefix.rows_shared_prefix(rows[:1]) == 0
+
+
+def test_shared_prefix_forward_gives_the_full_forwards_loss_and_gradients(tiny_model_dir):
+    """LoRA on the tiny Llama: the prefix run once and repeated gives the loss and every
+    gradient of the full batch forward, and projects the same positions."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = get_peft_model(model, train_loop.build_lora_config(TrainConfig(method="lora")))
+    for p in model.parameters():  # the base too: its gradients go through the shared prefix
+        p.requires_grad_(True)
+    g = torch.Generator().manual_seed(0)
+    prefix = torch.randint(5, 60, (40,), generator=g).tolist()
+    rows = []
+    for k, (tail, answer) in enumerate([(7, 3), (3, 2), (11, 4)]):
+        ids = prefix + torch.randint(5, 60, (tail + answer,), generator=g).tolist()
+        rows.append({"input_ids": ids, "labels": [-100] * (len(ids) - answer) + ids[-answer:],
+                     "attention_mask": [1] * len(ids)})
+    batch = train_data.PadCollator(pad_id=1)(rows)
+    results = {}
+    for share in (False, True):
+        model.zero_grad()
+        stats: dict = {}
+        loss, out = train_loop.completion_loss(model, batch, num_items_in_batch=12,
+                                               share_prefix=share, stats=stats)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results[share] = (loss.detach(), out.logits.detach(), grads, stats)
+    (l0, lg0, g0, s0), (l1, lg1, g1, s1) = results[False], results[True]
+    assert s0 == {"forwards": 1, "shared": 0, "saved_tokens": 0}
+    assert s1 == {"forwards": 1, "shared": 1, "saved_tokens": 2 * 40}
+    assert lg1.shape == lg0.shape == (9, lg0.shape[-1])  # 3 + 2 + 4 answer positions
+    assert torch.allclose(l1, l0, atol=1e-5)
+    assert torch.allclose(lg1, lg0, atol=1e-4)
+    assert g0.keys() == g1.keys() and len(g0) > 10
+    for n, grad in g0.items():
+        assert torch.allclose(g1[n], grad, atol=1e-5, rtol=1e-4), n
 
 
 def _run(ws: Path, model_dir: Path, name: str, n: int = 16) -> Path:
@@ -76,6 +151,31 @@ def test_merged_batches_train_like_accumulation(workspace, tiny_model_dir, monke
     assert losses[True] == pytest.approx(losses[False], rel=1e-4, abs=1e-5)
     for k, w in weights[False].items():
         assert (weights[True][k] - w).abs().max() <= 1e-4 + 1e-3 * w.abs().max(), k
+
+
+@pytest.mark.slow
+def test_shared_prefix_trains_like_full_rows(workspace, tiny_model_dir):
+    """A whole training run with and without sharing the rows' prompt prefix: the same
+    per-step losses and adapter; the shared run did not recompute the prefix."""
+    from safetensors.torch import load_file
+
+    losses, weights, stats = {}, {}, {}
+    for share in (False, True):
+        run = _run(workspace, tiny_model_dir, f"s{int(share)}")
+        cfg = TrainConfig(method="lora", precision="fp32", batch_size=2, grad_accum=4,
+                          share_prefix=share, epochs=2, learning_rate=5e-3,
+                          val_fraction=0.0, save_strategy="steps", save_steps=10**6)
+        res = training.train(run, cfg, events=EventLog(run / "events.jsonl"))
+        losses[share] = [e["loss"] for e in read_events(run / "events.jsonl", ("loss",))]
+        weights[share] = load_file(str(run / "train" / "adapter" / "adapter_model.safetensors"))
+        stats[share] = res.metrics.get("prefix_shared")
+    assert len(losses[True]) == len(losses[False]) == 4
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4, abs=1e-5)
+    for k, w in weights[False].items():
+        assert (weights[True][k] - w).abs().max() <= 1e-4 + 1e-3 * w.abs().max(), k
+    assert stats[False] is None
+    assert stats[True]["forwards"] == stats[True]["shared"] == 4  # 8 x 1 merged, 4 steps
+    assert stats[True]["saved_tokens"] > 0
 
 
 def test_work_eta_follows_tokens_not_steps():

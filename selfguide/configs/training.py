@@ -55,6 +55,11 @@ class TrainConfig:
                                            "1,536 tokens: the same rows per step and the "
                                            "same loss, faster (false = always batch_size "
                                            "rows per forward; accelerators never merge).")
+    share_prefix: bool = field(True, help="Run the tokens all rows of a batch start with "
+                                          "(instruction + demos) once per batch instead of "
+                                          "once per row: the same loss and gradients, "
+                                          "faster (off with gradient checkpointing or "
+                                          "several processes).")
     max_length: int = field(0, help="Maximum tokens per row (prompt + completion); 0 = auto: "
                                     "the longest row, up to the model's context (8,192 for "
                                     "the embedded model) and what fits in memory.",
