@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.selfguide-installed
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 PORT   ?= 8501
 
-.PHONY: studio test test-fast demo bench bench-server install clean-venv lint
+.PHONY: studio test test-fast demo bench bench-anchors bench-server install clean-venv lint
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ $(BENCH_STAMP):
 	CMAKE_BUILD_PARALLEL_LEVEL=1 CMAKE_ARGS="-DGGML_NATIVE=ON" nice -n 19 \
 		$(BENCH_VENV)/bin/python -m pip install "llama-cpp-python[server]==0.3.36"
 	@touch $(BENCH_STAMP)
+
+# ours vs llama.cpp single stream vs the naive transformers loop, same prompts, one run
+bench-anchors: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python bench/anchors.py --llama-python $(BENCH_VENV)/bin/python
 
 bench-server: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/openai_server.py --server-python $(BENCH_VENV)/bin/python

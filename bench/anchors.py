@@ -1,0 +1,212 @@
+"""Ours vs llama.cpp vs the naive transformers loop: the same prompts, in one run (issue 12).
+
+Two workloads on the embedded SmolLM2-135M-Instruct, built from task1529 (NIv2 dev):
+
+- **stage 1**: 72 stage-1 prompts as the pipeline writes them (``input_generation_prompt``,
+  1-10 earlier inputs shown, an asked-for label each), plain text, T 0.7, top-p 0.95, up to
+  128 new tokens, stage 1's stop strings;
+- **labelling**: 72 inputs in the task prompt (``prompts.task_prompt``, chat template),
+  5 samples each, T 0.3, 8 new tokens, stop at a newline (stage 2's vote).
+
+Each runs through three engines, one after the other, in this process or a child:
+
+- **ours**: the product's backend (``HFGenerator``, bf16 weights converted from the shipped
+  GGUF, batched, shared prefix prefilled once, finished rows leave the batch): the code
+  ``selfguide generate`` and the pipeline call, without the CLI's model load;
+- **llama.cpp**: ``llama_cpp.Llama`` on the shipped Q4_1 GGUF itself, 2 threads, one
+  stream (prompt after prompt, sample after sample; it reuses the KV cache of the common
+  prefix of consecutive prompts), in a child of the bench venv (``make bench-anchors``);
+- **naive**: ``model.generate`` on one prompt at a time (``num_return_sequences`` for the
+  samples), timed on the first ``--naive`` prompts and extrapolated.
+
+Prints generated tokens, generated tok/s, prompt tokens per second of wall time and wall
+seconds per engine, and ours / llama.cpp, with the 1-min load average before each. Raw
+figures: ``bench/results/anchors.json``. Bench only: never part of CI.
+
+Usage: python bench/anchors.py [--llama-python workspace/bench-venv/bin/python]
+       [--prompts 72] [--naive 4] [--workloads stage1,label]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+NIV2 = ROOT.parent / "shared" / "data" / "niv2-dev"
+RESULTS = ROOT / "bench" / "results" / "anchors.json"
+
+CHILD = r"""
+import json, sys, time
+from llama_cpp import Llama
+req = json.load(sys.stdin)
+llm = Llama(model_path=req["gguf"], n_ctx=2048, n_threads=2, n_threads_batch=2,
+            verbose=False, seed=req["seed"])
+llm.create_completion("warm up", max_tokens=2)
+gen = prompt = 0
+t0 = time.time()
+for p in req["prompts"]:
+    for k in range(req["n"]):
+        r = llm.create_completion(p, max_tokens=req["max_tokens"], temperature=req["t"],
+                                  top_p=req["top_p"], stop=req["stop"], seed=req["seed"] + k)
+        gen += r["usage"]["completion_tokens"]
+        prompt += r["usage"]["prompt_tokens"]
+json.dump({"seconds": time.time() - t0, "generated": gen, "prompt_tokens": prompt},
+          sys.stdout)
+"""
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def workloads(task, gen, k: int) -> dict:
+    """name -> (prompts, chat, SamplingConfig, n)."""
+    from selfguide.config import SamplingConfig
+    from selfguide.methods.selfguide.labelling import sampling_for
+    from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
+    from selfguide.methods.selfguide.stages import STOPS
+    from selfguide.prompts import task_prompt
+
+    rng = random.Random(0)
+    rows = list(task.test)
+    pool = [(r.input, r.outputs[0]) for r in rows[100:200]]
+    stage1 = [input_generation_prompt(task, sample_generated(pool, rng, 1, 10),
+                                      rng.choice(task.labels), form="by_label")
+              for _ in range(k)]
+    label = [task_prompt(task, r.input) for r in rows[:k]]
+    return {"stage1": (stage1, False, SamplingConfig(temperature=0.7, top_p=0.95, stop=STOPS,
+                                                     max_new_tokens=128, seed=1), 1),
+            "label": (label, True, sampling_for(task, gen, temperature=0.3, max_new_tokens=8), 5)}
+
+
+def ours(gen, prompts, chat, s, n) -> dict:
+    ptoks = sum(len(gen.tokenizer(_render(gen, p, chat), add_special_tokens=False)["input_ids"])
+                for p in prompts) * n
+    t = time.perf_counter()
+    gen.generate(prompts, s, n, chat=chat)
+    secs = time.perf_counter() - t
+    return {"seconds": secs, "generated": gen.stats["generated_tokens"], "prompt_tokens": ptoks}
+
+
+def naive(lm, prompts, chat, s, n) -> dict:
+    import torch
+
+    tok, model = lm.tokenizer, lm.model
+    gen = prompt = 0
+    t = time.perf_counter()
+    for p in prompts:
+        ids = tok(_render_tok(tok, p, chat), return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**ids, do_sample=True, temperature=s.temperature,
+                                 top_p=s.top_p, max_new_tokens=s.max_new_tokens,
+                                 num_return_sequences=n, stop_strings=list(s.stop) or None,
+                                 tokenizer=tok, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        new = out[:, ids["input_ids"].shape[1]:]
+        gen += int((new != (tok.pad_token_id or tok.eos_token_id)).sum())
+        prompt += ids["input_ids"].shape[1] * n
+    return {"seconds": time.perf_counter() - t, "generated": gen, "prompt_tokens": prompt}
+
+
+def llama_cpp(py: str, gguf: str, tok, prompts, chat, s, n) -> dict:
+    req = {"gguf": gguf, "prompts": [_render_tok(tok, p, chat) for p in prompts], "n": n,
+           "max_tokens": s.max_new_tokens, "t": s.temperature, "top_p": s.top_p,
+           "stop": list(s.stop), "seed": 1}
+    p = subprocess.run([py, "-c", CHILD], input=json.dumps(req), text=True,
+                       capture_output=True, check=False)
+    if p.returncode != 0:
+        raise SystemExit(f"llama.cpp child failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout)
+
+
+def _render(gen, p, chat):
+    return _render_tok(gen.tokenizer, p, chat)
+
+
+def _render_tok(tok, p, chat):
+    from selfguide.backends.rendering import render_prompt
+
+    return render_prompt(tok, p, chat)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--llama-python", default=str(ROOT / "workspace" / "bench-venv" / "bin"
+                                                   / "python"))
+    ap.add_argument("--prompts", type=int, default=72)
+    ap.add_argument("--naive", type=int, default=4, help="prompts the naive loop is timed on")
+    ap.add_argument("--workloads", default="stage1,label")
+    a = ap.parse_args()
+    if not Path(a.llama_python).exists():
+        raise SystemExit(f"no bench venv at {a.llama_python}: run make bench-anchors first")
+
+    from selfguide.backends.hf import HFGenerator
+    from selfguide.config import ModelConfig, SamplingConfig
+    from selfguide.model_ref import embedded_gguf
+    from selfguide.models import load_model
+    from selfguide.task_formats import load_task
+
+    lm = load_model(ModelConfig(model="embedded", precision="bf16"))
+    gen = HFGenerator.from_loaded(lm)
+    gen.generate(["warm up"], SamplingConfig(max_new_tokens=2))
+    gguf = str(embedded_gguf())
+    task = load_task(NIV2 / "task1529.json")
+    work = workloads(task, gen, a.prompts)
+    meta = {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "cpus": os.cpu_count(), "gguf": Path(gguf).name, "prompts": a.prompts,
+            "naive_prompts": a.naive, "batch_size": gen.batch_size,
+            "command": "python bench/anchors.py " + " ".join(sys.argv[1:])}
+    res: dict = {"meta": meta}
+    for name in a.workloads.split(","):
+        prompts, chat, s, n = work[name]
+        res[name] = {}
+        for engine in ("ours", "llama.cpp", "naive"):
+            before = load()
+            if engine == "ours":
+                r = ours(gen, prompts, chat, s, n)
+            elif engine == "llama.cpp":
+                r = llama_cpp(a.llama_python, gguf, lm.tokenizer, prompts, chat, s, n)
+            else:
+                r = naive(lm, prompts[: a.naive], chat, s, n)
+                scale = len(prompts) / max(a.naive, 1)
+                r = {k: v * scale for k, v in r.items()} | {"extrapolated_from": a.naive}
+            r |= {"load_before": before, "load_after": load(),
+                  "gen_tok_s": round(r["generated"] / r["seconds"], 1),
+                  "prompt_tok_s": round(r["prompt_tokens"] / r["seconds"], 1)}
+            res[name][engine] = r
+            print(f"{name} {engine}: {json.dumps(r)}", flush=True)
+        res[name]["ours_vs_llama_cpp_wall"] = round(
+            res[name]["llama.cpp"]["seconds"] / res[name]["ours"]["seconds"], 2)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(res, indent=1))
+    print(table(res))
+    return 0
+
+
+def table(res: dict) -> str:
+    m = res["meta"]
+    out = [f"\n{m['measured']}, {m['cpus']} CPUs, {m['prompts']} prompts per workload "
+           f"(naive: {m['naive_prompts']}, extrapolated), ours at batch {m['batch_size']}\n",
+           "| workload | engine | wall s | generated tokens | generated tok/s | prompt tok/s "
+           "| load before | ours vs it (wall) |", "| --- " * 8 + "|"]
+    for name in ("stage1", "label"):
+        if name not in res:
+            continue
+        ours_s = res[name]["ours"]["seconds"]
+        for engine in ("ours", "llama.cpp", "naive"):
+            r = res[name][engine]
+            ratio = "" if engine == "ours" else f"{r['seconds'] / ours_s:.2f}x"
+            out.append(f"| {name} | {engine} | {r['seconds']:.1f} | {r['generated']:.0f} | "
+                       f"{r['gen_tok_s']} | {r['prompt_tok_s']} | {r['load_before']} | {ratio} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
