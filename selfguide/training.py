@@ -230,7 +230,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     p = _load_and_tokenize(cfg, model_cfg, dims, records, val_records, events)
     trainer = build_trainer(p.lm.model, p.lm.tokenizer, p.cfg, p.feats, p.vfeats,
                             run.checkpoints_dir, device=p.device, events=events, stream=stream)
-    resume = _resume_point(run, p.cfg, model_cfg, events)
+    resume = _resume_point(run, p.cfg, model_cfg, events, prefix=p.prefix)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.time() - t0
@@ -293,12 +293,13 @@ def _load_and_tokenize(cfg: TrainConfig, model_cfg: ModelConfig, dims: Any,
 
 
 def _resume_point(run: RunDir, cfg: TrainConfig, model_cfg: ModelConfig,
-                  events: EventLog) -> Path | None:
+                  events: EventLog, *, prefix: str = "") -> Path | None:
     """The checkpoint to resume from (None: from scratch); records the settings.
 
     The data is part of what a checkpoint was trained on: after a re-filter or a new
     synthesis, resuming the old checkpoints would silently return the old model. So is the
-    number of processes (the global batch). Under several processes rank 0 decides (and
+    number of processes (the global batch), and the completion prefix (checkpoints of
+    bare labels are not resumed with spaced ones). Under several processes rank 0 decides (and
     writes) and tells the others.
     """
     if not train_dist.is_main():
@@ -310,6 +311,8 @@ def _resume_point(run: RunDir, cfg: TrainConfig, model_cfg: ModelConfig,
     world = train_dist.world_size()
     if world > 1:  # absent for one process: its earlier checkpoints stay resumable
         settings["world_size"] = world
+    if prefix:  # absent when bare: checkpoints written before the prefix stay resumable
+        settings["completion_prefix"] = prefix
     settings_hash = store.config_hash(settings)
     prev = store.read_json(run.train_config_file, default=None) or {}
     if ckpt_dir.exists() and prev.get("hash") != settings_hash:
