@@ -145,7 +145,8 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
 
     def predict(stage: str, gen: Any) -> list[str]:
         if constrained:
-            return _pick_labels(stage, gen, prompts, list(task.labels), chat, events)
+            return _pick_labels(stage, gen, prompts, list(task.labels), chat, events,
+                                prefix=_trained_prefix(run) if gen is after_gen else "")
         return _predict(stage, gen, prompts, sampling, chat, events, stream)
 
     t0 = time.time()
@@ -177,12 +178,18 @@ def _train_labels(run: RunDir) -> dict[str, int] | None:
     return dict(Counter(lab for lab in labels if lab))
 
 
+def _trained_prefix(run: RunDir) -> str:
+    """What training wrote before each label (``train_data.completion_prefix``)."""
+    return str((store.read_json(run.train_metrics_file) or {}).get("completion_prefix") or "")
+
+
 def _pick_labels(stage: str, gen: Any, prompts: list[str], labels: list[str], chat: bool,
-                 events: EventLog) -> list[str]:
-    """The label with the highest log-probability after each prompt (rank classification)."""
+                 events: EventLog, *, prefix: str = "") -> list[str]:
+    """The label with the highest log-probability after each prompt (rank classification),
+    each label scored as the model was trained to write it (``prefix`` + label)."""
     events.emit("log", message=f"{stage}: scoring {len(labels)} labels on {len(prompts)} "
                                "examples")
-    scores = gen.score_options(prompts, labels, chat=chat)
+    scores = gen.score_options(prompts, [prefix + lab for lab in labels], chat=chat)
     return [labels[max(range(len(labels)), key=row.__getitem__)] for row in scores]
 
 

@@ -2,7 +2,9 @@
 
 What it does: tokenizes each record as ``render_prompt(prompt) + completion + eos``
 (:func:`encode_record`) with the prompt tokens labelled -100, so training sees exactly the
-prompt evaluation uses; reports rows longer than ``max_length`` instead of cutting them
+prompt evaluation uses; writes a classification label after a space when that takes fewer
+tokens (:func:`completion_prefix`: "sports" is "s" + "ports" to the embedded model's
+tokenizer, " sports" one token); reports rows longer than ``max_length`` instead of cutting them
 silently (:func:`build_features`); right-pads batches (:class:`PadCollator`).
 
 What it does not do: check the dataset or run the trainer (:mod:`selfguide.training`,
@@ -28,8 +30,29 @@ class Features:
     completion_tokens: int = 0
 
 
-def encode_record(tokenizer: Any, record: dict, *, chat: bool) -> tuple[list[int], list[int]]:
-    """Token ids of the rendered prompt and of ``completion + eos``.
+def completion_prefix(tokenizer: Any, records: Sequence[dict]) -> str:
+    """``" "`` when the rows are classification labels (every record has a ``label``) that
+    take fewer tokens in all written after a space than bare; ``""`` otherwise.
+
+    A label the tokenizer splits at a word's start ("sports" = "s" + "ports") is an
+    unlikely first answer token for the model, and a few dozen rows did not teach the
+    embedded model to write it (bench/README.md "Stage-1 quotas / data size"); after a space
+    every label of the shipped tasks is one token. Answers are stripped when scored, so the
+    labels stay as written.
+    """
+    labels = {str(r.get("completion", "")) for r in records}
+    if not records or not all(r.get("label") for r in records) or not all(labels):
+        return ""
+
+    def count(texts: Any) -> int:
+        return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+
+    return " " if count(" " + x for x in labels) < count(labels) else ""
+
+
+def encode_record(tokenizer: Any, record: dict, *, chat: bool, prefix: str = ""
+                  ) -> tuple[list[int], list[int]]:
+    """Token ids of the rendered prompt and of ``prefix + completion + eos``.
 
     The prompt goes through ``backends.rendering.encode_prompt`` - the very ids the generator feeds
     the model at evaluation - and the completion is tokenized without special tokens.
@@ -37,18 +60,18 @@ def encode_record(tokenizer: Any, record: dict, *, chat: bool) -> tuple[list[int
     from selfguide.backends.rendering import encode_prompt
 
     p_ids = encode_prompt(tokenizer, record["prompt"], chat)
-    c_ids = tokenizer(record["completion"], add_special_tokens=False)["input_ids"]
+    c_ids = tokenizer(prefix + record["completion"], add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None:
         c_ids = [*c_ids, tokenizer.eos_token_id]
     return list(p_ids), list(c_ids)
 
 
 def build_features(tokenizer: Any, records: Sequence[dict], *, chat: bool, max_length: int,
-                   long_rows: str = "drop") -> Features:
+                   long_rows: str = "drop", prefix: str = "") -> Features:
     """Tokenize records with prompt tokens masked (label -100); report over-long rows."""
     feats = Features(rows=[])
     for r in records:
-        p_ids, c_ids = encode_record(tokenizer, r, chat=chat)
+        p_ids, c_ids = encode_record(tokenizer, r, chat=chat, prefix=prefix)
         total = len(p_ids) + len(c_ids)
         if total > max_length:
             feats.long_rows.append({"id": r.get("id"), "tokens": total})

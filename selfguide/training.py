@@ -30,7 +30,7 @@ from selfguide.configs.training import TrainConfig
 from selfguide.errors import DatasetError
 from selfguide.events import EventLog
 from selfguide.rundir import RunDir
-from selfguide.train_data import Features, build_features, encode_record
+from selfguide.train_data import Features, build_features, completion_prefix, encode_record
 
 # --------------------------------------------------------------------------- dataset checks
 
@@ -204,6 +204,7 @@ class _Prepared:
     feats: Features
     vfeats: Features
     max_length: int
+    prefix: str = ""  # written before each completion (train_data.completion_prefix)
 
 
 def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | None = None,
@@ -229,7 +230,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     p = _load_and_tokenize(cfg, model_cfg, dims, records, val_records, events)
     trainer = build_trainer(p.lm.model, p.lm.tokenizer, p.cfg, p.feats, p.vfeats,
                             run.checkpoints_dir, device=p.device, events=events, stream=stream)
-    resume = _resume_point(run, p.cfg, model_cfg, events)
+    resume = _resume_point(run, p.cfg, model_cfg, events, prefix=p.prefix)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.time() - t0
@@ -264,8 +265,9 @@ def _load_and_tokenize(cfg: TrainConfig, model_cfg: ModelConfig, dims: Any,
     events.emit("log", message=f"loaded {model_cfg.model} ({cfg.model_precision}) in "
                                 f"{time.time() - t_load:.1f}s")
     max_length = cfg.max_length
+    prefix = completion_prefix(tok, records)
     if dims is not None:
-        longest = max(sum(map(len, encode_record(tok, r, chat=chat)))
+        longest = max(sum(map(len, encode_record(tok, r, chat=chat, prefix=prefix)))
                       for r in [*records, *val_records])
         max_length, why = trainfit.pick_max_length(dims, cfg, longest, device=device)
         trainfit.check_memory(dims, cfg, max_length, device=device)
@@ -275,8 +277,8 @@ def _load_and_tokenize(cfg: TrainConfig, model_cfg: ModelConfig, dims: Any,
     elif not max_length:
         max_length = 2048
     feats = build_features(tok, records, chat=chat, max_length=max_length,
-                           long_rows=cfg.long_rows)
-    vfeats = build_features(tok, val_records, chat=chat, max_length=max_length,
+                           long_rows=cfg.long_rows, prefix=prefix)
+    vfeats = build_features(tok, val_records, chat=chat, max_length=max_length, prefix=prefix,
                             long_rows="drop" if cfg.long_rows == "error" else cfg.long_rows)
     if feats.long_rows:
         events.emit("warning", message=f"{len(feats.long_rows)} rows longer than max_length="
@@ -287,16 +289,17 @@ def _load_and_tokenize(cfg: TrainConfig, model_cfg: ModelConfig, dims: Any,
                            hint="Raise --max-length (or use 0 = auto).")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    return _Prepared(lm, chat, device, cfg, feats, vfeats, max_length)
+    return _Prepared(lm, chat, device, cfg, feats, vfeats, max_length, prefix)
 
 
 def _resume_point(run: RunDir, cfg: TrainConfig, model_cfg: ModelConfig,
-                  events: EventLog) -> Path | None:
+                  events: EventLog, *, prefix: str = "") -> Path | None:
     """The checkpoint to resume from (None: from scratch); records the settings.
 
     The data is part of what a checkpoint was trained on: after a re-filter or a new
     synthesis, resuming the old checkpoints would silently return the old model. So is the
-    number of processes (the global batch). Under several processes rank 0 decides (and
+    number of processes (the global batch), and the completion prefix (checkpoints of
+    bare labels are not resumed with spaced ones). Under several processes rank 0 decides (and
     writes) and tells the others.
     """
     if not train_dist.is_main():
@@ -308,6 +311,8 @@ def _resume_point(run: RunDir, cfg: TrainConfig, model_cfg: ModelConfig,
     world = train_dist.world_size()
     if world > 1:  # absent for one process: its earlier checkpoints stay resumable
         settings["world_size"] = world
+    if prefix:  # absent when bare: checkpoints written before the prefix stay resumable
+        settings["completion_prefix"] = prefix
     settings_hash = store.config_hash(settings)
     prev = store.read_json(run.train_config_file, default=None) or {}
     if ckpt_dir.exists() and prev.get("hash") != settings_hash:
@@ -329,6 +334,7 @@ def _train_metrics(trainer: Any, result: Any, p: _Prepared, stats: dict, wall: f
     return {
         "rows": len(p.feats.rows), "val_rows": len(p.vfeats.rows),
         "long_rows": len(p.feats.long_rows), "max_length": p.max_length,
+        "completion_prefix": p.prefix,
         "dataset": stats, "steps": trainer.state.global_step,
         "train_loss": result.training_loss, "wall_s": round(wall, 2),
         "train_tokens": p.feats.prompt_tokens + p.feats.completion_tokens,

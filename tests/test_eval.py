@@ -13,6 +13,7 @@ from selfguide import adapters, cli, evaluation, store
 from selfguide.backends.fake import FakeGenerator
 from selfguide.configs.evaluation import EvalConfig
 from selfguide.errors import AdapterMismatch, DatasetError, ModelError
+from selfguide.rundir import RunDir
 
 
 def _label(prompt: str, sampling, i: int) -> str:
@@ -56,6 +57,21 @@ def test_constrained_eval_answers_with_the_likeliest_label(workspace, tmp_path):
     rows = store.read_jsonl(run / "eval" / "predictions.jsonl")
     assert [r["after"] for r in rows] == ["negative", "positive", "negative"]
     assert s["config"]["constrained"] is True
+
+
+def test_constrained_eval_scores_the_tuned_labels_as_trained(workspace, tmp_path):
+    """Training wrote each label after a space (train metrics ``completion_prefix``): the
+    tuned model's labels are scored in that form, the base model's bare; answers stay bare."""
+    run = make_run(workspace, tmp_path / "no-model", n=2)
+    store.atomic_write_json(RunDir(run).train_metrics_file, {"completion_prefix": " "})
+    before = FakeGenerator(scores=lambda p, o: 0.0 if o == "positive" else -1.0)
+    after = FakeGenerator(scores=lambda p, o: 0.0 if o == " negative" else -1.0)
+    s = evaluation.evaluate(run, EvalConfig(bootstrap=50, constrained=True),
+                            generators=(before, after, True))
+    assert before.calls[0].options == ["positive", "negative"]
+    assert after.calls[0].options == [" positive", " negative"]
+    rows = store.read_jsonl(run / "eval" / "predictions.jsonl")
+    assert {r["after"] for r in rows} == {"negative"} and s["after"] == pytest.approx(2 / 3)
 
 
 def test_eval_test_files_and_limit(workspace, tmp_path):

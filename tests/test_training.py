@@ -225,3 +225,43 @@ def test_full_finetune_and_degenerate_dataset(workspace, tiny_model_dir):
     with pytest.raises(DatasetError):
         training.train(bad, TrainConfig(grad_accum=1, method="lora", max_steps=1))
     assert not (bad / "train" / "checkpoints").exists()  # refused before any training
+
+
+class _PieceTokenizer:
+    """Whole pieces from a vocabulary, else one id per character ("sports" is split,
+    " sports" is one piece), like a BPE vocabulary where a label lacks its bare form."""
+
+    VOCAB = (" sports", " politics", "politics", "positive", " positive", "yes", " yes")
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+        ids, i = [], 0
+        while i < len(text):
+            piece = max((p for p in self.VOCAB if text.startswith(p, i)), key=len, default="")
+            ids.append(self.VOCAB.index(piece) if piece else 1000 + ord(text[i]))
+            i += len(piece) or 1
+        return {"input_ids": ids}
+
+
+def test_completion_prefix_space_only_when_labels_take_fewer_tokens():
+    tok = _PieceTokenizer()
+    rows = [{"completion": c, "label": c} for c in ("sports", "politics")]
+    assert train_data.completion_prefix(tok, rows) == " "  # 6 + 1 tokens bare, 1 + 1 spaced
+    # labels that are one piece bare too, generation rows, no rows: as written
+    assert train_data.completion_prefix(tok, [{"completion": c, "label": c}
+                                              for c in ("positive", "yes")]) == ""
+    assert train_data.completion_prefix(tok, [{"completion": "sports politics"}]) == ""
+    assert train_data.completion_prefix(tok, []) == ""
+
+
+def test_build_features_writes_the_prefix_before_the_completion(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir, trust_remote_code=False)
+    rec = {"id": "a", "prompt": "is this movie great", "completion": "positive"}
+    bare = train_data.build_features(tok, [rec], chat=False, max_length=64).rows[0]
+    spaced = train_data.build_features(tok, [rec], chat=False, max_length=64,
+                                       prefix=" ").rows[0]
+    c_ids = [i for i, lab in zip(spaced["input_ids"], spaced["labels"]) if lab != -100]
+    assert c_ids[:-1] == tok(" positive", add_special_tokens=False)["input_ids"]
+    assert spaced["labels"][:len(spaced["labels"]) - len(c_ids)] == \
+        bare["labels"][:len(bare["labels"]) - len([x for x in bare["labels"] if x != -100])]
