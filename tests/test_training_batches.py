@@ -131,48 +131,41 @@ def _run(ws: Path, model_dir: Path, name: str, n: int = 16) -> Path:
 def test_merged_batches_train_like_accumulation(workspace, tiny_model_dir, monkeypatch):
     """2 x 4 accumulated and one merged batch of 8: the same rows per step, the same
     per-step losses and final adapter (up to float noise)."""
-    from safetensors.torch import load_file
-
     plans, real_plan = [], train_loop.plan_batches
     monkeypatch.setattr(train_loop, "plan_batches",  # records what the real one decides
                         lambda *a, **k: plans.append(real_plan(*a, **k)) or plans[-1])
-    losses, weights = {}, {}
-    for merge in (False, True):
-        run = _run(workspace, tiny_model_dir, f"m{int(merge)}")
-        cfg = TrainConfig(method="lora", precision="fp32", batch_size=2, grad_accum=4,
-                          merge_batches=merge, epochs=2, learning_rate=5e-3,
-                          val_fraction=0.0, save_strategy="steps", save_steps=10**6)
-        res = training.train(run, cfg, events=EventLog(run / "events.jsonl"))
-        assert res.metrics["steps"] == 4
-        losses[merge] = [e["loss"] for e in read_events(run / "events.jsonl", ("loss",))]
-        weights[merge] = load_file(str(run / "train" / "adapter" / "adapter_model.safetensors"))
+    metrics = _train_alike(workspace, tiny_model_dir, "merge_batches", share_prefix=False)
+    assert [m["steps"] for m in metrics.values()] == [4, 4]
     assert plans == [(2, 4), (8, 1)]
+
+
+def _train_alike(ws: Path, model_dir: Path, flag: str, **fixed) -> dict:
+    """Train the same rows with ``flag`` off and on (2 x 4 rows per step, 2 epochs); assert
+    the same per-step losses and final adapter up to float noise; the two runs' metrics."""
+    from safetensors.torch import load_file
+
+    losses, weights, metrics = {}, {}, {}
+    for on in (False, True):
+        run = _run(ws, model_dir, f"{flag[:5]}{int(on)}")
+        cfg = TrainConfig(method="lora", precision="fp32", batch_size=2, grad_accum=4,
+                          epochs=2, learning_rate=5e-3, val_fraction=0.0,
+                          save_strategy="steps", save_steps=10**6, **{flag: on}, **fixed)
+        metrics[on] = training.train(run, cfg, events=EventLog(run / "events.jsonl")).metrics
+        losses[on] = [e["loss"] for e in read_events(run / "events.jsonl", ("loss",))]
+        weights[on] = load_file(str(run / "train" / "adapter" / "adapter_model.safetensors"))
     assert len(losses[True]) == len(losses[False]) == 4
     assert losses[True] == pytest.approx(losses[False], rel=1e-4, abs=1e-5)
     for k, w in weights[False].items():
         assert (weights[True][k] - w).abs().max() <= 1e-4 + 1e-3 * w.abs().max(), k
+    return metrics
 
 
 @pytest.mark.slow
 def test_shared_prefix_trains_like_full_rows(workspace, tiny_model_dir):
     """A whole training run with and without sharing the rows' prompt prefix: the same
     per-step losses and adapter; the shared run did not recompute the prefix."""
-    from safetensors.torch import load_file
-
-    losses, weights, stats = {}, {}, {}
-    for share in (False, True):
-        run = _run(workspace, tiny_model_dir, f"s{int(share)}")
-        cfg = TrainConfig(method="lora", precision="fp32", batch_size=2, grad_accum=4,
-                          share_prefix=share, epochs=2, learning_rate=5e-3,
-                          val_fraction=0.0, save_strategy="steps", save_steps=10**6)
-        res = training.train(run, cfg, events=EventLog(run / "events.jsonl"))
-        losses[share] = [e["loss"] for e in read_events(run / "events.jsonl", ("loss",))]
-        weights[share] = load_file(str(run / "train" / "adapter" / "adapter_model.safetensors"))
-        stats[share] = res.metrics.get("prefix_shared")
-    assert len(losses[True]) == len(losses[False]) == 4
-    assert losses[True] == pytest.approx(losses[False], rel=1e-4, abs=1e-5)
-    for k, w in weights[False].items():
-        assert (weights[True][k] - w).abs().max() <= 1e-4 + 1e-3 * w.abs().max(), k
+    metrics = _train_alike(workspace, tiny_model_dir, "share_prefix")
+    stats = {on: m.get("prefix_shared") for on, m in metrics.items()}
     assert stats[False] is None
     assert stats[True]["forwards"] == stats[True]["shared"] == 4  # 8 x 1 merged, 4 steps
     assert stats[True]["saved_tokens"] > 0
