@@ -4,7 +4,8 @@ and the progress callback.
 What it does: builds the peft ``LoraConfig`` and ``transformers.TrainingArguments`` from a
 ``TrainConfig``; wraps the base for QLoRA / LoRA / full training (:func:`prepare_model`);
 makes a ``transformers.Trainer`` whose loss projects only the completion positions onto the
-vocabulary (:func:`make_trainer`, :func:`completion_loss`); streams progress, loss and
+vocabulary and runs the prompt prefix a batch's rows share once (:func:`make_trainer`,
+:func:`completion_loss`, :mod:`selfguide.train_prefix`); streams progress, loss and
 validation events to ``events.jsonl`` through a ``TrainerCallback``.
 
 What it does not do: read the run, tokenize rows (:mod:`selfguide.train_data`) or save the
