@@ -88,7 +88,10 @@ def workloads(task, gen, k: int) -> dict:
 
 
 def ours(gen, prompts, chat, s, n) -> dict:
-    ptoks = sum(len(gen.tokenizer(_render(gen, p, chat), add_special_tokens=False)["input_ids"])
+    from selfguide.backends.rendering import render_prompt
+
+    tok = gen.tokenizer
+    ptoks = sum(len(tok(render_prompt(tok, p, chat), add_special_tokens=False)["input_ids"])
                 for p in prompts) * n
     t = time.perf_counter()
     gen.generate(prompts, s, n, chat=chat)
@@ -99,11 +102,13 @@ def ours(gen, prompts, chat, s, n) -> dict:
 def naive(lm, prompts, chat, s, n) -> dict:
     import torch
 
+    from selfguide.backends.rendering import render_prompt
+
     tok, model = lm.tokenizer, lm.model
     gen = prompt = 0
     t = time.perf_counter()
     for p in prompts:
-        ids = tok(_render_tok(tok, p, chat), return_tensors="pt", add_special_tokens=False)
+        ids = tok(render_prompt(tok, p, chat), return_tensors="pt", add_special_tokens=False)
         with torch.no_grad():
             out = model.generate(**ids, do_sample=True, temperature=s.temperature,
                                  top_p=s.top_p, max_new_tokens=s.max_new_tokens,
@@ -116,7 +121,9 @@ def naive(lm, prompts, chat, s, n) -> dict:
 
 
 def llama_cpp(py: str, gguf: str, tok, prompts, chat, s, n) -> dict:
-    req = {"gguf": gguf, "prompts": [_render_tok(tok, p, chat) for p in prompts], "n": n,
+    from selfguide.backends.rendering import render_prompt
+
+    req = {"gguf": gguf, "prompts": [render_prompt(tok, p, chat) for p in prompts], "n": n,
            "max_tokens": s.max_new_tokens, "t": s.temperature, "top_p": s.top_p,
            "stop": list(s.stop), "seed": 1}
     p = subprocess.run([py, "-c", CHILD], input=json.dumps(req), text=True,
@@ -124,16 +131,6 @@ def llama_cpp(py: str, gguf: str, tok, prompts, chat, s, n) -> dict:
     if p.returncode != 0:
         raise SystemExit(f"llama.cpp child failed ({p.returncode}):\n{p.stderr[-2000:]}")
     return json.loads(p.stdout)
-
-
-def _render(gen, p, chat):
-    return _render_tok(gen.tokenizer, p, chat)
-
-
-def _render_tok(tok, p, chat):
-    from selfguide.backends.rendering import render_prompt
-
-    return render_prompt(tok, p, chat)
 
 
 def main() -> int:

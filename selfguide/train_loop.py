@@ -206,7 +206,8 @@ def completion_loss(model: Any, inputs: dict, num_items_in_batch: Any = None, *,
     token: with ~6 answer tokens in a ~340-token row that is most of the lm_head's work.
     With ``share_prefix`` the tokens all rows start with run once
     (:mod:`selfguide.train_prefix`); ``stats`` (when given) counts the forwards and the
-    row tokens that sharing did not recompute (``forwards``, ``shared``, ``saved_tokens``).
+    row tokens that sharing did not recompute (``forwards``, ``shared``, ``saved_tokens``;
+    ``off`` once the model's cache turned out not to be shareable).
     """
     import torch
     import torch.nn.functional as F
@@ -220,8 +221,8 @@ def completion_loss(model: Any, inputs: dict, num_items_in_batch: Any = None, *,
     if n:
         out = prefix_forward(model, ids, mask, keep, n)
     if out is None:
-        if n and stats is not None:
-            stats["unshareable"] = stats.get("unshareable", 0) + 1
+        if n and stats is not None:  # this model's cache cannot be shared: stop trying
+            stats["off"] = True
         n = 0
         out = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep)
     if stats is not None:
@@ -252,11 +253,8 @@ def make_trainer(*, model: Any, share_prefix: bool = False, **kw: Any) -> Any:
             if not self.model_accepts_loss_kwargs:
                 num_items_in_batch = None
             stats = self.prefix_stats
-            share = share_prefix and not stats.get("off")
-            loss, out = completion_loss(model, inputs, num_items_in_batch,
-                                        share_prefix=share, stats=stats)
-            if share and stats.get("unshareable"):
-                stats["off"] = True
+            loss, out = completion_loss(model, inputs, num_items_in_batch, stats=stats,
+                                        share_prefix=share_prefix and not stats.get("off"))
             if num_items_in_batch is not None and self.args.average_tokens_across_devices:
                 # num_items_in_batch counts the tokens of every rank, and DDP averages the
                 # gradients over ranks: as Trainer's own loss, scale back by the ranks.

@@ -42,8 +42,7 @@ def shared_prefix_len(input_ids: Any, attention_mask: Any, keep: Any) -> int:
     kept = torch.nonzero(keep.any(dim=0))
     if len(kept):
         n = min(n, int(kept[0]))
-    lengths = attention_mask.sum(dim=1) if attention_mask is not None else None
-    shortest = int(lengths.min()) if lengths is not None else width
+    shortest = int(attention_mask.sum(dim=1).min()) if attention_mask is not None else width
     n = min(n, shortest - 1)
     return n if n >= MIN_SHARED else 0
 
@@ -90,11 +89,11 @@ def rows_shared_prefix(rows: list[dict], ignore_index: int = -100) -> int:
     """The prefix every tokenized training row (``input_ids``, ``labels``) shares and that no
     loss position falls in: what each batch of them runs once at least (0 if under
     ``MIN_SHARED``). Used to plan how many rows a merged batch can hold."""
-    import os
+    from selfguide.backends.decoding import common_prefix
 
     if len(rows) < 2:
         return 0
-    n = len(os.path.commonprefix([list(r["input_ids"]) for r in rows]))
+    n = common_prefix([r["input_ids"] for r in rows])
     for r in rows:
         first = next((i for i, t in enumerate(r["labels"]) if t != ignore_index),
                      len(r["labels"]))
