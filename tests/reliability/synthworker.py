@@ -28,7 +28,10 @@ TASK = TaskSpec(name="sent", instruction="Is the review positive or negative?",
                        Demo("What a delightful and charming little movie", "positive")),
                 task_type="classification", labels=("positive", "negative"),
                 metric="exact_match")
-CFG = SynthesisConfig(rounds=4, prompts_per_round=5, n_samples=3, annotate_batch=4)
+# probe_inputs=4 (< the 20 inputs): the protocol probe labels a few, the batches the rest, so
+# stage 2 has several kill points (the default 24 would label all 20 in one step).
+CFG = SynthesisConfig(rounds=4, prompts_per_round=5, n_samples=3, annotate_batch=4,
+                      probe_inputs=4)
 WORDS = {"positive": ["great", "lovely", "superb", "fun", "charming", "moving", "bright"],
          "negative": ["dull", "awful", "boring", "weak", "slow", "messy", "bland"]}
 NOUNS = ["film", "plot", "cast", "score", "ending", "script", "camera", "story", "pacing"]

@@ -307,15 +307,18 @@ def test_invalid_stage_and_run_names_refused(workspace):
 
 
 def test_cancel_during_model_load_real_cli(run_dir, tiny_model_dir):
-    """Cancel a real ``selfguide train`` while it imports torch / loads the model."""
+    """Cancel a real ``selfguide train`` once it runs (loading the model or training)."""
     store.atomic_write_text(run_dir / "dataset" / "train.jsonl",
                             "".join(json.dumps({"id": f"r{i}", "prompt": "the cat sat",
                                                 "completion": f"on the mat {i}"}) + "\n"
-                                    for i in range(8)))
+                                    for i in range(64)))
     store.atomic_write_json(run_dir / "config.json",
                             {"model": {"model": str(tiny_model_dir), "device": "cpu"}})
+    # 64 rows x 100 epochs: long enough that the cancel lands before training could end
+    # (8 rows once finished between the 'running' claim and the cancel on a fast machine).
     st = jobs.start(run_dir, "train", ["train", "--run", run_dir.name, "--method", "lora",
-                                       "--precision", "fp32"], env=CHILD_ENV)
+                                       "--precision", "fp32", "--epochs", "100"],
+                    env=CHILD_ENV)
     wait_for(lambda: state(run_dir, "train") == "running", timeout=30)
     t0 = time.time()
     done = jobs.cancel(run_dir, "train")

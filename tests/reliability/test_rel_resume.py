@@ -48,6 +48,7 @@ def _lines(path: Path) -> int:
 
 def _kill9(run_dir: Path, stage: str) -> None:
     st = jobs.status(run_dir, stage)
+    assert st.state not in jobs.FINAL, f"the job was already {st.state} at the kill point"
     os.killpg(st.pgid, signal.SIGKILL)
     wait_for(lambda: jobs.status(run_dir, stage).state == "interrupted", timeout=10)
 
@@ -92,8 +93,8 @@ def test_kill9_during_synthesis_resumes_without_loss_or_duplicates(workspace):
     _kill9(run, "synthesize")
     n_inputs_at_kill = _lines(run / "inputs.jsonl")
     _synth(run, 0.25)
-    # stage 2, after the first annotation batch
-    wait_for(while_running(run, lambda: _lines(run / "annotations.jsonl") >= 4))
+    # stage 2, after the probe (4 rows) and the first annotation batch, before the last
+    wait_for(while_running(run, lambda: 8 <= _lines(run / "annotations.jsonl") < 20))
     _kill9(run, "synthesize")
     _synth(run, 0.0)
     _finished(run, "synthesize")
