@@ -138,6 +138,70 @@ def test_stop_scanner_only_decodes_rows_whose_token_can_end_a_stop(lm):
     assert scanner.done(last, [0, 1, 2], [False, True, True], out) == []
 
 
+def _decode(lm, seqs, budgets, pick, samples, seed=5):
+    import torch
+
+    stats = decoding.DecodeStats()
+    with torch.inference_mode():
+        torch.manual_seed(seed)
+        rows = decoding.prefill(lm.model, seqs, None, lm.tokenizer.pad_token_id, "cpu", True,
+                                room=max(budgets))
+        out = decoding.decode(lm.model, rows, budgets, pick=pick, eos=[], stats=stats,
+                              samples=samples)
+    return out, stats
+
+
+@pytest.mark.parametrize("temperature,top_k", [(1.0, 1), (1.5, 0)])
+def test_samples_sharing_a_node_draw_exactly_as_separate_rows(lm, temperature, top_k):
+    """n samples of a prompt share one cache row while their tokens agree: the same draws
+    (same seed) give the same tokens as decoding every sample as a row of its own, and the
+    shared run computes fewer rows (one per prompt when the samples agree, top-k 1; the tiny
+    model's flat logits make samples differ at T 1.5: nodes split)."""
+    seqs = [encode_prompt(lm.tokenizer, p, False) for p in TASK_PROMPTS[:3]]
+    n, budget = 4, 8
+    pick = decoding.token_picker(False, temperature, top_k, 1.0)
+    shared, s_shared = _decode(lm, seqs, [budget] * (n * 3), pick, samples=n)
+    alone, s_alone = _decode(lm, [s for s in seqs for _ in range(n)], [budget] * (n * 3),
+                             pick, samples=1)
+    assert shared == alone
+    assert s_alone.row_steps == 3 * n * (budget - 1)
+    assert s_shared.row_steps <= s_alone.row_steps
+    if top_k == 1:
+        assert s_shared.row_steps == 3 * (budget - 1)
+    else:  # the samples of a prompt really differ: nodes split
+        assert any(len({tuple(shared[p * n + j]) for j in range(n)}) > 1 for p in range(3))
+
+
+def test_sampler_equals_the_transformers_warpers():
+    """The probabilities the sampler draws from equal transformers' temperature / top-k /
+    top-p warpers + softmax (also where the nucleus is wider than the first candidates),
+    and draws follow them."""
+    import torch
+    from transformers import (LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
+                              TopPLogitsWarper)
+
+    from selfguide.backends import sampling
+
+    torch.manual_seed(0)
+    for t, k, p, scale in [(0.3, 0, 0.95, 3), (0.7, 0, 0.95, 3), (1.0, 0, 1.0, 3),
+                           (1.5, 0, 0.9, 0.05), (1.0, 40, 0.9, 3), (1.0, 5, 1.0, 3)]:
+        x = torch.randn(6, 5000) * scale
+        warp = LogitsProcessorList([TemperatureLogitsWarper(t)])
+        warp += [TopKLogitsWarper(k)] if k else []
+        warp += [TopPLogitsWarper(p)] if p < 1 else []
+        want = torch.softmax(warp(None, x.clone()), -1)
+        ids, probs = sampling.nucleus(x, t, k, p, candidates=64)
+        got = probs if ids is None else torch.zeros_like(x).scatter_(-1, ids, probs)
+        assert torch.allclose(got, want, atol=1e-6), (t, k, p, scale)
+        assert ((got > 0) == (want > 0)).all()
+    x = torch.tensor([[2.0, 1.0, 0.5, 0.0, -9.0]])
+    pick = sampling.token_picker(False, 1.0, 0, 0.9)
+    draws = pick(x, torch.zeros(100_000, dtype=torch.long))
+    freq = torch.bincount(draws, minlength=5) / 100_000
+    want = torch.softmax(TopPLogitsWarper(0.9)(None, x.clone()), -1)[0]
+    assert torch.allclose(freq, want, atol=0.01) and freq[4] == 0
+
+
 def test_switches_from_the_environment(lm, monkeypatch):
     monkeypatch.setenv("SELFGUIDE_PREFIX_CACHE", "0")
     monkeypatch.setenv("SELFGUIDE_DECODE_LOOP", "off")

@@ -1,4 +1,4 @@
-"""The decode loop of the transformers backend: a shared-prefix KV cache, rows that leave.
+"""The decode loop of the transformers backend: a shared-prefix KV cache, shared samples.
 
 What it does:
 
@@ -12,10 +12,13 @@ What it does:
    it would see in an unpadded forward pass. Like vLLM's automatic prefix caching or SGLang's
    radix cache, restricted to the one prefix a call's prompts have in common
    (https://docs.vllm.ai/en/latest/design/prefix_caching.html).
-2. Decoding without wasted steps (:func:`decode`). Greedy or sampled (transformers' own
-   temperature / top-k / top-p warpers); a row that is done (EOS, a stop string, its token
-   budget) is dropped from the cache and the batch tensors, so it stops costing compute.
-   Stop strings are only checked on rows whose new token could complete one (a per-vocabulary
+2. Decoding without wasted steps (:func:`decode`). Greedy or sampled (the distribution of
+   transformers' temperature / top-k / top-p warpers, :mod:`selfguide.backends.sampling`).
+   The ``n`` samples of a prompt share one cache row while their tokens agree and split
+   when they differ (a tree of samples, as in SGLang's parallel sampling over its radix
+   cache): n votes at a low temperature cost about one row, not n. Rows that are done (EOS,
+   a stop string, the token budget) are dropped from the cache (:mod:`.kvcache`), so they
+   stop costing compute. Stop strings are only checked on rows whose new token could complete one (a per-vocabulary
    mask of tokens that contain a stop string's last character), not by decoding every row's
    tail every step.
 
@@ -34,6 +37,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from selfguide.backends import kvcache
 
 MIN_PREFIX = 8  # shorter shared prefixes are not worth a separate forward pass
 
@@ -94,10 +99,10 @@ def build_prefix(model: Any, ids: list[int], device: str, pass_positions: bool) 
 
 
 def prefill(model: Any, seqs: list[list[int]], prefix: Prefix | None, pad_id: int,
-            device: str, pass_positions: bool, room: int = 0) -> Rows:
+            device: str, pass_positions: bool, room: int = 0, samples: int = 1) -> Rows:
     """Run ``seqs`` (each starting with ``prefix.ids`` when a prefix is given) into a fresh
-    cache with ``room`` more tokens preallocated: the prefix is copied, only the suffixes
-    are computed."""
+    cache with ``room`` more tokens and ``samples`` rows per prompt preallocated: the prefix
+    is copied, only the suffixes are computed."""
     import torch
 
     p = prefix.length if prefix is not None else 0
@@ -110,7 +115,7 @@ def prefill(model: Any, seqs: list[list[int]], prefix: Prefix | None, pad_id: in
         ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
         mask[r, p + width - len(s):] = 1
     ids, mask = ids.to(device), mask.to(device)
-    cache = new_cache(model, width + room)
+    cache = kvcache.new_cache(model_config(model), width + room, rows=k * max(1, samples))
     if prefix is not None:
         for i, (keys, values) in enumerate(prefix.layers):
             cache.update(keys.expand(k, -1, -1, -1), values.expand(k, -1, -1, -1), i)
@@ -122,97 +127,13 @@ def prefill(model: Any, seqs: list[list[int]], prefix: Prefix | None, pad_id: in
     return Rows(cache, mask, mask.sum(dim=1), logits)
 
 
-def new_cache(model: Any, room: int) -> Any:
-    """A ``DynamicCache`` whose full-attention layers write into preallocated room instead
-    of concatenating the whole cache every step (``torch.cat`` was 18% of a decode's time)."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    cache = DynamicCache(config=model_config(model))
-    if all(type(layer) is DynamicLayer for layer in cache.layers):
-        cache.layers = [_room_layer_class()(room) for _ in cache.layers]
-    return cache
-
-
-def _room_layer_class() -> type:
-    from transformers.cache_utils import DynamicLayer
-
-    class RoomLayer(DynamicLayer):
-        """A :class:`DynamicLayer` over buffers with spare room; ``keys``/``values`` are
-        views of the filled part."""
-
-        def __init__(self, room: int):
-            super().__init__()
-            self.room, self.n = max(1, room), 0
-
-        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any):
-            new = key_states.shape[-2]
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-                self.bk = self.bv = None
-            if self.bk is None or self.n + new > self.bk.shape[-2]:
-                self._resize(self.n + new + self.room, key_states, value_states)
-            self.bk[:, :, self.n:self.n + new] = key_states
-            self.bv[:, :, self.n:self.n + new] = value_states
-            self.n += new
-            self._view()
-            return self.keys, self.values
-
-        def _resize(self, length: int, k: Any, v: Any) -> None:
-            b, h, _, d = k.shape
-            bk, bv = k.new_empty((b, h, length, d)), v.new_empty((b, h, length, v.shape[-1]))
-            if self.bk is not None:
-                bk[:, :, :self.n], bv[:, :, :self.n] = self.keys, self.values
-            self.bk, self.bv = bk, bv
-
-        def _view(self) -> None:
-            self.keys, self.values = self.bk[:, :, :self.n], self.bv[:, :, :self.n]
-
-        def batch_repeat_interleave(self, repeats: int) -> None:
-            if self.n:
-                self.bk = self.bk.repeat_interleave(repeats, dim=0)
-                self.bv = self.bv.repeat_interleave(repeats, dim=0)
-                self._view()
-
-        def batch_select_indices(self, indices: Any) -> None:
-            if self.n:
-                self.bk, self.bv = self.bk[indices], self.bv[indices]
-                self._view()
-
-    return RoomLayer
-
-
-def repeat_rows(rows: Rows, n: int) -> Rows:
-    """Each row ``n`` times in a row (the n samples of a prompt share its prefill)."""
-    if n > 1:
-        rows.cache.batch_repeat_interleave(n)
-        rows = Rows(rows.cache, rows.mask.repeat_interleave(n, 0),
-                    rows.pos.repeat_interleave(n, 0), rows.logits.repeat_interleave(n, 0))
-    return rows
-
-
 def token_picker(greedy: bool, temperature: float, top_k: int, top_p: float
                  ) -> Callable[[Any], Any]:
-    """``logits [rows, vocab] -> tokens [rows]``: argmax, or a sample after transformers'
-    temperature / top-k / top-p warpers (the processors ``generate`` would use)."""
-    import torch
+    """``logits [rows, vocab] -> tokens [rows]``: argmax, or a sample from the distribution
+    of transformers' temperature / top-k / top-p warpers (:mod:`selfguide.backends.sampling`)."""
+    from selfguide.backends import sampling
 
-    if greedy:
-        return lambda logits: logits.argmax(dim=-1)
-    from transformers import (LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
-                              TopPLogitsWarper)
-
-    warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
-    if top_k:
-        warpers.append(TopKLogitsWarper(top_k))
-    if top_p < 1.0:
-        warpers.append(TopPLogitsWarper(top_p))
-
-    def pick(logits: Any) -> Any:
-        scores = warpers(None, logits)
-        return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
-
-    return pick
+    return sampling.token_picker(greedy, temperature, top_k, top_p)
 
 
 class StopScanner:
@@ -253,68 +174,109 @@ class DecodeStats:
     row_steps: int = 0    # sum of batch rows over the forward passes (compute spent)
 
 
-def _take(tokens: list[int], ended: list[bool], live_rows: list[int], live: list[bool],
-          out: list[list[int]], budgets: list[int]) -> None:
-    """Append each live row's new token; a row ends at EOS (not kept) or at its budget."""
-    for b, tok in enumerate(tokens):
-        if not live[b]:
-            continue
-        if ended[b]:
-            live[b] = False
-            continue
-        r = live_rows[b]
-        out[r].append(tok)
-        if len(out[r]) >= budgets[r]:
-            live[b] = False
+def _next_nodes(node_of: list[int], still: list[int], tokens: dict[int, int], n_nodes: int
+                ) -> tuple[list[int | None], list[int], list[int]]:
+    """The nodes of the next step. A node keeps its row for the first token its rows drew;
+    every other distinct token gets a new row copied from it. Returns the token per existing
+    row (None: no row needs it), and the parent and token of each new row; ``node_of`` is
+    updated in place (new rows numbered from ``n_nodes``)."""
+    first: list[int | None] = [None] * n_nodes
+    extra: dict[tuple[int, int], int] = {}
+    parents, toks = [], []
+    for r in still:
+        node, tok = node_of[r], tokens[r]
+        if first[node] is None:
+            first[node] = tok
+        elif first[node] != tok:
+            if (node, tok) not in extra:
+                extra[node, tok] = n_nodes + len(parents)
+                parents.append(node)
+                toks.append(tok)
+            node_of[r] = extra[node, tok]
+    return first, parents, toks
 
 
-def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[[Any], Any],
+def _regroup(cache: Any, mask: Any, pos: Any, node_of: list[int], still: list[int],
+             tokens: dict[int, int]) -> tuple[Any, Any, list[int]]:
+    """Rows for the next step (see :func:`_next_nodes`): split nodes get rows appended
+    (a copy of one row each); rows no sample needs keep computing until they are >= 1/4 of
+    the batch, then the cache is compacted (one gather). Returns mask, positions, tokens."""
+    import torch
+
+    n = mask.shape[0]
+    first, parents, toks = _next_nodes(node_of, still, tokens, n)
+    live = [i for i in range(n) if first[i] is not None]
+    if (n - len(live)) * 4 >= n + len(parents):
+        keep = live + parents
+        where = {old: new for new, old in enumerate(live)}
+        for r in still:
+            node = node_of[r]
+            node_of[r] = where[node] if node < n else len(live) + node - n
+        kvcache.keep_rows(cache, keep)
+        idx = torch.tensor(keep, device=mask.device)
+        return mask[idx], pos[idx], [first[i] for i in live] + toks
+    if parents:
+        kvcache.add_rows(cache, parents)
+        idx = torch.tensor(parents, device=mask.device)
+        mask, pos = torch.cat([mask, mask[idx]]), torch.cat([pos, pos[idx]])
+    return mask, pos, [t if t is not None else 0 for t in first] + toks
+
+
+def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[..., Any],
            eos: Sequence[int], stop: StopScanner | None = None,
            cancel: Callable[[], bool] | None = None, max_time: float | None = None,
-           pass_positions: bool = True, stats: DecodeStats | None = None) -> list[list[int]]:
-    """Generated token ids per row (without the EOS), at most ``budgets[r]`` per row.
+           pass_positions: bool = True, stats: DecodeStats | None = None,
+           samples: int = 1) -> list[list[int]]:
+    """Generated token ids per sample row (without the EOS), at most ``budgets[r]`` per row.
 
-    A row is done at EOS, at a stop string or at its budget; done rows are removed from the
-    batch once they are >= 1/8 of it (each removal copies the cache, so not one by one).
+    ``rows`` holds one cache row per prompt; sample row ``r`` continues prompt
+    ``r // samples``. Sample rows whose tokens so far are equal share one cache row (a
+    node): one forward per node, every sample draws its own token from its node's logits
+    (``pick(logits, owner)``), and a node splits where its samples draw different tokens.
+    Exact: each sample sees the logits of its own sequence. At a low temperature the votes
+    of a label mostly agree, so a batch runs about one row per prompt, not ``samples``.
+    A row is done at EOS, at a stop string or at its budget; the cache rows no sample needs
+    any more are dropped once they are >= 1/4 of the batch (:func:`_regroup`).
     ``cancel`` (polled at most every 0.2 s) and ``max_time`` end every row.
     """
     import torch
 
     stats = stats if stats is not None else DecodeStats()
     out: list[list[int]] = [[] for _ in budgets]
-    eos_t = torch.tensor(sorted(set(eos)) or [-1], device=rows.logits.device)
+    eos_set = set(eos)
     cache, mask, pos, logits = rows.cache, rows.mask, rows.pos, rows.logits
-    live_rows = list(range(len(budgets)))       # batch position -> row
-    live = [True] * len(budgets)                # per batch position: still decoding
+    node_of = [r // samples for r in range(len(budgets))]
+    live = list(range(len(budgets)))           # sample rows still decoding
     ckw = cache_kw(model, cache)
     t0 = last_poll = time.monotonic()
     while True:
-        tokens = pick(logits)
-        _take(tokens.tolist(), torch.isin(tokens, eos_t).tolist(), live_rows, live, out,
-              budgets)
-        if stop is not None:
-            for b in stop.done(tokens, live_rows, live, out):
-                live[b] = False
+        owner = torch.tensor([node_of[r] for r in live], device=logits.device)
+        drawn = pick(logits, owner).tolist()
+        tokens, still = {}, []
+        for r, tok in zip(live, drawn):
+            if tok in eos_set:
+                continue
+            out[r].append(tok)
+            tokens[r] = tok
+            if len(out[r]) < budgets[r]:
+                still.append(r)
+        if stop is not None and still:
+            last = torch.tensor([tokens[r] for r in still], device=logits.device)
+            ended = set(stop.done(last, still, [True] * len(still), out))
+            still = [r for b, r in enumerate(still) if b not in ended]
         now = time.monotonic()
-        if max_time is not None and now - t0 >= max_time:
+        if not still or (max_time is not None and now - t0 >= max_time):
             break
         if cancel is not None and now - last_poll >= 0.2:
             last_poll = now
             if cancel():
                 break
-        n_live = sum(live)
-        if n_live == 0:
-            break
-        if (len(live) - n_live) * 8 >= len(live):  # drop the done rows
-            keep = [b for b, x in enumerate(live) if x]
-            idx = torch.tensor(keep, device=mask.device)
-            cache.batch_select_indices(idx)
-            mask, pos, tokens = mask[idx], pos[idx], tokens[idx]
-            live_rows = [live_rows[b] for b in keep]
-            live = [True] * len(keep)
+        mask, pos, toks = _regroup(cache, mask, pos, node_of, still, tokens)
+        live = still
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         kw = {"position_ids": pos.unsqueeze(1)} if pass_positions else {}
-        logits = model(input_ids=tokens.unsqueeze(1), attention_mask=mask, use_cache=True,
+        x = torch.tensor(toks, device=mask.device).unsqueeze(1)
+        logits = model(input_ids=x, attention_mask=mask, use_cache=True,
                        **ckw, **kw).logits[:, -1].float()
         pos = pos + 1
         stats.steps += 1

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = {"cpu": 32, "mps": 32, "cuda": 64}
 DEFAULT_BATCH_TOKENS = {"cpu": 16384, "mps": 16384, "cuda": 65536}
+# KV cache a batch of the own decode loop may need if all its samples diverged
+DEFAULT_KV_BYTES = {"cpu": 2 << 30, "mps": 2 << 30, "cuda": 8 << 30}
 PREFIX_CACHE_ENV, DECODE_LOOP_ENV = "SELFGUIDE_PREFIX_CACHE", "SELFGUIDE_DECODE_LOOP"
 # generation-config fields the own decode loop does not implement, with their "off" values
 _LOOP_OFF = {"repetition_penalty": (None, 1.0), "encoder_repetition_penalty": (None, 1.0),
@@ -70,7 +72,9 @@ class HFGenerator:
     Args:
         model: a loaded ``PreTrainedModel`` (eval mode).
         tokenizer: its tokenizer; a missing pad token is replaced by EOS.
-        batch_size: rows (prompts x samples) per generate call; default 32 on CPU, 64 on CUDA.
+        batch_size: prompts decoded together by the own decode loop (its samples share rows
+            while they agree), rows (prompts x samples) on the ``model.generate`` path;
+            default 32 on CPU, 64 on CUDA.
         max_batch_tokens: budget of padded prompt tokens per batch (bounds prefill memory).
         info: the :class:`selfguide.models.ModelInfo`, when loaded through ``models``.
         prefix_cache: prefill the prompts' shared prefix once (default on; env
@@ -93,6 +97,7 @@ class HFGenerator:
         kind = self.device.split(":")[0]
         self.batch_size = int(batch_size or DEFAULT_BATCH_SIZE.get(kind, 32))
         self.max_batch_tokens = int(max_batch_tokens or DEFAULT_BATCH_TOKENS.get(kind, 16384))
+        self.max_kv_bytes = DEFAULT_KV_BYTES.get(kind, 2 << 30)
         if self.batch_size < 1 or self.max_batch_tokens < 1:
             raise ConfigError("batch_size and max_batch_tokens must be >= 1.")
         self.context_length = context_length(model, tokenizer)
@@ -166,22 +171,50 @@ class HFGenerator:
                         truncated, ctx)
         return out, truncated
 
-    def _batches(self, ids: list[list[int]], rows_per_prompt: int) -> list[_Batch]:
-        """Length-sorted batches (longest first, so memory trouble shows up at once)."""
+    def _batches(self, ids: list[list[int]], rows_per_prompt: int,
+                 new_tokens: int | None = None) -> list[_Batch]:
+        """Length-sorted batches (longest first, so memory trouble shows up at once).
+
+        Given ``new_tokens`` (the own decode loop, whose ``rows_per_prompt`` samples share a
+        cache row while they agree): up to ``batch_size`` prompts, bounded by
+        ``max_batch_tokens`` prefill tokens and by the KV cache all samples would need if
+        every one diverged (``max_kv_bytes``). Else ``batch_size`` rows of
+        ``rows_per_prompt`` each, bounded by ``max_batch_tokens`` padded tokens.
+        """
         order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
-        max_prompts = max(1, self.batch_size // max(1, rows_per_prompt))
+        shared = new_tokens is not None
+        max_prompts = self.batch_size if shared else max(
+            1, self.batch_size // max(1, rows_per_prompt))
+        per_prompt = 1 if shared else rows_per_prompt
+        kv_tokens = (self.max_kv_bytes // (self._kv_bytes_per_token() * rows_per_prompt)
+                     if shared else 0)
         batches: list[_Batch] = []
         cur: list[int] = []
         for i in order:
             width = len(ids[cur[0]]) if cur else len(ids[i])
-            if cur and (len(cur) >= max_prompts
-                        or (len(cur) + 1) * width * rows_per_prompt > self.max_batch_tokens):
+            n = len(cur) + 1
+            if cur and (n > max_prompts or n * width * per_prompt > self.max_batch_tokens
+                        or (shared and n * (width + new_tokens) > kv_tokens)):
                 batches.append(_Batch(cur, [ids[j] for j in cur]))
                 cur = []
             cur.append(i)
         if cur:
             batches.append(_Batch(cur, [ids[j] for j in cur]))
         return batches
+
+    def _kv_bytes_per_token(self) -> int:
+        """Bytes of KV cache one token takes (keys + values of every layer)."""
+        from selfguide.backends import decoding
+
+        c = decoding.model_config(self.model)
+        c = getattr(c, "text_config", None) or c
+        heads = int(getattr(c, "num_attention_heads", 0) or 1)
+        kv_heads = int(getattr(c, "num_key_value_heads", 0) or heads)
+        head_dim = int(getattr(c, "head_dim", 0) or getattr(c, "hidden_size", 64) // heads)
+        layers = int(getattr(c, "num_hidden_layers", 0) or 1)
+        dtype = getattr(self.model, "dtype", None)
+        size = getattr(dtype, "itemsize", 2) if dtype is not None else 2
+        return max(1, 2 * layers * kv_heads * head_dim * size)
 
     def _pad_left(self, seqs: list[list[int]]):
         import torch
@@ -221,12 +254,12 @@ class HFGenerator:
         t0 = time.time()
         ids, truncated = self._encode_all(prompts, chat, sampling.max_new_tokens)
         decode_n = 1 if sampling.greedy else n
-        batches = self._batches(ids, decode_n)
+        loop = self._use_loop(sampling)
+        batches = self._batches(ids, decode_n, sampling.max_new_tokens if loop else None)
         done = tokens = 0
         self.stats = {"batches": len(batches), "truncated_prompts": truncated,
                       "prefill_seconds": 0.0, "generated_tokens": 0, "seconds": 0.0,
                       "prefix_tokens": 0, "decode_steps": 0, "row_steps": 0}
-        loop = self._use_loop(sampling)
         if cancel is not None and cancel():
             raise Cancelled(f"Generation cancelled after 0 of {len(prompts)} prompts.")
         t = time.time()
@@ -293,14 +326,15 @@ class HFGenerator:
         with torch.inference_mode(), seeding.seeded(sampling.seed + seed_offset, self.device):
             t = time.time()
             rows = decoding.prefill(self.model, batch.ids, prefix, self.tokenizer.pad_token_id,
-                                    self.device, self._pass_positions, room=max(budgets))
-            rows = decoding.repeat_rows(rows, n)
+                                    self.device, self._pass_positions, room=max(budgets),
+                                    samples=n)
             self.stats["prefill_seconds"] = self.stats.get("prefill_seconds", 0.0) + (
                 time.time() - t)
             out = decoding.decode(self.model, rows, budgets, pick=pick, eos=self.eos_ids,
                                   stop=self._scanner(sampling.stop), cancel=cancel,
                                   max_time=sampling.max_time,
-                                  pass_positions=self._pass_positions, stats=dstats)
+                                  pass_positions=self._pass_positions, stats=dstats,
+                                  samples=n)
         self.stats["decode_steps"] = self.stats.get("decode_steps", 0) + dstats.steps
         self.stats["row_steps"] = self.stats.get("row_steps", 0) + dstats.row_steps
         texts = [cut_at_stop(self.tokenizer.decode(r, skip_special_tokens=True), sampling.stop)
