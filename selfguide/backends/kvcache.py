@@ -60,67 +60,86 @@ def _device(cache: Any) -> Any:
     return keys.device if keys is not None else "cpu"
 
 
+_ROOM_LAYER: type | None = None
+
+
 def _room_layer_class() -> type:
+    """``RoomLayer``: a ``DynamicLayer`` over buffers with spare room (positions and rows);
+    ``keys``/``values`` are views of the filled part. Built on first use (transformers is
+    imported lazily); its methods are the ``_room_*`` functions below."""
+    global _ROOM_LAYER
+    if _ROOM_LAYER is None:
+        from transformers.cache_utils import DynamicLayer
+
+        _ROOM_LAYER = type("RoomLayer", (DynamicLayer,), {
+            "__init__": _room_init, "update": _room_update, "_resize": _room_resize,
+            "_view": _room_view, "add_rows": _room_add_rows,
+            "batch_repeat_interleave": _room_repeat_interleave,
+            "batch_select_indices": _room_select_indices,
+        })
+    return _ROOM_LAYER
+
+
+def _room_init(self: Any, room: int, rows: int = 0) -> None:
     from transformers.cache_utils import DynamicLayer
 
-    class RoomLayer(DynamicLayer):
-        """A :class:`DynamicLayer` over buffers with spare room (positions and rows);
-        ``keys``/``values`` are views of the filled part."""
+    DynamicLayer.__init__(self)
+    self.room, self.n, self.rows, self.row_cap = max(1, room), 0, 0, rows
 
-        def __init__(self, room: int, rows: int = 0):
-            super().__init__()
-            self.room, self.n, self.rows, self.row_cap = max(1, room), 0, 0, rows
 
-        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any):
-            new = key_states.shape[-2]
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-                self.bk = self.bv = None
-                self.rows = key_states.shape[0]
-            if self.bk is None or self.n + new > self.bk.shape[-2]:
-                self._resize(self.n + new + self.room, self.rows, key_states, value_states)
-            self.bk[:self.rows, :, self.n:self.n + new] = key_states
-            self.bv[:self.rows, :, self.n:self.n + new] = value_states
-            self.n += new
-            self._view()
-            return self.keys, self.values
+def _room_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kwargs: Any):
+    new = key_states.shape[-2]
+    if not self.is_initialized:
+        self.lazy_initialization(key_states, value_states)
+        self.bk = self.bv = None
+        self.rows = key_states.shape[0]
+    if self.bk is None or self.n + new > self.bk.shape[-2]:
+        self._resize(self.n + new + self.room, self.rows, key_states, value_states)
+    self.bk[:self.rows, :, self.n:self.n + new] = key_states
+    self.bv[:self.rows, :, self.n:self.n + new] = value_states
+    self.n += new
+    self._view()
+    return self.keys, self.values
 
-        def _resize(self, length: int, rows: int, k: Any, v: Any) -> None:
-            _, h, _, d = k.shape
-            cap = max(rows, self.row_cap)
-            bk, bv = k.new_empty((cap, h, length, d)), v.new_empty((cap, h, length, v.shape[-1]))
-            if self.bk is not None and self.n:
-                bk[:self.rows, :, :self.n] = self.keys
-                bv[:self.rows, :, :self.n] = self.values
-            self.bk, self.bv = bk, bv
 
-        def _view(self) -> None:
-            self.keys = self.bk[:self.rows, :, :self.n]
-            self.values = self.bv[:self.rows, :, :self.n]
+def _room_resize(self: Any, length: int, rows: int, k: Any, v: Any) -> None:
+    _, h, _, d = k.shape
+    cap = max(rows, self.row_cap)
+    bk, bv = k.new_empty((cap, h, length, d)), v.new_empty((cap, h, length, v.shape[-1]))
+    if self.bk is not None and self.n:
+        bk[:self.rows, :, :self.n] = self.keys
+        bv[:self.rows, :, :self.n] = self.values
+    self.bk, self.bv = bk, bv
 
-        def add_rows(self, parents: Any) -> None:
-            m = int(parents.shape[0])
-            if not self.n or not m:
-                return
-            if self.rows + m > self.bk.shape[0]:
-                self.row_cap = max(self.rows + m, 2 * self.bk.shape[0])
-                self._resize(self.bk.shape[-2], self.rows, self.keys, self.values)
-            self.bk[self.rows:self.rows + m, :, :self.n] = self.bk[parents, :, :self.n]
-            self.bv[self.rows:self.rows + m, :, :self.n] = self.bv[parents, :, :self.n]
-            self.rows += m
-            self._view()
 
-        def batch_repeat_interleave(self, repeats: int) -> None:
-            if self.n:
-                self.bk = self.bk[:self.rows].repeat_interleave(repeats, dim=0)
-                self.bv = self.bv[:self.rows].repeat_interleave(repeats, dim=0)
-                self.rows *= repeats
-                self._view()
+def _room_view(self: Any) -> None:
+    self.keys = self.bk[:self.rows, :, :self.n]
+    self.values = self.bv[:self.rows, :, :self.n]
 
-        def batch_select_indices(self, indices: Any) -> None:
-            if self.n:
-                self.bk, self.bv = self.bk[indices], self.bv[indices]
-                self.rows = int(indices.shape[0])
-                self._view()
 
-    return RoomLayer
+def _room_add_rows(self: Any, parents: Any) -> None:
+    m = int(parents.shape[0])
+    if not self.n or not m:
+        return
+    if self.rows + m > self.bk.shape[0]:
+        self.row_cap = max(self.rows + m, 2 * self.bk.shape[0])
+        self._resize(self.bk.shape[-2], self.rows, self.keys, self.values)
+    self.bk[self.rows:self.rows + m, :, :self.n] = self.bk[parents, :, :self.n]
+    self.bv[self.rows:self.rows + m, :, :self.n] = self.bv[parents, :, :self.n]
+    self.rows += m
+    self._view()
+
+
+def _room_repeat_interleave(self: Any, repeats: int) -> None:
+    if self.n:
+        self.bk = self.bk[:self.rows].repeat_interleave(repeats, dim=0)
+        self.bv = self.bv[:self.rows].repeat_interleave(repeats, dim=0)
+        self.rows *= repeats
+        self._view()
+
+
+def _room_select_indices(self: Any, indices: Any) -> None:
+    if self.n:
+        self.bk, self.bv = self.bk[indices], self.bv[indices]
+        self.rows = int(indices.shape[0])
+        self._view()
