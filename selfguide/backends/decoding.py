@@ -5,8 +5,8 @@ What it does:
 1. Prefix caching. The prompts of one call usually share a long token prefix (the
    instruction + demos of ``prompts.task_prompt`` are 95–98% of each labelling and
    evaluation prompt). :func:`build_prefix` runs that prefix once with batch size 1;
-   :func:`prefill` copies its keys/values to every row of a batch and runs only the
-   suffixes. A row's cache is laid out ``[prefix | holes | suffix]``: the holes (padding of
+   :func:`prefill` runs only the suffixes on top of it: the prefix is held once and
+   attended by every row (:mod:`.cascade`, CPU + ``sdpa``) or copied into every row. A row's cache is laid out ``[prefix | holes | suffix]``: the holes (padding of
    shorter suffixes) sit *between* prefix and suffix and are zeros in the attention mask, and
    position ids are counted per row, so every real token sees exactly the keys and positions
    it would see in an unpadded forward pass. Like vLLM's automatic prefix caching or SGLang's
@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selfguide.backends import kvcache
+from selfguide.backends import cascade, kvcache
 
 MIN_PREFIX = 8  # shorter shared prefixes are not worth a separate forward pass
 
@@ -115,9 +115,13 @@ def prefill(model: Any, seqs: list[list[int]], prefix: Prefix | None, pad_id: in
         ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
         mask[r, p + width - len(s):] = 1
     ids, mask = ids.to(device), mask.to(device)
-    cache = kvcache.new_cache(model_config(model), width + room, rows=k * max(1, samples))
-    if prefix is not None:
-        for i, (keys, values) in enumerate(prefix.layers):
+    cache = None
+    if prefix is not None and cascade.is_on(model):  # the prefix held once, not per row
+        cache = cascade.new_cache(model_config(model), width + room, k * max(1, samples),
+                                  prefix.layers)
+    if cache is None:
+        cache = kvcache.new_cache(model_config(model), width + room, rows=k * max(1, samples))
+        for i, (keys, values) in enumerate(prefix.layers if prefix is not None else []):
             cache.update(keys.expand(k, -1, -1, -1), values.expand(k, -1, -1, -1), i)
     # positions as generate computes them (cumsum of the mask), so holes are not counted
     pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, p:]
@@ -298,4 +302,7 @@ def cache_kw(model: Any, cache: Any) -> dict:
     import inspect
 
     params = inspect.signature(_base(model).forward).parameters
-    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+    kw = {"cache": cache} if "cache" in params else {"past_key_values": cache}
+    if cascade.is_cascade(cache):
+        kw[cascade.KWARG] = cache
+    return kw

@@ -6,8 +6,9 @@ once, sorted by length and cut into batches (a row and a token budget per batch)
 come back in the caller's order. Decoding runs in the backend's own loop
 (:mod:`selfguide.backends.decoding`): the longest token prefix shared by a call's prompts
 (instruction + demos) is prefilled ONCE and its KV cache reused by every row (prefix
-caching), ``n`` samples of a prompt share its prefill (the cache is repeated
-``Cache.batch_repeat_interleave``), and rows that are done (EOS, a stop string, the token
+caching; on CPU the prefix's keys are held once and attended by every row,
+:mod:`~selfguide.backends.cascade`), the ``n`` samples of a prompt share one cache row
+while their tokens agree, and rows that are done (EOS, a stop string, the token
 budget) leave the batch so they stop costing compute. Stop strings cut the text and stop
 the row; ``max_new_tokens`` is clamped to the context left after each prompt; ``max_time``,
 a cancel flag (checked between batches and during decoding), a per-prompt result callback
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from selfguide import seeding
-from selfguide.backends import hf_generate, scoring
+from selfguide.backends import cascade, hf_generate, scoring
 from selfguide.backends.base import CancelFlag, ProgressCallback, ResultCallback
 from selfguide.backends.rendering import cut_at_stop, encode_prompt
 from selfguide.config import ModelConfig, SamplingConfig, from_dict
@@ -323,7 +324,8 @@ class HFGenerator:
         pick = decoding.token_picker(sampling.greedy, sampling.temperature, sampling.top_k,
                                      sampling.top_p)
         dstats = decoding.DecodeStats()
-        with torch.inference_mode(), seeding.seeded(sampling.seed + seed_offset, self.device):
+        with torch.inference_mode(), cascade.enabled(self.model), \
+                seeding.seeded(sampling.seed + seed_offset, self.device):
             t = time.time()
             rows = decoding.prefill(self.model, batch.ids, prefix, self.tokenizer.pad_token_id,
                                     self.device, self._pass_positions, room=max(budgets),

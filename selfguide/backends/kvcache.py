@@ -8,8 +8,9 @@ decode step writes one position instead of concatenating the whole cache (``torc
 instead of gathering every row of the batch (a full gather per split was a quarter of a
 labelling run). :func:`keep_rows` drops rows (one gather of the rows kept).
 
-What it does not do: share one prefix between rows (each row holds its own copy of the
-prefix keys/values: the layout the model's attention expects). Caches with sliding-window
+What it does not do: attend. On CPU with ``sdpa`` the shared prefix is held once per layer
+by :mod:`selfguide.backends.cascade` (which adds it to these layers); otherwise each row
+holds its own copy of the prefix keys/values, the layout the model's attention expects. Caches with sliding-window
 or other non-plain layers stay plain ``DynamicCache`` objects, for which the same two
 functions fall back to ``batch_select_indices``. torch/transformers are imported inside
 functions.

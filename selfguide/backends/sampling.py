@@ -85,9 +85,11 @@ def draw(ids: Any, probs: Any, owner: Any = None) -> Any:
     if owner is not None:
         cdf, ids = cdf[owner], (ids[owner] if ids is not None else None)
     u = torch.rand((cdf.shape[0], 1), device=cdf.device, dtype=cdf.dtype) * cdf[:, -1:]
-    j = (cdf <= u).sum(-1, keepdim=True)
+    # the number of entries <= u (a cumulative sum of non-negatives never decreases), by
+    # binary search instead of a comparison over the whole vocabulary
+    j = torch.searchsorted(cdf, u, right=True)
     over = j >= cdf.shape[-1]  # u rounded up to the total: the last token with mass
     if bool(over.any()):
-        last = (cdf < cdf[:, -1:]).sum(-1, keepdim=True)
+        last = torch.searchsorted(cdf, cdf[:, -1:].contiguous())
         j = torch.where(over, last, j)
     return (j if ids is None else ids.gather(-1, j)).squeeze(-1)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from selfguide.backends import cascade
+
 
 def score(gen: Any, prompts: list[str], options: list[str], chat: bool) -> list[list[float]]:
     import torch
@@ -24,7 +26,7 @@ def score(gen: Any, prompts: list[str], options: list[str], chat: bool) -> list[
     scores: list[list[float]] = [[0.0] * len(options) for _ in prompts]
     if longest == 0:
         return scores
-    with torch.inference_mode():
+    with torch.inference_mode(), cascade.enabled(gen.model):
         prefix = gen._shared_prefix(ids)
         for batch in gen._batches(ids, len(options)):
             block = _score_batch(gen, batch, opt_ids, prefix)
