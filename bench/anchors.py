@@ -16,6 +16,9 @@ Each runs through three engines, one after the other, in this process or a child
 - **llama.cpp**: ``llama_cpp.Llama`` on the shipped Q4_1 GGUF itself, 2 threads, one
   stream (prompt after prompt, sample after sample; it reuses the KV cache of the common
   prefix of consecutive prompts), in a child of the bench venv (``make bench-anchors``);
+  weight repacking into "extra buffer types" is off (its AMX path segfaults on the first
+  multi-token batch on the AMX-reporting VM of 2026-12-03; set
+  ``SELFGUIDE_BENCH_LLAMA_EXTRA_BUFTS=1`` to keep it);
 - **naive**: ``model.generate`` on one prompt at a time (``num_return_sequences`` for the
   samples), timed on the first ``--naive`` prompts and extrapolated.
 
@@ -45,8 +48,18 @@ RESULTS = ROOT / "bench" / "results" / "anchors.json"
 
 CHILD = r"""
 import json, sys, time
-from llama_cpp import Llama
+import llama_cpp.llama_cpp as lc
 req = json.load(sys.stdin)
+if not req.get("extra_bufts"):
+    # llama.cpp's AMX weight repacking (an "extra buffer type", on by default where the CPU
+    # reports AMX) segfaults on the first multi-token batch on this VM: plain CPU buffers
+    _defaults = lc.llama_model_default_params
+    def _params():
+        p = _defaults()
+        p.use_extra_bufts = False
+        return p
+    lc.llama_model_default_params = _params
+from llama_cpp import Llama
 llm = Llama(model_path=req["gguf"], n_ctx=2048, n_threads=2, n_threads_batch=2,
             verbose=False, seed=req["seed"])
 llm.create_completion("warm up", max_tokens=2)
@@ -125,7 +138,8 @@ def llama_cpp(py: str, gguf: str, tok, prompts, chat, s, n) -> dict:
 
     req = {"gguf": gguf, "prompts": [render_prompt(tok, p, chat) for p in prompts], "n": n,
            "max_tokens": s.max_new_tokens, "t": s.temperature, "top_p": s.top_p,
-           "stop": list(s.stop), "seed": 1}
+           "stop": list(s.stop), "seed": 1,
+           "extra_bufts": os.environ.get("SELFGUIDE_BENCH_LLAMA_EXTRA_BUFTS") == "1"}
     p = subprocess.run([py, "-c", CHILD], input=json.dumps(req), text=True,
                        capture_output=True, check=False)
     if p.returncode != 0:

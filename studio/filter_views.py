@@ -343,6 +343,9 @@ def selfguide_view(rd: RunDir, cands, task) -> None:
     kept = int(df["kept"].sum())
     with main:
         _headline(df, overrides, eff, choice, task)
+        topup = filtering.topup_message((rd.read_report() or {}).get("topup"))
+        if topup:
+            st.info(topup)
         _chart_tabs(df, cfg, eff, task)
         st.subheader("Candidates")
         candidates_editor(rd, df, overrides, filtering.ORDER, filtering.TABLE_COLS, task=task)

@@ -180,6 +180,22 @@ def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:
     return out
 
 
+def topup_message(topup: list[dict] | None) -> str:
+    """What the top-up rounds of synthesis did, in words ("" for none)."""
+    if not topup:
+        return ""
+    asked = sorted({lab for t in topup for lab in t.get("asked_for", {})})
+    before = {lab: topup[0]["asked_for"].get(lab) for lab in asked}
+    after = topup[-1].get("after", {})
+    counts = ", ".join(f"{lab} {before.get(lab) if before.get(lab) is not None else '?'} → "
+                       f"{after.get(lab, '?')}" for lab in asked)
+    rounds = len(topup)
+    return (f"Too few inputs were labelled {', '.join(asked)} for a balanced dataset, so "
+            f"synthesis added {rounds} round{'s' if rounds != 1 else ''} of prompts asking "
+            f"only for {'it' if len(asked) == 1 else 'them'} (examples past the filters: "
+            f"{counts}). Balancing cuts every label to the rarest one's count.")
+
+
 def choice_message(choice: dict) -> str:
     """One paragraph: how the labels were made and how to change it."""
     if not choice or not (choice.get("reason") or choice.get("protocol_reason")):

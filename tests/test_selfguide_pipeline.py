@@ -17,6 +17,7 @@ from selfguide.errors import Cancelled, ConfigError
 from selfguide.events import EventLog, read_events
 from selfguide.methods.selfguide import pipeline as P
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+from selfguide.methods.selfguide.report import format_report
 from selfguide.methods.selfguide.stages import row_id
 from selfguide.prompts import task_prompt
 from selfguide.task import Demo, TaskSpec
@@ -113,6 +114,46 @@ def test_min_inputs_adds_rounds_while_too_few_inputs_pass(tmp_path):
     assert SynthesisConfig(rounds=6).round_limit == 6
     with pytest.raises(ConfigError, match="max_rounds"):
         SynthesisConfig(rounds=6, min_inputs=10, max_rounds=3)
+
+
+def test_topup_rounds_ask_only_for_labels_that_came_out_rare(tmp_path):
+    """Inputs asked for "negative" mostly read as positive, so after labelling negatives
+    are rare: top-up rounds ask only for them until min_per_label is met (or topup_rounds
+    runs out); the report and the funnel say so; a rerun generates nothing; off, none."""
+    def skewed(prompt: str, sampling, i: int) -> str:
+        target = asked_label(prompt, ("negative", "positive"))
+        if target:
+            r = random.Random(f"{prompt}|{sampling.seed}")
+            lab = target if target == "positive" or r.random() < 0.2 else "positive"
+            body = " ".join(f"{r.choice(WORDS[lab])} {r.choice(NOUNS)}" for _ in range(3))
+            return f"Input: The {body} {r.randint(0, 10**6)}.\nOutput: {target}"
+        return script(prompt, sampling, i)
+
+    cfg = SynthesisConfig(rounds=3, prompts_per_round=8, n_samples=2, probe_inputs=4,
+                          min_per_label=6, topup_rounds=3)
+    events = EventLog(tmp_path / "events.jsonl")
+    rep = _run(tmp_path / "r", FakeGenerator(script=skewed), cfg, events=events)
+    rows = store.read_jsonl(tmp_path / "r" / "inputs.jsonl")
+    extra = [r for r in rows if r["round"] >= 3]
+    assert extra and {r["target_label"] for r in extra} == {"negative"}
+    first = rep["topup"][0]
+    assert first["round"] == 3 and set(first["asked_for"]) == {"negative"}
+    last = rep["topup"][-1]["after"]
+    assert last["negative"] > first["asked_for"]["negative"]
+    assert len(rep["topup"]) == 3 or last["negative"] >= 6
+    assert len({r["round"] for r in extra}) == len(rep["topup"])
+    assert "Top-up round 4: too few examples of negative" in format_report(rep)
+    assert store.read_json(tmp_path / "r" / "dataset" / "report.json")["topup"] == rep["topup"]
+    logs = [e["message"] for e in read_events(tmp_path / "events.jsonl")
+            if e.get("type") == "log" and "top-up" in e.get("message", "")]
+    assert len(logs) == len(rep["topup"])
+    again = FakeGenerator(script=skewed)
+    assert _run(tmp_path / "r", again, cfg)["topup"] == rep["topup"]
+    assert not [c for c in again.calls if c.prompts[0].endswith("Input:")]  # nothing redone
+    off = _run(tmp_path / "off", FakeGenerator(script=skewed),
+               dataclass_replace(cfg, min_per_label=0))
+    assert "topup" not in off
+    assert {r["round"] for r in store.read_jsonl(tmp_path / "off" / "inputs.jsonl")} == {0, 1, 2}
 
 
 def test_full_run_with_fake(tmp_path):

@@ -123,3 +123,11 @@ def test_export_zip_and_delete_guard(workspace):
     store.atomic_write_json(jdir / "status.json", {"state": "finished"})
     sgworkspace.delete_run("r1")
     assert store.list_runs() == []
+
+
+def test_topup_message_says_what_the_topup_rounds_did():
+    assert filtering.topup_message(None) == ""
+    msg = filtering.topup_message([
+        {"round": 6, "asked_for": {"sports": 2}, "after": {"sports": 5, "business": 34}},
+        {"round": 7, "asked_for": {"sports": 5}, "after": {"sports": 11, "business": 35}}])
+    assert "labelled sports" in msg and "2 rounds" in msg and "sports 2 → 11" in msg

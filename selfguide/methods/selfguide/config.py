@@ -40,6 +40,12 @@ class SynthesisConfig:
                                     "for models that keep writing the same inputs (0 = off).")
     max_rounds: int = field(0, help="Most rounds when min_inputs asks for more (0 = 2 x "
                                     "rounds).")
+    min_per_label: int = field(0, help="Classification: after labelling, while a label has "
+                                       "fewer than this many examples past the filters "
+                                       "(before balancing, which cuts every label to the "
+                                       "rarest), add top-up rounds whose prompts ask only "
+                                       "for such labels, up to topup_rounds (0 = off).")
+    topup_rounds: int = field(0, help="Most top-up rounds min_per_label may add.")
     min_generated_examples: int = field(1, help="Fewest earlier generated inputs shown in a "
                                                 "prompt as lower-quality examples.")
     max_generated_examples: int = field(10, help="Most earlier generated inputs shown in a "
@@ -99,6 +105,8 @@ class SynthesisConfig:
         check(0 <= self.output_max_new_tokens <= 4096, "output_max_new_tokens",
               "must be in 0..4096 (0 = auto).")
         check(1 <= self.annotate_batch <= 4096, "annotate_batch", "must be in 1..4096.")
+        check(0 <= self.min_per_label <= 100000, "min_per_label", "must be >= 0 (0 = off).")
+        check(0 <= self.topup_rounds <= 100, "topup_rounds", "must be in 0..100.")
         check(0 <= self.probe_inputs <= 1000, "probe_inputs", "must be in 0..1000.")
         check_choices(self)
 
@@ -184,7 +192,8 @@ PRESETS: dict[str, dict[str, dict]] = {
     "quick": {
         "synthesis": {"rounds": 6, "prompts_per_round": 18, "n_samples": 5,
                       "max_generated_examples": 3, "annotate_batch": 18,
-                      "min_inputs": 60, "max_rounds": 12},
+                      "min_inputs": 60, "max_rounds": 12, "min_per_label": 10,
+                      "topup_rounds": 4},
         "filters": {},
     },
 }

@@ -26,7 +26,8 @@ from selfguide.errors import ConfigError, CorruptFile, DatasetError
 from selfguide.events import EventLog
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfguide.filters import apply
-from selfguide.methods.selfguide.stages import ItemCallback, annotate, generate_inputs
+from selfguide.methods.selfguide.stages import (ItemCallback, annotate, generate_inputs,
+                                                topup_round)
 from selfguide.methods.selfguide.table import build_table, finish, load_candidates
 from selfguide.rundir import as_run
 from selfguide.task import TaskSpec
@@ -162,19 +163,55 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
                     config_hash=store.config_hash(to_dict(cfg)))
     inputs = generate_inputs(run_dir, task, cfg, filters, generator, chat=chat, events=events,
                              cancel=cancel, on_item=on_item, stream=stream)
-    table = build_table(inputs, {}, task)
-    first = apply(table, filters, task, stage="input")
-    keep = first[first["kept"]]
-    ids_inputs = list(zip(keep["id"].tolist(), keep["input"].tolist()))
-    ann = annotate(run_dir, task, cfg, ids_inputs, generator, chat=chat, events=events,
-                   cancel=cancel, stream=stream)
-    df = build_table(inputs, ann, task)
-    df, report = finish(run_dir, df, task, filters)
+    kw = {"chat": chat, "events": events, "cancel": cancel, "stream": stream}
+    df, report = _label_and_filter(run_dir, task, cfg, filters, generator, inputs, **kw)
+    rnd, topups = 1 + max((r["round"] for r in inputs), default=-1), []
+    while task.is_classification and cfg.min_per_label and len(topups) < cfg.topup_rounds:
+        rare = short_labels(df, task, cfg.min_per_label)
+        if not rare:
+            break
+        events.emit("log", message=f"top-up round {len(topups) + 1}: fewer than "
+                                   f"{cfg.min_per_label} examples of " + ", ".join(
+                                       f"{k} ({v})" for k, v in rare.items())
+                                   + "; asking only for those labels")
+        inputs = inputs + topup_round(run_dir, task, cfg, filters, generator, rnd,
+                                      list(rare), on_item=on_item, **kw)
+        df, report = _label_and_filter(run_dir, task, cfg, filters, generator, inputs, **kw)
+        topups.append({"round": rnd, "asked_for": rare,
+                       "after": short_labels(df, task, 1 << 30)})
+        rnd += 1
+    if topups:
+        report["topup"] = topups
+        run_dir.write_report(report)
     run_dir.set_stage("synthesize", "done", candidates=len(df), kept=report["kept"],
                     config_hash=store.config_hash(to_dict(cfg)))
     events.emit("funnel", funnel=report["funnel"], labels=report["labels"],
                 diagnostics=report["diagnostics"])
     return report
+
+
+def _label_and_filter(run_dir: Any, task: TaskSpec, cfg: SynthesisConfig,
+                      filters: FilterConfig, generator: Generator, inputs: list[dict], *,
+                      chat: bool, events: EventLog, cancel: Callable[[], bool] | None,
+                      stream: Any) -> tuple[Any, dict]:
+    """Stage 2 on every input that passes the input filters (those not yet annotated),
+    then the filters and the dataset: (table, report)."""
+    first = apply(build_table(inputs, {}, task), filters, task, stage="input")
+    keep = first[first["kept"]]
+    ids_inputs = list(zip(keep["id"].tolist(), keep["input"].tolist()))
+    ann = annotate(run_dir, task, cfg, ids_inputs, generator, chat=chat, events=events,
+                   cancel=cancel, stream=stream)
+    return finish(run_dir, build_table(inputs, ann, task), task, filters)
+
+
+def short_labels(df: Any, task: TaskSpec, floor: int) -> dict[str, int]:
+    """Labels with fewer than ``floor`` rows past every filter but balancing: label -> rows."""
+    if not len(df):
+        return dict.fromkeys(task.labels, 0)
+    past = df[df["kept"] | (df["drop_reason"] == "balance")]
+    counts = past["label"].value_counts().to_dict()
+    return {lab: int(counts.get(lab, 0)) for lab in task.labels
+            if counts.get(lab, 0) < floor}
 
 
 def run_synthesis(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConfig,

@@ -201,6 +201,11 @@ def format_report(report: dict) -> str:
         lines.append(f"By label (strategy: {report.get('label_strategy')}):")
         for lab, c in report["labels"].items():
             lines.append(f"  {lab:<16} asked {c['generated']:>5}   kept {c['kept']:>5}")
+    for t in report.get("topup") or []:
+        asked = ", ".join(f"{k} ({v})" for k, v in t["asked_for"].items())
+        after = ", ".join(f"{k} {t['after'].get(k, 0)}" for k in t["asked_for"])
+        lines.append(f"Top-up round {t['round'] + 1}: too few examples of {asked}; its "
+                     f"prompts asked only for those; now {after}")
     if report.get("strategies"):
         lines.append("Label strategies (annotated inputs; agreement with the asked-for label):")
         for name, s in report["strategies"].items():

@@ -89,13 +89,14 @@ class _Pool:
         self.seen.add(k)
 
 
-def _round_plan(task: TaskSpec, cfg: SynthesisConfig, pool: _Pool, rnd: int
-                ) -> list[tuple[int, str, list]]:
-    """``(prompt, target label, shown inputs)`` per prompt of round ``rnd`` (seeded by it)."""
+def _round_plan(task: TaskSpec, cfg: SynthesisConfig, pool: _Pool, rnd: int,
+                labels: list[str] | None = None) -> list[tuple[int, str, list]]:
+    """``(prompt, target label, shown inputs)`` per prompt of round ``rnd`` (seeded by it);
+    targets drawn from ``labels`` (default: all the task's labels)."""
     rng = random.Random(_seed(cfg.seed, "inputs", rnd))
     plan = []
     for p in range(cfg.prompts_per_round):
-        target = rng.choice(task.labels) if task.is_classification else ""
+        target = rng.choice(labels or task.labels) if task.is_classification else ""
         items = pool.items
         if target and cfg.input_prompt == "by_label":  # only inputs written for the target
             items = [it for it in items if it[1] == target]
@@ -165,11 +166,8 @@ def generate_inputs(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCo
     path = as_run(run_dir).inputs_file
     rows = unique(store.read_jsonl(path))
     by_id = {r["id"]: r for r in rows}
-    demos = [d.input for d in task.demos]
     pool = _Pool(task, filters)
-    sampling = SamplingConfig(
-        temperature=cfg.input_temperature, top_p=cfg.input_top_p, stop=STOPS,
-        max_new_tokens=_budget(generator, demos, cfg.input_max_new_tokens, floor=32, cap=256))
+    sampling = _input_sampling(task, cfg, generator)
     events = events or EventLog(None)
     progress = Progress("inputs", cfg.total_prompts, events=events, unit="prompts",
                         done=sum(1 for r in rows if r["round"] < cfg.rounds),
@@ -203,6 +201,52 @@ def generate_inputs(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCo
     return sorted((r for r in by_id.values() if r["round"] < rnd
                    and r["prompt_id"] < cfg.prompts_per_round),
                   key=lambda r: (r["round"], r["prompt_id"]))
+
+
+def _input_sampling(task: TaskSpec, cfg: SynthesisConfig, generator: Generator
+                    ) -> SamplingConfig:
+    demos = [d.input for d in task.demos]
+    return SamplingConfig(
+        temperature=cfg.input_temperature, top_p=cfg.input_top_p, stop=STOPS,
+        max_new_tokens=_budget(generator, demos, cfg.input_max_new_tokens, floor=32, cap=256))
+
+
+def topup_round(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
+                filters: FilterConfig, generator: Generator, rnd: int, labels: list[str], *,
+                chat: bool = True, events: EventLog | None = None,
+                cancel: Callable[[], bool] | None = None, on_item: ItemCallback | None = None,
+                stream: Any = ...) -> list[dict]:
+    """Stage-1 round ``rnd`` whose prompts ask only for ``labels`` (a top-up for labels
+    that came out rare, see :func:`selfguide.methods.selfguide.pipeline.synthesize`): its
+    rows, decoded now or read back when a resumed run has them already."""
+    path = as_run(run_dir).inputs_file
+    rows = unique(store.read_jsonl(path))
+    by_id = {r["id"]: r for r in rows}
+    pool = _Pool(task, filters)
+    for r in sorted((r for r in rows if r["round"] < rnd
+                     and r["prompt_id"] < cfg.prompts_per_round),
+                    key=lambda r: (r["round"], r["prompt_id"])):
+        pool.add(r["input"], r.get("target_label", ""))
+    plan = _round_plan(task, cfg, pool, rnd, labels)
+    missing = {x[0] for x in plan if row_id(rnd, x[0]) not in by_id}
+    if missing:
+        events = events or EventLog(None)
+        progress = Progress("top-up", cfg.prompts_per_round, unit="prompts", events=events,
+                            done=cfg.prompts_per_round - len(missing), stream=_stream(stream))
+        try:
+            new = _decode_round(task, cfg, plan, rnd, missing, generator,
+                                _input_sampling(task, cfg, generator), chat=chat,
+                                cancel=cancel, progress=progress)
+        finally:
+            progress.close()
+        store.append_jsonl(path, new)
+        for r in new:
+            by_id[r["id"]] = r
+            events.emit("item", stage="inputs", id=r["id"], round=rnd, input=r["input"],
+                        target_label=r["target_label"])
+            if on_item is not None:
+                on_item(r)
+    return [by_id[row_id(rnd, p)] for p in range(cfg.prompts_per_round)]
 
 
 # --------------------------------------------------------------------------- stage 2
