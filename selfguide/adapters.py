@@ -83,18 +83,22 @@ def adapter_dir_of(run_dir: Path) -> Path:
     return d
 
 
-def load_tuned(run_dir: Path, *, precision: str = "bf16",
+def load_tuned(run_dir: Path, *, precision: str = "auto",
                manifest: dict | None = None) -> tuple[Any, Any]:
     """Load the base (``LoadedModel``) and the tuned model (PeftModel, or the full model).
 
+    ``precision`` 'auto' = an unquantized base in bf16 where it is native, else fp32.
     Raises ``AdapterMismatch`` if the adapter was trained on a different base.
     """
-    from selfguide import models
+    from selfguide import hardware, models
     from selfguide.config import replace
 
     adir = adapter_dir_of(run_dir)
     man = manifest or read_adapter_manifest(adir)
-    mcfg = replace(RunDir(run_dir).model_config(), precision=precision)
+    mcfg = RunDir(run_dir).model_config()
+    if precision == "auto":
+        precision = hardware.dense_precision(models.pick_device(mcfg.device))
+    mcfg = replace(mcfg, precision=precision)
     if man.get("kind") == "full":
         from selfguide.config import ModelConfig
 

@@ -242,7 +242,9 @@ class ModelConfig:
                                         "Hugging Face directory, a .gguf file, or a hub id.")
     precision: str = field("auto", choices=PRECISIONS,
                            help="Weights precision: 4bit (bitsandbytes NF4), 8bit, bf16, fp32, "
-                                "or auto (4bit on CUDA, bf16 on CPU).")
+                                "or auto (4bit on CUDA; on a CPU bf16 where it has native bf16 "
+                                "(AVX512-BF16 or AMX), else fp32, which is several times faster "
+                                "than emulated bf16).")
     device: str = field("auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="Device: auto picks cuda > mps > cpu.")
     trust_remote_code: bool = field(False, help="Allow the model's own Python code to run. "

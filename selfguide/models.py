@@ -4,8 +4,8 @@ What it does:
 
 - :func:`load_model` preflights a model reference (:func:`selfguide.model_ref.resolve_model`),
   converts GGUF once (:mod:`selfguide.model_convert`) and loads a model + tokenizer in
-  ``4bit`` (bitsandbytes NF4, double quant, bf16 compute), ``8bit``, ``bf16`` or ``fp32`` on
-  cuda/mps/cpu and reports what it loaded (:class:`ModelInfo`). Every ``from_pretrained``
+  ``4bit`` (bitsandbytes NF4, double quant, bf16 compute where bf16 is native, else fp32),
+  ``8bit``, ``bf16`` or ``fp32`` on cuda/mps/cpu and reports what it loaded (:class:`ModelInfo`). Every ``from_pretrained``
   passes ``trust_remote_code`` explicitly and ``use_safetensors=True``.
 - :func:`check_quantization` refuses 4bit/8bit early where bitsandbytes cannot provide it.
 - :func:`base_fingerprint` identifies a base checkpoint (adapters record it).
@@ -27,6 +27,8 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+from selfguide import hardware
 
 from selfguide.config import ModelConfig
 from selfguide.errors import (
@@ -127,10 +129,10 @@ def pick_device(device: str = "auto") -> str:
 
 
 def pick_precision(precision: str, device: str) -> str:
-    """``auto`` → 4bit on CUDA, bf16 on CPU, fp32 on MPS."""
+    """``auto`` → 4bit on CUDA; on a CPU bf16 where it is native, else fp32; fp32 on MPS."""
     if precision != "auto":
         return precision
-    return {"cuda": "4bit", "cpu": "bf16"}.get(device, "fp32")
+    return "4bit" if device == "cuda" else hardware.dense_precision(device)
 
 
 def _bnb_version() -> tuple[int, ...] | None:
@@ -174,11 +176,13 @@ def _quant_kwargs(precision: str, device: str) -> dict:
     # "cuda" as the index of the current GPU: under DDP each rank binds its own
     # (torch.cuda.set_device) and accelerate refuses a 4-bit model mapped to plain "cuda".
     target: str | int = torch.cuda.current_device() if device == "cuda" else device
+    # bf16 compute unless the CPU only emulates it (then fp32: several times faster there)
+    compute = torch.bfloat16 if device != "cpu" or hardware.bf16_is_fast("cpu") else torch.float32
     if precision == "4bit":
         q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                bnb_4bit_use_double_quant=True,
-                               bnb_4bit_compute_dtype=torch.bfloat16)
-        return {"quantization_config": q, "dtype": torch.bfloat16, "device_map": {"": target}}
+                               bnb_4bit_compute_dtype=compute)
+        return {"quantization_config": q, "dtype": compute, "device_map": {"": target}}
     if precision == "8bit":
         return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True),
                 "dtype": torch.float16 if device == "cuda" else torch.float32,
@@ -237,6 +241,8 @@ def load_model(cfg: ModelConfig | None = None, *, roots: list[str | os.PathLike]
     device = pick_device(cfg.device)
     precision = pick_precision(cfg.precision, device)
     check_quantization(precision, device)
+    if (note := hardware.slow_bf16_note(precision, device)) is not None:
+        log.warning(note)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -100,9 +100,8 @@ def model_dims(path: str | os.PathLike) -> ModelDims:
 def estimate_peak_bytes(dims: ModelDims, cfg: TrainConfig, seq_len: int) -> int:
     """Peak bytes of training ``cfg`` (method resolved) on rows of ``seq_len`` tokens."""
     method = cfg.method if cfg.method != "auto" else "lora"
-    precision = cfg.model_precision if method != "auto" else cfg.precision
-    if method == "qlora":
-        precision = "4bit"
+    # an unresolved precision 'auto' counts as fp32 (the larger of what it can become)
+    precision = {"qlora": "4bit", "full": "fp32"}.get(method, cfg.precision)
     base = dims.n_params * _BYTES_PER_PARAM.get(precision, 4.0)
     trainable = dims.n_params if method == "full" else dims.lora_params(
         cfg.lora_r, cfg.target_module_list)

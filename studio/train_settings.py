@@ -81,16 +81,18 @@ def preset_of(values: dict) -> str:
 def method_caption(cfg: TrainConfig | None) -> str:
     """What the chosen method/precision does, in the words of the form."""
     method = cfg.method if cfg is not None else "qlora"
-    precision = cfg.precision if cfg is not None else "bf16"
+    precision = cfg.precision if cfg is not None else "auto"
+    if precision == "auto":
+        precision = "bf16 where this machine computes it natively, else fp32"
     if method == "qlora":
-        return ("QLoRA: the frozen base runs in 4-bit NF4 (bitsandbytes) and computes in "
-                f"{precision}; only the small LoRA adapter is trained. On a CPU this works "
-                "but is slower than on a GPU.")
+        return ("QLoRA: the frozen base runs in 4-bit NF4 (bitsandbytes) and computes in bf16 "
+                "where this machine has it natively, else fp32; only the small LoRA adapter "
+                "is trained. On a CPU this works but is slower than on a GPU.")
     if method == "lora":
         return (f"LoRA: the frozen base runs in {precision}; only the small LoRA adapter is "
                 "trained and saved.")
     if method == "full":
         return ("Full finetuning: every weight is updated, in fp32 (tiny models only); the "
                 "whole model is saved.")
-    return (f"auto: QLoRA (4-bit base) on a CUDA GPU, otherwise LoRA on a {precision} base; "
+    return (f"auto: QLoRA (4-bit base) on a CUDA GPU, otherwise LoRA on a base in {precision}; "
             "only the small LoRA adapter is trained.")

@@ -1,4 +1,4 @@
-"""A small real end-to-end run on the embedded SmolLM2-135M: LoRA train on the bf16 base (a few steps; 4-bit QLoRA is covered on the tiny model) and
+"""A small real end-to-end run on the embedded SmolLM2-135M: LoRA train on the unquantized base (bf16 where the CPU has it natively, else fp32) (a few steps; 4-bit QLoRA is covered on the tiny model) and
 before/after evaluation through the CLI, as ``selfguide run`` does after synthesis."""
 
 from __future__ import annotations

@@ -217,11 +217,35 @@ def test_old_bitsandbytes_on_cpu_and_mps_are_refused(monkeypatch):
     models.check_quantization("4bit", "cpu")
 
 
-@pytest.mark.parametrize("asked,device,expected", [
-    ("auto", "cuda", "4bit"), ("auto", "cpu", "bf16"), ("auto", "mps", "fp32"),
-    ("fp32", "cuda", "fp32"), ("8bit", "cpu", "8bit")])
-def test_precision_defaults(asked, device, expected):
+@pytest.mark.parametrize("asked,device,native,expected", [
+    ("auto", "cuda", "0", "4bit"), ("auto", "cpu", "1", "bf16"), ("auto", "cpu", "0", "fp32"),
+    ("auto", "mps", "1", "fp32"), ("fp32", "cuda", "0", "fp32"), ("8bit", "cpu", "0", "8bit"),
+    ("bf16", "cpu", "0", "bf16")])
+def test_precision_defaults(monkeypatch, asked, device, native, expected):
+    monkeypatch.setenv("SELFGUIDE_CPU_BF16", native)  # as if the CPU had (1) native bf16 or not
     assert models.pick_precision(asked, device) == expected
+
+
+AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+SAPPHIRE = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+ARM = "processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n"
+
+
+def test_cpu_flags_tell_native_bf16_from_emulated(monkeypatch):
+    from selfguide import hardware
+
+    assert "avx2" in hardware.cpu_flags(AVX2_ONLY)
+    assert not hardware.cpu_flags(AVX2_ONLY) & hardware.CPU_BF16_FLAGS
+    assert hardware.cpu_flags(SAPPHIRE) & hardware.CPU_BF16_FLAGS
+    assert hardware.cpu_flags(ARM) & hardware.CPU_BF16_FLAGS
+    assert hardware.cpu_flags("") == frozenset()
+    monkeypatch.setenv("SELFGUIDE_CPU_BF16", "0")
+    assert hardware.dense_precision("cpu") == "fp32" and not hardware.bf16_is_fast("mps")
+    note = hardware.slow_bf16_note("bf16", "cpu")
+    assert note and "fp32" in note and hardware.slow_bf16_note("fp32", "cpu") is None
+    monkeypatch.setenv("SELFGUIDE_CPU_BF16", "1")
+    assert hardware.dense_precision("cpu") == "bf16"
+    assert hardware.slow_bf16_note("bf16", "cpu") is None
 
 
 def test_unavailable_device_is_a_config_error():
@@ -236,10 +260,14 @@ def test_unavailable_device_is_a_config_error():
 
 # --------------------------------------------------------------------------- loading
 
-@pytest.mark.parametrize("precision,dtype", [("fp32", "float32"), ("bf16", "bfloat16"),
-                                             ("4bit", "bfloat16"), ("8bit", "float32")])
-def test_load_tiny_in_each_precision(tiny_model_dir, precision, dtype):
+@pytest.mark.parametrize("precision,native,dtype", [
+    ("fp32", "0", "float32"), ("bf16", "1", "bfloat16"), ("4bit", "1", "bfloat16"),
+    ("4bit", "0", "float32"), ("8bit", "0", "float32")])
+def test_load_tiny_in_each_precision(tiny_model_dir, monkeypatch, precision, native, dtype):
+    """4bit computes in bf16 where the CPU has it natively, else in fp32 (``native``)."""
     from selfguide.config import SamplingConfig
+
+    monkeypatch.setenv("SELFGUIDE_CPU_BF16", native)
 
     lm = models.load_model(ModelConfig(model=str(tiny_model_dir), precision=precision, device="cpu"))
     info = lm.info
@@ -395,7 +423,7 @@ def test_embedded_converts_once_loads_and_answers(tmp_path, monkeypatch):
         return real(src, out)
 
     monkeypatch.setattr(model_convert, "_convert_into", counting)
-    lm = models.load_model(ModelConfig(model="embedded", precision="bf16"))
+    lm = models.load_model(ModelConfig(model="embedded"))
     assert len(calls) == 1
     ckpt = model_convert.embedded_checkpoint()
     assert Path(lm.info.path) == ckpt and ckpt.is_relative_to(tmp_path / "cache")
@@ -405,7 +433,7 @@ def test_embedded_converts_once_loads_and_answers(tmp_path, monkeypatch):
     [[answer]] = gen.generate(["What is the capital of France? Answer in one sentence."],
                               SamplingConfig(temperature=0.0, max_new_tokens=12), chat=True)
     assert answer.strip() and answer.isascii() and "Paris" in answer
-    lm2 = models.load_model(ModelConfig(model="embedded", precision="bf16"))
+    lm2 = models.load_model(ModelConfig(model="embedded"))
     assert len(calls) == 1 and lm2.info.path == lm.info.path
     assert lm2.info.fingerprint == lm.info.fingerprint
 

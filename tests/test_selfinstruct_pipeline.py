@@ -327,7 +327,7 @@ def test_tiny_real_loop_on_embedded_model(tmp_path, seeds, one_torch_thread):
     from selfguide.backends import get_generator
     from selfguide.config import ModelConfig
 
-    gen = get_generator("hf", config=ModelConfig(model="embedded", precision="bf16", device="cpu"))
+    gen = get_generator("hf", config=ModelConfig(model="embedded", device="cpu"))
     # Budgets kept tiny for a shared 2-core CI machine: 1 prompt per round, at most 2 new
     # instructions per prompt, short instances.
     cfg = SelfInstructConfig(num_instructions=1000, max_rounds=2, prompts_per_round=1,

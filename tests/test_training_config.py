@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from selfguide import train_loop, training
+from selfguide import hardware, train_loop, training
 from selfguide.config import from_dict, replace
 from selfguide.configs.training import PRESETS, TrainConfig
 from selfguide.errors import ConfigError, DatasetError
@@ -29,10 +29,12 @@ def test_presets_are_valid_and_precision_follows_method():
     assert TrainConfig().resolve("cpu").method == "qlora"
     auto = replace(TrainConfig(), method="auto")
     assert auto.resolve("cuda").model_precision == "4bit"
-    assert auto.resolve("cpu").model_precision == "bf16"
+    assert auto.resolve("cpu").model_precision == hardware.dense_precision("cpu")
     with pytest.raises(ConfigError):
         auto.model_precision  # noqa: B018 - must be resolved first
     assert replace(TrainConfig(), method="lora", precision="fp32").model_precision == "fp32"
+    with pytest.raises(ConfigError):  # precision 'auto' must be resolved for lora too
+        replace(TrainConfig(), method="lora").model_precision  # noqa: B018
     assert replace(TrainConfig(), method="full").model_precision == "fp32"
     assert replace(TrainConfig(), target_modules="q_proj, v_proj").target_module_list == [
         "q_proj", "v_proj"]
@@ -121,3 +123,12 @@ def test_last_complete_checkpoint_numeric_and_skips_torn(tmp_path):
     assert training.last_complete_checkpoint(tmp_path).name == "checkpoint-10"
     (tmp_path / "checkpoint-10" / "trainer_state.json").write_text("{tor")
     assert training.last_complete_checkpoint(tmp_path).name == "checkpoint-9"
+
+
+@pytest.mark.parametrize("native,expected", [("1", "bf16"), ("0", "fp32")])
+def test_precision_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch, native, expected):
+    monkeypatch.setenv("SELFGUIDE_CPU_BF16", native)
+    lora = replace(TrainConfig(), method="lora").resolve("cpu")
+    assert lora.precision == expected and lora.model_precision == expected
+    assert replace(TrainConfig(), method="lora", precision="bf16").resolve("cpu").precision \
+        == "bf16"  # an explicit choice is kept

@@ -19,10 +19,11 @@ class EvalConfig:
                                "sample (0 = all).", range=(0, 10_000_000))
     max_new_tokens: int = field(48, help="Maximum tokens generated per answer.")
     batch_size: int = field(16, help="Prompts generated together.", range=(1, 1024))
-    precision: str = field("bf16", choices=("bf16", "fp32", "4bit"),
-                           help="Base weights precision during evaluation. bf16 applies a "
+    precision: str = field("auto", choices=("auto", "bf16", "fp32", "4bit"),
+                           help="Base weights precision during evaluation. bf16/fp32 apply a "
                                 "QLoRA adapter to the unquantized base (faster on a CPU); 4bit "
-                                "evaluates on exactly the quantized base it was trained on.")
+                                "evaluates on exactly the quantized base it was trained on; "
+                                "auto: bf16 where the GPU/CPU computes it natively, else fp32.")
     first_line: bool = field(True, help="Score only the first non-empty line of an answer "
                                         "(models often keep talking after the answer).")
     bootstrap: int = field(1000, help="Paired bootstrap resamples for the 95% confidence "

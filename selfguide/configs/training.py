@@ -25,10 +25,11 @@ class TrainConfig:
     method: str = field("qlora", choices=METHODS,
                         help="qlora: base in 4-bit NF4 (bitsandbytes, also on a CPU) + LoRA; "
                              "lora: LoRA on a bf16/fp32 base; full: update every weight (tiny "
-                             "models only); auto: qlora on a CUDA GPU, lora (bf16) elsewhere.")
-    precision: str = field("bf16", choices=("bf16", "fp32"),
-                           help="Base weights precision for method=lora (compute dtype for "
-                                "qlora); full finetuning always uses fp32.")
+                             "models only); auto: qlora on a CUDA GPU, lora elsewhere.")
+    precision: str = field("auto", choices=("auto", "bf16", "fp32"),
+                           help="Base weights precision for method=lora; full finetuning "
+                                "always uses fp32. auto: bf16 where the GPU/CPU computes it "
+                                "natively (CPU: AVX512-BF16 or AMX), else fp32.")
     lora_r: int = field(16, help="LoRA rank (size of the low-rank update).", range=(1, 1024))
     lora_alpha: int = field(32, help="LoRA scaling numerator (update is scaled by alpha/r).",
                              range=(1, 8192))
@@ -117,15 +118,23 @@ class TrainConfig:
         check(self.logging_steps >= 1, "logging_steps", "must be >= 1.")
 
     def resolve(self, device: str) -> TrainConfig:
-        """This config with ``method='auto'`` made concrete for ``device``."""
-        if self.method != "auto":
+        """This config with ``method`` and ``precision`` 'auto' made concrete for ``device``."""
+        from selfguide import hardware
+
+        method = self.method if self.method != "auto" else (
+            "qlora" if device == "cuda" else "lora")
+        precision = self.precision if self.precision != "auto" else \
+            hardware.dense_precision(device)
+        if (method, precision) == (self.method, self.precision):
             return self
-        return dataclasses.replace(self, method="qlora" if device == "cuda" else "lora")
+        return dataclasses.replace(self, method=method, precision=precision)
 
     @property
     def model_precision(self) -> str:
         """The ``ModelConfig.precision`` the base is loaded in (after :meth:`resolve`)."""
         check(self.method != "auto", "method", "resolve 'auto' for a device first.")
+        check(self.precision != "auto" or self.method in ("qlora", "full"), "precision",
+              "resolve 'auto' for a device first.")
         if self.method == "qlora":
             return "4bit"
         if self.method == "full":
