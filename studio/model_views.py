@@ -101,6 +101,10 @@ def show_model(info: dict) -> None:
     c[4].metric("Load time", f"{secs:.1f} s" if isinstance(secs, (int, float)) else "?")
     if info.get("has_chat_template") is False:
         st.info("This model has no chat template: prompts are sent as plain text.")
+    from selfguide import hardware
+
+    if note := hardware.slow_bf16_note(str(info.get("precision")), str(info.get("device"))):
+        st.warning(note, icon=":material/speed:")
 
 
 def show_server(info: dict) -> None:

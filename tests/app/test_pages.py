@@ -65,11 +65,13 @@ def test_model_page_loads_once_and_tries_a_prompt(app, monkeypatch):
                   "has_chat_template": True})
 
     monkeypatch.setattr(resources, "build_model", fake_build)
+    monkeypatch.setenv("SELFGUIDE_CPU_BF16", "0")  # as on a CPU that only emulates bf16
     at = app()
     at.run()
     button(at, "Load model").click().run()
     assert not at.exception
     assert metric(at, "Parameters") == "134.5 M"
+    assert any("no native bf16" in w.value and "fp32" in w.value for w in at.warning)
     assert metric(at, "Device") == "cpu"
     for _ in range(3):  # reruns reuse the cached model
         at.run()
