@@ -96,9 +96,7 @@ def score_predictions(task: Any, examples: Sequence[dict], before: Sequence[str]
 
 def build_generators(run_dir: Path, cfg: EvalConfig) -> tuple[Any, Any, bool, dict]:
     """(before generator, after generator, chat flag, adapter manifest) for a run."""
-    from selfguide import adapters, backends, models
-
-    from selfguide import hardware
+    from selfguide import adapters, backends, hardware, models
 
     man = adapters.read_adapter_manifest(adapters.adapter_dir_of(run_dir))
     precision = cfg.precision if cfg.precision != "auto" else hardware.dense_precision(

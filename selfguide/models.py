@@ -5,8 +5,9 @@ What it does:
 - :func:`load_model` preflights a model reference (:func:`selfguide.model_ref.resolve_model`),
   converts GGUF once (:mod:`selfguide.model_convert`) and loads a model + tokenizer in
   ``4bit`` (bitsandbytes NF4, double quant, bf16 compute where bf16 is native, else fp32),
-  ``8bit``, ``bf16`` or ``fp32`` on cuda/mps/cpu and reports what it loaded (:class:`ModelInfo`). Every ``from_pretrained``
-  passes ``trust_remote_code`` explicitly and ``use_safetensors=True``.
+  ``8bit``, ``bf16`` or ``fp32`` on cuda/mps/cpu and reports what it loaded
+  (:class:`ModelInfo`). Every ``from_pretrained`` passes ``trust_remote_code`` explicitly
+  and ``use_safetensors=True``.
 - :func:`check_quantization` refuses 4bit/8bit early where bitsandbytes cannot provide it.
 - :func:`base_fingerprint` identifies a base checkpoint (adapters record it).
 
@@ -29,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from selfguide import hardware
-
 from selfguide.config import ModelConfig
 from selfguide.errors import (
     ConfigError,
