@@ -210,7 +210,9 @@ def _loop(page, studio, artifacts):
     idle(page)
     wait_job(page, "Evaluation job", artifacts, "6-compare")
     page.get_by_role("heading", name="Examples").wait_for()
+    idle(page)  # the heading can show while the rest of the page still renders (slow CPUs)
     grid = page.locator("[data-testid='stDataFrame']")
+    grid.nth(1).wait_for(timeout=60_000)
     assert grid.count() >= 2  # the examples table and the word diff
     assert metric(page, "Examples") == "3"
     shot(page, artifacts, "6-compare")
