@@ -96,19 +96,17 @@ def score_predictions(task: Any, examples: Sequence[dict], before: Sequence[str]
 
 def build_generators(run_dir: Path, cfg: EvalConfig) -> tuple[Any, Any, bool, dict]:
     """(before generator, after generator, chat flag, adapter manifest) for a run."""
-    from selfguide import adapters, backends, hardware, models
+    from selfguide import adapters, backends, models
 
     man = adapters.read_adapter_manifest(adapters.adapter_dir_of(run_dir))
-    precision = cfg.precision if cfg.precision != "auto" else hardware.dense_precision(
-        models.pick_device(RunDir(run_dir).model_config().device))
-    lm, tuned = adapters.load_tuned(run_dir, precision=precision, manifest=man)
+    lm, tuned = adapters.load_tuned(run_dir, precision=cfg.precision, manifest=man)
     after = backends.get_generator("hf", loaded=models.LoadedModel(tuned, lm.tokenizer, None),
                                    batch_size=cfg.batch_size)
     if man.get("kind") == "full":
         from selfguide.config import replace
 
         base = models.load_model(replace(RunDir(run_dir).model_config(),
-                                         precision=precision))
+                                         precision=lm.info.precision))
         before = backends.get_generator("hf", loaded=models.LoadedModel(
             base.model, base.tokenizer, None), batch_size=cfg.batch_size)
     else:

@@ -177,8 +177,7 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
         inputs = inputs + topup_round(run_dir, task, cfg, filters, generator, rnd,
                                       list(rare), on_item=on_item, **kw)
         df, report = _label_and_filter(run_dir, task, cfg, filters, generator, inputs, **kw)
-        topups.append({"round": rnd, "asked_for": rare,
-                       "after": short_labels(df, task, 1 << 30)})
+        topups.append({"round": rnd, "asked_for": rare, "after": label_counts(df, task)})
         rnd += 1
     if topups:
         report["topup"] = topups
@@ -204,14 +203,17 @@ def _label_and_filter(run_dir: Any, task: TaskSpec, cfg: SynthesisConfig,
     return finish(run_dir, build_table(inputs, ann, task), task, filters)
 
 
-def short_labels(df: Any, task: TaskSpec, floor: int) -> dict[str, int]:
-    """Labels with fewer than ``floor`` rows past every filter but balancing: label -> rows."""
+def label_counts(df: Any, task: TaskSpec) -> dict[str, int]:
+    """Rows per label past every filter but balancing."""
     if not len(df):
         return dict.fromkeys(task.labels, 0)
-    past = df[df["kept"] | (df["drop_reason"] == "balance")]
-    counts = past["label"].value_counts().to_dict()
-    return {lab: int(counts.get(lab, 0)) for lab in task.labels
-            if counts.get(lab, 0) < floor}
+    counts = df[df["kept"] | (df["drop_reason"] == "balance")]["label"].value_counts()
+    return {lab: int(counts.get(lab, 0)) for lab in task.labels}
+
+
+def short_labels(df: Any, task: TaskSpec, floor: int) -> dict[str, int]:
+    """Labels with fewer than ``floor`` rows past every filter but balancing: label -> rows."""
+    return {lab: n for lab, n in label_counts(df, task).items() if n < floor}
 
 
 def run_synthesis(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConfig,

@@ -182,13 +182,7 @@ def generate_inputs(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCo
             if missing:
                 new = _decode_round(task, cfg, plan, rnd, missing, generator, sampling,
                                     chat=chat, cancel=cancel, progress=progress)
-                store.append_jsonl(path, new)  # the round is the unit of resumption
-                for r in new:
-                    by_id[r["id"]] = r
-                    events.emit("item", stage="inputs", id=r["id"], round=rnd,
-                                input=r["input"], target_label=r["target_label"])
-                    if on_item is not None:
-                        on_item(r)
+                _save_round(path, new, by_id, events, on_item)  # the unit of resumption
             for p in range(cfg.prompts_per_round):
                 r = by_id[row_id(rnd, p)]
                 pool.add(r["input"], r.get("target_label", ""))
@@ -239,14 +233,20 @@ def topup_round(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig
                                 cancel=cancel, progress=progress)
         finally:
             progress.close()
-        store.append_jsonl(path, new)
-        for r in new:
-            by_id[r["id"]] = r
-            events.emit("item", stage="inputs", id=r["id"], round=rnd, input=r["input"],
-                        target_label=r["target_label"])
-            if on_item is not None:
-                on_item(r)
+        _save_round(path, new, by_id, events, on_item)
     return [by_id[row_id(rnd, p)] for p in range(cfg.prompts_per_round)]
+
+
+def _save_round(path: Any, new: list[dict], by_id: dict, events: EventLog,
+                on_item: ItemCallback | None) -> None:
+    """Append a decoded round's rows to the inputs file and announce each (``item``)."""
+    store.append_jsonl(path, new)
+    for r in new:
+        by_id[r["id"]] = r
+        events.emit("item", stage="inputs", id=r["id"], round=r["round"], input=r["input"],
+                    target_label=r["target_label"])
+        if on_item is not None:
+            on_item(r)
 
 
 # --------------------------------------------------------------------------- stage 2
