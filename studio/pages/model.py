@@ -44,8 +44,9 @@ else:
 values = widgets.config_form(ModelConfig, "model", base=saved,
                              include=["precision", "device", "chat", "trust_remote_code"],
                              columns=4)
-st.caption("Precision `auto` picks 4-bit on a GPU and bf16 on a CPU. 4-bit (NF4) also runs "
-           "on a CPU with bitsandbytes ≥ 0.49, but more slowly than on a GPU.")
+st.caption("Precision `auto` picks 4-bit on a GPU; on a CPU bf16 where it has native bf16 "
+           "(AVX512-BF16 or AMX), else fp32. 4-bit (NF4) also runs on a CPU with "
+           "bitsandbytes ≥ 0.49, but more slowly than on a GPU.")
 if values.get("trust_remote_code"):
     st.warning("Trusting remote code runs Python shipped with the model. Only do this for "
                "models you trust.", icon=":material/warning:")
