@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from selfguide import hardware
+from selfguide import allocator, hardware
 from selfguide.config import ModelConfig
 from selfguide.errors import (
     ConfigError,
@@ -247,6 +247,7 @@ def load_model(cfg: ModelConfig | None = None, *, roots: list[str | os.PathLike]
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    allocator.keep_freed_memory()  # the loops that follow reuse freed memory (allocator.py)
     quiet_deprecations()
     t0 = time.time()  # after the imports: load time is conversion + reading weights
     path = checkpoint_dir(src)

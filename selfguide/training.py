@@ -215,7 +215,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     rank 0 writes events and run files, and all return the same metrics.
     """
     from selfguide import adapters
-    from selfguide.train_loop import build_trainer
+    from selfguide.train_loop import build_trainer, warm_up
 
     run_dir = Path(run_dir)
     run = RunDir(run_dir)
@@ -232,6 +232,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
                             run.checkpoints_dir, device=p.device, events=events, stream=stream)
     resume = _resume_point(run, p.cfg, model_cfg, events, prefix=p.prefix)
     t0 = time.time()
+    if train_dist.world_size() == 1:  # one-off costs of a first pass, kept off the ETA clock
+        events.emit("log", message=f"warm-up pass in {warm_up(trainer):.1f}s")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.time() - t0
 

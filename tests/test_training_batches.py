@@ -210,3 +210,45 @@ def test_progress_eta_uses_work_from_the_restarted_clock(monkeypatch):
     now[0] += 2.0
     plain.update(1)
     assert plain.eta == pytest.approx(6.0)
+
+
+@pytest.mark.slow
+def test_warm_up_pass_leaves_training_unchanged(workspace, tiny_model_dir, monkeypatch):
+    """The warm-up forward/backward before step 1 (so the first step's rate, and the ETA
+    shown then, is not the one-off cost of a first pass) leaves no trace: with dropout on,
+    a run with it has the same losses and adapter as one without; no gradient, RNG draw or
+    mode change remains after it."""
+    import torch
+    from safetensors.torch import load_file
+
+    real = train_loop.warm_up
+    seen: dict = {}
+
+    def checked(trainer, **kw):
+        model = trainer.model
+        model.eval()
+        params = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        rng = torch.get_rng_state()
+        seen["s"] = real(trainer, **kw)
+        seen["clean"] = (all(p.grad is None for p in model.parameters())
+                         and torch.equal(torch.get_rng_state(), rng) and not model.training
+                         and all(torch.equal(p, params[n]) for n, p in model.named_parameters()
+                                 if p.requires_grad))
+        return seen["s"]
+
+    losses, weights = {}, {}
+    for on in (False, True):
+        monkeypatch.setattr(train_loop, "warm_up", checked if on else (lambda t, **kw: 0.0))
+        run = _run(workspace, tiny_model_dir, f"warm{int(on)}")
+        cfg = TrainConfig(method="lora", precision="fp32", batch_size=2, grad_accum=2, epochs=1,
+                          learning_rate=5e-3, val_fraction=0.0, lora_dropout=0.3,
+                          save_strategy="steps", save_steps=10**6)
+        training.train(run, cfg, events=EventLog(run / "events.jsonl"))
+        losses[on] = [e["loss"] for e in read_events(run / "events.jsonl", ("loss",))]
+        weights[on] = load_file(str(run / "train" / "adapter" / "adapter_model.safetensors"))
+    assert seen["s"] > 0 and seen["clean"]
+    assert len(losses[True]) == 4 and losses[True] == losses[False]
+    assert all(torch.equal(weights[True][k], w) for k, w in weights[False].items())
+    logs = [e["message"] for e in read_events(workspace / "runs" / "warm1" / "events.jsonl",
+                                              ("log",))]
+    assert any(m.startswith("warm-up pass in") for m in logs)
