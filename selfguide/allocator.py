@@ -6,9 +6,10 @@ are freed, to at most 32 MiB) with fresh pages from the kernel and hands them ba
 training step or a decode step allocates and frees activations, attention buffers and a
 growing KV cache every forward, so each forward page-faults newly zeroed pages again, and
 the first forwards of a process the most (the thresholds are still low). Fixed thresholds
-of 256 MiB keep that memory in the process for reuse. Measured on a 2-core AVX2 VM with the
-embedded model (bench/README.md "Allocator"): task1345's quick training 126 -> 111 s, page
-faults -40%, the same peak RSS; greedy evaluation of 40 rows 56 -> 48 s, the same outputs.
+of 256 MiB keep that memory in the process for reuse. Measured with the embedded model
+(bench/README.md "Warm-up pass and the allocator"): page faults of a quick training -40%
+on two VMs, the same peak RSS; greedy evaluation of 40 rows on an AVX2 VM 56 -> 48 s with
+the same outputs; training wall time within run-to-run noise.
 
 Applied once per process by :func:`selfguide.models.load_model` (every path that runs a
 model); only on glibc, elsewhere nothing changes. ``SELFGUIDE_MALLOC=0`` leaves glibc's
