@@ -90,7 +90,7 @@ def load_tuned(run_dir: Path, *, precision: str = "auto",
     ``precision`` 'auto' = an unquantized base in bf16 where it is native, else fp32.
     Raises ``AdapterMismatch`` if the adapter was trained on a different base.
     """
-    from selfguide import hardware, models
+    from selfguide import hardware, libs, models
     from selfguide.config import replace
 
     adir = adapter_dir_of(run_dir)
@@ -108,6 +108,7 @@ def load_tuned(run_dir: Path, *, precision: str = "auto",
         return tuned, tuned.model
     lm = models.load_model(mcfg)
     check_fingerprint(man, lm.info.fingerprint)
+    libs.import_bitsandbytes()  # before peft imports it, without the hub-kernel fetch
     from peft import PeftModel
 
     model = PeftModel.from_pretrained(lm.model, str(adir), is_trainable=False,

@@ -25,11 +25,10 @@ import logging
 import os
 import re
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
-from selfguide import allocator, hardware
+from selfguide import allocator, hardware, libs
 from selfguide.config import ModelConfig
 from selfguide.errors import (
     ConfigError,
@@ -137,9 +136,7 @@ def pick_precision(precision: str, device: str) -> str:
 
 def _bnb_version() -> tuple[int, ...] | None:
     """The importable bitsandbytes version, or None when it cannot be imported."""
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception:  # noqa: BLE001 - ImportError, or a broken native library at import
+    if libs.import_bitsandbytes() is None:
         return None
     from importlib.metadata import PackageNotFoundError, version
 
@@ -248,7 +245,7 @@ def load_model(cfg: ModelConfig | None = None, *, roots: list[str | os.PathLike]
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     allocator.keep_freed_memory()  # the loops that follow reuse freed memory (allocator.py)
-    quiet_deprecations()
+    libs.quiet_deprecations()
     t0 = time.time()  # after the imports: load time is conversion + reading weights
     path = checkpoint_dir(src)
     target = str(path) if path is not None else src.ref
@@ -282,27 +279,6 @@ def load_model(cfg: ModelConfig | None = None, *, roots: list[str | os.PathLike]
         context_length=context_length(model, tokenizer))
     log.info("loaded %s", info.summary())
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
-
-
-# Deprecation notices the libraries raise about their own internals (peft and the trainer
-# read ``is_gradient_checkpointing``; generation passes ``past_key_values``): nothing a user
-# can act on, so they stay out of job logs. Matched by category and message, nothing else.
-_QUIET_WARNINGS = ((FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
-                   (FutureWarning, r".*`past_key_values`.* deprecated"))
-_QUIET_LOG_NOTES = ("`past_key_values`/`cache_params` are deprecated",)
-
-
-def quiet_deprecations() -> None:
-    """Silence the libraries' internal deprecation notices (idempotent; see above)."""
-    for category, message in _QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category)
-    logger = logging.getLogger("transformers.utils.generic")
-    if _drop_library_notes not in logger.filters:
-        logger.addFilter(_drop_library_notes)
-
-
-def _drop_library_notes(record: logging.LogRecord) -> bool:
-    return not any(str(record.msg).startswith(n) for n in _QUIET_LOG_NOTES)
 
 
 def _drop_int8_cast_notes(record: logging.LogRecord) -> bool:

@@ -280,6 +280,9 @@ def prepare_model(model: Any, cfg: TrainConfig) -> Any:
         for p in model.parameters():
             p.requires_grad_(True)
         return model
+    from selfguide.libs import import_bitsandbytes
+
+    import_bitsandbytes()  # before peft imports it, without the hub-kernel fetch (libs.py)
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     if cfg.method == "qlora":

@@ -220,3 +220,21 @@ def test_one_demo_gives_no_evidence_and_says_so(tmp_path):
     pick = labelling.choose_strategy(ev, "chat", {"rank": ["positive", "negative", "positive"]})
     assert pick["beats_chance"] is None and pick["strategy"] in labelling.SELF_STRATEGIES
     assert "Add demos" in pick["reason"]
+
+
+def test_label_batches_progress_counts_each_input_once_and_never_goes_back(tmp_path):
+    """Stage 2 labels in batches, one generate call each; the bar counted each call's
+    cumulative progress against the previous call's (seen in `make demo`: annotate 42/79,
+    then 25/79). Now every batch gets its own counter: the bar only moves forward."""
+    from selfguide.config import SamplingConfig
+    from selfguide.events import EventLog, Progress, read_events
+
+    log = EventLog(tmp_path / "events.jsonl")
+    progress = Progress("annotate", 20, events=log, stream=None)
+    items = [(f"i{k}", f"great fun film number {k}") for k in range(20)]
+    recs = labelling.label_batches(TASK, items, FakeGenerator(script="positive", batch_size=3),
+                                   "chat", SamplingConfig(temperature=0.3), 2, batch=8,
+                                   seed=lambda first: 0, progress=progress)
+    done = [e["done"] for e in read_events(log.path, ("progress",))]
+    assert len(recs) == 20 and progress.done == 20
+    assert done == sorted(done) and done[-1] == 20 and len(done) == 8  # 8 + 8 + 4 inputs

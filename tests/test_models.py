@@ -205,6 +205,38 @@ def test_4bit_without_bitsandbytes_fails_before_loading(tiny_model_dir, monkeypa
     assert no_transformers_load == []
 
 
+def test_bitsandbytes_hub_kernel_note_is_dropped_and_nothing_else(caplog):
+    """bitsandbytes >= 0.50 on an AVX512-BF16 CPU logs, at import, that it could not fetch a
+    hub kernel and that trust_remote_code would allow it: advice we never want shown (hub
+    code stays unrun); the fallback kernel is its own. Other bitsandbytes notes still show."""
+    import logging
+
+    from selfguide import libs
+
+    libs.quiet_deprecations()
+    bnb_log = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    with caplog.at_level(logging.WARNING):
+        bnb_log.warning("Failed to load CPU gemm_4bit_forward from kernels-community: %s. "
+                        "Please make sure you already `pip install kernels`", "untrusted")
+        bnb_log.warning("some other bitsandbytes note")
+    assert [r.getMessage() for r in caplog.records] == ["some other bitsandbytes note"]
+
+
+def test_bitsandbytes_imports_without_fetching_hub_kernels():
+    """In a fresh process (as a job starts), the import asks no hub for kernels and prints
+    nothing about them, and the ``kernels`` package is importable again afterwards (on an
+    AVX512-BF16 CPU bitsandbytes would otherwise try the hub; elsewhere it never does)."""
+    code = ("import sys, logging; logging.basicConfig(level=logging.WARNING)\n"
+            "from selfguide import libs\n"
+            "assert libs.import_bitsandbytes() is not None\n"
+            "import kernels; assert sys.modules['kernels'] is kernels\n"
+            "print('ok')")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
+    assert "kernels-community" not in p.stderr and "trust" not in p.stderr, p.stderr
+
+
 def test_old_bitsandbytes_on_cpu_and_mps_are_refused(monkeypatch):
     monkeypatch.setattr(models, "_bnb_version", lambda: (0, 43, 1))
     with pytest.raises(QuantizationUnavailable, match=">= 0.49"):

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from selfguide.config import SamplingConfig
 from selfguide.errors import ScoringUnavailable
+from selfguide.events import Progress, delta_progress
 from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.parsing import map_label, parse_output
 from selfguide.prompts import task_prompt
@@ -93,17 +94,17 @@ def label_batches(task: TaskSpec, items: Sequence[tuple[str, str]], generator: G
                   protocol: str, sampling: SamplingConfig, n: int, *, batch: int,
                   seed: Callable[[str], int], score: bool = True,
                   on_batch: Callable[[list[dict]], None] | None = None,
-                  cancel: Callable[[], bool] | None = None, progress: Any = None
+                  cancel: Callable[[], bool] | None = None, progress: Progress | None = None
                   ) -> list[dict]:
     """:func:`annotate` over ``(id, input)`` items in batches seeded by ``seed(first id)``;
     each record gets its ``id``; ``on_batch`` sees every finished batch (stage 2 appends it
-    to ``annotations.jsonl``, the unit of resumption)."""
+    to ``annotations.jsonl``, the unit of resumption); ``progress`` counts every batch."""
     out: list[dict] = []
     for start in range(0, len(items), batch):
         part = items[start:start + batch]
         s = dataclasses.replace(sampling, seed=seed(part[0][0]))
         recs = annotate(task, [x for _, x in part], generator, protocol, s, n, score=score,
-                        cancel=cancel, progress=progress)
+                        cancel=cancel, progress=progress and delta_progress(progress))
         recs = [{"id": i, **r} for (i, _), r in zip(part, recs)]
         if on_batch is not None:
             on_batch(recs)

@@ -291,7 +291,7 @@ def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, i
         labelling.label_batches(task, todo, generator, protocol, sampling, cfg.n_samples,
                                 batch=cfg.annotate_batch, score=cfg.score_labels,
                                 seed=lambda first: _seed(cfg.seed, "annotate", first),
-                                on_batch=save, cancel=cancel, progress=delta_progress(progress))
+                                on_batch=save, cancel=cancel, progress=progress)
     finally:
         progress.close()
     events.emit("stage", stage="annotate", state="done", total=len(ids_inputs))
