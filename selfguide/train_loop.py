@@ -355,25 +355,26 @@ def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: An
 
 
 def warm_up(trainer: Any, *, rows: int | None = None) -> float:
-    """One forward and backward pass on the first ``rows`` training rows, before training.
+    """One forward and backward pass on the ``rows`` longest training rows, before training.
 
-    A process's first pass pays one-off costs that later steps do not (kernel and thread-pool
-    set-up, allocator growth, lazy initialisation). Run here, outside the step clock, it no
-    longer inflates the rate the ETA at step 1 is computed from. ``rows`` defaults to the
-    rows of one forward (``per_device_train_batch_size``, a merged batch included): a
-    smaller pass leaves part of the cost to step 1, because the tensors and the memory they
-    fault in grow with the batch (two rows left step 1's ETA +31–40% off, a full batch −17%;
-    bench/README.md "Warm-up pass and the allocator"). It goes through the trainer's own
-    loss (so the rows take the shared-prefix path the steps take) and leaves no trace:
-    gradients are cleared; the RNG state (dropout), the mode and the prefix counters are
-    restored. Returns the seconds it took.
+    A process's first passes pay one-off costs that later steps do not (kernel and
+    thread-pool set-up, lazy initialisation, memory the allocator faults in as batches grow).
+    Run here, outside the step clock, they no longer inflate the rate the ETA at step 1 is
+    computed from. ``rows`` defaults to the rows of one forward
+    (``per_device_train_batch_size``, a merged batch included), taken longest first so the
+    memory of the largest batch is in place (and an out-of-memory shows before step 1); a
+    smaller or shorter pass leaves part of the cost to step 1 (bench/README.md "Warm-up pass
+    and the allocator"). It goes through the trainer's own loss (the shared-prefix path the
+    steps take) and leaves no trace: gradients are cleared; the RNG state (dropout), the
+    mode and the prefix counters are restored. Returns the seconds it took.
     """
     import torch
 
     t0 = time.time()
     data = trainer.train_dataset
     rows = rows or trainer.args.per_device_train_batch_size
-    batch = trainer.data_collator([data[i] for i in range(min(rows, len(data)))])
+    longest = sorted(range(len(data)), key=lambda i: -len(data[i]["input_ids"]))[:rows]
+    batch = trainer.data_collator([data[i] for i in longest])
     batch = {k: v.to(trainer.args.device) for k, v in batch.items()}
     model = trainer.model
     was_training = model.training
