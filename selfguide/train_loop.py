@@ -73,7 +73,10 @@ def build_training_args(cfg: TrainConfig, output_dir: str | Path, *, has_val: bo
 
 # --------------------------------------------------------------------------- batches and progress
 
-MERGE_TOKENS = 1536  # padded tokens one merged forward may hold (bench/README.md "Session 5")
+# padded tokens one merged forward may hold: a quick training with the embedded model peaks
+# at ~1 GB + ~2.9 MB a token, so 1024 keeps it under 4 GB (1536 let task199 reach 4.6 GB;
+# bench/README.md "Merge budget and peak memory")
+MERGE_TOKENS = 1024
 EVAL_WORK = 0.35     # a validation token costs about a third of a training token (no backward)
 
 
@@ -280,9 +283,6 @@ def prepare_model(model: Any, cfg: TrainConfig) -> Any:
         for p in model.parameters():
             p.requires_grad_(True)
         return model
-    from selfguide.libs import import_bitsandbytes
-
-    import_bitsandbytes()  # before peft imports it, without the hub-kernel fetch (libs.py)
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     if cfg.method == "qlora":
@@ -317,6 +317,9 @@ def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: An
                   ckpt_dir: Path, *, device: str, events: EventLog, stream: Any = None) -> Any:
     """The ready trainer: attention picked, the model wrapped (:func:`prepare_model`), the
     arguments built and our events callback in place of transformers' printers."""
+    from selfguide.libs import import_bitsandbytes
+
+    import_bitsandbytes()  # before transformers' trainer imports peft, which imports it
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     set_training_attention(model, cfg, device)

@@ -179,6 +179,9 @@ def test_kill9_during_training_resumes_to_identical_lora(workspace, tiny_model_d
     _finished(ref, "train", timeout=300)
     _train(run)
     _finished(run, "train", timeout=300)
+    for r in (ref, run):  # no hub kernel fetched through peft's bitsandbytes import (libs.py)
+        log = (r / "jobs" / "train" / "log.txt").read_text()
+        assert "kernels-community" not in log and "publisher trust" not in log, log[-2000:]
     metrics = store.read_json(run / "train" / "metrics.json")
     assert metrics["resumed_from"] == last.name and metrics["steps"] == 8
     a, b = _tensors(ref / "train" / "adapter"), _tensors(run / "train" / "adapter")
