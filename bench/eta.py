@@ -43,9 +43,8 @@ def copy_run(ws: Path, run: str, name: str) -> None:
     src, dst = ws / "runs" / run, ws / "runs" / name
     if dst.exists():
         shutil.rmtree(dst)
+    # the names match at every depth: train/, eval/, export/ and jobs/train/, jobs/eval/
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("train", "eval", "export"))
-    shutil.rmtree(dst / "jobs" / "train", ignore_errors=True)
-    shutil.rmtree(dst / "jobs" / "eval", ignore_errors=True)
 
 
 def step1_eta(events_file: Path) -> tuple[float, float]:
