@@ -35,11 +35,13 @@ from selfguide.train_data import Features, build_features, completion_prefix, en
 # --------------------------------------------------------------------------- dataset checks
 
 def check_dataset(records: Sequence[dict], *, task_type: str = "generation",
-                  force: bool = False) -> dict:
+                  force: bool = False, own_labels: bool = False) -> dict:
     """Raise ``DatasetError`` for an empty or degenerate dataset; return simple stats.
 
     Degenerate (refused unless ``force``): all completions identical, or a classification
-    set whose rows all carry one label (the model would learn a constant).
+    set whose rows all carry one label (the model would learn a constant) -- unless
+    ``own_labels``: the labels are the model's own answers (SELF-GUIDE label strategy
+    ``own``), so one label is what the base answers anyway and the dataset report says so.
     """
     if not records:
         raise DatasetError("The training set has 0 rows.",
@@ -54,6 +56,9 @@ def check_dataset(records: Sequence[dict], *, task_type: str = "generation",
     stats = {"rows": len(records), "distinct_completions": len(completions),
              "labels": sorted(map(str, labels))}
     if force:
+        return stats
+    if own_labels and task_type == "classification" and len(labels) == 1:
+        stats["own_single_label"] = True
         return stats
     if len(records) > 1 and len(completions) == 1:
         raise DatasetError(f"All {len(records)} training completions are identical "
@@ -174,7 +179,7 @@ def preflight(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig |
     run_dir = Path(run_dir)
     model_cfg = model_cfg or RunDir(run_dir).model_config()
     records, _ = load_train_records(run_dir)
-    check_dataset(records, task_type=run_task_type(run_dir), force=cfg.force)
+    check_run_dataset(run_dir, records, force=cfg.force)
     device = models.pick_device(model_cfg.device)
     cfg = cfg.resolve(device)
     train_dist.check_supported(cfg, device)
@@ -186,6 +191,15 @@ def preflight(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig |
     dims = trainfit.model_dims(path)
     trainfit.check_memory(dims, cfg, cfg.max_length or 16, device=device)
     return dims
+
+
+def check_run_dataset(run_dir: Path, records: Sequence[dict], *, force: bool = False
+                      ) -> dict:
+    """:func:`check_dataset` for a run's training rows (its task type, and whether its
+    labels are the model's own answers, from ``dataset/report.json``)."""
+    report = RunDir(run_dir).read_report() or {}
+    return check_dataset(records, task_type=run_task_type(run_dir), force=force,
+                         own_labels=report.get("label_strategy") == "own")
 
 
 def run_task_type(run_dir: Path) -> str:
@@ -224,7 +238,11 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     model_cfg = model_cfg or run.model_config()
     dims = preflight(run_dir, cfg, model_cfg=model_cfg)
     records, val_records = load_train_records(run_dir)
-    stats = check_dataset(records, task_type=run_task_type(run_dir), force=cfg.force)
+    stats = check_run_dataset(run_dir, records, force=cfg.force)
+    if stats.get("own_single_label"):
+        events.emit("warning", message=f"Every training row has the label "
+                                       f"{stats['labels'][0]!r}: the model's own answer to "
+                                       f"every input. The tuned model will answer it too.")
     if not val_records:
         records, val_records = split_validation(records, cfg, seed=cfg.seed)
     p = _load_and_tokenize(cfg, model_cfg, dims, records, val_records, events)

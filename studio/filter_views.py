@@ -254,10 +254,11 @@ def _chart_tabs(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
             st.altair_chart(charts.labels(labels), width="stretch")
             agree = filtering.strategy_agreement(df, task)
             if agree is not None:
-                st.caption(f"Each input was written for a label. How often each way of "
-                           f"self-labelling agrees with it (chance "
-                           f"{100 / len(task.labels):.0f}%): where it stays near chance the "
-                           f"model's labels and its inputs do not follow each other.")
+                st.caption("Each input was written for a label. How often each way of "
+                           "self-labelling agrees with it, and how often labels with the "
+                           "same shares would agree by chance: where it stays near chance "
+                           "the model's labels and its inputs do not follow each other. "
+                           "'own' is the model's likeliest label in the form it answers in.")
                 st.dataframe(agree, hide_index=True, width="stretch")
     with tabs[2]:
         st.altair_chart(charts.lengths(filtering.lengths(df)), width="content")

@@ -143,11 +143,11 @@ def resolve(run_dir: Path, cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpe
     """``cfg`` with label strategy ``auto`` resolved from the run's labelling evidence, and
     the choice in plain words (what ``selfguide filter`` does too)."""
     from selfguide import store
-    from selfguide.methods.selfguide import labelling
+    from selfguide.methods.selfguide import choice
 
     if task is None:
         return cfg, {}
-    return labelling.resolve_filters(cands, task, cfg,
+    return choice.resolve_filters(cands, task, cfg,
                                      store.read_json(RunDir(run_dir).labelling_file,
                                                      default=None))
 
@@ -164,7 +164,8 @@ def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:
                                  "balance", "dominant_label_share")}
     strat = "vote" if eff.label_strategy == "auto" else eff.label_strategy
     src = {"target": "the label each input was written for", "rank": "the ranked label "
-           "scores", "calibrated": "the calibrated label scores", "agree": "the target "
+           "scores", "calibrated": "the calibrated label scores", "own": "the model's own "
+           "answers (its likeliest label in the form it answers in)", "agree": "the target "
            "label, kept where the " + eff.agree_source + " label agrees"}.get(strat, "the vote")
     uses_vote = strat == "vote" or (strat == "agree" and eff.agree_source == "vote")
     uses_cal = strat == "calibrated" or (strat == "agree" and eff.agree_source == "calibrated")
@@ -177,6 +178,10 @@ def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:
                                      f"with agree source calibrated); now: '{strat}'.")
     if strat != "agree":
         out["agree_source"] = f"used only by the 'agree' strategy; now: '{strat}'."
+    if strat == "own":
+        out["balance"] = ("with label strategy 'own' the labels are the model's own answers "
+                          "and keep their shares: balancing them would teach a different "
+                          "answer than the model gives.")
     return out
 
 
@@ -308,7 +313,9 @@ def strategy_agreement(df: pd.DataFrame, task: TaskSpec | None) -> pd.DataFrame 
     rows = [{"strategy": name,
              "labels": ", ".join(f"{lab} {n}" for lab, n in t["labels"].items()),
              "agrees with the asked-for label": "–" if t["target_agreement"] is None
-             else f"{100 * t['target_agreement']:.0f}%"}
+             else f"{100 * t['target_agreement']:.0f}%",
+             "by chance": "–" if t.get("agreement_chance") is None
+             else f"{100 * t['agreement_chance']:.0f}%"}
             for name, t in table.items() if name != "target"]
     return pd.DataFrame(rows)
 

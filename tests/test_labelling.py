@@ -14,9 +14,10 @@ from selfguide import cli, store
 from selfguide.backends.fake import FakeGenerator
 from selfguide.commands.label import label_rows, read_inputs
 from selfguide.errors import DatasetError
-from selfguide.methods.selfguide import labelling
+from selfguide.methods.selfguide import choice, labelling
 from selfguide.methods.selfguide import pipeline as P
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig, preset
+from selfguide.methods.selfguide.strategies import _binomial_tail, agreement
 from selfguide.rundir import RunDir
 from selfguide.task import Demo, TaskSpec
 
@@ -104,22 +105,143 @@ def test_protocol_and_strategy_set_by_hand_are_kept(tmp_path):
     assert report["labelling"]["beats_chance"] is False  # plain gets 2 of 4: chance
 
 
-def test_no_protocol_beats_chance_falls_back_to_target_and_says_so(tmp_path):
+def test_no_protocol_beats_chance_labels_with_the_models_own_answers_and_says_so(tmp_path):
+    """Nothing beats chance on the demos: every input gets the model's own answer in chat
+    form (here always "negative"), unbalanced and without top-up rounds; the one-label
+    dataset is a warning, not an error, and training accepts it."""
+    from selfguide import training
+
     class Clueless(ProtocolFake):
         def _answer(self, prompt, chat):
             if prompt.endswith("Input:"):
                 return super()._answer(prompt, chat)
             return "negative"
 
-    run_dir, report = _synth(tmp_path, Clueless("chat"))
+    synth = SynthesisConfig(**{**SMALL.__dict__, "min_per_label": 50, "topup_rounds": 3})
+    run_dir, report = _synth(tmp_path, Clueless("chat"), synth)
     lab = report["labelling"]
-    assert lab["strategy"] == "target" and lab["beats_chance"] is False
-    assert "bigger model" in lab["reason"]
+    assert lab["strategy"] == "own" and lab["beats_chance"] is False
+    assert store.read_json(RunDir(run_dir).labelling_file)["protocol"] == "chat"
+    assert "own answer" in lab["reason"] and "no balancing" in lab["reason"]
     (diag,) = [d for d in report["diagnostics"] if d["code"] == "labels_at_chance"]
     assert diag["message"] == lab["reason"]  # said once, not twice
     assert diag["message"].count("bigger model") == 1
+    assert not report.get("topup")  # asking for "positive" would not change the answers
     recs = store.read_jsonl(run_dir / "dataset" / "train.jsonl")
-    assert {r["label"] for r in recs} == {"positive", "negative"}  # the asked-for labels
+    assert len(recs) == report["kept"] > 0 and {r["label"] for r in recs} == {"negative"}
+    levels = {d["code"]: d["level"] for d in report["diagnostics"]}
+    assert levels["single_label"] == "warning" and "error" not in levels.values()
+    assert training.check_run_dataset(run_dir, recs)["own_single_label"] is True
+    with pytest.raises(DatasetError, match="identical"):
+        training.check_dataset(recs, task_type="classification")  # other labels: refused
+
+
+class LuckyDemos(ProtocolFake):
+    """The task199 case: as plain text it gets the 4 demos right, but on its own inputs
+    its labels are coin flips that do not follow them; in chat form it says "positive"."""
+
+    def _answer(self, prompt, chat):
+        if asked_label(prompt, ("positive", "negative")):
+            return super()._answer(prompt, chat)
+        if chat:
+            return "positive"
+        last = prompt.rsplit("Input:", 1)[1]
+        if any(d.input in last for d in TASK.demos):
+            return truth(prompt)
+        return random.Random(last).choice(["positive", "negative"])
+
+
+def test_demos_right_by_luck_but_labels_not_following_the_inputs_use_own_answers(tmp_path):
+    gen = LuckyDemos("plain")
+    synth = SynthesisConfig(**{**SMALL.__dict__, "rounds": 4})
+    run_dir, report = _synth(tmp_path, gen, synth)
+    stored = store.read_json(RunDir(run_dir).labelling_file)
+    assert stored["protocol"] == "plain" and stored["beats_chance"] is True
+    assert stored["evidence"]["answer_protocol"] == "chat"
+    anns = store.read_jsonl(RunDir(run_dir).annotations_file)
+    assert anns and all(a["protocol"] == "plain" and a["answer_scores"] is not None
+                        for a in anns)  # the probe's records too
+    lab = report["labelling"]
+    assert lab["strategy"] == "own" and lab["beats_chance"] is False
+    assert lab["agreement"]["p"] >= choice.AGREEMENT_ALPHA
+    assert "no more than chance" in lab["reason"] and "4 of 4 demos" in lab["reason"]
+    assert report["strategies"]["own"]["labels"] == {"positive": report["kept"],
+                                                     "negative": 0}
+    recs = store.read_jsonl(run_dir / "dataset" / "train.jsonl")
+    assert {r["label"] for r in recs} == {"positive"}
+    # chosen by hand, rank keeps the plain coin flips (and balancing)
+    rep = P.refilter(run_dir, FilterConfig(label_strategy="rank"))
+    assert rep["labelling"]["strategy_chosen_by"] == "user"
+    counts = {k: v["kept"] for k, v in rep["labels"].items()}
+    assert counts["positive"] == counts["negative"] > 0
+
+
+def test_label_rows_follow_a_runs_choice_own_answers_included(tmp_path):
+    """``selfguide label --run``: the run decided on its own inputs that the plain labels do
+    not follow them, so the real rows get the model's own (chat) answers too, and the
+    table lists them once, as the default."""
+    gen = LuckyDemos("plain")
+    run_dir, _ = _synth(tmp_path, gen, SynthesisConfig(**{**SMALL.__dict__, "rounds": 4}))
+    rows = [{"id": f"r{i}", "input": f"{w} {n}", "outputs": [truth("Input: " + w)]}
+            for i, (w, n) in enumerate(zip(POS + NEG, ["film", "plot"] * 5))]
+    res = label_rows(TASK, rows, gen, SMALL, FilterConfig(), run_dir=run_dir)
+    assert res["choice"]["strategy"] == "own" and res["choice"]["run"] == str(run_dir)
+    assert [r["label"] for r in res["rows"]] == ["positive"] * len(rows)
+    (own,) = [t for t in res["table"] if t["strategy"] == "own"]
+    assert own["protocol"] == "chat" and own["default"] and own["value"] == 0.5
+    assert sum(t["default"] for t in res["table"]) == 1
+    res = label_rows(TASK, rows, gen, SMALL, FilterConfig(label_strategy="rank"),
+                     run_dir=run_dir)  # set by hand: the run's protocol, rank labels
+    assert res["choice"]["strategy"] == "rank" and res["choice"]["protocol"] == "plain"
+
+
+def test_label_command_run_of_another_task_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SELFGUIDE_WORKSPACE", str(tmp_path / "ws"))
+    from selfguide.rundir import RunDir as R
+
+    run = R.named("other")
+    other = TaskSpec(name="other", instruction="Is it red?", demos=(
+        Demo("a red car", "yes"), Demo("the sky", "no")), task_type="classification",
+        labels=("yes", "no"), metric="exact_match")
+    P.prepare_run(run.path, other, SMALL, FilterConfig())
+    task = tmp_path / "t.json"
+    task.write_text(json.dumps(TASK.to_dict()))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"input": "great film", "output": "positive"}\n')
+    args = ["label", str(task), "--inputs", str(rows)]  # refused before a model loads
+    assert cli.main([*args, "--run", "other"]) == 2
+    assert "run of task 'other', not of 'sent'" in capsys.readouterr().err
+    assert cli.main([*args, "--run", "missing"]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_agreement_counts_chance_from_both_label_shares():
+    labs = ("a", "b")
+    assert agreement(["a"] * 9, ["a"] * 9, labs) is None  # too few rows
+    follow = agreement(["a", "b"] * 20, ["a", "b"] * 20, labs)
+    assert follow["agree"] == 1.0 and follow["chance"] == 0.5 and follow["p"] < 1e-9
+    # one label for everything agrees as often as chance: no credit for it
+    const = agreement(["a"] * 40, ["a", "b"] * 20, labs)
+    assert const["agree"] == 0.5 and const["chance"] == 0.5 and const["p"] > 0.5
+    coin = agreement(["a", "b", "b", "a"] * 10, ["a", "b"] * 20, labs)
+    assert coin["agree"] == 0.5 and coin["p"] > 0.4
+    assert agreement(["a", ""] * 9, ["a"] * 18, labs) is None  # 9 unlabelled
+    assert _binomial_tail(0, 5, 0.3) == 1.0
+    assert abs(_binomial_tail(3, 4, 0.5) - 5 / 16) < 1e-12
+
+
+def test_choose_protocol_takes_the_answer_protocol_when_nothing_beats_chance():
+    def strat(correct):
+        return {"loo_correct": correct, "probe_top_share": 0.5}
+
+    ev = {"task_type": "classification", "chance": 0.5, "answer_protocol": "chat",
+          "protocols": {p: {"demos": 4, "scored": True, "mapped_share": 1.0,
+                            "strategies": {s: strat(c) for s in labelling.SELF_STRATEGIES}}
+                        for p, c in (("chat", 1), ("plain", 2))}}
+    pick = choice.choose_protocol(ev)
+    assert pick["protocol"] == "chat" and pick["beats_chance"] is False
+    ev["protocols"]["plain"]["strategies"]["rank"] = strat(3)
+    assert choice.choose_protocol(ev)["protocol"] == "plain"
 
 
 def test_vote_is_unusable_when_answers_name_no_label():
@@ -129,7 +251,7 @@ def test_vote_is_unusable_when_answers_name_no_label():
                                       labelling.PROTOCOLS, sampling, 3)
     assert ev["protocols"]["chat"]["mapped_share"] == 0.0
     assert ev["protocols"]["plain"]["mapped_share"] == 1.0
-    assert labelling.choose_protocol(ev)["protocol"] == "plain"
+    assert choice.choose_protocol(ev)["protocol"] == "plain"
 
 
 def test_without_label_scores_only_the_vote_can_be_chosen(tmp_path):
@@ -143,7 +265,7 @@ def test_without_label_scores_only_the_vote_can_be_chosen(tmp_path):
     assert ev["chat"]["scored"] is False and ev["plain"]["scored"] is False
     lab = report["labelling"]
     assert lab["protocol"] == "chat" and lab["strategy"] == "vote" and lab["beats_chance"]
-    assert labelling.choose_protocol({**store.read_json(RunDir(run_dir).labelling_file)[
+    assert choice.choose_protocol({**store.read_json(RunDir(run_dir).labelling_file)[
         "evidence"]})["strategy"] == "vote"
 
 
@@ -175,7 +297,8 @@ def test_label_rows_matches_the_pipeline_rule_and_scores_accuracy():
     default = [t for t in res["table"] if t["default"]]
     assert len(default) == 1 and default[0]["value"] == 1.0
     assert {(t["protocol"], t["strategy"]) for t in res["table"]} == {
-        (p, s) for p in ("chat", "plain") for s in ("vote", "rank", "calibrated")}
+        (p, s) for p in ("chat", "plain") for s in ("vote", "rank", "calibrated")} | {
+        ("chat", "own")}
     assert res["majority"] == 0.5 and all(r["label"] for r in res["rows"])
 
 
@@ -217,7 +340,7 @@ def test_one_demo_gives_no_evidence_and_says_so(tmp_path):
     sampling = labelling.sampling_for(one, gen, temperature=0.3)
     ev, _ = labelling.gather_evidence(one, gen, ["great film", "dull plot", "fun cast"],
                                       labelling.PROTOCOLS, sampling, 3)
-    pick = labelling.choose_strategy(ev, "chat", {"rank": ["positive", "negative", "positive"]})
+    pick = choice.choose_strategy(ev, "chat", {"rank": ["positive", "negative", "positive"]})
     assert pick["beats_chance"] is None and pick["strategy"] in labelling.SELF_STRATEGIES
     assert "Add demos" in pick["reason"]
 

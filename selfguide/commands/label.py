@@ -1,12 +1,15 @@
 """``selfguide label TASK --inputs FILE``: label given inputs exactly as stage 2 would.
 
-A way to measure self-label quality on real rows from outside. The task's demos give the
-leave-one-out evidence, the inputs (their text only) serve as the probe, the protocol and
-strategy are chosen by the same functions as in a run (``selfguide.labelling``), and every
-input is labelled in the chosen protocol with the same sampling and seeds. When the file
-has references (``output``), every protocol and strategy is labelled too and a table of
-accuracies is printed, with the majority-class share as reference, ending with the line
-``accuracy: 0.87`` for the default choice (generation tasks: ``rouge_l: 0.41``).
+A way to measure self-label quality on real rows from outside. The labelling choice is
+the pipeline's own: for a classification task it comes from a SELF-GUIDE run of the task
+(``--run NAME``, or else a run the command synthesizes first with the same preset, kept in
+``<workspace>/labels/`` and reused next time): leave-one-out on the demos, degeneracy and
+agreement with the asked-for label on the model's own inputs (``selfguide.labelling``).
+For a generation task the demos alone choose the protocol. Every input is then labelled
+with the same sampling and seeds. When the file has references (``output``), every
+protocol and strategy is labelled too and a table of accuracies is printed, with the
+majority-class share as reference, ending with the line ``accuracy: 0.87`` for the default
+choice (generation tasks: ``rouge_l: 0.41``).
 
 FILE: JSONL or CSV with an ``input`` column and an optional ``output`` (or ``outputs``),
 or a task file whose ``test`` / NIv2 ``Instances`` rows are used. Labels are written as
@@ -39,8 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-protocol", default=None, choices=("auto", "chat", "plain"),
                         help="Override the preset's labelling protocol.")
     parser.add_argument("--label-strategy", default=None,
-                        choices=("auto", "vote", "rank", "calibrated"),
+                        choices=("auto", "vote", "rank", "calibrated", "own"),
                         help="Override the preset's label strategy.")
+    parser.add_argument("--run", default=None,
+                        help="Classification: take the labelling choice from this SELF-GUIDE "
+                             "run of the task (default: synthesize one with the preset, kept "
+                             "in <workspace>/labels/ and reused).")
     parser.add_argument("--n-samples", type=int, default=None, help="Samples per input.")
     parser.add_argument("--output-temperature", type=float, default=None,
                         help="Sampling temperature of the answers.")
@@ -80,10 +87,16 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or store.workspace_dir() / "labels" / f"{task.name}.jsonl"
     if out.is_symlink() or (out.exists() and not out.is_file()):
         raise DatasetError(f"{out} exists and is not a regular file; refusing to replace it.")
+    run_dir = given_run(args.run, task) if task.is_classification else None
     generator = backends.get_generator(model.backend, config=model)
-    result = label_rows(task, rows, generator, synth, filters, chat=model.chat)
+    if task.is_classification and run_dir is None:
+        run_dir = evidence_run(task, synth, filters, model, generator)
+    result = label_rows(task, rows, generator, synth, filters, chat=model.chat,
+                        run_dir=run_dir)
     store.atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n"
                                          for r in result["rows"]))
+    if result["choice"].get("run"):
+        print(f"Labelling choice of the run {result['choice']['run']}:")
     print(result["choice"]["reason"])
     print(f"labels: {out}")
     if result["table"]:
@@ -91,25 +104,71 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def label_rows(task, rows: list[dict], generator, synth, filters, *, chat: bool = True
-               ) -> dict:
-    """Evidence, choice and labels for ``rows`` (the pipeline's functions and seeds)."""
+def given_run(name: str | None, task):
+    """The path of run ``name`` (a SELF-GUIDE run of ``task`` with a labelling choice), or
+    None without a name."""
+    from selfguide.rundir import RunDir
+
+    if not name:
+        return None
+    run = RunDir.named(name, must_exist=True)
+    other = run.read_task(required=True)
+    if other.name != task.name or tuple(other.labels) != tuple(task.labels):
+        raise DatasetError(f"Run {name!r} is a run of task {other.name!r}, not of "
+                           f"{task.name!r}.", hint="Pass a run of this task, or leave "
+                                                  "--run out to synthesize one.")
+    if not run.labelling_file.is_file():
+        raise DatasetError(f"Run {name!r} has no labelling choice yet.",
+                           hint=f"Let 'selfguide synthesize --run {name}' finish first.")
+    return run.path
+
+
+def evidence_run(task, synth, filters, model, generator):
+    """A run synthesized with ``synth`` for the labelling choice (reused when it exists)."""
+    from selfguide import store
+    from selfguide.config import to_dict
+    from selfguide.methods.selfguide.pipeline import run_synthesis
+
+    key = store.config_hash({"task": task.to_dict(), "synthesis": to_dict(synth),
+                             "model": to_dict(model)})[:10]
+    path = store.workspace_dir() / "labels" / f"{task.name}-run-{key}"
+    print(f"Synthesizing a run of {task.name!r} for the labelling choice ({path}; reused "
+          f"next time)...", flush=True)
+    run_synthesis(path, task, synth, filters, model, generator=generator)
+    return path
+
+
+def label_rows(task, rows: list[dict], generator, synth, filters, *, chat: bool = True,
+               run_dir=None) -> dict:
+    """Evidence, choice and labels for ``rows`` (the pipeline's functions and seeds).
+
+    ``run_dir`` (classification): the SELF-GUIDE run whose labelling choice to follow;
+    without one the demos and ``rows`` alone decide (no agreement evidence).
+    """
+    from selfguide.methods.selfguide import choice as pick
     from selfguide.methods.selfguide import labelling
 
     items = [(r["id"], r["input"]) for r in rows]
     protocols = ("plain",) if not chat else (
         labelling.PROTOCOLS if synth.label_protocol == "auto" else (synth.label_protocol,))
-    sampling = labelling.sampling_for(task, generator, temperature=synth.output_temperature,
-                                      max_new_tokens=synth.output_max_new_tokens,
-                                      seed=_seed(synth.seed, "probe"))
-    probe = [x for _, x in items[:synth.probe_inputs]] if task.is_classification else []
-    evidence, _ = labelling.gather_evidence(task, generator, probe, protocols, sampling,
-                                            synth.n_samples)
-    choice = labelling.choose_protocol(evidence)
-    if synth.label_protocol != "auto" or not chat:
-        choice["protocol"] = protocols[0]
+    answer = labelling.answer_protocol(chat)
+    if run_dir is not None:
+        evidence, choice = _run_choice(run_dir, task, filters)
+    else:
+        sampling = labelling.sampling_for(task, generator,
+                                          temperature=synth.output_temperature,
+                                          max_new_tokens=synth.output_max_new_tokens,
+                                          seed=_seed(synth.seed, "probe"))
+        probe = [x for _, x in items[:synth.probe_inputs]] if task.is_classification else []
+        evidence, _ = labelling.gather_evidence(task, generator, probe, protocols, sampling,
+                                                synth.n_samples, answer=answer)
+        choice = pick.choose_protocol(evidence)
+        if synth.label_protocol != "auto" or not chat:
+            choice["protocol"] = protocols[0]
     refs = any(r["outputs"] for r in rows)
     todo = protocols if refs else (choice["protocol"],)
+    if task.is_classification and answer not in todo:
+        todo = (*todo, answer)  # the own labels rank the answer protocol's scores
     base = labelling.sampling_for(task, generator, temperature=synth.output_temperature,
                                   max_new_tokens=synth.output_max_new_tokens)
     by_protocol = {}
@@ -121,12 +180,28 @@ def label_rows(task, rows: list[dict], generator, synth, filters, *, chat: bool 
     return assemble(task, rows, evidence, choice, by_protocol, filters)
 
 
+def _run_choice(run_dir, task, filters) -> tuple[dict, dict]:
+    """(evidence, choice) of a synthesized run: its protocol, and its strategy as
+    ``selfguide filter`` resolves it with ``filters``."""
+    from selfguide import store
+    from selfguide.methods.selfguide import choice as pick
+    from selfguide.methods.selfguide.table import load_candidates
+    from selfguide.rundir import RunDir
+
+    stored = store.read_json(RunDir(run_dir).labelling_file) or {}
+    _, choice = pick.resolve_filters(load_candidates(run_dir), task, filters, stored)
+    return stored.get("evidence") or {}, {**choice, "run": str(run_dir)}
+
+
 def assemble(task, rows: list[dict], evidence: dict, choice: dict,
              by_protocol: dict[str, list[dict]], filters) -> dict:
-    """Labels per row for the chosen protocol/strategy, and accuracies when references exist."""
+    """Labels per row for the chosen protocol/strategy, and accuracies when references exist.
+
+    ``choice`` with a ``strategy`` already (from a run) is kept; else it is chosen here
+    from the demos and these rows."""
+    from selfguide.methods.selfguide import choice as pick
     from selfguide.methods.selfguide import labelling
     from selfguide.methods.selfguide.consistency import vote_samples
-    from selfguide.metrics import rouge_l
 
     protocol = choice["protocol"]
     cls = task.is_classification
@@ -139,40 +214,64 @@ def assemble(task, rows: list[dict], evidence: dict, choice: dict,
         else:
             per[p] = {"vote": [vote_samples(r["samples"], source=row["input"]).output
                                for r, row in zip(recs, rows)]}
-    if cls:
-        strat = labelling.choose_strategy(evidence, protocol, per[protocol])
+    answer = pick.answer_of(evidence) if evidence.get("protocols") else protocol
+    if cls and answer in per:  # own: the answer protocol's likeliest label
+        per[answer] = {**per[answer], labelling.OWN: per[answer]["rank"]}
+        per[protocol] = {**per[protocol], labelling.OWN: per[answer]["rank"]}
+    if cls and choice.get("strategy_chosen_by") is None:  # no run: the demos and rows decide
+        strat = pick.choose_strategy(evidence, protocol, per[protocol], task.labels)
         chosen = strat["strategy"] if filters.label_strategy == "auto" else filters.label_strategy
-        if chosen not in labelling.SELF_STRATEGIES:  # target: these rows have none
-            chosen = strat["best_self"]
         choice = {**choice, "strategy": chosen, "beats_chance": strat["beats_chance"],
+                  "best_self": strat.get("best_self"),
                   "reason": strat["reason"] if filters.label_strategy == "auto"
                   else choice["reason"]}
+    if cls:
+        chosen = choice["strategy"]
+        if chosen not in per[protocol]:  # target / agree: these rows were written for none
+            chosen = choice.get("best_self") or labelling.OWN
+            choice = {**choice, "strategy": chosen}
     else:
         chosen = "vote"
         choice = {**choice, "strategy": None}
     labels = per[protocol][chosen]
-    out_rows = [{"id": r["id"], "input": r["input"], "label": lab, "protocol": protocol,
+    shown = answer if chosen == labelling.OWN else protocol
+    out_rows = [{"id": r["id"], "input": r["input"], "label": lab, "protocol": shown,
                  "strategy": chosen if cls else None,
                  **({"reference": r["outputs"][0]} if r["outputs"] else {})}
                 for r, lab in zip(rows, labels)]
-    table = []
     scored = [i for i, g in enumerate(gold) if g is not None]
-    if scored:
-        for p, labs in per.items():
-            for s, pred in labs.items():
-                if cls:
-                    v = labelling.label_accuracy([pred[i] for i in scored],
-                                                 [gold[i] for i in scored])
-                else:
-                    v = sum(rouge_l(pred[i], rows[i]["outputs"]) for i in scored) / len(scored)
-                table.append({"protocol": p, "strategy": s, "value": v,
-                              "labels": dict(Counter(pred)) if cls else None,
-                              "default": p == protocol and s == chosen})
+    table = _accuracy_table(task, rows, per, gold, scored, (shown, chosen), answer)
     majority = max(Counter(gold[i] for i in scored).values()) / len(scored) \
         if scored and cls else None
     return {"rows": out_rows, "choice": choice, "table": table, "metric":
             "accuracy" if cls else "rouge_l", "majority": majority, "n": len(scored),
             "evidence": evidence}
+
+
+def _accuracy_table(task, rows: list[dict], per: dict[str, dict[str, list[str]]],
+                    gold: list, scored: list[int], default: tuple[str, str], answer: str
+                    ) -> list[dict]:
+    """One row per protocol x strategy (``own`` once, under the protocol it ranks)."""
+    from selfguide.methods.selfguide import labelling
+    from selfguide.methods.selfguide.choice import label_accuracy
+    from selfguide.metrics import rouge_l
+
+    table: list[dict] = []
+    if not scored:
+        return table
+    cls = task.is_classification
+    for p, labs in per.items():
+        for s, pred in labs.items():
+            if s == labelling.OWN and p != answer:
+                continue  # the answer protocol's rank, listed under that protocol
+            if cls:
+                v = label_accuracy([pred[i] for i in scored], [gold[i] for i in scored])
+            else:
+                v = sum(rouge_l(pred[i], rows[i]["outputs"]) for i in scored) / len(scored)
+            table.append({"protocol": p, "strategy": s, "value": v,
+                          "labels": dict(Counter(pred)) if cls else None,
+                          "default": (p, s) == default})
+    return table
 
 
 def format_table(result: dict) -> str:

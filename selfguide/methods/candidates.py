@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # ``drop_reason`` ("" = kept) and ``kept`` come from the method's filters.
 COLUMNS = ("id", "method", "round", "prompt_id", "target_label", "raw", "input", "samples",
            "votes", "vote_share", "output")
-LIST_COLUMNS = ("samples", "label_scores")  # parquet gives arrays back; lists go out
+LIST_COLUMNS = ("samples", "label_scores", "answer_scores")  # parquet gives arrays back
 
 
 def write(run: str | os.PathLike, df: pd.DataFrame) -> None:

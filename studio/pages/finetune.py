@@ -26,7 +26,7 @@ records: list[dict] = []
 stats, dataset_error = None, None
 try:
     records, _val = training.load_train_records(run_dir.path)
-    stats = training.check_dataset(records, task_type=training.run_task_type(run_dir.path))
+    stats = training.check_run_dataset(run_dir.path, records)
 except DatasetError as exc:
     dataset_error = exc
 except SelfGuideError as exc:
@@ -37,6 +37,11 @@ if stats is not None:
     st.success(f"Dataset: {stats['rows']} rows, {stats['distinct_completions']} distinct "
                "completions" + (f", labels {', '.join(stats['labels'])}" if stats["labels"]
                                 else "") + ".", icon=":material/dataset:")
+    if stats.get("own_single_label"):
+        st.warning(f"Every row has the label {stats['labels'][0]!r}: the model's own answer "
+                   "to every input (see the Filter page). The tuned model will learn the "
+                   "answer format and this one answer, not the task; a bigger model would "
+                   "help.", icon=":material/warning:")
 elif not records:
     widgets.show_error(dataset_error)
     st.page_link(frame.page_path("filter"), label="Go to Filter and save the dataset",

@@ -15,7 +15,7 @@ import dataclasses
 from selfguide.config import check, check_choices, field, from_dict, to_dict
 from selfguide.errors import ConfigError
 
-LABEL_STRATEGIES = ("auto", "vote", "rank", "calibrated", "target", "agree")
+LABEL_STRATEGIES = ("auto", "vote", "rank", "calibrated", "own", "target", "agree")
 LABEL_PROTOCOLS = ("auto", "chat", "plain")
 INPUT_PROMPTS = ("by_label", "mixed")
 
@@ -44,7 +44,8 @@ class SynthesisConfig:
                                        "fewer than this many examples past the filters "
                                        "(before balancing, which cuts every label to the "
                                        "rarest), add top-up rounds whose prompts ask only "
-                                       "for such labels, up to topup_rounds (0 = off).")
+                                       "for such labels, up to topup_rounds (0 = off; none "
+                                       "under label strategy own, which is not balanced).")
     topup_rounds: int = field(0, help="Most top-up rounds min_per_label may add.")
     min_generated_examples: int = field(1, help="Fewest earlier generated inputs shown in a "
                                                 "prompt as lower-quality examples.")
@@ -141,12 +142,15 @@ class FilterConfig:
     label_strategy: str = field("auto", choices=LABEL_STRATEGIES,
                                 help="Classification labels: auto (the self-label strategy "
                                      "that labels most demos right leave-one-out without "
-                                     "collapsing onto one label; target when none beats "
-                                     "chance), vote (paper: majority of samples), rank (the "
-                                     "likeliest label), calibrated (label log-prob minus its "
-                                     "mean over the candidates), target (the label the input "
-                                     "was asked for), agree (only rows where vote/calibrated "
-                                     "== target).")
+                                     "collapsing onto one label and whose labels follow the "
+                                     "label each input was written for more often than "
+                                     "chance; own when none does), vote (paper: majority of "
+                                     "samples), rank (the likeliest label), calibrated (label "
+                                     "log-prob minus its mean over the candidates), own (the "
+                                     "likeliest label in the form the model answers in, "
+                                     "never balanced: training keeps the model's own "
+                                     "choices), target (the label the input was asked for), "
+                                     "agree (only rows where vote/calibrated == target).")
     agree_source: str = field("vote", choices=("vote", "calibrated"),
                               help="Which self-label 'agree' compares with the target label.")
     calibration_margin: float = field(0.0, help="'calibrated': keep a row only if its best "
@@ -154,7 +158,7 @@ class FilterConfig:
     drop_copies: bool = field(True, help="Generation tasks: drop answers identical to their "
                                          "input.")
     balance: bool = field(True, help="Classification: downsample every label to the rarest "
-                                     "label's count (seeded).")
+                                     "label's count (seeded); not with label strategy own.")
     max_examples: int = field(0, help="Cap on training examples after filtering (0 = none).")
     val_fraction: float = field(0.0, help="Fraction of the kept rows held back in "
                                           "dataset/val.jsonl.")

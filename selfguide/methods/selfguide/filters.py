@@ -15,7 +15,8 @@ Wang et al. 2022: ROUGE-L >= 0.7 to an existing instruction is dropped).
 Output filters: ``annotated``, ``output_empty``, ``output_noise``, ``output_length``,
 ``copy``, ``consistency`` (SELF-GUIDE self-consistency, min_frequency), ``label``
 (classification: maps to exactly one label under the chosen strategy), ``balance``
-(downsample every label to the rarest one) and ``manual`` (overrides.json).
+(downsample every label to the rarest one; not under the ``own`` strategy, whose label
+shares are the model's own answers) and ``manual`` (overrides.json).
 
 This module does not call models and does not write files.
 """
@@ -210,11 +211,14 @@ def assign_labels(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec
     vote_l = [str(x) for x in _col(df, "label_vote", "")]
     target = [str(x) for x in _col(df, "target_label", "")]
     cal_l, cal_m = calibrated_labels(_col(df, "label_scores", None), labels)
-    # "auto" is resolved from the run's labelling evidence by labelling.resolve_filters
+    # "auto" is resolved from the run's labelling evidence by choice.resolve_filters
     # (selfguide.methods.selfguide.labelling) before this; without evidence it is the vote.
     strat = "vote" if cfg.label_strategy == "auto" else cfg.label_strategy
     if strat == "rank":
         lab = rank_labels(_col(df, "label_scores", None), labels)
+        ok = [x in labels for x in lab]
+    elif strat == "own":
+        lab = rank_labels(_col(df, "answer_scores", None), labels)
         ok = [x in labels for x in lab]
     elif strat == "vote":
         lab = vote_l
@@ -317,7 +321,7 @@ def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
 
     allm = [*in_masks.values(), *m.values()]
     before = np.asarray(allm, dtype=bool).reshape(len(allm), n).all(axis=0).tolist()
-    if is_cls and cfg.balance:
+    if is_cls and cfg.balance and cfg.label_strategy != "own":  # own: the model's shares
         m["balance"] = balance_mask(out["label"].tolist(), before, random.Random(cfg.seed))
     else:
         m["balance"] = [True] * n

@@ -1,27 +1,26 @@
-"""Self-labelling (SELF-GUIDE stage 2): how the model labels an input, and which way of
-labelling this task's model can stand behind.
+"""Self-labelling (SELF-GUIDE stage 2): how the model labels an input, and the evidence of
+how well it does.
 
 What it does: :func:`annotate` labels inputs in one *protocol*, ``chat`` (THE task prompt in
 the model's chat template: how evaluation and the tuned model answer) or ``plain`` (the same
 text continued after ``Output:``), with ``n`` sampled answers (the self-consistency vote)
-and, for classification, every label's log-probability, both in that protocol.
-:func:`self_labels` turns them into one label per input per *strategy*: ``vote``, ``rank``
-(the likeliest label) or ``calibrated`` (log-prob minus its mean over the inputs).
-:func:`gather_evidence` collects what the user's own data say -- never test rows:
-leave-one-out on the demos, and on a probe of the generated inputs the share of samples
-that name a label, how degenerate each strategy is, how often vote and rank agree.
-:func:`choose_protocol` / :func:`choose_strategy` pick from it; :func:`explain` says why.
+and, for classification, every label's log-probability, both in that protocol -- and in
+the *answer* protocol (:func:`answer_protocol`) too when that is another one, for the
+``own`` labels. :func:`self_labels` turns them into one label per input per *strategy*:
+``vote``, ``rank`` (the likeliest label) or ``calibrated`` (log-prob minus its mean over
+the inputs). :func:`gather_evidence` collects what the user's own data say -- never test
+rows: leave-one-out on the demos, and on a probe of the generated inputs the share of
+samples that name a label, how degenerate each strategy is, how often vote and rank agree.
 
-What it does not do: read or write run files (the pipeline stores the evidence in
-``labelling.json``), filter rows (``selfguide.methods.selfguide.filters``), or pick
-prompts (``prompts``).
+What it does not do: choose from that evidence (:mod:`selfguide.methods.selfguide.choice`),
+read or write run files (the pipeline stores the evidence in ``labelling.json``), filter
+rows (``selfguide.methods.selfguide.filters``), or pick prompts (``prompts``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -40,9 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PROTOCOLS = ("chat", "plain")
 SELF_STRATEGIES = ("rank", "vote", "calibrated")  # preference order on equal evidence
+OWN = "own"              # the model's own answer in its answer protocol, shares kept
 STOPS = ("\nInput:", "\nAnswer:", "\nOutput:", "\n\n")
-DEGENERATE_SHARE = 0.8   # one label above this share of a probe = degenerate
-MIN_MAPPED = 0.5         # vote needs at least this share of samples that name a label
 
 
 def sampling_for(task: TaskSpec, generator: Generator, *, temperature: float,
@@ -61,14 +59,23 @@ def options(task: TaskSpec, protocol: str) -> list[str]:
     return [lab if protocol == "chat" else " " + lab for lab in task.labels]
 
 
+def answer_protocol(chat: bool) -> str:
+    """The protocol the model answers in at evaluation and after training."""
+    return "chat" if chat else "plain"
+
+
 def annotate(task: TaskSpec, inputs: Sequence[str], generator: Generator, protocol: str,
              sampling: SamplingConfig, n: int, *, score: bool = True,
              demos_for: Callable[[int], TaskSpec] | None = None,
-             cancel: Callable[[], bool] | None = None, progress: Any = None) -> list[dict]:
+             cancel: Callable[[], bool] | None = None, progress: Any = None,
+             answer: str | None = None) -> list[dict]:
     """``[{"samples", "label_scores", "protocol"}]`` for each input, in order.
 
     ``demos_for(i)`` gives the task whose demos prompt input ``i`` (leave-one-out); by
-    default every input is prompted with ``task``.
+    default every input is prompted with ``task``. ``answer`` (classification, scored):
+    the protocol the model answers in; when ``protocol`` is not ``chat`` the records also
+    get ``answer_scores``, the label scores in ``answer`` (what the ``own`` labels rank;
+    for ``chat`` they are ``label_scores``).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown labelling protocol {protocol!r}")
@@ -86,16 +93,22 @@ def annotate(task: TaskSpec, inputs: Sequence[str], generator: Generator, protoc
             scores = generator.score_options(prompts, options(task, protocol), chat=chat)
         except ScoringUnavailable as exc:  # a server without logprobs: vote/target still work
             logging.getLogger(__name__).warning("%s", str(exc).splitlines()[0])
-    return [{"samples": list(o), "label_scores": None if s is None else list(s),
+    recs = [{"samples": list(o), "label_scores": None if s is None else list(s),
              "protocol": protocol} for o, s in zip(outs, scores)]
+    if answer and protocol != "chat" and any(s is not None for s in scores):
+        extra = scores if answer == protocol else generator.score_options(
+            prompts, options(task, answer), chat=answer == "chat")
+        for r, s in zip(recs, extra):
+            r["answer_scores"] = None if s is None else list(s)
+    return recs
 
 
 def label_batches(task: TaskSpec, items: Sequence[tuple[str, str]], generator: Generator,
                   protocol: str, sampling: SamplingConfig, n: int, *, batch: int,
                   seed: Callable[[str], int], score: bool = True,
                   on_batch: Callable[[list[dict]], None] | None = None,
-                  cancel: Callable[[], bool] | None = None, progress: Progress | None = None
-                  ) -> list[dict]:
+                  cancel: Callable[[], bool] | None = None, progress: Progress | None = None,
+                  answer: str | None = None) -> list[dict]:
     """:func:`annotate` over ``(id, input)`` items in batches seeded by ``seed(first id)``;
     each record gets its ``id``; ``on_batch`` sees every finished batch (stage 2 appends it
     to ``annotations.jsonl``, the unit of resumption); ``progress`` counts every batch."""
@@ -104,7 +117,8 @@ def label_batches(task: TaskSpec, items: Sequence[tuple[str, str]], generator: G
         part = items[start:start + batch]
         s = dataclasses.replace(sampling, seed=seed(part[0][0]))
         recs = annotate(task, [x for _, x in part], generator, protocol, s, n, score=score,
-                        cancel=cancel, progress=progress and delta_progress(progress))
+                        cancel=cancel, progress=progress and delta_progress(progress),
+                        answer=answer)
         recs = [{"id": i, **r} for (i, _), r in zip(part, recs)]
         if on_batch is not None:
             on_batch(recs)
@@ -218,183 +232,34 @@ def protocol_evidence(task: TaskSpec, generator: Generator, protocol: str,
 
 def gather_evidence(task: TaskSpec, generator: Generator, probe: Sequence[str],
                     protocols: Sequence[str], sampling: SamplingConfig, n: int, *,
-                    cancel: Callable[[], bool] | None = None, score: bool = True
-                    ) -> tuple[dict, dict[str, list[dict]]]:
-    """({"protocols": {p: evidence}, "chance": ...}, {p: probe records})."""
+                    cancel: Callable[[], bool] | None = None, score: bool = True,
+                    answer: str | None = None) -> tuple[dict, dict[str, list[dict]]]:
+    """({"protocols": {p: evidence}, "chance": ..., "answer_protocol": ...},
+    {p: probe records}). ``answer`` defaults to chat when it is among ``protocols``; the
+    probe records of any other protocol get ``answer_scores`` (see :func:`annotate`)."""
+    answer = answer or ("chat" if "chat" in protocols else "plain")
     ev, recs = {}, {}
     for p in protocols:
         ev[p], recs[p] = protocol_evidence(task, generator, p, probe, sampling, n,
                                            cancel=cancel, score=score)
+    _attach_answer_scores(task, generator, probe, recs, answer)
     chance = 1.0 / len(task.labels) if task.is_classification and task.labels else None
     return {"task_type": task.task_type, "demos": len(task.demos), "chance": chance,
-            "probe_inputs": list(probe), "protocols": ev}, recs
+            "answer_protocol": answer, "probe_inputs": list(probe), "protocols": ev}, recs
 
 
-# --------------------------------------------------------------------------- choices
-
-def _candidates(evidence: dict, protocols: Sequence[str]) -> list[dict]:
-    out = []
-    for p in protocols:
-        pe = evidence["protocols"].get(p)
-        if not pe:
+def _attach_answer_scores(task: TaskSpec, generator: Generator, probe: Sequence[str],
+                          recs: dict[str, list[dict]], answer: str) -> None:
+    for p, rs in recs.items():
+        if p == "chat" or not rs or not any(r.get("label_scores") for r in rs):
             continue
-        for s in SELF_STRATEGIES:
-            st = pe["strategies"][s]
-            usable = not (s == "vote" and pe.get("mapped_share", 0.0) < MIN_MAPPED) and \
-                (s == "vote" or pe.get("scored", True))  # rank/calibrated need scores
-            top = st.get("probe_top_share")
-            degenerate = top is None or top > DEGENERATE_SHARE
-            out.append({"protocol": p, "strategy": s, "loo_correct": st["loo_correct"],
-                        "usable": usable, "degenerate": degenerate})
-    return out
-
-
-def _rank_key(c: dict) -> tuple:
-    return (c["usable"], not c["degenerate"], c["loo_correct"], c["protocol"] == "chat",
-            -SELF_STRATEGIES.index(c["strategy"]))
-
-
-def choose_protocol(evidence: dict) -> dict:
-    """``{"protocol", "strategy", "beats_chance", "reason"}`` from the evidence.
-
-    Classification: the (protocol, strategy) pair that is usable (vote needs answers that
-    name a label), not degenerate on the probe (no label above 80%), then answers most demos
-    correctly in leave-one-out, then chat (the protocol the model is evaluated and used
-    in). Generation: the protocol with the higher leave-one-out ROUGE-L, chat on ties.
-    """
-    prots = [p for p in PROTOCOLS if p in evidence["protocols"]]
-    if evidence["task_type"] != "classification":
-        best = max(prots, key=lambda p: ((evidence["protocols"][p].get("loo_rouge_l") or 0.0),
-                                         p == "chat"))
-        return {"protocol": best, "strategy": None, "beats_chance": True,
-                "reason": explain(evidence, best, None)}
-    cands = _candidates(evidence, prots)
-    best = max(cands, key=_rank_key)
-    return {"protocol": best["protocol"], "strategy": best["strategy"],
-            "beats_chance": beats_chance(evidence, best["protocol"], best["strategy"]),
-            "reason": explain(evidence, best["protocol"], best["strategy"])}
-
-
-def beats_chance(evidence: dict, protocol: str, strategy: str | None) -> bool:
-    """More demos right in leave-one-out than guessing would get on average (None: fewer
-    than two demos, so nothing to leave out)."""
-    if strategy is None or evidence.get("chance") is None:
-        return True
-    pe = evidence["protocols"].get(protocol) or {}
-    d = pe.get("demos", 0)
-    if not d:
-        return None
-    return pe["strategies"][strategy]["loo_correct"] > evidence["chance"] * d
-
-
-def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str, list[str]]
-                    ) -> dict:
-    """The label strategy for ``label_strategy="auto"`` once every input is annotated.
-
-    Same rule as :func:`choose_protocol` within ``protocol``, with degeneracy measured on
-    all annotated inputs (``table_labels``: strategy -> labels). When no self-label strategy
-    beats chance on the demos the answer is ``target`` (the label each input was written
-    for): the data then teach the answer format only, and the report says so.
-    """
-    if not evidence or protocol not in evidence.get("protocols", {}):
-        return {"strategy": "vote", "beats_chance": None,
-                "reason": "No labelling evidence is stored for this run; using the "
-                          "majority vote of the samples (the paper's rule)."}
-    pe = evidence["protocols"][protocol]
-    cands = []
-    for c in _candidates(evidence, [protocol]):
-        labs = table_labels.get(c["strategy"], [])
-        if labs:
-            c["degenerate"] = top_share(labs) > DEGENERATE_SHARE
-        cands.append(c)
-    best = max(cands, key=_rank_key)
-    if beats_chance(evidence, protocol, best["strategy"]) is None:
-        return {"strategy": best["strategy"], "beats_chance": None,
-                "best_self": best["strategy"],
-                "reason": f"With one demo there is nothing to leave out, so the labels cannot "
-                          f"be checked against the demos; using {_SNAMES[best['strategy']]} "
-                          f"(the least degenerate on the inputs). Add demos to get a check."}
-    if not beats_chance(evidence, protocol, best["strategy"]):
-        d = pe.get("demos", 0)
-        return {"strategy": "target", "beats_chance": False, "best_self": best["strategy"],
-                "reason": f"No way of self-labelling beat chance on the demos (best: "
-                          f"{best['loo_correct']} of {d} right, chance "
-                          f"{evidence['chance'] * d:g} of {d}), so each input keeps the "
-                          f"label it was written for; training will teach the answer "
-                          f"format, not the task. A bigger model would help."}
-    return {"strategy": best["strategy"], "beats_chance": True, "best_self": best["strategy"],
-            "reason": explain(evidence, protocol, best["strategy"])}
-
-
-def table_labels(df: Any, task: TaskSpec) -> dict[str, list[str]]:
-    """Strategy -> labels over the annotated rows of a candidates table."""
-    from selfguide.methods.selfguide.strategies import calibrated_labels, rank_labels
-
-    rows = df[[s is not None and len(s) > 0 for s in df["samples"]]] \
-        if "samples" in df.columns else df.iloc[0:0]
-    labels = list(task.labels)
-    scores = rows["label_scores"].tolist() if "label_scores" in rows.columns else []
-    return {"vote": rows["label_vote"].fillna("").astype(str).tolist()
-            if "label_vote" in rows.columns else [],
-            "rank": rank_labels(scores, labels), "calibrated": calibrated_labels(scores,
-                                                                                 labels)[0]}
-
-
-def resolve_filters(df: Any, task: TaskSpec, cfg: Any, stored: dict | None) -> tuple[Any, dict]:
-    """(filter config with a concrete label strategy, the labelling choice for the report).
-
-    ``stored`` is the run's ``labelling.json``. A strategy the user set is kept as it is;
-    ``auto`` becomes :func:`choose_strategy`'s pick.
-    """
-    stored = stored or {}
-    protocol = stored.get("protocol")
-    choice = {"protocol": protocol, "protocol_chosen_by": stored.get("chosen_by"),
-              "protocol_reason": stored.get("reason"), "requested": cfg.label_strategy}
-    if not task.is_classification:
-        return cfg, {**choice, "strategy": None, "strategy_chosen_by": None,
-                     "beats_chance": True, "reason": stored.get("reason")}
-    if cfg.label_strategy != "auto":
-        ev = stored.get("evidence")
-        bc = beats_chance(ev, protocol, cfg.label_strategy) if ev and protocol and \
-            cfg.label_strategy in SELF_STRATEGIES else None
-        return cfg, {**choice, "strategy": cfg.label_strategy, "strategy_chosen_by": "user",
-                     "beats_chance": bc, "reason": f"Label strategy {cfg.label_strategy} "
-                                                   f"was set by hand."}
-    pick = choose_strategy(stored.get("evidence"), protocol or "", table_labels(df, task))
-    return dataclasses.replace(cfg, label_strategy=pick["strategy"]), {
-        **choice, "strategy": pick["strategy"], "strategy_chosen_by": "auto",
-        "beats_chance": pick["beats_chance"], "reason": pick["reason"]}
-
-
-_NAMES = {"chat": "in chat form", "plain": "as plain text"}
-_SNAMES = {"vote": "majority vote of the samples", "rank": "the likeliest label",
-           "calibrated": "the likeliest label after calibration"}
-
-
-def explain(evidence: dict, protocol: str, strategy: str | None) -> str:
-    """One sentence per protocol of what the model got right on the demos, then the pick."""
-    parts = []
-    for p in PROTOCOLS:
-        pe = evidence["protocols"].get(p)
-        if not pe:
-            continue
-        if evidence["task_type"] != "classification":
-            r = pe.get("loo_rouge_l")
-            parts.append(f"{_NAMES[p]} its answers to the demos score ROUGE-L "
-                         f"{'-' if r is None else f'{100 * r:.0f}'}")
-            continue
-        s = strategy if strategy and p == protocol else max(
-            SELF_STRATEGIES, key=lambda x: pe["strategies"][x]["loo_correct"])
-        parts.append(f"{pe['strategies'][s]['loo_correct']} of {pe['demos']} demos right "
-                     f"{_NAMES[p]}")
-    head = "The model labelled " + "; ".join(parts) if evidence["task_type"] == \
-        "classification" else "Leave-one-out on the demos: " + "; ".join(parts)
-    pick = f"labelling {_NAMES[protocol]}"
-    if strategy:
-        pick += f" with {_SNAMES[strategy]}"
-    return f"{head}. Chosen: {pick}."
-
-
-def label_accuracy(pred: Sequence[str], gold: Sequence[str]) -> float:
-    """Share of rows whose label equals the reference (nan without rows)."""
-    return sum(a == b for a, b in zip(pred, gold)) / len(gold) if gold else math.nan
+        if answer == p:
+            scores = [r.get("label_scores") for r in rs]
+        elif recs.get(answer):
+            scores = [r.get("label_scores") for r in recs[answer]]
+        else:
+            prompts = [task_prompt(task, x) for x in probe]
+            scores = generator.score_options(prompts, options(task, answer),
+                                             chat=answer == "chat")
+        for r, sc in zip(rs, scores):
+            r["answer_scores"] = None if sc is None else list(sc)

@@ -167,6 +167,8 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     df, report = _label_and_filter(run_dir, task, cfg, filters, generator, inputs, **kw)
     rnd, topups = 1 + max((r["round"] for r in inputs), default=-1), []
     while task.is_classification and cfg.min_per_label and len(topups) < cfg.topup_rounds:
+        if (report.get("labelling") or {}).get("strategy") == "own":
+            break  # the model's own answers: asking for a label does not change them
         rare = short_labels(df, task, cfg.min_per_label)
         if not rare:
             break

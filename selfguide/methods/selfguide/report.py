@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.filters import ORDER, funnel
-from selfguide.methods.selfguide.strategies import calibrated_labels, rank_labels
+from selfguide.methods.selfguide.strategies import agreement, calibrated_labels, rank_labels
 from selfguide.task import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,17 +41,25 @@ def strategy_table(df: pd.DataFrame, task: TaskSpec) -> dict[str, dict]:
     labels = list(task.labels)
     target = inp["target_label"].fillna("").astype(str).tolist()
     scores = inp["label_scores"].tolist() if "label_scores" in inp else [None] * len(inp)
+    answer = inp["answer_scores"].tolist() if "answer_scores" in inp else [None] * len(inp)
     cal, _ = calibrated_labels(scores, labels)
     by = {"vote": inp["label_vote"].fillna("").astype(str).tolist(),
-          "rank": rank_labels(scores, labels), "calibrated": cal, "target": target}
+          "rank": rank_labels(scores, labels), "calibrated": cal}
+    own = rank_labels(answer, labels)
+    if any(own):
+        by["own"] = own
+    by["target"] = target
     out = {}
     for name, labs in by.items():
         valid = [(lab, t) for lab, t in zip(labs, target) if lab in labels]
         dist = Counter(lab for lab, _ in valid)
         agree = [lab == t for lab, t in valid if t in labels]
+        test = agreement(labs, target, labels) if name != "target" else None
         out[name] = {"labels": {lab: dist.get(lab, 0) for lab in labels},
                      "labelled": len(valid),
-                     "target_agreement": round(sum(agree) / len(agree), 4) if agree else None}
+                     "target_agreement": round(sum(agree) / len(agree), 4) if agree else None,
+                     "agreement_chance": test and test["chance"],
+                     "agreement_p": test and test["p"]}
     return out
 
 
@@ -63,7 +71,7 @@ def _vote_share_mean(df: pd.DataFrame) -> float | None:
 
 def _chosen_strategy(cfg: FilterConfig) -> str:
     """The strategy whose labels the dataset holds (``agree`` shows its source's)."""
-    if cfg.label_strategy in ("target", "rank", "vote"):
+    if cfg.label_strategy in ("target", "rank", "vote", "own"):
         return cfg.label_strategy
     if cfg.label_strategy == "calibrated" or (cfg.label_strategy == "agree"
                                               and cfg.agree_source == "calibrated"):
@@ -78,26 +86,42 @@ def _dominant(strategies: dict[str, dict], chosen: str, cfg: FilterConfig, add: 
         if not n:
             continue
         top_label, top = max(st["labels"].items(), key=lambda kv: kv[1])
+        if name == chosen == "own" and top == n:
+            continue  # single_label says it
         if top / n > cfg.dominant_label_share:
-            level = "warning" if name != chosen or top < n else "error"
+            level = "warning" if name != chosen or top < n or chosen == "own" else "error"
+            if name == chosen == "own":
+                tail = (" These are the model's own answers: it gives nearly every input "
+                        "this label, so the tuned model will too (as the base does when "
+                        "made to pick a label). A bigger model would help.")
+            elif name == chosen:
+                tail = (" Training on them teaches a constant answer; try the label "
+                        "strategy calibrated or target, or a stronger model.")
+            else:
+                tail = " (Not the label strategy in use.)"
             add("dominant_label" if name == chosen else f"{name}_dominant_label", level,
                 f"{name} labels are degenerate: {top} of {n} ({top / n:.0%}) are "
-                f"{top_label!r}." + (" Training on them teaches a constant answer; try "
-                                     "the label strategy calibrated or target, or a "
-                                     "stronger model." if name == chosen else
-                                     " (Not the label strategy in use.)"),
-                round(top / n, 4))
+                f"{top_label!r}." + tail, round(top / n, 4))
 
 
 def _at_chance(strategies: dict[str, dict], chosen: str, chance: float, add: Any) -> None:
+    if chosen == "own":  # chosen because nothing followed the targets; the reason says so
+        return
+    from selfguide.methods.selfguide.choice import AGREEMENT_ALPHA
+
     for name in (("vote", "calibrated") if chosen == "target" else (chosen,)):
         s = strategies.get(name, {})
-        agr = s.get("target_agreement")
-        if agr is not None and s.get("labelled", 0) >= 10 and agr <= chance + 0.1:
-            add(f"{name}_target_agreement_chance", "warning",
-                f"{name} labels agree with the label each input was written for only "
-                f"{agr:.0%} of the time (chance = {chance:.0%}): the model cannot tell the "
-                f"labels apart on its own inputs.", agr)
+        agr, p = s.get("target_agreement"), s.get("agreement_p")
+        if p is not None:  # tested against what labels with the same shares would agree
+            if p < AGREEMENT_ALPHA:
+                continue
+            chance = s.get("agreement_chance", chance)
+        elif agr is None or s.get("labelled", 0) < 10 or agr > chance + 0.1:
+            continue
+        add(f"{name}_target_agreement_chance", "warning",
+            f"{name} labels agree with the label each input was written for only "
+            f"{agr:.0%} of the time (chance = {chance:.0%}): the model cannot tell the "
+            f"labels apart on its own inputs.", agr)
 
 
 def diagnostics(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig,
@@ -130,7 +154,12 @@ def diagnostics(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig,
             f"{mean:.2f} < {cfg.low_vote_share}).", round(mean, 4))
     _at_chance(strategies, chosen, 1.0 / len(task.labels), add)
     labels_kept = set(kept["label"]) - {""} if len(kept) and "label" in kept else set()
-    if len(kept) and len(labels_kept) < 2:
+    if len(kept) and len(labels_kept) < 2 and chosen == "own":
+        add("single_label", "warning", f"The dataset has a single label "
+            f"({', '.join(sorted(labels_kept)) or 'none'}): the model's own answer to every "
+            f"input. Training will teach the answer format and this one answer, the one the "
+            f"base model picks when it must choose a label.", sorted(labels_kept))
+    elif len(kept) and len(labels_kept) < 2:
         add("single_label", "error", f"The dataset has a single label "
             f"({', '.join(sorted(labels_kept)) or 'none'}); training would learn a constant "
             f"answer.", sorted(labels_kept))
@@ -211,6 +240,8 @@ def format_report(report: dict) -> str:
         for name, s in report["strategies"].items():
             dist = ", ".join(f"{k} {v}" for k, v in s["labels"].items())
             agr = "-" if s["target_agreement"] is None else f"{s['target_agreement']:.0%}"
+            if s.get("agreement_chance") is not None:
+                agr += f" (chance {s['agreement_chance']:.0%})"
             lines.append(f"  {name:<11} {dist:<40} agreement {agr}")
     vs = report.get("vote_share") or {}
     if vs.get("mean") is not None:

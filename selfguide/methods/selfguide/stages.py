@@ -8,7 +8,8 @@ with that answer. Every finished round is appended to ``inputs.jsonl``.
 
 Stage 2 (:func:`annotate`): every input that passes the input filters gets
 :func:`selfguide.prompts.task_prompt` and ``n_samples`` sampled answers (the backend shares
-one prefill); classification also scores each label (for the ``calibrated`` strategy).
+one prefill); classification also scores each label (for the ``rank``/``calibrated``
+strategies), and in the answer protocol too when it labels in another (the ``own`` labels).
 Each finished batch is appended to ``annotations.jsonl``; the labelling protocol it uses is
 settled first (:func:`label_protocol`, ``labelling.json``).
 
@@ -32,7 +33,7 @@ from selfguide.config import SamplingConfig
 from selfguide.events import EventLog, Progress, delta_progress
 from selfguide.methods.candidates import unique
 from selfguide.methods.checks import text_key
-from selfguide.methods.selfguide import labelling
+from selfguide.methods.selfguide import choice, labelling
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfguide.filters import apply, in_length, length_window, no_noise
 from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
@@ -272,8 +273,9 @@ def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, i
     events.emit("stage", stage="annotate", state="start", total=len(ids_inputs),
                 done=progress.done)
     try:
-        protocol = label_protocol(run_dir, task, cfg, ids_inputs, generator, chat=chat,
-                                  events=events, cancel=cancel)["protocol"]
+        stored = label_protocol(run_dir, task, cfg, ids_inputs, generator, chat=chat,
+                                events=events, cancel=cancel)
+        protocol = stored["protocol"]
     except BaseException:
         progress.close()
         raise
@@ -291,7 +293,9 @@ def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, i
         labelling.label_batches(task, todo, generator, protocol, sampling, cfg.n_samples,
                                 batch=cfg.annotate_batch, score=cfg.score_labels,
                                 seed=lambda first: _seed(cfg.seed, "annotate", first),
-                                on_batch=save, cancel=cancel, progress=progress)
+                                on_batch=save, cancel=cancel, progress=progress,
+                                answer=choice.answer_of(stored.get("evidence") or {
+                                    "protocols": {protocol: {}}}))
     finally:
         progress.close()
     events.emit("stage", stage="annotate", state="done", total=len(ids_inputs))
@@ -325,8 +329,8 @@ def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCon
                                       seed=_seed(cfg.seed, "probe"))
     evidence, probe_recs = labelling.gather_evidence(
         task, generator, [x for _, x in probe], protocols, sampling, cfg.n_samples,
-        cancel=cancel, score=cfg.score_labels)
-    pick = labelling.choose_protocol(evidence)
+        cancel=cancel, score=cfg.score_labels, answer=labelling.answer_protocol(chat))
+    pick = choice.choose_protocol(evidence)
     if wanted != "auto" or not chat:
         pick.update(protocol=protocols[0], chosen_by="user" if chat else "model")
     else:
@@ -341,10 +345,11 @@ def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCon
     out = {**pick, "requested": wanted, "evidence": evidence}
     store.atomic_write_json(run.labelling_file, out)
     events.emit("log", message=pick["reason"])
-    if not pick.get("beats_chance", True):
+    if pick.get("beats_chance") is False:
         events.emit("warning", message="No way of self-labelling beat chance on the demos: "
-                                       "the labels will carry the answer format, not the "
-                                       "task. A bigger model would help.")
+                                       "the labels will be the model's own answers, which "
+                                       "carry the answer format, not the task. A bigger "
+                                       "model would help.")
     return out
 
 

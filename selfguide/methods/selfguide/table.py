@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from selfguide import dataset, store
 from selfguide.errors import DatasetError
 from selfguide.methods import candidates
-from selfguide.methods.selfguide import labelling
+from selfguide.methods.selfguide.choice import resolve_filters
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.methods.selfguide.filters import apply, near_duplicate_scores
@@ -36,7 +36,7 @@ from selfguide.task import TaskSpec
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-COLUMNS = (*candidates.COLUMNS, "label_vote", "label_scores")
+COLUMNS = (*candidates.COLUMNS, "label_vote", "label_scores", "answer_scores")
 
 
 def build_table(inputs: list[dict], annotations: dict[str, dict], task: TaskSpec
@@ -52,20 +52,28 @@ def build_table(inputs: list[dict], annotations: dict[str, dict], task: TaskSpec
                "prompt_id": r["prompt_id"], "target_label": r.get("target_label", ""),
                "raw": r.get("raw", ""), "input": r.get("input", ""),
                "samples": None, "votes": "{}", "vote_share": 0.0, "output": "",
-               "label_vote": "", "label_scores": None}
+               "label_vote": "", "label_scores": None, "answer_scores": None}
         if a is not None:
             v = vote_samples(a["samples"], labels,
                              source=None if labels else r.get("input", ""))
             row.update(samples=list(a["samples"]), votes=json.dumps(v.votes, ensure_ascii=False),
                        vote_share=v.share, output=v.output,
                        label_vote=(map_label(v.output, labels) or "") if labels else "",
-                       label_scores=a.get("label_scores"))
+                       label_scores=a.get("label_scores"), answer_scores=answer_scores(a))
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     demos = [d.input for d in task.demos]
     df["nd_score"], df["nd_nearest"] = near_duplicate_scores(df["input"].tolist(), demos,
                                                              df["id"].tolist())
     return df
+
+
+def answer_scores(annotation: dict) -> list[float] | None:
+    """The label scores in the protocol the model answers in (what the ``own`` labels
+    rank): stored apart when stage 2 labelled in another protocol, else its own scores."""
+    if "answer_scores" in annotation:
+        return annotation["answer_scores"]
+    return annotation.get("label_scores") if annotation.get("protocol") == "chat" else None
 
 
 def load_candidates(run_dir: str | os.PathLike) -> pd.DataFrame:
@@ -86,8 +94,7 @@ def finish(run_dir: str | os.PathLike, df: pd.DataFrame, task: TaskSpec,
     ``require_kept``: raise ``DatasetError`` (and write nothing) when no row is kept.
     """
     run = as_run(run_dir)
-    eff, choice = labelling.resolve_filters(df, task, filters,
-                                            store.read_json(run.labelling_file))
+    eff, choice = resolve_filters(df, task, filters, store.read_json(run.labelling_file))
     df = apply(df, eff, task, overrides=run.read_overrides())
     if require_kept and not int(df["kept"].sum()):
         reasons = df["drop_reason"].value_counts().head(3).to_dict()
