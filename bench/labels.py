@@ -1,15 +1,18 @@
 """Self-label quality on real held-out rows: what stage 2 would label, per protocol/strategy.
 
 For each task (the shipped examples and the NIv2 dev tasks in ``../shared/data/niv2-dev``)
-this runs ``selfguide label``'s code (``commands.label.label_rows``) with the embedded model
-and the quick preset on a seeded sample of the task's held-out rows: the protocol and
-strategy are chosen from the demos (leave-one-out) and the rows' input text only, then the
-references score every protocol x strategy. Prints one markdown row per task with the
+this runs ``selfguide label``'s code (``commands.label.evidence_run`` + ``label_rows``) with
+the embedded model and the quick preset on a seeded sample of the task's held-out rows: for
+a classification task the protocol and strategy are those of a SELF-GUIDE run of the task
+(synthesized first, as ``selfguide label`` does: leave-one-out on the demos, agreement with
+the asked-for label on the model's own inputs), for a generation task the demos choose;
+then the references score every protocol x strategy. No held-out row enters the choice. Prints one markdown row per task with the
 default choice, its accuracy, the majority-class share and the alternatives, and writes
 ``bench/results/labels.json``.
 
 Usage: python bench/labels.py [--limit 60] [--tasks sentiment,task199]
-       [--set n_samples=10 --set output_temperature=0.7] [--out FILE]
+       [--set n_samples=10 --set output_temperature=0.7] [--seed 0] [--out FILE]
+       [--workspace DIR]  (the synthesized runs; reused by a second call)
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ DATA = REPO.parent / "shared" / "data" / "niv2-dev"
 
 def main() -> int:
     from selfguide import backends
-    from selfguide.commands.label import label_rows, read_inputs
+    from selfguide.commands.label import evidence_run, label_rows, read_inputs
     from selfguide.config import ModelConfig
     from selfguide.evaluation import select_examples
     from selfguide.methods.selfguide.config import preset
@@ -39,13 +42,17 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="Override a synthesis setting of the preset (an ablation), e.g. "
                          "--set n_samples=10 --set output_temperature=0.7.")
+    ap.add_argument("--seed", type=int, default=0, help="Synthesis seed of the runs.")
+    ap.add_argument("--workspace", default=str(REPO / "workspace" / "bench-labels"))
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "labels.json"))
     a = ap.parse_args()
     paths = sorted((REPO / "examples").glob("*.json")) + sorted(DATA.glob("task*.json"))
     wanted = [t for t in a.tasks.split(",") if t]
     paths = [p for p in paths if not wanted or p.stem in wanted]
-    gen = backends.get_generator("hf", config=ModelConfig())
-    synth, filters = preset(a.preset)
+    os.environ["SELFGUIDE_WORKSPACE"] = a.workspace
+    model = ModelConfig()
+    gen = backends.get_generator("hf", config=model)
+    synth, filters = preset(a.preset, synthesis={"seed": a.seed})
     if a.set:
         import dataclasses
 
@@ -64,16 +71,19 @@ def main() -> int:
         task = load_task(p)
         rows = select_examples(read_inputs(p), a.limit, 12345)
         t0 = time.time()
-        res = label_rows(task, rows, gen, synth, filters)
+        run = evidence_run(task, synth, filters, model, gen) if task.is_classification \
+            else None
+        res = label_rows(task, rows, gen, synth, filters, run_dir=run)
         secs = time.time() - t0
         d = [t for t in res["table"] if t["default"]][0]
         alts = "; ".join(f"{t['protocol']}/{t['strategy']} {t['value']:.2f}"
                          for t in res["table"])
         maj = "-" if res["majority"] is None else f"{res['majority']:.2f}"
         ch = res["choice"]
-        print(f"| {task.name} | {res['n']} | {ch['protocol']}"
+        shown = res["rows"][0]["protocol"] if res["rows"] else ch["protocol"]
+        print(f"| {task.name} | {res['n']} | {shown}"
               f"{'/' + ch['strategy'] if ch.get('strategy') else ''}"
-              f"{'' if ch.get('beats_chance', True) else ' (at chance: target in a run)'} | "
+              f"{'' if ch.get('beats_chance') is not False else ' (nothing trusted)'} | "
               f"{res['metric']} | **{d['value']:.2f}** | {maj} | {alts} | {secs:.0f} |",
               flush=True)
         results.append({"task": task.name, "n": res["n"], "choice": ch, "table": res["table"],

@@ -142,10 +142,13 @@ def one_answer_warning(m: dict, train_labels: dict[str, int] | None = None) -> s
     text += f" (the base model: {before} of {n})." if before is not None else "."
     train_labels = train_labels or {}
     rows = sum(train_labels.values())
+    mix = ", ".join(f"{c} \u201c{lab}\u201d" for lab, c in sorted(train_labels.items()))
     if rows and train_labels.get(top, 0) < ONE_ANSWER_SHARE * rows:
-        mix = ", ".join(f"{c} \u201c{lab}\u201d" for lab, c in sorted(train_labels.items()))
         text += (f" Its training rows were not like that ({mix}): it learned a default "
                  "answer, not the task, which is what labels that do not follow their "
                  "inputs teach.")
+    elif rows:
+        text += (f" So were its training rows ({mix}): the model gave that label to nearly "
+                 "all of its own inputs, so training taught the answer format, not the task.")
     return text + (" Check the labels by hand on the Filter page, or use a bigger model, "
                    "before relying on this adapter.")

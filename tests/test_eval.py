@@ -223,7 +223,10 @@ def test_one_answer_warning_is_pure_and_quiet_on_small_or_collapsed_bases():
     w = one_answer_warning(m, {"yes": 49, "no": 49})
     assert w.startswith("The tuned model answers \u201cno\u201d to 100 of 100")
     assert "(49 \u201cno\u201d, 49 \u201cyes\u201d)" in w
-    assert "default answer" not in one_answer_warning(m, {"no": 98, "yes": 2})
+    own = one_answer_warning(m, {"no": 98, "yes": 2})
+    assert "default answer" not in own
+    assert "So were its training rows (98 \u201cno\u201d, 2 \u201cyes\u201d)" in own
+    assert "answer format, not the task" in own
     assert one_answer_warning({**m, "predicted_labels_before": {"no": 95}}, None) is None
     assert one_answer_warning({**m, "n": 5}, None) is None
     assert one_answer_warning({**m, "predicted_labels_after": {"yes": 20, "no": 80}}) is None

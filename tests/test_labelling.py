@@ -164,7 +164,7 @@ def test_demos_right_by_luck_but_labels_not_following_the_inputs_use_own_answers
     lab = report["labelling"]
     assert lab["strategy"] == "own" and lab["beats_chance"] is False
     assert lab["agreement"]["p"] >= choice.AGREEMENT_ALPHA
-    assert "no more than chance" in lab["reason"] and "4 of 4 demos" in lab["reason"]
+    assert "not clearly more than" in lab["reason"] and "4 of 4 demos" in lab["reason"]
     assert report["strategies"]["own"]["labels"] == {"positive": report["kept"],
                                                      "negative": 0}
     recs = store.read_jsonl(run_dir / "dataset" / "train.jsonl")

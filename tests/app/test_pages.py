@@ -477,3 +477,36 @@ def test_compare_free_form_runs_both_models(app, runs, monkeypatch):
     assert "What a film!" in prompt and "positive or negative" in prompt  # the task's prompt
     assert before.calls[0].prompts == after.calls[0].prompts
     assert XSS not in all_text(at)
+
+
+def test_filter_and_finetune_pages_explain_own_labels(app, workspace):
+    """A run where nothing is trusted (demos right by luck, labels that do not follow the
+    inputs): the Filter page says the labels are the model's own answers, balancing is
+    greyed out with why, the Labels tab lists 'own'; the Finetune page accepts the
+    one-label dataset with a warning instead of refusing it."""
+    from test_labelling import SMALL, LuckyDemos
+    from test_labelling import TASK as SENT
+
+    from selfguide.methods.selfguide import pipeline as P
+    from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+
+    run_dir = workspace / "runs" / "own"
+    synth = SynthesisConfig(**{**SMALL.__dict__, "rounds": 4})
+    P.prepare_run(run_dir, SENT, synth, FilterConfig())
+    report = P.synthesize(run_dir, SENT, synth, LuckyDemos("plain"), stream=None)
+    assert report["labelling"]["strategy"] == "own"
+    at = app(run="own")
+    at.switch_page("studio/pages/filter.py").run()
+    assert not at.exception, at.exception
+    text = all_text(at)
+    assert "the model's own answer" in text and "no balancing" in text
+    assert any("model's own answer" in w.value for w in at.warning)
+    assert not [e.value for e in at.error]
+    balance = at.checkbox(key=state.widget_key("filter.own", "balance"))
+    assert balance.disabled and "own answers" in balance.help
+    table = next(d.value for d in at.dataframe if "strategy" in d.value.columns)
+    assert "own" in set(table["strategy"])
+    at.switch_page("studio/pages/finetune.py").run()
+    assert not at.exception, at.exception
+    assert any("the model's own answer" in w.value for w in at.warning)
+    assert not button(at, "Launch training").disabled

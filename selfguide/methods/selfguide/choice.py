@@ -159,8 +159,8 @@ def _untrusted_reason(evidence: dict, protocol: str, best: dict, own_ok: bool) -
         why = (f"The model labelled {best['loo_correct']} of {d} demos right "
                f"{_NAMES[protocol]}, but on its own inputs its labels "
                f"({_SNAMES[best['strategy']]}) agree with the label each input was written "
-               f"for {a.get('agree', 0):.0%} of the time, no more than chance "
-               f"({a.get('chance', 0):.0%}): they do not follow the inputs")
+               f"for {a.get('agree', 0):.0%} of the time, not clearly more than the "
+               f"{a.get('chance', 0):.0%} that chance gives: they do not follow the inputs")
     if own_ok:
         return (why + f", so each input gets the model's own answer: the label it finds "
                 f"likeliest {_NAMES[answer_of(evidence)]} (how it answers once tuned), "

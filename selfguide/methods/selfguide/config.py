@@ -81,13 +81,15 @@ class SynthesisConfig:
                                      "in the model's chat template, as evaluation and the "
                                      "tuned model answer), plain (the same text continued "
                                      "after 'Output:'), or auto (whichever labels more "
-                                     "held-out demos right, leave-one-out; chat on ties).")
+                                     "held-out demos right, leave-one-out; chat on ties "
+                                     "and when none beats chance).")
     probe_inputs: int = field(24, help="Generated inputs labelled in every protocol to judge "
                                        "how degenerate each way of labelling is (auto choices; "
                                        "they are reused as annotations).")
     score_labels: bool = field(True, help="Classification: also score every label's "
                                           "log-probability per input (needed by the "
-                                          "'calibrated' strategy and the diagnostics).")
+                                          "rank, calibrated and own strategies and the "
+                                          "diagnostics).")
 
     def __post_init__(self) -> None:
         check(self.rounds >= 1, "rounds", "must be >= 1.")

@@ -212,7 +212,7 @@ def assign_labels(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec
     target = [str(x) for x in _col(df, "target_label", "")]
     cal_l, cal_m = calibrated_labels(_col(df, "label_scores", None), labels)
     # "auto" is resolved from the run's labelling evidence by choice.resolve_filters
-    # (selfguide.methods.selfguide.labelling) before this; without evidence it is the vote.
+    # (selfguide.methods.selfguide.choice) before this; without evidence it is the vote.
     strat = "vote" if cfg.label_strategy == "auto" else cfg.label_strategy
     if strat == "rank":
         lab = rank_labels(_col(df, "label_scores", None), labels)
