@@ -147,7 +147,7 @@ def _labels(r: dict) -> str:
     if not lab.get("protocol"):
         return "-"
     s = lab["protocol"] + (f"/{lab['strategy']}" if lab.get("strategy") else "")
-    return s + ("" if lab.get("beats_chance") is not False else " (at chance)")
+    return s + ("" if lab.get("beats_chance") is not False else " (nothing trusted)")
 
 
 def main() -> int:

@@ -167,13 +167,14 @@ def diagnostics(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig,
 
 
 def labelling_diagnostics(choice: dict | None) -> list[dict]:
-    """A warning when no way of self-labelling beat chance on the demos."""
+    """A warning when no way of self-labelling was trusted (beat chance on the demos and
+    followed the asked-for labels on the model's own inputs)."""
     if not choice or choice.get("beats_chance") is not False:
         return []
     # the chooser's reason already names the evidence, the consequence and the remedy
     message = str(choice.get("reason") or "") or (
-        "The model's own labels do not beat chance on the demos (leave-one-out). Expect the "
-        "tuned model to learn the answer format, not the task; a bigger model would help.")
+        "The model's own labels did not show that they carry the task. Expect the tuned "
+        "model to learn the answer format, not the task; a bigger model would help.")
     return [{"code": "labels_at_chance", "level": "warning", "message": message,
              "value": False}]
 
