@@ -344,7 +344,8 @@ def selfguide_view(rd: RunDir, cands, task) -> None:
     kept = int(df["kept"].sum())
     with main:
         _headline(df, overrides, eff, choice, task)
-        topup = filtering.topup_message((rd.read_report() or {}).get("topup"))
+        topup = filtering.topup_message((rd.read_report() or {}).get("topup"),
+                                        eff.label_strategy)
         if topup:
             st.info(topup)
         _chart_tabs(df, cfg, eff, task)

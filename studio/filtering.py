@@ -185,8 +185,9 @@ def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:
     return out
 
 
-def topup_message(topup: list[dict] | None) -> str:
-    """What the top-up rounds of synthesis did, in words ("" for none)."""
+def topup_message(topup: list[dict] | None, strategy: str | None = None) -> str:
+    """What the top-up rounds of synthesis did, in words ("" for none); ``strategy``: the
+    label strategy in effect now (``own`` labels are never balanced)."""
     if not topup:
         return ""
     asked = sorted({lab for t in topup for lab in t.get("asked_for", {})})
@@ -198,7 +199,9 @@ def topup_message(topup: list[dict] | None) -> str:
     return (f"Too few inputs were labelled {', '.join(asked)} for a balanced dataset, so "
             f"synthesis added {rounds} round{'s' if rounds != 1 else ''} of prompts asking "
             f"only for {'it' if len(asked) == 1 else 'them'} (examples past the filters: "
-            f"{counts}). Balancing cuts every label to the rarest one's count.")
+            f"{counts}). " + ("The labels in use now are the model's own answers, which are "
+                              "not balanced." if strategy == "own" else
+                              "Balancing cuts every label to the rarest one's count."))
 
 
 def choice_message(choice: dict) -> str:

@@ -386,7 +386,8 @@ def test_small_real_run_embedded(tmp_path):
     rep = P.synthesize(tmp_path / "real", TASK, cfg, gen, stream=None)
     df = P.load_candidates(tmp_path / "real")
     assert len(df) == 4 and df["raw"].str.len().sum() > 0
-    assert rep["candidates"] == 4 and set(rep["strategies"]) == {"vote", "rank", "calibrated", "target"}
+    assert rep["candidates"] == 4 and set(rep["strategies"]) == {"vote", "rank", "calibrated",
+                                                                 "own", "target"}
     ann = df[df["f_annotated"]]
     assert all(len(s) == 2 for s in ann["samples"])
     assert all(s is not None and len(s) == 2 for s in ann["label_scores"])

@@ -131,3 +131,7 @@ def test_topup_message_says_what_the_topup_rounds_did():
         {"round": 6, "asked_for": {"sports": 2}, "after": {"sports": 5, "business": 34}},
         {"round": 7, "asked_for": {"sports": 5}, "after": {"sports": 11, "business": 35}}])
     assert "labelled sports" in msg and "2 rounds" in msg and "sports 2 → 11" in msg
+    assert msg.endswith("Balancing cuts every label to the rarest one's count.")
+    own = filtering.topup_message([{"round": 6, "asked_for": {"sports": 2},
+                                    "after": {"sports": 5}}], "own")
+    assert "not balanced" in own and "Balancing cuts" not in own

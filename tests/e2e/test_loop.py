@@ -151,7 +151,14 @@ def _loop(page, studio, artifacts):
 
     # 4 · Filter: move sliders, the kept count follows at once; save the dataset.
     goto(page, "4 · Filter")
-    toggle(page, "balance")
+    balance = page.locator("[data-testid='stCheckbox']").filter(
+        has_text=re.compile("^balance$")).locator("label").first
+    if balance.get_attribute("data-disabled") == "true":
+        # the labels are the model's own answers (label strategy own): never balanced, and
+        # the page says why on the control
+        page.get_by_text(re.compile("each input gets the model's own answer")).first.wait_for()
+    else:
+        toggle(page, "balance")
     length = page.locator("[data-testid='stSlider']").filter(
         has_text="length k").get_by_role("slider")
     length.focus()

@@ -115,7 +115,10 @@ def test_kill9_during_synthesis_resumes_without_loss_or_duplicates(workspace):
 
 # --------------------------------------------------------------------------- training
 
-TRAIN_ARGS = ["--method", "lora", "--precision", "fp32", "--max-steps", "8",
+# 40 steps, a checkpoint every 2: a tiny model runs 8 steps in well under a second, and on
+# a busy machine the poll below once missed every checkpoint between the first and the last
+TRAIN_STEPS = 40
+TRAIN_ARGS = ["--method", "lora", "--precision", "fp32", "--max-steps", str(TRAIN_STEPS),
               "--save-strategy", "steps", "--save-steps", "2", "--save-total-limit", "10",
               "--batch-size", "2", "--val-fraction", "0", "--select-best", "false",
               "--lora-r", "4", "--target-modules", "q_proj,v_proj", "--seed", "3"]
@@ -159,13 +162,13 @@ def test_kill9_during_training_resumes_to_identical_lora(workspace, tiny_model_d
         c = last_complete_checkpoint(ckpts)
         if c is None and jobs.status(run, "train").state in jobs.FINAL:
             raise AssertionError("training ended before its first checkpoint")
-        return c is not None and c.name != "checkpoint-8"
+        return c is not None and c.name != f"checkpoint-{TRAIN_STEPS}"
 
     wait_for(between_checkpoints, timeout=240, interval=0.1)
     _kill9(run, "train")
     last = last_complete_checkpoint(ckpts)
     step = int(last.name.split("-")[1])
-    assert step < 8
+    assert step < TRAIN_STEPS
     # kill -9 *during a save*: a newer checkpoint dir with torn weights and no trainer state
     torn = ckpts / f"checkpoint-{step + 1}"
     if torn.exists():
@@ -183,7 +186,7 @@ def test_kill9_during_training_resumes_to_identical_lora(workspace, tiny_model_d
         log = (r / "jobs" / "train" / "log.txt").read_text()
         assert "kernels-community" not in log and "publisher trust" not in log, log[-2000:]
     metrics = store.read_json(run / "train" / "metrics.json")
-    assert metrics["resumed_from"] == last.name and metrics["steps"] == 8
+    assert metrics["resumed_from"] == last.name and metrics["steps"] == TRAIN_STEPS
     a, b = _tensors(ref / "train" / "adapter"), _tensors(run / "train" / "adapter")
     assert a.keys() == b.keys() and len(a) > 0
     for k in a:
