@@ -361,3 +361,18 @@ def test_label_batches_progress_counts_each_input_once_and_never_goes_back(tmp_p
     done = [e["done"] for e in read_events(log.path, ("progress",))]
     assert len(recs) == 20 and progress.done == 20
     assert done == sorted(done) and done[-1] == 20 and len(done) == 8  # 8 + 8 + 4 inputs
+
+
+def test_nothing_usable_keeps_the_target_labels_and_says_why():
+    """No label scores (a server without log-probabilities) and answers that name no
+    label: no self-label can be used, nor the own answers; each input keeps its target."""
+    strategies = {s: {"loo_correct": 3, "probe_top_share": 0.5}
+                  for s in labelling.SELF_STRATEGIES}
+    ev = {"task_type": "classification", "chance": 0.5, "answer_protocol": "chat",
+          "protocols": {"chat": {"demos": 4, "scored": False, "mapped_share": 0.0,
+                                 "strategies": strategies}}}
+    table = {"vote": [""] * 20, "rank": [""] * 20, "calibrated": [""] * 20,
+             "own": [""] * 20, "target": ["positive", "negative"] * 10}
+    pick = choice.choose_strategy(ev, "chat", table, TASK.labels)
+    assert pick["strategy"] == "target" and pick["beats_chance"] is False
+    assert "name no label" in pick["reason"] and "written for" in pick["reason"]

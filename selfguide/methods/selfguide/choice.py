@@ -120,7 +120,6 @@ def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str
         return {"strategy": "vote", "beats_chance": None,
                 "reason": "No labelling evidence is stored for this run; using the "
                           "majority vote of the samples (the paper's rule)."}
-    pe = evidence["protocols"][protocol]
     targets = table_labels.get("target") or []
     cands = []
     for c in _candidates(evidence, [protocol]):
@@ -136,7 +135,8 @@ def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str
                 "reason": f"With one demo there is nothing to leave out, so the labels cannot "
                           f"be checked against the demos; using {_SNAMES[best['strategy']]} "
                           f"(the least degenerate on the inputs). Add demos to get a check."}
-    trusted = [c for c in cands if beats_chance(evidence, protocol, c["strategy"])
+    trusted = [c for c in cands if c["usable"] and beats_chance(evidence, protocol,
+                                                                c["strategy"])
                and (c["agreement"] is None or c["agreement"]["p"] < AGREEMENT_ALPHA)]
     if trusted:
         pick = max(trusted, key=_rank_key)
@@ -151,7 +151,10 @@ def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str
 
 def _untrusted_reason(evidence: dict, protocol: str, best: dict, own_ok: bool) -> str:
     d = (evidence["protocols"][protocol] or {}).get("demos", 0)
-    if not beats_chance(evidence, protocol, best["strategy"]):
+    if not best["usable"]:
+        why = ("No way of self-labelling can be used here: the sampled answers name no label "
+               "and there are no label scores")
+    elif not beats_chance(evidence, protocol, best["strategy"]):
         why = (f"No way of self-labelling beat chance on the demos (best: "
                f"{best['loo_correct']} of {d} right, chance {evidence['chance'] * d:g} of {d})")
     else:
