@@ -376,3 +376,32 @@ def test_nothing_usable_keeps_the_target_labels_and_says_why():
     pick = choice.choose_strategy(ev, "chat", table, TASK.labels)
     assert pick["strategy"] == "target" and pick["beats_chance"] is False
     assert "name no label" in pick["reason"] and "written for" in pick["reason"]
+
+
+def test_label_command_with_run_follows_the_runs_filters_and_writes_labels(
+        tmp_path, capsys, monkeypatch):
+    """``selfguide label --run NAME`` (the model replaced by the fake): the run's saved
+    label strategy decides unless --label-strategy is given; the labels file is written."""
+    from selfguide import backends
+
+    monkeypatch.setenv("SELFGUIDE_WORKSPACE", str(tmp_path / "ws"))
+    gen = LuckyDemos("plain")
+    monkeypatch.setattr(backends, "get_generator", lambda *a, **k: gen)
+    run = RunDir.named("lucky")
+    synth = SynthesisConfig(**{**SMALL.__dict__, "rounds": 4})
+    P.prepare_run(run.path, TASK, synth, FilterConfig(label_strategy="rank"))
+    P.synthesize(run.path, TASK, synth, gen, stream=None)
+    task = tmp_path / "t.json"
+    task.write_text(json.dumps(TASK.to_dict()))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"input": f"{w} film", "output": truth("Input: " + w)})
+                            + "\n" for w in POS + NEG))
+    out = tmp_path / "labels.jsonl"
+    args = ["label", str(task), "--inputs", str(rows), "--run", "lucky", "--out", str(out)]
+    assert cli.main(args) == 0
+    text = capsys.readouterr().out
+    assert "Label strategy rank was set by hand" in text and "accuracy: " in text
+    assert {r["strategy"] for r in store.read_jsonl(out)} == {"rank"}
+    assert cli.main([*args, "--label-strategy", "auto"]) == 0
+    assert "own answer" in capsys.readouterr().out
+    assert {(r["strategy"], r["protocol"]) for r in store.read_jsonl(out)} == {("own", "chat")}

@@ -4,7 +4,8 @@ A way to measure self-label quality on real rows from outside. The labelling cho
 the pipeline's own: for a classification task it comes from a SELF-GUIDE run of the task
 (``--run NAME``, or else a run the command synthesizes first with the same preset, kept in
 ``<workspace>/labels/`` and reused next time): leave-one-out on the demos, degeneracy and
-agreement with the asked-for label on the model's own inputs (``selfguide.labelling``).
+agreement with the asked-for label on the model's own inputs
+(``selfguide.methods.selfguide.choice``).
 For a generation task the demos alone choose the protocol. Every input is then labelled
 with the same sampling and seeds. When the file has references (``output``), every
 protocol and strategy is labelled too and a table of accuracies is printed, with the
@@ -88,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if out.is_symlink() or (out.exists() and not out.is_file()):
         raise DatasetError(f"{out} exists and is not a regular file; refusing to replace it.")
     run_dir = given_run(args.run, task) if task.is_classification else None
+    if run_dir is not None and args.label_strategy is None:  # the run's own filter settings
+        from selfguide.methods.selfguide.pipeline import load_run
+
+        filters = load_run(run_dir)[2]
     generator = backends.get_generator(model.backend, config=model)
     if task.is_classification and run_dir is None:
         run_dir = evidence_run(task, synth, filters, model, generator)
