@@ -405,3 +405,26 @@ def test_label_command_with_run_follows_the_runs_filters_and_writes_labels(
     assert cli.main([*args, "--label-strategy", "auto"]) == 0
     assert "own answer" in capsys.readouterr().out
     assert {(r["strategy"], r["protocol"]) for r in store.read_jsonl(out)} == {("own", "chat")}
+
+
+def test_own_on_a_run_without_answer_scores_says_what_to_do(tmp_path):
+    """A run synthesized before the answer-form scores were recorded: label strategy own
+    keeps nothing, and the report says why and what to do instead of an empty dataset."""
+    import pandas as pd
+
+    from selfguide.methods.selfguide.table import load_candidates
+
+    run_dir, _ = _synth(tmp_path, ProtocolFake("chat"))
+    df = load_candidates(run_dir).drop(columns=["answer_scores"])
+    df.to_parquet(RunDir(run_dir).candidates_file)
+    assert "answer_scores" not in pd.read_parquet(RunDir(run_dir).candidates_file)
+    with pytest.raises(DatasetError, match="passes the filters") as err:
+        P.refilter(run_dir, FilterConfig(label_strategy="own"))
+    assert "synthesize the run again" in err.value.hint
+    from selfguide.methods.selfguide.filters import apply
+    from selfguide.methods.selfguide.report import build_report
+
+    out = apply(df, FilterConfig(label_strategy="own"), TASK)
+    rep = build_report(out, TASK, FilterConfig(label_strategy="own"))
+    (diag,) = [d for d in rep["diagnostics"] if d["code"] == "own_unavailable"]
+    assert diag["level"] == "error" and "synthesize the run again" in diag["message"]

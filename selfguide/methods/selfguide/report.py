@@ -148,6 +148,11 @@ def diagnostics(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig,
                 f"vote share {mean:.2f} < {cfg.low_vote_share}).", round(mean, 4))
         return diags
     chosen = _chosen_strategy(cfg)
+    if chosen == "own" and "own" not in strategies:
+        add("own_unavailable", "error", "Label strategy own needs every label's score in the "
+            "form the model answers in, and this run has none (synthesized before they were "
+            "recorded, or without label scores). Choose another label strategy, or "
+            "synthesize the run again.", None)
     _dominant(strategies, chosen, cfg, add)
     if low:
         add("low_vote_agreement", "warning", f"The sampled labels rarely agree (mean vote share "

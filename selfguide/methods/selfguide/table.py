@@ -98,10 +98,16 @@ def finish(run_dir: str | os.PathLike, df: pd.DataFrame, task: TaskSpec,
     df = apply(df, eff, task, overrides=run.read_overrides())
     if require_kept and not int(df["kept"].sum()):
         reasons = df["drop_reason"].value_counts().head(3).to_dict()
+        own_missing = eff.label_strategy == "own" and (
+            "answer_scores" not in df or df["answer_scores"].isna().all())
         raise DatasetError(f"No candidate of run {run.name!r} passes the filters "
                            f"({len(df)} candidates; dropped: "
                            + ", ".join(f"{k} {v}" for k, v in reasons.items()) + ").",
-                           hint="Loosen the filter options; the dataset was left unchanged.")
+                           hint="Label strategy own needs the label scores in the form the "
+                                "model answers in, which this run lacks: choose another "
+                                "label strategy or synthesize the run again; the dataset "
+                                "was left unchanged." if own_missing else
+                                "Loosen the filter options; the dataset was left unchanged.")
     candidates.write(run, df)
     report = write_dataset(run, df, task, eff, labelling=choice)
     return df, report
