@@ -148,8 +148,8 @@ def resolve(run_dir: Path, cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpe
     if task is None:
         return cfg, {}
     return choice.resolve_filters(cands, task, cfg,
-                                     store.read_json(RunDir(run_dir).labelling_file,
-                                                     default=None))
+                                  store.read_json(RunDir(run_dir).labelling_file,
+                                                  default=None))
 
 
 def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:
