@@ -222,9 +222,9 @@ def assemble(task, rows: list[dict], evidence: dict, choice: dict,
     answer = pick.answer_of(evidence) if evidence.get("protocols") else protocol
     if cls and answer in per:  # own: the answer protocol's likeliest label
         per[answer] = {**per[answer], labelling.OWN: per[answer]["rank"]}
-        per[protocol] = {**per[protocol], labelling.OWN: per[answer]["rank"]}
     if cls and choice.get("strategy_chosen_by") is None:  # no run: the demos and rows decide
-        strat = pick.choose_strategy(evidence, protocol, per[protocol], task.labels)
+        own = {labelling.OWN: per[answer][labelling.OWN]} if answer in per else {}
+        strat = pick.choose_strategy(evidence, protocol, {**per[protocol], **own}, task.labels)
         chosen = strat["strategy"] if filters.label_strategy == "auto" else filters.label_strategy
         choice = {**choice, "strategy": chosen, "beats_chance": strat["beats_chance"],
                   "best_self": strat.get("best_self"),
@@ -232,20 +232,20 @@ def assemble(task, rows: list[dict], evidence: dict, choice: dict,
                   else choice["reason"]}
     if cls:
         chosen = choice["strategy"]
-        if chosen not in per[protocol]:  # target / agree: these rows were written for none
+        if chosen not in (*per[protocol], labelling.OWN):  # target / agree: no such rows
             chosen = choice.get("best_self") or labelling.OWN
             choice = {**choice, "strategy": chosen}
     else:
         chosen = "vote"
         choice = {**choice, "strategy": None}
-    labels = per[protocol][chosen]
     shown = answer if chosen == labelling.OWN else protocol
+    labels = per[shown][chosen]
     out_rows = [{"id": r["id"], "input": r["input"], "label": lab, "protocol": shown,
                  "strategy": chosen if cls else None,
                  **({"reference": r["outputs"][0]} if r["outputs"] else {})}
                 for r, lab in zip(rows, labels)]
     scored = [i for i, g in enumerate(gold) if g is not None]
-    table = _accuracy_table(task, rows, per, gold, scored, (shown, chosen), answer)
+    table = _accuracy_table(task, rows, per, gold, scored, (shown, chosen))
     majority = max(Counter(gold[i] for i in scored).values()) / len(scored) \
         if scored and cls else None
     return {"rows": out_rows, "choice": choice, "table": table, "metric":
@@ -254,10 +254,8 @@ def assemble(task, rows: list[dict], evidence: dict, choice: dict,
 
 
 def _accuracy_table(task, rows: list[dict], per: dict[str, dict[str, list[str]]],
-                    gold: list, scored: list[int], default: tuple[str, str], answer: str
-                    ) -> list[dict]:
-    """One row per protocol x strategy (``own`` once, under the protocol it ranks)."""
-    from selfguide.methods.selfguide import labelling
+                    gold: list, scored: list[int], default: tuple[str, str]) -> list[dict]:
+    """One row per protocol x strategy (``own`` under the protocol it ranks)."""
     from selfguide.methods.selfguide.choice import label_accuracy
     from selfguide.metrics import rouge_l
 
@@ -267,8 +265,6 @@ def _accuracy_table(task, rows: list[dict], per: dict[str, dict[str, list[str]]]
     cls = task.is_classification
     for p, labs in per.items():
         for s, pred in labs.items():
-            if s == labelling.OWN and p != answer:
-                continue  # the answer protocol's rank, listed under that protocol
             if cls:
                 v = label_accuracy([pred[i] for i in scored], [gold[i] for i in scored])
             else:

@@ -59,6 +59,12 @@ def options(task: TaskSpec, protocol: str) -> list[str]:
     return [lab if protocol == "chat" else " " + lab for lab in task.labels]
 
 
+def score_labels(task: TaskSpec, generator: Generator, prompts: Sequence[str],
+                 protocol: str) -> list[list[float]]:
+    """Every label's log-probability as the answer to each prompt, in ``protocol``."""
+    return generator.score_options(prompts, options(task, protocol), chat=protocol == "chat")
+
+
 def answer_protocol(chat: bool) -> str:
     """The protocol the model answers in at evaluation and after training."""
     return "chat" if chat else "plain"
@@ -90,14 +96,13 @@ def annotate(task: TaskSpec, inputs: Sequence[str], generator: Generator, protoc
     scores: list[Any] = [None] * len(prompts)
     if score and task.is_classification:
         try:
-            scores = generator.score_options(prompts, options(task, protocol), chat=chat)
+            scores = score_labels(task, generator, prompts, protocol)
         except ScoringUnavailable as exc:  # a server without logprobs: vote/target still work
             logging.getLogger(__name__).warning("%s", str(exc).splitlines()[0])
     recs = [{"samples": list(o), "label_scores": None if s is None else list(s),
              "protocol": protocol} for o, s in zip(outs, scores)]
     if answer and protocol != "chat" and any(s is not None for s in scores):
-        extra = scores if answer == protocol else generator.score_options(
-            prompts, options(task, answer), chat=answer == "chat")
+        extra = scores if answer == protocol else score_labels(task, generator, prompts, answer)
         for r, s in zip(recs, extra):
             r["answer_scores"] = None if s is None else list(s)
     return recs
@@ -259,7 +264,6 @@ def _attach_answer_scores(task: TaskSpec, generator: Generator, probe: Sequence[
             scores = [r.get("label_scores") for r in recs[answer]]
         else:
             prompts = [task_prompt(task, x) for x in probe]
-            scores = generator.score_options(prompts, options(task, answer),
-                                             chat=answer == "chat")
+            scores = score_labels(task, generator, prompts, answer)
         for r, sc in zip(rs, scores):
             r["answer_scores"] = None if sc is None else list(sc)

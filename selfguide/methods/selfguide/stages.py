@@ -273,9 +273,8 @@ def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, i
     events.emit("stage", stage="annotate", state="start", total=len(ids_inputs),
                 done=progress.done)
     try:
-        stored = label_protocol(run_dir, task, cfg, ids_inputs, generator, chat=chat,
-                                events=events, cancel=cancel)
-        protocol = stored["protocol"]
+        protocol = label_protocol(run_dir, task, cfg, ids_inputs, generator, chat=chat,
+                                  events=events, cancel=cancel)["protocol"]
     except BaseException:
         progress.close()
         raise
@@ -294,8 +293,7 @@ def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, i
                                 batch=cfg.annotate_batch, score=cfg.score_labels,
                                 seed=lambda first: _seed(cfg.seed, "annotate", first),
                                 on_batch=save, cancel=cancel, progress=progress,
-                                answer=choice.answer_of(stored.get("evidence") or {
-                                    "protocols": {protocol: {}}}))
+                                answer=labelling.answer_protocol(chat))
     finally:
         progress.close()
     events.emit("stage", stage="annotate", state="done", total=len(ids_inputs))
