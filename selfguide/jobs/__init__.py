@@ -7,7 +7,8 @@ in the Streamlit session) and stops it with :func:`cancel`.
 
 Files, per run and stage, in ``<run>/jobs/<stage>/``::
 
-    status.json   state, pid, pgid, started, heartbeat, ended, error (atomic rewrites)
+    status.json   state, pid, pgid, start_ticks, started, heartbeat, ended, error (atomic
+                  rewrites)
     events.jsonl  the worker's EventLog (progress, loss, status events)
     log.txt       the child's stdout + stderr
     start.lock    serialises start / worker start-up (a double click starts one worker)
@@ -28,7 +29,12 @@ arguments, a missing task file) reads as ``failed`` with the CLI's error line.
 Derived states seen by :func:`status`: ``none`` (never started), ``starting`` (launched,
 worker not yet up), ``running``, ``finished``, ``failed``, ``cancelled`` and
 ``interrupted`` (a ``running`` worker whose pid is gone or whose heartbeat is older than 3
-intervals: kill -9, OOM killer, power loss).
+intervals: kill -9, OOM killer, power loss). The worker's process is recognised by its
+start in clock ticks since boot and its heartbeat aged by the monotonic clock, so a stepped
+wall clock (NTP, a restored or forked VM) never reads as a dead or hung worker; a worker
+seen gone has its status read again, as it writes its end just before it exits; its exit
+signal is named where this process started it, and job processes run with Python's fault
+handler, so a native crash leaves its stack in ``log.txt`` (:mod:`selfguide.jobs.proc`).
 
 What it does not do: decide what a stage computes, retry, or schedule several jobs. The
 child's environment (which may hold ``HF_TOKEN``) is passed to the process only and never

@@ -28,16 +28,16 @@ from typing import Any
 from selfguide import store
 from selfguide.errors import Cancelled, JobAlreadyRunning, SelfGuideError, StorageError
 from selfguide.events import EventLog
+from selfguide.jobs.proc import _alive, _identity
 from selfguide.jobs.state import (
     ACTIVE,
     JOB_DIR_ENV,
-    _alive,
+    _beat,
     _check_stage,
     _heartbeat_interval,
     _last_error_line,
     _lock,
     _log_tail,
-    _proc_create_time,
     _read_status,
     _write_status,
     job_dir,
@@ -85,7 +85,7 @@ class _Worker:
             with self.lock:
                 if self.stop.is_set():
                     return
-                self.data["heartbeat"] = time.time()
+                self.data.update(_beat())
                 try:  # no fsync: a beat every 2 s need not survive a power cut
                     _write_status(self.jdir, self.data, durable=False)
                 except StorageError as exc:  # keep beating; the main thread will fail loudly
@@ -157,11 +157,11 @@ class _Worker:
             now = time.time()
             self.data = {
                 "run": self.run_dir.name, "stage": self.stage, "state": "running",
-                "pid": me, "pgid": os.getpgrp(), "create_time": _proc_create_time(me),
+                "pid": me, "pgid": os.getpgrp(), **_identity(me),
                 "host": socket.gethostname(),
                 "launched": prev.get("launched") if launched_by_us else None,
                 "argv": prev.get("argv") if launched_by_us else list(sys.argv[1:]),
-                "started": now, "heartbeat": now, "heartbeat_interval": self.interval,
+                "started": now, **_beat(), "heartbeat_interval": self.interval,
                 "ended": None, "error": None, "reason": None,
                 "manifest": self.manifest is not None,
             }
@@ -192,7 +192,7 @@ class _Worker:
                     info = self.events.stage_info if state == "finished" else {}
                     store.set_stage(self.run_dir, self.stage, MANIFEST_STATUS[state], **info)
                 self.data.update(state=state, error=error, reason=reason, ended=time.time(),
-                                 heartbeat=time.time())
+                                 **_beat())
                 _write_status(self.jdir, self.data)
         except StorageError as werr:
             print(f"warning: final job status not written: {werr}", file=sys.stderr)

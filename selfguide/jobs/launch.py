@@ -24,16 +24,16 @@ from pathlib import Path
 from selfguide import store
 from selfguide.errors import JobAlreadyRunning, JobError, StorageError
 from selfguide.jobs import state
+from selfguide.jobs.proc import _alive, _identity
 from selfguide.jobs.state import (
     ACTIVE,
     JOB_DIR_ENV,
     KILL_AFTER_S,
     JobStatus,
-    _alive,
+    _beat,
     _check_stage,
     _heartbeat_interval,
     _lock,
-    _proc_create_time,
     _read_status,
     _reap,
     _run_dir,
@@ -80,9 +80,9 @@ def start(run: str | os.PathLike, stage: str, argv: Sequence[str], *,
         try:
             _write_status(jdir, {
                 "run": run_dir.name, "stage": stage, "state": "starting", "pid": proc.pid,
-                "pgid": proc.pid, "create_time": _proc_create_time(proc.pid),
+                "pgid": proc.pid, **_identity(proc.pid),
                 "host": socket.gethostname(), "launched": now, "argv": argv,
-                "started": now, "heartbeat": now, "heartbeat_interval": _heartbeat_interval(),
+                "started": now, **_beat(), "heartbeat_interval": _heartbeat_interval(),
                 "ended": None, "error": None, "reason": None})
         except StorageError:
             _kill_group(proc.pid, proc.pid, timeout=KILL_AFTER_S)
@@ -98,6 +98,9 @@ def _child_env(jdir: Path, workspace: str | os.PathLike | None,
         child_env[store.WORKSPACE_ENV] = str(store.workspace_dir(workspace))
     child_env.update({k: str(v) for k, v in (env or {}).items()})
     child_env.setdefault("PYTHONUNBUFFERED", "1")
+    # a crash in native code (torch, bitsandbytes, llama.cpp) leaves its Python stack in
+    # log.txt, so the studio can say where a worker that died without a result was
+    child_env.setdefault("PYTHONFAULTHANDLER", "1")
     child_env[JOB_DIR_ENV] = str(jdir)  # lets the child record its exit (run_as_job)
     return child_env
 

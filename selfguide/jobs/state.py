@@ -10,6 +10,7 @@ What it does not do: run a stage (:mod:`selfguide.jobs.child`) or start and stop
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 from selfguide import store
 from selfguide.errors import CorruptFile, JobError, SelfGuideError, StageBusy
+from selfguide.jobs.proc import _alive, _how_it_ended
 from selfguide.rundir import RunDir
 
 STATES = ("none", "starting", "running", "finished", "failed", "cancelled", "interrupted")
@@ -151,42 +153,20 @@ def _write_status(jdir: Path, data: Mapping[str, Any], *, durable: bool = True) 
     store.atomic_write_bytes(jdir / "status.json", text.encode("utf-8"), fsync=durable)
 
 
-def _proc_create_time(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
-        return None
+def _beat() -> dict[str, float]:
+    """A heartbeat: wall-clock time to show, monotonic time to judge staleness by."""
+    return {"heartbeat": time.time(), "heartbeat_mono": time.monotonic()}
 
 
-def _alive(raw: Mapping[str, Any]) -> bool:
-    """Is the process recorded in ``raw`` still running (same pid *and* start time)?"""
-    import psutil
-
-    pid = raw.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    host = raw.get("host")
-    if host and host != socket.gethostname():
-        return True  # another machine (shared disk): trust the heartbeat only
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        ct = raw.get("create_time")
-        return ct is None or abs(proc.create_time() - float(ct)) < 1.0
-    except (psutil.NoSuchProcess, ProcessLookupError):
-        return False
-    except psutil.AccessDenied:
-        return True
-
-
-def _reap(jdir: Path) -> int | None:
-    """Poll our own child for ``jdir`` (reaps a zombie); its return code or None."""
+def _reap(jdir: Path, wait_s: float = 0.0) -> int | None:
+    """Poll our own child for ``jdir`` (reaps a zombie), waiting up to ``wait_s`` for it;
+    its return code or None."""
     proc = _CHILDREN.get(str(jdir))
     if proc is None:
         return None
+    if wait_s > 0:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return proc.wait(timeout=wait_s)
     return proc.poll()
 
 
@@ -209,7 +189,7 @@ def _log_tail(jdir: Path, nbytes: int = LOG_TAIL_BYTES) -> str:
 def _last_error_line(log: str) -> str | None:
     lines = [ln.strip() for ln in log.replace("\r", "\n").splitlines() if ln.strip()]
     for ln in reversed(lines):
-        if ln.startswith("error:") or "Error" in ln.split(":", 1)[0]:
+        if ln.startswith(("error:", "Fatal Python error")) or "Error" in ln.split(":", 1)[0]:
             return ln
     return lines[-1] if lines else None
 
@@ -255,11 +235,10 @@ def status(run: str | os.PathLike, stage: str, *,
     """The current state of the ``stage`` job of ``run`` (cheap; safe to poll)."""
     run_dir = _run_dir(run, workspace)
     jdir = job_dir(run_dir, stage)
-    rc = _reap(jdir)
-    try:
-        raw = _read_status(jdir)
-    except CorruptFile:  # a torn status cannot happen with atomic writes; be explicit anyway
-        raw = {"state": "interrupted", "error": f"{jdir / 'status.json'} is unreadable."}
+    raw, alive = _read_live_status(jdir)
+    # after the liveness check: a worker seen gone has its exit status (a zombie leader
+    # can wait a moment for its other threads before it can be reaped)
+    rc = _reap(jdir, wait_s=2.0 if raw.get("state") in ACTIVE and not alive else 0.0)
     st = JobStatus(run=run_dir.name, stage=stage)
     if not raw:
         return st
@@ -271,12 +250,39 @@ def status(run: str | os.PathLike, stage: str, *,
     st.log_tail = _log_tail(jdir)
     st.progress = _last_event(jdir / "events.jsonl", "progress")
     if st.state in ACTIVE:
-        _derive_active(st, raw)
+        _derive_active(st, raw, alive)
     return st
 
 
-def _derive_active(st: JobStatus, raw: Mapping[str, Any]) -> None:
-    alive = _alive(raw)
+def _read_live_status(jdir: Path) -> tuple[dict, bool]:
+    """``status.json`` and whether its worker is alive, judged race-free.
+
+    A worker writes its final status and then exits. Read the status, find its process
+    gone, and the final status may have landed in between: so a dead worker's status is
+    read again after the liveness check, and only a status still active *after* its
+    process was seen gone counts as a worker that died without reporting.
+    """
+    for _ in range(3):
+        try:
+            raw = _read_status(jdir)
+        except CorruptFile:  # a torn status cannot happen with atomic writes; be explicit
+            return {"state": "interrupted",
+                    "error": f"{jdir / 'status.json'} is unreadable."}, False
+        if raw.get("state") not in ACTIVE:
+            return raw, False
+        if _alive(raw):
+            return raw, True
+        try:
+            again = _read_status(jdir)
+        except CorruptFile:
+            again = {}
+        if again == raw:  # still active on disk with its process gone: it died
+            return raw, False
+        # the worker wrote its end (or a new worker claimed the job) meanwhile: judge that
+    return raw, raw.get("state") in ACTIVE and _alive(raw)
+
+
+def _derive_active(st: JobStatus, raw: Mapping[str, Any], alive: bool) -> None:
     if st.state == "starting":
         if not alive:  # ended before a worker or run_as_job could record anything
             if st.returncode == 0:
@@ -291,11 +297,14 @@ def _derive_active(st: JobStatus, raw: Mapping[str, Any]) -> None:
         return
     interval = float(raw.get("heartbeat_interval") or DEFAULT_HEARTBEAT_S)
     age = time.time() - float(raw.get("heartbeat") or 0)
+    mono = raw.get("heartbeat_mono")
+    if isinstance(mono, (int, float)) and raw.get("host") in (None, socket.gethostname()):
+        age = time.monotonic() - float(mono)  # the wall clock may have been stepped
     if not alive:
         st.state = "interrupted"
         st.reason = "died"
         st.error = (f"The worker (pid {st.pid}) stopped without reporting a result "
-                    "(killed or crashed). Start it again to resume.")
+                    f"({_how_it_ended(st.returncode)}). Start it again to resume.")
         last = _last_error_line(st.log_tail)
         if last and ("error" in last.lower()):
             st.error += f" Last log line: {last}"

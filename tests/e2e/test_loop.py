@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -64,9 +65,9 @@ def metric(page, label: str) -> str:
     return m.locator("[data-testid='stMetricValue']").inner_text().strip()
 
 
-def wait_job(page, title: str, artifacts, name: str) -> None:
-    """Poll the job panel until the job ends; fail with the page's error if it did not
-    finish."""
+def wait_job(page, title: str, artifacts, name: str, jdir: Path) -> None:
+    """Poll the job panel until the job ends; fail with the page's error, the job's
+    status.json and the end of its log if it did not finish."""
     panel = page.locator("[data-testid='stMarkdownContainer']", has_text=f"{title} — job state")
     deadline = time.time() + JOB_TIMEOUT_S
     state = ""
@@ -82,7 +83,9 @@ def wait_job(page, title: str, artifacts, name: str) -> None:
     if state != "finished":
         page.screenshot(path=str(artifacts / f"{name}-failed.png"), full_page=True)
         errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
-        pytest.fail(f"{title} ended as {state or 'unknown'}: {errors}")
+        on_disk = {f: (jdir / f).read_text(errors="replace")[-3000:]
+                   for f in ("status.json", "log.txt") if (jdir / f).is_file()}
+        pytest.fail(f"{title} ended as {state or 'unknown'}: {errors}\n{on_disk}")
 
 
 def shot(page, artifacts, name: str) -> None:
@@ -145,7 +148,8 @@ def _loop(page, studio, artifacts):
     page.get_by_role("button", name="Start").click()
     idle(page)
     page.get_by_text("Synthesis job — job state").wait_for()
-    wait_job(page, "Synthesis job", artifacts, "3-synthesize")
+    wait_job(page, "Synthesis job", artifacts, "3-synthesize",
+             ws / "runs" / "sentiment" / "jobs" / "synthesize")
     page.get_by_text("candidates are ready to filter").wait_for()
     shot(page, artifacts, "3-synthesize")
 
@@ -202,7 +206,8 @@ def _loop(page, studio, artifacts):
     idle(page)
     if page.get_by_text("The settings of the training job that is running.").count():
         assert value(page, "max steps") == "2" and value(page, "batch size") == "2"
-    wait_job(page, "Training job", artifacts, "5-finetune")
+    wait_job(page, "Training job", artifacts, "5-finetune",
+             ws / "runs" / "sentiment" / "jobs" / "train")
     assert (ws / "runs" / "sentiment" / "train" / "adapter").is_dir()
     page.locator("[data-testid='stVegaLiteChart']").first.wait_for()
     shot(page, artifacts, "5-finetune")
@@ -215,7 +220,8 @@ def _loop(page, studio, artifacts):
     set_number(page, "max new tokens", 4)
     page.get_by_role("button", name="Evaluate before / after").click()
     idle(page)
-    wait_job(page, "Evaluation job", artifacts, "6-compare")
+    wait_job(page, "Evaluation job", artifacts, "6-compare",
+             ws / "runs" / "sentiment" / "jobs" / "eval")
     page.get_by_role("heading", name="Examples").wait_for()
     idle(page)  # the heading can show while the rest of the page still renders (slow CPUs)
     grid = page.locator("[data-testid='stDataFrame']")

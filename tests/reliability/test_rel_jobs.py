@@ -248,9 +248,69 @@ def test_kill9_marks_interrupted_and_allows_restart(run_dir):
     wait_for(lambda: state(run_dir) == "interrupted", timeout=5)
     got = jobs.status(run_dir, "synthesize")
     assert got.reason == "died" and "Start it again" in got.error
+    assert "SIGKILL" in got.error and "out of memory" in got.error  # our child: its signal
     again = launch(run_dir, "sleep", seconds=0.2)
     assert again.pid != st.pid
     wait_for(lambda: state(run_dir) == "finished", timeout=20)
+
+
+def test_a_worker_that_ends_while_its_status_is_read_is_finished_not_died(run_dir,
+                                                                       monkeypatch):
+    """The worker writes its final status, then exits. A poll that read "running" just
+    before that write and checks the process just after the exit must not report a
+    worker that died without a result (seen once in CI: the e2e evaluation job)."""
+    st = launch(run_dir, "sleep", seconds=1.0)
+    wait_for(lambda: state(run_dir) == "running", timeout=20)
+    real_alive = job_state._alive
+    proc = psutil.Process(st.pid)
+
+    def alive_after_the_worker_ended(raw):
+        if raw.get("pid") == st.pid:  # the poll was slow: the worker finished meanwhile
+            wait_for(lambda: not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE,
+                     timeout=20)
+        return real_alive(raw)
+
+    monkeypatch.setattr(job_state, "_alive", alive_after_the_worker_ended)
+    got = jobs.status(run_dir, "synthesize")
+    assert got.state == "finished", (got.state, got.error)
+
+
+def test_a_crashed_worker_says_so_with_its_python_stack_in_the_log(run_dir):
+    """A native crash (SIGSEGV) leaves the fault handler's stack in log.txt and the status
+    names the crash and that line, not a bare 'killed or crashed'."""
+    st = launch(run_dir, "sleep")
+    wait_for(lambda: state(run_dir) == "running", timeout=20)
+    os.kill(st.pid, signal.SIGSEGV)
+    got = wait_for(lambda: (s := jobs.status(run_dir, "synthesize")).state == "interrupted"
+                   and s, timeout=10)
+    assert "crashed: SIGSEGV" in got.error, got.error
+    assert "Last log line: Fatal Python error: Segmentation fault" in got.error, got.error
+    assert "File " in got.log_tail  # the worker's Python stack
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc start ticks")
+@pytest.mark.parametrize("step_s", [45.0, -45.0])
+def test_a_stepped_wall_clock_never_turns_a_running_worker_into_a_dead_or_hung_one(
+        run_dir, monkeypatch, step_s):
+    """NTP or a restored / forked VM steps the wall clock: psutil's create_time (boot time
+    from the wall clock) and the wall-clock heartbeat move with it. The worker recorded
+    both before the step; the reader judges after it. Still running, not interrupted (the
+    studio stopped polling on a worker it took for dead: seen once in CI)."""
+    import psutil._pslinux as pslinux
+
+    st = launch(run_dir, "sleep")
+    wait_for(lambda: state(run_dir) == "running", timeout=20)
+    real_boot, real_time = pslinux.boot_time, time.time
+    monkeypatch.setattr(pslinux, "boot_time", lambda: real_boot() + step_s)
+    monkeypatch.setattr(job_state.time, "time", lambda: real_time() + step_s)
+    for _ in range(3):
+        got = jobs.status(run_dir, "synthesize")
+        assert got.state == "running", (got.state, got.error)
+        time.sleep(0.3)
+    assert job_state._alive(json.loads((jobs.job_dir(run_dir, "synthesize")
+                                        / "status.json").read_text()))
+    jobs.cancel(run_dir, "synthesize", timeout=5.0)  # cancel recognises it too
+    assert state(run_dir) == "cancelled" and not _group_alive(st.pgid)
 
 
 def test_stale_heartbeat_marks_interrupted_but_blocks_a_second_start(run_dir):
