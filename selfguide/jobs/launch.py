@@ -171,13 +171,13 @@ def _living(pgid: int | None, pids: set[int]) -> set[int]:
 
 def _wait_gone(pid: int, pgid: int | None, pids: set[int], timeout: float) -> set[int]:
     """Wait up to ``timeout`` s for the processes to end; the survivors."""
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     while True:
         for proc in list(state._CHILDREN.values()):
             if proc.pid == pid:
                 proc.poll()  # reap our own child, or it stays a zombie
         left = _living(pgid, pids)
-        if not left or time.time() >= deadline:
+        if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.1)
 
