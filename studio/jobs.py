@@ -76,6 +76,16 @@ def is_active(st_obj: Any) -> bool:
     return state_of(st_obj) in ACTIVE_STATES
 
 
+def is_silent(st_obj: Any) -> bool:
+    """Alive but its heartbeat is late: busy on a loaded machine, or hung. It may resume."""
+    return state_of(st_obj) == "interrupted" and _get(st_obj, "reason") == "stale"
+
+
+def is_watched(st_obj: Any) -> bool:
+    """Worth polling: running, or silent (it may come back, or be cancelled)."""
+    return is_active(st_obj) or is_silent(st_obj)
+
+
 def error_of(st_obj: Any) -> str | None:
     return _get(st_obj, "error")
 

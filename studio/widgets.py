@@ -208,19 +208,23 @@ def job_panel(run: str, stage: str, *, title: str,
     the job ends, the whole page reruns once so that it can show the results.
     """
     first = sjobs.status(run, stage)
-    active = sjobs.is_active(first)
+    watched = sjobs.is_watched(first)
 
-    @st.fragment(run_every=POLL_S if active else None)
+    @st.fragment(run_every=POLL_S if watched else None)
     def _panel() -> None:
         stat = sjobs.status(run, stage)
         jstate = sjobs.state_of(stat)
-        if active and not sjobs.is_active(stat):
-            st.rerun()  # finished while we watched: redraw the page with the results
+        if watched and not sjobs.is_watched(stat):
+            st.rerun()  # ended while we watched: redraw the page with the results
         evs = sjobs.events(run, stage) if jstate != "none" else []
         with st.container(border=True):
             head, btn = st.columns([4, 1])
             head.markdown(f"**{title}** — job state: `{jstate}`")
-            if jstate in sjobs.ACTIVE_STATES:
+            if jstate in sjobs.ACTIVE_STATES or sjobs.is_silent(stat):
+                if sjobs.is_silent(stat):  # still watched: a late heartbeat may come
+                    st.warning(messages.page_words(
+                        f"{sjobs.error_of(stat)} This panel keeps watching: it goes on "
+                        "if the worker was only busy."), icon=":material/hourglass_top:")
                 view = sjobs.progress_view(stat, evs, stage)
                 st.progress(view["fraction"], text=view["text"])
                 if can_cancel and btn.button("Cancel", key=f"cancel.{stage}",

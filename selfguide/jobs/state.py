@@ -311,8 +311,9 @@ def _derive_active(st: JobStatus, raw: Mapping[str, Any], alive: bool) -> None:
     elif age > STALE_AFTER * interval:
         st.state = "interrupted"
         st.reason = "stale"
-        st.error = (f"No heartbeat from the worker (pid {st.pid}) for {age:.0f} s; it is "
-                    "hung or stopped. Cancel it and start again.")
+        st.error = (f"No heartbeat from the worker (pid {st.pid}) for {age:.0f} s: it is "
+                    "hung, stopped or starved of CPU. If it does not come back, cancel it "
+                    "and start again.")
 
 
 def events(run: str | os.PathLike, stage: str, *,

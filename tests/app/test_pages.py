@@ -176,6 +176,26 @@ def test_synthesize_live_preview_and_refresh_reattach(app, runs):
     assert XSS not in all_text(at)
 
 
+def test_a_silent_worker_is_a_warning_the_panel_keeps_watching_with_cancel(app, runs):
+    """Alive but its heartbeat late (a starved or stopped worker): not a dead end. The
+    panel warns, keeps its Cancel button and keeps polling, so a worker that resumes
+    reads as running again without a refresh."""
+    d = runs.task("r1")
+    write_status(d, "synthesize", heartbeat=time.time() - 600, heartbeat_interval=2.0)
+    at = app()
+    at.query_params["run"] = "r1"
+    at.switch_page("studio/pages/synthesize.py").run()
+    assert not at.exception
+    assert "job state: `interrupted`" in all_text(at)
+    warning = " ".join(str(w.value) for w in at.warning)
+    assert "No heartbeat from the worker" in warning and "keeps watching" in warning
+    assert not at.error  # not reported as a dead end
+    assert not button(at, "Cancel").disabled
+    write_status(d, "synthesize")  # the worker beats again
+    at.run()
+    assert "job state: `running`" in all_text(at) and not at.warning
+
+
 # --------------------------------------------------------------------------- filter
 
 def test_filter_sliders_change_counts_at_once(app, runs):
