@@ -149,11 +149,11 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
                                 prefix=_trained_prefix(run) if gen is after_gen else "")
         return _predict(stage, gen, prompts, sampling, chat, events, stream)
 
-    t0 = time.time()
+    t0 = time.monotonic()
     before = predict("eval-base", before_gen) if cfg.before else None
-    t1 = time.time()
+    t1 = time.monotonic()
     after = predict("eval-tuned", after_gen)
-    t2 = time.time()
+    t2 = time.monotonic()
     rows, summary = score_predictions(task, examples, before, after, cfg)
     train_labels = _train_labels(run) if task.is_classification else None
     warning = compare.one_answer_warning(summary, train_labels)

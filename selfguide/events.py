@@ -72,7 +72,7 @@ class Progress:
         self.stage, self.total, self.done, self.unit = stage, max(0, total), done, unit
         self.events = events or EventLog(None)
         self.stream = stream
-        self.start = time.time()
+        self.start = time.monotonic()
         self.start_done = done
         self.tokens = 0
         self.work_total, self.work = work_total, 0.0
@@ -81,11 +81,11 @@ class Progress:
 
     def restart_clock(self) -> None:
         """Measure rate and ETA from now (after a warm-up that the rest will not repeat)."""
-        self.start = time.time()
+        self.start = time.monotonic()
 
     @property
     def elapsed(self) -> float:
-        return time.time() - self.start
+        return time.monotonic() - self.start
 
     @property
     def rate(self) -> float:
@@ -108,7 +108,7 @@ class Progress:
         self.events.emit("progress", stage=self.stage, done=self.done, total=self.total,
                          elapsed=round(self.elapsed, 3), eta=self.eta,
                          tokens_per_s=round(tok_s, 2), **extra)
-        now = time.time()
+        now = time.monotonic()
         if self.stream is not None and (now - self._last_print >= self.min_interval
                                         or self.done >= self.total):
             self._last_print = now

@@ -87,7 +87,7 @@ def _convert_into(src: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    t0 = time.time()
+    t0 = time.monotonic()
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(src.parent), gguf_file=src.name, dtype=torch.float32, trust_remote_code=False)
@@ -107,8 +107,8 @@ def _convert_into(src: Path, out: Path) -> None:
     out.mkdir(parents=True)
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    marker = {"source": str(src), "source_key": file_key(src), "seconds": round(time.time() - t0, 2),
-              "created": time.time()}
+    marker = {"source": str(src), "source_key": file_key(src),
+              "seconds": round(time.monotonic() - t0, 2), "created": time.time()}
     (out / CONVERSION_MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
     del model
 

@@ -106,7 +106,7 @@ def export_model(run_dir: str | Path, out: str | Path, *, fmt: str = "gguf",
     if fmt not in FORMATS:
         raise SelfGuideError(f"Unknown model format {fmt!r}; use one of {', '.join(FORMATS)}.")
     dest = check_destination(out, force=force)
-    t0 = time.time()
+    t0 = time.monotonic()
     model, tokenizer, man = merged_model(run_dir, "fp32" if fmt == "gguf" else "bf16")
     facts = cards.run_facts(run_dir)
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
@@ -121,7 +121,7 @@ def export_model(run_dir: str | Path, out: str | Path, *, fmt: str = "gguf",
             tokenizer.save_pretrained(str(tmp))
             files = sorted(p.name for p in tmp.iterdir())
             cards.write_card(tmp, cards.model_card(facts, files=files))
-        summary["seconds"] = round(time.time() - t0, 2)
+        summary["seconds"] = round(time.monotonic() - t0, 2)
         store.atomic_write_json(tmp / "export.json", summary)
         _swap_into_place(tmp, dest)
     finally:

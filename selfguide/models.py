@@ -246,7 +246,7 @@ def load_model(cfg: ModelConfig | None = None, *, roots: list[str | os.PathLike]
 
     allocator.keep_freed_memory()  # the loops that follow reuse freed memory (allocator.py)
     libs.quiet_deprecations()
-    t0 = time.time()  # after the imports: load time is conversion + reading weights
+    t0 = time.monotonic()  # after the imports: load time is conversion + reading weights
     path = checkpoint_dir(src)
     target = str(path) if path is not None else src.ref
     kwargs = _quant_kwargs(precision, device)
@@ -274,7 +274,7 @@ def load_model(cfg: ModelConfig | None = None, *, roots: list[str | os.PathLike]
         ref=cfg.model, kind=src.kind, path=str(path or src.ref), precision=precision,
         device=device, dtype=str(getattr(model, "dtype", torch.float32)).replace("torch.", ""),
         n_params=count_parameters(model), memory_bytes=int(model.get_memory_footprint()),
-        load_seconds=round(time.time() - t0, 3), fingerprint=fp,
+        load_seconds=round(time.monotonic() - t0, 3), fingerprint=fp,
         has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
         context_length=context_length(model, tokenizer))
     log.info("loaded %s", info.summary())

@@ -129,14 +129,14 @@ def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = No
     class EventsCallback(TrainerCallback):
         def __init__(self) -> None:
             self.progress: Progress | None = None
-            self.t0 = time.time()
+            self.t0 = time.monotonic()
             self.tokens0 = 0
             self.started = False
 
         def on_train_begin(self, args, state, control, **kw):
             if not state.is_world_process_zero:  # several processes: rank 0 reports
                 return
-            self.t0 = time.time()
+            self.t0 = time.monotonic()
             self.tokens0 = state.num_input_tokens_seen or 0
             total = state.max_steps or total_steps
             left = None if total_work is None else max(0.0, total_work - self.tokens0)
@@ -146,7 +146,7 @@ def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = No
             events.emit("train_begin", step=state.global_step, max_steps=total)
 
         def _tok_s(self, state) -> float:
-            el = time.time() - self.t0
+            el = time.monotonic() - self.t0
             return ((state.num_input_tokens_seen or 0) - self.tokens0) / el if el > 0 else 0.0
 
         def on_step_begin(self, args, state, control, **kw):
@@ -166,7 +166,7 @@ def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = No
 
         def on_log(self, args, state, control, logs=None, **kw):
             if state.is_world_process_zero:
-                _emit_logs(events, state, logs or {}, time.time() - self.t0,
+                _emit_logs(events, state, logs or {}, time.monotonic() - self.t0,
                            self._tok_s(state), self.progress.eta if self.progress else None)
 
         def on_train_end(self, args, state, control, **kw):
@@ -373,7 +373,7 @@ def warm_up(trainer: Any, *, rows: int | None = None) -> float:
     """
     import torch
 
-    t0 = time.time()
+    t0 = time.monotonic()
     data = trainer.train_dataset
     rows = rows or trainer.args.per_device_train_batch_size
     longest = sorted(range(len(data)), key=lambda i: -len(data[i]["input_ids"]))[:rows]
@@ -395,4 +395,4 @@ def warm_up(trainer: Any, *, rows: int | None = None) -> float:
         model.train(was_training)
         if hasattr(trainer, "prefix_stats"):
             trainer.prefix_stats = stats
-    return time.time() - t0
+    return time.monotonic() - t0

@@ -249,11 +249,11 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     trainer = build_trainer(p.lm.model, p.lm.tokenizer, p.cfg, p.feats, p.vfeats,
                             run.checkpoints_dir, device=p.device, events=events, stream=stream)
     resume = _resume_point(run, p.cfg, model_cfg, events, prefix=p.prefix)
-    t0 = time.time()
+    t0 = time.monotonic()
     if train_dist.world_size() == 1:  # one-off costs of a first pass, kept off the ETA clock
         events.emit("log", message=f"warm-up pass in {warm_up(trainer):.1f}s")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    wall = time.time() - t0
+    wall = time.monotonic() - t0
 
     model, state_dict = train_dist.final_weights(trainer)  # FSDP: every rank gathers
     metrics = _train_metrics(trainer, result, p, stats, wall, resume)
@@ -276,14 +276,14 @@ def _load_and_tokenize(cfg: TrainConfig, model_cfg: ModelConfig, dims: Any,
     from selfguide import models, trainfit
     from selfguide.config import replace
 
-    t_load = time.time()
+    t_load = time.monotonic()
     device = models.pick_device(model_cfg.device)
     cfg = cfg.resolve(device)
     lm = models.load_model(replace(model_cfg, precision=cfg.model_precision, device=device))
     tok = lm.tokenizer
     chat = bool(model_cfg.chat and getattr(lm.info, "has_chat_template", False))
     events.emit("log", message=f"loaded {model_cfg.model} ({cfg.model_precision}) in "
-                                f"{time.time() - t_load:.1f}s")
+                                f"{time.monotonic() - t_load:.1f}s")
     max_length = cfg.max_length
     prefix = completion_prefix(tok, records)
     if dims is not None:

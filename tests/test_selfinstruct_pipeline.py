@@ -365,8 +365,8 @@ def test_cli_kill9_then_rerun_continues(workspace, tiny_model_dir):
     proc = subprocess.Popen([*argv, "--max-rounds", "500"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
             if len(store.read_jsonl(run / ROUNDS_FILE)) >= 2:
                 break
             time.sleep(0.05)

@@ -194,7 +194,7 @@ def test_planned_work_counts_epochs_steps_and_validation():
 
 def test_progress_eta_uses_work_from_the_restarted_clock(monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr(ev.time, "time", lambda: now[0])
+    monkeypatch.setattr(ev.time, "monotonic", lambda: now[0])
     p = Progress("train", 4, unit="steps", stream=None, work_total=800)
     now[0] += 30.0  # one-off set-up before the first step: not part of the rate
     p.restart_clock()

@@ -252,7 +252,7 @@ class HFGenerator:
         results: list[list[str] | None] = [None] * len(prompts)
         if not prompts:
             return []
-        t0 = time.time()
+        t0 = time.monotonic()
         ids, truncated = self._encode_all(prompts, chat, sampling.max_new_tokens)
         decode_n = 1 if sampling.greedy else n
         loop = self._use_loop(sampling)
@@ -263,9 +263,9 @@ class HFGenerator:
                       "prefix_tokens": 0, "decode_steps": 0, "row_steps": 0}
         if cancel is not None and cancel():
             raise Cancelled(f"Generation cancelled after 0 of {len(prompts)} prompts.")
-        t = time.time()
+        t = time.monotonic()
         prefix = self._shared_prefix(ids) if loop else None
-        self.stats.update(prefill_seconds=time.time() - t,
+        self.stats.update(prefill_seconds=time.monotonic() - t,
                           prefix_tokens=prefix.length if prefix is not None else 0)
         for b, batch in enumerate(batches):
             if cancel is not None and cancel():
@@ -288,7 +288,7 @@ class HFGenerator:
                     on_result(idx, list(comps))
             if progress is not None:
                 progress(done, len(prompts), tokens)
-        self.stats.update(generated_tokens=tokens, seconds=round(time.time() - t0, 4))
+        self.stats.update(generated_tokens=tokens, seconds=round(time.monotonic() - t0, 4))
         return [r if r is not None else [] for r in results]
 
     # ------------------------------------------------------------------ own decode loop
@@ -326,12 +326,12 @@ class HFGenerator:
         dstats = decoding.DecodeStats()
         with torch.inference_mode(), cascade.enabled(self.model), \
                 seeding.seeded(sampling.seed + seed_offset, self.device):
-            t = time.time()
+            t = time.monotonic()
             rows = decoding.prefill(self.model, batch.ids, prefix, self.tokenizer.pad_token_id,
                                     self.device, self._pass_positions, room=max(budgets),
                                     samples=n)
             self.stats["prefill_seconds"] = self.stats.get("prefill_seconds", 0.0) + (
-                time.time() - t)
+                time.monotonic() - t)
             out = decoding.decode(self.model, rows, budgets, pick=pick, eos=self.eos_ids,
                                   stop=self._scanner(sampling.stop), cancel=cancel,
                                   max_time=sampling.max_time,

@@ -60,11 +60,11 @@ def generate_batch(gen: Any, batch: Any, sampling: SamplingConfig, n: int,
         if n > 1 and width > 1:
             # One prefill for the n samples: run all but the last prompt token once,
             # repeat the cache n times, and let generate continue from it.
-            t = time.time()
+            t = time.monotonic()
             cache = _prefill(gen, input_ids[:, :-1], mask[:, :-1])
             cache.batch_repeat_interleave(n)
             gen.stats["prefill_seconds"] = gen.stats.get("prefill_seconds", 0.0) + (
-                time.time() - t)
+                time.monotonic() - t)
             kwargs["past_key_values"] = cache
             input_ids = input_ids.repeat_interleave(n, dim=0)
             mask = mask.repeat_interleave(n, dim=0)

@@ -143,7 +143,7 @@ class OpenAIGenerator:
         sampling = sampling or SamplingConfig()
         prompts = list(prompts)
         decode_n = 1 if sampling.greedy else n
-        t0 = time.time()
+        t0 = time.monotonic()
         self.stats = {"requests": 0, "retries": 0, "generated_tokens": 0, "seconds": 0.0}
         retried = self.http.retried
 
@@ -163,7 +163,7 @@ class OpenAIGenerator:
 
         done = self._pool_map(one, len(prompts), deliver, cancel,
                               lambda d: progress and progress(d, len(prompts), tokens))
-        self.stats.update(generated_tokens=tokens, seconds=round(time.time() - t0, 4),
+        self.stats.update(generated_tokens=tokens, seconds=round(time.monotonic() - t0, 4),
                           prompts=done, retries=self.http.retried - retried)
         return results
 

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     name = args.run or runnames.slugify_run_name(Path(args.task).stem)
     runnames.validate_run_name(name)
     validate_early(args)
-    t0 = time.time()
+    t0 = time.monotonic()
     syn = ["synthesize", args.task, "--run", name]
     if _accepts("synthesize", "--preset"):
         syn += ["--preset", args.preset]
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.test:
         ev += ["--test", args.test]
     _stage(ev)
-    print(f"\n== {name}: done in {time.time() - t0:.0f}s ==")
+    print(f"\n== {name}: done in {time.monotonic() - t0:.0f}s ==")
     print(compare.format_table(compare.load_rows([name])))
     label = compare.label_table(store.read_json(run.metrics_file) or {})
     if label:

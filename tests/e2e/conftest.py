@@ -59,7 +59,7 @@ def studio(tmp_path, artifacts):
         stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
+        deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"streamlit exited with {proc.returncode}; see "
@@ -68,7 +68,7 @@ def studio(tmp_path, artifacts):
                     urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
                 if r.read().decode().strip() == "ok":
                     break
-            if time.time() > deadline:
+            if time.monotonic() > deadline:
                 raise RuntimeError("streamlit did not become healthy within 60 s")
             time.sleep(0.5)
         yield url, ws

@@ -69,9 +69,9 @@ def wait_job(page, title: str, artifacts, name: str, jdir: Path) -> None:
     """Poll the job panel until the job ends; fail with the page's error, the job's
     status.json and the end of its log if it did not finish."""
     panel = page.locator("[data-testid='stMarkdownContainer']", has_text=f"{title} — job state")
-    deadline = time.time() + JOB_TIMEOUT_S
+    deadline = time.monotonic() + JOB_TIMEOUT_S
     state = ""
-    while time.time() < deadline:
+    while time.monotonic() < deadline:
         text = panel.first.inner_text() if panel.count() else ""
         m = re.search(r"job state: (\w+)", text)
         state = m.group(1) if m else ""
@@ -103,7 +103,7 @@ def test_whole_loop_with_the_embedded_model(browser_page, studio, artifacts):
 
 def _loop(page, studio, artifacts):
     url, ws = studio
-    t0 = time.time()
+    t0 = time.monotonic()
     page.goto(url)
     idle(page)
 
@@ -235,4 +235,4 @@ def _loop(page, studio, artifacts):
     page.locator("[data-testid='stDataFrame']").first.wait_for()
     shot(page, artifacts, "7-runs")
     assert page.dialogs == []  # no alert() from any rendered text
-    print(f"whole loop: {time.time() - t0:.0f} s")
+    print(f"whole loop: {time.monotonic() - t0:.0f} s")

@@ -72,7 +72,7 @@ def _streamlit(app: Path, cwd: Path, home: Path, log: Path):
             cwd=cwd, env={**_clean_env(home), "SELFGUIDE_WORKSPACE": str(home / "ws")},
             stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.time() + 90
+        deadline = time.monotonic() + 90
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
@@ -80,7 +80,7 @@ def _streamlit(app: Path, cwd: Path, home: Path, log: Path):
                     body = resp.read().decode()
                 break
             except OSError:
-                if proc.poll() is not None or time.time() > deadline:
+                if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("streamlit did not start:\n" + log.read_text())
                 time.sleep(0.3)
         yield {"proc": proc, "port": port, "health": body, "log": log}

@@ -30,8 +30,8 @@ ENV = {"PYTHONPATH": f"{HERE}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1",
 
 
 def wait_for(pred, timeout=60.0, interval=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         value = pred()
         if value:
             return value

@@ -309,7 +309,7 @@ def run_self_instruct(run_dir: str | os.PathLike, gen: Generator, seeds: Sequenc
                                    f"{len(pool.machine)} instruction(s) accepted")
     r = len(rounds)
     while len(pool.machine) < cfg.num_instructions and r < cfg.max_rounds:
-        t0 = time.time()
+        t0 = time.monotonic()
         before = len(pool.machine)
         rec = run_round(gen, pool, r, cfg, fcfg,
                         on_tokens=lambda n, r=r: progress.update(0, tokens=n, round=r))
@@ -318,7 +318,7 @@ def run_self_instruct(run_dir: str | os.PathLike, gen: Generator, seeds: Sequenc
         rounds.append(rec)
         n_new = len(pool.machine) - before
         events.emit("round", round=r, generated=len(rec["instructions"]), accepted=n_new,
-                    pool=len(pool.texts), seconds=round(time.time() - t0, 3))
+                    pool=len(pool.texts), seconds=round(time.monotonic() - t0, 3))
         progress.update(min(n_new, max(0, cfg.num_instructions - progress.done)), round=r)
         r += 1
     progress.close()
