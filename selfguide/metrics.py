@@ -121,6 +121,13 @@ def confusion(references: Sequence[str], predictions: Sequence[str],
     return m
 
 
+def label_accuracy(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Share of rows whose (already canonical) label equals the reference (nan without
+    rows)."""
+    return (sum(a == b for a, b in zip(predictions, references)) / len(references)
+            if references else math.nan)
+
+
 def per_label_accuracy(references: Sequence[str], predictions: Sequence[str],
                        labels: Sequence[str]) -> dict[str, float | None]:
     """Accuracy among the examples of each reference label (None if a label has none)."""

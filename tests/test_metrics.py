@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from selfguide import compare
@@ -185,3 +187,8 @@ def test_summary_reports_every_metric_with_ci():
     assert set(only_after["lenient_em"]) == {"after"}
     table = compare.format_metric_rows(s)
     assert "lenient EM" in table and "character LCS" in table and "+33.3" in table
+
+
+def test_label_accuracy_counts_equal_labels_and_is_nan_without_rows():
+    assert M.label_accuracy(["yes", "no", "yes", "no"], ["yes", "yes", "yes", "no"]) == 0.75
+    assert math.isnan(M.label_accuracy([], []))

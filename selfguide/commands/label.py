@@ -256,8 +256,7 @@ def assemble(task, rows: list[dict], evidence: dict, choice: dict,
 def _accuracy_table(task, rows: list[dict], per: dict[str, dict[str, list[str]]],
                     gold: list, scored: list[int], default: tuple[str, str]) -> list[dict]:
     """One row per protocol x strategy (``own`` under the protocol it ranks)."""
-    from selfguide.methods.selfguide.choice import label_accuracy
-    from selfguide.metrics import rouge_l
+    from selfguide.metrics import label_accuracy, mean, rouge_l
 
     table: list[dict] = []
     if not scored:
@@ -268,7 +267,7 @@ def _accuracy_table(task, rows: list[dict], per: dict[str, dict[str, list[str]]]
             if cls:
                 v = label_accuracy([pred[i] for i in scored], [gold[i] for i in scored])
             else:
-                v = sum(rouge_l(pred[i], rows[i]["outputs"]) for i in scored) / len(scored)
+                v = mean([rouge_l(pred[i], rows[i]["outputs"]) for i in scored])
             table.append({"protocol": p, "strategy": s, "value": v,
                           "labels": dict(Counter(pred)) if cls else None,
                           "default": (p, s) == default})

@@ -22,7 +22,6 @@ What it does not do: call a model, or read or write run files.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -255,8 +254,3 @@ def explain(evidence: dict, protocol: str, strategy: str | None,
         pick += (f"; on its own inputs these labels agree with the label each was written "
                  f"for {agree['agree']:.0%} of the time (chance {agree['chance']:.0%})")
     return f"{head}. Chosen: {pick}."
-
-
-def label_accuracy(pred: Sequence[str], gold: Sequence[str]) -> float:
-    """Share of rows whose label equals the reference (nan without rows)."""
-    return sum(a == b for a, b in zip(pred, gold)) / len(gold) if gold else math.nan
