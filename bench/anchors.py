@@ -82,11 +82,11 @@ def load() -> float:
 
 def workloads(task, gen, k: int) -> dict:
     """name -> (prompts, chat, SamplingConfig, n)."""
-    from selfguide.config import SamplingConfig
+    from selfguide.settings.fields import SamplingConfig
     from selfguide.methods.selfguide.labelling import sampling_for
     from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
     from selfguide.methods.selfguide.stages import STOPS
-    from selfguide.prompts import task_prompt
+    from selfguide.task.prompts import task_prompt
 
     rng = random.Random(0)
     rows = list(task.test)
@@ -159,10 +159,10 @@ def main() -> int:
         raise SystemExit(f"no bench venv at {a.llama_python}: run make bench-anchors first")
 
     from selfguide.backends.hf import HFGenerator
-    from selfguide.config import ModelConfig, SamplingConfig
-    from selfguide.model_ref import embedded_gguf
-    from selfguide.models import load_model
-    from selfguide.task_formats import load_task
+    from selfguide.settings.fields import ModelConfig, SamplingConfig
+    from selfguide.models.ref import embedded_gguf
+    from selfguide.models.loading import load_model
+    from selfguide.task.formats import load_task
 
     lm = load_model(ModelConfig(model="embedded", precision="bf16"))
     gen = HFGenerator.from_loaded(lm)

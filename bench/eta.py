@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-NO_WARMUP = ("import selfguide.train_loop as t; t.warm_up = lambda *a, **k: 0.0; "
+NO_WARMUP = ("import selfguide.training.loop as t; t.warm_up = lambda *a, **k: 0.0; "
              "from selfguide.cli import main; sys.exit(main())")
 VARIANTS = {"none": (NO_WARMUP, {"SELFGUIDE_MALLOC": "0"}),
             "warmup": (None, {"SELFGUIDE_MALLOC": "0"}),

@@ -110,7 +110,7 @@ def timed(fn):
 
 def part_a(gen, quick: bool, subset: int | None) -> dict:
     """Backend vs naive per-prompt loop (tokens/s)."""
-    from selfguide.config import SamplingConfig
+    from selfguide.settings.fields import SamplingConfig
 
     n_prompts, p_len, new = (8, 300, 16) if quick else (64, 300, 64)
     subset = subset or (2 if quick else 8)
@@ -136,7 +136,7 @@ def part_a(gen, quick: bool, subset: int | None) -> dict:
 
 def part_b(gen, quick: bool) -> dict:
     """n=10 vs n=1 samples per prompt (time)."""
-    from selfguide.config import SamplingConfig
+    from selfguide.settings.fields import SamplingConfig
 
     nb, blen, bnew = (2, 500, 10) if quick else (8, 500, 10)
     prompts = make_prompts(gen, nb, blen, seed=2)
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from selfguide.backends import get_generator
-    from selfguide.config import ModelConfig
+    from selfguide.settings.fields import ModelConfig
 
     load = os.getloadavg()[0]
     gen = get_generator("hf", config=ModelConfig(model="embedded", precision=args.precision),
@@ -209,7 +209,7 @@ RESULTS = ROOT / "bench" / "generation_results.json"
 
 def write_results(new: dict) -> None:
     """Merge ``new`` parts into bench/generation_results.json and re-render the README."""
-    from selfguide.store import atomic_write_json, read_json
+    from selfguide.runs.store import atomic_write_json, read_json
 
     results = {**(read_json(RESULTS, default={}) or {}), **new}
     atomic_write_json(RESULTS, results)
@@ -256,7 +256,7 @@ def render_readme(results: dict) -> None:
 def replace_section(title: str, section: str) -> None:
     """Put ``section`` (starting with ``## title``) into bench/README.md in place of the
     old one (or at the end); the other sections are kept."""
-    from selfguide.store import atomic_write_text
+    from selfguide.runs.store import atomic_write_text
 
     path = ROOT / "bench" / "README.md"
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"

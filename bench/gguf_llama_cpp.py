@@ -61,12 +61,12 @@ def main() -> int:
 
     from transformers import AutoTokenizer
 
-    from selfguide.adapters import read_adapter_manifest
+    from selfguide.models.adapters import read_adapter_manifest
     from selfguide.backends.rendering import render_prompt
-    from selfguide.model_convert import checkpoint_dir
-    from selfguide.model_ref import resolve_model
-    from selfguide.prompts import task_prompt
-    from selfguide.rundir import RunDir
+    from selfguide.models.convert import checkpoint_dir
+    from selfguide.models.ref import resolve_model
+    from selfguide.task.prompts import task_prompt
+    from selfguide.runs.rundir import RunDir
 
     run = RunDir.named(a.run, must_exist=True)
     task = run.read_task(required=True)

@@ -68,9 +68,9 @@ def stage(name: str, argv: list[str], results: dict) -> int:
 
 
 def fallback_dataset(ws: Path, run: str, sentences: list[str]) -> None:
-    from selfguide import store
-    from selfguide.prompts import task_prompt
-    from selfguide.task_formats import load_task
+    from selfguide.runs import store
+    from selfguide.task.prompts import task_prompt
+    from selfguide.task.formats import load_task
 
     task = load_task(ws / "tiny.json")
     rows = [{"id": f"f{i}", "prompt": task_prompt(task, s),

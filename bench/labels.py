@@ -30,10 +30,10 @@ DATA = REPO.parent / "shared" / "data" / "niv2-dev"
 def main() -> int:
     from selfguide import backends
     from selfguide.commands.label import evidence_run, label_rows, read_inputs
-    from selfguide.config import ModelConfig
-    from selfguide.evaluation import select_examples
+    from selfguide.settings.fields import ModelConfig
+    from selfguide.evaluation.predict import select_examples
     from selfguide.methods.selfguide.config import preset
-    from selfguide.task_formats import load_task
+    from selfguide.task.formats import load_task
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=60)
@@ -56,7 +56,7 @@ def main() -> int:
     if a.set:
         import dataclasses
 
-        from selfguide.config import from_dict
+        from selfguide.settings.fields import from_dict
 
         over = dict(kv.split("=", 1) for kv in a.set)
         synth = from_dict(type(synth), {**dataclasses.asdict(synth), **{

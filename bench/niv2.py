@@ -85,8 +85,7 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
     m = json.loads((run_dir / "eval" / "metrics.json").read_text())
     copy = None
     if m["metric"] == "rouge_l":  # a floor for paraphrase-like tasks: answer with the input
-        from selfguide import metrics as M
-
+        from selfguide.evaluation import metrics as M
         preds = [json.loads(x) for x in (run_dir / "eval" / "predictions.jsonl").open()]
         copy = {"rouge_l": M.mean([M.rouge_l(p["input"], p["references"]) for p in preds]),
                 "tuned_copies": sum(M.normalize(p["after"]) == M.normalize(p["input"])

@@ -71,7 +71,7 @@ def prompts(k: int) -> list[str]:
 
 
 def time_backend(gen, ps: list[str], max_new: int) -> dict:
-    from selfguide.config import SamplingConfig
+    from selfguide.settings.fields import SamplingConfig
 
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=max_new)
     gen.generate(ps[:1], sampling, chat=True)  # warm-up (first-call costs)
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print("openai backend (llama-cpp-python server, Q4_1):", results["openai"])
         if not args.skip_hf:
             from selfguide import backends
-            from selfguide.config import ModelConfig
+            from selfguide.settings.fields import ModelConfig
 
             results["hf"] = time_backend(backends.get_generator("hf", config=ModelConfig()), ps,
                                          args.max_new_tokens)

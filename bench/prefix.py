@@ -64,7 +64,7 @@ def run_both(gens: dict, fn) -> dict:
 
 def labelling(gens: dict, task, quick: bool) -> dict:
     from selfguide.methods.selfguide.labelling import sampling_for
-    from selfguide.prompts import task_prompt
+    from selfguide.task.prompts import task_prompt
 
     k = 12 if quick else 72
     prompts = [task_prompt(task, r.input) for r in list(task.test)[:k]]
@@ -81,8 +81,8 @@ def labelling(gens: dict, task, quick: bool) -> dict:
 
 
 def evaluation(gens: dict, task, quick: bool) -> dict:
-    from selfguide.config import SamplingConfig
-    from selfguide.prompts import task_prompt
+    from selfguide.settings.fields import SamplingConfig
+    from selfguide.task.prompts import task_prompt
 
     k = 16 if quick else 100
     prompts = [task_prompt(task, r.input) for r in list(task.test)[:k]]
@@ -102,7 +102,7 @@ def evaluation(gens: dict, task, quick: bool) -> dict:
 
 
 def stage1(gens: dict, task, quick: bool) -> dict:
-    from selfguide.config import SamplingConfig
+    from selfguide.settings.fields import SamplingConfig
     from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
     from selfguide.methods.selfguide.stages import STOPS
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="only re-render the README section from bench/prefix_results.json")
     args = ap.parse_args(argv)
     if args.render:
-        from selfguide.store import read_json
+        from selfguide.runs.store import read_json
 
         render(read_json(RESULTS))
         return 0
@@ -148,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from selfguide.backends.hf import HFGenerator
-    from selfguide.config import ModelConfig, SamplingConfig
-    from selfguide.models import load_model
-    from selfguide.task_formats import load_task
+    from selfguide.settings.fields import ModelConfig, SamplingConfig
+    from selfguide.models.loading import load_model
+    from selfguide.task.formats import load_task
 
     lm = load_model(ModelConfig(model="embedded", precision="bf16"))
     gens = {"old": HFGenerator.from_loaded(lm, prefix_cache=False, decode_loop=False),
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.workloads.split(","):
         results[name] = work[name](gens, task, args.quick)
     if write:
-        from selfguide.store import atomic_write_json
+        from selfguide.runs.store import atomic_write_json
 
         atomic_write_json(RESULTS, results)
         render(results)

@@ -1,4 +1,4 @@
-"""Benchmark: selfguide.rouge vs rouge-score on the Self-Instruct near-duplicate check.
+"""Benchmark: selfguide.evaluation.rouge vs rouge-score on the Self-Instruct near-duplicate check.
 
 N candidates are each compared with a pool of N instructions (default 2,000 x 2,000 =
 4 M pairs). Texts are real instruction-like sentences: the NIv2 dev tasks' definitions,
@@ -24,9 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from selfguide import rouge  # noqa: E402
-
-
+from selfguide.evaluation.predict import rouge  # noqa: E402
 def load_texts(data_dir: Path) -> list[str]:
     texts: set[str] = set()
     for f in sorted(data_dir.glob("*.json")):
@@ -101,8 +99,8 @@ def main() -> None:
     print(f"{'method':<44}{'seconds':>10}{'pairs/s':>14}")
     print(f"{'rouge-score (extrapolated from ' + str(len(sample)) + ' pairs)':<44}"
           f"{t_ref:>10.2f}{pairs / t_ref:>14,.0f}")
-    print(f"{'selfguide.rouge.max_scores (cdist)':<44}{t_ours:>10.2f}{pairs / t_ours:>14,.0f}")
-    print(f"{'selfguide.rouge.RougeIndex.nearest x N':<44}{t_seq:>10.2f}{pairs / t_seq:>14,.0f}")
+    print(f"{'selfguide.evaluation.rouge.max_scores (cdist)':<44}{t_ours:>10.2f}{pairs / t_ours:>14,.0f}")
+    print(f"{'selfguide.evaluation.rouge.RougeIndex.nearest x N':<44}{t_seq:>10.2f}{pairs / t_seq:>14,.0f}")
     print(f"speed-up: {t_ref / t_ours:.0f}x (cdist), {t_ref / t_seq:.0f}x (sequential); "
           f"full {args.n}x{args.n} in {t_ours:.2f} s "
           f"({'OK' if t_ours < 5 and t_ref / t_ours >= 20 else 'MISSED'} target: <5 s, >=20x)")

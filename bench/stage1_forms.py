@@ -29,12 +29,12 @@ DEFAULT = [REPO / "examples" / "topics.json", REPO / "examples" / "sentiment.jso
 
 def main() -> int:
     from selfguide import backends
-    from selfguide.config import ModelConfig, SamplingConfig
+    from selfguide.settings.fields import ModelConfig, SamplingConfig
     from selfguide.methods.selfguide import labelling
     from selfguide.methods.selfguide.config import INPUT_PROMPTS
     from selfguide.methods.selfguide.prompts import input_generation_prompt
-    from selfguide.parsing import parse_input
-    from selfguide.task_formats import load_task
+    from selfguide.task.parsing import parse_input
+    from selfguide.task.formats import load_task
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default=",".join(str(p) for p in DEFAULT))

@@ -46,10 +46,10 @@ def stage_times(events: list[dict]) -> dict:
 
 def run_task(name: str, gen, preset: str, workdir: Path, seed: int,
              rounds: int | None = None) -> dict:
-    from selfguide.events import EventLog, read_events
+    from selfguide.runs.events import EventLog, read_events
     from selfguide.methods.selfguide import pipeline as P
     from selfguide.methods.selfguide.config import preset as get_preset
-    from selfguide.task_formats import load_task
+    from selfguide.task.formats import load_task
 
     task = load_task(NIV2 / f"{name}.json")
     over = {"seed": seed, **({"rounds": rounds} if rounds else {})}
@@ -94,11 +94,11 @@ def label_probe(name: str, gen, n: int, seed: int, n_samples: int = 5,
     ``label_protocol``): continuation after ``Output:``, options scored with a leading
     space. ``bench/labels.py`` measures the pipeline's own choice.
     """
-    from selfguide.config import SamplingConfig
+    from selfguide.settings.fields import SamplingConfig
     from selfguide.methods.selfguide.consistency import vote_samples
     from selfguide.methods.selfguide.strategies import calibrated_labels
-    from selfguide.prompts import task_prompt
-    from selfguide.task_formats import load_task
+    from selfguide.task.prompts import task_prompt
+    from selfguide.task.formats import load_task
 
     task = load_task(NIV2 / f"{name}.json")
     rows = random.Random(seed).sample(list(task.test), n)
@@ -133,7 +133,7 @@ def time_filters(n: int = 5000, repeats: int = 5) -> dict:
 
     from selfguide.methods.selfguide.config import FilterConfig
     from selfguide.methods.selfguide.filters import apply, ensure_near_duplicate_scores
-    from selfguide.task import Demo, TaskSpec
+    from selfguide.task.spec import Demo, TaskSpec
 
     task = TaskSpec("b", "Classify.", (Demo("a good film to watch", "pos"),
                                         Demo("a bad film to skip", "neg")),
@@ -185,7 +185,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from selfguide import backends
-    from selfguide.config import ModelConfig
+    from selfguide.settings.fields import ModelConfig
 
     if args.threads:
         import torch
@@ -206,7 +206,7 @@ def main() -> int:
             results.setdefault("runs", []).append(r)
             print(json.dumps(r), flush=True)
         if args.label_probe and (NIV2 / f"{name}.json").exists():
-            from selfguide.task_formats import load_task
+            from selfguide.task.formats import load_task
 
             if load_task(NIV2 / f"{name}.json").is_classification:
                 for chat in (False, True):

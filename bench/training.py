@@ -1,7 +1,7 @@
 """Benchmark of the training step: QLoRA vs LoRA (bf16) vs LoRA (fp32) on the embedded model.
 
 Each method runs in its own subprocess (so peak RSS is its own) through the project's
-``selfguide.training.train`` on the same rows: prompts of an NIv2 dev task built with THE
+``selfguide.training.trainer.train`` on the same rows: prompts of an NIv2 dev task built with THE
 prompt (``prompts.task_prompt``) and their reference answers as completions. Reports
 training tokens/s (non-padding tokens seen / training wall time), step time, load time and
 peak RSS, side by side. Targets (issue 5): QLoRA >= 400 tok/s, peak RSS < 4 GB.
@@ -48,9 +48,9 @@ METHODS = {"qlora": {"method": "qlora"},
 
 
 def make_run(ws: Path, rows: int, task_name: str = "task1529") -> str:
-    from selfguide import store
-    from selfguide.prompts import task_prompt
-    from selfguide.task_formats import load_task
+    from selfguide.runs import store
+    from selfguide.task.prompts import task_prompt
+    from selfguide.task.formats import load_task
 
     task = load_task(TASKS[task_name])
     run = store.resolve_run_dir("bench-train", ws, create=True)
@@ -67,9 +67,11 @@ def make_run(ws: Path, rows: int, task_name: str = "task1529") -> str:
 def child(method: str, steps: int, batch_size: int, ws: Path) -> dict:
     import resource
 
-    from selfguide import store, training
-    from selfguide.config import from_dict
-    from selfguide.configs.training import TrainConfig
+    from selfguide.runs import store
+
+    from selfguide.training import trainer as training
+    from selfguide.settings.fields import from_dict
+    from selfguide.settings.training import TrainConfig
 
     run_dir = store.resolve_run_dir("bench-train", ws)
     out = run_dir / method
@@ -111,9 +113,11 @@ def step1_etas(evs: list[dict]) -> dict:
 def compare_child(variant: str, epochs: float, ws: Path, ablate: str = "merge") -> dict:
     import resource
 
-    from selfguide import store, training
-    from selfguide.configs.training import TrainConfig
-    from selfguide.events import EventLog, read_events
+    from selfguide.runs import store
+
+    from selfguide.training import trainer as training
+    from selfguide.settings.training import TrainConfig
+    from selfguide.runs.events import EventLog, read_events
 
     run_dir = store.resolve_run_dir("bench-train", ws)
     log = run_dir / f"events-{variant}-{time.time():.0f}.jsonl"

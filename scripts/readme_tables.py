@@ -11,9 +11,9 @@ import re
 import sys
 from pathlib import Path
 
-from selfguide.config import ModelConfig, SamplingConfig, markdown_table
-from selfguide.configs.evaluation import EvalConfig
-from selfguide.configs.training import TrainConfig
+from selfguide.settings.fields import ModelConfig, SamplingConfig, markdown_table
+from selfguide.settings.evaluation import EvalConfig
+from selfguide.settings.training import TrainConfig
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfinstruct.config import SelfInstructConfig, SelfInstructFilterConfig
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -147,3 +148,27 @@ def niv2_dir() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"NIv2 dev tasks not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# --------------------------------------------------------------------------- plugins
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+@pytest.fixture()
+def toy_method(monkeypatch):
+    """The toy method registered through ``$SELFGUIDE_METHODS`` (as a user's plugin would
+    be), for this process and the jobs it starts; the registry is restored afterwards."""
+    from selfguide import methods
+
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(PLUGINS), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.setenv(methods.PLUGINS_ENV, "toymethod")
+    saved = dict(methods._REGISTRY)
+    monkeypatch.setattr(methods, "_discovered", False)
+    yield methods.get("toymethod")
+    methods._REGISTRY.clear()
+    methods._REGISTRY.update(saved)
+    for name in [m for m in sys.modules if m == "toymethod" or m.startswith("toymethod.")]:
+        del sys.modules[name]

@@ -1,4 +1,4 @@
-"""glibc malloc thresholds (selfguide/allocator.py): freed memory is kept for reuse."""
+"""glibc malloc thresholds (selfguide/models/allocator.py): freed memory is kept for reuse."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from selfguide import allocator
-
+from selfguide.models import allocator
 pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                 reason="mallopt is glibc's")
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ve
 # are; prints whether the thresholds were set and the minor page faults of the five rounds.
 PROBE = """
 import resource
-from selfguide import allocator
+from selfguide.models import allocator
 on = allocator.keep_freed_memory()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):

@@ -9,7 +9,7 @@ import pytest
 
 from selfguide.backends import cascade
 from selfguide.backends.hf import HFGenerator
-from selfguide.config import ModelConfig, SamplingConfig
+from selfguide.settings.fields import ModelConfig, SamplingConfig
 
 HEAD = ("paraphrase the question with other words . answer : positive negative neutral\n\n"
         "input : the cat sat on the mat\noutput : positive\n\n"
@@ -62,7 +62,7 @@ def test_merged_equals_attention_over_the_concatenated_keys(q, heads, kv_heads, 
 
 @pytest.fixture(scope="module")
 def lm(tiny_model_dir):
-    from selfguide.models import load_model
+    from selfguide.models.loading import load_model
 
     return load_model(ModelConfig(model=str(tiny_model_dir), precision="fp32"))
 

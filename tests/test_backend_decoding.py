@@ -10,7 +10,7 @@ import pytest
 from selfguide.backends import decoding
 from selfguide.backends.hf import HFGenerator
 from selfguide.backends.rendering import encode_prompt
-from selfguide.config import ModelConfig, SamplingConfig
+from selfguide.settings.fields import ModelConfig, SamplingConfig
 
 HEAD = ("paraphrase the question with other words . answer : positive negative neutral\n\n"
         "input : the cat sat on the mat\noutput : positive\n\n"
@@ -23,7 +23,7 @@ TASK_PROMPTS = [HEAD + f"input : {x}\noutput :" for x in INPUTS]
 
 @pytest.fixture(scope="module")
 def lm(tiny_model_dir):
-    from selfguide.models import load_model
+    from selfguide.models.loading import load_model
 
     return load_model(ModelConfig(model=str(tiny_model_dir), precision="fp32"))
 
@@ -225,9 +225,9 @@ def test_a_repetition_penalty_in_the_generation_config_takes_the_generate_path(l
 def test_embedded_model_real_prompts_prefix_cache_equals_no_cache(niv2_dir):
     """task1529 labelling prompts (chat template, as the pipeline renders them) on the
     embedded SmolLM2 in fp32: greedy completions identical, option scores within 1e-3."""
-    from selfguide.models import load_model
-    from selfguide.prompts import task_prompt
-    from selfguide.task_formats import load_task
+    from selfguide.models.loading import load_model
+    from selfguide.task.prompts import task_prompt
+    from selfguide.task.formats import load_task
 
     task = load_task(niv2_dir / "task1529.json")
     prompts = [task_prompt(task, r.input) for r in list(task.test)[:2]]

@@ -10,7 +10,7 @@ import pytest
 from selfguide.backends import hf_generate
 from selfguide.backends.hf import HFGenerator, _Batch
 from selfguide.backends.rendering import cut_at_stop, encode_prompt, render_prompt
-from selfguide.config import ModelConfig, SamplingConfig
+from selfguide.settings.fields import ModelConfig, SamplingConfig
 from selfguide.errors import Cancelled, ConfigError
 
 PROMPTS = ["the cat sat on the mat", "a dog", "what is the best way to learn python today",
@@ -281,7 +281,7 @@ def test_works_with_a_peft_adapter_model(tiny_model_dir):
     """Evaluation wraps base + adapter in the same backend."""
     from peft import LoraConfig, get_peft_model
 
-    from selfguide.models import load_model
+    from selfguide.models.loading import load_model
 
     lm = load_model(ModelConfig(model=str(tiny_model_dir), precision="fp32"))
     base_scores = HFGenerator.from_loaded(lm).score_options(["the cat"], ["sat on", "ran"])

@@ -16,10 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from selfguide import cli, store
+from selfguide import cli
+
+from selfguide.runs import store
 from selfguide.backends import available, get_generator
 from selfguide.backends.openai import OpenAIGenerator
-from selfguide.config import ModelConfig, SamplingConfig
+from selfguide.settings.fields import ModelConfig, SamplingConfig
 from selfguide.errors import Cancelled, ConfigError, ModelMismatch, ScoringUnavailable, ServerError
 
 NOUNS = ["apple", "river", "table", "cloud", "stone", "garden", "window", "music", "paper"]
@@ -378,7 +380,7 @@ def test_cli_synthesize_through_the_server_records_it(workspace, tmp_path, tiny_
 
 
 def test_chat_scoring_renders_the_local_chat_template(server, tiny_model_dir):
-    from selfguide.models import load_tokenizer
+    from selfguide.models.loading import load_tokenizer
 
     server.models = [tiny_model_dir.name]
     gen = OpenAIGenerator.from_config(ModelConfig(model=str(tiny_model_dir), backend="openai",
@@ -390,7 +392,7 @@ def test_chat_scoring_renders_the_local_chat_template(server, tiny_model_dir):
 
 def test_labelling_without_logprobs_keeps_the_samples_for_a_vote(server):
     from selfguide.methods.selfguide import labelling
-    from selfguide.task import Demo, TaskSpec
+    from selfguide.task.spec import Demo, TaskSpec
 
     task = TaskSpec(name="sent", instruction="Is the review positive or negative?",
                     demos=(Demo("I loved it", "positive"), Demo("Boring plot", "negative")),
@@ -401,7 +403,7 @@ def test_labelling_without_logprobs_keeps_the_samples_for_a_vote(server):
 
 
 def test_switching_to_a_server_keeps_a_run_resumable():
-    from selfguide.config import to_dict
+    from selfguide.settings.fields import to_dict
     from selfguide.methods.selfguide.pipeline import _generation_key
 
     local = {"method": "selfguide", "model": to_dict(ModelConfig()), "synthesis": {}}

@@ -1,10 +1,10 @@
-"""selfguide.cliargs: job command lines from configs, exactly what the CLI parses."""
+"""selfguide.settings.cli: job command lines from configs, exactly what the CLI parses."""
 
 from __future__ import annotations
 
-from selfguide import cliargs
+from selfguide.settings import cli as cliargs
 from selfguide.cli import build_parser
-from selfguide.config import ModelConfig, from_dict, overrides_from_args
+from selfguide.settings.fields import ModelConfig, from_dict, overrides_from_args
 from selfguide.methods.selfguide.config import SynthesisConfig
 from selfguide.methods.selfinstruct.config import SelfInstructConfig, SelfInstructFilterConfig
 
@@ -33,7 +33,7 @@ def test_job_argv_only_changed_fields_and_plain_options():
 
 
 def test_config_from_argv_reads_back_what_job_argv_wrote():
-    from selfguide.configs.training import TrainConfig
+    from selfguide.settings.training import TrainConfig
 
     cfg = from_dict(TrainConfig, {"max_steps": 40, "lora_r": 8, "method": "lora",
                                   "force": True, "select_best": False})

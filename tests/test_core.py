@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-from selfguide import config as C
+from selfguide.settings import fields as C
 from selfguide.backends import Generator, available, get_generator
 from selfguide.backends.fake import FakeGenerator
 from selfguide.errors import Cancelled, ConfigError, SelfGuideError
-from selfguide.events import EventLog, Progress, format_eta, read_events
+from selfguide.runs.events import EventLog, Progress, format_eta, read_events
 
 
 # --------------------------------------------------------------------------- config

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from selfguide import store
-from selfguide.dataset import load_records
+from selfguide.runs import store
+from selfguide.runs.dataset import load_records
 from selfguide.errors import DatasetError
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.filters import apply
 from selfguide.methods.selfguide.report import build_report, format_report
 from selfguide.methods.selfguide.table import build_records, write_dataset
-from selfguide.prompts import task_prompt
-from selfguide.task import Demo, TaskSpec
+from selfguide.task.prompts import task_prompt
+from selfguide.task.spec import Demo, TaskSpec
 
 TASK = TaskSpec(name="nli", instruction="Does the premise entail the hypothesis?",
                 demos=(Demo("Premise: cats purr. Hypothesis: cats make sounds.", "entails"),
@@ -111,7 +111,7 @@ def test_vote_dominance_reported_even_when_target_strategy_used():
 
 def test_overrides_reader_accepts_only_booleans(tmp_path):
     """One reader for every method and the studio: a string "false" is not a keep."""
-    from selfguide import store
+    from selfguide.runs import store
     from selfguide.methods.candidates import read_overrides
 
     store.atomic_write_json(tmp_path / "overrides.json",

@@ -9,11 +9,17 @@ import os
 import pytest
 from test_training import make_run
 
-from selfguide import adapters, cli, evaluation, store
+from selfguide import cli
+
+from selfguide.models import adapters
+
+from selfguide.evaluation import predict as evaluation
+
+from selfguide.runs import store
 from selfguide.backends.fake import FakeGenerator
-from selfguide.configs.evaluation import EvalConfig
+from selfguide.settings.evaluation import EvalConfig
 from selfguide.errors import AdapterMismatch, DatasetError, ModelError
-from selfguide.rundir import RunDir
+from selfguide.runs.rundir import RunDir
 
 
 def _label(prompt: str, sampling, i: int) -> str:
@@ -216,7 +222,7 @@ def test_one_answer_warning_when_the_tuned_model_answers_one_label(workspace, tm
 
 
 def test_one_answer_warning_is_pure_and_quiet_on_small_or_collapsed_bases():
-    from selfguide.compare import one_answer_warning
+    from selfguide.evaluation.compare import one_answer_warning
 
     m = {"n": 100, "predicted_labels_after": {"yes": 0, "no": 100, "(other)": 0},
          "predicted_labels_before": {"yes": 59, "no": 41, "(other)": 0}}

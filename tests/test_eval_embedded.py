@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from selfguide import cli, store
+from selfguide import cli
 
+from selfguide.runs import store
 TASK = {
     "name": "sentiment", "task_type": "classification", "labels": ["positive", "negative"],
     "metric": "exact_match",
@@ -27,8 +28,8 @@ ROWS = [("I loved every minute of it.", "positive"), ("Terrible service, cold fo
 
 @pytest.mark.slow
 def test_embedded_lora_train_and_eval(workspace):
-    from selfguide.prompts import task_prompt
-    from selfguide.rundir import RunDir
+    from selfguide.task.prompts import task_prompt
+    from selfguide.runs.rundir import RunDir
 
     run = store.resolve_run_dir("emb", create=True)
     store.atomic_write_json(run / "task.json", TASK)

@@ -9,8 +9,12 @@ import json
 import pytest
 from test_training import make_run
 
-from selfguide import cards, cli, store
-from selfguide.dataset import EXPORT_FORMATS, EXPORT_NAMES, export, load_records
+from selfguide import cli
+
+from selfguide.export import cards
+
+from selfguide.runs import store
+from selfguide.runs.dataset import EXPORT_FORMATS, EXPORT_NAMES, export, load_records
 
 
 def _fake_eval(run, after=0.75, before=0.25):

@@ -28,7 +28,7 @@ from selfguide.methods.selfguide.filters import (
     not_empty,
 )
 from selfguide.methods.selfguide.strategies import calibrate
-from selfguide.task import Demo, TaskSpec
+from selfguide.task.spec import Demo, TaskSpec
 
 TASK = TaskSpec(name="s", instruction="Classify.",
                 demos=(Demo("the movie was really great fun", "pos"),

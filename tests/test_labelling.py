@@ -10,7 +10,9 @@ import random
 import pytest
 from test_selfguide_pipeline import asked_label
 
-from selfguide import cli, store
+from selfguide import cli
+
+from selfguide.runs import store
 from selfguide.backends.fake import FakeGenerator
 from selfguide.commands.label import label_rows, read_inputs
 from selfguide.errors import DatasetError
@@ -18,8 +20,8 @@ from selfguide.methods.selfguide import choice, labelling
 from selfguide.methods.selfguide import pipeline as P
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig, preset
 from selfguide.methods.selfguide.strategies import _binomial_tail, agreement
-from selfguide.rundir import RunDir
-from selfguide.task import Demo, TaskSpec
+from selfguide.runs.rundir import RunDir
+from selfguide.task.spec import Demo, TaskSpec
 
 POS = ["great", "lovely", "superb", "fun", "charming"]
 NEG = ["dull", "awful", "boring", "weak", "slow"]
@@ -109,8 +111,7 @@ def test_no_protocol_beats_chance_labels_with_the_models_own_answers_and_says_so
     """Nothing beats chance on the demos: every input gets the model's own answer in chat
     form (here always "negative"), unbalanced and without top-up rounds; the one-label
     dataset is a warning, not an error, and training accepts it."""
-    from selfguide import training
-
+    from selfguide.training import trainer as training
     class Clueless(ProtocolFake):
         def _answer(self, prompt, chat):
             if prompt.endswith("Input:"):
@@ -197,7 +198,7 @@ def test_label_rows_follow_a_runs_choice_own_answers_included(tmp_path):
 
 def test_label_command_run_of_another_task_is_a_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SELFGUIDE_WORKSPACE", str(tmp_path / "ws"))
-    from selfguide.rundir import RunDir as R
+    from selfguide.runs.rundir import RunDir as R
 
     run = R.named("other")
     other = TaskSpec(name="other", instruction="Is it red?", demos=(
@@ -349,8 +350,8 @@ def test_label_batches_progress_counts_each_input_once_and_never_goes_back(tmp_p
     """Stage 2 labels in batches, one generate call each; the bar counted each call's
     cumulative progress against the previous call's (seen in `make demo`: annotate 42/79,
     then 25/79). Now every batch gets its own counter: the bar only moves forward."""
-    from selfguide.config import SamplingConfig
-    from selfguide.events import EventLog, Progress, read_events
+    from selfguide.settings.fields import SamplingConfig
+    from selfguide.runs.events import EventLog, Progress, read_events
 
     log = EventLog(tmp_path / "events.jsonl")
     progress = Progress("annotate", 20, events=log, stream=None)

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 from test_selfinstruct_pipeline import fake_script
 
-from selfguide import cli, methods, store
+from selfguide import cli, methods
+
+from selfguide.runs import store
 from selfguide.backends.fake import FakeGenerator
 from selfguide.errors import ConfigError
 from selfguide.methods import candidates
 from selfguide.methods.selfinstruct.config import POOL_FILTER_FIELDS, SelfInstructFilterConfig
-from selfguide.rundir import RunDir
+from selfguide.runs.rundir import RunDir
 
 
 def test_registry_knows_both_methods():

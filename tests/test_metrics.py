@@ -6,10 +6,8 @@ import math
 
 import pytest
 
-from selfguide import compare
-from selfguide import metrics as M
-
-
+from selfguide.evaluation import compare
+from selfguide.evaluation import metrics as M
 @pytest.mark.parametrize("pred,refs,expected", [
     ("entails", ["entails"], 1.0),
     (" Entails. ", ["entails"], 1.0),

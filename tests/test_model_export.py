@@ -12,8 +12,9 @@ import pytest
 from test_exports import _fake_eval, _report
 from test_training import make_run
 
-from selfguide import cli, ollama
+from selfguide import cli
 
+from selfguide.export import ollama
 VALID_INSTRUCTIONS = {"FROM", "ADAPTER", "TEMPLATE", "SYSTEM", "PARAMETER", "LICENSE",
                       "MESSAGE", "REQUIRES"}
 
@@ -24,9 +25,9 @@ def fake_adapter(run: Path, model_ref: str, *, seed: int = 0) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from selfguide import models
-    from selfguide.config import ModelConfig
-    from selfguide.adapters import save_adapter
+    from selfguide.models import loading as models
+    from selfguide.settings.fields import ModelConfig
+    from selfguide.models.adapters import save_adapter
 
     lm = models.load_model(ModelConfig(model=model_ref, precision="fp32"))
     torch.manual_seed(seed)
@@ -97,7 +98,7 @@ def test_export_gguf_tiny_loads_back_and_matches(workspace, tiny_bpe_model_dir, 
     from huggingface_hub import ModelCard
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from selfguide.model_export import demo_texts, merged_model
+    from selfguide.export.model import demo_texts, merged_model
 
     run = make_run(workspace, tiny_bpe_model_dir, "g", n=4)
     _report(run)
@@ -157,8 +158,7 @@ def test_gguf_quantisation_tolerance(tiny_bpe_model_dir, tmp_path, quant, max_re
     logits' spread)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from selfguide import gguf_export
-
+    from selfguide.export import gguf as gguf_export
     model = AutoModelForCausalLM.from_pretrained(tiny_bpe_model_dir)
     tok = AutoTokenizer.from_pretrained(tiny_bpe_model_dir)
     path = tmp_path / f"m-{quant}.gguf"
@@ -176,8 +176,7 @@ def test_qwen2_architecture_round_trips(tmp_path, tiny_model_builder):
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from selfguide import gguf_export
-
+    from selfguide.export import gguf as gguf_export
     tok_dir = tiny_model_builder(tmp_path / "tok", bpe=True)
     tok = AutoTokenizer.from_pretrained(tok_dir)
     cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
@@ -198,10 +197,10 @@ def test_qwen2_architecture_round_trips(tmp_path, tiny_model_builder):
 def test_unsupported_architecture_and_destinations(tmp_path):
     from types import SimpleNamespace
 
-    from selfguide import gguf_export
+    from selfguide.export import gguf as gguf_export
     from selfguide.errors import UnsupportedModel
     from selfguide.errors import OutputPathError
-    from selfguide.model_export import check_destination
+    from selfguide.export.model import check_destination
 
     with pytest.raises(UnsupportedModel, match="gpt2"):
         gguf_export.arch_of(SimpleNamespace(model_type="gpt2"))
@@ -247,7 +246,7 @@ def test_export_gguf_embedded_model(workspace, tmp_path):
     run = make_run(workspace, Path("embedded"), "emb", n=4)
     fake_adapter(run, "embedded")
     out = tmp_path / "emb"
-    from selfguide.model_export import export_model
+    from selfguide.export.model import export_model
 
     s = export_model(run, out, quant="q8_0")
     v = s["verify"]

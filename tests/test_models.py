@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from selfguide import backends, model_convert, model_ref, models
-from selfguide.config import ModelConfig
+from selfguide import backends
+
+from selfguide.models import convert as model_convert
+
+from selfguide.models import ref as model_ref
+
+from selfguide.models import loading as models
+from selfguide.settings.fields import ModelConfig
 from selfguide.errors import (
     ConfigError,
     ModelNotFound,
@@ -211,8 +217,7 @@ def test_bitsandbytes_hub_kernel_note_is_dropped_and_nothing_else(caplog):
     code stays unrun); the fallback kernel is its own. Other bitsandbytes notes still show."""
     import logging
 
-    from selfguide import libs
-
+    from selfguide.models import libs
     libs.quiet_deprecations()
     bnb_log = logging.getLogger("bitsandbytes.backends.cpu.ops")
     with caplog.at_level(logging.WARNING):
@@ -227,7 +232,7 @@ def test_bitsandbytes_imports_without_fetching_hub_kernels():
     nothing about them, and the ``kernels`` package is importable again afterwards (on an
     AVX512-BF16 CPU bitsandbytes would otherwise try the hub; elsewhere it never does)."""
     code = ("import sys, logging; logging.basicConfig(level=logging.WARNING)\n"
-            "from selfguide import libs\n"
+            "from selfguide.models import libs\n"
             "assert libs.import_bitsandbytes() is not None\n"
             "import kernels; assert sys.modules['kernels'] is kernels\n"
             "print('ok')")
@@ -264,8 +269,7 @@ ARM = "processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n"
 
 
 def test_cpu_flags_tell_native_bf16_from_emulated(monkeypatch):
-    from selfguide import hardware
-
+    from selfguide.models import hardware
     assert "avx2" in hardware.cpu_flags(AVX2_ONLY)
     assert not hardware.cpu_flags(AVX2_ONLY) & hardware.CPU_BF16_FLAGS
     assert hardware.cpu_flags(SAPPHIRE) & hardware.CPU_BF16_FLAGS
@@ -297,7 +301,7 @@ def test_unavailable_device_is_a_config_error():
     ("4bit", "0", "float32"), ("8bit", "0", "float32")])
 def test_load_tiny_in_each_precision(tiny_model_dir, monkeypatch, precision, native, dtype):
     """4bit computes in bf16 where the CPU has it natively, else in fp32 (``native``)."""
-    from selfguide.config import SamplingConfig
+    from selfguide.settings.fields import SamplingConfig
 
     monkeypatch.setenv("SELFGUIDE_CPU_BF16", native)
 
@@ -351,7 +355,7 @@ def test_get_generator_hf_wraps_a_loaded_model(tiny_model_dir):
 def test_tokenizer_without_pad_pads_with_eos(tmp_path, tiny_model_builder):
     from transformers import AutoTokenizer
 
-    from selfguide.config import SamplingConfig
+    from selfguide.settings.fields import SamplingConfig
 
     d = tiny_model_builder(tmp_path / "nopad")
     tok = AutoTokenizer.from_pretrained(d, trust_remote_code=False)
@@ -444,7 +448,7 @@ def test_unsupported_gguf_architecture(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_embedded_converts_once_loads_and_answers(tmp_path, monkeypatch):
     from selfguide.backends.hf import HFGenerator
-    from selfguide.config import SamplingConfig
+    from selfguide.settings.fields import SamplingConfig
 
     monkeypatch.setenv("SELFGUIDE_CACHE", str(tmp_path / "cache"))
     real = model_convert._convert_into
@@ -473,8 +477,8 @@ def test_embedded_converts_once_loads_and_answers(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- import hygiene
 
 def test_importing_selfguide_does_not_import_torch():
-    code = ("import sys, selfguide, selfguide.cli, selfguide.backends, selfguide.models, "
-            "selfguide.model_ref, selfguide.model_convert, selfguide.adapters, "
+    code = ("import sys, selfguide, selfguide.cli, selfguide.backends, selfguide.models.loading, "
+            "selfguide.models.ref, selfguide.models.convert, selfguide.models.adapters, "
             "selfguide.backends.hf, selfguide.commands.generate\n"
             "heavy = [m for m in ('torch', 'transformers', 'bitsandbytes') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
@@ -492,7 +496,7 @@ def test_missing_embedded_package_says_how_to_install(monkeypatch):
 def test_every_from_pretrained_passes_trust_remote_code_explicitly():
     import ast
 
-    files = [REPO / "selfguide" / "models.py", REPO / "selfguide" / "model_convert.py",
+    files = [REPO / "selfguide" / "models" / "loading.py", REPO / "selfguide" / "models" / "convert.py",
              REPO / "selfguide" / "backends" / "hf.py",
              REPO / "bench" / "generation.py", Path(__file__)]
     sites = 0

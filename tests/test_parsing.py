@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfguide.parsing import map_label, parse_input, parse_output
+from selfguide.task.parsing import map_label, parse_input, parse_output
 
 
 @pytest.mark.parametrize("raw, expected", [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
-from selfguide.prompts import instruction_prompt, task_prompt
-from selfguide.task import Demo, TaskSpec
+from selfguide.task.prompts import instruction_prompt, task_prompt
+from selfguide.task.spec import Demo, TaskSpec
 
 CLS = TaskSpec(name="s", instruction="Classify the sentiment.  ",
                demos=(Demo("I loved it.", "positive"), Demo(" Awful. ", "negative")),

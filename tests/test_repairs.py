@@ -14,7 +14,7 @@ from selfguide.backends.fake import FakeGenerator
 from selfguide.errors import DatasetError
 from selfguide.methods import candidates
 from selfguide.methods.selfguide import pipeline as P
-from selfguide.rundir import RunDir
+from selfguide.runs.rundir import RunDir
 
 
 def test_old_boolean_files_still_read_and_repairs_keep_decisions(tmp_path):

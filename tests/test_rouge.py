@@ -1,4 +1,4 @@
-"""selfguide.rouge equals rouge_score exactly, on real instructions and on edge cases."""
+"""selfguide.evaluation.rouge equals rouge_score exactly, on real instructions and on edge cases."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from rouge_score import rouge_scorer
 from rouge_score import tokenize as rs_tokenize
 
-from selfguide import rouge
-
+from selfguide.evaluation import rouge
 SEED_TASKS = Path(__file__).resolve().parents[1] / "selfguide" / "data" / "seed_tasks.jsonl"
 
 EDGE = [

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from selfguide import store
+from selfguide.runs import store
 from selfguide.errors import DatasetError, InvalidRunName, RunNotFound, TaskError
-from selfguide.rundir import RunDir, as_run
-from selfguide.task import Demo, TaskSpec
+from selfguide.runs.rundir import RunDir, as_run
+from selfguide.task.spec import Demo, TaskSpec
 
 
 def test_named_resolves_inside_workspace(workspace):
@@ -44,7 +44,10 @@ def test_task_roundtrip_and_missing(tmp_path):
 
 def test_config_method_and_filters(tmp_path):
     run = RunDir(tmp_path / "r").mkdir()
-    assert run.read_config() == {} and run.method == "selfguide"
+    from selfguide import methods
+
+    assert run.read_config() == {} and run.method is None  # the default method then
+    assert methods.for_run(run).name == "selfguide"
     run.config_file.write_text("[1, 2]")  # not an object: treated as missing
     assert run.read_config() == {}
     run.write_config({"method": "selfinstruct", "filters": {"a": 1}})

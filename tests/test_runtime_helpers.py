@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 
-from selfguide.events import Progress, delta_progress
+from selfguide.runs.events import Progress, delta_progress
 from selfguide.seeding import derive_seed
 
 

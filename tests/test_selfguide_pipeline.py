@@ -11,16 +11,18 @@ from dataclasses import replace as dataclass_replace
 import pandas as pd
 import pytest
 
-from selfguide import cli, store
+from selfguide import cli
+
+from selfguide.runs import store
 from selfguide.backends.fake import FakeGenerator
 from selfguide.errors import Cancelled, ConfigError
-from selfguide.events import EventLog, read_events
+from selfguide.runs.events import EventLog, read_events
 from selfguide.methods.selfguide import pipeline as P
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfguide.report import format_report
 from selfguide.methods.selfguide.stages import row_id
-from selfguide.prompts import task_prompt
-from selfguide.task import Demo, TaskSpec
+from selfguide.task.prompts import task_prompt
+from selfguide.task.spec import Demo, TaskSpec
 
 TASK = TaskSpec(name="sent", instruction="Is the review positive or negative?",
                 demos=(Demo("I loved this film so much, great acting", "positive"),
@@ -377,7 +379,7 @@ def test_cli_errors_are_actionable(workspace, tmp_path, capsys):
 @pytest.mark.slow
 def test_small_real_run_embedded(tmp_path):
     from selfguide import backends
-    from selfguide.config import ModelConfig
+    from selfguide.settings.fields import ModelConfig
 
     gen = backends.get_generator("hf", config=ModelConfig())
     cfg = SynthesisConfig(rounds=1, prompts_per_round=4, n_samples=2, input_max_new_tokens=24,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfguide.config import replace
+from selfguide.settings.fields import replace
 from selfguide.errors import ConfigError
 from selfguide.methods.selfinstruct.config import (
     DEFAULT_BLACKLIST,

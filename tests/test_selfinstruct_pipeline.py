@@ -10,17 +10,17 @@ import re
 import pandas as pd
 import pytest
 
-from selfguide import store
+from selfguide.runs import store
 from selfguide.backends.fake import FakeGenerator
-from selfguide.config import SamplingConfig, replace
+from selfguide.settings.fields import SamplingConfig, replace
 from selfguide.errors import ConfigError
-from selfguide.events import EventLog, read_events
+from selfguide.runs.events import EventLog, read_events
 from selfguide.methods.selfinstruct.config import SelfInstructConfig, SelfInstructFilterConfig
 from selfguide.methods.selfinstruct.pipeline import run_self_instruct
 from selfguide.methods.selfinstruct.table import candidates_table
-from selfguide.prompts import instruction_prompt as record_prompt
-from selfguide.rouge import rouge_l
-from selfguide.rundir import RunDir
+from selfguide.task.prompts import instruction_prompt as record_prompt
+from selfguide.evaluation.rouge import rouge_l
+from selfguide.runs.rundir import RunDir
 
 from selfguide.methods.selfinstruct.prompts import CLF_HEADER, load_seed_tasks
 
@@ -325,7 +325,7 @@ def one_torch_thread():
 def test_tiny_real_loop_on_embedded_model(tmp_path, seeds, one_torch_thread):
     """Two rounds on SmolLM2-135M: the loop runs, files are consistent (no quality claim)."""
     from selfguide.backends import get_generator
-    from selfguide.config import ModelConfig
+    from selfguide.settings.fields import ModelConfig
 
     gen = get_generator("hf", config=ModelConfig(model="embedded", device="cpu"))
     # Budgets kept tiny for a shared 2-core CI machine: 1 prompt per round, at most 2 new

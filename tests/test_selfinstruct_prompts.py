@@ -56,7 +56,7 @@ def test_shipped_seed_pool_is_valid_and_diverse():
 
 
 def test_seed_pool_is_not_near_duplicate():
-    from selfguide.rouge import max_scores
+    from selfguide.evaluation.rouge import max_scores
 
     instr = [s.instruction for s in load_seed_tasks()]
     for i, (score, _) in enumerate(max_scores(instr[1:], instr[:1])):

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from selfguide.errors import TaskError
-from selfguide.task import Demo, TaskSpec, TestExample, example_tasks, validate_task
-from selfguide.task_formats import infer_labels, load_task, parse_task_bytes
+from selfguide.task.spec import Demo, TaskSpec, TestExample, example_tasks, validate_task
+from selfguide.task.formats import infer_labels, load_task, parse_task_bytes
 
 GOOD = {
     "name": "sent", "instruction": "Classify the sentiment.", "task_type": "classification",
@@ -83,7 +83,7 @@ def test_labels_that_collide_or_hide_characters_are_refused(labels, match):
 
 
 def test_answers_match_labels_through_the_same_function():
-    from selfguide.parsing import map_label, normalize_label
+    from selfguide.task.parsing import map_label, normalize_label
 
     assert normalize_label("  «Positive.» ") == "positive"
     t = parse_task_bytes(_bytes(_with(labels=["positive.", "negative"],

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from selfguide import train_dist, training
-from selfguide.configs.training import TrainConfig
+from selfguide.training import dist as train_dist
+
+from selfguide.training import trainer as training
+from selfguide.settings.training import TrainConfig
 from selfguide.errors import ConfigError
-from selfguide.events import EventLog, read_events
-from selfguide.rundir import RunDir
+from selfguide.runs.events import EventLog, read_events
+from selfguide.runs.rundir import RunDir
 from test_training import make_run, tensors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,8 +97,7 @@ def test_two_processes_match_one_and_resume(workspace, tiny_model_dir):
 
     from peft import PeftModel
 
-    from selfguide import adapters
-
+    from selfguide.models import adapters
     _, tuned = adapters.load_tuned(rd.path, precision="fp32")
     assert isinstance(tuned, PeftModel)
     first = tensors(rd.adapter_dir / "adapter_model.safetensors")

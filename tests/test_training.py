@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from selfguide import store, train_data, train_loop, training
-from selfguide.configs.training import TrainConfig
+from selfguide.runs import store
+
+from selfguide.training import data as train_data
+
+from selfguide.training import loop as train_loop
+
+from selfguide.training import trainer as training
+from selfguide.settings.training import TrainConfig
 from selfguide.errors import DatasetError
-from selfguide.events import EventLog, read_events
-from selfguide.rundir import RunDir
+from selfguide.runs.events import EventLog, read_events
+from selfguide.runs.rundir import RunDir
 
 LABELS = ("positive", "negative")
 
@@ -30,7 +36,7 @@ def make_run(ws: Path, model_dir: Path, name: str = "r", n: int = 24, *,
         "test": [{"input": "this film was boring", "outputs": ["negative"], "id": "t1"},
                  {"input": "this movie was great and fun", "outputs": ["positive"], "id": "t2"},
                  {"input": "the cat sat on the mat", "outputs": ["negative"], "id": "t3"}]})
-    from selfguide.prompts import task_prompt
+    from selfguide.task.prompts import task_prompt
 
     task = RunDir(run).read_task(required=True)
     rows = []

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from selfguide import events as ev
-from selfguide import store, train_data, train_loop, train_prefix, training
-from selfguide.configs.training import TrainConfig
-from selfguide.events import EventLog, Progress, read_events, work_eta
-from selfguide.prompts import task_prompt
-from selfguide.rundir import RunDir
+from selfguide.runs import events as ev
+from selfguide.runs import store
+from selfguide.training import data as train_data
+from selfguide.training import loop as train_loop
+from selfguide.training import prefix as train_prefix
+from selfguide.training import trainer as training
+from selfguide.settings.training import TrainConfig
+from selfguide.runs.events import EventLog, Progress, read_events, work_eta
+from selfguide.task.prompts import task_prompt
+from selfguide.runs.rundir import RunDir
 
 
 def test_plan_batches_merges_accumulation_within_the_token_budget():

@@ -6,9 +6,13 @@ import json
 
 import pytest
 
-from selfguide import hardware, train_loop, training
-from selfguide.config import from_dict, replace
-from selfguide.configs.training import PRESETS, TrainConfig
+from selfguide.models import hardware
+
+from selfguide.training import loop as train_loop
+
+from selfguide.training import trainer as training
+from selfguide.settings.fields import from_dict, replace
+from selfguide.settings.training import PRESETS, TrainConfig
 from selfguide.errors import ConfigError, DatasetError
 
 

@@ -1,16 +1,20 @@
-"""selfguide.workspace: whole-run operations (create, save a task, rename, delete, export)
-and selfguide.tryout's free-form try of a run's two models."""
+"""selfguide.runs.workspace: whole-run operations (create, save a task, rename, delete, export)
+and selfguide.models.tryout's free-form try of a run's two models."""
 
 from __future__ import annotations
 
 import pytest
 
-from selfguide import runnames, store, tryout
-from selfguide import workspace as sgworkspace
+from selfguide.runs import names as runnames
+
+from selfguide.runs import store
+
+from selfguide.models import tryout
+from selfguide.runs import workspace as sgworkspace
 from selfguide.backends.fake import FakeGenerator
 from selfguide.errors import InvalidRunName, TaskError
-from selfguide.rundir import RunDir
-from selfguide.task import TaskSpec
+from selfguide.runs.rundir import RunDir
+from selfguide.task.spec import TaskSpec
 
 TASK = {"name": "Sentiment Task", "instruction": "Classify the sentiment as positive or "
         "negative.", "task_type": "classification", "labels": ["positive", "negative"],

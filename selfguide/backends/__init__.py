@@ -59,7 +59,7 @@ def _ensure_builtin() -> None:
     if "openai" not in _REGISTRY:
         def _openai(**kw: Any) -> Generator:
             from selfguide.backends.openai import OpenAIGenerator
-            from selfguide.models import load_tokenizer
+            from selfguide.models.loading import load_tokenizer
 
             return OpenAIGenerator.from_config(tokenizer=load_tokenizer, **kw)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from selfguide.config import SamplingConfig
+from selfguide.settings.fields import SamplingConfig
 
 # on_result(prompt_index, completions) is called as soon as a prompt's n completions exist.
 ResultCallback = Callable[[int, list[str]], None]

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selfguide.backends.base import CancelFlag, ProgressCallback, ResultCallback
-from selfguide.config import SamplingConfig
 from selfguide.errors import Cancelled
+from selfguide.settings.fields import SamplingConfig
 
 
 @dataclass

@@ -22,7 +22,7 @@ batches (no prefix caching, finished rows decode until the batch ends). A model 
 generation config asks for logits processors the loop does not implement (repetition
 penalty, ...) also takes that path.
 
-What it does not do: locate or load models (:mod:`selfguide.models`), or decide prompts.
+What it does not do: locate or load models (:mod:`selfguide.models.loading`), or decide prompts.
 torch/transformers are imported inside functions; importing this module is cheap.
 """
 
@@ -41,8 +41,8 @@ from selfguide import seeding
 from selfguide.backends import cascade, hf_generate, scoring
 from selfguide.backends.base import CancelFlag, ProgressCallback, ResultCallback
 from selfguide.backends.rendering import cut_at_stop, encode_prompt
-from selfguide.config import ModelConfig, SamplingConfig, from_dict
 from selfguide.errors import Cancelled, ConfigError
+from selfguide.settings.fields import ModelConfig, SamplingConfig, from_dict
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class HFGenerator:
             while they agree), rows (prompts x samples) on the ``model.generate`` path;
             default 32 on CPU, 64 on CUDA.
         max_batch_tokens: budget of padded prompt tokens per batch (bounds prefill memory).
-        info: the :class:`selfguide.models.ModelInfo`, when loaded through ``models``.
+        info: the :class:`selfguide.models.loading.ModelInfo`, when loaded through ``models``.
         prefix_cache: prefill the prompts' shared prefix once (default on; env
             ``SELFGUIDE_PREFIX_CACHE=0`` turns it off).
         decode_loop: the own decode loop (default on; env ``SELFGUIDE_DECODE_LOOP=0`` or False
@@ -89,7 +89,7 @@ class HFGenerator:
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int | None = None,
                  max_batch_tokens: int | None = None, info: Any = None,
                  prefix_cache: bool | None = None, decode_loop: bool | None = None):
-        from selfguide.models import context_length, prepare_tokenizer
+        from selfguide.models.loading import context_length, prepare_tokenizer
 
         self.model = model
         self.tokenizer = prepare_tokenizer(tokenizer)
@@ -116,7 +116,7 @@ class HFGenerator:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_loaded(cls, lm: Any, *, batch_size: int | None = None, **kw: Any) -> HFGenerator:
-        """Wrap a :class:`selfguide.models.LoadedModel` (``kw``: the switches above)."""
+        """Wrap a :class:`selfguide.models.loading.LoadedModel` (``kw``: the switches above)."""
         return cls(lm.model, lm.tokenizer, batch_size=batch_size, info=lm.info, **kw)
 
     @classmethod
@@ -124,7 +124,7 @@ class HFGenerator:
                     roots: Any = None, batch_size: int | None = None, **kw: Any) -> HFGenerator:
         """The ``hf`` entry of the backend registry: ``backends.get_generator("hf", ...)``.
 
-        Wraps ``loaded`` (a :class:`selfguide.models.LoadedModel`), or loads ``config`` (a
+        Wraps ``loaded`` (a :class:`selfguide.models.loading.LoadedModel`), or loads ``config`` (a
         ``ModelConfig``; else one built from the remaining ``ModelConfig`` fields in ``kw``,
         e.g. ``model=…, precision=…``) with ``roots``. ``kw`` may also carry the switches
         ``prefix_cache``, ``decode_loop`` and ``max_batch_tokens``.
@@ -132,7 +132,7 @@ class HFGenerator:
         switches = {k: kw.pop(k) for k in ("prefix_cache", "decode_loop", "max_batch_tokens")
                     if k in kw}
         if loaded is None:
-            from selfguide.models import load_model
+            from selfguide.models.loading import load_model
 
             loaded = load_model(config or from_dict(ModelConfig, kw), roots=roots)
         return cls.from_loaded(loaded, batch_size=batch_size, **switches)

@@ -17,7 +17,7 @@ from typing import Any
 from selfguide import seeding
 from selfguide.backends.base import CancelFlag
 from selfguide.backends.rendering import cut_at_stop
-from selfguide.config import SamplingConfig
+from selfguide.settings.fields import SamplingConfig
 
 
 def generation_config(gen: Any, sampling: SamplingConfig, max_new_tokens: int) -> Any:

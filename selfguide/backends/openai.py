@@ -47,8 +47,8 @@ from selfguide.backends.openai_client import (
     parse_choices,
     resolve_served_model,
 )
-from selfguide.config import ModelConfig, SamplingConfig, from_dict
 from selfguide.errors import Cancelled, ConfigError, ScoringUnavailable, ServerError
+from selfguide.settings.fields import ModelConfig, SamplingConfig, from_dict
 
 # The callback types of ``selfguide.backends`` (spelled out: this module imports no backend)
 CancelFlag = Callable[[], bool]

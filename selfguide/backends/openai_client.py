@@ -198,8 +198,7 @@ def record_server(run_dir: Any, generator: Any) -> None:
         return
     from pathlib import Path
 
-    from selfguide import store
-
+    from selfguide.runs import store
     path = Path(run_dir) / "config.json"
     cfg = store.read_json(path) or {}
     store.atomic_write_json(path, {**cfg, "server": info.to_dict()})

@@ -24,7 +24,7 @@ def _names(cls: type) -> set[str]:
 def add_config_args(parser: argparse.ArgumentParser, classes: list[type], *,
                     exclude: tuple[str, ...] = ()) -> None:
     """``--field`` options of ``classes``, each field once (the first class that has it)."""
-    from selfguide.config import add_dataclass_args
+    from selfguide.settings.fields import add_dataclass_args
 
     taken = set(exclude)
     for cls in classes:

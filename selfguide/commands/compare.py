@@ -14,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import compare, store
-
+    from selfguide.evaluation import compare
+    from selfguide.runs import store
     names = args.runs or store.list_runs()
     if not names:
         print("no runs in the workspace")

@@ -1,6 +1,6 @@
 """``selfguide eval --run NAME [--test FILE] [--limit N]``: base vs base + adapter.
 
-Parses options into an ``EvalConfig``, calls :func:`selfguide.evaluation.evaluate` inside a
+Parses options into an ``EvalConfig``, calls :func:`selfguide.evaluation.predict.evaluate` inside a
 ``jobs.worker`` and prints the before/after table. Nothing heavy is imported at load time.
 """
 
@@ -14,8 +14,8 @@ ORDER = 50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from selfguide.config import add_dataclass_args
-    from selfguide.configs.evaluation import EvalConfig
+    from selfguide.settings.evaluation import EvalConfig
+    from selfguide.settings.fields import add_dataclass_args
 
     parser.add_argument("--run", required=True, help="Run name (in the workspace).")
     parser.add_argument("--test", default=None,
@@ -25,8 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def print_summary(name: str, summary: dict) -> None:
-    from selfguide import compare
-
+    from selfguide.evaluation import compare
     print(compare.format_table([compare.run_row(name, summary)]))
     table = compare.format_metric_rows(summary)
     if table:
@@ -42,10 +41,12 @@ def print_summary(name: str, summary: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import evaluation, jobs, store
-    from selfguide.config import from_dict, overrides_from_args
-    from selfguide.configs.evaluation import EvalConfig
-    from selfguide.rundir import RunDir
+    from selfguide import jobs
+    from selfguide.evaluation import predict as evaluation
+    from selfguide.runs import store
+    from selfguide.runs.rundir import RunDir
+    from selfguide.settings.evaluation import EvalConfig
+    from selfguide.settings.fields import from_dict, overrides_from_args
 
     cfg = from_dict(EvalConfig, overrides_from_args(args, EvalConfig))
     run_dir = store.resolve_run_dir(args.run, must_exist=True)

@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from selfguide import jobs
-    from selfguide.dataset import export
-    from selfguide.rundir import RunDir
+    from selfguide.runs.dataset import export
+    from selfguide.runs.rundir import RunDir
 
     run = RunDir.named(args.run, must_exist=True)
     jobs.check_inputs_idle(run.path, "export")

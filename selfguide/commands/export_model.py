@@ -13,7 +13,7 @@ ORDER = 61
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from selfguide.gguf_export import QUANTS
+    from selfguide.export.gguf import QUANTS
 
     parser.add_argument("--run", required=True, help="Run name (in the workspace).")
     parser.add_argument("--out", required=True, help="New (or empty) output folder.")
@@ -32,10 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import store
-    from selfguide.model_export import export_model
-
     from selfguide import jobs
+    from selfguide.export.model import export_model
+    from selfguide.runs import store
 
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
     with jobs.worker(run_dir, NAME) as events:

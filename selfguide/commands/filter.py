@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from selfguide import jobs, methods
     from selfguide.commands._methods import reject_foreign
-    from selfguide.config import overrides_from_args, replace
-    from selfguide.rundir import RunDir
+    from selfguide.runs.rundir import RunDir
+    from selfguide.settings.fields import overrides_from_args, replace
 
     run_dir = RunDir.named(args.run, must_exist=True)
     jobs.check_inputs_idle(run_dir.path, "filter")

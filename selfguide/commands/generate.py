@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from selfguide.config import (
+from selfguide.errors import ConfigError
+from selfguide.settings.fields import (
     ModelConfig,
     SamplingConfig,
     add_dataclass_args,
@@ -22,7 +23,6 @@ from selfguide.config import (
     overrides_from_args,
     replace,
 )
-from selfguide.errors import ConfigError
 
 NAME = "generate"
 HELP = "Generate completions for prompts with a model (try a model quickly)."
@@ -85,7 +85,7 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from selfguide import backends
-    from selfguide.events import Progress, delta_progress
+    from selfguide.runs.events import Progress, delta_progress
 
     if not 1 <= args.n <= 64:
         raise ConfigError(f"Invalid value for 'n': {args.n} (must be in 1..64).")

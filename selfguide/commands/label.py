@@ -33,7 +33,7 @@ ORDER = 25
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from selfguide.config import ModelConfig, add_dataclass_args
+    from selfguide.settings.fields import ModelConfig, add_dataclass_args
 
     parser.add_argument("task", help="Task file (JSON/YAML, NIv2 JSON, CSV or JSONL).")
     parser.add_argument("--inputs", required=True, type=Path,
@@ -62,18 +62,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_inputs(path: Path) -> list[dict]:
     """``[{"id", "input", "outputs"}]`` (``outputs`` empty when the file has none)."""
-    from selfguide.task_formats import read_example_rows
+    from selfguide.task.formats import read_example_rows
 
     return read_example_rows(path, what="Inputs file", need_output=False, id_prefix="row-",
                              task_start=1)
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import backends, store
-    from selfguide.config import ModelConfig, overrides_from_args, replace
-    from selfguide.evaluation import select_examples
+    from selfguide import backends
+    from selfguide.evaluation.predict import select_examples
     from selfguide.methods.selfguide.config import preset
-    from selfguide.task_formats import load_task
+    from selfguide.runs import store
+    from selfguide.settings.fields import ModelConfig, overrides_from_args, replace
+    from selfguide.task.formats import load_task
 
     task = load_task(args.task)
     rows = read_inputs(args.inputs)
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 def given_run(name: str | None, task):
     """The path of run ``name`` (a SELF-GUIDE run of ``task`` with a labelling choice), or
     None without a name."""
-    from selfguide.rundir import RunDir
+    from selfguide.runs.rundir import RunDir
 
     if not name:
         return None
@@ -130,9 +131,9 @@ def given_run(name: str | None, task):
 
 def evidence_run(task, synth, filters, model, generator):
     """A run synthesized with ``synth`` for the labelling choice (reused when it exists)."""
-    from selfguide import store
-    from selfguide.config import to_dict
     from selfguide.methods.selfguide.pipeline import run_synthesis
+    from selfguide.runs import store
+    from selfguide.settings.fields import to_dict
 
     key = store.config_hash({"task": task.to_dict(), "synthesis": to_dict(synth),
                              "model": to_dict(model)})[:10]
@@ -188,10 +189,10 @@ def label_rows(task, rows: list[dict], generator, synth, filters, *, chat: bool 
 def _run_choice(run_dir, task, filters) -> tuple[dict, dict]:
     """(evidence, choice) of a synthesized run: its protocol, and its strategy as
     ``selfguide filter`` resolves it with ``filters``."""
-    from selfguide import store
     from selfguide.methods.selfguide import choice as pick
     from selfguide.methods.selfguide.table import load_candidates
-    from selfguide.rundir import RunDir
+    from selfguide.runs import store
+    from selfguide.runs.rundir import RunDir
 
     stored = store.read_json(RunDir(run_dir).labelling_file) or {}
     _, choice = pick.resolve_filters(load_candidates(run_dir), task, filters, stored)
@@ -256,7 +257,7 @@ def assemble(task, rows: list[dict], evidence: dict, choice: dict,
 def _accuracy_table(task, rows: list[dict], per: dict[str, dict[str, list[str]]],
                     gold: list, scored: list[int], default: tuple[str, str]) -> list[dict]:
     """One row per protocol x strategy (``own`` under the protocol it ranks)."""
-    from selfguide.metrics import label_accuracy, mean, rouge_l
+    from selfguide.evaluation.metrics import label_accuracy, mean, rouge_l
 
     table: list[dict] = []
     if not scored:

@@ -16,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import adapters, jobs, store
-
+    from selfguide import jobs
+    from selfguide.models import adapters
+    from selfguide.runs import store
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
     jobs.check_inputs_idle(run_dir, "merge")
     out = adapters.merge(run_dir, args.out)
@@ -28,7 +29,6 @@ def run(args: argparse.Namespace) -> int:
 
 def write_model_card(run_dir, out) -> None:
     """README.md (Hugging Face model card) in the merged folder, from the run's files."""
-    from selfguide import cards
-
+    from selfguide.export import cards
     files = sorted(p.name for p in out.iterdir() if p.name != "README.md")
     cards.write_card(out, cards.model_card(cards.run_facts(run_dir), files=files))

@@ -53,11 +53,11 @@ def validate_early(args: argparse.Namespace) -> None:
     """Check every later stage's options before synthesis spends minutes (issue 14, item 6):
     the evaluation limit and test file, the training preset (synthesize, the first stage,
     checks the task file and the model before it writes anything)."""
-    from selfguide import evaluation
-    from selfguide.config import from_dict
-    from selfguide.configs.evaluation import EvalConfig
-    from selfguide.configs.training import PRESETS, TrainConfig
     from selfguide.errors import DatasetError
+    from selfguide.evaluation import predict as evaluation
+    from selfguide.settings.evaluation import EvalConfig
+    from selfguide.settings.fields import from_dict
+    from selfguide.settings.training import PRESETS, TrainConfig
 
     limit = args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"]
     from_dict(EvalConfig, {"limit": limit})
@@ -70,8 +70,10 @@ def validate_early(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from selfguide import compare, runnames, store
-    from selfguide.rundir import RunDir
+    from selfguide.evaluation import compare
+    from selfguide.runs import names as runnames
+    from selfguide.runs import store
+    from selfguide.runs.rundir import RunDir
 
     name = args.run or runnames.slugify_run_name(Path(args.task).stem)
     runnames.validate_run_name(name)

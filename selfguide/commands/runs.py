@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from selfguide.rundir import RunDir
+from selfguide.runs.rundir import RunDir
 
 NAME = "runs"
 HELP = "List runs in the workspace (method, task, stage status, kept examples)."
@@ -50,8 +50,8 @@ def summarize(run_dir) -> dict:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from selfguide import store
     from selfguide.errors import CorruptFile
+    from selfguide.runs import store
 
     rows = []
     for name in store.list_runs():

@@ -19,8 +19,8 @@ ORDER = 25
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from selfguide.config import ModelConfig, add_dataclass_args
     from selfguide.methods.selfinstruct.config import SelfInstructConfig, SelfInstructFilterConfig
+    from selfguide.settings.fields import ModelConfig, add_dataclass_args
 
     parser.add_argument("--run", required=True, help="Run name (in the workspace).")
     parser.add_argument("--seed-tasks", default=None,
@@ -41,14 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import jobs, store
-    from selfguide.config import ModelConfig, from_dict, overrides_from_args
+    from selfguide import jobs
     from selfguide.methods.selfinstruct import pipeline as selfinstruct_pipeline
     from selfguide.methods.selfinstruct.config import (SelfInstructConfig,
                                                        SelfInstructFilterConfig, preset)
     from selfguide.methods.selfinstruct.prompts import load_seed_tasks
     from selfguide.methods.selfinstruct.table import format_report
-    from selfguide.rundir import RunDir
+    from selfguide.runs import store
+    from selfguide.runs.rundir import RunDir
+    from selfguide.settings.fields import ModelConfig, from_dict, overrides_from_args
 
     cfg = preset(getattr(args, "preset", None), **overrides_from_args(args, SelfInstructConfig))
     fcfg = from_dict(SelfInstructFilterConfig,
@@ -56,14 +57,14 @@ def run(args: argparse.Namespace) -> int:
     model = from_dict(ModelConfig, overrides_from_args(args, ModelConfig))
     target = None
     if args.task:  # validate before anything is written
-        from selfguide.task_formats import load_task
+        from selfguide.task.formats import load_task
 
         target = load_task(args.task)
     run_dir = store.resolve_run_dir(args.run)
     run_copy = RunDir(run_dir).seed_tasks_file
     seed_path = args.seed_tasks or (run_copy if run_copy.is_file() else None)
     seeds = load_seed_tasks(seed_path)
-    from selfguide.model_ref import resolve_model
+    from selfguide.models.ref import resolve_model
 
     resolve_model(model.model, trust_remote_code=model.trust_remote_code)  # before any write
     existed = run_dir.exists()

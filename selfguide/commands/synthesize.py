@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import sys
 
-from selfguide.rundir import RunDir
+from selfguide.runs.rundir import RunDir
 
 NAME = "synthesize"
 HELP = "Generate a task's training set with SELF-GUIDE (inputs, self-labels, filters)."
@@ -26,7 +26,7 @@ def _others() -> list:
     """The registered methods other than SELF-GUIDE (they run through their command)."""
     from selfguide import methods
 
-    return [methods.get(n) for n in methods.names() if n != "selfguide"]
+    return [m for m in methods.all_methods() if m.command != NAME]
 
 
 def _other_configs() -> list[type]:
@@ -36,16 +36,16 @@ def _other_configs() -> list[type]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from selfguide import methods
     from selfguide.commands._methods import add_config_args
-    from selfguide.config import ModelConfig, add_dataclass_args
     from selfguide.methods.selfguide.config import PRESETS, FilterConfig, SynthesisConfig
+    from selfguide.settings.fields import ModelConfig, add_dataclass_args
 
     parser.add_argument("task", nargs="?", default=None,
                         help="Task file (own JSON/YAML, NIv2 JSON, CSV/JSONL); required for "
                              "SELF-GUIDE, optional for Self-Instruct (the target task).")
-    parser.add_argument("--method", choices=methods.names(), default="selfguide",
-                        help="Synthesis method: selfguide (Zhao et al. 2024, from a task) or "
-                             "selfinstruct (Wang et al. 2022, from a seed task pool; same as "
-                             "'selfguide self-instruct').")
+    parser.add_argument("--method", choices=methods.names(), default=methods.default().name,
+                        help="Synthesis method: " + "; ".join(
+                            f"{m.name} ({m.summary or m.title})" for m in methods.all_methods())
+                        + ". Another method runs through its own command with these options.")
     parser.add_argument("--seed-tasks", default=None,
                         help="Self-Instruct: seed pool in the paper's seed_tasks.jsonl schema "
                              "(default: the shipped pool; a rerun reuses the run's copy).")
@@ -67,8 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def configs_from_args(args: argparse.Namespace):
     """(SynthesisConfig, FilterConfig, ModelConfig) from a preset plus explicit options."""
-    from selfguide.config import ModelConfig, from_dict, overrides_from_args
     from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig, preset
+    from selfguide.settings.fields import ModelConfig, from_dict, overrides_from_args
 
     syn_over = overrides_from_args(args, SynthesisConfig)
     fil_over = overrides_from_args(args, FilterConfig)
@@ -88,9 +88,9 @@ KEEP = tuple(p.name for p in (_LAYOUT.inputs_file, _LAYOUT.annotations_file,
 def preflight(task, model, preset: str | None):
     """Model reference and weights, and whether the task's rows can be trained on with the
     preset's training settings: all before synthesis starts (issue 14, item 9)."""
-    from selfguide.config import from_dict
-    from selfguide.configs.training import PRESETS, TrainConfig
-    from selfguide.trainfit import check_rows_fit
+    from selfguide.settings.fields import from_dict
+    from selfguide.settings.training import PRESETS, TrainConfig
+    from selfguide.training.fit import check_rows_fit
 
     return check_rows_fit(task, model, from_dict(TrainConfig, PRESETS.get(preset or "", {})))
 
@@ -113,7 +113,8 @@ def run_other(args: argparse.Namespace) -> int:
     if args.overwrite or args.instruction or args.preset != "quick":
         raise ConfigError(f"{method.title} has no --overwrite, --instruction or --preset.")
     args.preset = None  # synthesize's default preset is SELF-GUIDE's, not the method's
-    return importlib.import_module(f"selfguide.commands.{method.command}").run(args)
+    module = method.command if "." in method.command else f"selfguide.commands.{method.command}"
+    return importlib.import_module(module).run(args)
 
 
 def _check_selfguide_args(args: argparse.Namespace) -> None:
@@ -131,13 +132,14 @@ def _check_selfguide_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from selfguide import jobs, runnames, store
+    from selfguide import jobs, methods
     from selfguide.errors import DatasetError
     from selfguide.methods.selfguide import pipeline as selfguide_pipeline
     from selfguide.methods.selfguide.report import format_report
-    from selfguide.task_formats import load_task
+    from selfguide.runs import names as runnames, store
+    from selfguide.task.formats import load_task
 
-    if args.method != "selfguide":
+    if methods.get(args.method).command != NAME:
         return run_other(args)
     _check_selfguide_args(args)
     task = load_task(args.task, instruction=args.instruction)

@@ -1,9 +1,9 @@
 """``selfguide train --run NAME``: finetune the run's model on its synthetic dataset.
 
-Parses options into a ``TrainConfig`` and calls :func:`selfguide.training.train` inside a
+Parses options into a ``TrainConfig`` and calls :func:`selfguide.training.trainer.train` inside a
 ``jobs.worker`` (status, heartbeat, events, cancel). Under ``accelerate launch`` /
 ``torchrun`` with several processes only rank 0 is the job's worker; the other ranks train
-alongside it and write nothing (:mod:`selfguide.train_dist`). Nothing heavy is imported at
+alongside it and write nothing (:mod:`selfguide.training.dist`). Nothing heavy is imported at
 load time.
 """
 
@@ -17,8 +17,8 @@ ORDER = 40
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from selfguide.config import add_dataclass_args
-    from selfguide.configs.training import PRESETS, TrainConfig
+    from selfguide.settings.fields import add_dataclass_args
+    from selfguide.settings.training import PRESETS, TrainConfig
 
     parser.add_argument("--run", required=True, help="Run name (in the workspace).")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from selfguide.config import from_dict, overrides_from_args
-    from selfguide.configs.training import PRESETS, TrainConfig
+    from selfguide.settings.fields import from_dict, overrides_from_args
+    from selfguide.settings.training import PRESETS, TrainConfig
 
     base = dict(PRESETS.get(getattr(args, "preset", None) or "", {}))
     base.update(overrides_from_args(args, TrainConfig))
@@ -36,11 +36,13 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfguide import jobs, store, train_dist, training
-
+    from selfguide import jobs
+    from selfguide.runs import store
+    from selfguide.training import dist as train_dist
+    from selfguide.training import trainer as training
     cfg = config_from_args(args)
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
-    from selfguide.config import to_dict
+    from selfguide.settings.fields import to_dict
 
     jobs.check_inputs_idle(run_dir, "train")
     training.preflight(run_dir, cfg)  # dataset, model, memory: refuse before "running"

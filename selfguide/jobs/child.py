@@ -25,9 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from selfguide import store
 from selfguide.errors import Cancelled, JobAlreadyRunning, SelfGuideError, StorageError
-from selfguide.events import EventLog
 from selfguide.jobs.proc import _alive, _identity
 from selfguide.jobs.state import (
     ACTIVE,
@@ -42,6 +40,8 @@ from selfguide.jobs.state import (
     _write_status,
     job_dir,
 )
+from selfguide.runs import store
+from selfguide.runs.events import EventLog
 
 # job state -> the run manifest's stage status (a cancelled stage did not finish: failed)
 MANIFEST_STATUS = {"finished": "done", "failed": "failed", "cancelled": "failed"}

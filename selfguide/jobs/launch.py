@@ -21,7 +21,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from selfguide import store
 from selfguide.errors import JobAlreadyRunning, JobError, StorageError
 from selfguide.jobs import state
 from selfguide.jobs.proc import _alive, _identity
@@ -41,6 +40,7 @@ from selfguide.jobs.state import (
     job_dir,
     status,
 )
+from selfguide.runs import store
 
 # --------------------------------------------------------------------------- launcher side
 

@@ -22,10 +22,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from selfguide import store
 from selfguide.errors import CorruptFile, JobError, SelfGuideError, StageBusy
 from selfguide.jobs.proc import _alive, _how_it_ended
-from selfguide.rundir import RunDir
+from selfguide.runs import store
+from selfguide.runs.rundir import RunDir
 
 STATES = ("none", "starting", "running", "finished", "failed", "cancelled", "interrupted")
 ACTIVE = ("starting", "running")
@@ -110,19 +110,31 @@ def _run_dir(run: str | os.PathLike, workspace: str | os.PathLike | None, *,
 
 
 # Which stages write the inputs of a stage: it must not start while one of them runs.
+# ``SYNTHESIS`` stands for every synthesis method's stage (``methods.stages()``).
+SYNTHESIS = "<synthesis>"
 INPUT_WRITERS: dict[str, tuple[str, ...]] = {
-    "filter": ("synthesize", "self-instruct"),
-    "train": ("synthesize", "self-instruct"),
-    "export": ("synthesize", "self-instruct"),
+    "filter": (SYNTHESIS,),
+    "train": (SYNTHESIS,),
+    "export": (SYNTHESIS,),
     "eval": ("train",),
     "merge": ("train",),
 }
 
 
+def input_writers(stage: str) -> tuple[str, ...]:
+    """The stages whose jobs write ``stage``'s inputs, method stages spelt out."""
+    from selfguide import methods
+
+    out: list[str] = []
+    for other in INPUT_WRITERS.get(stage, ()):
+        out += methods.stages() if other == SYNTHESIS else [other]
+    return tuple(out)
+
+
 def check_inputs_idle(run_dir: str | os.PathLike, stage: str) -> None:
     """Raise ``StageBusy`` if a stage that writes ``stage``'s inputs is running on the run
     (a live process other than this one; a dead or finished job does not block)."""
-    for other in INPUT_WRITERS.get(stage, ()):
+    for other in input_writers(stage):
         try:
             raw = _read_status(job_dir(run_dir, other))
         except SelfGuideError:  # an unreadable status blocks nothing; status() reports it
@@ -320,7 +332,7 @@ def events(run: str | os.PathLike, stage: str, *,
            workspace: str | os.PathLike | None = None,
            types: tuple[str, ...] | None = None) -> list[dict]:
     """All committed events of the latest ``stage`` job (optionally only ``types``)."""
-    from selfguide.events import read_events
+    from selfguide.runs.events import read_events
 
     path = job_dir(_run_dir(run, workspace), stage) / "events.jsonl"
     return read_events(path, types)

@@ -2,13 +2,13 @@
 
 What it does: names the columns every method's table has (:data:`COLUMNS`; a method adds
 its own after them), reads and writes ``candidates.parquet`` (atomically, via
-:mod:`selfguide.store`), reads and writes the manual decisions and repairs
-(``overrides.json``, through :class:`~selfguide.rundir.RunDir`; a repair corrects a row's
+:mod:`selfguide.runs.store`), reads and writes the manual decisions and repairs
+(``overrides.json``, through :class:`~selfguide.runs.rundir.RunDir`; a repair corrects a row's
 output or label for the dataset, never the raw candidates), and counts the funnel (rows
 left after each filter).
 
 What it does not do: decide what a row is or whether it passes (each method's ``table`` and
-``filters``), or build the training set (:mod:`selfguide.dataset`).
+``filters``), or build the training set (:mod:`selfguide.runs.dataset`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from selfguide import store
 from selfguide.errors import CorruptFile
-from selfguide.rundir import as_run
+from selfguide.runs import store
+from selfguide.runs.rundir import as_run
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

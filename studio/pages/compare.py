@@ -1,16 +1,17 @@
 """Compare page: evaluate base vs finetuned on held-out examples; metrics with a confidence
 interval, confusion tables, an examples table with a word-level diff, a free-form try of
-both models, and downloads. The sections live in ``studio.compare_views``."""
+both models, and downloads. The sections live in ``studio.views.compare``."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from selfguide import cliargs
-from selfguide.configs.evaluation import EvalConfig
-from selfguide.rundir import RunDir
-from studio import compare_views, frame, presets, state, widgets
-from studio import jobs as sjobs
+from selfguide.runs.rundir import RunDir
+from selfguide.settings import cli as cliargs
+from selfguide.settings.evaluation import EvalConfig
+from studio.app import frame, presets, state, widgets
+from studio.app import jobs as sjobs
+from studio.views import compare as compare_views
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 

@@ -1,14 +1,16 @@
 """Filter page: every filter as a slider or input; counts, charts and the table update at
 once from the cached candidates table (no regeneration); manual keep/drop overrides; save
-the dataset and export it. The views live in ``studio.filter_views``."""
+the dataset and export it. The view is the run's method's (``studio.views.methods``)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from selfguide.errors import SelfGuideError
-from selfguide.rundir import RunDir
-from studio import filter_views, filtering, frame, widgets
+from selfguide.runs.rundir import RunDir
+from studio.app import frame, widgets
+from studio.views import filter_rows as filtering
+from studio.views import methods as method_views
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
@@ -19,18 +21,9 @@ widgets.show_flash()
 run = widgets.require_run("Filtering")
 rd = RunDir.named(run)
 
-if filtering.method_of(rd.path).name == "selfinstruct":
-    filter_views.selfinstruct_view(rd)
-    st.stop()
-
 try:
-    cands = filtering.load_candidates(rd.path)
+    method = filtering.method_of(rd.path)
 except SelfGuideError as exc:
     widgets.show_error(exc)
     st.stop()
-if cands is None:
-    st.info("No candidates yet. Run **Synthesize** first; its results appear here.")
-    st.page_link(frame.page_path("synthesize"), label="Go to Synthesize",
-                 icon=":material/auto_awesome:")
-    st.stop()
-filter_views.selfguide_view(rd, cands, filtering.load_task(rd.path))
+method_views.parts(method).filter_view(rd)

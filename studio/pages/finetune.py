@@ -5,12 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from selfguide import cliargs, store, training
-from selfguide.configs.training import TrainConfig
 from selfguide.errors import DatasetError, SelfGuideError
-from selfguide.rundir import RunDir
-from studio import charts, frame, presets, train_settings, widgets
-from studio import jobs as sjobs
+from selfguide.runs import store
+from selfguide.runs.rundir import RunDir
+from selfguide.settings import cli as cliargs
+from selfguide.settings.training import TrainConfig
+from selfguide.training import trainer as training
+from studio.app import charts, frame, presets, widgets
+from studio.app import jobs as sjobs
+from studio.views import finetune as train_settings
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 

@@ -7,8 +7,9 @@ import dataclasses
 
 import streamlit as st
 
-from selfguide.config import ModelConfig, field_help
-from studio import frame, model_views, state, widgets
+from selfguide.settings.fields import ModelConfig, field_help
+from studio.app import frame, state, widgets
+from studio.views import model as model_views
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 

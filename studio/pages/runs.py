@@ -8,10 +8,10 @@ import time
 import pandas as pd
 import streamlit as st
 
-from selfguide import store, workspace
 from selfguide.errors import SelfGuideError
-from studio import frame, state, widgets
-from studio import runs as sruns
+from selfguide.runs import store, workspace
+from studio.app import frame, state, widgets
+from studio.views import runs as sruns
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 

@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
-from selfguide.config import ModelConfig, from_dict
+from selfguide import methods
 from selfguide.errors import CorruptFile, SelfGuideError
-from selfguide.rundir import RunDir
-from studio import frame, state, synth, widgets
-from studio import jobs as sjobs
+from selfguide.runs.rundir import RunDir
+from selfguide.settings.fields import ModelConfig, from_dict
+from studio.app import frame, state, widgets
+from studio.app import jobs as sjobs
+from studio.views import methods as method_views
+from studio.views import synthesize as synth
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Synthesize")
 subtitle = st.empty()  # describes the method selected (below, once the run is known)
-subtitle.caption(synth.SUBTITLE["selfguide"])
+subtitle.caption(methods.default().subtitle)
 widgets.show_flash()
 run = widgets.require_run("Synthesis")
 run_dir = RunDir.named(run)
-subtitle.caption(synth.SUBTITLE[state.widget_value("synth", "method")
-                                or synth.run_method(run_dir)])
+choices = synth.choices()
+picked = state.widget_value("synth", "method")
+subtitle.caption(methods.get(picked if picked in choices else synth.run_method(run_dir)).subtitle)
 
-method = st.radio("Method", list(synth.METHODS), format_func=synth.METHODS.get,
-                  index=list(synth.METHODS).index(synth.run_method(run_dir)),
-                  horizontal=True, key=state.widget_key("synth", "method"))
-stage = synth.STAGE[method]
-if method == "selfguide" and not run_dir.task_file.is_file():
+name = st.radio("Method", list(choices), format_func=choices.get,
+                index=list(choices).index(synth.run_method(run_dir)),
+                horizontal=True, key=state.widget_key("synth", "method"))
+method = methods.get(name)
+parts = method_views.parts(method)
+stage = method.stage
+if method.needs_task and not run_dir.task_file.is_file():
     st.warning("This run has no task yet. Define one on the Task page first.")
     st.page_link(frame.page_path("task"), label="Go to Task", icon=":material/edit_note:")
     st.stop()
@@ -37,8 +41,7 @@ jstat = sjobs.status(run, stage)
 running = sjobs.is_active(jstat)
 
 with st.expander("Settings", expanded=not running):
-    settings = synth.selfguide_settings() if method == "selfguide" \
-        else synth.selfinstruct_settings(synth.measured_speed(run, stage))
+    settings = parts.settings_form(run, stage)
     overwrite = st.checkbox("Discard data generated earlier in this run with other settings",
                             key=state.widget_key("synth", "overwrite"),
                             help="Without this, a run only resumes or extends generation with "
@@ -50,22 +53,15 @@ st.caption(f"Model: **{model_cfg.model}** ({model_cfg.precision}); change it on 
 c1, c2 = st.columns([1, 4])
 if c1.button("Start", type="primary", icon=":material/play_arrow:",
              disabled=running or settings is None):
-    if method == "selfguide":
-        try:
-            note = synth.rows_fit_note(run_dir.task_file.read_text(encoding="utf-8"),
-                                       json.dumps(state.model_config(), sort_keys=True))
-        except SelfGuideError as exc:
-            widgets.show_error(exc)
-            st.stop()
-        if note:
-            st.info(note[0].upper() + note[1:] + ".")
-    argv = synth.job_argv(method, run, settings, model_cfg, overwrite=overwrite)
+    if not parts.before_start(run_dir):
+        st.stop()
+    argv = parts.job_argv(run, settings, model_cfg, overwrite)
     if widgets.start_job(run, stage, argv):
         st.rerun()
 if running:
     c2.caption("A job is running: settings are locked until it ends or you cancel it.")
 
-widgets.job_panel(run, stage, title="Synthesis job", extra=synth.live_preview(run_dir, method))
+widgets.job_panel(run, stage, title="Synthesis job", extra=synth.live_preview(run_dir, parts))
 
 cand = run_dir.candidates_file
 if cand.is_file() and not running:
@@ -75,7 +71,7 @@ if cand.is_file() and not running:
         widgets.show_error(CorruptFile(f"{cand} cannot be read ({exc}).",
                                        hint="Delete it; 'selfguide filter' rebuilds it."))
     else:
-        for level, msg in synth.ready_lines(run_dir, method, n):
+        for level, msg in parts.ready_lines(run_dir, n):
             getattr(st, level)(msg)
         st.page_link(frame.page_path("filter"), label="Next: filter the candidates",
                      icon=":material/arrow_forward:")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from selfguide import store, task_formats, workspace
-from selfguide import task as sgtask
 from selfguide.errors import SelfGuideError
-from selfguide.rundir import RunDir
-from studio import frame, state, task_editor, widgets
+from selfguide.runs import store, workspace
+from selfguide.runs.rundir import RunDir
+from selfguide.task import formats as task_formats
+from selfguide.task import spec as sgtask
+from studio.app import frame, state, widgets
+from studio.views import task as task_editor
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 

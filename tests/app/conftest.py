@@ -63,8 +63,8 @@ class RunBuilder:
         return d
 
     def task(self, name: str, task: dict | None = None) -> Path:
-        from selfguide import store
-        from selfguide.task import TaskSpec
+        from selfguide.runs import store
+        from selfguide.task.spec import TaskSpec
 
         d = self.dir(name)
         spec = TaskSpec.from_dict(task or SENTIMENT)
@@ -79,8 +79,7 @@ class RunBuilder:
         return d
 
     def dataset(self, name: str, rows: list[dict] | None = None) -> Path:
-        from selfguide import store
-
+        from selfguide.runs import store
         d = self.candidates(name)
         rows = rows if rows is not None else [
             {"id": f"c{i}", "prompt": f"Review: text {i}", "completion": lab, "input": f"t{i}",
@@ -91,8 +90,7 @@ class RunBuilder:
         return d
 
     def evaluated(self, name: str, predictions: list[dict]) -> Path:
-        from selfguide import store
-
+        from selfguide.runs import store
         d = self.dataset(name)
         (d / "train" / "adapter").mkdir(parents=True, exist_ok=True)
         store.atomic_write_text(d / "eval" / "predictions.jsonl",
@@ -127,8 +125,8 @@ class JobRecorder:
         self.calls: list[tuple[str, str, list[str]]] = []
 
     def __call__(self, run, stage, argv, **kw):
-        from selfguide import jobs, store
-
+        from selfguide import jobs
+        from selfguide.runs import store
         self.calls.append((str(run), stage, list(argv)))
         jdir = jobs.job_dir(store.resolve_run_dir(str(run), create=True), stage)
         jdir.mkdir(parents=True, exist_ok=True)
@@ -150,8 +148,9 @@ def app(workspace):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from studio import resources, state
+    from studio.app import resources
 
+    from studio.app import state
     resources.clear()
     st.cache_resource.clear()
     st.cache_data.clear()

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import random
 
-from selfguide import store
-from studio import state
-
+from selfguide.runs import store
+from studio.app import state
 WORDS = ["river", "mountain", "lantern", "violin", "pepper", "orbit", "marble", "tundra", "falcon", "copper", "harbor", "meadow", "saddle", "comet", "ginger", "walnut", "canyon", "velvet", "hammer", "lagoon"]
 
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from test_pages import all_text, button, metric, write_status
 
-from selfguide import store
-from studio import state
-
+from selfguide.runs import store
+from studio.app import state
 REPO_CONFIG = __import__("pathlib").Path(__file__).resolve().parents[2] / ".streamlit"
 
 
@@ -72,8 +71,7 @@ def test_vote_strategy_keeps_the_threshold_live_with_its_rule(app, runs):
 # --------------------------------------------------------------------------- item 6
 
 def test_progress_before_the_first_report_and_over_the_whole_job():
-    from studio import jobs as sjobs
-
+    from studio.app import jobs as sjobs
     now = time.time()
     stat = {"state": "running", "started": now - 75}
     view = sjobs.progress_view(stat, [], "synthesize")
@@ -133,7 +131,7 @@ def test_selfinstruct_cli_preset(workspace, monkeypatch):
 
     from selfguide import backends, cli
     from selfguide.backends.fake import FakeGenerator
-    from selfguide.rundir import RunDir
+    from selfguide.runs.rundir import RunDir
 
     monkeypatch.setattr(backends, "get_generator",
                         lambda name, **kw: FakeGenerator(script=fake_script))
@@ -186,8 +184,7 @@ def test_offline_chrome_local_favicon_and_no_deploy_button(app, monkeypatch):
 def test_one_point_loss_chart_has_whole_steps_and_rounded_loss():
     import pandas as pd
 
-    from studio import charts
-
+    from studio.app import charts
     spec = charts.loss(pd.DataFrame([{"step": 1, "loss": 1.192291, "kind": "train"}])) \
         .to_dict()
     enc = spec["encoding"]
@@ -204,7 +201,7 @@ def _option(at, rid):
 
 def test_row_repair_round_trip_through_the_page_and_the_cli(app, runs):
     from selfguide import cli
-    from selfguide.rundir import RunDir
+    from selfguide.runs.rundir import RunDir
 
     d = runs.candidates("r1", n=40)
     at = app(run="r1")
@@ -244,8 +241,7 @@ def test_row_repair_round_trip_through_the_page_and_the_cli(app, runs):
     recs = store.read_jsonl(d / "dataset" / "train.jsonl") + \
         store.read_jsonl(d / "dataset" / "val.jsonl")
     assert {r["id"]: r["completion"] for r in recs}[dropped] == new
-    from selfguide import dataset
-
+    from selfguide.runs import dataset
     exported = json.loads(dataset.export(d, "alpaca").read_text())  # only kept rows, edited
     assert len(exported) == len(store.read_jsonl(d / "dataset" / "train.jsonl"))
     assert new in {r["output"] for r in exported}
@@ -265,8 +261,7 @@ def _option_v(at, rid):
 def test_table_changes_and_decorate():
     import pandas as pd
 
-    from studio import repairs
-
+    from studio.views import filter_repairs as repairs
     view = pd.DataFrame({"id": ["a", "b"], "output": ["x", "y"], "label": ["p", "n"]})
     edited = view.copy()
     edited.loc[1, "output"] = "better"
@@ -281,8 +276,7 @@ def test_vote_share_chart_stacks_kept_and_dropped_with_the_threshold_rule():
 
     import importlib.util
 
-    from studio import charts
-
+    from studio.app import charts
     # tests/app/conftest.py by path: in a whole-suite run "conftest" may name another folder's
     spec = importlib.util.spec_from_file_location("app_conftest", Path(__file__).with_name(
         "conftest.py"))

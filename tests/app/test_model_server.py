@@ -13,8 +13,7 @@ import pytest
 from test_pages import all_text, button, metric
 
 from selfguide.backends.openai_client import EMBEDDED_NAME
-from studio import state
-
+from studio.app import state
 _spec = importlib.util.spec_from_file_location(
     "_openai_fake_server", Path(__file__).resolve().parents[1] / "test_backend_openai.py")
 _fake = importlib.util.module_from_spec(_spec)

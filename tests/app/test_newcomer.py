@@ -10,9 +10,8 @@ import time
 
 from test_pages import all_text, button, metric, write_status
 
-from selfguide import store
-from studio import state
-
+from selfguide.runs import store
+from studio.app import state
 OTHER_TASK = {"name": "mine", "instruction": "Say whether the text is a question.",
               "task_type": "classification", "labels": ["yes", "no"], "metric": "exact_match",
               "examples": [{"input": "Is it late?", "output": "yes"},

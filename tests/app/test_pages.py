@@ -12,9 +12,8 @@ import time
 
 import pytest
 
-from selfguide import store
-from studio import state
-
+from selfguide.runs import store
+from studio.app import state
 XSS = "<img src=x onerror=alert(1)>"
 JS_LINK = "[x](javascript:alert(1))"
 
@@ -52,8 +51,7 @@ def write_status(run_dir, stage, **fields):
 
 def test_model_page_loads_once_and_tries_a_prompt(app, monkeypatch):
     from selfguide.backends.fake import FakeGenerator
-    from studio import resources
-
+    from studio.app import resources
     loads = []
 
     def fake_build(cfg):
@@ -478,8 +476,7 @@ def test_start_twice_shows_already_running(app, runs, monkeypatch):
 
 def test_compare_free_form_runs_both_models(app, runs, monkeypatch):
     from selfguide.backends.fake import FakeGenerator
-    from studio import resources
-
+    from studio.app import resources
     runs.evaluated("r1", [{"id": "t0", "input": "a", "reference": "positive",
                            "before": "negative", "after": "positive", "score_before": 0.0,
                            "score_after": 1.0, "changed": True}])

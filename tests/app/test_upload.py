@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from studio import state
-
+from studio.app import state
 VALID = {
     "name": "uploaded-task", "instruction": "Say whether the review is positive or negative.",
     "task_type": "classification", "labels": ["positive", "negative"],

@@ -88,8 +88,8 @@ def _stop_jobs(ws: Path, env: dict) -> None:
     old = os.environ.get("SELFGUIDE_WORKSPACE")
     os.environ["SELFGUIDE_WORKSPACE"] = str(ws)
     try:
-        from selfguide import jobs, store
-
+        from selfguide import jobs
+        from selfguide.runs import store
         for run in store.list_runs():
             for j in jobs.list_jobs(run):
                 if j.active:

@@ -12,8 +12,7 @@ IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
 def test_deep_link_and_refresh_keep_the_frame(browser_page, studio, artifacts):
-    from selfguide import store
-
+    from selfguide.runs import store
     url, ws = studio
     store.resolve_run_dir("linked", ws, create=True)
     page = browser_page

@@ -23,8 +23,8 @@ def _prepare(ws):
     """A SELF-GUIDE generation run with both stages done: 6 candidates, all kept."""
     import pandas as pd
 
-    from selfguide import store
-    from selfguide.task import TaskSpec
+    from selfguide.runs import store
+    from selfguide.task.spec import TaskSpec
 
     d = store.resolve_run_dir("rep", ws, create=True)
     store.atomic_write_json(d / "task.json", TaskSpec.from_dict(TASK).to_dict())
@@ -49,8 +49,7 @@ def idle(page):
 
 
 def test_edit_in_the_table_reaches_the_training_record(browser_page, studio, artifacts):
-    from selfguide import store
-
+    from selfguide.runs import store
     url, ws = studio
     d = _prepare(ws)
     page = browser_page

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from selfguide import jobs
 from selfguide.errors import ConfigError
-from selfguide.events import Progress
+from selfguide.runs.events import Progress
 
 
 def main(argv: list[str]) -> int:
@@ -36,8 +36,7 @@ def main(argv: list[str]) -> int:
         if mode == "diskfull":  # the device fills up on the first write after start-up
             import errno
 
-            from selfguide import store
-
+            from selfguide.runs import store
             real = store._write_fd
 
             def full(fd, data):  # only data files fill up; the tiny status write still fits

@@ -20,7 +20,7 @@ from selfguide import jobs
 from selfguide.backends.fake import FakeGenerator
 from selfguide.methods.selfguide import pipeline as P
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
-from selfguide.task import Demo, TaskSpec
+from selfguide.task.spec import Demo, TaskSpec
 
 TASK = TaskSpec(name="sent", instruction="Is the review positive or negative?",
                 demos=(Demo("I loved this film so much, great acting", "positive"),

@@ -22,7 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from selfguide import cli, store
+from selfguide import cli
+
+from selfguide.runs import store
 from selfguide.errors import ModelError
 
 NUMBERS = ["-1", "0", "1", "2", "16", "64", "1024", "1025", "32768", "32769", "2147483647",
@@ -147,8 +149,10 @@ def _no_model(*args, **kwargs):
 
 
 def test_every_command_survives_hostile_arguments(cli_world, monkeypatch):
-    from selfguide import backends, model_convert, models, trainfit
-
+    from selfguide import backends
+    from selfguide.models import convert as model_convert
+    from selfguide.models import loading as models
+    from selfguide.training import fit as trainfit
     fx, ws = cli_world
     monkeypatch.setenv(store.WORKSPACE_ENV, str(ws))
     sandbox = ws.parent / "cwd"  # relative output paths land here, never in the repo

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from selfguide import cli, jobs, store
+from selfguide import cli, jobs
+
+from selfguide.runs import store
 from selfguide.errors import ResourceError
 from selfguide.jobs import state as job_state
 
@@ -141,8 +143,9 @@ def _no_model(*a, **k):
 
 def test_memory_preflight_refuses_before_loading(run_with_data, tiny_model_dir, capsys,
                                                  monkeypatch):
-    from selfguide import models, trainfit
-    from selfguide.configs.training import TrainConfig
+    from selfguide.models import loading as models
+    from selfguide.training import fit as trainfit
+    from selfguide.settings.training import TrainConfig
 
     store.atomic_write_json(run_with_data / "config.json",
                             {"model": {"model": str(tiny_model_dir), "device": "cpu"}})
@@ -304,10 +307,10 @@ def test_filter_and_train_refuse_while_synthesis_runs(run_with_data, live_synthe
 
 
 def test_filter_with_no_candidates_fails_and_is_not_done(run_with_data, capsys):
-    from selfguide.config import ModelConfig
+    from selfguide.settings.fields import ModelConfig
     from selfguide.methods.selfguide import pipeline as P
     from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
-    from selfguide.task import TaskSpec
+    from selfguide.task.spec import TaskSpec
 
     P.prepare_run(run_with_data, TaskSpec.from_dict(TASK), SynthesisConfig(), FilterConfig(),
                   ModelConfig())
@@ -352,10 +355,10 @@ def test_rows_that_cannot_fit_are_refused_before_synthesis(workspace, tmp_path, 
     """Item 9: long demos (every row carries instruction + demos) against the model's
     context, found before any generation; the run folder is not created."""
     from selfguide import backends
-    from selfguide.config import ModelConfig
-    from selfguide.configs.training import TrainConfig
-    from selfguide.task import TaskSpec
-    from selfguide.trainfit import check_rows_fit
+    from selfguide.settings.fields import ModelConfig
+    from selfguide.settings.training import TrainConfig
+    from selfguide.task.spec import TaskSpec
+    from selfguide.training.fit import check_rows_fit
 
     monkeypatch.setattr(backends, "get_generator", _no_model)
     long = dict(TASK, examples=[{"input": " ".join(["the cat sat on the mat"] * 20),
@@ -432,8 +435,8 @@ def test_torn_line_resumes_with_identical_text(tmp_path):
 
     from selfguide.methods.selfguide import pipeline as P
     from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
-    from selfguide.rundir import RunDir
-    from selfguide.task import TaskSpec
+    from selfguide.runs.rundir import RunDir
+    from selfguide.task.spec import TaskSpec
 
     class PositionalBackend:
         def count_tokens(self, text):

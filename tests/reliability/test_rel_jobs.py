@@ -21,7 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
 
-from selfguide import jobs, store
+from selfguide import jobs
+
+from selfguide.runs import store
 from selfguide.errors import JobAlreadyRunning
 from selfguide.jobs import state as job_state
 

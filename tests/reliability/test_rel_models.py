@@ -15,8 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from selfguide import model_ref, models, store
-from selfguide.config import ModelConfig, SamplingConfig, from_dict
+from selfguide.models import ref as model_ref
+
+from selfguide.models import loading as models
+
+from selfguide.runs import store
+from selfguide.settings.fields import ModelConfig, SamplingConfig, from_dict
 from selfguide.errors import (
     AdapterMismatch,
     ConfigError,
@@ -150,7 +154,7 @@ def adapter_run(workspace, tiny_model_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from selfguide.rundir import ADAPTER_MANIFEST
+    from selfguide.runs.rundir import ADAPTER_MANIFEST
 
     run = store.resolve_run_dir("adapter-run", create=True)
     store.atomic_write_json(run / "config.json", {"model": {"model": str(tiny_model_dir),
@@ -174,8 +178,7 @@ def adapter_run(workspace, tiny_model_dir):
 def test_adapter_round_trip_exact_and_mismatch_refused(adapter_run, tmp_path, tiny_model_dir):
     import torch
 
-    from selfguide import adapters
-
+    from selfguide.models import adapters
     run, adir, ids, want = adapter_run
     _, tuned = adapters.load_tuned(run, precision="fp32")
     with torch.no_grad():
@@ -195,8 +198,7 @@ def test_adapter_round_trip_exact_and_mismatch_refused(adapter_run, tmp_path, ti
 
 @pytest.mark.parametrize("decoy", [False, True], ids=["bin-only", "bin-plus-decoy"])
 def test_pickle_adapter_refused(adapter_run, tmp_path, decoy):
-    from selfguide import adapters
-
+    from selfguide.models import adapters
     run, adir, _, _ = adapter_run
     marker = tmp_path / "PWNED-adapter"
     (adir / "adapter_model.safetensors").unlink()

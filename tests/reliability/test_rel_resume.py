@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from selfguide import jobs, store
+from selfguide import jobs
 
+from selfguide.runs import store
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 # Default 2 s heartbeat: a loaded 2-core box can starve a shorter one into a (transient)
@@ -152,7 +153,7 @@ def _tensors(adapter: Path) -> dict:
 def test_kill9_during_training_resumes_to_identical_lora(workspace, tiny_model_dir):
     import torch
 
-    from selfguide.training import last_complete_checkpoint
+    from selfguide.training.trainer import last_complete_checkpoint
 
     ref, run = _train_run("train-ref", tiny_model_dir), _train_run("train-kill", tiny_model_dir)
     _train(ref)  # runs alongside the interrupted one (1 thread each)

@@ -1,4 +1,4 @@
-"""Workspace safety and "nothing lost" properties of :mod:`selfguide.store`.
+"""Workspace safety and "nothing lost" properties of :mod:`selfguide.runs.store`.
 
 RELIABILITY.md risks 8 (run names), 20 (torn JSONL), 21 (atomic writes under SIGKILL),
 22 (concurrent appends) and 23 (disk full / read-only workspace).
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from selfguide import store
+from selfguide.runs import store
 from selfguide.errors import CorruptFile, InvalidRunName, StorageError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,7 +170,7 @@ def test_jsonl_corrupt_middle_line_names_line(tmp_path, bad):
 
 _WRITER = r"""
 import sys, hashlib
-from selfguide import store
+from selfguide.runs import store
 path = sys.argv[1]
 print("ready", flush=True)
 i = 0
@@ -221,7 +221,7 @@ def test_atomic_write_sigkill_50_trials(tmp_path):
 
 _APPENDER = r"""
 import sys
-from selfguide import store
+from selfguide.runs import store
 path, writer, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(n):
     store.append_jsonl(path, [{"writer": writer, "i": i, "text": "\u00e9" * (i % 50)}])
@@ -295,7 +295,7 @@ def test_real_readonly_workspace(tmp_path):
     try:
         run = base / "ws" / "runs" / "r1"
         store.append_jsonl(run / "inputs.jsonl", [{"id": 1}])
-        code = ("import sys\nfrom selfguide import store\nfrom selfguide.errors import "
+        code = ("import sys\nfrom selfguide.runs import store\nfrom selfguide.errors import "
                 "StorageError\ntry:\n    store.append_jsonl(sys.argv[1], [{'id': 2}])\n"
                 "except StorageError as e:\n    print('ERR', e.reason, e)\n    sys.exit(3)\n")
         env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -45,4 +45,10 @@ METHOD = register(Method(
     run=lazy("selfguide.methods.selfguide.pipeline", "run_synthesis"),
     format_report=lazy("selfguide.methods.selfguide.report", "format_report"),
     refilter=_refilter, load_candidates=_load_candidates, load_settings=_load_settings,
-    frozen_filters=(), filter_order=_filter_order(), presets=config.PRESETS))
+    frozen_filters=(), filter_order=_filter_order(), presets=config.PRESETS,
+    summary="SELF-GUIDE (Zhao et al. 2024): inputs, then self-consistent outputs",
+    subtitle="Step 3 of 6 · The model writes new task inputs from your demonstrations, then "
+             "answers each one several times; answers that agree become training examples.",
+    citation="SELF-GUIDE (Zhao et al., 2024)", tag="self-guide", order=0, needs_task=True,
+    job_stages={"inputs": "writing new inputs", "annotate": "answering the inputs"},
+    studio="studio.views.methods.selfguide"))

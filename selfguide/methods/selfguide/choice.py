@@ -27,7 +27,7 @@ from typing import Any
 
 from selfguide.methods.selfguide.labelling import OWN, PROTOCOLS, SELF_STRATEGIES, top_share
 from selfguide.methods.selfguide.strategies import agreement
-from selfguide.task import TaskSpec
+from selfguide.task.spec import TaskSpec
 
 DEGENERATE_SHARE = 0.8   # one label above this share of a probe = degenerate
 MIN_MAPPED = 0.5         # vote needs at least this share of samples that name a label

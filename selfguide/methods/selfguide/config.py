@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from selfguide.config import check, check_choices, field, from_dict, to_dict
 from selfguide.errors import ConfigError
+from selfguide.settings.fields import check, check_choices, field, from_dict, to_dict
 
 LABEL_STRATEGIES = ("auto", "vote", "rank", "calibrated", "own", "target", "agree")
 LABEL_PROTOCOLS = ("auto", "chat", "plain")

@@ -6,7 +6,7 @@ of the n samples. Whether that share is high enough (``min_frequency``, paper de
 is decided by the filters, so the threshold can change without re-voting.
 
 For classification the samples are first mapped onto the label set
-(:func:`selfguide.parsing.map_label`), so "Entailment." and "entailment" vote together; an
+(:func:`selfguide.task.parsing.map_label`), so "Entailment." and "entailment" vote together; an
 answer that maps to no label votes as itself and, if it wins, is dropped by the label
 filter. Empty answers do not vote but still count in the denominator. For generation
 tasks, answers that copy the input only win when every sample is a copy.
@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from selfguide.parsing import map_label, parse_output
+from selfguide.task.parsing import map_label, parse_output
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from selfguide.methods.candidates import funnel as _funnel
 from selfguide.methods.checks import not_empty, text_key, word_count
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.strategies import calibrated_labels, rank_labels
-from selfguide.task import TaskSpec
+from selfguide.task.spec import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -119,7 +119,7 @@ def near_duplicate_scores(texts: Sequence[str], demos: Sequence[str] = (),
                           ids: Sequence[str] | None = None) -> tuple[list[float], list[str]]:
     """For each text, the max ROUGE-L F against the demos and every earlier non-empty text,
     and which one it was (``demo:<i>`` or the earlier row's id). Computed once per table."""
-    from selfguide.rouge import RougeIndex
+    from selfguide.evaluation.rouge import RougeIndex
 
     ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
     index = RougeIndex(demos)

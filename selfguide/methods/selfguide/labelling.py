@@ -26,13 +26,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from selfguide.config import SamplingConfig
 from selfguide.errors import ScoringUnavailable
-from selfguide.events import Progress, delta_progress
 from selfguide.methods.selfguide.consistency import vote_samples
-from selfguide.parsing import map_label, parse_output
-from selfguide.prompts import task_prompt
-from selfguide.task import TaskSpec
+from selfguide.runs.events import Progress, delta_progress
+from selfguide.settings.fields import SamplingConfig
+from selfguide.task.parsing import map_label, parse_output
+from selfguide.task.prompts import task_prompt
+from selfguide.task.spec import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from selfguide.backends import Generator
@@ -201,7 +201,7 @@ def protocol_evidence(task: TaskSpec, generator: Generator, protocol: str,
                    demos_for=leave_one_out(task), cancel=cancel,
                    score=score) if len(demos) > 1 else []
     if not task.is_classification:
-        from selfguide.metrics import rouge_l
+        from selfguide.evaluation.metrics import rouge_l
 
         outs = [vote_samples(r["samples"], source=d.input).output for r, d in zip(loo, demos)]
         scores = [rouge_l(o, [d.output]) for o, d in zip(outs, demos)]

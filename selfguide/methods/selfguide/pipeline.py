@@ -20,17 +20,17 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from selfguide import __version__, store
-from selfguide.config import TRANSPORT_FIELDS, ModelConfig, to_dict
+from selfguide import __version__
 from selfguide.errors import ConfigError, CorruptFile, DatasetError
-from selfguide.events import EventLog
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfguide.filters import apply
-from selfguide.methods.selfguide.stages import (ItemCallback, annotate, generate_inputs,
-                                                topup_round)
+from selfguide.methods.selfguide.stages import ItemCallback, annotate, generate_inputs, topup_round
 from selfguide.methods.selfguide.table import build_table, finish, load_candidates
-from selfguide.rundir import as_run
-from selfguide.task import TaskSpec
+from selfguide.runs import store
+from selfguide.runs.events import EventLog
+from selfguide.runs.rundir import as_run
+from selfguide.settings.fields import TRANSPORT_FIELDS, ModelConfig, to_dict
+from selfguide.task.spec import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from selfguide.backends import Generator
@@ -98,7 +98,7 @@ def prepare_run(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConf
 def load_run(run_dir: str | os.PathLike
              ) -> tuple[TaskSpec, SynthesisConfig, FilterConfig, dict]:
     """(task, synthesis config, filter config, raw config.json) of an existing run."""
-    from selfguide.config import from_dict
+    from selfguide.settings.fields import from_dict
 
     run = as_run(run_dir)
     cfg = store.read_json(run.config_file)
@@ -153,7 +153,7 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     run_dir = as_run(run_dir)
     stored = run_dir.read_config()
     if filters is None:
-        from selfguide.config import from_dict
+        from selfguide.settings.fields import from_dict
 
         filters = from_dict(FilterConfig, stored.get("filters")) if stored else FilterConfig()
     if chat is None:

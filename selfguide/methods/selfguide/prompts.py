@@ -7,7 +7,7 @@ laid out as a plain few-shot list for the model to continue; classification list
 inputs of the target label by default (``form="by_label"``).
 
 Pure: plain strings in, a plain string out; randomness comes in as an explicit
-``random.Random``. The labelling prompt is THE task prompt (:func:`selfguide.prompts.task_prompt`).
+``random.Random``. The labelling prompt is THE task prompt (:func:`selfguide.task.prompts.task_prompt`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from selfguide.prompts import ANSWER_MARKER, INPUT_MARKER
-from selfguide.task import TaskSpec
+from selfguide.task.prompts import ANSWER_MARKER, INPUT_MARKER
+from selfguide.task.spec import TaskSpec
 
 
 def _block(text: str) -> str:

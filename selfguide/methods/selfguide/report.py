@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.filters import ORDER, funnel
 from selfguide.methods.selfguide.strategies import agreement, calibrated_labels, rank_labels
-from selfguide.task import TaskSpec
+from selfguide.task.spec import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

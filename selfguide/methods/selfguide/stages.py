@@ -7,7 +7,7 @@ instruction, the demos' inputs (high quality) and 1-10 inputs generated in earli
 with that answer. Every finished round is appended to ``inputs.jsonl``.
 
 Stage 2 (:func:`annotate`): every input that passes the input filters gets
-:func:`selfguide.prompts.task_prompt` and ``n_samples`` sampled answers (the backend shares
+:func:`selfguide.task.prompts.task_prompt` and ``n_samples`` sampled answers (the backend shares
 one prefill); classification also scores each label (for the ``rank``/``calibrated``
 strategies), and in the answer protocol too when it labels in another (the ``own`` labels).
 Each finished batch is appended to ``annotations.jsonl``; the labelling protocol it uses is
@@ -28,9 +28,6 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from selfguide import store
-from selfguide.config import SamplingConfig
-from selfguide.events import EventLog, Progress, delta_progress
 from selfguide.methods.candidates import unique
 from selfguide.methods.checks import text_key
 from selfguide.methods.selfguide import choice, labelling
@@ -38,10 +35,13 @@ from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfguide.filters import apply, in_length, length_window, no_noise
 from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
 from selfguide.methods.selfguide.table import build_table
-from selfguide.parsing import parse_input
-from selfguide.rundir import as_run
+from selfguide.runs import store
+from selfguide.runs.events import EventLog, Progress, delta_progress
+from selfguide.runs.rundir import as_run
 from selfguide.seeding import derive_seed as _seed
-from selfguide.task import TaskSpec
+from selfguide.settings.fields import SamplingConfig
+from selfguide.task.parsing import parse_input
+from selfguide.task.spec import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from selfguide.backends import Generator

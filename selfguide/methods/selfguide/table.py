@@ -5,7 +5,7 @@ candidates table (votes, share, winner, mapped label, near-duplicate scores);
 :func:`load_candidates` reads ``candidates.parquet`` (or rebuilds it from the JSONL files);
 :func:`finish` applies the filters and the manual overrides and writes the table and the
 dataset; :func:`build_records` turns kept rows into training records whose ``prompt`` is
-exactly :func:`selfguide.prompts.task_prompt` -- the prompt evaluation uses -- and whose
+exactly :func:`selfguide.task.prompts.task_prompt` -- the prompt evaluation uses -- and whose
 ``completion`` is the label (classification) or the voted answer.
 
 What it does not do: generate (:mod:`selfguide.methods.selfguide.stages`), decide what
@@ -20,7 +20,6 @@ import os
 import random
 from typing import TYPE_CHECKING
 
-from selfguide import dataset, store
 from selfguide.errors import DatasetError
 from selfguide.methods import candidates
 from selfguide.methods.selfguide.choice import resolve_filters
@@ -28,10 +27,11 @@ from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.methods.selfguide.filters import apply, near_duplicate_scores
 from selfguide.methods.selfguide.report import build_report
-from selfguide.parsing import map_label
-from selfguide.prompts import task_prompt
-from selfguide.rundir import as_run
-from selfguide.task import TaskSpec
+from selfguide.runs import dataset, store
+from selfguide.runs.rundir import as_run
+from selfguide.task.parsing import map_label
+from selfguide.task.prompts import task_prompt
+from selfguide.task.spec import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

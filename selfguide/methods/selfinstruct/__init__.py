@@ -23,7 +23,7 @@ def _load_candidates(run_dir):
     from selfguide.methods import candidates
     from selfguide.methods.selfinstruct.pipeline import generation_hash, load_rounds
     from selfguide.methods.selfinstruct.table import candidates_table
-    from selfguide.rundir import as_run
+    from selfguide.runs.rundir import as_run
 
     run = as_run(run_dir)
     df = candidates.read(run)
@@ -34,9 +34,9 @@ def _load_candidates(run_dir):
 
 
 def _load_settings(run_dir) -> tuple[config.SelfInstructConfig, config.SelfInstructFilterConfig]:
-    from selfguide.config import from_dict
     from selfguide.errors import ConfigError
-    from selfguide.rundir import as_run
+    from selfguide.runs.rundir import as_run
+    from selfguide.settings.fields import from_dict
 
     cfg = as_run(run_dir).read_config()
     if cfg.get("method") != "selfinstruct":
@@ -60,4 +60,11 @@ METHOD = register(Method(
     format_report=lazy("selfguide.methods.selfinstruct.table", "format_report"),
     refilter=_refilter, load_candidates=_load_candidates, load_settings=_load_settings,
     frozen_filters=config.POOL_FILTER_FIELDS, filter_order=_filter_order(),
-    presets={}))
+    presets={},
+    summary="Self-Instruct (Wang et al. 2022): new instructions and instances",
+    subtitle="Step 3 of 6 · Self-Instruct: the model writes new instructions from a pool of "
+             "seed tasks (those too close to the pool are rejected), then an input and output "
+             "for each; they become training examples.",
+    citation="Self-Instruct (Wang et al., 2022)", tag="self-instruct", order=10,
+    needs_task=False, job_stages={"self-instruct": "generating instructions"},
+    studio="studio.views.methods.selfinstruct"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from selfguide.config import check, check_choices, field
+from selfguide.settings.fields import check, check_choices, field
 
 # The paper's keyword blacklist ("unsuitable for language models") plus the words added in
 # the released code's later version; editable per run.
@@ -99,8 +99,8 @@ PRESETS: dict[str, dict] = {
 
 def preset(name: str | None, **overrides) -> SelfInstructConfig:
     """``SelfInstructConfig`` of preset ``name`` (None: the defaults) with ``overrides``."""
-    from selfguide.config import from_dict
     from selfguide.errors import ConfigError
+    from selfguide.settings.fields import from_dict
 
     if name is not None and name not in PRESETS:
         raise ConfigError(f"Unknown Self-Instruct preset {name!r}.",

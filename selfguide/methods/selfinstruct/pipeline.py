@@ -39,11 +39,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from selfguide import store
 from selfguide.backends import Generator
-from selfguide.config import ModelConfig, SamplingConfig, to_dict
 from selfguide.errors import ConfigError
-from selfguide.events import EventLog, Progress, delta_progress
+from selfguide.evaluation.rouge import RougeIndex, max_scores
 from selfguide.methods.selfinstruct.config import (
     POOL_FILTER_FIELDS,
     SelfInstructConfig,
@@ -68,8 +66,10 @@ from selfguide.methods.selfinstruct.prompts import (
     select_instance_shots,
 )
 from selfguide.methods.selfinstruct.table import write_outputs
-from selfguide.rouge import RougeIndex, max_scores
-from selfguide.rundir import as_run
+from selfguide.runs import store
+from selfguide.runs.events import EventLog, Progress, delta_progress
+from selfguide.runs.rundir import as_run
+from selfguide.settings.fields import ModelConfig, SamplingConfig, to_dict
 
 STAGE = "self-instruct"
 # Settings that may change between a run and its resumption (they only say when to stop).

@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from selfguide import dataset, store
 from selfguide.methods import candidates
 from selfguide.methods.selfinstruct.config import SelfInstructFilterConfig
 from selfguide.methods.selfinstruct.filters import (
@@ -30,7 +29,8 @@ from selfguide.methods.selfinstruct.filters import (
     first_failure,
     instance_checks,
 )
-from selfguide.rundir import as_run
+from selfguide.runs import dataset, store
+from selfguide.runs.rundir import as_run
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -105,7 +105,7 @@ def candidates_table(rounds: Sequence[dict], fcfg: SelfInstructFilterConfig,
 
 def build_records(df: pd.DataFrame) -> list[dict]:
     """Training records of the kept rows (same format as the SELF-GUIDE dataset)."""
-    from selfguide.prompts import instruction_prompt as record_prompt
+    from selfguide.task.prompts import instruction_prompt as record_prompt
 
     recs = []
     for row in df[df["kept"]].itertuples(index=False) if len(df) else []:

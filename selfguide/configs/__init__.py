@@ -1,1 +1,0 @@
-"""Stage configurations: one frozen dataclass module per stage."""

@@ -1,0 +1,386 @@
+"""The run directory: one object that owns the layout of ``<workspace>/runs/<name>/``.
+
+What it does: names every file of a run once (``RunDir.task_file``, ``.adapter_dir``, ...)
+and reads and writes them with the right types and the house rules (whole files atomic via
+:mod:`selfguide.runs.store`, JSONL appends locked, lenient readers that treat a missing file as
+"not yet"). Every module that touches a run goes through it, so the layout below is the one
+place to look.
+
+What it does not do: decide what a stage writes (the methods, training and evaluation do),
+validate run names or resolve the workspace (``store.resolve_run_dir``; :meth:`RunDir.named`
+wraps it), or run jobs (``selfguide.jobs``).
+
+Layout::
+
+    manifest.json          stages: {name: {status, config_hash, updated, ...}}, method, task
+    task.json              the TaskSpec (SELF-GUIDE; Self-Instruct runs have none)
+    config.json            {"method", "model", "synthesis", "filters", "seed", "versions"}
+    overrides.json         manual decisions {candidate_id: true|false} (keep / drop), or
+                           {candidate_id: {keep?, output?, label?, by, at, original}} for a
+                           row repaired by hand (the raw candidates are never changed)
+    inputs.jsonl           SELF-GUIDE stage 1 candidates, appended per finished batch
+    annotations.jsonl      SELF-GUIDE stage 2 samples/votes per candidate id
+    labelling.json         SELF-GUIDE: the evidence behind the labelling protocol/strategy
+    selfinstruct.jsonl     Self-Instruct: one committed line per round
+    seed_tasks.jsonl       Self-Instruct: the seed pool used
+    candidates.parquet     the joined candidates table (rewritten atomically)
+    dataset/               train.jsonl, val.jsonl (optional), report.json
+    jobs/<stage>/          status.json, events.jsonl, log.txt of the latest job per stage
+    train/                 adapter/, checkpoints/, train_config.json, metrics.json, events
+    eval/                  predictions.jsonl, metrics.json
+    export/                exports (selfguide export's default destination; model-gguf/ from the studio)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from selfguide.errors import DatasetError, TaskError
+from selfguide.runs import store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from selfguide.settings.fields import ModelConfig
+    from selfguide.task.spec import TaskSpec
+
+SPLITS = ("train", "val")
+ADAPTER_MANIFEST = "selfguide_adapter.json"  # written by training beside the weights
+REPAIR_FIELDS = ("output", "label")  # what a manual repair may correct in a candidate row
+
+
+class RunDir(os.PathLike):
+    """A run's folder. ``RunDir(path)`` wraps an existing path; :meth:`named` resolves a
+    run name inside the workspace. It is ``os.PathLike``, so ``open(run)``, ``Path(run)``
+    and ``run / "file"`` work where a plain path did."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path.path if isinstance(path, RunDir) else path)
+
+    @classmethod
+    def named(cls, name: str, workspace: str | os.PathLike | None = None, *,
+              create: bool = False, must_exist: bool = False) -> RunDir:
+        """The run ``name`` in the workspace (``InvalidRunName`` / ``RunNotFound``)."""
+        return cls(store.resolve_run_dir(name, workspace, create=create,
+                                         must_exist=must_exist))
+
+    # ----------------------------------------------------------------- path protocol
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __truediv__(self, other: str | os.PathLike) -> Path:
+        return self.path / other
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RunDir):
+            return self.path == other.path
+        return isinstance(other, (str, os.PathLike)) and self.path == Path(other)
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def mkdir(self) -> RunDir:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    # ----------------------------------------------------------------- the layout
+    @property
+    def manifest_file(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def task_file(self) -> Path:
+        return self.path / "task.json"
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def overrides_file(self) -> Path:
+        return self.path / "overrides.json"
+
+    @property
+    def inputs_file(self) -> Path:
+        return self.path / "inputs.jsonl"
+
+    @property
+    def annotations_file(self) -> Path:
+        return self.path / "annotations.jsonl"
+
+    @property
+    def labelling_file(self) -> Path:
+        return self.path / "labelling.json"
+
+    @property
+    def rounds_file(self) -> Path:
+        """Self-Instruct's per-round log."""
+        return self.path / "selfinstruct.jsonl"
+
+    @property
+    def seed_tasks_file(self) -> Path:
+        return self.path / "seed_tasks.jsonl"
+
+    @property
+    def candidates_file(self) -> Path:
+        return self.path / "candidates.parquet"
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.path / "dataset"
+
+    def records_file(self, split: str = "train") -> Path:
+        if split not in SPLITS:
+            raise DatasetError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+        return self.dataset_dir / f"{split}.jsonl"
+
+    @property
+    def report_file(self) -> Path:
+        return self.dataset_dir / "report.json"
+
+    @property
+    def train_dir(self) -> Path:
+        return self.path / "train"
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.train_dir / "adapter"
+
+    @property
+    def adapter_manifest_file(self) -> Path:
+        return self.adapter_dir / ADAPTER_MANIFEST
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.train_dir / "checkpoints"
+
+    @property
+    def train_config_file(self) -> Path:
+        return self.train_dir / "train_config.json"
+
+    @property
+    def train_metrics_file(self) -> Path:
+        """Training's summary (steps, train loss, tokens/s, wall time)."""
+        return self.train_dir / "metrics.json"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / "eval"
+
+    @property
+    def predictions_file(self) -> Path:
+        return self.eval_dir / "predictions.jsonl"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.eval_dir / "metrics.json"
+
+    @property
+    def export_dir(self) -> Path:
+        """Where exports go by default (``selfguide export``, ``export-model``)."""
+        return self.path / "export"
+
+    @property
+    def gguf_dir(self) -> Path:
+        """The studio's GGUF export folder (``export-model --out``)."""
+        return self.export_dir / "model-gguf"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.path / "jobs"
+
+    def job_dir(self, stage: str) -> Path:
+        return self.jobs_dir / stage
+
+    # ----------------------------------------------------------------- task / config
+    def read_task(self, *, required: bool = False) -> TaskSpec | None:
+        """The run's ``TaskSpec``; ``None`` when there is none (or ``TaskError`` if
+        ``required``)."""
+        from selfguide.task.spec import TaskSpec
+
+        data = store.read_json(self.task_file, default=None)
+        if isinstance(data, dict) and data:
+            return TaskSpec.from_dict(data)
+        if required:
+            raise TaskError(f"Run {self.name!r} has no task.",
+                            hint="Create the run with 'selfguide synthesize TASK --run NAME' "
+                                 "or save a task on the studio's Task page.")
+        return None
+
+    def write_task(self, task: TaskSpec) -> None:
+        store.atomic_write_json(self.task_file, task.to_dict())
+
+    def read_config(self) -> dict:
+        """``config.json`` as a dict (``{}`` when missing or not an object)."""
+        data = store.read_json(self.config_file, default=None)
+        return data if isinstance(data, dict) else {}
+
+    def model_config(self) -> ModelConfig:
+        """The ``ModelConfig`` recorded in ``config.json`` (defaults if absent)."""
+        from selfguide.settings.fields import ModelConfig, from_dict
+
+        return from_dict(ModelConfig, self.read_config().get("model") or {}, strict=False)
+
+    def write_config(self, config: dict) -> None:
+        store.atomic_write_json(self.config_file, config)
+
+    @property
+    def method(self) -> str | None:
+        """The synthesis method that made (or will make) this run; ``None`` when its files
+        name none (``selfguide.methods.for_run`` then takes the default method)."""
+        cfg = self.read_config()
+        name = cfg.get("method") or self.read_manifest().get("method")
+        return str(name) if name else None
+
+    def saved_filters(self) -> dict:
+        """The filter settings the run was synthesized or last filtered with."""
+        f = self.read_config().get("filters")
+        return dict(f) if isinstance(f, dict) else {}
+
+    # ----------------------------------------------------------------- manifest
+    def read_manifest(self) -> dict:
+        return store.read_manifest(self.path)
+
+    def update_manifest(self, **fields: Any) -> dict:
+        return store.update_manifest(self.path, **fields)
+
+    def set_stage(self, stage: str, status: str, **info: Any) -> dict:
+        return store.set_stage(self.path, stage, status, **info)
+
+    def stage_status(self, stage: str) -> str | None:
+        return (self.read_manifest().get("stages", {}).get(stage) or {}).get("status")
+
+    # ----------------------------------------------------------------- overrides
+    def _override_entries(self) -> dict[str, dict]:
+        """``overrides.json`` as ``{id: {"keep"?, "output"?, "label"?, "by", "at",
+        "original"}}``: an old ``{id: true|false}`` entry reads as ``{"keep": ...}``; a
+        value that is neither a JSON boolean nor an object is ignored."""
+        data = store.read_json(self.overrides_file, default={}) or {}
+        if not isinstance(data, dict):
+            return {}
+        out: dict[str, dict] = {}
+        for k, v in data.items():
+            if isinstance(v, bool):
+                out[str(k)] = {"keep": v}
+            elif isinstance(v, dict):
+                e = {f: v[f] for f in REPAIR_FIELDS if isinstance(v.get(f), str)}
+                if e:
+                    e.update(by=str(v.get("by") or ""), at=str(v.get("at") or ""),
+                             original=v["original"] if isinstance(v.get("original"), dict)
+                             else {})
+                if isinstance(v.get("keep"), bool):
+                    e["keep"] = v["keep"]
+                if e:
+                    out[str(k)] = e
+        return out
+
+    def _write_override_entries(self, entries: dict[str, dict]) -> None:
+        """Decision-only entries stay in the old ``{id: bool}`` form."""
+        store.atomic_write_json(self.overrides_file, {
+            k: e["keep"] if set(e) == {"keep"} else e for k, e in entries.items() if e})
+
+    def read_overrides(self) -> dict[str, bool]:
+        """Manual keep/drop decisions ``{candidate_id: keep}``.
+
+        The one reader for every method and the studio: only JSON booleans count (a string
+        such as ``"false"`` is ignored, never read as keep); a file that is not an object is
+        treated as no decisions. Entries that also repair a row (:meth:`read_repairs`)
+        count with their ``keep``.
+        """
+        return {k: e["keep"] for k, e in self._override_entries().items() if "keep" in e}
+
+    def write_overrides(self, overrides: dict[str, bool | None]) -> dict[str, bool]:
+        """Save ``{id: keep}``; ``None`` removes a decision (back to the filters). Rows'
+        repairs (:meth:`write_repair`) are kept; only their decision follows ``overrides``."""
+        clean = {str(k): bool(v) for k, v in overrides.items() if v is not None}
+        entries = {k: {f: v for f, v in e.items() if f != "keep"}
+                   for k, e in self._override_entries().items() if set(e) - {"keep"}}
+        for k, keep in clean.items():
+            entries.setdefault(k, {})["keep"] = keep
+        self._write_override_entries(entries)
+        return clean
+
+    def read_repairs(self) -> dict[str, dict]:
+        """Rows corrected by hand: ``{id: {"output"?, "label"?, "by", "at", "original"}}``
+        (``original``: the values the row had when it was repaired). The raw candidates are
+        never changed; the methods apply these when they build the dataset."""
+        return {k: {f: v for f, v in e.items() if f != "keep"}
+                for k, e in self._override_entries().items() if set(e) - {"keep"}}
+
+    def write_repair(self, candidate_id: str, *, original: dict, by: str = "",
+                     output: str | None = None, label: str | None = None) -> dict | None:
+        """Save (or with neither ``output`` nor ``label``, remove) the repair of one row;
+        its keep/drop decision is unchanged. Returns the stored repair."""
+        import datetime
+
+        entries = self._override_entries()
+        prev = entries.get(str(candidate_id), {})
+        e = {k: v for k, v in prev.items() if k == "keep"}
+        fixed = {f: v for f, v in (("output", output), ("label", label)) if v is not None}
+        if fixed:
+            e.update(fixed, by=by, at=datetime.datetime.now(datetime.timezone.utc)
+                     .isoformat(timespec="seconds"),
+                     original={f: prev.get("original", {}).get(f, original.get(f))
+                               for f in fixed})
+        entries[str(candidate_id)] = e
+        self._write_override_entries(entries)
+        return self.read_repairs().get(str(candidate_id))
+
+    # ----------------------------------------------------------------- dataset
+    def has_dataset(self) -> bool:
+        return self.records_file("train").is_file()
+
+    def read_records(self, split: str = "train") -> list[dict]:
+        """The records of ``dataset/<split>.jsonl``; ``DatasetError`` if the train split is
+        missing (a missing ``val`` split is empty)."""
+        path = self.records_file(split)
+        if not path.is_file():
+            if split == "val":
+                return []
+            raise DatasetError(f"No dataset at {path}.",
+                               hint="Run 'selfguide synthesize TASK --run NAME' (or "
+                                    "'selfguide filter --run NAME') first.")
+        return store.read_jsonl(path)
+
+    def read_report(self) -> dict | None:
+        data = store.read_json(self.report_file, default=None)
+        return data if isinstance(data, dict) else None
+
+    def write_report(self, report: dict) -> None:
+        store.atomic_write_json(self.report_file, report)
+
+    # ----------------------------------------------------------------- adapter / eval
+    def has_adapter(self) -> bool:
+        return (self.adapter_dir / ADAPTER_MANIFEST).is_file()
+
+    def read_train_metrics(self) -> dict | None:
+        data = store.read_json(self.train_metrics_file, default=None)
+        return data if isinstance(data, dict) else None
+
+    def read_metrics(self) -> dict | None:
+        data = store.read_json(self.metrics_file, default=None)
+        return data if isinstance(data, dict) else None
+
+    def read_predictions(self) -> list[dict]:
+        return store.read_jsonl(self.predictions_file) if self.predictions_file.is_file() \
+            else []
+
+
+def as_run(run: str | os.PathLike | RunDir) -> RunDir:
+    """A ``RunDir`` for a path or ``RunDir`` (run *names* go through :meth:`RunDir.named`)."""
+    return run if isinstance(run, RunDir) else RunDir(run)

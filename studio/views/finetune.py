@@ -1,0 +1,99 @@
+"""The Finetune page's settings panel helpers: the settings of a running job, and a caption
+that says what the chosen method and precision do.
+
+What it does: reads the settings a train job runs with from its argv (as started, through
+``selfguide.settings.cli.config_from_argv``), falling back to the run's ``train_config.json``,
+and puts them into the settings form once per job, so that a reload during a job shows the
+job's settings rather than the preset's; describes the training method in plain words.
+
+What it does not do: start jobs or draw the form (``studio.app.widgets.preset_form``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from selfguide.errors import SelfGuideError
+from selfguide.runs import store
+from selfguide.runs.rundir import RunDir
+from selfguide.settings import cli as cliargs
+from selfguide.settings import fields as sgconfig
+from selfguide.settings import training as traincfg
+from selfguide.settings.training import TrainConfig
+from studio.app import jobs as sjobs
+from studio.app import presets, state
+
+FORM = "train.cfg"
+PAGE = "train"
+CUSTOM = "custom"
+_SHOWN = "train.cfg.job"  # the job whose settings the form was last filled from
+
+
+def job_settings(run_dir: RunDir, jstat: Any) -> dict | None:
+    """The TrainConfig fields of the train job ``jstat`` as a dict, or None if unknown."""
+    argv = list(getattr(jstat, "argv", None) or [])
+    if argv[:1] == ["train"]:
+        try:
+            return dataclasses.asdict(cliargs.config_from_argv(TrainConfig, argv,
+                                                               presets=traincfg.PRESETS))
+        except SelfGuideError:
+            pass
+    saved = store.read_json(run_dir.train_config_file, default=None)
+    train = saved.get("train") if isinstance(saved, dict) else None
+    if not isinstance(train, dict):
+        return None
+    try:
+        return dataclasses.asdict(sgconfig.from_dict(TrainConfig, train, strict=False))
+    except SelfGuideError:
+        return None
+
+
+def show_running_job(run_dir: RunDir, jstat: Any) -> bool:
+    """While a train job runs, fill the form with its settings (once per job).
+
+    The preset picker shows the preset the job runs with, else ``custom``. Returns
+    True when the form was (re)filled in this call.
+    """
+    if not sjobs.is_active(jstat):
+        return False
+    job_id = f"{run_dir.name}:{getattr(jstat, 'started', None) or getattr(jstat, 'pid', '')}"
+    if state.draft(_SHOWN).get("job") == job_id:
+        return False
+    values = job_settings(run_dir, jstat)
+    if values is None:
+        return False
+    state.set_draft(FORM, values)
+    state.set_draft(_SHOWN, {"job": job_id})
+    state.set_widget_value(PAGE, "preset", preset_of(values))
+    state.bump_form(FORM)
+    return True
+
+
+def preset_of(values: dict) -> str:
+    """The name of the preset whose settings are ``values``, else ``custom``."""
+    for name, over in presets.TRAIN.items():
+        if over is not None and \
+                dataclasses.asdict(sgconfig.from_dict(TrainConfig, over)) == values:
+            return name
+    return CUSTOM
+
+
+def method_caption(cfg: TrainConfig | None) -> str:
+    """What the chosen method/precision does, in the words of the form."""
+    method = cfg.method if cfg is not None else "qlora"
+    precision = cfg.precision if cfg is not None else "auto"
+    if precision == "auto":
+        precision = "bf16 where this machine computes it natively, else fp32"
+    if method == "qlora":
+        return ("QLoRA: the frozen base runs in 4-bit NF4 (bitsandbytes) and computes in bf16 "
+                "where this machine has it natively, else fp32; only the small LoRA adapter "
+                "is trained. On a CPU this works but is slower than on a GPU.")
+    if method == "lora":
+        return (f"LoRA: the frozen base runs in {precision}; only the small LoRA adapter is "
+                "trained and saved.")
+    if method == "full":
+        return ("Full finetuning: every weight is updated, in fp32 (tiny models only); the "
+                "whole model is saved.")
+    return (f"auto: QLoRA (4-bit base) on a CUDA GPU, otherwise LoRA on a base in {precision}; "
+            "only the small LoRA adapter is trained.")

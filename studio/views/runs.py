@@ -1,0 +1,106 @@
+"""Run-level views for the studio: one summary row per run, and the page to open it on.
+
+What it does: reads each run directory's small files (manifest, task, config, dataset
+report, eval metrics, job status) into a flat summary for the Runs table, and names the
+page where a run's next step happens.
+
+What it does not do: create, rename, delete or export runs (``selfguide.runs.workspace``),
+create stage artifacts (the stage commands do) or cache anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from selfguide.errors import CorruptFile
+from selfguide.runs import store, workspace
+from selfguide.runs.rundir import RunDir
+from studio.app import frame
+
+
+def _safe_json(path: Path) -> Any:
+    try:
+        return store.read_json(path, default=None)
+    except CorruptFile:
+        return None
+
+
+def count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except FileNotFoundError:
+        return 0
+
+
+def headline_metric(metrics: Any) -> str:
+    """A short "before → after" text from ``eval/metrics.json`` (any known shape)."""
+    if not isinstance(metrics, dict):
+        return ""
+    name = metrics.get("metric", "score")
+    b, a = metrics.get("before"), metrics.get("after")
+    if isinstance(b, dict):
+        b = b.get("score", b.get("mean"))
+    if isinstance(a, dict):
+        a = a.get("score", a.get("mean"))
+    if isinstance(a, (int, float)):
+        if isinstance(b, (int, float)):
+            return f"{name}: {b:.3f} → {a:.3f}"
+        return f"{name}: {a:.3f}"
+    return ""
+
+
+def _status(stages: dict, jobs_: dict[str, str]) -> str:
+    active = [s for s, v in jobs_.items() if v in ("starting", "running")]
+    if active:
+        return "running: " + ", ".join(active)
+    if stages:
+        last = max(stages.items(), key=lambda kv: kv[1].get("updated", 0))
+        return f"{last[0]}: {last[1].get('status', '?')}"
+    if jobs_:
+        return ", ".join(f"{k}: {v}" for k, v in jobs_.items())
+    return "new"
+
+
+def summary(run: str) -> dict:
+    """One row of the Runs table."""
+    d = RunDir.named(run)
+    man = _safe_json(d.manifest_file) or {}
+    task = _safe_json(d.task_file) or {}
+    cfg = _safe_json(d.config_file) or {}
+    report = _safe_json(d.report_file) or {}
+    stages = man.get("stages", {}) if isinstance(man, dict) else {}
+    kept = report.get("kept") if isinstance(report, dict) else None
+    if kept is None:
+        kept = count_lines(d.records_file("train"))
+    model = cfg.get("model", {}) if isinstance(cfg, dict) else {}
+    updated = man.get("updated") if isinstance(man, dict) else None
+    return {
+        "run": run,
+        "status": _status(stages, workspace.job_states(run)),
+        "task": task.get("name", "") if isinstance(task, dict) else "",
+        "method": cfg.get("method", "") if isinstance(cfg, dict) else "",
+        "model": model.get("model", "") if isinstance(model, dict) else str(model),
+        "kept": int(kept or 0),
+        "metrics": headline_metric(_safe_json(d.metrics_file)),
+        "updated": updated or d.path.stat().st_mtime,
+    }
+
+
+def summaries() -> list[dict]:
+    return [summary(r) for r in store.list_runs()]
+
+
+def next_page(run: str) -> str:
+    """The page where the run's next step happens (what 'Open' shows)."""
+    d = RunDir.named(run, must_exist=True)
+    if d.metrics_file.is_file() or d.adapter_dir.is_dir():
+        return frame.page_path("compare")
+    if d.records_file("train").is_file():
+        return frame.page_path("finetune")
+    if d.candidates_file.is_file():
+        return frame.page_path("filter")
+    if d.task_file.is_file():
+        return frame.page_path("synthesize")
+    return frame.page_path("task")
