@@ -43,11 +43,33 @@ def test_unmappable_answer_votes_as_itself():
     assert v.output == "maybe"
 
 
+# Generation: the share is the consensus answer's agreement, its mean ROUGE-L to the other
+# samples (copies count as empty: 0).
 @pytest.mark.parametrize("samples, output, share", [
-    (["how are you", "How are  you", "how do you do"], "how do you do", 1 / 3),
+    (["how are you", "How are  you", "how do you do"], "how do you do", 0.0),
     (["how are you", "how are you"], "how are you", 1.0),        # only copies: copy wins
-    (["hi there", "hi there", "how are you"], "hi there", 2 / 3),
+    (["hi there", "hi there", "how are you"], "hi there", 0.5),
 ])
 def test_copies_of_the_input_do_not_win_unless_all_copy(samples, output, share):
     v = vote_samples(samples, source="How are you")
     assert v.output == output and v.share == pytest.approx(share)
+
+
+def test_copies_take_part_when_the_demos_copy():
+    from selfguide.evaluation.rouge import rouge_l
+
+    v = vote_samples(["how are you", "how are you", "how do you do"], source="How are you",
+                     copies=True)
+    assert v.output == "how are you"
+    assert v.share == pytest.approx((1 + rouge_l("how are you", "how do you do")) / 2)
+
+
+def test_consensus_is_the_medoid_not_the_shortest_one_vote_answer():
+    from selfguide.methods.selfguide.consistency import consensus
+
+    v = consensus(["the cat sat on the mat", "a cat sat on a mat", "dogs run",
+                   "the cat sat on a mat"])
+    assert v.output == "the cat sat on a mat"  # exact vote: a 1-1-1-1 tie -> "dogs run"
+    assert 0.5 < v.share < 0.6
+    assert consensus(["same", "same", "same"]).share == 1.0
+    assert consensus(["", ""]).output == "" and consensus(["only"]).share == 0.0

@@ -203,13 +203,23 @@ def test_apply_generation_filters():
         _row(2, "what makes the ocean salty and blue", "", ["a " * 40], "a " * 40, 1.0),
         _row(3, "why do cats purr when they are happy", "", ["Output: cats?"] * 10,
              "Output: x y z w", 1.0),                                          # noise
-        _row(4, "is it safe to swim after eating food", "", ["a b c d", "e f g h", "i j k l"],
-             "a b c d", 1 / 3),
+        _row(4, "is it safe to swim after eating food", "",
+             ["is swimming safe after a meal", "e f g h", "i j k l"],
+             "is swimming safe after a meal", 1 / 3),                          # low agreement
+        _row(5, "where do the swallows go in winter", "", ["a b c d"] * 3, "a b c d", 1.0),
+        _row(6, "which language should a beginner study first", "", ["go to go to go to go to go"] * 2,
+             "go to go to go to go to go", 1.0),                               # loops
     ])
-    out = apply(df, FilterConfig(min_frequency=0.5), GEN)
+    df["agreement"] = [1.0, 1.0, 1.0, 1.0, 0.1, 1.0, 1.0]
+    out = apply(df, FilterConfig(min_frequency=0.5, min_agreement=0.5), GEN)
+    # Generation: the exact-vote share no longer decides (min_frequency 0.5 would drop row
+    # 4); the consensus agreement does, and pairs unlike the demos' relation go.
     assert out["drop_reason"].tolist() == ["", "copy", "output_length", "output_noise",
-                                           "consistency"]
+                                           "agreement", "relation", "repetition"]
     assert (out["label"] == "").all()
+    loose = apply(df, FilterConfig(min_agreement=0.0, relation_margin=5.0,
+                                   drop_repetitive=False), GEN)
+    assert loose["drop_reason"].tolist()[4:] == ["", "", ""]
 
 
 def test_apply_input_stage_only():

@@ -43,8 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from selfguide import jobs
     from selfguide.methods.selfinstruct import pipeline as selfinstruct_pipeline
-    from selfguide.methods.selfinstruct.config import (SelfInstructConfig,
-                                                       SelfInstructFilterConfig, preset)
+    from selfguide.methods.selfinstruct.config import (
+        SelfInstructConfig,
+        SelfInstructFilterConfig,
+        preset,
+    )
     from selfguide.methods.selfinstruct.prompts import load_seed_tasks
     from selfguide.methods.selfinstruct.table import format_report
     from selfguide.runs import store

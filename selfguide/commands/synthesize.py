@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     from selfguide.errors import DatasetError
     from selfguide.methods.selfguide import pipeline as selfguide_pipeline
     from selfguide.methods.selfguide.report import format_report
-    from selfguide.runs import names as runnames, store
+    from selfguide.runs import names as runnames
+    from selfguide.runs import store
     from selfguide.task.formats import load_task
 
     if methods.get(args.method).command != NAME:

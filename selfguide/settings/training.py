@@ -92,8 +92,14 @@ class TrainConfig:
                                 "faster than sdpa's CPU backward here), the model's default on a GPU.")
     seed: int = field(0, help="Random seed (set before LoRA init; reruns are identical on CPU).",
                       range=(0, 2**31 - 1))
+    max_label_share: float = field(0.9, help="Classification: refuse to train when one label "
+                                             "has at least this share of the training rows "
+                                             "while the demos' labels spread (the tuned model "
+                                             "would learn to answer that label to everything); "
+                                             "1 = off. --force trains anyway.",
+                                   range=(0.5, 1.0))
     force: bool = field(False, help="Train even on a degenerate dataset (one label, identical "
-                                    "completions).")
+                                    "completions, one label far above the demos' share).")
 
     def __post_init__(self) -> None:
         check_choices(self)

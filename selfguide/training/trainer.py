@@ -19,6 +19,7 @@ import json
 import random
 import shutil
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +37,16 @@ from selfguide.training.data import Features, build_features, completion_prefix,
 # --------------------------------------------------------------------------- dataset checks
 
 def check_dataset(records: Sequence[dict], *, task_type: str = "generation",
-                  force: bool = False, own_labels: bool = False) -> dict:
+                  force: bool = False, own_labels: bool = False,
+                  demo_labels: Sequence[str] = (), max_label_share: float = 1.0) -> dict:
     """Raise ``DatasetError`` for an empty or degenerate dataset; return simple stats.
 
-    Degenerate (refused unless ``force``): all completions identical, or a classification
-    set whose rows all carry one label (the model would learn a constant) -- unless
-    ``own_labels``: the labels are the model's own answers (SELF-GUIDE label strategy
-    ``own``), so one label is what the base answers anyway and the dataset report says so.
+    Degenerate (refused unless ``force``): all completions identical; a classification set
+    whose rows all carry one label (the model would learn a constant) -- unless
+    ``own_labels`` and the demos do not spread over labels (the labels are the model's own
+    answers, SELF-GUIDE label strategy ``own``); or one label with ``max_label_share`` of
+    the rows or more while the demos' labels spread (issue 39: 48 A / 12 B taught a
+    3-label task to answer A to every held-out row).
     """
     if not records:
         raise DatasetError("The training set has 0 rows.",
@@ -53,12 +57,13 @@ def check_dataset(records: Sequence[dict], *, task_type: str = "generation",
             raise DatasetError(f"Training row {i + 1} (id {r.get('id')!r}) lacks a string "
                                "'prompt' or 'completion'.")
     completions = {r["completion"].strip() for r in records}
-    labels = {r.get("label") for r in records if r.get("label") not in (None, "")}
+    counts = Counter(str(r["label"]) for r in records if r.get("label") not in (None, ""))
     stats = {"rows": len(records), "distinct_completions": len(completions),
-             "labels": sorted(map(str, labels))}
+             "labels": sorted(counts), "label_counts": dict(counts)}
     if force:
         return stats
-    if own_labels and task_type == "classification" and len(labels) == 1:
+    spread = len(set(demo_labels)) >= 2
+    if own_labels and task_type == "classification" and len(counts) == 1 and not spread:
         stats["own_single_label"] = True
         return stats
     if len(records) > 1 and len(completions) == 1:
@@ -66,11 +71,33 @@ def check_dataset(records: Sequence[dict], *, task_type: str = "generation",
                            f"({next(iter(completions))[:60]!r}); the model would learn a "
                            "constant.", hint="Synthesize more diverse examples, or pass "
                                              "--force to train anyway.")
-    if task_type == "classification" and len(records) > 1 and len(labels) == 1:
-        raise DatasetError(f"Every training row has the label {next(iter(labels))!r}.",
+    if task_type == "classification" and len(records) > 1 and len(counts) == 1:
+        raise DatasetError(f"Every training row has the label {next(iter(counts))!r}.",
                            hint="Balance the labels (see the SELF-GUIDE label settings) or "
                                 "pass --force to train anyway.")
+    if task_type == "classification" and spread and len(records) > 1:
+        _check_label_skew(counts, demo_labels, max_label_share)
     return stats
+
+
+def _check_label_skew(counts: Counter, demo_labels: Sequence[str], limit: float) -> None:
+    """Refuse a dataset whose top label has ``limit`` of the rows or more when the demos'
+    top label has less: what the model would learn is that label, not the task."""
+    label, n = counts.most_common(1)[0]
+    share = n / sum(counts.values())
+    demo_share = Counter(demo_labels).most_common(1)[0][1] / len(demo_labels)
+    if limit >= 1.0 or share < limit or share <= demo_share:
+        return
+    other = ", ".join(f"{k} {v}" for k, v in counts.most_common()[1:]) or "no other label"
+    raise DatasetError(
+        f"{n} of the {sum(counts.values())} training rows ({share:.0%}) have the label "
+        f"{label!r} ({other}), while the demos spread over "
+        f"{len(set(demo_labels))} labels ({demo_share:.0%} at most): the tuned model would "
+        "learn to answer it to everything (a collapse), not the task.",
+        hint="Check the labels on the Filter page (or 'selfguide filter'), synthesize more "
+             "inputs of the other labels, or pass --force to train anyway.",
+        ui_hint="Check the labels on the Filter page or synthesize more inputs of the other "
+                "labels; tick *force* in the training settings to train anyway.")
 
 
 def split_validation(records: Sequence[dict], cfg: TrainConfig, *,
@@ -182,7 +209,7 @@ def preflight(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig |
     run_dir = Path(run_dir)
     model_cfg = model_cfg or RunDir(run_dir).model_config()
     records, _ = load_train_records(run_dir)
-    check_run_dataset(run_dir, records, force=cfg.force)
+    check_run_dataset(run_dir, records, force=cfg.force, max_label_share=cfg.max_label_share)
     device = models.pick_device(model_cfg.device)
     cfg = cfg.resolve(device)
     train_dist.check_supported(cfg, device)
@@ -196,13 +223,19 @@ def preflight(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig |
     return dims
 
 
-def check_run_dataset(run_dir: Path, records: Sequence[dict], *, force: bool = False
-                      ) -> dict:
+def check_run_dataset(run_dir: Path, records: Sequence[dict], *, force: bool = False,
+                      max_label_share: float = 1.0) -> dict:
     """:func:`check_dataset` for a run's training rows (its task type, and whether its
     labels are the model's own answers, from ``dataset/report.json``)."""
-    report = RunDir(run_dir).read_report() or {}
+    run = RunDir(run_dir)
+    report = run.read_report() or {}
+    task = store.read_json(run.task_file, default={}) or {}
+    demos = task.get("examples") if isinstance(task, dict) else None
+    demo_labels = [str(d.get("output", "")).strip() for d in demos or []
+                   if isinstance(d, dict)]
     return check_dataset(records, task_type=run_task_type(run_dir), force=force,
-                         own_labels=report.get("label_strategy") == "own")
+                         own_labels=report.get("label_strategy") == "own",
+                         demo_labels=demo_labels, max_label_share=max_label_share)
 
 
 def run_task_type(run_dir: Path) -> str:
@@ -241,7 +274,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     model_cfg = model_cfg or run.model_config()
     dims = preflight(run_dir, cfg, model_cfg=model_cfg)
     records, val_records = load_train_records(run_dir)
-    stats = check_run_dataset(run_dir, records, force=cfg.force)
+    stats = check_run_dataset(run_dir, records, force=cfg.force,
+                              max_label_share=cfg.max_label_share)
     if stats.get("own_single_label"):
         events.emit("warning", message=f"Every training row has the label "
                                        f"{stats['labels'][0]!r}: the model's own answer to "

@@ -64,6 +64,23 @@ def vote_shares(df: pd.DataFrame, threshold: float | None = None) -> alt.Chart:
     return bars + rule
 
 
+def shares(df: pd.DataFrame, column: str, title: str, threshold: float | None = None
+           ) -> alt.Chart:
+    """Histogram of a 0..1 ``column`` split by each row's final decision, with the filter's
+    ``threshold`` as a dashed rule when it applies."""
+    vs = df.assign(status=df["kept"].map({True: "kept", False: "dropped"}))
+    vs = vs[[column, "status"]].dropna()
+    bars = alt.Chart(vs).mark_bar().encode(
+        x=alt.X(f"{column}:Q", bin=alt.Bin(step=0.1, extent=[0, 1.0001]), title=title),
+        y=alt.Y("count():Q", stack="zero", title="rows"),
+        color=kept_colour("status"))
+    if threshold is None:
+        return bars
+    rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(
+        strokeDash=[4, 4], color="#333").encode(x="threshold:Q")
+    return bars + rule
+
+
 def loss(pts: pd.DataFrame) -> alt.Chart:
     """The training loss curve (``step``, ``loss``, ``kind`` train/validation): whole-number
     step ticks and rounded loss labels, also for a single logged point (issue 15, item 8)."""

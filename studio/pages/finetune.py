@@ -29,7 +29,8 @@ records: list[dict] = []
 stats, dataset_error = None, None
 try:
     records, _val = training.load_train_records(run_dir.path)
-    stats = training.check_run_dataset(run_dir.path, records)
+    stats = training.check_run_dataset(run_dir.path, records,
+                                       max_label_share=TrainConfig().max_label_share)
 except DatasetError as exc:
     dataset_error = exc
 except SelfGuideError as exc:

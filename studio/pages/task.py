@@ -10,6 +10,7 @@ from selfguide.runs.rundir import RunDir
 from selfguide.task import formats as task_formats
 from selfguide.task import spec as sgtask
 from studio.app import frame, state, widgets
+from studio.views import structure as structure_view
 from studio.views import task as task_editor
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
@@ -58,6 +59,7 @@ if d is None and run:
     saved = store.read_json(RunDir.named(run).task_file)  # as saved: the editor validates
     d = saved if isinstance(saved, dict) else None
 spec = task_editor.validate(task_editor.editor(d if d is not None else task_editor.EMPTY))
+structure_view.show_template(spec)
 
 # --------------------------------------------------------------------------- save
 st.subheader("Use this task")

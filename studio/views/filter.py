@@ -24,9 +24,12 @@ from studio.app import charts, frame, state, widgets
 from studio.app import jobs as sjobs
 from studio.views import filter_repairs as repairs
 from studio.views import filter_rows as filtering
+from studio.views import structure as structure_view
 
-SLIDERS = {"length_k": (0.0, 10.0, 0.25), "near_duplicate_threshold": (0.05, 1.0, 0.05),
-           "min_frequency": (0.0, 1.0, 0.05), "val_fraction": (0.0, 0.5, 0.05),
+SLIDERS = {"min_structure": (0.0, 1.0, 0.05), "length_k": (0.0, 10.0, 0.25),
+           "near_duplicate_threshold": (0.05, 1.0, 0.05),
+           "min_frequency": (0.0, 1.0, 0.05), "min_agreement": (0.0, 1.0, 0.05),
+           "relation_margin": (0.0, 5.0, 0.25), "val_fraction": (0.0, 0.5, 0.05),
            "calibration_margin": (0.0, 5.0, 0.1), "dominant_label_share": (0.05, 1.0, 0.05),
            "low_vote_share": (0.0, 1.0, 0.05)}
 ROUGE_COLUMN = {"score": st.column_config.ProgressColumn("ROUGE-L", min_value=0.0,
@@ -162,7 +165,17 @@ def _headline(df, overrides: dict, eff, choice: dict, task) -> None:
 
 def _vote_share_tab(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
     """The vote-share histogram and a caption that says the rule in effect: the
-    threshold drops rows only when the labels (or outputs) come from the vote."""
+    threshold drops rows only when the labels (or outputs) come from the vote. Generation:
+    the consensus answer's agreement with the other samples, and the min agreement."""
+    if task is not None and not task.is_classification and "agreement" in df.columns \
+            and df["agreement"].notna().any():
+        st.altair_chart(charts.shares(df, "agreement", "agreement of the consensus answer "
+                                      "with the other samples (mean ROUGE-L)",
+                                      cfg.min_agreement or None), width="stretch")
+        st.caption(f"min agreement = {cfg.min_agreement:.2f} (the dashed line): the answer "
+                   "kept is the sample that agrees most with the others; rows whose "
+                   "agreement is lower are dropped (reason *agreement*).")
+        return
     off = filtering.inert_controls(eff, task).get("min_frequency")
     st.altair_chart(charts.vote_shares(df, None if off else cfg.min_frequency),
                     width="stretch")
@@ -177,7 +190,8 @@ def _vote_share_tab(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
 
 
 def _chart_tabs(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
-    tabs = st.tabs(["Funnel", "Labels", "Lengths", "Vote share", "Near-duplicates"])
+    tabs = st.tabs(["Funnel", "Labels", "Structure", "Lengths", "Vote share",
+                    "Near-duplicates"])
     with tabs[0]:
         st.altair_chart(charts.funnel(filtering.reason_counts(df)), width="stretch")
         st.caption("Each dropped row is counted once, at the first filter it fails "
@@ -197,13 +211,15 @@ def _chart_tabs(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
                            "'own' is the model's likeliest label in the form it answers in.")
                 st.dataframe(agree, hide_index=True, width="stretch")
     with tabs[2]:
-        st.altair_chart(charts.lengths(filtering.lengths(df)), width="content")
+        structure_view.structure_tab(df, task, cfg.min_structure)
     with tabs[3]:
+        st.altair_chart(charts.lengths(filtering.lengths(df)), width="content")
+    with tabs[4]:
         if "vote_share" in df.columns:
             _vote_share_tab(df, cfg, eff, task)
         else:
             st.caption("No answers yet (stage 2 has not run).")
-    with tabs[4]:
+    with tabs[5]:
         nd = filtering.near_duplicates(df, task, cfg)
         st.caption(f"Inputs whose ROUGE-L to a demo or an earlier input is ≥ "
                    f"{cfg.near_duplicate_threshold:.2f} are dropped. Closest pairs first.")

@@ -34,8 +34,8 @@ from selfguide.task.spec import TaskSpec
 DECISIONS = ("auto", "keep", "drop")
 ORDER = filters.ORDER  # SELF-GUIDE filters, in the order a drop reason is assigned
 TABLE_LIMIT = 1000
-TABLE_COLS = ("decision", "kept", "drop_reason", "label", "vote_share", "input", "output",
-              "round", "target_label", "id")
+TABLE_COLS = ("decision", "kept", "drop_reason", "label", "vote_share", "agreement",
+              "structure_score", "input", "output", "round", "target_label", "id")
 
 
 def _stamp(path: Path) -> tuple[float, int]:
@@ -160,8 +160,12 @@ def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:
         return {}
     if not task.is_classification:
         why = "only classification tasks have labels."
-        return {f: why for f in ("label_strategy", "agree_source", "calibration_margin",
-                                 "balance", "dominant_label_share")}
+        out = {f: why for f in ("label_strategy", "agree_source", "calibration_margin",
+                                "balance", "dominant_label_share")}
+        out["min_frequency"] = ("generation answers rarely match word for word: the "
+                                "agreement of the consensus answer with the other samples "
+                                "(min agreement) decides instead.")
+        return out
     strat = "vote" if eff.label_strategy == "auto" else eff.label_strategy
     src = {"target": "the label each input was written for", "rank": "the ranked label "
            "scores", "calibrated": "the calibrated label scores", "own": "the model's own "
@@ -169,7 +173,10 @@ def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:
            "label, kept where the " + eff.agree_source + " label agrees"}.get(strat, "the vote")
     uses_vote = strat == "vote" or (strat == "agree" and eff.agree_source == "vote")
     uses_cal = strat == "calibrated" or (strat == "agree" and eff.agree_source == "calibrated")
-    out = {"drop_copies": "a classification answer is a label, never a copy of the input."}
+    out = {"drop_copies": "a classification answer is a label, never a copy of the input.",
+           "min_agreement": "classification answers are labels: the vote share (min "
+                            "frequency) measures their agreement.",
+           "relation_margin": "a label has no length or overlap relation to its input."}
     if not uses_vote:
         out["min_frequency"] = (f"with label strategy '{strat}' the labels come from {src}, "
                                 "not from the vote, so no vote-share threshold applies.")
@@ -281,6 +288,16 @@ def reason_options(df: pd.DataFrame, order: tuple[str, ...] = ORDER) -> list[str
     return ["kept", *[r for r in order if r in present]]
 
 
+def _informative(df: pd.DataFrame, column: str) -> bool:
+    """Agreement only for generation runs (it is empty otherwise); the structure score only
+    when some input lacks part of the demos' structure."""
+    if column == "agreement":
+        return bool(df[column].notna().any())
+    if column == "structure_score":
+        return bool((df[column].fillna(1.0) < 1.0).any())
+    return True
+
+
 def table(df: pd.DataFrame, overrides: dict[str, bool], show: list[str],
           columns: tuple[str, ...] = TABLE_COLS) -> pd.DataFrame:
     """The editable candidates table (rows matching ``show``: 'kept' and/or reasons)."""
@@ -292,7 +309,7 @@ def table(df: pd.DataFrame, overrides: dict[str, bool], show: list[str],
         d = d[mask]
     d = d.head(TABLE_LIMIT).copy()
     d["decision"] = [decision_of(overrides.get(str(i))) for i in d["id"]]
-    cols = [c for c in columns if c in d.columns]
+    cols = [c for c in columns if c in d.columns and _informative(df, c)]
     out = d[cols].reset_index(drop=True)
     for c in ("input", "output", "label", "drop_reason", "target_label", "id"):
         if c in out.columns:

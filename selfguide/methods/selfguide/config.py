@@ -67,6 +67,10 @@ class SynthesisConfig:
     input_chat: bool = field(False, help="Wrap input-generation prompts in the model's chat "
                                          "template. Off = a plain few-shot list to continue, "
                                          "which small models follow far better.")
+    input_template: bool = field(True, help="When every demo input starts with the same field "
+                                            "marker (\"Premise:\"), write it at the start of "
+                                            "each new input so the model fills the demos' "
+                                            "form; the structure filter checks the rest.")
     input_prompt: str = field("by_label", choices=INPUT_PROMPTS,
                               help="Classification: how a stage-1 prompt asks for an input of "
                                    "its target label. by_label = a list of inputs whose "
@@ -133,6 +137,11 @@ class FilterConfig:
     noise_terms: tuple[str, ...] = field(DEFAULT_NOISE_TERMS, help="Case-insensitive terms "
                                          "that mark a text as noise (prompt markers, chatty "
                                          "openers); comma-separated on the command line.")
+    min_structure: float = field(1.0, help="Inputs must carry at least this share of the "
+                                           "structure every demo input shares (its field "
+                                           "markers in order, separators, a marked span, its "
+                                           "line count; shown on the Task page): 1 = all of "
+                                           "it, 0 = off. No effect when the demos share none.")
     length_k: float = field(3.0, help="Length window = mean +/- k standard deviations of the "
                                       "demos' word counts (k).")
     min_words: int = field(0, help="Absolute lower bound on input words (0 = from the demos).")
@@ -158,7 +167,19 @@ class FilterConfig:
     calibration_margin: float = field(0.0, help="'calibrated': keep a row only if its best "
                                                 "calibrated score beats the second by >= this.")
     drop_copies: bool = field(True, help="Generation tasks: drop answers identical to their "
+                                         "input, unless a demo's output (nearly) copies its "
                                          "input.")
+    min_agreement: float = field(0.3, help="Generation tasks: keep an answer only if it agrees "
+                                           "with the other samples by at least this mean "
+                                           "ROUGE-L (the consensus answer's agreement; 0 = "
+                                           "off).")
+    relation_margin: float = field(0.5, help="Generation tasks: keep a pair only if its "
+                                             "output/input length ratio and ROUGE-L lie within "
+                                             "the demos' range widened by this margin (ratio "
+                                             "x or / (1 + margin), overlap +/- margin/2); "
+                                             "larger = looser, 5 = off.")
+    drop_repetitive: bool = field(True, help="Drop answers that loop (one 3-word phrase "
+                                             "repeated 3+ times over a third of the answer).")
     balance: bool = field(True, help="Classification: downsample every label to the rarest "
                                      "label's count (seeded); not with label strategy own.")
     max_examples: int = field(0, help="Cap on training examples after filtering (0 = none).")
@@ -173,6 +194,7 @@ class FilterConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "noise_terms",
                            tuple(t for t in (str(x).strip() for x in self.noise_terms) if t))
+        check(0.0 <= self.min_structure <= 1.0, "min_structure", "must be in [0, 1].")
         check(0.0 <= self.length_k <= 100, "length_k", "must be in 0..100.")
         check(self.min_words >= 0 and self.max_words >= 0, "min_words", "must be >= 0.")
         check(self.max_words == 0 or self.max_words >= self.min_words, "max_words",
@@ -180,6 +202,8 @@ class FilterConfig:
         check(0.0 < self.near_duplicate_threshold <= 1.0, "near_duplicate_threshold",
               "must be in (0, 1] (1 = only exact token matches).")
         check(0.0 <= self.min_frequency <= 1.0, "min_frequency", "must be in [0, 1].")
+        check(0.0 <= self.min_agreement <= 1.0, "min_agreement", "must be in [0, 1].")
+        check(0.0 <= self.relation_margin <= 5.0, "relation_margin", "must be in [0, 5].")
         check(self.calibration_margin >= 0.0, "calibration_margin", "must be >= 0.")
         check(self.max_examples >= 0, "max_examples", "must be >= 0.")
         check(0.0 <= self.val_fraction < 0.9, "val_fraction", "must be in [0, 0.9).")

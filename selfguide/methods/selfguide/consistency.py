@@ -8,8 +8,13 @@ is decided by the filters, so the threshold can change without re-voting.
 For classification the samples are first mapped onto the label set
 (:func:`selfguide.task.parsing.map_label`), so "Entailment." and "entailment" vote together; an
 answer that maps to no label votes as itself and, if it wins, is dropped by the label
-filter. Empty answers do not vote but still count in the denominator. For generation
-tasks, answers that copy the input only win when every sample is a copy.
+filter. Empty answers do not vote but still count in the denominator.
+
+Generation answers rarely coincide as exact strings, so :func:`consensus` picks the sample
+that agrees most with the others (minimum Bayes risk under ROUGE-L: the medoid; "universal
+self-consistency") and reports that agreement, the mean ROUGE-L to the other samples
+(empty ones count as 0), in place of the exact-vote share. Answers that copy the input
+only take part when every sample is a copy or when the demos' outputs copy their inputs.
 
 Pure functions; no model calls.
 """
@@ -51,19 +56,49 @@ def clean_samples(samples: Sequence[str], labels: Sequence[str] = ()) -> list[st
     return out
 
 
+def consensus(answers: Sequence[str]) -> Vote:
+    """The medoid of the answers under ROUGE-L and its mean agreement with the others.
+
+    ``share`` is the winner's mean ROUGE-L F to the other samples (empty samples count as 0;
+    1.0 when every sample is the same text; 0.0 with one sample); ``votes`` keeps the
+    exact-string counts for display. Ties go to the shortest, then alphabetical.
+    """
+    from selfguide.evaluation.rouge import rouge_l
+
+    texts = [a for a in answers if a]
+    if not texts:
+        return Vote("", 0.0, {})
+    counts = Counter(texts)
+    distinct = sorted(counts, key=lambda a: (len(a), a))
+    others = len(answers) - 1
+    best, best_score = distinct[0], -1.0
+    for a in distinct:
+        total = sum(rouge_l(a, b) * n for b, n in counts.items() if b != a)
+        total += counts[a] - 1  # its own repeats agree fully
+        score = total / others if others else 0.0
+        if score > best_score + 1e-12:
+            best, best_score = a, score
+    ordered = dict(sorted(counts.items(), key=lambda kv: (-kv[1], len(kv[0]), kv[0])))
+    return Vote(best, round(best_score, 6), ordered)
+
+
 def vote_samples(samples: Sequence[str], labels: Sequence[str] = (), *,
-                 source: str | None = None) -> Vote:
+                 source: str | None = None, copies: bool = False) -> Vote:
     """:func:`clean_samples` then :func:`vote`.
 
-    With ``source`` (generation tasks: the input), answers that merely copy the input do
-    not vote unless every answer is a copy -- a small model asked to paraphrase often
-    echoes its input, and one real paraphrase among the samples is worth more. The copies
-    still count in the denominator, so the share says how rare the real answer was.
+    With ``source`` (generation tasks: the input) the answer is the :func:`consensus` of
+    the samples, and answers that merely copy the input take no part unless every answer is
+    a copy or ``copies`` (the demos' outputs copy their inputs) -- a small model asked to
+    paraphrase often echoes its input, and one real paraphrase among the samples is worth
+    more. The copies still count in the denominator, so the agreement says how rare the
+    real answer was.
     """
     answers = clean_samples(samples, labels)
-    if source is not None:
+    if source is None:
+        return vote(answers)
+    if not copies:
         key = " ".join(source.casefold().split())
         real = [a if " ".join(a.casefold().split()) != key else "" for a in answers]
         if any(real):
-            return vote(real)
-    return vote(answers)
+            return consensus(real)
+    return consensus(answers)

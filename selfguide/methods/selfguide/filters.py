@@ -10,10 +10,16 @@ part; they are computed once (:func:`near_duplicate_scores`) and cached in the
 ``nd_score``/``nd_nearest`` columns.
 
 Input filters (SELF-GUIDE, Zhao et al. 2024, sec. 3.2 "rule-based filters"):
-``empty``, ``noise``, ``length``, ``duplicate``, ``near_duplicate`` (Self-Instruct,
-Wang et al. 2022: ROUGE-L >= 0.7 to an existing instruction is dropped).
+``empty``, ``noise``, ``structure`` (the share of the structure every demo input shares,
+:mod:`selfguide.task.structure`; inputs without the demos' fields cannot be labelled
+meaningfully), ``length``, ``duplicate``, ``near_duplicate`` (Self-Instruct, Wang et al.
+2022: ROUGE-L >= 0.7 to an existing instruction is dropped).
 Output filters: ``annotated``, ``output_empty``, ``output_noise``, ``output_length``,
-``copy``, ``consistency`` (SELF-GUIDE self-consistency, min_frequency), ``label``
+``repetition`` (an answer looping on a phrase), ``copy`` (not when the demos copy),
+``relation`` (generation: output/input length ratio and ROUGE-L inside the demos'
+envelope, :mod:`~selfguide.methods.selfguide.relation`), ``consistency`` (classification:
+SELF-GUIDE self-consistency, min_frequency), ``agreement`` (generation: the consensus
+answer's mean ROUGE-L to the other samples, min_agreement), ``label``
 (classification: maps to exactly one label under the chosen strategy), ``balance``
 (downsample every label to the rarest one; not under the ``own`` strategy, whose label
 shares are the model's own answers) and ``manual`` (overrides.json).
@@ -34,15 +40,17 @@ from typing import TYPE_CHECKING, Any
 from selfguide.methods.candidates import funnel as _funnel
 from selfguide.methods.checks import not_empty, text_key, word_count
 from selfguide.methods.selfguide.config import FilterConfig
+from selfguide.methods.selfguide.relation import demo_relation, in_relation, repetitive
 from selfguide.methods.selfguide.strategies import calibrated_labels, rank_labels
 from selfguide.task.spec import TaskSpec
+from selfguide.task.structure import InputTemplate, infer_template
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-INPUT_FILTERS = ("empty", "noise", "length", "duplicate", "near_duplicate")
-OUTPUT_FILTERS = ("annotated", "output_empty", "output_noise", "output_length", "copy",
-                  "consistency", "label", "balance", "manual")
+INPUT_FILTERS = ("empty", "noise", "structure", "length", "duplicate", "near_duplicate")
+OUTPUT_FILTERS = ("annotated", "output_empty", "output_noise", "output_length", "repetition",
+                  "copy", "relation", "consistency", "agreement", "label", "balance", "manual")
 ORDER = INPUT_FILTERS + OUTPUT_FILTERS
 
 
@@ -188,6 +196,21 @@ def _missing(v: Any) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
+def demo_template(task: TaskSpec | None) -> InputTemplate:
+    """The structure every demo input of ``task`` shares (empty without a task)."""
+    return infer_template([d.input for d in task.demos]) if task is not None \
+        else InputTemplate()
+
+
+def has_structure(texts: Sequence[str], template: InputTemplate, min_share: float
+                  ) -> list[bool]:
+    """Drop inputs that carry less than ``min_share`` of the demos' shared structure
+    (issue 39: without the fields, labels follow the model's prior, not the input)."""
+    if template.empty or min_share <= 0:
+        return [True] * len(texts)
+    return [template.score(t) >= min_share - 1e-9 for t in texts]
+
+
 def input_masks(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None
                 ) -> dict[str, list[bool]]:
     """The input-stage keep-masks (needs ``nd_score``; see :func:`ensure_near_duplicate_scores`)."""
@@ -198,6 +221,7 @@ def input_masks(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None
     return {
         "empty": not_empty(inputs),
         "noise": no_noise(inputs, cfg.noise_terms),
+        "structure": has_structure(inputs, demo_template(task), cfg.min_structure),
         "length": in_length(inputs, lo, hi),
         "duplicate": not_duplicate(inputs, demos),
         "near_duplicate": [s < cfg.near_duplicate_threshold for s in nd],
@@ -256,6 +280,8 @@ def apply(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None = None, *,
     """
     df = ensure_near_duplicate_scores(df, task)
     out = df.copy()
+    template = demo_template(task)
+    out["structure_score"] = [template.score(str(x)) for x in _col(out, "input", "")]
     masks = input_masks(out, cfg, task)
     n = len(out)
     if stage == "all":
@@ -295,9 +321,10 @@ def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
     m["output_empty"] = [a and bool(o.strip()) for a, o in zip(annotated, outputs)] \
         if not (is_cls and cfg.label_strategy == "target") else [True] * n
     m["output_noise"] = no_noise(outputs, cfg.noise_terms)
+    m["repetition"] = [not (cfg.drop_repetitive and repetitive(o)) for o in outputs]
     if is_cls:
         m["output_length"] = [True] * n
-        m["copy"] = [True] * n
+        m["copy"] = m["relation"] = m["agreement"] = [True] * n
         uses_vote = cfg.label_strategy in ("vote", "auto") or (cfg.label_strategy == "agree"
                                                      and cfg.agree_source == "vote")
         if not uses_vote:
@@ -308,12 +335,7 @@ def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
         m["label"] = ok
         out["label"] = labels
     else:
-        demos = [d.output for d in task.demos] if task is not None else []
-        lo, hi = length_window(demos, cfg.length_k)
-        m["output_length"] = in_length(outputs, lo, hi)
-        m["copy"] = [not (cfg.drop_copies and text_key(o) == text_key(i) and o.strip())
-                     for o, i in zip(outputs, inputs)]
-        m["consistency"] = [s >= cfg.min_frequency for s in share]
+        m.update(_generation_masks(out, cfg, task, inputs, outputs))
         m["label"] = [True] * n
         out["label"] = [""] * n
     # Balance among rows that pass everything before it.
@@ -333,6 +355,24 @@ def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
             m["balance"] = [bl and (not e or i in keep)
                             for i, (bl, e) in enumerate(zip(m["balance"], eligible))]
     return m
+
+
+def _generation_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
+                      inputs: list[str], outputs: list[str]) -> dict[str, list[bool]]:
+    """Length, copy, relation to the demos and sample agreement (generation tasks)."""
+    pairs = [(d.input, d.output) for d in task.demos] if task is not None else []
+    relation = demo_relation(pairs)
+    lo, hi = length_window([o for _, o in pairs], cfg.length_k)
+    agreement = _col(out, "agreement", None)  # None: a run from before consensus
+    return {
+        "output_length": in_length(outputs, lo, hi),
+        "copy": [not (cfg.drop_copies and not relation.copies and o.strip()
+                      and text_key(o) == text_key(i)) for o, i in zip(outputs, inputs)],
+        "relation": in_relation(inputs, outputs, relation, cfg.relation_margin)
+        if cfg.relation_margin < 5.0 else [True] * len(outputs),
+        "consistency": [True] * len(outputs),
+        "agreement": [a is None or float(a) >= cfg.min_agreement for a in agreement],
+    }
 
 
 def funnel(df: pd.DataFrame) -> list[dict]:

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from selfguide.methods.selfguide.config import FilterConfig
-from selfguide.methods.selfguide.filters import ORDER, funnel
+from selfguide.methods.selfguide.filters import INPUT_FILTERS, ORDER, demo_template, funnel
 from selfguide.methods.selfguide.strategies import agreement, calibrated_labels, rank_labels
 from selfguide.task.spec import TaskSpec
 
@@ -35,9 +35,8 @@ def strategy_table(df: pd.DataFrame, task: TaskSpec) -> dict[str, dict]:
     annotated rows that passed the input filters."""
     if not task.is_classification or "label_vote" not in df.columns or not len(df):
         return {}
-    inp = df[[all(x) for x in zip(*(df[f"f_{n}"] for n in ("empty", "noise", "length",
-                                                            "duplicate", "near_duplicate",
-                                                            "annotated")))]]
+    passed = [f"f_{n}" for n in (*INPUT_FILTERS, "annotated") if f"f_{n}" in df.columns]
+    inp = df[[all(x) for x in zip(*(df[c] for c in passed))]]
     labels = list(task.labels)
     target = inp["target_label"].fillna("").astype(str).tolist()
     scores = inp["label_scores"].tolist() if "label_scores" in inp else [None] * len(inp)
@@ -212,10 +211,26 @@ def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
         "labels": by_label,
         "strategies": strategies,
         "vote_share": _share_stats(shares),
+        "structure": structure_summary(df, task, cfg),
         "diagnostics": diags,
         "degenerate": any(d["level"] == "error" or d["code"] == "dominant_label" for d in diags),
         "filter_order": list(ORDER),
     }
+
+
+def structure_summary(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig) -> dict | None:
+    """The demos' shared input structure and how many generated and kept inputs carry it
+    (None when the demos share none)."""
+    template = demo_template(task)
+    if template.empty:
+        return None
+    scores = df["structure_score"].tolist() if "structure_score" in df.columns else []
+    kept = df.loc[df["kept"], "structure_score"].tolist() if scores else []
+    return {"template": template.describe(), "markers": list(template.markers),
+            "min_structure": cfg.min_structure,
+            "generated_carry": round(sum(s >= 1.0 for s in scores) / len(scores), 4)
+            if scores else None,
+            "kept_carry": round(sum(s >= 1.0 for s in kept) / len(kept), 4) if kept else None}
 
 
 def format_report(report: dict) -> str:
@@ -249,6 +264,11 @@ def format_report(report: dict) -> str:
             if s.get("agreement_chance") is not None:
                 agr += f" (chance {s['agreement_chance']:.0%})"
             lines.append(f"  {name:<11} {dist:<40} agreement {agr}")
+    st = report.get("structure")
+    if st and st.get("generated_carry") is not None:
+        kept = "-" if st.get("kept_carry") is None else f"{st['kept_carry']:.0%}"
+        lines.append(f"Input structure ({st['template']}): {st['generated_carry']:.0%} of the "
+                     f"new inputs carry it, {kept} of the kept ones")
     vs = report.get("vote_share") or {}
     if vs.get("mean") is not None:
         lines.append(f"Vote share: mean {vs['mean']:.2f}, median {vs['median']:.2f}")

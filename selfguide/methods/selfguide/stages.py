@@ -32,7 +32,14 @@ from selfguide.methods.candidates import unique
 from selfguide.methods.checks import text_key
 from selfguide.methods.selfguide import choice, labelling
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
-from selfguide.methods.selfguide.filters import apply, in_length, length_window, no_noise
+from selfguide.methods.selfguide.filters import (
+    apply,
+    demo_template,
+    has_structure,
+    in_length,
+    length_window,
+    no_noise,
+)
 from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
 from selfguide.methods.selfguide.table import build_table
 from selfguide.runs import store
@@ -79,12 +86,14 @@ class _Pool:
         self.lo, self.hi = length_window(demos, filters.length_k, filters.min_words,
                                          filters.max_words)
         self.noise = filters.noise_terms
+        self.template, self.min_structure = demo_template(task), filters.min_structure
         self.seen = {text_key(d) for d in demos}
         self.items: list[tuple[str, str]] = []
 
     def add(self, text: str, target: str) -> None:
         k = text_key(text)
         if text and k not in self.seen and no_noise([text], self.noise)[0] \
+                and has_structure([text], self.template, self.min_structure)[0] \
                 and in_length([text], self.lo, self.hi)[0]:
             self.items.append((text, target))
         self.seen.add(k)
@@ -115,8 +124,10 @@ def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
 
     The whole round is decoded again (same prompts, same batch, same seed) so a row lost to
     a torn line comes back with exactly its uninterrupted text."""
-    prompts = [input_generation_prompt(task, shown, target or None, form=cfg.input_prompt)
-               for _, target, shown in plan]
+    start = input_start(task, cfg)
+    base = [input_generation_prompt(task, shown, target or None, form=cfg.input_prompt)
+            for _, target, shown in plan]
+    prompts = [b + (f" {start}" if start else "") for b in base]
     s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
     outs = generator.generate(prompts, s, 1, chat=chat and cfg.input_chat,
                               cancel=cancel, progress=delta_progress(progress))
@@ -127,8 +138,52 @@ def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
         raw = comps[0] if comps else ""
         new.append({"id": row_id(rnd, p), "method": "selfguide", "round": rnd,
                     "prompt_id": p, "target_label": target, "raw": raw,
-                    "input": parse_input(raw), "n_shown": len(shown)})
+                    "input": with_start(parse_input(raw), start), "n_shown": len(shown)})
+    if cfg.input_template:
+        _fill_slots(demo_template(task), new, {p: b for (p, _, _), b in zip(plan, base)},
+                    generator, dataclasses.replace(s, seed=_seed(cfg.seed, "slots", rnd)),
+                    chat=chat and cfg.input_chat, cancel=cancel)
     return new
+
+
+def _fill_slots(template, rows: list[dict], base: dict[int, str], generator: Generator,
+                sampling: SamplingConfig, *, chat: bool, cancel: Callable[[], bool] | None
+                ) -> None:
+    """Write the fields a new input lacks, in the demos' order, and let the model fill each
+    (issue 39): a row with ``Premise: …`` and no ``Hypothesis:`` is continued from ``…
+    \\n Hypothesis:``. One batched pass per missing field at most; what follows the
+    template (a repeated field, extra lines) is cut. ``slots`` counts the fields written."""
+    if not template.markers or not rows:
+        return
+    for _ in range(len(template.markers)):
+        todo = [(r, template.next_missing(r["input"])) for r in rows if r["input"]]
+        # a first field that opens every demo is written by stage 1 (input_start)
+        todo = [(r, i) for r, i in todo if i is not None and (i or not template.prefix)]
+        if not todo:
+            break
+        heads = [template.open_field(r["input"], i) for r, i in todo]
+        outs = generator.generate([f"{base[r['prompt_id']]} {h}" for (r, _), h in
+                                   zip(todo, heads)], sampling, 1, chat=chat, cancel=cancel)
+        for (r, _), head, comps in zip(todo, heads, outs):
+            field = parse_input(comps[0] if comps else "")
+            r["input"] = f"{head} {field}".rstrip() if field else head
+            r["slots"] = int(r.get("slots", 0)) + 1
+    for r in rows:
+        r["input"] = template.trim(r["input"]) if r["input"] else r["input"]
+
+
+def input_start(task: TaskSpec, cfg: SynthesisConfig) -> str:
+    """The field marker every demo input starts with, written into each stage-1 prompt so
+    the model fills the demos' form (``input_template``); "" when there is none."""
+    return demo_template(task).prefix if cfg.input_template else ""
+
+
+def with_start(text: str, start: str) -> str:
+    """The new input with the marker stage 1 wrote for it (not doubled if the model repeated
+    it; nothing added to an empty input)."""
+    if not start or not text or text.startswith(start):
+        return text
+    return f"{start} {text}"
 
 
 def _passing(by_id: dict[str, dict], task: TaskSpec, cfg: SynthesisConfig,

@@ -26,6 +26,7 @@ from selfguide.methods.selfguide.choice import resolve_filters
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.methods.selfguide.filters import apply, near_duplicate_scores
+from selfguide.methods.selfguide.relation import demo_relation
 from selfguide.methods.selfguide.report import build_report
 from selfguide.runs import dataset, store
 from selfguide.runs.rundir import as_run
@@ -36,7 +37,7 @@ from selfguide.task.spec import TaskSpec
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-COLUMNS = (*candidates.COLUMNS, "label_vote", "label_scores", "answer_scores")
+COLUMNS = (*candidates.COLUMNS, "label_vote", "label_scores", "answer_scores", "agreement")
 
 
 def build_table(inputs: list[dict], annotations: dict[str, dict], task: TaskSpec
@@ -45,6 +46,7 @@ def build_table(inputs: list[dict], annotations: dict[str, dict], task: TaskSpec
     import pandas as pd
 
     labels = list(task.labels) if task.is_classification else []
+    copies = demo_relation([(d.input, d.output) for d in task.demos]).copies
     rows = []
     for r in sorted(inputs, key=lambda r: (r["round"], r["prompt_id"])):
         a = annotations.get(r["id"])
@@ -52,12 +54,15 @@ def build_table(inputs: list[dict], annotations: dict[str, dict], task: TaskSpec
                "prompt_id": r["prompt_id"], "target_label": r.get("target_label", ""),
                "raw": r.get("raw", ""), "input": r.get("input", ""),
                "samples": None, "votes": "{}", "vote_share": 0.0, "output": "",
-               "label_vote": "", "label_scores": None, "answer_scores": None}
+               "label_vote": "", "label_scores": None, "answer_scores": None,
+               "agreement": None}
         if a is not None:
             v = vote_samples(a["samples"], labels,
-                             source=None if labels else r.get("input", ""))
+                             source=None if labels else r.get("input", ""), copies=copies)
+            share = v.share if labels else v.votes.get(v.output, 0) / max(1, len(a["samples"]))
             row.update(samples=list(a["samples"]), votes=json.dumps(v.votes, ensure_ascii=False),
-                       vote_share=v.share, output=v.output,
+                       vote_share=share, output=v.output,
+                       agreement=None if labels else v.share,
                        label_vote=(map_label(v.output, labels) or "") if labels else "",
                        label_scores=a.get("label_scores"), answer_scores=answer_scores(a))
         rows.append(row)

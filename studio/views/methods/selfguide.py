@@ -23,6 +23,10 @@ from studio.views.methods import Settings
 
 
 def settings_form(run: str, stage: str) -> Settings | None:
+    from studio.views import structure as structure_view
+
+    task = _task(run)
+    structure_view.show_template(task)
     values = widgets.preset_form(syncfg.SynthesisConfig, "synth.cfg", presets.SYNTHESIS,
                                  page="synth", help=presets.SYNTHESIS_HELP, columns=3)
     cfg = widgets.build_config(syncfg.SynthesisConfig, values)
@@ -33,6 +37,17 @@ def settings_form(run: str, stage: str) -> Settings | None:
     st.caption(f"{cfg.total_prompts} input-generation prompts{extra}, then "
                f"{cfg.n_samples} sampled answers per kept input.")
     return Settings(full=(cfg,))
+
+
+def _task(run: str):
+    """The run's task (None when it has none or it does not validate: the page says so)."""
+    from selfguide.task.spec import TaskSpec
+
+    raw = store.read_json(RunDir.named(run).task_file, default=None)
+    try:
+        return TaskSpec.from_dict(raw) if isinstance(raw, dict) else None
+    except SelfGuideError:
+        return None
 
 
 def job_argv(run: str, settings: Settings, model: ModelConfig, overwrite: bool) -> list[str]:

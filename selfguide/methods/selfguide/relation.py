@@ -1,0 +1,87 @@
+"""How a generation task's outputs relate to their inputs, learned from the demos.
+
+A paraphrase or a light edit keeps most of its input; a summary is shorter; an answer
+shares little. :func:`demo_relation` reads that from the demos alone: the envelope of the
+output/input length ratio (words) and of ROUGE-L(output, input), and whether the demos'
+outputs (nearly) copy their inputs. :func:`in_relation` keeps a synthetic pair inside the
+envelope widened by a margin; :func:`repetitive` flags an output that loops (an n-gram
+repeated to the token limit), which a small sampled model produces now and then.
+
+Pure: strings in, numbers and masks out. It does not filter a table (the ``relation``,
+``copy`` and ``repetition`` filters of :mod:`selfguide.methods.selfguide.filters` do).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Sequence
+
+from selfguide.evaluation.rouge import rouge_l, tokenize
+
+NEAR_COPY = 0.9  # ROUGE-L at which a demo output counts as a (near) copy of its input
+
+
+@dataclasses.dataclass(frozen=True)
+class Relation:
+    """The demos' output/input envelope (None bounds: too few demos to tell)."""
+
+    ratio: tuple[float, float] | None = None
+    overlap: tuple[float, float] | None = None
+    copies: bool = False
+
+    def describe(self) -> str:
+        if self.ratio is None or self.overlap is None:
+            return "too few demos to tell how outputs relate to inputs"
+        return (f"outputs are {self.ratio[0]:.2f}-{self.ratio[1]:.2f}x their input's length "
+                f"and share {self.overlap[0]:.2f}-{self.overlap[1]:.2f} ROUGE-L with it"
+                + ("; some copy it" if self.copies else ""))
+
+
+def _words(text: str) -> int:
+    return len(tokenize(text))
+
+
+def demo_relation(pairs: Sequence[tuple[str, str]]) -> Relation:
+    """The envelope of ``(input, output)`` demo pairs; bounds need two demos or more."""
+    pairs = [(i, o) for i, o in pairs if i.strip() and o.strip()]
+    overlaps = [rouge_l(o, i) for i, o in pairs]
+    copies = any(x >= NEAR_COPY for x in overlaps)
+    if len(pairs) < 2:
+        return Relation(copies=copies)
+    ratios = [_words(o) / max(1, _words(i)) for i, o in pairs]
+    return Relation(ratio=(min(ratios), max(ratios)), overlap=(min(overlaps), max(overlaps)),
+                    copies=copies)
+
+
+def in_relation(inputs: Sequence[str], outputs: Sequence[str], relation: Relation,
+                margin: float) -> list[bool]:
+    """Keep pairs inside the demos' envelope widened by ``margin``: length ratio within
+    ``[lo / (1 + margin), hi * (1 + margin)]``, overlap within ``[lo - margin / 2,
+    hi + margin / 2]``. Everything passes without an envelope."""
+    if relation.ratio is None or relation.overlap is None:
+        return [True] * len(outputs)
+    r_lo, r_hi = relation.ratio[0] / (1 + margin), relation.ratio[1] * (1 + margin)
+    o_lo, o_hi = relation.overlap[0] - margin / 2, relation.overlap[1] + margin / 2
+    out = []
+    for i, o in zip(inputs, outputs):
+        if not o.strip():
+            out.append(True)  # empty answers are the output_empty filter's
+            continue
+        ratio = _words(o) / max(1, _words(i))
+        out.append(r_lo <= ratio <= r_hi and o_lo <= rouge_l(o, i) <= o_hi)
+    return out
+
+
+def repetitive(text: str, n: int = 3, times: int = 3) -> bool:
+    """Whether ``text`` repeats one ``n``-gram ``times`` or more and the repeats cover a
+    third of it or more (a phrase looping to the token limit)."""
+    tokens = tokenize(text)
+    if len(tokens) < n * times:
+        return False
+    grams = Counter(tuple(tokens[k:k + n]) for k in range(len(tokens) - n + 1))
+    count = max(grams.values())
+    return count >= times and count * n >= len(tokens) / 3
+
+
+__all__ = ["NEAR_COPY", "Relation", "demo_relation", "in_relation", "repetitive"]
