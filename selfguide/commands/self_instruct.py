@@ -40,24 +40,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataclass_args(parser, SelfInstructFilterConfig)
 
 
-def run(args: argparse.Namespace) -> int:
-    from selfguide import jobs
-    from selfguide.methods.selfinstruct import pipeline as selfinstruct_pipeline
-    from selfguide.methods.selfinstruct.config import (
-        SelfInstructConfig,
-        SelfInstructFilterConfig,
-        preset,
-    )
-    from selfguide.methods.selfinstruct.prompts import load_seed_tasks
-    from selfguide.methods.selfinstruct.table import format_report
-    from selfguide.runs import store
-    from selfguide.runs.rundir import RunDir
+def _configs(args: argparse.Namespace):
+    """(SelfInstructConfig, SelfInstructFilterConfig, ModelConfig) from preset + options."""
+    from selfguide.methods.selfinstruct.config import (SelfInstructConfig,
+                                                       SelfInstructFilterConfig, preset)
     from selfguide.settings.fields import ModelConfig, from_dict, overrides_from_args
 
     cfg = preset(getattr(args, "preset", None), **overrides_from_args(args, SelfInstructConfig))
     fcfg = from_dict(SelfInstructFilterConfig,
                      overrides_from_args(args, SelfInstructFilterConfig))
-    model = from_dict(ModelConfig, overrides_from_args(args, ModelConfig))
+    return cfg, fcfg, from_dict(ModelConfig, overrides_from_args(args, ModelConfig))
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfguide import jobs
+    from selfguide.methods.selfinstruct import pipeline as selfinstruct_pipeline
+    from selfguide.methods.selfinstruct.prompts import load_seed_tasks
+    from selfguide.methods.selfinstruct.table import format_report
+    from selfguide.runs import store
+    from selfguide.runs.rundir import RunDir
+
+    cfg, fcfg, model = _configs(args)
     target = None
     if args.task:  # validate before anything is written
         from selfguide.task.formats import load_task
