@@ -64,9 +64,18 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
         else:
             times["synthesize"] = stage(["synthesize", str(path), "--run", name, "--preset",
                                          a.preset, *shlex.split(a.synth_args)], ws, log)
+    refused = None
     if not a.eval_only:
-        times["train"] = stage(["train", "--run", name, "--preset", a.preset,
-                                *shlex.split(a.train_args)], ws, log)
+        train_argv = ["train", "--run", name, "--preset", a.preset, *shlex.split(a.train_args)]
+        try:
+            times["train"] = stage(train_argv, ws, log)
+        except RuntimeError:
+            # Refused by default (one label far above the demos' share: issue 39): the
+            # product's outcome is the base model. Train with --force to show what it spared.
+            refused = _refusal(log)
+            if refused is None:
+                raise
+            times["train"] = stage([*train_argv, "--force"], ws, log)
     task = json.loads((run_dir / "task.json").read_text())
     constrained = None
     if task.get("task_type") == "classification" and task.get("labels"):
@@ -104,6 +113,7 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
     train = json.loads((run_dir / "train" / "metrics.json").read_text())
     d = m.get("difference") or {}
     return {"task": path.stem, "run": name, "metric": m["metric"], "n": m["n"],
+            "refused": refused,
             "before": m.get("before"), "after": m["after"], "delta": d.get("delta"),
             "low": d.get("low"), "high": d.get("high"), "kept": train["rows"] + train["val_rows"],
             "seconds": {k: round(v) for k, v in times.items()},
@@ -116,6 +126,13 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
             "constrained": None if constrained is None else {
                 k: constrained.get(k) for k in ("before", "after", "difference",
                                                 "per_label_before", "per_label_after")}}
+
+
+def _refusal(log: Path) -> str | None:
+    """The training refusal's message in the stage log, if that is why training failed."""
+    lines = log.read_text(errors="replace").splitlines()[-12:]
+    hit = next((x for x in lines if "collapse" in x and "training rows" in x), None)
+    return hit.strip() if hit else None
 
 
 def fmt(r: dict) -> str:
@@ -135,6 +152,11 @@ def fmt(r: dict) -> str:
     elif r.get("copy_input"):
         ref = (f"copy the input: {pts(r['copy_input']['rouge_l'])}; tuned copies "
                f"{r['copy_input']['tuned_copies']}/{r['n']}")
+    if r.get("refused"):
+        ref = "**training refused by default** (the base stays; forced here:) " + ref
+    if r.get("predicted_after"):
+        ref += "; tuned answers " + ", ".join(f"{k} {v}" for k, v in
+                                              r["predicted_after"].items())
     return (f"| {r['task']} | {r['metric']} (n={r['n']}) | {pts(r['before'])} | "
             f"{pts(r['after'])} | {100 * r['delta']:+.1f} [{pts(r['low'])}, {pts(r['high'])}] | "
             f"{ref} | {r['kept']} | {_labels(r)} | {sum(r['seconds'].values())} s "
@@ -154,6 +176,8 @@ def main() -> int:
     ap.add_argument("--preset", default="quick", choices=("quick", "paper"))
     ap.add_argument("--limit", type=int, default=100, help="Held-out instances per task.")
     ap.add_argument("--tasks", default="", help="Comma-separated task stems (default: all).")
+    ap.add_argument("--data", default=str(DATA),
+                    help="Folder of NIv2 task files (default: ../shared/data/niv2-dev).")
     ap.add_argument("--workspace", default=str(REPO / "workspace" / "bench-niv2"))
     ap.add_argument("--reuse", action="store_true",
                     help="Tagged runs copy the untagged run's synthetic dataset.")
@@ -167,7 +191,8 @@ def main() -> int:
     ws = Path(a.workspace).resolve()
     ws.mkdir(parents=True, exist_ok=True)
     wanted = [t for t in a.tasks.split(",") if t]
-    paths = [p for p in sorted(DATA.glob("task*.json")) if not wanted or p.stem in wanted]
+    paths = [p for p in sorted(Path(a.data).glob("task*.json"))
+             if not wanted or p.stem in wanted]
     results = []
     print("| task | metric | few-shot base | SELF-GUIDE tuned | difference [95% CI] | "
           "reference points | kept | labels | wall time |\n"

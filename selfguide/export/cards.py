@@ -119,6 +119,23 @@ def _rows_line(report: dict | None) -> str:
             f"validation).")
 
 
+def _filter_lines(report: dict | None) -> list[str]:
+    """Why rows were dropped, and the input structure the kept rows carry (if any)."""
+    if not report:
+        return []
+    out = []
+    reasons = report.get("drop_reasons") or {}
+    if isinstance(reasons, dict) and reasons:
+        out.append("Dropped by filter: " + ", ".join(f"{k} {v}" for k, v in reasons.items())
+                   + ".")
+    st = report.get("structure")
+    if isinstance(st, dict) and st.get("kept_carry") is not None:
+        out.append(f"Input structure the demos share: {st.get('template')}; "
+                   f"{100 * float(st['kept_carry']):.0f}% of the kept inputs carry it "
+                   f"(min structure {st.get('min_structure')}).")
+    return out
+
+
 def _task_lines(task: dict | None) -> list[str]:
     if not task:
         return ["- **Tasks**: many (Self-Instruct: instructions the model wrote itself; no "
@@ -267,7 +284,8 @@ def dataset_card(facts: dict, *, fmt: str, files: list[str]) -> str:
     lines = [_front_matter(data), f"# {task.get('name', facts['run'])}: synthetic training set",
              "", f"Written by `{base.get('hub_id') or base.get('ref')}` about its own task with "
              f"{_method(facts)} (selfguide studio run `{facts['run']}`), then filtered.", "",
-             "## Task", "", *_task_lines(task), "", "## Rows", "", _rows_line(report), "",
+             "## Task", "", *_task_lines(task), "", "## Rows", "", _rows_line(report),
+             *_filter_lines(report), "",
              f"Format `{fmt}`: {FORMAT_NOTES.get(fmt, '')} Every row's prompt is exactly the "
              "prompt the run trains and evaluates on.", ""]
     if report.get("labelling"):
