@@ -241,3 +241,32 @@ def test_embedded_model_real_prompts_prefix_cache_equals_no_cache(niv2_dir):
     for a, b in zip(on.score_options(prompts, labels, chat=True),
                     off.score_options(prompts, labels, chat=True)):
         assert a == pytest.approx(b, abs=1e-3)
+
+
+def test_loop_start_finds_a_phrase_repeated_to_the_limit():
+    from selfguide.backends.decoding import loop_start
+
+    phrase = [5, 6, 7]
+    assert loop_start([1, 2] + phrase * 8) == 2 + 3  # first occurrence kept
+    assert loop_start([1, 2] + phrase * 7) is None   # 21 tokens: under the 24 a loop needs
+    assert loop_start([9] * 24) == 1
+    assert loop_start(list(range(40))) is None
+    assert loop_start([1, 2, 3, 4, 5] * 4 + [1, 2, 3, 4]) is None  # not 24 tokens yet
+
+
+def test_stop_loops_cuts_a_looping_greedy_completion(tiny_model_dir):
+    """A tiny random model loops under greedy decoding; with the guard the completion ends
+    at its first repeat instead of running to the budget, and without it nothing changes."""
+    from selfguide import backends
+    from selfguide.settings.fields import ModelConfig, SamplingConfig
+
+    gen = backends.get_generator("hf", config=ModelConfig(model=str(tiny_model_dir),
+                                                          precision="fp32"))
+    prompts = ["the cat sat on the", "a dog ran in the park and"]
+    plain = gen.generate(prompts, SamplingConfig(temperature=0.0, max_new_tokens=96))
+    guarded = gen.generate(prompts, SamplingConfig(temperature=0.0, max_new_tokens=96,
+                                                   stop_loops=True))
+    for (p,), (g,) in zip(plain, guarded):
+        assert p.startswith(g.rstrip()[: max(0, len(g.rstrip()) - 1)])
+        assert len(g) <= len(p)
+    assert any(len(g) < len(p) for (p,), (g,) in zip(plain, guarded))

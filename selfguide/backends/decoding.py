@@ -226,11 +226,26 @@ def _regroup(cache: Any, mask: Any, pos: Any, node_of: list[int], still: list[in
     return mask, pos, [t if t is not None else 0 for t in first] + toks
 
 
+LOOP_PERIODS = range(1, 13)  # phrase lengths (tokens) the loop guard looks for
+LOOP_TOKENS = 24             # a loop is a phrase repeated over at least this many tokens
+
+
+def loop_start(seq: list[int]) -> int | None:
+    """Where the repeats end the first occurrence, when ``seq`` ends with one phrase of at
+    most 12 tokens repeated 4+ times over at least 24 tokens (a decoding loop); else None."""
+    for p in LOOP_PERIODS:
+        reps = max(4, -(-LOOP_TOKENS // p))
+        span = p * reps
+        if len(seq) >= span and seq[-span:] == seq[-p:] * reps:
+            return len(seq) - span + p
+    return None
+
+
 def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[..., Any],
            eos: Sequence[int], stop: StopScanner | None = None,
            cancel: Callable[[], bool] | None = None, max_time: float | None = None,
            pass_positions: bool = True, stats: DecodeStats | None = None,
-           samples: int = 1) -> list[list[int]]:
+           samples: int = 1, stop_loops: bool = False) -> list[list[int]]:
     """Generated token ids per sample row (without the EOS), at most ``budgets[r]`` per row.
 
     ``rows`` holds one cache row per prompt; sample row ``r`` continues prompt
@@ -241,7 +256,8 @@ def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[..., An
     of a label mostly agree, so a batch runs about one row per prompt, not ``samples``.
     A row is done at EOS, at a stop string or at its budget; the cache rows no sample needs
     any more are dropped once they are >= 1/4 of the batch (:func:`_regroup`).
-    ``cancel`` (polled at most every 0.2 s) and ``max_time`` end every row.
+    ``cancel`` (polled at most every 0.2 s) and ``max_time`` end every row. With
+    ``stop_loops`` a row that loops (:func:`loop_start`) ends, cut after the first phrase.
     """
     import torch
 
@@ -262,7 +278,10 @@ def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[..., An
                 continue
             out[r].append(tok)
             tokens[r] = tok
-            if len(out[r]) < budgets[r]:
+            cut = loop_start(out[r]) if stop_loops else None
+            if cut is not None:
+                del out[r][cut:]
+            elif len(out[r]) < budgets[r]:
                 still.append(r)
         if stop is not None and still:
             last = torch.tensor([tokens[r] for r in still], device=logits.device)

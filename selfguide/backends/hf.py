@@ -336,7 +336,7 @@ class HFGenerator:
                                   stop=self._scanner(sampling.stop), cancel=cancel,
                                   max_time=sampling.max_time,
                                   pass_positions=self._pass_positions, stats=dstats,
-                                  samples=n)
+                                  samples=n, stop_loops=sampling.stop_loops)
         self.stats["decode_steps"] = self.stats.get("decode_steps", 0) + dstats.steps
         self.stats["row_steps"] = self.stats.get("row_steps", 0) + dstats.row_steps
         texts = [cut_at_stop(self.tokenizer.decode(r, skip_special_tokens=True), sampling.stop)

@@ -138,7 +138,7 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
 
     prompts = [task_prompt(task, ex["input"]) for ex in examples]
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=cfg.max_new_tokens,
-                              seed=cfg.seed)
+                              seed=cfg.seed, stop_loops=True)
     constrained = cfg.constrained and task.is_classification and bool(task.labels)
     if cfg.constrained and not constrained:
         events.emit("warning", message="constrained decoding needs a classification task with "

@@ -218,6 +218,9 @@ class SamplingConfig:
                       range=(0, INT_LIMIT))
     max_time: float | None = field(None, help="Wall-clock limit in seconds per batch (None = "
                                               "no limit).", range=(0.001, 86400))
+    stop_loops: bool = field(False, help="End a completion that repeats one phrase (up to "
+                                         "12 tokens) over and over, keeping its first "
+                                         "occurrence (a loop would run to the token limit).")
 
     def __post_init__(self) -> None:
         check(0.0 <= self.temperature <= 5.0, "temperature", "must be between 0 and 5.")

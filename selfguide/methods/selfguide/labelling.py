@@ -50,7 +50,8 @@ def sampling_for(task: TaskSpec, generator: Generator, *, temperature: float,
         longest = max((generator.count_tokens(d.output) for d in task.demos), default=4)
         max_new_tokens = int(min(512, max(8, 2 * longest + 8)))
     return SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                          stop=STOPS + ("\n",) if task.is_classification else STOPS)
+                          stop=STOPS + ("\n",) if task.is_classification else STOPS,
+                          stop_loops=not task.is_classification)
 
 
 def options(task: TaskSpec, protocol: str) -> list[str]:
