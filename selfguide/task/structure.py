@@ -28,7 +28,7 @@ from collections.abc import Sequence
 _FIELD = re.compile(r"(?:^|(?<=[\s,;|>(\[]))([A-Za-z][A-Za-z0-9_-]{0,20}(?: [A-Za-z0-9_-]{1,20})"
                     r"{0,2}:)(?=\s|$)")
 _SEPARATOR = re.compile(r"<[A-Za-z/][^<>\s]{0,10}>|\[[A-Z]{2,8}\]|\|{2,}|#{3,}|-{3,}")
-SPANS = {"_x_": re.compile(r"(?<![\w_])_[^_\s][^_\n]{0,40}?_(?![\w_])"),
+SPANS = {"_x_": re.compile(r"(?<!_)_[^_\s][^_\n]{0,40}?_(?!_)"),
          "**x**": re.compile(r"\*\*[^*\n]{1,40}\*\*"),
          "[x]": re.compile(r"\[[^\[\]\n]{1,40}\]")}
 
