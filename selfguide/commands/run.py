@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="Evaluate at most N held-out examples (default per preset).")
     parser.add_argument("--test", default=None, help="Held-out examples file for eval.")
+    from selfguide.settings.fields import ModelConfig, add_dataclass_args
+
+    # The model of the whole loop: synthesis records it in config.json, and training and
+    # evaluation take it from there (your own HF folder or GGUF file, any precision).
+    add_dataclass_args(parser, ModelConfig)
 
 
 def _stage(argv: list[str]) -> None:
@@ -67,6 +72,14 @@ def validate_early(args: argparse.Namespace) -> None:
                            hint="Add rows with 'input' and 'output', or drop --test.")
 
 
+def model_argv(args: argparse.Namespace) -> list[str]:
+    """The model options given to ``run`` (changed fields only), for synthesize."""
+    from selfguide.settings.cli import config_argv
+    from selfguide.settings.fields import ModelConfig, from_dict, overrides_from_args
+
+    return config_argv(from_dict(ModelConfig, overrides_from_args(args, ModelConfig)))
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -79,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     runnames.validate_run_name(name)
     validate_early(args)
     t0 = time.monotonic()
-    syn = ["synthesize", args.task, "--run", name]
+    syn = ["synthesize", args.task, "--run", name, *model_argv(args)]
     if _accepts("synthesize", "--preset"):
         syn += ["--preset", args.preset]
     _stage(syn)
