@@ -196,9 +196,6 @@ def record_server(run_dir: Any, generator: Any) -> None:
     info = getattr(generator, "server", None)
     if not isinstance(info, ServerInfo):
         return
-    from pathlib import Path
+    from selfguide.runs.rundir import RunDir
 
-    from selfguide.runs import store
-    path = Path(run_dir) / "config.json"
-    cfg = store.read_json(path) or {}
-    store.atomic_write_json(path, {**cfg, "server": info.to_dict()})
+    RunDir(run_dir).update_config(server=info.to_dict())

@@ -21,7 +21,6 @@ import streamlit as st
 from selfguide.errors import SelfGuideError
 from selfguide.evaluation import compare
 from selfguide.models import tryout
-from selfguide.runs import store
 from selfguide.runs.rundir import RunDir
 from selfguide.settings import cli as cliargs
 from studio.app import diffs, resources, state, widgets
@@ -194,6 +193,6 @@ def gguf_export(rd: RunDir) -> None:
                                                                        argv):
         st.rerun()
     widgets.job_panel(run, "export-model", title="GGUF export job")
-    exported = store.read_json(rd.gguf_dir / "export.json", default=None)
+    exported = rd.read_gguf_export()
     if isinstance(exported, dict) and (rd.gguf_dir / str(exported.get("file"))).is_file():
         _gguf_files(rd, exported)
