@@ -23,7 +23,7 @@ from selfguide.evaluation import compare
 from selfguide.models import tryout
 from selfguide.runs.rundir import RunDir
 from selfguide.settings import cli as cliargs
-from studio.app import diffs, resources, state, widgets
+from studio.app import diffs, downloads, resources, state, widgets
 from studio.app import jobs as sjobs
 
 GGUF_QUANTS = ("f16", "q8_0", "q5_1", "q4_1", "bf16", "f32")
@@ -144,7 +144,7 @@ def downloads(run: str, metrics: dict, rows: list[dict]) -> None:
     st.subheader("Download")
     d1, d2 = st.columns(2)
     d1.download_button("predictions.csv",
-                       pd.DataFrame(rows).to_csv(index=False).encode("utf-8"),
+                       downloads.csv_bytes(pd.DataFrame(rows)),
                        file_name=f"{run}-predictions.csv", mime="text/csv",
                        icon=":material/download:")
     d2.download_button("metrics.json", json.dumps(metrics, indent=2).encode("utf-8"),
