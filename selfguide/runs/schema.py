@@ -53,10 +53,12 @@ class RunFile:
     rel: str
     writer: str
     fields: Mapping[str, tuple[type, ...] | Each] = field(default_factory=dict)
+    remedy: str = ""  # what to do, where re-running ``writer`` is not it
 
     def fix(self, run: str) -> str:
-        return (f"Re-run '{self.writer.format(run=run)}' to write it again, or delete the "
-                f"run (selfguide runs lists them).")
+        first = (self.remedy.format(run=run, rel=self.rel) if self.remedy else
+                 f"Re-run '{self.writer.format(run=run)}' to write it again")
+        return f"{first}, or delete the run (selfguide runs lists them)."
 
 
 MANIFEST = RunFile("manifest.json", "selfguide synthesize TASK --run {run}", {
@@ -66,7 +68,8 @@ CONFIG = RunFile("config.json", "selfguide synthesize TASK --run {run}", {
     "method": (str,), "model": (dict,), "synthesis": (dict,), "filters": (dict,),
     "seed": (int,), "versions": (dict,), "server": (dict,)})
 TASK = RunFile("task.json", "selfguide synthesize TASK --run {run}")
-OVERRIDES = RunFile("overrides.json", "the Filter page's keep/drop choices")
+OVERRIDES = RunFile("overrides.json", "the Filter page", remedy="Restore {rel} or delete it "
+                    "(the manual keep/drop choices and repairs it holds are then lost)")
 LABELLING = RunFile("labelling.json", "selfguide synthesize TASK --run {run}", {
     "protocol": (str,), "reason": (str,), "chosen_by": (str,), "requested": (str,),
     "beats_chance": (bool,)})
