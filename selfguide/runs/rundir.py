@@ -402,6 +402,13 @@ class RunDir(os.PathLike):
         spec = schema.TRAIN_RECORDS if split == "train" else schema.VAL_RECORDS
         return schema.load_whole_jsonl(self.path, spec, expected=expected)
 
+    def records_bytes(self, split: str = "train") -> bytes:
+        """``dataset/<split>.jsonl`` as it is on disk, once :meth:`read_records` found it
+        whole (a download offers the file, never a damaged one)."""
+        self.read_records(split)
+        return self.records_file(split).read_bytes() if self.records_file(split).is_file() \
+            else b""
+
     def write_records(self, split: str, text: str) -> None:
         """Write ``dataset/<split>.jsonl`` whole (``text``: the JSONL lines)."""
         store.atomic_write_text(self.records_file(split), text)

@@ -232,13 +232,13 @@ def _save(rd: RunDir, cfg: FilterConfig, kept: int) -> None:
 
 
 def _downloads(rd: RunDir, df, cfg: FilterConfig) -> None:
-    run, train = rd.name, rd.records_file("train")
+    run = rd.name
     report = rd.read_report() or {}
     if not filtering.saved_matches(rd.path, cfg):
         st.caption("The saved dataset was built with other settings than those shown; "
                    "press Save dataset to rebuild it.")
     d1, d2, d3, d4 = st.columns(4)
-    d1.download_button("train.jsonl", train.read_bytes(), file_name=f"{run}-train.jsonl",
+    d1.download_button("train.jsonl", rd.records_bytes("train"), file_name=f"{run}-train.jsonl",
                        mime="application/jsonl", icon=":material/download:")
     edited = repairs.decorate(df, candidates.read_repairs(rd.path))
     d2.download_button("candidates.csv", downloads.csv_bytes(edited.drop(

@@ -53,7 +53,7 @@ def rows_fit_note(task_json: str, model_json: str) -> str | None:
 def before_start(run_dir: RunDir) -> bool:
     """The task's rows must fit training with the model chosen: refuse before the job."""
     try:
-        note = rows_fit_note(run_dir.task_file.read_text(encoding="utf-8"),
+        note = rows_fit_note(json.dumps(run_dir.read_task_dict(), sort_keys=True),
                              json.dumps(state.model_config(), sort_keys=True))
     except SelfGuideError as exc:
         widgets.show_error(exc)
