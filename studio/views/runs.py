@@ -16,6 +16,7 @@ from typing import Any
 from selfguide.errors import CorruptFile
 from selfguide.runs import store, workspace
 from selfguide.runs.rundir import RunDir
+from selfguide.runs.stale import stale_stages
 from studio.app import frame
 
 
@@ -61,10 +62,11 @@ def summary(run: str) -> dict:
     d = RunDir.named(run)
     try:
         man, cfg, report = d.read_manifest(), d.read_config(), d.read_report() or {}
-        task, metrics = d.read_task_dict() or {}, d.read_metrics()
+        task, metrics, stale = d.read_task_dict() or {}, d.read_metrics(), stale_stages(d)
     except CorruptFile as exc:  # a damaged file: the row says which, the others still list
         return {"run": run, "status": f"damaged: {exc.message}", "task": "", "method": "",
-                "model": "", "kept": 0, "metrics": "", "updated": d.path.stat().st_mtime}
+                "model": "", "kept": 0, "metrics": "", "stale": "",
+                "updated": d.path.stat().st_mtime}
     stages = man.get("stages") or {}
     kept = report.get("kept")
     if kept is None:
@@ -78,6 +80,8 @@ def summary(run: str) -> dict:
         "model": model.get("model") or "",
         "kept": int(kept or 0),
         "metrics": headline_metric(metrics),
+        "stale": "; ".join(f"{k}: {v['changed']} (refresh: {v['refresh']})"
+                           for k, v in stale.items()),
         "updated": man.get("updated") or d.path.stat().st_mtime,
     }
 
