@@ -1,10 +1,13 @@
 """The run directory: one object that owns the layout of ``<workspace>/runs/<name>/``.
 
 What it does: names every file of a run once (``RunDir.task_file``, ``.adapter_dir``, ...)
-and reads and writes them with the right types and the house rules (whole files atomic via
-:mod:`selfguide.runs.store`, JSONL appends locked, lenient readers that treat a missing file as
-"not yet"). Every module that touches a run goes through it, so the layout below is the one
-place to look.
+and is the only reader and writer of them (``tests/test_run_files_owner.py``): every file is
+checked against its typed schema (:mod:`selfguide.runs.schema`: a damaged file is one
+``RunFileError`` naming run, file, field and fix; a missing one is "not yet"; whole-file
+JSONL is read strictly with its row count checked), whole files are written atomically via
+:mod:`selfguide.runs.store`, append-only logs appended under a lock and read leniently at
+the tail. :meth:`RunDir.check_inputs` checks all a stage reads before it writes. Every
+module that touches a run goes through it, so the layout below is the one place to look.
 
 What it does not do: decide what a stage writes (the methods, training and evaluation do),
 validate run names or resolve the workspace (``store.resolve_run_dir``; :meth:`RunDir.named`
