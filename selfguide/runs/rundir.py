@@ -504,15 +504,9 @@ class RunDir(os.PathLike):
             json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         store.atomic_write_json(self.metrics_file, summary)
 
-    def read_adapter_manifest(self, adapter_dir: str | os.PathLike | None = None
-                              ) -> dict | None:
-        """``selfguide_adapter.json`` of the run's adapter (or of ``adapter_dir``, a staging
-        folder of it); ``None`` when there is none."""
-        spec = schema.ADAPTER
-        if adapter_dir is not None and Path(adapter_dir) != self.adapter_dir:
-            rel = Path(adapter_dir).resolve().relative_to(self.path.resolve())
-            spec = schema.RunFile(str(rel / ADAPTER_MANIFEST), spec.writer, spec.fields)
-        return schema.load(self.path, spec)
+    def read_adapter_manifest(self) -> dict | None:
+        """``selfguide_adapter.json`` of the run's adapter; ``None`` when there is none."""
+        return schema.load(self.path, schema.ADAPTER)
 
     def write_adapter_manifest(self, adapter_dir: str | os.PathLike, manifest: dict) -> None:
         store.atomic_write_json(Path(adapter_dir) / ADAPTER_MANIFEST, manifest)
