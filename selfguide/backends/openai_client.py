@@ -3,8 +3,8 @@ served-model name check.
 
 What it does: :class:`JSONClient` sends one JSON request (GET or POST, stdlib http.client)
 under one deadline per attempt (connect and the whole body), never following a redirect and
-refusing an answer over a size cap, retries 408/429/5xx answers, time-outs and dropped connections with
-exponential backoff (``Retry-After`` honoured up to 60 s; the cancel flag is checked before
+refusing an answer over a size cap, retries 408/429/5xx answers, time-outs and dropped
+connections with exponential backoff (``Retry-After`` honoured up to 60 s; the cancel flag is checked before
 every attempt and while waiting) and turns everything else into a :class:`ServerError`
 that names the URL and says what to check. :func:`resolve_served_model` picks the model
 name to request and refuses (:class:`ModelMismatch`) one the server does not serve or that

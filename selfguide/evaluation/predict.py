@@ -160,8 +160,8 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
     summary.update(warnings=[warning] if warning else [], train_labels=train_labels,
                    task=task.name, task_type=task.task_type, test_file=str(test_file or ""),
                    config=to_dict(cfg), seconds_before=round(t1 - t0, 2),
-                   seconds_after=round(t2 - t1, 2), adapter=man.get("train_config"), inputs=inputs,
-                   chat=chat, created=time.time())
+                   seconds_after=round(t2 - t1, 2), adapter=man.get("train_config"),
+                   inputs=inputs, chat=chat, created=time.time())
     run.write_evaluation(rows, summary)
     events.emit("eval_end", metric=summary["metric"], before=summary.get("before"),
                 after=summary["after"], n=summary["n"])

@@ -106,8 +106,7 @@ def load_run(run_dir: str | os.PathLike
         raise CorruptFile(f"{run.path} has no config.json/task.json; it is not a SELF-GUIDE run.",
                           hint="Create it with 'selfguide synthesize TASK --run NAME'.")
     cfg, task = run.read_config(), run.read_task(required=True)
-    return (task, from_dict(SynthesisConfig,
-                                                 legacy_synthesis(cfg.get("synthesis"))),
+    return (task, from_dict(SynthesisConfig, legacy_synthesis(cfg.get("synthesis"))),
             from_dict(FilterConfig, cfg.get("filters")), cfg)
 
 
