@@ -5,6 +5,9 @@ pages show an evaluation that is stale."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 PREDS = [{"id": "t0", "input": "Loved it.", "reference": "positive", "before": "negative",
           "after": "positive", "score_before": 0.0, "score_after": 1.0, "changed": True},
@@ -72,3 +75,35 @@ def test_stale_evaluation_on_compare_and_runs(app, runs):
     at.switch_page("studio/pages/runs.py").run()
     table = next(d.value for d in at.dataframe if "run" in d.value.columns)
     assert table.loc[table["run"] == "r1", "stale"].item().startswith("eval: the adapter was")
+
+
+DAMAGED = {"config.json": "[1]", "manifest.json": '{"stages": []}', "task.json": "[]",
+           "labelling.json": '{"protocol": ', "dataset/report.json": '{"train": "x"}',
+           "dataset/train.jsonl": '{"id": "cut', "train/train_config.json": "[]",
+           "train/metrics.json": '{"rows": "3"}', "eval/metrics.json": "7",
+           "eval/predictions.jsonl": "[]\n", "overrides.json": "[]"}
+PAGES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "studio" / "pages")
+               .glob("*.py"))
+
+
+@pytest.mark.parametrize("rel", sorted(DAMAGED))
+def test_every_page_survives_each_damaged_file(app, runs, rel):
+    """Every page, with one run file damaged: no exception; where the page reads that file,
+    its error names it."""
+    d = runs.evaluated("r1", PREDS)
+    (d / rel).parent.mkdir(parents=True, exist_ok=True)
+    (d / rel).write_text(DAMAGED[rel])
+    at = app(run="r1")
+    at.run()
+    named = []
+    for page in PAGES:
+        at.switch_page(f"studio/pages/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        for err in at.error:
+            if "Run 'r1'" in err.value:
+                assert rel in err.value, (page, err.value)
+                named.append(page)
+        for df in (d.value for d in at.dataframe if "status" in d.value.columns):
+            if any(f"damaged: Run 'r1': {rel}" in str(v) for v in df["status"]):
+                named.append(page)  # the Runs table: the damaged run's row says which file
+    assert named, f"no page named the damaged {rel}"
