@@ -15,7 +15,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
+
+# A leftover younger than this may belong to a swap in progress (the rename fallback runs
+# in another process): it is left alone until then.
+GRACE_S = 30.0
 
 
 def exchange(a: Path, b: Path) -> bool:
@@ -49,7 +54,10 @@ def replace_dir(staged: Path, target: Path, old: Path) -> None:
 def recover(target: Path, old: Path) -> bool:
     """Put ``old`` back at ``target`` when a crash mid-swap left no ``target`` (True), or
     remove a leftover ``old`` when ``target`` is there (the swap had finished)."""
-    if not old.is_dir():
+    try:
+        if not old.is_dir() or time.time() - old.stat().st_ctime < GRACE_S:
+            return False
+    except OSError:  # gone meanwhile: the swap finished
         return False
     if not target.exists():
         try:

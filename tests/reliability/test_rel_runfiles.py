@@ -170,10 +170,14 @@ def test_adapter_swap_never_leaves_no_adapter(workspace, monkeypatch):
     assert not staged.exists() and not run.adapter_old_dir.exists()
 
 
-def test_crash_mid_swap_recovered_on_next_start(workspace):
+def test_crash_mid_swap_recovered_on_next_start(workspace, monkeypatch):
+    from selfguide.runs import swap
+
     run = make_run()
     old_manifest = run.adapter_manifest_file.read_bytes()
     run.adapter_dir.rename(run.adapter_old_dir)  # killed between the two renames
+    assert not run.has_adapter() and run.adapter_old_dir.is_dir()  # maybe a swap under way
+    monkeypatch.setattr(swap, "GRACE_S", 0.0)  # ... until it is older than the grace
     assert run.has_adapter()  # the next reader puts it back
     assert run.adapter_manifest_file.read_bytes() == old_manifest
     assert not run.adapter_old_dir.exists()
