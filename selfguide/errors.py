@@ -44,6 +44,11 @@ class CorruptFile(SelfGuideError):
     """A file in the run directory cannot be parsed (names the file and line)."""
 
 
+class RunFileError(CorruptFile):
+    """A run file is missing but required, unparseable, or of the wrong shape (names the
+    run, the file, the field, and the stage that rewrites it)."""
+
+
 class ModelError(SelfGuideError):
     """A model reference cannot be resolved or loaded."""
 

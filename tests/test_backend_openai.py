@@ -258,6 +258,18 @@ def test_500_then_success_and_429_backs_off(server):
     assert gen.stats["retries"] == 3 and time.monotonic() - t0 >= 0.05 + 0.1 + 0.2
 
 
+def test_a_server_ignoring_max_tokens_is_cut_to_it():
+    """Issue 38: the server's text is cut to what --max-new-tokens allows."""
+    from selfguide.backends.openai import MAX_CHARS_PER_TOKEN
+
+    srv = FakeServer(script=lambda prompt, body, i: "word " * 50_000)
+    try:
+        texts = gen_for(srv).generate(["hi"], GREEDY)[0]
+        assert len(texts[0]) == GREEDY.max_new_tokens * MAX_CHARS_PER_TOKEN
+    finally:
+        srv.close()
+
+
 def test_persistent_500_names_the_url_and_status(server):
     gen = gen_for(server, retries=1)
     server.faults = ["500"] * 5

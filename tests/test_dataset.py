@@ -118,5 +118,8 @@ def test_overrides_reader_accepts_only_booleans(tmp_path):
                             {"a": True, "b": False, "c": "false", "d": 1})
     assert read_overrides(tmp_path) == {"a": True, "b": False}
     store.atomic_write_json(tmp_path / "overrides.json", ["a", "b"])
-    assert read_overrides(tmp_path) == {}
+    from selfguide.errors import RunFileError  # not an object: named, never {} (issue 38)
+
+    with pytest.raises(RunFileError, match="overrides.json holds a list"):
+        read_overrides(tmp_path)
     assert read_overrides(tmp_path / "missing") == {}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from selfguide.runs import store
-from selfguide.errors import DatasetError, InvalidRunName, RunNotFound, TaskError
+from selfguide.errors import RunFileError, DatasetError, InvalidRunName, RunNotFound, TaskError
 from selfguide.runs.rundir import RunDir, as_run
 from selfguide.task.spec import Demo, TaskSpec
 
@@ -48,8 +48,9 @@ def test_config_method_and_filters(tmp_path):
 
     assert run.read_config() == {} and run.method is None  # the default method then
     assert methods.for_run(run).name == "selfguide"
-    run.config_file.write_text("[1, 2]")  # not an object: treated as missing
-    assert run.read_config() == {}
+    run.config_file.write_text("[1, 2]")  # not an object: an error naming it (issue 38),
+    with pytest.raises(RunFileError, match=r"config.json holds a list"):  # never {}
+        run.read_config()
     run.write_config({"method": "selfinstruct", "filters": {"a": 1}})
     assert run.method == "selfinstruct" and run.saved_filters() == {"a": 1}
 

@@ -57,6 +57,10 @@ ProgressCallback = Callable[[int, int, int], None]
 
 log = logging.getLogger(__name__)
 
+# A server that ignores ``max_tokens`` cannot hand back more text than this many characters
+# per token asked for (no common vocabulary has longer tokens than a few dozen characters;
+# counting exactly would need the model's tokenizer for every answer).
+MAX_CHARS_PER_TOKEN = 32
 NEEDS_LOGPROBS = ("rank and calibrated labelling (label_strategy rank/calibrated and the "
                   "automatic choice between them), and label-constrained evaluation")
 
@@ -215,7 +219,8 @@ class OpenAIGenerator:
             got, used = parse_choices(data, chat, self.base_url)
             with self._lock:
                 self.stats["requests"] = self.stats.get("requests", 0) + 1
-            texts += [_cut(t, sampling.stop) for t in got]
+            cap = sampling.max_new_tokens * MAX_CHARS_PER_TOKEN  # a server ignoring max_tokens
+            texts += [_cut(t, sampling.stop)[:cap] for t in got]
             tokens += used if used is not None else sum(len(t) // 4 + 1 for t in got)
             if len(texts) >= n:
                 break

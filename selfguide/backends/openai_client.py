@@ -1,9 +1,10 @@
 """The HTTP side of the OpenAI-compatible backend: JSON requests with retries, and the
 served-model name check.
 
-What it does: :class:`JSONClient` sends one JSON request (GET or POST, stdlib urllib) with
-a per-request time-out, retries 408/429/5xx answers, time-outs and dropped connections with
-exponential backoff (``Retry-After`` honoured up to 60 s; the cancel flag is checked before
+What it does: :class:`JSONClient` sends one JSON request (GET or POST, stdlib http.client)
+under one deadline per attempt (connect and the whole body), never following a redirect and
+refusing an answer over a size cap, retries 408/429/5xx answers, time-outs and dropped
+connections with exponential backoff (``Retry-After`` honoured up to 60 s; the cancel flag is checked before
 every attempt and while waiting) and turns everything else into a :class:`ServerError`
 that names the URL and says what to check. :func:`resolve_served_model` picks the model
 name to request and refuses (:class:`ModelMismatch`) one the server does not serve or that
@@ -14,13 +15,14 @@ What it does not do: build request bodies or read completions (:mod:`.openai`).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
+import socket
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -50,14 +52,33 @@ class ServerInfo:
         return asdict(self)
 
 
+MAX_ANSWER_BYTES = 32 * 2**20  # far above any completion; a 50 MB answer is refused
+
+
+class _Status(Exception):
+    """An HTTP answer >= 400 (its code, headers and the start of its body)."""
+
+    def __init__(self, code: int, headers: Any, raw: bytes):
+        super().__init__(code)
+        self.code, self.headers, self.raw = code, headers, raw
+
+
 class JSONClient:
-    """JSON over HTTP to ``base_url`` (see module docstring); ``stats["retries"]`` counts."""
+    """JSON over HTTP to ``base_url`` (see module docstring); ``stats["retries"]`` counts.
+
+    Each attempt has one deadline, ``timeout`` seconds for everything (connect, headers,
+    the whole body): a server that drips a byte a second fails at it. No redirect is
+    followed (an API key never goes to another origin, a POST never turns into a GET), and
+    an answer over ``max_bytes`` is refused.
+    """
 
     def __init__(self, base_url: str, *, timeout: float = 300.0, retries: int = 4,
-                 backoff: float = 0.5, api_key: str | None = None):
+                 backoff: float = 0.5, api_key: str | None = None,
+                 max_bytes: int = MAX_ANSWER_BYTES):
         self.base_url = base_url.rstrip("/")
         self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
         self.api_key = api_key
+        self.max_bytes = int(max_bytes)
         self.retried = 0
         self._lock = threading.Lock()
 
@@ -74,18 +95,15 @@ class JSONClient:
         for attempt in range(attempts):
             if cancel is not None and cancel():
                 raise Cancelled("Generation cancelled.")
-            req = urllib.request.Request(url, data=data, headers=headers,
-                                         method="GET" if data is None else "POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
-            except urllib.error.HTTPError as exc:
+                raw = self._send(url, data, headers)
+            except _Status as exc:
                 if exc.code in RETRY_STATUS and attempt + 1 < attempts:
                     self._sleep(attempt, exc.headers.get("Retry-After"), cancel)
                     continue
-                raise ServerError(f"{url} answered HTTP {exc.code}: {_error_text(exc)}",
-                                  hint=_status_hint(exc.code)) from exc
-            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+                raise ServerError(f"{url} answered HTTP {exc.code}: {_error_text(exc.raw)}",
+                                  hint=_status_hint(exc.code)) from None
+            except (OSError, http.client.HTTPException) as exc:
                 if attempt + 1 < attempts:
                     self._sleep(attempt, None, cancel)
                     continue
@@ -96,6 +114,62 @@ class JSONClient:
                                        "and raise --request-timeout for slow models.") from exc
             return _decode(raw, url)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, url: str, data: bytes | None, headers: dict[str, str]) -> bytes:
+        """One attempt under one deadline; the body of a 2xx answer."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ServerError(f"{url} is not an http(s) URL.", hint="Check --base-url.")
+        cls = http.client.HTTPSConnection if parts.scheme == "https" else \
+            http.client.HTTPConnection
+        conn = cls(parts.hostname, parts.port, timeout=self.timeout)
+        expired = threading.Event()
+        timer = threading.Timer(self.timeout, _expire, (conn, expired))
+        timer.daemon = True
+        timer.start()
+        try:
+            conn.connect()
+            if expired.is_set():
+                raise TimeoutError
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            conn.request("GET" if data is None else "POST", target, body=data,
+                         headers=headers)
+            resp = conn.getresponse()
+            if 300 <= resp.status < 400:
+                raise _redirect_error(url, resp.status, resp.getheader("Location") or "")
+            raw = self._read(resp, url)
+            if expired.is_set():
+                raise TimeoutError
+            if resp.status >= 400:
+                raise _Status(resp.status, resp.headers, raw[:4096])
+            return raw
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set():
+                raise TimeoutError(f"no complete answer within {self.timeout:g} s "
+                                   "(--request-timeout)") from exc
+            raise
+        finally:
+            timer.cancel()
+            conn.close()
+
+    def _read(self, resp: http.client.HTTPResponse, url: str) -> bytes:
+        """The whole body, refused past ``max_bytes`` (before reading it, when the server
+        says its length)."""
+        length = resp.getheader("Content-Length")
+        too_big = ServerError(f"{url} answered more than {self.max_bytes / 2**20:.0f} MiB; "
+                              "refusing it.", hint="Check --base-url: an OpenAI-compatible "
+                                                   "server's answers are far smaller.")
+        if length and length.isdigit() and int(length) > self.max_bytes:
+            raise too_big
+        chunks, total = [], 0
+        while True:
+            chunk = resp.read1(65536)
+            if not chunk:
+                return b"".join(chunks)
+            total += len(chunk)
+            if total > self.max_bytes:
+                raise too_big
+            chunks.append(chunk)
 
     def _sleep(self, attempt: int, retry_after: str | None, cancel: CancelFlag | None) -> None:
         delay = self.backoff * 2 ** attempt
@@ -110,6 +184,25 @@ class JSONClient:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
 
+def _expire(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """The deadline: mark it and cut the connection, so a blocked read returns now."""
+    expired.set()
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _redirect_error(url: str, status: int, location: str) -> ServerError:
+    target = urllib.parse.urljoin(url, location)
+    same = urllib.parse.urlsplit(target)[:2] == urllib.parse.urlsplit(url)[:2]
+    return ServerError(f"{url} answered HTTP {status}, a redirect to {target[:200]}; "
+                       "redirects are not followed (an API key must not reach another "
+                       "server).", hint="Point --base-url at the server's real address"
+                       + (" (the one it redirects to)." if same else
+                          "; a redirect to another host is refused."))
+
+
 def _decode(raw: bytes, url: str) -> Any:
     try:
         return json.loads(raw.decode("utf-8"))
@@ -119,16 +212,13 @@ def _decode(raw: bytes, url: str) -> Any:
                                "in /v1)?") from exc
 
 
-def _error_text(exc: urllib.error.HTTPError) -> str:
+def _error_text(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
     try:
-        raw = exc.read().decode("utf-8", "replace")
-    except Exception:  # noqa: BLE001 - the status alone still says enough
-        return str(exc.reason or "")
-    try:
-        err = json.loads(raw).get("error", raw)
+        err = json.loads(text).get("error", text)
         return str(err.get("message", err) if isinstance(err, dict) else err)[:300]
     except (json.JSONDecodeError, AttributeError):
-        return raw[:300]
+        return text[:300]
 
 
 def _status_hint(code: int) -> str:
@@ -196,9 +286,6 @@ def record_server(run_dir: Any, generator: Any) -> None:
     info = getattr(generator, "server", None)
     if not isinstance(info, ServerInfo):
         return
-    from pathlib import Path
+    from selfguide.runs.rundir import RunDir
 
-    from selfguide.runs import store
-    path = Path(run_dir) / "config.json"
-    cfg = store.read_json(path) or {}
-    store.atomic_write_json(path, {**cfg, "server": info.to_dict()})
+    RunDir(run_dir).update_config(server=info.to_dict())

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = from_dict(EvalConfig, overrides_from_args(args, EvalConfig))
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
     jobs.check_inputs_idle(run_dir, "eval")
+    RunDir(run_dir).check_inputs("eval")
     task = RunDir(run_dir).read_task(required=True)
     evaluation.examples_for(run_dir, task, args.test)  # fail early
     # The worker writes the manifest's eval stage (running, then done/failed) with the job.

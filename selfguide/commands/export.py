@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     run = RunDir.named(args.run, must_exist=True)
     jobs.check_inputs_idle(run.path, "export")
+    run.check_inputs("export")
+    n = len(run.read_records())
     path = export(run, args.format, args.output, force=args.force)
-    print(f"exported {len(run.read_records())} records to {path}")
+    print(f"exported {n} records to {path}")
     return 0

@@ -36,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
     from selfguide.export.model import export_model
     from selfguide.runs import store
 
+    from selfguide.runs.rundir import RunDir
+
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
+    jobs.check_inputs_idle(run_dir, NAME)
+    RunDir(run_dir).check_inputs(NAME)
     with jobs.worker(run_dir, NAME) as events:
         events.emit("log", message=f"exporting {args.format} ({args.quant}) to {args.out}")
         s = export_model(run_dir, args.out, fmt=args.format, quant=args.quant,

@@ -36,10 +36,12 @@ def run(args: argparse.Namespace) -> int:
 
     run_dir = RunDir.named(args.run, must_exist=True)
     jobs.check_inputs_idle(run_dir.path, "filter")
+    run_dir.check_inputs("filter")  # a damaged file fails here, before the dataset changes
     method = methods.for_run(run_dir)
     reject_foreign(args, _filter_configs(), [method.filter_config], method.title)
     old = method.saved_filters(run_dir)
     filters = replace(old, **overrides_from_args(args, method.filter_config))
-    report = method.refilter(run_dir.path, filters)
+    with jobs.worker(run_dir.path, "filter"):  # train and eval see it running
+        report = method.refilter(run_dir.path, filters)
     print(method.format_report(report))
     return 0

@@ -191,10 +191,9 @@ def _run_choice(run_dir, task, filters) -> tuple[dict, dict]:
     ``selfguide filter`` resolves it with ``filters``."""
     from selfguide.methods.selfguide import choice as pick
     from selfguide.methods.selfguide.table import load_candidates
-    from selfguide.runs import store
     from selfguide.runs.rundir import RunDir
 
-    stored = store.read_json(RunDir(run_dir).labelling_file) or {}
+    stored = RunDir(run_dir).read_labelling() or {}
     _, choice = pick.resolve_filters(load_candidates(run_dir), task, filters, stored)
     return stored.get("evidence") or {}, {**choice, "run": str(run_dir)}
 

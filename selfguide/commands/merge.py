@@ -19,8 +19,11 @@ def run(args: argparse.Namespace) -> int:
     from selfguide import jobs
     from selfguide.models import adapters
     from selfguide.runs import store
+    from selfguide.runs.rundir import RunDir
+
     run_dir = store.resolve_run_dir(args.run, must_exist=True)
     jobs.check_inputs_idle(run_dir, "merge")
+    RunDir(run_dir).check_inputs("merge")
     out = adapters.merge(run_dir, args.out)
     write_model_card(run_dir, out)
     print(f"merged model written to {out}")

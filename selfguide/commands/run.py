@@ -85,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
 
     from selfguide.evaluation import compare
     from selfguide.runs import names as runnames
-    from selfguide.runs import store
     from selfguide.runs.rundir import RunDir
 
     name = args.run or runnames.slugify_run_name(Path(args.task).stem)
@@ -107,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     _stage(ev)
     print(f"\n== {name}: done in {time.monotonic() - t0:.0f}s ==")
     print(compare.format_table(compare.load_rows([name])))
-    label = compare.label_table(store.read_json(run.metrics_file) or {})
+    label = compare.label_table(run.read_metrics() or {})
     if label:
         print(label)
     return 0

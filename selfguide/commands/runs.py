@@ -36,13 +36,15 @@ def stage_states(run_dir, man: dict) -> dict[str, str]:
 
 
 def summarize(run_dir) -> dict:
+    from selfguide.runs.stale import stale_stages
+
     run = RunDir(run_dir)
     man = run.read_manifest()
     rep = run.read_report() or {}
     cfg = run.read_config()
-    return {"name": run_dir.name, "method": cfg.get("method") or man.get("method", ""),
-            "task": man.get("task", rep.get("task", "")),
-            "stages": stage_states(run_dir, man),
+    return {"name": run_dir.name, "method": cfg.get("method") or man.get("method") or "",
+            "task": man.get("task") or rep.get("task") or "",
+            "stages": stage_states(run_dir, man), "stale": stale_stages(run),
             "candidates": rep.get("candidates"), "kept": rep.get("kept"),
             "degenerate": rep.get("degenerate")}
 
@@ -57,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
     for name in store.list_runs():
         try:
             rows.append(summarize(store.resolve_run_dir(name)))
-        except CorruptFile as exc:
+        except CorruptFile as exc:  # the damaged run says which file; the others still list
             rows.append({"name": name, "error": str(exc)})
+    rc = 2 if any("error" in r for r in rows) else 0
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
+        return rc
     if not rows:
         print(f"no runs in {store.runs_dir()}")
         return 0
@@ -70,8 +73,11 @@ def run(args: argparse.Namespace) -> int:
         if "error" in r:
             print(f"{r['name']:<24} error: {r['error']}")
             continue
-        stages = " ".join(f"{k}:{v}" for k, v in r["stages"].items())
+        stages = " ".join(f"{k}:{v}" + ("(stale)" if k in r["stale"] else "")
+                          for k, v in r["stages"].items())
         kept = "" if r["kept"] is None else str(r["kept"])
         flag = " (degenerate labels)" if r.get("degenerate") else ""
         print(f"{r['name']:<24} {r['method']:<12} {r['task'][:18]:<18} {kept:>6}  {stages}{flag}")
-    return 0
+        for stage, s in r["stale"].items():
+            print(f"{'':<24} {stage} is stale: {s['changed']}; refresh: {s['refresh']}")
+    return rc

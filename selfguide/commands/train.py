@@ -38,6 +38,7 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from selfguide import jobs
     from selfguide.runs import store
+    from selfguide.runs.rundir import RunDir
     from selfguide.training import dist as train_dist
     from selfguide.training import trainer as training
     cfg = config_from_args(args)
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from selfguide.settings.fields import to_dict
 
     jobs.check_inputs_idle(run_dir, "train")
+    RunDir(run_dir).check_inputs("train")
     training.preflight(run_dir, cfg)  # dataset, model, memory: refuse before "running"
     if not train_dist.is_main():  # another rank of a multi-process launch: no job, no files
         training.train(run_dir, cfg)

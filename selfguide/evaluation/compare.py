@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from selfguide.evaluation.metrics import OTHER
-from selfguide.runs import store
+from selfguide.runs import stale
 from selfguide.runs.rundir import RunDir
 
 ONE_ANSWER_SHARE = 0.9  # the tuned model giving one label to this share of inputs = collapse
@@ -54,6 +54,8 @@ def format_table(rows: Sequence[dict]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    lines += [f"{r['run']}: the evaluation is STALE: {r['stale']['changed']} (refresh: "
+              f"{r['stale']['refresh']})" for r in rows if r.get("stale")]
     return "\n".join(lines)
 
 
@@ -117,8 +119,9 @@ def load_rows(names: Sequence[str]) -> list[dict]:
     rows = []
     for name in names:
         run = RunDir.named(name, must_exist=True)
-        rows.append(run_row(name, store.read_json(run.metrics_file),
-                            store.read_json(run.train_metrics_file)))
+        row = run_row(name, run.read_metrics(), run.read_train_metrics())
+        row["stale"] = stale.stale_stages(run).get("eval")
+        rows.append(row)
     return side_by_side(rows)
 
 

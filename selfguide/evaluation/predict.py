@@ -15,7 +15,6 @@ Heavy libraries are imported inside functions.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
@@ -26,7 +25,6 @@ from typing import Any
 from selfguide.errors import DatasetError
 from selfguide.evaluation import compare
 from selfguide.evaluation import metrics as M
-from selfguide.runs import store
 from selfguide.runs.events import EventLog, Progress, delta_progress
 from selfguide.runs.rundir import RunDir
 from selfguide.settings.evaluation import EvalConfig
@@ -130,6 +128,7 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
     task = run.read_task(required=True)
     examples = select_examples(examples_for(run_dir, task, test_file), cfg.limit, cfg.seed)
     man: dict = {}
+    inputs = {"adapter": run.adapter_fingerprint()}  # what this evaluation read (staleness)
     if generators is None:
         before_gen, after_gen, chat, man = build_generators(run_dir, cfg)
     else:
@@ -162,10 +161,8 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
                    task=task.name, task_type=task.task_type, test_file=str(test_file or ""),
                    config=to_dict(cfg), seconds_before=round(t1 - t0, 2),
                    seconds_after=round(t2 - t1, 2), adapter=man.get("train_config"),
-                   chat=chat, created=time.time())
-    store.atomic_write_text(run.predictions_file, "".join(
-        json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    store.atomic_write_json(run.metrics_file, summary)
+                   inputs=inputs, chat=chat, created=time.time())
+    run.write_evaluation(rows, summary)
     events.emit("eval_end", metric=summary["metric"], before=summary.get("before"),
                 after=summary["after"], n=summary["n"])
     return summary
@@ -181,7 +178,7 @@ def _train_labels(run: RunDir) -> dict[str, int] | None:
 
 def _trained_prefix(run: RunDir) -> str:
     """What training wrote before each label (``train_data.completion_prefix``)."""
-    return str((store.read_json(run.train_metrics_file) or {}).get("completion_prefix") or "")
+    return str((run.read_train_metrics() or {}).get("completion_prefix") or "")
 
 
 def _pick_labels(stage: str, gen: Any, prompts: list[str], labels: list[str], chat: bool,

@@ -70,13 +70,13 @@ def run_facts(run_dir: str | Path) -> dict:
     from selfguide.runs.rundir import RunDir
 
     run = RunDir(run_dir)
-    read = lambda path: store.read_json(path, default=None)  # noqa: E731
-    config = read(run.config_file) or {}
-    adapter = read(run.adapter_manifest_file) or {}
+    config = run.read_config()
+    adapter = run.read_adapter_manifest() or {}
     model_ref = adapter.get("model") or (config.get("model") or {}).get("model")
-    return {"run": run.name, "task": read(run.task_file), "config": config,
-            "report": read(run.report_file), "train": read(run.train_metrics_file),
-            "adapter": adapter, "eval": read(run.metrics_file),
+    task = run.read_task()
+    return {"run": run.name, "task": task.to_dict() if task else None, "config": config,
+            "report": run.read_report(), "train": run.read_train_metrics(),
+            "adapter": adapter, "eval": run.read_metrics(),
             "base": base_model_info(model_ref)}
 
 

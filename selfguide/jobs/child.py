@@ -42,6 +42,7 @@ from selfguide.jobs.state import (
 )
 from selfguide.runs import store
 from selfguide.runs.events import EventLog
+from selfguide.runs.rundir import RunDir
 
 # job state -> the run manifest's stage status (a cancelled stage did not finish: failed)
 MANIFEST_STATUS = {"finished": "done", "failed": "failed", "cancelled": "failed"}
@@ -166,7 +167,7 @@ class _Worker:
                 "manifest": self.manifest is not None,
             }
             if self.manifest is not None:  # before status.json: a failed write claims nothing
-                store.set_stage(self.run_dir, self.stage, "running", **self.manifest)
+                RunDir(self.run_dir).set_stage(self.stage, "running", **self.manifest)
             _write_status(self.jdir, self.data)
 
     def exit(self, exc: BaseException | None) -> None:
@@ -190,7 +191,7 @@ class _Worker:
             with self.lock:
                 if self.manifest is not None:  # the manifest, then status.json: both or none
                     info = self.events.stage_info if state == "finished" else {}
-                    store.set_stage(self.run_dir, self.stage, MANIFEST_STATUS[state], **info)
+                    RunDir(self.run_dir).set_stage(self.stage, MANIFEST_STATUS[state], **info)
                 self.data.update(state=state, error=error, reason=reason, ended=time.time(),
                                  **_beat())
                 _write_status(self.jdir, self.data)

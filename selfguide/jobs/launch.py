@@ -41,6 +41,7 @@ from selfguide.jobs.state import (
     status,
 )
 from selfguide.runs import store
+from selfguide.runs.rundir import RunDir
 
 # --------------------------------------------------------------------------- launcher side
 
@@ -214,9 +215,8 @@ def cancel(run: str | os.PathLike, stage: str, *, timeout: float = KILL_AFTER_S,
     with _lock(jdir):
         raw = _read_status(jdir)
         if raw.get("state") in ACTIVE:  # killed before it could record the cancellation
-            stages = store.read_manifest(run_dir).get("stages", {})
-            if raw.get("manifest") and (stages.get(stage) or {}).get("status") == "running":
-                store.set_stage(run_dir, stage, "failed")  # the worker owned it: end it too
+            if raw.get("manifest") and RunDir(run_dir).stage_status(stage) == "running":
+                RunDir(run_dir).set_stage(stage, "failed")  # the worker owned it: end it too
             raw.update(state="cancelled", reason="cancelled", ended=time.time(),
                        error="Cancelled by the user.")
             _write_status(jdir, raw)

@@ -109,15 +109,19 @@ def _run_dir(run: str | os.PathLike, workspace: str | os.PathLike | None, *,
     return store.resolve_run_dir(run, workspace, create=create)
 
 
-# Which stages write the inputs of a stage: it must not start while one of them runs.
-# ``SYNTHESIS`` stands for every synthesis method's stage (``methods.stages()``).
+# The stage dependencies, in one table: which stages write what a stage reads. A stage
+# must not start while one of them runs, nor while a stage that reads what it writes runs
+# (:func:`conflicting_stages`); ``selfguide.runs.stale`` marks a stage stale when what it
+# read changed after it ran. ``SYNTHESIS`` stands for every synthesis method's stage
+# (``methods.stages()``).
 SYNTHESIS = "<synthesis>"
 INPUT_WRITERS: dict[str, tuple[str, ...]] = {
-    "filter": (SYNTHESIS,),
-    "train": (SYNTHESIS,),
-    "export": (SYNTHESIS,),
-    "eval": ("train",),
-    "merge": ("train",),
+    "filter": (SYNTHESIS,),                   # the candidates and their overrides
+    "train": (SYNTHESIS, "filter"),           # dataset/
+    "export": (SYNTHESIS, "filter"),          # dataset/
+    "eval": ("train",),                       # train/adapter
+    "merge": ("train",),                      # train/adapter
+    "export-model": ("train",),               # train/adapter
 }
 
 
@@ -131,18 +135,33 @@ def input_writers(stage: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def input_readers(stage: str) -> tuple[str, ...]:
+    """The stages that read what ``stage`` writes (the table read the other way)."""
+    return tuple(s for s in INPUT_WRITERS if stage in input_writers(s))
+
+
+def conflicting_stages(stage: str) -> tuple[str, ...]:
+    """The stages that must not run while ``stage`` starts: those that write its inputs,
+    then those that read what it writes."""
+    return tuple(dict.fromkeys(input_writers(stage) + input_readers(stage)))
+
+
 def check_inputs_idle(run_dir: str | os.PathLike, stage: str) -> None:
-    """Raise ``StageBusy`` if a stage that writes ``stage``'s inputs is running on the run
-    (a live process other than this one; a dead or finished job does not block)."""
-    for other in input_writers(stage):
+    """Raise ``StageBusy`` if a stage that writes ``stage``'s inputs, or reads what it
+    writes, is running on the run (a live process other than this one; a dead or finished
+    job does not block)."""
+    writers = input_writers(stage)
+    for other in conflicting_stages(stage):
         try:
             raw = _read_status(job_dir(run_dir, other))
         except SelfGuideError:  # an unreadable status blocks nothing; status() reports it
             continue
         if raw.get("state") in ACTIVE and raw.get("pid") != os.getpid() and _alive(raw):
+            why = (f"{stage} reads what it writes" if other in writers
+                   else f"it reads what {stage} would rewrite")
             raise StageBusy(
                 f"The {other} job of run {Path(run_dir).name!r} is running (pid "
-                f"{raw.get('pid')}); {stage} reads what it writes.",
+                f"{raw.get('pid')}); {why}.",
                 hint=f"Wait for {other} to finish (selfguide runs), or cancel it first.")
 
 
@@ -156,13 +175,11 @@ def _lock(jdir: Path, timeout: float = LOCK_TIMEOUT_S):
 
 
 def _read_status(jdir: Path) -> dict:
-    raw = store.read_json(jdir / "status.json", default=None)
-    return raw if isinstance(raw, dict) else {}
+    return RunDir(jdir.parent.parent).read_job_status(jdir.name)
 
 
 def _write_status(jdir: Path, data: Mapping[str, Any], *, durable: bool = True) -> None:
-    text = json.dumps(dict(data), indent=2, ensure_ascii=False, default=str) + "\n"
-    store.atomic_write_bytes(jdir / "status.json", text.encode("utf-8"), fsync=durable)
+    RunDir(jdir.parent.parent).write_job_status(jdir.name, dict(data), durable=durable)
 
 
 def _beat() -> dict[str, float]:

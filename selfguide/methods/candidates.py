@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from selfguide.errors import CorruptFile
-from selfguide.runs import store
 from selfguide.runs.rundir import as_run
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,7 +35,8 @@ def write(run: str | os.PathLike, df: pd.DataFrame) -> None:
     """Write ``candidates.parquet`` atomically (temp file + rename)."""
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
-    store.atomic_write_bytes(as_run(run).candidates_file, buf.getvalue())
+    run = as_run(run)
+    run.write_file(run.candidates_file, buf.getvalue())
 
 
 def read(run: str | os.PathLike) -> pd.DataFrame | None:

@@ -29,8 +29,9 @@ def save_adapter(model: Any, tokenizer: Any, adapter_dir: Path, manifest: dict, 
                  full: bool = False, state_dict: dict | None = None) -> None:
     """Write the adapter (or full model) as safetensors + manifest, replacing atomically
     (``state_dict``: weights gathered elsewhere, e.g. from FSDP shards)."""
-    adapter_dir = Path(adapter_dir)
-    tmp = adapter_dir.with_name(f".{adapter_dir.name}.tmp")
+    run = RunDir(Path(adapter_dir).parent.parent)  # <run>/train/adapter
+    run.recover_adapter()
+    tmp = run.adapter_staging_dir
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     extra = {"state_dict": state_dict} if state_dict is not None else {}
@@ -39,21 +40,17 @@ def save_adapter(model: Any, tokenizer: Any, adapter_dir: Path, manifest: dict, 
         tokenizer.save_pretrained(str(tmp))
     if not list(tmp.glob("*.safetensors")):
         raise SelfGuideError(f"Saving to {tmp} produced no safetensors file.")
-    store.atomic_write_json(tmp / ADAPTER_MANIFEST, {**manifest, "kind": "full" if full
-                                                    else "lora"})
-    old = adapter_dir.with_name(f".{adapter_dir.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if adapter_dir.exists():
-        adapter_dir.rename(old)
-    tmp.rename(adapter_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    run.write_adapter_manifest(tmp, {**manifest, "kind": "full" if full else "lora"})
+    run.install_adapter(tmp)
 
 
 def read_adapter_manifest(adapter_dir: str | Path) -> dict:
     """The ``selfguide_adapter.json`` of an adapter dir (``ModelError`` if missing)."""
     adapter_dir = Path(adapter_dir)
-    man = store.read_json(adapter_dir / ADAPTER_MANIFEST, default=None)
-    if not man or not isinstance(man, dict):
+    run = RunDir(adapter_dir.parent.parent)  # <run>/train/adapter
+    run.recover_adapter()
+    man = run.read_adapter_manifest()
+    if not man:
         raise ModelError(f"{adapter_dir} has no {ADAPTER_MANIFEST}.",
                          hint="Train it with 'selfguide train --run NAME'.")
     if not list(adapter_dir.glob("*.safetensors")):
@@ -63,6 +60,8 @@ def read_adapter_manifest(adapter_dir: str | Path) -> dict:
         # if other *.safetensors files are present (reliability: tests/reliability).
         raise ModelError(f"{adapter_dir} has no adapter_model.safetensors; pickle adapters "
                          "are refused.", hint="Retrain the adapter with 'selfguide train'.")
+    if man.get("kind") != "full":
+        run.read_adapter_config()  # a damaged adapter_config.json: RunFileError, not PEFT's
     from selfguide.models.ref import check_safetensors_file
 
     for w in sorted(adapter_dir.glob("*.safetensors")):
@@ -77,6 +76,7 @@ def adapter_dir_of(run_dir: Path) -> Path:
     ws = store.workspace_dir()
     if not d.resolve().is_relative_to(ws):
         raise ModelError(f"Adapter {d} resolves outside the workspace {ws}; refusing it.")
+    RunDir(run_dir).recover_adapter()  # a crash mid-swap left .adapter.old
     if not d.is_dir():
         raise ModelError(f"Run {run_dir.name!r} has no trained adapter.",
                          hint=f"Run 'selfguide train --run {run_dir.name}' first.")

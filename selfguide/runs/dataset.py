@@ -106,23 +106,8 @@ def export(run_dir: str | os.PathLike, fmt: str, dest: str | Path | None = None,
         _write_export(path, json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n",
                       own=dest is None, force=force)
     else:
-        from datasets import Dataset
-
         path = Path(dest) if dest else out_dir / "hf-dataset"
-        cols = ("id", "prompt", "completion", "input", "output")
-        ds = Dataset.from_dict({c: [r[c] for r in recs] for c in cols})
-        if dest is None:
-            ds.save_to_disk(str(path))
-        else:
-            tmp = outpaths.staging_dir(path)
-            try:
-                ds.save_to_disk(str(tmp))
-            except BaseException:
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            outpaths.publish_dir(tmp, path)
+        _write_hf_dataset(recs, path, own=dest is None)
     if card:
         write_export_card(run, fmt, path)
     return path
@@ -159,6 +144,37 @@ def write_export_card(run_dir: str | os.PathLike, fmt: str, path: str | Path) ->
             return None  # a folder of the user's own: no README dropped into it
     text = cards.dataset_card(cards.run_facts(run_dir), fmt=fmt, files=files)
     return cards.write_card(folder, text)
+
+
+def _write_hf_dataset(recs: list[dict], path: Path, *, own: bool) -> None:
+    """``save_to_disk`` into a staging folder beside ``path``, then one step into place (a
+    run's own export replaces the old one with no moment without it): a full disk leaves
+    no half-written ``.arrow`` behind, and is a ``StorageError``, not a traceback."""
+    import shutil
+
+    from datasets import Dataset
+
+    from selfguide.runs import outpaths, swap
+
+    cols = ("id", "prompt", "completion", "input", "output")
+    ds = Dataset.from_dict({c: [r[c] for r in recs] for c in cols})
+    if own:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise store._storage_error(exc, path) from exc
+    tmp = outpaths.staging_dir(path)
+    try:
+        ds.save_to_disk(str(tmp))
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise store._storage_error(exc, path) from exc
+        raise
+    if own:
+        swap.replace_dir(tmp, path, path.with_name(f".{path.name}.old"))
+    else:
+        outpaths.publish_dir(tmp, path)
 
 
 def _write_export(path: Path, text: str, *, own: bool, force: bool) -> None:

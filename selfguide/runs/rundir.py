@@ -1,10 +1,13 @@
 """The run directory: one object that owns the layout of ``<workspace>/runs/<name>/``.
 
 What it does: names every file of a run once (``RunDir.task_file``, ``.adapter_dir``, ...)
-and reads and writes them with the right types and the house rules (whole files atomic via
-:mod:`selfguide.runs.store`, JSONL appends locked, lenient readers that treat a missing file as
-"not yet"). Every module that touches a run goes through it, so the layout below is the one
-place to look.
+and is the only reader and writer of them (``tests/test_run_files_owner.py``): every file is
+checked against its typed schema (:mod:`selfguide.runs.schema`: a damaged file is one
+``RunFileError`` naming run, file, field and fix; a missing one is "not yet"; whole-file
+JSONL is read strictly with its row count checked), whole files are written atomically via
+:mod:`selfguide.runs.store`, append-only logs appended under a lock and read leniently at
+the tail. :meth:`RunDir.check_inputs` checks all a stage reads before it writes. Every
+module that touches a run goes through it, so the layout below is the one place to look.
 
 What it does not do: decide what a stage writes (the methods, training and evaluation do),
 validate run names or resolve the workspace (``store.resolve_run_dir``; :meth:`RunDir.named`
@@ -37,8 +40,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from selfguide.errors import DatasetError, TaskError
-from selfguide.runs import store
+from selfguide.errors import DatasetError, RunFileError, SelfGuideError, TaskError
+from selfguide.runs import schema, store, swap
 
 if TYPE_CHECKING:  # pragma: no cover
     from selfguide.settings.fields import ModelConfig
@@ -213,31 +216,59 @@ class RunDir(os.PathLike):
         ``required``)."""
         from selfguide.task.spec import TaskSpec
 
-        data = store.read_json(self.task_file, default=None)
-        if isinstance(data, dict) and data:
-            return TaskSpec.from_dict(data)
+        data = schema.load(self.path, schema.TASK)
+        if data:
+            try:
+                return TaskSpec.from_dict(data)
+            except TaskError as exc:
+                raise schema.error(self.path, schema.TASK, f"is not a valid task "
+                                   f"({exc.message})") from exc
         if required:
             raise TaskError(f"Run {self.name!r} has no task.",
                             hint="Create the run with 'selfguide synthesize TASK --run NAME' "
                                  "or save a task on the studio's Task page.")
         return None
 
+    def read_task_dict(self) -> dict | None:
+        """``task.json`` as saved (an object; ``None`` when missing), for an editor that
+        validates it itself."""
+        return schema.load(self.path, schema.TASK)
+
     def write_task(self, task: TaskSpec) -> None:
         store.atomic_write_json(self.task_file, task.to_dict())
 
     def read_config(self) -> dict:
-        """``config.json`` as a dict (``{}`` when missing or not an object)."""
-        data = store.read_json(self.config_file, default=None)
-        return data if isinstance(data, dict) else {}
+        """``config.json`` as a dict (``{}`` when missing; ``RunFileError`` when it is not
+        an object or a field has the wrong type)."""
+        return schema.load(self.path, schema.CONFIG) or {}
 
     def model_config(self) -> ModelConfig:
-        """The ``ModelConfig`` recorded in ``config.json`` (defaults if absent)."""
+        """The ``ModelConfig`` recorded in ``config.json`` (defaults if the file or its
+        ``model`` is absent; ``RunFileError`` if the recorded one is not valid)."""
         from selfguide.settings.fields import ModelConfig, from_dict
 
-        return from_dict(ModelConfig, self.read_config().get("model") or {}, strict=False)
+        try:
+            return from_dict(ModelConfig, self.read_config().get("model") or {}, strict=False)
+        except (SelfGuideError, TypeError, ValueError) as exc:
+            if isinstance(exc, RunFileError):
+                raise
+            msg = getattr(exc, "message", None) or str(exc)
+            raise schema.error(self.path, schema.CONFIG,
+                               f"field 'model' is not a valid model setting ({msg})") from exc
 
     def write_config(self, config: dict) -> None:
         store.atomic_write_json(self.config_file, config)
+
+    def read_config_raw(self) -> Any:
+        """``config.json`` exactly as parsed (``None`` when missing), for a writer that
+        replaces it whatever it holds (``CorruptFile`` only when it is not JSON)."""
+        return store.read_json(self.config_file, default=None)
+
+    def update_config(self, **fields: Any) -> dict:
+        """Merge ``fields`` into ``config.json`` (which must be an object) and write it."""
+        cfg = {**self.read_config(), **fields}
+        self.write_config(cfg)
+        return cfg
 
     @property
     def method(self) -> str | None:
@@ -251,6 +282,22 @@ class RunDir(os.PathLike):
         """The filter settings the run was synthesized or last filtered with."""
         f = self.read_config().get("filters")
         return dict(f) if isinstance(f, dict) else {}
+
+    def check_inputs(self, stage: str) -> None:
+        """Read and check every run file ``stage`` reads (``schema.STAGE_READS``) before it
+        writes anything: a damaged one is a ``RunFileError`` naming it, and nothing of the
+        run has changed yet."""
+        reads = schema.STAGE_READS.get(stage, ())
+        for spec in reads:
+            if spec is schema.TASK:
+                self.read_task()
+            elif spec is schema.CONFIG:
+                self.model_config()
+            elif spec in (schema.TRAIN_RECORDS, schema.VAL_RECORDS):
+                if self.has_dataset():
+                    self.read_records("train" if spec is schema.TRAIN_RECORDS else "val")
+            else:
+                schema.load(self.path, spec)
 
     # ----------------------------------------------------------------- manifest
     def read_manifest(self) -> dict:
@@ -270,9 +317,7 @@ class RunDir(os.PathLike):
         """``overrides.json`` as ``{id: {"keep"?, "output"?, "label"?, "by", "at",
         "original"}}``: an old ``{id: true|false}`` entry reads as ``{"keep": ...}``; a
         value that is neither a JSON boolean nor an object is ignored."""
-        data = store.read_json(self.overrides_file, default={}) or {}
-        if not isinstance(data, dict):
-            return {}
+        data = schema.load(self.path, schema.OVERRIDES) or {}
         out: dict[str, dict] = {}
         for k, v in data.items():
             if isinstance(v, bool):
@@ -299,7 +344,7 @@ class RunDir(os.PathLike):
 
         The one reader for every method and the studio: only JSON booleans count (a string
         such as ``"false"`` is ignored, never read as keep); a file that is not an object is
-        treated as no decisions. Entries that also repair a row (:meth:`read_repairs`)
+        an error (``RunFileError``). Entries that also repair a row (:meth:`read_repairs`)
         count with their ``keep``.
         """
         return {k: e["keep"] for k, e in self._override_entries().items() if "keep" in e}
@@ -355,30 +400,163 @@ class RunDir(os.PathLike):
             raise DatasetError(f"No dataset at {path}.",
                                hint="Run 'selfguide synthesize TASK --run NAME' (or "
                                     "'selfguide filter --run NAME') first.")
-        return store.read_jsonl(path)
+        report = self.read_report() or {}
+        expected = report.get(split)
+        spec = schema.TRAIN_RECORDS if split == "train" else schema.VAL_RECORDS
+        return schema.load_whole_jsonl(self.path, spec, expected=expected)
+
+    def records_bytes(self, split: str = "train") -> bytes:
+        """``dataset/<split>.jsonl`` as it is on disk, once :meth:`read_records` found it
+        whole (a download offers the file, never a damaged one)."""
+        self.read_records(split)
+        return self.records_file(split).read_bytes() if self.records_file(split).is_file() \
+            else b""
+
+    def write_records(self, split: str, text: str) -> None:
+        """Write ``dataset/<split>.jsonl`` whole (``text``: the JSONL lines)."""
+        store.atomic_write_text(self.records_file(split), text)
+
+    def dataset_fingerprint(self) -> str:
+        """Hash of ``dataset/train.jsonl`` and ``val.jsonl`` bytes (missing = empty): what a
+        training recorded it read, so a later re-filter marks it stale."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for split in SPLITS:
+            p, name = self.records_file(split), f"{split}.jsonl"
+            h.update(name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"") + b"\0")
+        return h.hexdigest()[:16]
 
     def read_report(self) -> dict | None:
-        data = store.read_json(self.report_file, default=None)
-        return data if isinstance(data, dict) else None
+        return schema.load(self.path, schema.REPORT)
 
     def write_report(self, report: dict) -> None:
         store.atomic_write_json(self.report_file, report)
 
     # ----------------------------------------------------------------- adapter / eval
     def has_adapter(self) -> bool:
+        self.recover_adapter()
         return (self.adapter_dir / ADAPTER_MANIFEST).is_file()
 
+    @property
+    def adapter_staging_dir(self) -> Path:
+        """Where training writes a new adapter before :meth:`install_adapter` swaps it in."""
+        return self.train_dir / ".adapter.tmp"
+
+    @property
+    def adapter_old_dir(self) -> Path:
+        return self.train_dir / ".adapter.old"
+
+    def install_adapter(self, staged: str | os.PathLike) -> None:
+        """Make the complete folder ``staged`` the run's ``adapter/`` with no moment in
+        which there is none (:func:`selfguide.runs.swap.replace_dir`)."""
+        swap.replace_dir(Path(staged), self.adapter_dir, self.adapter_old_dir)
+
+    def recover_adapter(self) -> bool:
+        """After a crash mid-swap: put ``.adapter.old`` back when there is no ``adapter/``
+        (else drop it); True if an adapter was restored."""
+        return swap.recover(self.adapter_dir, self.adapter_old_dir)
+
+    def adapter_fingerprint(self) -> str | None:
+        """A short hash of the adapter's manifest (new with every training); ``None``
+        without an adapter. An evaluation records it to be marked stale after a retrain."""
+        import hashlib
+
+        try:
+            return hashlib.sha256(self.adapter_manifest_file.read_bytes()).hexdigest()[:16]
+        except OSError:
+            return None
+
+    def read_adapter_config(self) -> dict | None:
+        """PEFT's ``adapter_config.json`` in the run's adapter, checked before PEFT reads it."""
+        return schema.load(self.path, schema.ADAPTER_CONFIG)
+
     def read_train_metrics(self) -> dict | None:
-        data = store.read_json(self.train_metrics_file, default=None)
-        return data if isinstance(data, dict) else None
+        return schema.load(self.path, schema.TRAIN_METRICS)
+
+    def write_train_metrics(self, metrics: dict) -> None:
+        store.atomic_write_json(self.train_metrics_file, metrics)
+
+    def read_train_config(self) -> dict | None:
+        """``train/train_config.json``: the settings (and dataset fingerprint) of the
+        training that wrote the checkpoints."""
+        return schema.load(self.path, schema.TRAIN_CONFIG)
+
+    def write_train_config(self, settings: dict) -> None:
+        store.atomic_write_json(self.train_config_file, settings)
 
     def read_metrics(self) -> dict | None:
-        data = store.read_json(self.metrics_file, default=None)
-        return data if isinstance(data, dict) else None
+        return schema.load(self.path, schema.EVAL_METRICS)
 
     def read_predictions(self) -> list[dict]:
-        return store.read_jsonl(self.predictions_file) if self.predictions_file.is_file() \
-            else []
+        """``eval/predictions.jsonl`` read strictly (its rows must be as many as
+        ``eval/metrics.json`` counted); ``[]`` before any evaluation."""
+        if not self.predictions_file.is_file():
+            return []
+        expected = (self.read_metrics() or {}).get("n")
+        return schema.load_whole_jsonl(self.path, schema.PREDICTIONS, expected=expected)
+
+    def write_evaluation(self, rows: list[dict], summary: dict) -> None:
+        """``eval/predictions.jsonl`` then ``eval/metrics.json``, each whole."""
+        import json
+
+        store.atomic_write_text(self.predictions_file, "".join(
+            json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        store.atomic_write_json(self.metrics_file, summary)
+
+    def read_adapter_manifest(self) -> dict | None:
+        """``selfguide_adapter.json`` of the run's adapter; ``None`` when there is none."""
+        return schema.load(self.path, schema.ADAPTER)
+
+    def write_adapter_manifest(self, adapter_dir: str | os.PathLike, manifest: dict) -> None:
+        store.atomic_write_json(Path(adapter_dir) / ADAPTER_MANIFEST, manifest)
+
+    def read_gguf_export(self) -> dict | None:
+        """The studio's GGUF export summary (``export/model-gguf/export.json``)."""
+        return schema.load(self.path, schema.GGUF_EXPORT)
+
+    # ----------------------------------------------------------------- method files
+    def read_labelling(self) -> dict | None:
+        """``labelling.json`` (SELF-GUIDE's labelling evidence); ``None`` before stage 2."""
+        return schema.load(self.path, schema.LABELLING)
+
+    def write_labelling(self, data: dict) -> None:
+        store.atomic_write_json(self.labelling_file, data)
+
+    def read_log(self, path: str | os.PathLike) -> list[dict]:
+        """An append-only log of the run (``inputs.jsonl``, ``annotations.jsonl``,
+        ``selfinstruct.jsonl``), read leniently at the tail (a torn last line is unwritten)."""
+        return store.read_jsonl(self._own(path))
+
+    def append_log(self, path: str | os.PathLike, records: list[dict]) -> int:
+        """Append ``records`` durably to one of the run's logs (locked, fsynced)."""
+        return store.append_jsonl(self._own(path), records)
+
+    def write_file(self, path: str | os.PathLike, data: bytes | str) -> None:
+        """Write one of the run's other files whole (``candidates.parquet``,
+        ``seed_tasks.jsonl``), atomically."""
+        store.atomic_write_bytes(self._own(path), data.encode("utf-8")
+                                 if isinstance(data, str) else data)
+
+    def _own(self, path: str | os.PathLike) -> Path:
+        p = Path(path)
+        if not p.resolve().is_relative_to(self.path.resolve()):
+            raise ValueError(f"{p} is not a file of run {self.name!r}")
+        return p
+
+    # ----------------------------------------------------------------- jobs
+    def read_job_status(self, stage: str) -> dict:
+        """``jobs/<stage>/status.json`` (``{}`` when missing or not an object: a status is
+        a heartbeat rewritten many times a second, and the job's state is judged from it)."""
+        raw = store.read_json(self.job_dir(stage) / "status.json", default=None)
+        return raw if isinstance(raw, dict) else {}
+
+    def write_job_status(self, stage: str, data: dict, *, durable: bool = True) -> None:
+        import json
+
+        text = json.dumps(dict(data), indent=2, ensure_ascii=False, default=str) + "\n"
+        store.atomic_write_bytes(self.job_dir(stage) / "status.json", text.encode("utf-8"),
+                                 fsync=durable)
 
 
 def as_run(run: str | os.PathLike | RunDir) -> RunDir:

@@ -344,7 +344,11 @@ def config_hash(obj: Any) -> str:
 
 
 def read_manifest(run_dir: str | os.PathLike) -> dict:
-    return read_json(Path(run_dir) / MANIFEST_NAME, default=None) or {
+    """The run's manifest, checked against its schema (``RunFileError`` when it is not an
+    object or a stage entry has the wrong shape); a fresh one when there is none."""
+    from selfguide.runs import schema
+
+    return schema.load(run_dir, schema.MANIFEST) or {
         "name": Path(run_dir).name, "created": time.time(), "stages": {}}
 
 

@@ -254,11 +254,36 @@ def parse_task_bytes(data: bytes, filename: str, *, instruction: str | None = No
         raise TaskError(f"{filename}: nested too deeply.") from None
 
 
+def _no_alias_loader() -> type:
+    """A safe YAML loader that refuses an alias (``*name``) as it meets it, before any
+    expansion: a tree of aliases ("billion laughs") would otherwise grow to gigabytes."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                ev = self.peek_event()
+                raise _YamlAlias(ev.anchor, ev.start_mark.line + 1 if ev.start_mark else 0)
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
+class _YamlAlias(Exception):
+    def __init__(self, anchor: str, line: int):
+        super().__init__(anchor, line)
+        self.anchor, self.line = anchor, line
+
+
 def _yaml_loads(text: str, filename: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_no_alias_loader())  # noqa: S506 - a SafeLoader
+    except _YamlAlias as exc:
+        raise TaskError(f"{filename}: line {exc.line} uses the YAML alias *{exc.anchor}; "
+                        "task files may not use aliases (anchors and '*' references).",
+                        hint="Write the value out in full where the alias is.") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

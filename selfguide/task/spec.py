@@ -266,9 +266,13 @@ def task_from_dict(d: Any, *, default_name: str = "task", source: str = "") -> T
     """Our own schema (also what :meth:`TaskSpec.to_dict` writes) -> validated TaskSpec."""
     if not isinstance(d, dict):
         raise TaskError(f"A task file must be a JSON/YAML object, got {type(d).__name__}.")
+    odd = [k for k in d if not isinstance(k, str)]
+    if odd:  # checked before any str(): a key may be any YAML value
+        raise TaskError(f"Task keys must be text; found {type(odd[0]).__name__} keys.",
+                        hint=f"Known keys: {', '.join(sorted(_OWN_KEYS))}.")
     unknown = set(d) - _OWN_KEYS
     if unknown:
-        raise TaskError(f"Unknown key(s) in the task: {', '.join(sorted(map(str, unknown)))}.",
+        raise TaskError(f"Unknown key(s) in the task: {', '.join(sorted(unknown))}.",
                         hint=f"Known keys: {', '.join(sorted(_OWN_KEYS))}.")
     if "instruction" not in d:
         raise TaskError("instruction is missing.", hint='Add "instruction": "what to do".')
@@ -287,14 +291,15 @@ def task_from_dict(d: Any, *, default_name: str = "task", source: str = "") -> T
         raise TaskError("labels must be a list of strings.")
     labels = tuple(check_text(x, row_name("labels", i)) for i, x in enumerate(labels))
     task_type = d.get("task_type") or ("classification" if labels else "generation")
-    if task_type not in TASK_TYPES:
+    if not isinstance(task_type, str) or task_type not in TASK_TYPES:
         raise TaskError(f"task_type {task_type!r} is not one of {', '.join(TASK_TYPES)}.")
     metric = parse_metric(d["metric"]) if d.get("metric") else (
         "exact_match" if task_type == "classification" else "rouge_l")
     name = d.get("name") or default_name
+    src = check_text(d["source"], "source", allow_blank=True) if d.get("source") else source
     task = TaskSpec(name=check_text(name, "name").strip(), instruction=check_text(d["instruction"],
                     "instruction").strip(), demos=demos, task_type=task_type, labels=labels,
-                    metric=metric, test=tests, source=str(d.get("source") or source))
+                    metric=metric, test=tests, source=src)
     return validate_task(task)
 
 

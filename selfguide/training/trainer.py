@@ -156,14 +156,7 @@ def is_complete_checkpoint(path: str | Path, *, world_size: int = 1) -> bool:
 
 def dataset_fingerprint(run_dir: Path) -> str:
     """Hash of the run's ``dataset/train.jsonl`` and ``val.jsonl`` bytes (missing = empty)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    run = RunDir(run_dir)
-    for split in ("train", "val"):
-        p, name = run.records_file(split), f"{split}.jsonl"
-        h.update(name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"") + b"\0")
-    return h.hexdigest()[:16]
+    return RunDir(run_dir).dataset_fingerprint()
 
 
 def last_complete_checkpoint(directory: str | Path, *, world_size: int = 1) -> Path | None:
@@ -193,7 +186,7 @@ def load_train_records(run_dir: Path) -> tuple[list[dict], list[dict]]:
     if not train_file.is_file():
         raise DatasetError(f"No training set at {train_file}.",
                            hint="Run 'selfguide synthesize' and 'selfguide filter' first.")
-    return store.read_jsonl(train_file), store.read_jsonl(run.records_file("val"))
+    return run.read_records("train"), run.read_records("val")
 
 
 def preflight(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | None = None
@@ -239,8 +232,8 @@ def check_run_dataset(run_dir: Path, records: Sequence[dict], *, force: bool = F
 
 
 def run_task_type(run_dir: Path) -> str:
-    task = store.read_json(RunDir(run_dir).task_file, default={}) or {}
-    return task.get("task_type", "generation")
+    task = RunDir(run_dir).read_task()
+    return task.task_type if task else "generation"
 
 
 @dataclass
@@ -300,7 +293,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
                     "created": time.time()}
         adapters.save_adapter(model, p.lm.tokenizer, run.adapter_dir, manifest,
                               full=p.cfg.method == "full", state_dict=state_dict)
-        store.atomic_write_json(run.train_metrics_file, metrics)
+        run.write_train_metrics(metrics)
         events.emit("train_end", **{k: v for k, v in metrics.items() if k != "eval_losses"})
     train_dist.barrier()  # every rank returns once the adapter is on disk
     return TrainResult(adapter_dir=run.adapter_dir, metrics=metrics)
@@ -372,7 +365,7 @@ def _resume_point(run: RunDir, cfg: TrainConfig, model_cfg: ModelConfig,
     if prefix:  # absent when bare: checkpoints written before the prefix stay resumable
         settings["completion_prefix"] = prefix
     settings_hash = store.config_hash(settings)
-    prev = store.read_json(run.train_config_file, default=None) or {}
+    prev = run.read_train_config() or {}
     if ckpt_dir.exists() and prev.get("hash") != settings_hash:
         # Checkpoints of other settings (or of unknown provenance) must not be resumed.
         events.emit("log", message="training settings changed: starting from scratch")
@@ -380,7 +373,7 @@ def _resume_point(run: RunDir, cfg: TrainConfig, model_cfg: ModelConfig,
     resume = last_complete_checkpoint(ckpt_dir, world_size=world)
     if resume is not None:
         events.emit("log", message=f"resuming from {resume.name}")
-    store.atomic_write_json(run.train_config_file, {**settings, "hash": settings_hash})
+    run.write_train_config({**settings, "hash": settings_hash})
     train_dist.broadcast(str(resume) if resume else None)
     return resume
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from selfguide.errors import RunFileError
 from selfguide.runs import store, workspace
-from studio.app import resources, state
+from studio.app import messages, resources, state
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
 # A local file: an emoji or :material/…: page icon makes the browser fetch the favicon from
@@ -102,6 +103,8 @@ def main(default: str = "model") -> None:
     _FRAME.on = True
     try:
         page.run()
+    except RunFileError as exc:  # a damaged run file on any page: which one, and the fix
+        st.error(messages.page_text(exc), icon=":material/error:")
     finally:
         _FRAME.on = False
 

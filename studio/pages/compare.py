@@ -50,6 +50,7 @@ rows = rd.read_predictions()
 if metrics is None:
     st.stop()
 
+compare_views.stale_note(rd)
 compare_views.scores(metrics)
 compare_views.label_tables(metrics)
 compare_views.examples(rows)

@@ -6,7 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from selfguide.errors import DatasetError, SelfGuideError
-from selfguide.runs import store
 from selfguide.runs.rundir import RunDir
 from selfguide.settings import cli as cliargs
 from selfguide.settings.training import TrainConfig
@@ -72,7 +71,7 @@ with st.expander("Settings", expanded=not running and jstate != "finished"):
     cfg = widgets.build_config(TrainConfig, values)
     st.caption(train_settings.method_caption(cfg))
 
-world = (store.read_json(run_dir.train_config_file, default=None) or {}).get("world_size", 1)
+world = (RunDir(run_dir).read_train_config() or {}).get("world_size") or 1
 ckpt = training.last_complete_checkpoint(run_dir.checkpoints_dir, world_size=world)
 can_resume = ckpt is not None and jstate in ("cancelled", "failed", "interrupted")
 label = f"Resume from {ckpt.name}" if can_resume else "Launch training"

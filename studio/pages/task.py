@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from selfguide.errors import SelfGuideError
-from selfguide.runs import store, workspace
+from selfguide.runs import workspace
 from selfguide.runs.rundir import RunDir
 from selfguide.task import formats as task_formats
 from selfguide.task import spec as sgtask
@@ -56,8 +56,7 @@ with src_tabs[1]:
 run = state.current_run()
 d = state.task_draft()
 if d is None and run:
-    saved = store.read_json(RunDir.named(run).task_file)  # as saved: the editor validates
-    d = saved if isinstance(saved, dict) else None
+    d = RunDir.named(run).read_task_dict()  # as saved: the editor validates
 spec = task_editor.validate(task_editor.editor(d if d is not None else task_editor.EMPTY))
 structure_view.show_template(spec)
 

@@ -21,11 +21,11 @@ import streamlit as st
 from selfguide.errors import SelfGuideError
 from selfguide.evaluation import compare
 from selfguide.models import tryout
-from selfguide.runs import store
 from selfguide.runs.rundir import RunDir
 from selfguide.settings import cli as cliargs
 from studio.app import diffs, resources, state, widgets
 from studio.app import jobs as sjobs
+from studio.app.downloads import csv_bytes
 
 GGUF_QUANTS = ("f16", "q8_0", "q5_1", "q4_1", "bf16", "f32")
 _SCORE_COLS = ("before", "after", "delta", "ci_low", "ci_high")
@@ -141,11 +141,23 @@ def free_form(rd: RunDir, max_new_tokens: int) -> None:
         widgets.show_error(exc)
 
 
+def stale_note(rd: RunDir) -> None:
+    """A warning when the evaluation's inputs changed after it ran (a re-filter or a
+    retraining), with what changed and what refreshes it."""
+    from selfguide.runs.stale import stale_stages
+
+    s = stale_stages(rd).get("eval")
+    if s:
+        st.warning(f"This evaluation is stale: {s['changed']}. Refresh it with "
+                   f"`{s['refresh']}` (or Launch training, then Evaluate, here).",
+                   icon=":material/update:")
+
+
 def downloads(run: str, metrics: dict, rows: list[dict]) -> None:
     st.subheader("Download")
     d1, d2 = st.columns(2)
     d1.download_button("predictions.csv",
-                       pd.DataFrame(rows).to_csv(index=False).encode("utf-8"),
+                       csv_bytes(pd.DataFrame(rows)),
                        file_name=f"{run}-predictions.csv", mime="text/csv",
                        icon=":material/download:")
     d2.download_button("metrics.json", json.dumps(metrics, indent=2).encode("utf-8"),
@@ -194,6 +206,6 @@ def gguf_export(rd: RunDir) -> None:
                                                                        argv):
         st.rerun()
     widgets.job_panel(run, "export-model", title="GGUF export job")
-    exported = store.read_json(rd.gguf_dir / "export.json", default=None)
+    exported = rd.read_gguf_export()
     if isinstance(exported, dict) and (rd.gguf_dir / str(exported.get("file"))).is_file():
         _gguf_files(rd, exported)

@@ -20,7 +20,7 @@ from selfguide.errors import SelfGuideError
 from selfguide.methods import candidates
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.runs.rundir import RunDir
-from studio.app import charts, frame, state, widgets
+from studio.app import charts, downloads, frame, state, widgets
 from studio.app import jobs as sjobs
 from studio.views import filter_repairs as repairs
 from studio.views import filter_rows as filtering
@@ -248,18 +248,17 @@ def _save(rd: RunDir, cfg: FilterConfig, kept: int) -> None:
 
 
 def _downloads(rd: RunDir, df, cfg: FilterConfig) -> None:
-    run, train = rd.name, rd.records_file("train")
+    run = rd.name
     report = rd.read_report() or {}
     if not filtering.saved_matches(rd.path, cfg):
         st.caption("The saved dataset was built with other settings than those shown; "
                    "press Save dataset to rebuild it.")
     d1, d2, d3, d4 = st.columns(4)
-    d1.download_button("train.jsonl", train.read_bytes(), file_name=f"{run}-train.jsonl",
+    d1.download_button("train.jsonl", rd.records_bytes("train"), file_name=f"{run}-train.jsonl",
                        mime="application/jsonl", icon=":material/download:")
     edited = repairs.decorate(df, candidates.read_repairs(rd.path))
-    d2.download_button("candidates.csv", edited.drop(columns=[c for c in edited.columns
-                                                              if c.startswith("f_")])
-                       .to_csv(index=False).encode("utf-8"),
+    d2.download_button("candidates.csv", downloads.csv_bytes(edited.drop(
+                           columns=[c for c in edited.columns if c.startswith("f_")])),
                        file_name=f"{run}-candidates.csv", mime="text/csv",
                        icon=":material/download:")
     d3.download_button("report.json", json.dumps(report, indent=2).encode("utf-8"),

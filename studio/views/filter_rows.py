@@ -143,13 +143,9 @@ def resolve(run_dir: Path, cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpe
     """``cfg`` with label strategy ``auto`` resolved from the run's labelling evidence, and
     the choice in plain words (what ``selfguide filter`` does too)."""
     from selfguide.methods.selfguide import choice
-    from selfguide.runs import store
-
     if task is None:
         return cfg, {}
-    return choice.resolve_filters(cands, task, cfg,
-                                  store.read_json(RunDir(run_dir).labelling_file,
-                                                  default=None))
+    return choice.resolve_filters(cands, task, cfg, RunDir(run_dir).read_labelling())
 
 
 def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:

@@ -15,7 +15,6 @@ import dataclasses
 from typing import Any
 
 from selfguide.errors import SelfGuideError
-from selfguide.runs import store
 from selfguide.runs.rundir import RunDir
 from selfguide.settings import cli as cliargs
 from selfguide.settings import fields as sgconfig
@@ -39,8 +38,11 @@ def job_settings(run_dir: RunDir, jstat: Any) -> dict | None:
                                                                presets=traincfg.PRESETS))
         except SelfGuideError:
             pass
-    saved = store.read_json(run_dir.train_config_file, default=None)
-    train = saved.get("train") if isinstance(saved, dict) else None
+    try:
+        saved = RunDir(run_dir).read_train_config() or {}
+    except SelfGuideError:  # damaged: the form starts from the defaults; train says why
+        saved = {}
+    train = saved.get("train")
     if not isinstance(train, dict):
         return None
     try:

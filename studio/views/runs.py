@@ -16,14 +16,8 @@ from typing import Any
 from selfguide.errors import CorruptFile
 from selfguide.runs import store, workspace
 from selfguide.runs.rundir import RunDir
+from selfguide.runs.stale import stale_stages
 from studio.app import frame
-
-
-def _safe_json(path: Path) -> Any:
-    try:
-        return store.read_json(path, default=None)
-    except CorruptFile:
-        return None
 
 
 def count_lines(path: Path) -> int:
@@ -66,25 +60,29 @@ def _status(stages: dict, jobs_: dict[str, str]) -> str:
 def summary(run: str) -> dict:
     """One row of the Runs table."""
     d = RunDir.named(run)
-    man = _safe_json(d.manifest_file) or {}
-    task = _safe_json(d.task_file) or {}
-    cfg = _safe_json(d.config_file) or {}
-    report = _safe_json(d.report_file) or {}
-    stages = man.get("stages", {}) if isinstance(man, dict) else {}
-    kept = report.get("kept") if isinstance(report, dict) else None
+    try:
+        man, cfg, report = d.read_manifest(), d.read_config(), d.read_report() or {}
+        task, metrics, stale = d.read_task_dict() or {}, d.read_metrics(), stale_stages(d)
+    except CorruptFile as exc:  # a damaged file: the row says which, the others still list
+        return {"run": run, "status": f"damaged: {exc.message}", "task": "", "method": "",
+                "model": "", "kept": 0, "metrics": "", "stale": "",
+                "updated": d.path.stat().st_mtime}
+    stages = man.get("stages") or {}
+    kept = report.get("kept")
     if kept is None:
         kept = count_lines(d.records_file("train"))
-    model = cfg.get("model", {}) if isinstance(cfg, dict) else {}
-    updated = man.get("updated") if isinstance(man, dict) else None
+    model = cfg.get("model") or {}
     return {
         "run": run,
         "status": _status(stages, workspace.job_states(run)),
-        "task": task.get("name", "") if isinstance(task, dict) else "",
-        "method": cfg.get("method", "") if isinstance(cfg, dict) else "",
-        "model": model.get("model", "") if isinstance(model, dict) else str(model),
+        "task": str(task.get("name") or ""),
+        "method": cfg.get("method") or "",
+        "model": model.get("model") or "",
         "kept": int(kept or 0),
-        "metrics": headline_metric(_safe_json(d.metrics_file)),
-        "updated": updated or d.path.stat().st_mtime,
+        "metrics": headline_metric(metrics),
+        "stale": "; ".join(f"{k}: {v['changed']} (refresh: {v['refresh']})"
+                           for k, v in stale.items()),
+        "updated": man.get("updated") or d.path.stat().st_mtime,
     }
 
 

@@ -72,12 +72,13 @@ def prepare_run(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConf
     cfg = {"method": "selfguide", "model": to_dict(model or ModelConfig()),
            "synthesis": to_dict(synth), "filters": to_dict(filters), "seed": synth.seed,
            "versions": versions()}
-    old_cfg = store.read_json(run.config_file)
-    old_task = store.read_json(run.task_file)
+    old_cfg = None if overwrite or not run.config_file.exists() else run.read_config()
+    old_task = run.read_task() if old_cfg is not None else None
     new_task = task.to_dict()
-    if old_cfg is not None and not overwrite:
+    if old_cfg is not None:
         same = (store.config_hash(_generation_key(old_cfg)) ==
-                store.config_hash(_generation_key(cfg)) and old_task == new_task)
+                store.config_hash(_generation_key(cfg)) and old_task is not None
+                and old_task.to_dict() == new_task)
         if not same and any(getattr(run, f).exists() for f in GENERATED):
             raise ConfigError(
                 f"Run {run.name!r} already holds data generated with a different task, "
@@ -101,13 +102,11 @@ def load_run(run_dir: str | os.PathLike
     from selfguide.settings.fields import from_dict
 
     run = as_run(run_dir)
-    cfg = store.read_json(run.config_file)
-    tdict = store.read_json(run.task_file)
-    if cfg is None or tdict is None:
+    if not run.config_file.is_file() or not run.task_file.is_file():
         raise CorruptFile(f"{run.path} has no config.json/task.json; it is not a SELF-GUIDE run.",
                           hint="Create it with 'selfguide synthesize TASK --run NAME'.")
-    return (TaskSpec.from_dict(tdict), from_dict(SynthesisConfig,
-                                                 legacy_synthesis(cfg.get("synthesis"))),
+    cfg, task = run.read_config(), run.read_task(required=True)
+    return (task, from_dict(SynthesisConfig, legacy_synthesis(cfg.get("synthesis"))),
             from_dict(FilterConfig, cfg.get("filters")), cfg)
 
 

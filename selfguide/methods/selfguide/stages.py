@@ -26,6 +26,7 @@ import os
 import random
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfguide.methods.candidates import unique
@@ -42,7 +43,6 @@ from selfguide.methods.selfguide.filters import (
 )
 from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
 from selfguide.methods.selfguide.table import build_table
-from selfguide.runs import store
 from selfguide.runs.events import EventLog, Progress, delta_progress
 from selfguide.runs.rundir import as_run
 from selfguide.seeding import derive_seed as _seed
@@ -220,7 +220,7 @@ def generate_inputs(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCo
                     on_item: ItemCallback | None = None, stream: Any = ...) -> list[dict]:
     """Stage 1: generate every missing round; returns all input rows (old and new)."""
     path = as_run(run_dir).inputs_file
-    rows = unique(store.read_jsonl(path))
+    rows = unique(as_run(run_dir).read_log(path))
     by_id = {r["id"]: r for r in rows}
     pool = _Pool(task, filters)
     sampling = _input_sampling(task, cfg, generator)
@@ -270,7 +270,7 @@ def topup_round(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig
     that came out rare, see :func:`selfguide.methods.selfguide.pipeline.synthesize`): its
     rows, decoded now or read back when a resumed run has them already."""
     path = as_run(run_dir).inputs_file
-    rows = unique(store.read_jsonl(path))
+    rows = unique(as_run(run_dir).read_log(path))
     by_id = {r["id"]: r for r in rows}
     pool = _Pool(task, filters)
     for r in sorted((r for r in rows if r["round"] < rnd
@@ -296,7 +296,7 @@ def topup_round(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig
 def _save_round(path: Any, new: list[dict], by_id: dict, events: EventLog,
                 on_item: ItemCallback | None) -> None:
     """Append a decoded round's rows to the inputs file and announce each (``item``)."""
-    store.append_jsonl(path, new)
+    as_run(Path(path).parent).append_log(path, new)
     for r in new:
         by_id[r["id"]] = r
         events.emit("item", stage="inputs", id=r["id"], round=r["round"], input=r["input"],
@@ -320,7 +320,7 @@ def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, i
     events = events or EventLog(None)
 
     def pending() -> list[tuple[str, str]]:
-        done = {r["id"] for r in store.read_jsonl(path)}
+        done = {r["id"] for r in as_run(run_dir).read_log(path)}
         return [(i, x) for i, x in ids_inputs if i not in done]
 
     progress = Progress("annotate", len(ids_inputs), events=events, unit="inputs",
@@ -335,12 +335,12 @@ def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, i
         raise
     todo = pending()
     progress.update(len(ids_inputs) - len(todo) - progress.done)  # the reused probe
-    done = {r["id"]: r for r in unique(store.read_jsonl(path))}
+    done = {r["id"]: r for r in unique(as_run(run_dir).read_log(path))}
     sampling = labelling.sampling_for(task, generator, temperature=cfg.output_temperature,
                                       max_new_tokens=cfg.output_max_new_tokens)
 
     def save(recs: list[dict]) -> None:
-        store.append_jsonl(path, recs)  # the batch is the unit of resumption
+        as_run(run_dir).append_log(path, recs)  # the batch is the unit of resumption
         done.update({r["id"]: r for r in recs})
 
     try:
@@ -366,7 +366,7 @@ def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCon
     become the first annotations. A model without chat use labels as plain text.
     """
     run = as_run(run_dir)
-    stored = store.read_json(run.labelling_file)
+    stored = run.read_labelling()
     if stored and stored.get("protocol"):
         return stored
     events = events or EventLog(None)
@@ -391,12 +391,12 @@ def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCon
     recs = probe_recs.get(pick["protocol"]) or []
     # A run killed between this append and labelling.json below computes the same probe
     # again; the rows already appended are not appended twice.
-    have = {r.get("id") for r in store.read_jsonl(run.annotations_file)} if recs else set()
+    have = {r.get("id") for r in run.read_log(run.annotations_file)} if recs else set()
     new = [{"id": i, **r} for (i, _), r in zip(probe, recs) if i not in have]
     if new:
-        store.append_jsonl(run.annotations_file, new)
+        run.append_log(run.annotations_file, new)
     out = {**pick, "requested": wanted, "evidence": evidence}
-    store.atomic_write_json(run.labelling_file, out)
+    run.write_labelling(out)
     events.emit("log", message=pick["reason"])
     if pick.get("beats_chance") is False:
         events.emit("warning", message="No way of self-labelling beat chance on the demos: "

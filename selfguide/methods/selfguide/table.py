@@ -28,7 +28,7 @@ from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.methods.selfguide.filters import apply, near_duplicate_scores
 from selfguide.methods.selfguide.relation import demo_relation
 from selfguide.methods.selfguide.report import build_report
-from selfguide.runs import dataset, store
+from selfguide.runs import dataset
 from selfguide.runs.rundir import as_run
 from selfguide.task.parsing import map_label
 from selfguide.task.prompts import task_prompt
@@ -88,8 +88,8 @@ def load_candidates(run_dir: str | os.PathLike) -> pd.DataFrame:
     if df is not None:
         return df
     task = run.read_task(required=True)
-    ann = {r["id"]: r for r in candidates.unique(store.read_jsonl(run.annotations_file))}
-    return build_table(candidates.unique(store.read_jsonl(run.inputs_file)), ann, task)
+    ann = {r["id"]: r for r in candidates.unique(run.read_log(run.annotations_file))}
+    return build_table(candidates.unique(run.read_log(run.inputs_file)), ann, task)
 
 
 def finish(run_dir: str | os.PathLike, df: pd.DataFrame, task: TaskSpec,
@@ -99,7 +99,7 @@ def finish(run_dir: str | os.PathLike, df: pd.DataFrame, task: TaskSpec,
     ``require_kept``: raise ``DatasetError`` (and write nothing) when no row is kept.
     """
     run = as_run(run_dir)
-    eff, choice = resolve_filters(df, task, filters, store.read_json(run.labelling_file))
+    eff, choice = resolve_filters(df, task, filters, run.read_labelling())
     df = apply(df, eff, task, overrides=run.read_overrides())
     if require_kept and not int(df["kept"].sum()):
         reasons = df["drop_reason"].value_counts().head(3).to_dict()

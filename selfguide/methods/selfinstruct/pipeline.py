@@ -261,7 +261,7 @@ def load_rounds(run_dir: str | os.PathLike, ghash: str) -> list[dict]:
     """Committed rounds of ``run_dir`` (a torn last line is ignored); refuses rounds made
     with different generation settings."""
     run = as_run(run_dir)
-    rounds = store.read_jsonl(run.rounds_file)
+    rounds = run.read_log(run.rounds_file)
     for i, rec in enumerate(rounds):
         if rec.get("config_hash") != ghash:
             raise ConfigError(
@@ -289,12 +289,12 @@ def run_self_instruct(run_dir: str | os.PathLike, gen: Generator, seeds: Sequenc
     seeds_text = _seed_jsonl(seeds)
     run_cfg = _run_config(cfg, fcfg, model, store.config_hash(seeds_text))
     ghash = generation_hash(run_cfg)
-    prev = store.read_json(run_dir.config_file, default=None)
-    if isinstance(prev, dict) and prev.get("method") not in (None, "selfinstruct"):
+    prev = run_dir.read_config()
+    if prev.get("method") not in (None, "selfinstruct"):
         raise ConfigError(f"Run {run_dir.name} is a {prev.get('method')} run; Self-Instruct "
                           "would overwrite its data.", hint="Choose a new run name.")
     rounds = load_rounds(run_dir, ghash)
-    store.atomic_write_text(run_dir.seed_tasks_file, seeds_text)
+    run_dir.write_file(run_dir.seed_tasks_file, seeds_text)
     run_dir.write_config(run_cfg)
     run_dir.set_stage(STAGE, "running", config_hash=ghash)
 
@@ -314,7 +314,7 @@ def run_self_instruct(run_dir: str | os.PathLike, gen: Generator, seeds: Sequenc
         rec = run_round(gen, pool, r, cfg, fcfg,
                         on_tokens=lambda n, r=r: progress.update(0, tokens=n, round=r))
         rec["config_hash"] = ghash
-        store.append_jsonl(run_dir.rounds_file, [rec])  # the commit point of the round
+        run_dir.append_log(run_dir.rounds_file, [rec])  # the commit point of the round
         rounds.append(rec)
         n_new = len(pool.machine) - before
         events.emit("round", round=r, generated=len(rec["instructions"]), accepted=n_new,
@@ -342,8 +342,8 @@ def refilter(run_dir: str | os.PathLike, fcfg: SelfInstructFilterConfig) -> dict
     generated next); changing them needs a new run, so that is refused.
     """
     run_dir = as_run(run_dir)
-    run_cfg = store.read_json(run_dir.config_file, default=None)
-    if not isinstance(run_cfg, dict) or run_cfg.get("method") != "selfinstruct":
+    run_cfg = run_dir.read_config()
+    if run_cfg.get("method") != "selfinstruct":
         raise ConfigError(f"{run_dir.name} is not a Self-Instruct run.",
                           hint="Run 'selfguide self-instruct --run NAME' first.")
     old = run_cfg.get("filters", {})

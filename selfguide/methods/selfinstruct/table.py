@@ -29,7 +29,7 @@ from selfguide.methods.selfinstruct.filters import (
     first_failure,
     instance_checks,
 )
-from selfguide.runs import dataset, store
+from selfguide.runs import dataset
 from selfguide.runs.rundir import as_run
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -159,7 +159,7 @@ def write_outputs(run_dir: str | os.PathLike, rounds: Sequence[dict],
     df = candidates_table(rounds, fcfg, run.read_overrides())
     candidates.write(run, df)
     recs = build_records(candidates.apply_repairs(df, run.read_repairs(), label_is_output=True))
-    store.atomic_write_text(run.records_file("train"), dataset.jsonl(recs))
+    run.write_records("train", dataset.jsonl(recs))
     report = build_report(rounds, df, len(recs))
     run.write_report(report)
     return report

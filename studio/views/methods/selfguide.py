@@ -13,7 +13,6 @@ import streamlit as st
 
 from selfguide.errors import SelfGuideError
 from selfguide.methods.selfguide import config as syncfg
-from selfguide.runs import store
 from selfguide.runs.rundir import RunDir
 from selfguide.settings import cli as cliargs
 from selfguide.settings.fields import ModelConfig, from_dict
@@ -69,7 +68,7 @@ def rows_fit_note(task_json: str, model_json: str) -> str | None:
 def before_start(run_dir: RunDir) -> bool:
     """The task's rows must fit training with the model chosen: refuse before the job."""
     try:
-        note = rows_fit_note(run_dir.task_file.read_text(encoding="utf-8"),
+        note = rows_fit_note(json.dumps(run_dir.read_task_dict(), sort_keys=True),
                              json.dumps(state.model_config(), sort_keys=True))
     except SelfGuideError as exc:
         widgets.show_error(exc)
@@ -99,7 +98,7 @@ def ready_lines(run_dir: RunDir, n: int) -> list[tuple[str, str]]:
 def _answered(run_dir: RunDir) -> int | None:
     if not run_dir.annotations_file.is_file():
         return None
-    return len({r.get("id") for r in store.read_jsonl(run_dir.annotations_file)})
+    return len({r.get("id") for r in run_dir.read_log(run_dir.annotations_file)})
 
 
 def preview(run_dir: RunDir) -> None:
@@ -111,11 +110,10 @@ def preview(run_dir: RunDir) -> None:
     st.markdown(f"**Newest inputs** ({previews.count_rows(run_dir.inputs_file)} so far)")
     st.dataframe(previews.input_rows(inputs), hide_index=True, width="stretch", height=240)
     if annotations:
-        labels = tuple((store.read_json(run_dir.task_file, default={}) or {}).get("labels")
-                       or ())
+        labels = tuple((run_dir.read_task_dict() or {}).get("labels") or ())
         st.markdown("**Newest answers with their vote share**")
         texts = {str(r.get("id")): str(r.get("input", ""))  # every input: small file
-                 for r in store.read_jsonl(run_dir.inputs_file)}
+                 for r in run_dir.read_log(run_dir.inputs_file)}
         st.dataframe(previews.annotation_rows(annotations, labels, texts), hide_index=True,
                      width="stretch", height=240)
 
