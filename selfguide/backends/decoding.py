@@ -241,6 +241,17 @@ def loop_start(seq: list[int]) -> int | None:
     return None
 
 
+def _extend(seq: list[int], tok: int, budget: int, stop_loops: bool) -> bool:
+    """Append ``tok`` to a row's tokens; whether the row goes on (under budget, no loop:
+    a loop is cut after its first phrase)."""
+    seq.append(tok)
+    cut = loop_start(seq) if stop_loops else None
+    if cut is not None:
+        del seq[cut:]
+        return False
+    return len(seq) < budget
+
+
 def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[..., Any],
            eos: Sequence[int], stop: StopScanner | None = None,
            cancel: Callable[[], bool] | None = None, max_time: float | None = None,
@@ -274,15 +285,10 @@ def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[..., An
         drawn = pick(logits, owner).tolist()
         tokens, still = {}, []
         for r, tok in zip(live, drawn):
-            if tok in eos_set:
-                continue
-            out[r].append(tok)
-            tokens[r] = tok
-            cut = loop_start(out[r]) if stop_loops else None
-            if cut is not None:
-                del out[r][cut:]
-            elif len(out[r]) < budgets[r]:
+            if tok not in eos_set and _extend(out[r], tok, budgets[r], stop_loops):
                 still.append(r)
+            if tok not in eos_set:
+                tokens[r] = tok
         if stop is not None and still:
             last = torch.tensor([tokens[r] for r in still], device=logits.device)
             ended = set(stop.done(last, still, [True] * len(still), out))

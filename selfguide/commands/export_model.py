@@ -35,7 +35,6 @@ def run(args: argparse.Namespace) -> int:
     from selfguide import jobs
     from selfguide.export.model import export_model
     from selfguide.runs import store
-
     from selfguide.runs.rundir import RunDir
 
     run_dir = store.resolve_run_dir(args.run, must_exist=True)

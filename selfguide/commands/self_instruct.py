@@ -42,8 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _configs(args: argparse.Namespace):
     """(SelfInstructConfig, SelfInstructFilterConfig, ModelConfig) from preset + options."""
-    from selfguide.methods.selfinstruct.config import (SelfInstructConfig,
-                                                       SelfInstructFilterConfig, preset)
+    from selfguide.methods.selfinstruct.config import (
+        SelfInstructConfig,
+        SelfInstructFilterConfig,
+        preset,
+    )
     from selfguide.settings.fields import ModelConfig, from_dict, overrides_from_args
 
     cfg = preset(getattr(args, "preset", None), **overrides_from_args(args, SelfInstructConfig))

@@ -222,8 +222,8 @@ def check_run_dataset(run_dir: Path, records: Sequence[dict], *, force: bool = F
     labels are the model's own answers, from ``dataset/report.json``)."""
     run = RunDir(run_dir)
     report = run.read_report() or {}
-    task = store.read_json(run.task_file, default={}) or {}
-    demos = task.get("examples") if isinstance(task, dict) else None
+    task = run.read_task_dict() or {}
+    demos = task.get("examples")
     demo_labels = [str(d.get("output", "")).strip() for d in demos or []
                    if isinstance(d, dict)]
     return check_dataset(records, task_type=run_task_type(run_dir), force=force,

@@ -40,11 +40,8 @@ def settings_form(run: str, stage: str) -> Settings | None:
 
 def _task(run: str):
     """The run's task (None when it has none or it does not validate: the page says so)."""
-    from selfguide.task.spec import TaskSpec
-
-    raw = store.read_json(RunDir.named(run).task_file, default=None)
     try:
-        return TaskSpec.from_dict(raw) if isinstance(raw, dict) else None
+        return RunDir.named(run).read_task()
     except SelfGuideError:
         return None
 
