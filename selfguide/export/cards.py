@@ -90,6 +90,8 @@ def metric_table(ev: dict | None) -> str:
     """Markdown table of every reported metric (points), or a sentence when not evaluated."""
     if not ev:
         return "Not evaluated yet (run `selfguide eval --run RUN`, then regenerate this card)."
+    if ev.get("mode") == "unlabeled":
+        return unlabeled_table(ev)
     lines = ["| metric | base model | tuned | difference | 95% CI |", "| --- | --- | --- | --- | --- |"]
     for key, label in METRIC_LABELS.items():
         block = ev.get(key)
@@ -108,7 +110,25 @@ def metric_table(ev: dict | None) -> str:
     lines.append(f"{ev.get('n')} examples from {src}, greedy decoding, paired bootstrap "
                  f"({(ev.get('difference') or {}).get('samples', 0)} resamples). Lenient EM "
                  "and char. LCS F1 are the SELF-GUIDE paper's metrics.")
+    lines += _collapse_lines(ev)
     return "\n".join(lines)
+
+
+def _collapse_lines(ev: dict) -> list[str]:
+    verdict = ev.get("collapse")
+    return ["", f"**{verdict['message']}**"] if verdict and verdict.get("message") else []
+
+
+def unlabeled_table(ev: dict) -> str:
+    """The label-free comparison (no held-out rows): answer shares of the base and the tuned
+    model, agreement, entropy and the collapse verdict."""
+    from selfguide.evaluation import compare
+
+    lines = ["| answer | base model | tuned |", "| --- | --- | --- |"]
+    for r in compare.share_rows(ev):
+        base = "-" if r["base"] is None else str(r["base"])
+        lines.append(f"| {r['answer']} | {base} | {r['tuned']} |")
+    return "\n".join([*lines, "", *compare.unlabeled_lines(ev)])
 
 
 def _rows_line(report: dict | None) -> str:
