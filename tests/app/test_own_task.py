@@ -1,0 +1,130 @@
+"""The studio for a user's own task (issue 40): before/after without a test set on the
+Compare page (issues 39/40), held-out rows on the Task page, no destructive default, clean
+downloads and the label caveat carried through."""
+
+from __future__ import annotations
+
+import json
+
+from test_pages import all_text, button, metric
+
+from selfguide.runs import store
+from studio.app import state
+
+TICKETS = {
+    "name": "tickets", "task_type": "classification",
+    "instruction": "Route the support ticket: billing, technical or other.",
+    "labels": ["billing", "technical", "other"], "metric": "exact_match",
+    "examples": [{"input": "I was charged twice this month.", "output": "billing"},
+                 {"input": "The app crashes when I log in.", "output": "technical"},
+                 {"input": "Do you have an office in Lyon?", "output": "other"}],
+}
+
+
+def _own_run(runs, name="tickets", *, dropped=12):
+    """A trained run of a task without held-out rows; ``dropped`` candidates not kept."""
+    import pandas as pd
+
+    d = runs.task(name, TICKETS)
+    recs = [{"id": f"k{i}", "input": f"kept ticket {i}", "output": "billing",
+             "prompt": "p", "completion": "billing", "label": "billing"} for i in range(4)]
+    store.atomic_write_text(d / "dataset" / "train.jsonl",
+                            "".join(json.dumps(r) + "\n" for r in recs))
+    rows = [{"id": r["id"], "input": r["input"], "kept": True} for r in recs]
+    rows += [{"id": f"d{i}", "input": f"dropped ticket {i}", "kept": False}
+             for i in range(dropped)]
+    pd.DataFrame(rows).to_parquet(d / "candidates.parquet")
+    (d / "train" / "adapter").mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _unlabeled_metrics(d, *, collapse=True):
+    from selfguide.evaluation import unlabeled
+    from selfguide.task.spec import TaskSpec
+
+    task = TaskSpec.from_dict(TICKETS)
+    before = ["billing", "technical", "other", "technical"] * 3
+    after = ["billing"] * 12 if collapse else before
+    summary = unlabeled.summarize(task, before, after)
+    summary.update(source="held-out synthetic inputs never trained on (12 not kept)",
+                   warnings=[])
+    store.atomic_write_json(d / "eval" / "metrics.json", summary)
+    examples = [{"id": f"d{i}", "input": f"dropped ticket {i}"} for i in range(12)]
+    rows = unlabeled.rows(examples, before, after, before, after, task.labels)
+    store.atomic_write_text(d / "eval" / "predictions.jsonl",
+                            "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_compare_without_held_out_rows_offers_the_unlabeled_comparison(app, runs,
+                                                                       job_recorder):
+    _own_run(runs)
+    at = app(run="tickets")
+    at.switch_page("studio/pages/compare.py").run()
+    assert not at.exception, at.exception
+    text = all_text(at)
+    assert "no held-out rows with expected outputs" in text
+    assert "12 inputs without labels" in text and "12 not kept" in text
+    assert "No held-out examples" not in text
+    # the free-form box is there before any evaluation
+    assert any(h.value == "Try both models" for h in at.subheader)
+    evaluate = button(at, "Evaluate before / after")
+    assert not evaluate.disabled
+    evaluate.click().run()
+    run, stage, argv = job_recorder.calls[0]
+    assert (run, stage) == ("tickets", "eval") and "--test" not in argv
+
+
+def test_compare_with_nothing_to_compare_on_asks_for_rows_or_inputs(app, runs):
+    _own_run(runs, dropped=0)
+    at = app(run="tickets")
+    at.switch_page("studio/pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert button(at, "Evaluate before / after").disabled
+    assert any("Task page" in i.value and "inputs without labels" in i.value for i in at.info)
+    assert "--" not in " ".join(i.value for i in at.info)  # no CLI flags on a page
+    at.text_area(key=state.widget_key("compare", "own_inputs")).set_value(
+        "My card was declined\n\nWhere is my invoice?\n").run()
+    button(at, "Save inputs").click().run()
+    assert not at.exception, at.exception
+    assert not button(at, "Evaluate before / after").disabled
+    assert "2 inputs without labels: your own inputs" in all_text(at)
+    assert any(s.value.startswith("Saved 2 inputs") for s in at.success)
+
+
+def test_compare_shows_collapse_shares_and_agreement(app, runs):
+    d = _own_run(runs)
+    _unlabeled_metrics(d)
+    at = app(run="tickets")
+    at.switch_page("studio/pages/compare.py").run()
+    assert not at.exception, at.exception
+    (err,) = [e.value for e in at.error]
+    assert err.startswith("Collapse: the tuned model answers \u201cbilling\u201d to 12 of 12")
+    assert "use the base model" in err
+    assert metric(at, "Agreement") == "25%" and metric(at, "Spread after") == "0.00 bits"
+    shares = next(f.value for f in at.dataframe if "tuned_share" in f.value.columns)
+    assert shares.set_index("answer").loc["billing", "tuned"] == 12
+    answers = next(f.value for f in at.dataframe if "same" in f.value.columns)
+    assert len(answers) == 12
+    at.radio(key=state.widget_key("compare", "answers_view")).set_value("different").run()
+    answers = next(f.value for f in at.dataframe if "same" in f.value.columns)
+    assert len(answers) == 9 and not answers["same"].any()
+    assert any(h.value == "Try both models" for h in at.subheader)
+    assert "None" not in all_text(at)
+    # no collapse: said plainly too
+    _unlabeled_metrics(d, collapse=False)
+    at.run()
+    assert not at.error and any(s.value.startswith("No collapse") for s in at.success)
+
+
+def test_compare_recalls_the_label_caveat_beside_the_gain(app, runs):
+    preds = [{"id": "t0", "input": "Loved it.", "reference": "positive", "before": "negative",
+              "after": "positive", "score_before": 0.0, "score_after": 1.0, "changed": True}]
+    d = runs.evaluated("r1", preds)
+    store.atomic_write_json(d / "dataset" / "report.json", {
+        "candidates": 20, "kept": 12, "labelling": {"strategy": "own",
+                                                   "beats_chance": False}})
+    at = app(run="r1")
+    at.switch_page("studio/pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert any("Caveat from the Filter page" in w.value and "not the task" in w.value
+               for w in at.warning)
