@@ -128,3 +128,93 @@ def test_compare_recalls_the_label_caveat_beside_the_gain(app, runs):
     assert not at.exception, at.exception
     assert any("Caveat from the Filter page" in w.value and "not the task" in w.value
                for w in at.warning)
+
+
+# --------------------------------------------------------------------------- Task page
+
+def _task_page(at):
+    at.switch_page("studio/pages/task.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _draft(task: dict) -> dict:
+    from selfguide.task.spec import TaskSpec
+    return TaskSpec.from_dict(task).to_dict()
+
+
+def test_task_page_takes_held_out_rows_apart_from_the_demos(app, workspace):
+    at = _task_page(app(**{state._TASK_DRAFT: _draft(TICKETS)}))
+    key = state.widget_key("task", "test", 0)
+    at.session_state[key] = {"edited_rows": {}, "deleted_rows": [], "added_rows": [
+        {"input": "Refund my last invoice please", "output": "billing"},
+        {"input": "Error 500 on the dashboard", "output": "technical"}]}
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Valid task: 3 demonstrations" in s.value for s in at.success)
+    button(at, "Save task to run").click().run()
+    assert not at.exception, at.exception
+    saved = json.loads((workspace / "runs" / "tickets" / "task.json").read_text())
+    assert [t["input"] for t in saved["test"]] == ["Refund my last invoice please",
+                                                  "Error 500 on the dashboard"]
+    assert [t["outputs"] for t in saved["test"]] == [["billing"], ["technical"]]
+    assert len(saved["demos"]) == 3  # the demos are untouched
+    assert "Refund my last invoice please" not in json.dumps(saved["demos"])
+    # a held-out label outside the label set is an error on the page, not a traceback
+    at.session_state[state.widget_key("task", "test", 0)] = {
+        "edited_rows": {}, "deleted_rows": [],
+        "added_rows": [{"input": "Refund my last invoice please", "output": "refunds"}]}
+    at.run()
+    assert not at.exception and any("refunds" in e.value for e in at.error)
+
+
+def test_held_out_rows_of_a_file_show_in_the_grid_and_overlap_is_flagged(app):
+    at = _task_page(app())
+    button(at, "Load example").click().run()
+    assert "**Held-out rows** (optional)" in all_text(at)
+    demos = at.session_state[state._TASK_DRAFT]["demos"]
+    assert len(at.session_state[state._TASK_DRAFT]["test"]) >= 20  # the example's rows
+    at.session_state[state.widget_key("task", "test", 1)] = {
+        "edited_rows": {}, "deleted_rows": [],
+        "added_rows": [{"input": demos[0]["input"], "output": demos[0]["output"]}]}
+    at.run()
+    assert any("repeats a demonstration's input" in w.value for w in at.warning)
+
+
+def test_held_out_rows_import_reads_csv_and_jsonl():
+    from studio.views import task_rows
+
+    rows = task_rows.read_rows(b"input,output\nMy bill is wrong,billing\n", "rows.csv")
+    assert rows == [{"input": "My bill is wrong", "outputs": ["billing"], "id": ""}]
+    rows = task_rows.read_rows(b'{"input": "Crash", "output": "technical"}\n', "r.jsonl")
+    assert rows[0]["outputs"] == ["technical"]
+
+
+def test_load_example_never_silently_replaces_an_unsaved_own_task(app):
+    at = _task_page(app(**{state._TASK_DRAFT: _draft(TICKETS)}))
+    button(at, "Load example").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state[state._TASK_DRAFT]["name"] == "tickets"  # nothing replaced yet
+    (warning,) = [w.value for w in at.warning if "would be lost" in w.value]
+    assert "**sentiment** replaces the task in the editor, **tickets** (3 demonstrations)" \
+        in warning
+    button(at, "Keep my task").click().run()
+    assert at.session_state[state._TASK_DRAFT]["name"] == "tickets"
+    assert not [w for w in at.warning if "would be lost" in w.value]
+    button(at, "Load example").click().run()
+    button(at, "Replace it with sentiment").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state[state._TASK_DRAFT]["name"] == "sentiment"
+
+
+def test_load_example_over_a_saved_own_task_defaults_to_a_new_run(app, runs, workspace):
+    d = runs.task("tickets", TICKETS)
+    before = (d / "task.json").read_text()
+    at = _task_page(app(run="tickets"))
+    button(at, "Load example").click().run()  # the editor held the saved task: no question
+    assert at.session_state[state._TASK_DRAFT]["name"] == "sentiment"
+    radio = at.radio(key=state.widget_key("task", "save_target.tickets"))
+    assert radio.value == "Save as a new run"
+    button(at, "Save task to run").click().run()
+    assert (d / "task.json").read_text() == before
+    assert sorted(store.list_runs()) == ["sentiment", "tickets"]
