@@ -218,3 +218,59 @@ def test_load_example_over_a_saved_own_task_defaults_to_a_new_run(app, runs, wor
     button(at, "Save task to run").click().run()
     assert (d / "task.json").read_text() == before
     assert sorted(store.list_runs()) == ["sentiment", "tickets"]
+
+
+# --------------------------------------------------------------------------- no destructive default
+
+def test_synthesize_start_is_disabled_with_the_reason_for_another_methods_run(app, runs):
+    runs.candidates("r1")  # a SELF-GUIDE run with its candidates
+    at = app(run="r1")
+    at.switch_page("studio/pages/synthesize.py").run()
+    assert not at.exception, at.exception
+    assert not button(at, "Start").disabled
+    assert any("candidates" in s.value for s in at.success)  # its own data's count
+    at.radio(key=state.widget_key("synth", "method")).set_value("selfinstruct").run()
+    assert not at.exception, at.exception
+    assert button(at, "Start").disabled
+    (why,) = [w.value for w in at.warning if "would overwrite" in w.value]
+    assert "holds data made by SELF-GUIDE" in why and "new run" in why
+    assert not any("candidates" in s.value for s in at.success)  # no other method's count
+    name = at.text_input(key=state.widget_key("synth", "new_run.r1"))
+    name.set_value("r1-instruct").run()
+    button(at, "Create the run and switch to it").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state[state.RUN_KEY] == "r1-instruct"
+    assert sorted(store.list_runs()) == ["r1", "r1-instruct"]
+    assert json.loads((store.resolve_run_dir("r1-instruct") / "task.json").read_text())[
+        "name"] == "sentiment"
+
+
+def test_synthesize_start_is_disabled_while_training_runs(app, runs):
+    from test_pages import write_status
+
+    d = runs.dataset("r1")
+    write_status(d, "train")
+    at = app(run="r1")
+    at.switch_page("studio/pages/synthesize.py").run()
+    assert not at.exception, at.exception
+    assert button(at, "Start").disabled
+    assert any("training job of this run is running" in w.value for w in at.warning)
+
+
+def test_filter_page_is_read_only_while_training_runs(app, runs):
+    from test_pages import write_status
+
+    d = runs.dataset("r1")
+    write_status(d, "train")
+    at = app(run="r1")
+    at.switch_page("studio/pages/filter.py").run()
+    assert not at.exception, at.exception
+    assert any("read-only" in i.value for i in at.info)
+    assert not [b for b in at.button if b.label == "Save dataset"]
+    assert not at.slider and not at.checkbox
+    assert metric(at, "Training rows") == "12"
+    # once the training ends, the page is editable again
+    write_status(d, "train", state="finished")
+    at.run()
+    assert not at.exception, at.exception
+    assert [b for b in at.button if b.label == "Save dataset"]
