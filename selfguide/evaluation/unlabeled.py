@@ -57,25 +57,23 @@ def read_inputs_file(path: str | Path) -> list[dict]:
 
 
 def _trained_inputs(run: RunDir) -> tuple[set[str], list[dict]]:
-    """(inputs training learned from, rows it held back to validate) as training split
-    them: ``dataset/val.jsonl`` when there is one, else the seeded split of the run's saved
-    training settings."""
+    """(inputs training learned from, rows it validated on), split as training split them
+    (:func:`selfguide.training.trainer.validation_split` with the run's saved settings)."""
     records = run.read_records("train") if run.has_dataset() else []
     val = run.read_records("val") if run.has_dataset() else []
-    held: list[dict] = []
     saved = (store.read_json(run.train_config_file, default=None) or {}).get("train")
-    if not val and isinstance(saved, dict) and records:
+    if isinstance(saved, dict) and records:
         from selfguide.settings.fields import from_dict
         from selfguide.settings.training import TrainConfig
-        from selfguide.training.trainer import split_validation
+        from selfguide.training.trainer import validation_split
 
         try:
             cfg = from_dict(TrainConfig, saved)
         except Exception:  # noqa: BLE001 - settings of another version: no split known
             cfg = None
         if cfg is not None:
-            records, held = split_validation(records, cfg, seed=cfg.seed)
-    return {_key(r.get("input")) for r in records}, [*val, *held]
+            records, val, _ = validation_split(records, val, cfg)
+    return {_key(r.get("input")) for r in records}, val
 
 
 def _key(text: Any) -> str:

@@ -131,12 +131,17 @@ def unlabeled_table(ev: dict) -> str:
     return "\n".join([*lines, "", *compare.unlabeled_lines(ev)])
 
 
-def _rows_line(report: dict | None) -> str:
+def _rows_line(report: dict | None, train: dict | None = None) -> str:
+    """The rows, with the one validation split: what training used and held back
+    (``train/metrics.json``) once it ran, else the dataset files'."""
     if not report:
         return "No dataset report in the run."
-    return (f"{report.get('candidates', 0)} candidates generated, {report.get('kept', 0)} kept "
-            f"by the filters ({report.get('train', 0)} train, {report.get('val', 0)} "
-            f"validation).")
+    line = (f"{report.get('candidates', 0)} candidates generated, {report.get('kept', 0)} "
+            "kept by the filters")
+    if train and train.get("rows") is not None:
+        return line + (f"; training used {train['rows']} of them and held back "
+                       f"{train.get('val_rows') or 0} to validate.")
+    return line + (f" ({report.get('train', 0)} train, {report.get('val', 0)} validation).")
 
 
 def _task_lines(task: dict | None) -> list[str]:
@@ -229,7 +234,7 @@ def model_card(facts: dict, *, files: list[str] | None = None, gguf: dict | None
              f"with {_method(facts)}, by selfguide studio. No human-labelled data beyond the "
              "task's demos was used.", "", "## Task", "", *_task_lines(task), "",
              "## Evaluation", "", metric_table(ev), "",
-             "## Training data", "", _rows_line(facts["report"]), ""]
+             "## Training data", "", _rows_line(facts["report"], train), ""]
     if train:
         lines += [f"Training: {tcfg.get('method', '?')} (rank {tcfg.get('lora_r', '-')}, "
                   f"alpha {tcfg.get('lora_alpha', '-')}), {train.get('rows')} rows, "
@@ -287,7 +292,7 @@ def dataset_card(facts: dict, *, fmt: str, files: list[str]) -> str:
     lines = [_front_matter(data), f"# {task.get('name', facts['run'])}: synthetic training set",
              "", f"Written by `{base.get('hub_id') or base.get('ref')}` about its own task with "
              f"{_method(facts)} (selfguide studio run `{facts['run']}`), then filtered.", "",
-             "## Task", "", *_task_lines(task), "", "## Rows", "", _rows_line(report), "",
+             "## Task", "", *_task_lines(task), "", "## Rows", "", _rows_line(report, facts["train"]), "",
              f"Format `{fmt}`: {FORMAT_NOTES.get(fmt, '')} Every row's prompt is exactly the "
              "prompt the run trains and evaluates on.", ""]
     if report.get("labelling"):

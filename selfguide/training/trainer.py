@@ -73,6 +73,24 @@ def check_dataset(records: Sequence[dict], *, task_type: str = "generation",
     return stats
 
 
+def validation_split(records: Sequence[dict], val_records: Sequence[dict],
+                     cfg: TrainConfig) -> tuple[list[dict], list[dict], str]:
+    """THE validation split of a run, decided here only (training, the Finetune page, the
+    Filter page and the cards all show this): (train rows, validation rows, where the
+    validation rows come from, in words).
+
+    The dataset's own ``val.jsonl`` when the filters wrote one, else ``val_fraction`` of the
+    rows held back by training (seeded), else none."""
+    if val_records:
+        return list(records), list(val_records), "the dataset's validation file"
+    train, val = split_validation(records, cfg, seed=cfg.seed)
+    if val:
+        return train, val, f"{cfg.val_fraction:.0%} of the rows held back by training (seeded)"
+    why = ("validation is off (validation fraction 0)" if cfg.val_fraction <= 0 else
+           f"fewer than {cfg.min_val_rows} rows could be held back")
+    return train, val, why
+
+
 def split_validation(records: Sequence[dict], cfg: TrainConfig, *,
                      seed: int) -> tuple[list[dict], list[dict]]:
     """Hold back ``val_fraction`` of the rows (seeded) for per-epoch validation."""
@@ -246,8 +264,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
         events.emit("warning", message=f"Every training row has the label "
                                        f"{stats['labels'][0]!r}: the model's own answer to "
                                        f"every input. The tuned model will answer it too.")
-    if not val_records:
-        records, val_records = split_validation(records, cfg, seed=cfg.seed)
+    records, val_records, _ = validation_split(records, val_records, cfg)
     p = _load_and_tokenize(cfg, model_cfg, dims, records, val_records, events)
     trainer = build_trainer(p.lm.model, p.lm.tokenizer, p.cfg, p.feats, p.vfeats,
                             run.checkpoints_dir, device=p.device, events=events, stream=stream)

@@ -20,6 +20,7 @@ import streamlit as st
 
 from selfguide.errors import SelfGuideError
 from selfguide.evaluation import compare
+from selfguide.methods import candidates
 from selfguide.models import tryout
 from selfguide.runs import store
 from selfguide.runs.rundir import RunDir
@@ -167,7 +168,7 @@ def downloads(run: str, metrics: dict, rows: list[dict]) -> None:
     st.subheader("Download")
     d1, d2 = st.columns(2)
     d1.download_button("predictions.csv",
-                       pd.DataFrame(rows).to_csv(index=False).encode("utf-8"),
+                       candidates.to_csv_bytes(pd.DataFrame(rows)),
                        file_name=f"{run}-predictions.csv", mime="text/csv",
                        icon=":material/download:")
     d2.download_button("metrics.json", json.dumps(metrics, indent=2).encode("utf-8"),

@@ -211,6 +211,17 @@ def _chart_tabs(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
                      column_config=ROUGE_COLUMN)
 
 
+def saved_message(rep: dict) -> str:
+    """What Save wrote, with the one validation split's words (``trainer.validation_split``:
+    a validation file here, else training holds rows back)."""
+    n, val = rep.get("train", rep.get("kept")), int(rep.get("val") or 0)
+    if val:
+        return (f"Saved {n} training rows and {val} validation rows; training validates on "
+                "these.")
+    return (f"Saved {n} rows. Training holds back its validation rows from these (its "
+            "validation fraction, shown on the Finetune page before Launch).")
+
+
 def _save(rd: RunDir, cfg: FilterConfig, kept: int) -> None:
     st.subheader("Save")
     busy = sjobs.is_active(sjobs.status(rd.name, "synthesize"))
@@ -220,8 +231,7 @@ def _save(rd: RunDir, cfg: FilterConfig, kept: int) -> None:
         try:
             with st.spinner("Writing the dataset…"):
                 rep = filtering.save_dataset(rd.path, cfg)
-            state.flash("success", f"Saved {rep.get('train', rep.get('kept'))} training rows"
-                        f" ({rep.get('val', 0)} held back for validation).")
+            state.flash("success", saved_message(rep))
             st.rerun()
         except SelfGuideError as exc:
             widgets.show_error(exc)
@@ -241,9 +251,9 @@ def _downloads(rd: RunDir, df, cfg: FilterConfig) -> None:
     d1.download_button("train.jsonl", train.read_bytes(), file_name=f"{run}-train.jsonl",
                        mime="application/jsonl", icon=":material/download:")
     edited = repairs.decorate(df, candidates.read_repairs(rd.path))
-    d2.download_button("candidates.csv", edited.drop(columns=[c for c in edited.columns
-                                                              if c.startswith("f_")])
-                       .to_csv(index=False).encode("utf-8"),
+    d2.download_button("candidates.csv", candidates.to_csv_bytes(
+                           edited.drop(columns=[c for c in edited.columns
+                                                if c.startswith("f_")])),
                        file_name=f"{run}-candidates.csv", mime="text/csv",
                        icon=":material/download:")
     d3.download_button("report.json", json.dumps(report, indent=2).encode("utf-8"),

@@ -274,3 +274,108 @@ def test_filter_page_is_read_only_while_training_runs(app, runs):
     at.run()
     assert not at.exception, at.exception
     assert [b for b in at.button if b.label == "Save dataset"]
+
+
+# --------------------------------------------------------------------------- clean data
+
+def test_candidates_csv_reads_back_with_numeric_columns_and_plain_lists(runs):
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    from selfguide.methods import candidates
+
+    d = runs.candidates("r1", n=6)
+    df = candidates.read(d)
+    df["label_scores"] = [[np.float64(-2.38), np.float64(-0.4)]] * len(df)
+    df["vote_share"] = df["vote_share"].astype("float64")
+    df.loc[0, "label"] = None  # a dropped row without a label
+    text = candidates.to_csv_bytes(df).decode("utf-8")
+    assert "np.float64" not in text and "None" not in text and "array(" not in text
+    back = pd.read_csv(io.StringIO(text))
+    assert pd.api.types.is_float_dtype(back["vote_share"])
+    assert pd.api.types.is_integer_dtype(back["round"])
+    assert json.loads(back.loc[0, "label_scores"]) == [-2.38, -0.4]
+    assert isinstance(json.loads(back.loc[1, "samples"]), list)
+    assert pd.isna(back.loc[0, "label"]) and back.loc[1, "label"] in ("positive", "negative")
+
+
+# --------------------------------------------------------------------------- trust carried through
+
+def test_finetune_repeats_the_caveat_shows_the_split_and_the_cli_before_launch(app, runs,
+                                                                            job_recorder):
+    from selfguide.cli import build_parser
+
+    d = runs.dataset("r1")  # 12 rows
+    store.atomic_write_json(d / "dataset" / "report.json", {
+        "candidates": 40, "kept": 12, "train": 12, "val": 0,
+        "labelling": {"strategy": "own", "beats_chance": False}})
+    at = app(run="r1")
+    at.switch_page("studio/pages/finetune.py").run()
+    assert not at.exception, at.exception
+    assert any("Caveat from the Filter page" in w.value for w in at.warning)
+    at.selectbox(key=state.widget_key("train", "preset")).set_value("quick").run()
+    text = all_text(at)
+    # the quick preset's 10% of 12 rows is under min_val_rows: said, not hidden
+    assert "Validation: none (fewer than 8 rows could be held back); all 12 rows train." \
+        in text
+    (cmd,) = [c.value for c in at.code if c.value.startswith("selfguide train")]
+    button(at, "Launch training").click().run()
+    argv = job_recorder.calls[0][2]
+    assert cmd == "selfguide " + " ".join(argv)  # exactly what Launch runs
+    assert build_parser().parse_args(argv).run == "r1"
+
+
+def test_validation_split_is_decided_in_one_place():
+    from selfguide.settings.training import TrainConfig
+    from selfguide.training.trainer import validation_split
+    from studio.views import finetune
+
+    rows = [{"id": str(i)} for i in range(100)]
+    cfg = TrainConfig(val_fraction=0.1)
+    train, val, why = validation_split(rows, [], cfg)
+    assert (len(train), len(val)) == (90, 10) and "10% of the rows held back" in why
+    assert finetune.split_line(rows, [], cfg).startswith("Validation: 10 of 100 rows held back")
+    train, val, why = validation_split(rows, [{"id": "v"}], cfg)
+    assert (len(train), len(val), why) == (100, 1, "the dataset's validation file")
+    assert validation_split(rows, [], TrainConfig(val_fraction=0.0))[2].startswith(
+        "validation is off")
+
+
+def test_training_view_figures_and_the_kept_checkpoint(app, runs):
+    from test_pages import write_status
+
+    d = runs.dataset("r1")
+    write_status(d, "train")
+    store.append_jsonl(d / "jobs" / "train" / "events.jsonl", [
+        {"type": "train_begin", "step": 0, "max_steps": 12},
+        {"type": "loss", "step": 4, "epoch": 1.0, "loss": 2.5, "lr": 2e-4},
+        {"type": "eval", "step": 4, "epoch": 1.0, "eval_loss": 2.4},
+        {"type": "loss", "step": 8, "epoch": 2.0, "loss": 2.0, "lr": 1e-4},
+        {"type": "eval", "step": 8, "epoch": 2.0, "eval_loss": 2.2}])
+    at = app(run="r1")
+    at.switch_page("studio/pages/finetune.py").run()
+    assert not at.exception, at.exception
+    assert metric(at, "Epoch") == "2.00" and metric(at, "Step") == "8 of 12"
+    assert metric(at, "Learning rate") == "1.00e-04"
+    assert metric(at, "Train loss") == "2.0000" and metric(at, "Validation loss") == "2.2000"
+    write_status(d, "train", state="finished")
+    store.atomic_write_json(d / "train" / "metrics.json", {
+        "steps": 12, "train_loss": 1.9, "wall_s": 30, "tokens_per_s": 300, "rows": 11,
+        "val_rows": 1, "best_checkpoint": "checkpoint-8",
+        "eval_losses": [{"epoch": 1.0, "eval_loss": 2.4}, {"epoch": 2.0, "eval_loss": 2.2},
+                        {"epoch": 3.0, "eval_loss": 2.3}]})
+    at.run()
+    assert not at.exception, at.exception
+    assert ("Kept checkpoint-8: the lowest validation loss (2.2000, epoch 2 of 3 validated)"
+            in all_text(at))
+
+
+def test_model_card_shows_the_split_training_used():
+    from selfguide.export import cards
+
+    line = cards._rows_line({"candidates": 108, "kept": 88, "train": 88, "val": 0},
+                            {"rows": 79, "val_rows": 9})
+    assert line == ("108 candidates generated, 88 kept by the filters; training used 79 of "
+                    "them and held back 9 to validate.")
