@@ -231,3 +231,27 @@ def test_model_card_states_the_unlabeled_comparison_and_collapse(workspace, tmp_
         FakeGenerator(script=_mixed), FakeGenerator(script="negative"), True))
     text = cards.model_card(cards.run_facts(rd.path))
     assert "| exact match (task metric) |" in text and "**Collapse:" in text
+
+
+@pytest.mark.slow
+def test_cli_train_then_unlabeled_eval_on_the_tiny_model(workspace, tiny_model_dir, capsys):
+    """The real loop on the tiny Llama: a task without held-out rows, trained, then
+    ``selfguide eval`` compares base and tuned on the rows training held back."""
+    run = make_run(workspace, tiny_model_dir, "own", n=24)
+    _no_test_rows(run)
+    recs = store.read_jsonl(run / "dataset" / "train.jsonl")
+    for i, r in enumerate(recs):  # distinct inputs, so held-back rows are new inputs
+        r["input"] = f"{r['input']} number {i}"
+    store.atomic_write_text(run / "dataset" / "train.jsonl",
+                            "".join(json.dumps(r) + "\n" for r in recs))
+    assert cli.main(["train", "--run", "own", "--method", "lora", "--precision", "fp32",
+                     "--epochs", "1", "--batch-size", "4", "--grad-accum", "1",
+                     "--val-fraction", "0.4", "--min-val-rows", "2"]) == 0
+    capsys.readouterr()
+    assert cli.main(["eval", "--run", "own", "--max-new-tokens", "3",
+                     "--precision", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert "inputs without labels" in out and "validation" in out and "Agreement:" in out
+    m = json.loads((run / "eval" / "metrics.json").read_text())
+    assert m["mode"] == "unlabeled" and m["n"] == 10
+    assert set(m["answers_after"]["counts"]) == {"positive", "negative", "(other)"}
