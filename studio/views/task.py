@@ -160,6 +160,12 @@ def save_choice(spec: sgtask.TaskSpec | None, run: str | None) -> tuple[str | No
     if saved is not None and saved.to_dict() == spec.to_dict():
         st.caption(f"This task is the one saved in the current run **{run}**.")
         return run, True
+    if saved is not None and saved.to_dict(include_test=False) == spec.to_dict(
+            include_test=False):
+        st.caption(f"The task of the current run **{run}** with other held-out rows "
+                   f"({len(saved.test)} → {len(spec.test)}): saving updates them there. "
+                   "Synthesis and training never use them; only the comparison does.")
+        return run, True
     into = f"Save into run {run} (replaces its task)"
     options = ["Save as a new run", into]
     what = f"task '{saved.name}'" if saved is not None else "a task"

@@ -379,3 +379,23 @@ def test_model_card_shows_the_split_training_used():
                             {"rows": 79, "val_rows": 9})
     assert line == ("108 candidates generated, 88 kept by the filters; training used 79 of "
                     "them and held back 9 to validate.")
+
+
+def test_adding_held_out_rows_to_the_runs_own_task_saves_into_it(app, runs):
+    d = _own_run(runs)
+    at = _task_page(app(run="tickets"))
+    at.session_state[state.widget_key("task", "test", 0)] = {
+        "edited_rows": {}, "deleted_rows": [],
+        "added_rows": [{"input": f"ticket {i}", "output": lab} for i, lab in
+                       enumerate(["billing", "technical", "other", "billing", "other"])]}
+    at.run()
+    assert not at.exception, at.exception
+    assert "saving updates them there" in all_text(at)
+    assert not at.radio  # nothing is replaced: no choice to make
+    button(at, "Save task to run").click().run()
+    saved = json.loads((d / "task.json").read_text())
+    assert len(saved["test"]) == 5 and saved["instruction"] == TICKETS["instruction"]
+    assert store.list_runs() == ["tickets"]
+    # Compare now scores the held-out rows
+    at.switch_page("studio/pages/compare.py").run()
+    assert "Evaluates on 5 held-out rows with expected outputs" in all_text(at)
