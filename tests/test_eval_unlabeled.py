@@ -61,7 +61,7 @@ def test_held_out_inputs_are_never_trained_on(workspace, tmp_path):
     # trained inputs (even re-spaced / re-cased), demo inputs and empty ones are left out
     assert not any("great and fun" in x.casefold() for x in inputs)
     assert "this film was bad" not in inputs and "" not in inputs
-    assert source == "held-out synthetic inputs never trained on (1 validation, 14 not kept)"
+    assert source == "held-out synthetic inputs never trained on: 1 validation, 14 not kept"
 
 
 def test_training_held_back_rows_count_as_held_out(workspace, tmp_path):
@@ -75,7 +75,7 @@ def test_training_held_back_rows_count_as_held_out(workspace, tmp_path):
     store.atomic_write_json(rd.train_config_file, {"train": {"val_fraction": 0.2,
                                                              "min_val_rows": 2, "seed": 3}})
     rows, source = unlabeled.held_out_inputs(rd, rd.read_task())
-    assert len(rows) == 4 and source.endswith("(4 validation)")
+    assert len(rows) == 4 and source.endswith(": 4 validation")
     from selfguide.settings.training import TrainConfig
     from selfguide.training.trainer import split_validation
     _, val = split_validation(recs, TrainConfig(val_fraction=0.2, min_val_rows=2, seed=3),

@@ -113,7 +113,7 @@ def held_out_inputs(run: RunDir, task: Any) -> tuple[list[dict], str]:
                                  df["input"][~df["kept"].astype(bool)]):
                 add(rid, text, "not kept")
     parts = [f"{n} {k}" for k, n in counts.items() if n]
-    return rows, ("held-out synthetic inputs never trained on (" + ", ".join(parts) + ")"
+    return rows, ("held-out synthetic inputs never trained on: " + ", ".join(parts)
                   if parts else "")
 
 

@@ -46,7 +46,7 @@ def _unlabeled_metrics(d, *, collapse=True):
     before = ["billing", "technical", "other", "technical"] * 3
     after = ["billing"] * 12 if collapse else before
     summary = unlabeled.summarize(task, before, after)
-    summary.update(source="held-out synthetic inputs never trained on (12 not kept)",
+    summary.update(source="held-out synthetic inputs never trained on: 12 not kept",
                    warnings=[])
     store.atomic_write_json(d / "eval" / "metrics.json", summary)
     examples = [{"id": f"d{i}", "input": f"dropped ticket {i}"} for i in range(12)]
@@ -395,6 +395,7 @@ def test_adding_held_out_rows_to_the_runs_own_task_saves_into_it(app, runs):
     button(at, "Save task to run").click().run()
     saved = json.loads((d / "task.json").read_text())
     assert len(saved["test"]) == 5 and saved["instruction"] == TICKETS["instruction"]
+    assert "This task is the one saved in the current run" in all_text(at)
     assert store.list_runs() == ["tickets"]
     # Compare now scores the held-out rows
     at.switch_page("studio/pages/compare.py").run()
