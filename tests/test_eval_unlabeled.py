@@ -255,3 +255,4 @@ def test_cli_train_then_unlabeled_eval_on_the_tiny_model(workspace, tiny_model_d
     m = json.loads((run / "eval" / "metrics.json").read_text())
     assert m["mode"] == "unlabeled" and m["n"] == 10
     assert set(m["answers_after"]["counts"]) == {"positive", "negative", "(other)"}
+

@@ -357,8 +357,12 @@ def _resume_point(run: RunDir, cfg: TrainConfig, model_cfg: ModelConfig,
     settings_hash = store.config_hash(settings)
     prev = store.read_json(run.train_config_file, default=None) or {}
     if ckpt_dir.exists() and prev.get("hash") != settings_hash:
-        # Checkpoints of other settings (or of unknown provenance) must not be resumed.
-        events.emit("log", message="training settings changed: starting from scratch")
+        # Checkpoints of other settings (or of unknown provenance) must not be resumed. The
+        # trainer may already have made the empty folder: a first training says nothing.
+        if any(ckpt_dir.glob("checkpoint-*")):
+            events.emit("log", message="training settings changed: starting from scratch"
+                        if prev.get("hash") else "checkpoints of unknown settings: starting "
+                                                 "from scratch")
         shutil.rmtree(ckpt_dir)
     resume = last_complete_checkpoint(ckpt_dir, world_size=world)
     if resume is not None:
