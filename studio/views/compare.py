@@ -123,18 +123,20 @@ def examples(rows: list[dict]) -> None:
     """The held-out examples by view (all/changed/improved/regressed) and a word diff."""
     st.subheader("Examples")
     ex = diffs.examples_frame(rows)
+    ex.index = pd.RangeIndex(1, len(ex) + 1, name="row")  # the same number in every view
     # format_func must be picklable (enforceSerializableSessionState): a dict's .get.
     view_labels = {v: f"{v} ({len(diffs.select(ex, v))})" for v in diffs.VIEWS}
     view = st.radio("Show", diffs.VIEWS, horizontal=True,
                     key=state.widget_key("compare", "view"), format_func=view_labels.get)
-    shown = diffs.select(ex, view).reset_index(drop=True)
+    shown = diffs.select(ex, view)
     st.dataframe(shown, hide_index=False, width="stretch",
                  column_config={"score_before": st.column_config.NumberColumn(format="%.2f"),
                                 "score_after": st.column_config.NumberColumn(format="%.2f")})
     if len(shown):
-        i = st.number_input("Word diff for row", 0, len(shown) - 1, 0,
-                            key=state.widget_key("compare", "row"))
-        row = shown.iloc[int(i)]
+        i = st.selectbox("Word diff for row", list(shown.index),
+                         key=state.widget_key("compare", f"row.{view}"),
+                         help="The row number in the table above (the same in every view).")
+        row = shown.loc[i]
         widgets.show_text(row["input"], label="Input")
         st.dataframe(diffs.diff_frame(row["before"], row["after"]), hide_index=True,
                      width="stretch")

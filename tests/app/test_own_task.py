@@ -400,3 +400,23 @@ def test_adding_held_out_rows_to_the_runs_own_task_saves_into_it(app, runs):
     # Compare now scores the held-out rows
     at.switch_page("studio/pages/compare.py").run()
     assert "Evaluates on 5 held-out rows with expected outputs" in all_text(at)
+
+
+def test_word_diff_row_numbers_are_the_tables_in_every_view(app, runs):
+    preds = [{"id": f"t{i}", "input": f"Review {i}.", "reference": "positive",
+              "before": "positive", "after": "positive" if i != 2 else "negative",
+              "score_before": 1.0, "score_after": 1.0 if i != 2 else 0.0,
+              "changed": i == 2} for i in range(4)]
+    runs.evaluated("r1", preds)
+    at = app(run="r1")
+    at.switch_page("studio/pages/compare.py").run()
+    assert not at.exception, at.exception
+    ex = next(f.value for f in at.dataframe if "status" in f.value.columns)
+    assert list(ex.index) == [1, 2, 3, 4]  # counted from 1
+    at.radio(key=state.widget_key("compare", "view")).set_value("regressed").run()
+    assert not at.exception, at.exception
+    ex = next(f.value for f in at.dataframe if "status" in f.value.columns)
+    assert list(ex.index) == [3]  # the number it has in the full view
+    pick = at.selectbox(key=state.widget_key("compare", "row.regressed"))
+    assert pick.options == ["3"] and pick.value == 3
+    assert [c.value for c in at.code] == ["Review 2."]
