@@ -90,8 +90,11 @@ def editor(d: dict) -> dict:
                              help="classification: outputs come from a fixed label set; "
                                   "generation: free text.")
     metrics = list(sgtask.METRICS)
-    metric = c3.selectbox("Metric", metrics, index=metrics.index(d.get("metric", "rouge_l")),
-                          key=state.widget_key("task", "metric", v),
+    mkey = state.widget_key("task", "metric", v)
+    # Once the type has set the metric (Session State), the widget takes no default too:
+    # both would make Streamlit warn (issue 40).
+    metric = c3.selectbox("Metric", metrics, index=0 if mkey in st.session_state else
+                          metrics.index(d.get("metric", "rouge_l")), key=mkey,
                           on_change=_metric_chosen, args=(v,),
                           help="exact_match for labels, rouge_l for free text. Follows the "
                                "type until you pick one.")

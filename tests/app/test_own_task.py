@@ -420,3 +420,24 @@ def test_word_diff_row_numbers_are_the_tables_in_every_view(app, runs):
     pick = at.selectbox(key=state.widget_key("compare", "row.regressed"))
     assert pick.options == ["3"] and pick.value == 3
     assert [c.value for c in at.code] == ["Review 2."]
+
+
+def test_changing_the_task_type_gives_the_metric_no_second_default(app, monkeypatch):
+    from streamlit.elements.lib import policies
+
+    seen = []
+    real = policies.check_session_state_rules
+
+    def spy(default_value, key, writes_allowed=True):
+        if key and "metric" in key:
+            seen.append(default_value)
+        return real(default_value, key, writes_allowed)
+
+    monkeypatch.setattr(policies, "check_session_state_rules", spy)
+    gen = {**TICKETS, "task_type": "generation", "labels": [], "metric": "rouge_l"}
+    at = _task_page(app(**{state._TASK_DRAFT: _draft(gen)}))
+    at.selectbox(key=state.widget_key("task", "task_type", 0)).set_value(
+        "classification").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key=state.widget_key("task", "metric", 0)).value == "exact_match"
+    assert seen and seen[-1] is None  # the Session State value alone: no warning
