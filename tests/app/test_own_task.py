@@ -441,3 +441,27 @@ def test_changing_the_task_type_gives_the_metric_no_second_default(app, monkeypa
     assert not at.exception, at.exception
     assert at.selectbox(key=state.widget_key("task", "metric", 0)).value == "exact_match"
     assert seen and seen[-1] is None  # the Session State value alone: no warning
+
+
+def test_dropped_rows_never_show_a_raw_none_label(app, runs):
+    import pandas as pd
+
+    from test_pages import all_text
+
+    from selfguide.methods import candidates
+
+    d = runs.candidates("r1", n=12)
+    df = pd.read_parquet(d / "candidates.parquet")
+    df.loc[:3, ["label", "output", "label_vote"]] = None  # no answer agreed: dropped
+    df.to_parquet(d / "candidates.parquet")
+    at = app(run="r1")
+    at.switch_page("studio/pages/filter.py").run()
+    assert not at.exception, at.exception
+    frames = [f.value for f in at.dataframe]
+    assert any("drop_reason" in f.columns for f in frames)  # the candidates table is here
+    for frame in frames:
+        cells = frame.astype(str).to_numpy().ravel().tolist()
+        assert "None" not in cells and "nan" not in cells, frame.head()
+    assert "None" not in all_text(at)
+    text = candidates.to_csv_bytes(candidates.read(d)).decode()
+    assert ",None," not in text and "None\n" not in text
