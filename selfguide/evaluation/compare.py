@@ -196,7 +196,8 @@ def format_unlabeled(name: str, m: dict) -> str:
     """The label-free comparison as text (``selfguide eval``/``run`` print it)."""
     rows = share_rows(m)
     width = max([len("answer"), *(len(str(r["answer"])[:30]) for r in rows)])
-    out = [f"run {name}: " + unlabeled_lines(m)[0], "",
+    first = unlabeled_lines(m)[0]
+    out = [f"run {name}: {first[:1].lower()}{first[1:]}", "",
            f"{'answer':<{width}}  base  tuned"]
     for r in rows:
         base = "-" if r["base"] is None else str(r["base"])
