@@ -465,3 +465,13 @@ def test_dropped_rows_never_show_a_raw_none_label(app, runs):
     assert "None" not in all_text(at)
     text = candidates.to_csv_bytes(candidates.read(d)).decode()
     assert ",None," not in text and "None\n" not in text
+
+
+def test_runs_list_headline_says_no_labels_and_collapse():
+    from studio.views.runs import headline_metric
+
+    assert headline_metric({"mode": "unlabeled", "agreement": 0.25, "before": None,
+                            "after": None, "collapse": {"label": "billing"}}) == \
+        "no labels: 25% agree · collapse to \u201cbilling\u201d"
+    assert headline_metric({"metric": "exact_match", "before": 0.5, "after": 0.7,
+                            "collapse": None}) == "exact_match: 0.500 → 0.700"
