@@ -475,3 +475,13 @@ def test_runs_list_headline_says_no_labels_and_collapse():
         "no labels: 25% agree · collapse to \u201cbilling\u201d"
     assert headline_metric({"metric": "exact_match", "before": 0.5, "after": 0.7,
                             "collapse": None}) == "exact_match: 0.500 → 0.700"
+
+
+def test_filter_save_message_names_the_one_validation_split():
+    from studio.views.filter import saved_message
+
+    assert saved_message({"kept": 88, "train": 88, "val": 0}) == (
+        "Saved 88 rows. Training holds back its validation rows from these (its validation "
+        "fraction, shown on the Finetune page before Launch).")
+    assert saved_message({"train": 80, "val": 8}).startswith(
+        "Saved 80 training rows and 8 validation rows")
