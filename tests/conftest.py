@@ -161,6 +161,7 @@ def toy_method(monkeypatch):
     be), for this process and the jobs it starts; the registry is restored afterwards."""
     from selfguide import methods
 
+    methods.all_methods()  # the built-in methods registered before the registry is saved
     monkeypatch.syspath_prepend(str(PLUGINS))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(PLUGINS), *filter(None, [os.environ.get("PYTHONPATH")])]))

@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # The model of the whole loop: synthesis records it in config.json, and training and
     # evaluation take it from there (your own HF folder or GGUF file, any precision).
     add_dataclass_args(parser, ModelConfig)
+    parser.add_argument("--unlabeled", default=None, metavar="FILE",
+                        help="Inputs without labels to compare base and tuned on (one per "
+                             "line, or JSONL/CSV with 'input'); default when the task has no "
+                             "held-out rows: its held-out synthetic inputs.")
 
 
 def _stage(argv: list[str]) -> None:
@@ -103,10 +107,19 @@ def run(args: argparse.Namespace) -> int:
           str(args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"])]
     if args.test:
         ev += ["--test", args.test]
+    if getattr(args, "unlabeled", None):
+        ev += ["--unlabeled", args.unlabeled]
     _stage(ev)
     print(f"\n== {name}: done in {time.monotonic() - t0:.0f}s ==")
-    print(compare.format_table(compare.load_rows([name])))
-    label = compare.label_table(run.read_metrics() or {})
-    if label:
-        print(label)
+    metrics = run.read_metrics() or {}
+    if metrics.get("mode") == "unlabeled":
+        print(compare.format_unlabeled(name, metrics))
+    else:
+        print(compare.format_table(compare.load_rows([name])))
+        label = compare.label_table(metrics)
+        if label:
+            print(label)
+    advice = compare.recommendation(metrics)
+    if advice:
+        print(f"\nCOLLAPSE: {advice}")
     return 0

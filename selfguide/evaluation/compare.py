@@ -142,7 +142,8 @@ def one_answer_warning(m: dict, train_labels: dict[str, int] | None = None) -> s
     if k < ONE_ANSWER_SHARE * n or (before is not None and before >= ONE_ANSWER_SHARE * n):
         return None
     text = f"The tuned model answers \u201c{top}\u201d to {k} of {n} held-out inputs"
-    text += f" (the base model: {before} of {n})." if before is not None else "."
+    text += f" (the base model: {before} of {n})" if before is not None else ""
+    text += ": a collapse to one answer."
     train_labels = train_labels or {}
     rows = sum(train_labels.values())
     mix = ", ".join(f"{c} \u201c{lab}\u201d" for lab, c in sorted(train_labels.items()))
@@ -155,3 +156,66 @@ def one_answer_warning(m: dict, train_labels: dict[str, int] | None = None) -> s
                  "all of its own inputs, so training taught the answer format, not the task.")
     return text + (" Check the labels by hand on the Filter page, or use a bigger model, "
                    "before relying on this adapter.")
+
+
+def share_rows(m: dict) -> list[dict]:
+    """One row per answer of a label-free evaluation: how many inputs the base and the
+    tuned model gave it, and the share (``[]`` without answer tables)."""
+    a = (m.get("answers_after") or {}).get("counts") or {}
+    b = (m.get("answers_before") or {}).get("counts") or {}
+    n = m.get("n") or 0
+    rows = []
+    for lab in dict.fromkeys([*b, *a]):
+        if not a.get(lab) and not b.get(lab) and lab == OTHER:
+            continue
+        rows.append({"answer": lab, "base": b.get(lab) if b else None, "tuned": a.get(lab, 0),
+                     "base_share": (b.get(lab, 0) / n if n and b else None),
+                     "tuned_share": a.get(lab, 0) / n if n else None})
+    return rows
+
+
+def unlabeled_lines(m: dict) -> list[str]:
+    """The label-free comparison in sentences: inputs, agreement, entropy, the verdict."""
+    n = m.get("n") or 0
+    lines = [f"No held-out rows with expected outputs: base and tuned compared on {n} inputs "
+             f"without labels ({m.get('source') or 'inputs without labels'})."]
+    if m.get("agreement") is not None:
+        lines.append(f"Agreement: the two models give the same answer to {m.get('agreed')} of "
+                     f"{n} inputs ({100 * m['agreement']:.0f}%).")
+    eb = (m.get("answers_before") or {}).get("entropy")
+    ea = (m.get("answers_after") or {}).get("entropy")
+    if ea is not None:
+        lines.append("Spread of the answers (entropy, 0 bits = one answer for everything): "
+                     + (f"base {eb:.2f} bits, " if eb is not None else "")
+                     + f"tuned {ea:.2f} bits.")
+    verdict = m.get("collapse")
+    lines.append(verdict["message"] if verdict else
+                 "No collapse: the tuned model does not answer one label to nearly every "
+                 "input. Without expected outputs this says nothing about accuracy.")
+    return lines
+
+
+def format_unlabeled(name: str, m: dict) -> str:
+    """The label-free comparison as text (``selfguide eval``/``run`` print it)."""
+    rows = share_rows(m)
+    width = max([len("answer"), *(len(str(r["answer"])[:30]) for r in rows)])
+    first = unlabeled_lines(m)[0]
+    out = [f"run {name}: {first[:1].lower()}{first[1:]}", "",
+           f"{'answer':<{width}}  base  tuned"]
+    for r in rows:
+        base = "-" if r["base"] is None else str(r["base"])
+        out.append(f"{str(r['answer'])[:30]:<{width}}  {base:>4}  {r['tuned']:>5}")
+    out += ["", *unlabeled_lines(m)[1:]]
+    return "\n".join(out)
+
+
+def recommendation(m: dict | None) -> str | None:
+    """What ``selfguide run`` recommends after an evaluation: the base model when the tuned
+    one collapsed, else None (the numbers speak)."""
+    verdict = (m or {}).get("collapse")
+    if not verdict:
+        return None
+    return (f"The tuned model collapsed to \u201c{verdict.get('label')}\u201d "
+            f"({verdict.get('count')} of {verdict.get('n')} inputs): use the base model, not "
+            "this adapter. Check the labels on the Filter page (or balance them) and train "
+            "again.")

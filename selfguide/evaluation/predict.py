@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from selfguide.errors import DatasetError
-from selfguide.evaluation import compare
+from selfguide.evaluation import compare, unlabeled
 from selfguide.evaluation import metrics as M
 from selfguide.runs.events import EventLog, Progress, delta_progress
 from selfguide.runs.rundir import RunDir
@@ -115,26 +115,64 @@ def build_generators(run_dir: Path, cfg: EvalConfig) -> tuple[Any, Any, bool, di
 
 # --------------------------------------------------------------------------- evaluate
 
+def plan(run: RunDir, task: Any, test_file: str | Path | None = None,
+         unlabeled_file: str | Path | None = None) -> tuple[str, list[dict], str]:
+    """(mode, examples, where they come from) of an evaluation: ``"labelled"`` on a test
+    file or the task's held-out rows, else ``"unlabeled"`` (issue 39: the user's inputs
+    without labels, or the run's held-out synthetic inputs never trained on)."""
+    if not unlabeled_file and (test_file or task.test):
+        return ("labelled", examples_for(run.path, task, test_file),
+                str(test_file) if test_file else "the task's held-out rows")
+    rows, source = unlabeled.inputs_for(run, task, unlabeled_file)
+    return "unlabeled", rows, source
+
+
 def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | None = None,
+             unlabeled_file: str | Path | None = None,
              generators: tuple[Any, Any, bool] | None = None,
              events: EventLog | None = None, stream: Any = None) -> dict:
-    """Predict before/after on held-out examples, score, and write ``eval/``.
+    """Predict before/after on held-out examples (or, without any, on inputs without
+    labels), score or summarise, and write ``eval/``.
 
     ``generators`` = (before, after, chat) overrides model loading (tests pass fakes).
     """
-    run_dir = Path(run_dir)
-    run = RunDir(run_dir)
+    run = RunDir(Path(run_dir))
     events = events or EventLog(None)
     task = run.read_task(required=True)
-    examples = select_examples(examples_for(run_dir, task, test_file), cfg.limit, cfg.seed)
+    mode, examples, source = plan(run, task, test_file, unlabeled_file)
+    examples = select_examples(examples, cfg.limit, cfg.seed)
     man: dict = {}
     inputs = {"adapter": run.adapter_fingerprint()}  # what this evaluation read (staleness)
     if generators is None:
-        before_gen, after_gen, chat, man = build_generators(run_dir, cfg)
+        before_gen, after_gen, chat, man = build_generators(run.path, cfg)
     else:
         before_gen, after_gen, chat = generators
+    t0 = time.monotonic()
+    before, after = _predict_both(run, task, examples, cfg, (before_gen, after_gen, chat),
+                                  events, stream)
+    t2 = time.monotonic()
+    if mode == "labelled":
+        rows, summary = score_predictions(task, examples, before, after, cfg)
+    else:
+        rows, summary = summarize_unlabeled(task, examples, before, after, cfg)
+    summary.update(_verdicts(run, task, summary))
+    summary.update(mode=mode, source=source, task=task.name, task_type=task.task_type,
+                   test_file=str(test_file or ""), config=to_dict(cfg),
+                   seconds=round(t2 - t0, 2), adapter=man.get("train_config"),
+                   inputs=inputs, chat=chat, created=time.time())
+    run.write_evaluation(rows, summary)
+    events.emit("eval_end", metric=summary["metric"], before=summary.get("before"),
+                after=summary["after"], n=summary["n"], mode=mode)
+    return summary
+
+
+def _predict_both(run: RunDir, task: Any, examples: list[dict], cfg: EvalConfig,
+                  gens: tuple[Any, Any, bool], events: EventLog,
+                  stream: Any) -> tuple[list[str] | None, list[str]]:
+    """(base answers or None, tuned answers), greedy or label-constrained."""
     from selfguide.task.prompts import task_prompt
 
+    before_gen, after_gen, chat = gens
     prompts = [task_prompt(task, ex["input"]) for ex in examples]
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=cfg.max_new_tokens,
                               seed=cfg.seed, stop_loops=True)
@@ -149,23 +187,42 @@ def evaluate(run_dir: str | Path, cfg: EvalConfig, *, test_file: str | Path | No
                                 prefix=_trained_prefix(run) if gen is after_gen else "")
         return _predict(stage, gen, prompts, sampling, chat, events, stream)
 
-    t0 = time.monotonic()
     before = predict("eval-base", before_gen) if cfg.before else None
-    t1 = time.monotonic()
-    after = predict("eval-tuned", after_gen)
-    t2 = time.monotonic()
-    rows, summary = score_predictions(task, examples, before, after, cfg)
+    return before, predict("eval-tuned", after_gen)
+
+
+def summarize_unlabeled(task: Any, examples: Sequence[dict], before: Sequence[str] | None,
+                        after: Sequence[str], cfg: EvalConfig) -> tuple[list[dict], dict]:
+    """Per-input rows and the label-free summary (pure: no model, no files)."""
+    clean = (lambda s: M.first_line(s)) if cfg.first_line else (lambda s: s.strip())
+    a = [clean(x) for x in after]
+    b = [clean(x) for x in before] if before is not None else None
+    labels = tuple(task.labels) if task.is_classification else ()
+    return (unlabeled.rows(examples, b, a, before, after, labels),
+            unlabeled.summarize(task, b, a))
+
+
+def _verdicts(run: RunDir, task: Any, summary: dict) -> dict:
+    """The collapse verdict and the warnings of an evaluation (labelled or not)."""
     train_labels = _train_labels(run) if task.is_classification else None
+    verdict = summary.get("collapse")
+    if verdict is None and summary.get("mode") != "unlabeled" and task.is_classification:
+        verdict = unlabeled.collapse_verdict(summary.get("predicted_labels_after") or {},
+                                             summary.get("predicted_labels_before"),
+                                             unlabeled.demo_label_counts(task))
     warning = compare.one_answer_warning(summary, train_labels)
-    summary.update(warnings=[warning] if warning else [], train_labels=train_labels,
-                   task=task.name, task_type=task.task_type, test_file=str(test_file or ""),
-                   config=to_dict(cfg), seconds_before=round(t1 - t0, 2),
-                   seconds_after=round(t2 - t1, 2), adapter=man.get("train_config"),
-                   inputs=inputs, chat=chat, created=time.time())
-    run.write_evaluation(rows, summary)
-    events.emit("eval_end", metric=summary["metric"], before=summary.get("before"),
-                after=summary["after"], n=summary["n"])
-    return summary
+    if warning and verdict is None:  # the base did not spread, no demos to say otherwise
+        counts = {k: v for k, v in (summary.get("predicted_labels_after") or {}).items()
+                  if k != M.OTHER}
+        top = max(counts, key=counts.get)
+        verdict = {"collapsed": True, "label": top, "count": counts[top],
+                   "n": summary.get("n"), "share": counts[top] / max(1, summary.get("n") or 0),
+                   "base_count": (summary.get("predicted_labels_before") or {}).get(top),
+                   "spread_by": [], "demo_labels": {}, "message": warning}
+    warnings = [warning] if warning else []
+    if verdict and not warning:
+        warnings.append(verdict["message"])
+    return {"collapse": verdict, "warnings": warnings, "train_labels": train_labels}
 
 
 def _train_labels(run: RunDir) -> dict[str, int] | None:

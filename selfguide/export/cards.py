@@ -90,6 +90,8 @@ def metric_table(ev: dict | None) -> str:
     """Markdown table of every reported metric (points), or a sentence when not evaluated."""
     if not ev:
         return "Not evaluated yet (run `selfguide eval --run RUN`, then regenerate this card)."
+    if ev.get("mode") == "unlabeled":
+        return unlabeled_table(ev)
     lines = ["| metric | base model | tuned | difference | 95% CI |", "| --- | --- | --- | --- | --- |"]
     for key, label in METRIC_LABELS.items():
         block = ev.get(key)
@@ -108,15 +110,38 @@ def metric_table(ev: dict | None) -> str:
     lines.append(f"{ev.get('n')} examples from {src}, greedy decoding, paired bootstrap "
                  f"({(ev.get('difference') or {}).get('samples', 0)} resamples). Lenient EM "
                  "and char. LCS F1 are the SELF-GUIDE paper's metrics.")
+    lines += _collapse_lines(ev)
     return "\n".join(lines)
 
 
-def _rows_line(report: dict | None) -> str:
+def _collapse_lines(ev: dict) -> list[str]:
+    verdict = ev.get("collapse")
+    return ["", f"**{verdict['message']}**"] if verdict and verdict.get("message") else []
+
+
+def unlabeled_table(ev: dict) -> str:
+    """The label-free comparison (no held-out rows): answer shares of the base and the tuned
+    model, agreement, entropy and the collapse verdict."""
+    from selfguide.evaluation import compare
+
+    lines = ["| answer | base model | tuned |", "| --- | --- | --- |"]
+    for r in compare.share_rows(ev):
+        base = "-" if r["base"] is None else str(r["base"])
+        lines.append(f"| {r['answer']} | {base} | {r['tuned']} |")
+    return "\n".join([*lines, "", *compare.unlabeled_lines(ev)])
+
+
+def _rows_line(report: dict | None, train: dict | None = None) -> str:
+    """The rows, with the one validation split: what training used and held back
+    (``train/metrics.json``) once it ran, else the dataset files'."""
     if not report:
         return "No dataset report in the run."
-    return (f"{report.get('candidates', 0)} candidates generated, {report.get('kept', 0)} kept "
-            f"by the filters ({report.get('train', 0)} train, {report.get('val', 0)} "
-            f"validation).")
+    line = (f"{report.get('candidates', 0)} candidates generated, {report.get('kept', 0)} "
+            "kept by the filters")
+    if train and train.get("rows") is not None:
+        return line + (f"; training used {train['rows']} of them and held back "
+                       f"{train.get('val_rows') or 0} to validate.")
+    return line + (f" ({report.get('train', 0)} train, {report.get('val', 0)} validation).")
 
 
 def _filter_lines(report: dict | None) -> list[str]:
@@ -226,7 +251,7 @@ def model_card(facts: dict, *, files: list[str] | None = None, gguf: dict | None
              f"with {_method(facts)}, by selfguide studio. No human-labelled data beyond the "
              "task's demos was used.", "", "## Task", "", *_task_lines(task), "",
              "## Evaluation", "", metric_table(ev), "",
-             "## Training data", "", _rows_line(facts["report"]), ""]
+             "## Training data", "", _rows_line(facts["report"], train), ""]
     if train:
         lines += [f"Training: {tcfg.get('method', '?')} (rank {tcfg.get('lora_r', '-')}, "
                   f"alpha {tcfg.get('lora_alpha', '-')}), {train.get('rows')} rows, "
@@ -284,8 +309,8 @@ def dataset_card(facts: dict, *, fmt: str, files: list[str]) -> str:
     lines = [_front_matter(data), f"# {task.get('name', facts['run'])}: synthetic training set",
              "", f"Written by `{base.get('hub_id') or base.get('ref')}` about its own task with "
              f"{_method(facts)} (selfguide studio run `{facts['run']}`), then filtered.", "",
-             "## Task", "", *_task_lines(task), "", "## Rows", "", _rows_line(report),
-             *_filter_lines(report), "",
+             "## Task", "", *_task_lines(task), "", "## Rows", "",
+             _rows_line(report, facts["train"]), *_filter_lines(report), "",
              f"Format `{fmt}`: {FORMAT_NOTES.get(fmt, '')} Every row's prompt is exactly the "
              "prompt the run trains and evaluates on.", ""]
     if report.get("labelling"):

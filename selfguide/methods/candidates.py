@@ -145,3 +145,45 @@ def funnel(df: pd.DataFrame, order: Sequence[str]) -> list[dict]:
 
 __all__ = ["COLUMNS", "apply_repairs", "funnel", "read", "read_overrides", "read_repairs",
            "repair", "unique", "write", "write_overrides"]
+
+
+def plain(value: object) -> object:
+    """A cell as plain data: numpy scalars -> Python numbers/strings, arrays/tuples -> lists
+    (recursively), missing values (None, NaN) -> None."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def to_csv_bytes(df: pd.DataFrame) -> bytes:
+    """The candidates table as a CSV a spreadsheet or pandas reads back as written: numbers
+    stay numbers, list and dict cells are JSON (``["negative", "positive"]``,
+    ``[-2.38, -0.4]``), missing values are empty cells; never a Python repr such as
+    ``[np.float64(-2.38)]`` or a ``None`` label."""
+    return plain_frame(df).to_csv(index=False).encode("utf-8")
+
+
+def plain_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with plain cells (:func:`to_csv_bytes`): numbers, strings, JSON lists."""
+    import json
+
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            cells = [plain(v) for v in out[col]]
+            if any(isinstance(v, (list, dict)) for v in cells):
+                out[col] = [None if v is None else json.dumps(v, ensure_ascii=False)
+                            for v in cells]
+            else:
+                out[col] = cells
+    return out

@@ -488,6 +488,25 @@ class RunDir(os.PathLike):
     def read_metrics(self) -> dict | None:
         return schema.load(self.path, schema.EVAL_METRICS)
 
+    @property
+    def unlabeled_file(self) -> Path:
+        """The user's inputs without labels, saved on the Compare page (one JSON row each)."""
+        return self.path / "unlabeled_inputs.jsonl"
+
+    def read_unlabeled_inputs(self) -> list[dict]:
+        """The rows of :attr:`unlabeled_file` (``[]`` when there is none)."""
+        return store.read_jsonl(self.unlabeled_file) if self.unlabeled_file.is_file() else []
+
+    def write_unlabeled_inputs(self, rows: list[dict]) -> None:
+        """Replace :attr:`unlabeled_file` whole; no rows removes it."""
+        import json
+
+        if not rows:
+            self.unlabeled_file.unlink(missing_ok=True)
+            return
+        store.atomic_write_text(self.unlabeled_file, "".join(
+            json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
     def read_predictions(self) -> list[dict]:
         """``eval/predictions.jsonl`` read strictly (its rows must be as many as
         ``eval/metrics.json`` counted); ``[]`` before any evaluation."""

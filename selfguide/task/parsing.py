@@ -2,7 +2,8 @@
 
 - :func:`parse_input`: a stage-1 completion -> the new input (strips a leading prompt
   marker such as ``Input:``, wrapping quotes, and whatever follows the input: a new
-  ``Input:``/``Output:`` block, an explanation, a note).
+  ``Input:``/``Output:`` block, an explanation, a note; and every piece of the prompts'
+  scaffolding: label lead-ins, the label list, answer lines, a dangling marker).
 - :func:`parse_output`: a stage-2 sample -> the answer (marker, quotes, trailing chatter).
 - :func:`normalize_label`: the one normalisation of labels and answers (Unicode NFKC,
   strip, casefold, strip edge punctuation); task loading, label mapping and the labelling
@@ -32,6 +33,23 @@ _TAIL = re.compile(
     r"\n\s*(?:\[?(?:new\s+)?(?:input|output|answer|explanation|note|reason|label)\]?\s*[:：]|"
     r"(?:this|the above|i hope|let me know|explanation|note)\b)"
     r"|\n\s*\n", re.IGNORECASE)
+# Prompt scaffolding that must never survive into an input (issue 40): the label lead-ins
+# of the stage-1 prompts ('Inputs whose answer is "negative":', and the model's variants
+# 'Outputs/Examples whose answer is …') and their label list ('Possible answers: …').
+# Wherever one appears, the input has ended.
+_SCAFFOLD = re.compile(
+    r"\b(?:inputs?|outputs?|examples?)\s+whose\s+(?:answer|output|label)\s+is\b"
+    r"|\bpossible\s+answers?\s*[:：]", re.IGNORECASE)
+# Scaffolding lines before the input: a lead-in or label list line, or an answer line
+# followed by the input's marker ("Answer: negative" / "Input: …", the output-first layout).
+_LEADING_SCAFFOLD = re.compile(
+    r"^\s*(?:(?:inputs?|outputs?|examples?)\s+whose\s+(?:answer|output|label)\s+is\b[^\n]*"
+    r"|possible\s+answers?\s*[:：][^\n]*"
+    r"|(?:answer|output|label)\s*[:：][^\n]*(?=\n\s*\[?(?:new\s+)?input\]?\s*[:：]))\n",
+    re.IGNORECASE)
+# A lone task-prompt marker the completion ends on ("… a great film. Input:").
+_TRAILING_MARKER = re.compile(r"\s*\[?(?:new\s+)?(?:input|output)\]?\s*[:：]\s*$",
+                              re.IGNORECASE)
 _QUOTES = [('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("«", "»"), ("`", "`")]
 _EDGE_PUNCT = " \t\r\n.,;:!?\"'`“”‘’«»()[]{}*_"
 
@@ -56,10 +74,19 @@ def _cut(text: str, pattern: re.Pattern[str]) -> str:
 
 
 def parse_input(raw: str) -> str:
-    """The new input in a stage-1 completion ("" when nothing usable is left)."""
+    """The new input in a stage-1 completion ("" when nothing usable is left).
+
+    Prompt scaffolding never survives: leading lead-in/label-list/answer lines are skipped,
+    and the input ends at a new ``Input:``/``Output:`` block, at a label lead-in
+    (``Outputs whose answer is "negative":``) or a label list anywhere, and before a
+    dangling marker."""
     text = raw.replace("\r\n", "\n").strip()
+    while (m := _LEADING_SCAFFOLD.match(text)) is not None:
+        text = text[m.end():]
     text = _LEAD_MARKER.sub("", text, count=1)
     text = _cut(text, _TAIL)
+    text = _cut(text, _SCAFFOLD)
+    text = _TRAILING_MARKER.sub("", text)
     return _strip_quotes(text).strip()
 
 

@@ -143,6 +143,7 @@ def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = No
             self.progress = Progress("train", total, events=events, done=state.global_step,
                                      unit="steps", stream=stream if stream is not None
                                      else sys.stderr, work_total=left)
+            _replay_history(events, state)
             events.emit("train_begin", step=state.global_step, max_steps=total)
 
         def _tok_s(self, state) -> float:
@@ -174,6 +175,22 @@ def make_events_callback(events: EventLog, total_steps: int, *, stream: Any = No
                 self.progress.close()
 
     return EventsCallback()
+
+
+def _replay_history(events: EventLog, state: Any) -> None:
+    """A resumed training: the loss and validation points logged before the checkpoint
+    (its ``log_history``), so the curve starts at step 1, not at the resumed step."""
+    for logs in getattr(state, "log_history", None) or []:
+        step = logs.get("step")
+        if step is None or step > state.global_step:
+            continue
+        epoch = round(logs.get("epoch") or 0, 4)
+        if "loss" in logs:
+            events.emit("loss", step=step, epoch=epoch, loss=logs["loss"],
+                        lr=logs.get("learning_rate"), replayed=True)
+        if "eval_loss" in logs:
+            events.emit("eval", step=step, epoch=epoch, eval_loss=logs["eval_loss"],
+                        replayed=True)
 
 
 def _emit_logs(events: EventLog, state: Any, logs: dict, elapsed: float, tok_s: float,

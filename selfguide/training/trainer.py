@@ -100,6 +100,24 @@ def _check_label_skew(counts: Counter, demo_labels: Sequence[str], limit: float)
                 "labels; tick *force* in the training settings to train anyway.")
 
 
+def validation_split(records: Sequence[dict], val_records: Sequence[dict],
+                     cfg: TrainConfig) -> tuple[list[dict], list[dict], str]:
+    """THE validation split of a run, decided here only (training, the Finetune page, the
+    Filter page and the cards all show this): (train rows, validation rows, where the
+    validation rows come from, in words).
+
+    The dataset's own ``val.jsonl`` when the filters wrote one, else ``val_fraction`` of the
+    rows held back by training (seeded), else none."""
+    if val_records:
+        return list(records), list(val_records), "the dataset's validation file"
+    train, val = split_validation(records, cfg, seed=cfg.seed)
+    if val:
+        return train, val, f"{cfg.val_fraction:.0%} of the rows held back by training (seeded)"
+    why = ("validation is off (validation fraction 0)" if cfg.val_fraction <= 0 else
+           f"fewer than {cfg.min_val_rows} rows could be held back")
+    return train, val, why
+
+
 def split_validation(records: Sequence[dict], cfg: TrainConfig, *,
                      seed: int) -> tuple[list[dict], list[dict]]:
     """Hold back ``val_fraction`` of the rows (seeded) for per-epoch validation."""
@@ -273,8 +291,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
         events.emit("warning", message=f"Every training row has the label "
                                        f"{stats['labels'][0]!r}: the model's own answer to "
                                        f"every input. The tuned model will answer it too.")
-    if not val_records:
-        records, val_records = split_validation(records, cfg, seed=cfg.seed)
+    records, val_records, _ = validation_split(records, val_records, cfg)
     p = _load_and_tokenize(cfg, model_cfg, dims, records, val_records, events)
     trainer = build_trainer(p.lm.model, p.lm.tokenizer, p.cfg, p.feats, p.vfeats,
                             run.checkpoints_dir, device=p.device, events=events, stream=stream)
@@ -367,8 +384,12 @@ def _resume_point(run: RunDir, cfg: TrainConfig, model_cfg: ModelConfig,
     settings_hash = store.config_hash(settings)
     prev = run.read_train_config() or {}
     if ckpt_dir.exists() and prev.get("hash") != settings_hash:
-        # Checkpoints of other settings (or of unknown provenance) must not be resumed.
-        events.emit("log", message="training settings changed: starting from scratch")
+        # Checkpoints of other settings (or of unknown provenance) must not be resumed. The
+        # trainer may already have made the empty folder: a first training says nothing.
+        if any(ckpt_dir.glob("checkpoint-*")):
+            events.emit("log", message="training settings changed: starting from scratch"
+                        if prev.get("hash") else "checkpoints of unknown settings: starting "
+                                                 "from scratch")
         shutil.rmtree(ckpt_dir)
     resume = last_complete_checkpoint(ckpt_dir, world_size=world)
     if resume is not None:

@@ -25,10 +25,14 @@ def neutralise(value: Any) -> Any:
 
 
 def csv_bytes(df: Any) -> bytes:
-    """A DataFrame as UTF-8 CSV, its text cells (and column names) neutralised."""
+    """A DataFrame as UTF-8 CSV: plain cells (numbers, text, JSON lists; never a Python
+    repr, ``selfguide.methods.candidates.plain_frame``), its text cells (and column names)
+    neutralised."""
     from pandas.api.types import is_numeric_dtype
 
-    safe = df.rename(columns=lambda c: neutralise(str(c)))
+    from selfguide.methods.candidates import plain_frame
+
+    safe = plain_frame(df).rename(columns=lambda c: neutralise(str(c)))
     safe = safe.apply(lambda col: col if is_numeric_dtype(col) else col.map(neutralise))
     # Text quoted always: pandas leaves a lone CR unquoted, which splits the row.
     return safe.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode("utf-8")

@@ -64,3 +64,16 @@ def page_text(exc: BaseException) -> str:
         return page_words(str(exc))
     hint = getattr(exc, "ui_hint", None) or getattr(exc, "hint", None)
     return page_words(message if not hint else f"{message}\nHint: {hint}")
+
+
+def label_caveat(report: dict | None) -> str | None:
+    """The Filter page's caveat, for the pages after it (Finetune before Launch, Compare
+    beside the gain): the labels do not follow the inputs. None when the dataset report
+    does not say so."""
+    lab = (report or {}).get("labelling") or {}
+    if not isinstance(lab, dict) or lab.get("beats_chance") is not False:
+        return None
+    return ("Caveat from the Filter page: the model's own labels do not follow its inputs "
+            "(they agree with the asked-for labels no better than chance). Training on them "
+            "teaches the answer format, not the task, so a gain may come from the format "
+            "alone. Check the labels by hand on the Filter page, or use a bigger model.")

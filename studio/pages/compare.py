@@ -1,6 +1,7 @@
-"""Compare page: evaluate base vs finetuned on held-out examples; metrics with a confidence
-interval, confusion tables, an examples table with a word-level diff, a free-form try of
-both models, and downloads. The sections live in ``studio.views.compare``."""
+"""Compare page: evaluate base vs finetuned on held-out examples (or, without any, on inputs
+without labels: agreement, answer shares and the collapse verdict); metrics with a
+confidence interval, confusion tables, an examples table with a word-level diff, a
+free-form try of both models (always), and downloads. The sections live in ``studio.views.compare``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from selfguide.settings.evaluation import EvalConfig
 from studio.app import frame, presets, state, widgets
 from studio.app import jobs as sjobs
 from studio.views import compare as compare_views
+from studio.views import compare_unlabeled
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
@@ -30,6 +32,8 @@ if not rd.adapter_dir.is_dir():
 
 jstat = sjobs.status(run, "eval")
 running = sjobs.is_active(jstat)
+can_evaluate = compare_unlabeled.plan_note(rd)
+compare_unlabeled.own_inputs_form(rd)
 with st.expander("Evaluation settings", expanded=not rd.metrics_file.is_file()):
     if not state.draft("eval.cfg"):
         state.set_draft("eval.cfg", dict(presets.FIRST_EVAL))
@@ -39,21 +43,13 @@ with st.expander("Evaluation settings", expanded=not rd.metrics_file.is_file()):
                f"{presets.FIRST_EVAL['limit']}; limit 0 takes them all, a small limit is a "
                "quick look.")
 evaluate = st.button("Evaluate before / after", type="primary", icon=":material/science:",
-                     disabled=running or cfg is None)
+                     disabled=running or cfg is None or not can_evaluate)
 if evaluate and widgets.start_job(run, "eval",
                                   cliargs.job_argv("eval", run=run, configs=[cfg])):
     st.rerun()
 widgets.job_panel(run, "eval", title="Evaluation job")
 
-metrics = rd.read_metrics()
-rows = rd.read_predictions()
-if metrics is None:
-    st.stop()
-
 compare_views.stale_note(rd)
-compare_views.scores(metrics)
-compare_views.label_tables(metrics)
-compare_views.examples(rows)
-compare_views.free_form(rd, cfg.max_new_tokens if cfg else 48)
-compare_views.downloads(run, metrics, rows)
+compare_views.results(rd, rd.read_metrics(), rd.read_predictions(),
+                      cfg.max_new_tokens if cfg else 48)
 compare_views.gguf_export(rd)

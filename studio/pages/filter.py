@@ -9,6 +9,7 @@ import streamlit as st
 from selfguide.errors import SelfGuideError
 from selfguide.runs.rundir import RunDir
 from studio.app import frame, widgets
+from studio.views import filter_lock
 from studio.views import filter_rows as filtering
 from studio.views import methods as method_views
 
@@ -20,6 +21,11 @@ st.caption("Step 4 of 6 · Decide which synthetic examples are good enough to tr
 widgets.show_flash()
 run = widgets.require_run("Filtering")
 rd = RunDir.named(run)
+
+if (locked := filter_lock.lock_reason(rd)) is not None:  # a training reads the dataset
+    st.info(locked, icon=":material/lock:")
+    filter_lock.read_only_view(rd)
+    st.stop()
 
 try:
     method = filtering.method_of(rd.path)

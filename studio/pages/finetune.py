@@ -10,7 +10,7 @@ from selfguide.runs.rundir import RunDir
 from selfguide.settings import cli as cliargs
 from selfguide.settings.training import TrainConfig
 from selfguide.training import trainer as training
-from studio.app import charts, frame, presets, widgets
+from studio.app import charts, frame, messages, presets, widgets
 from studio.app import jobs as sjobs
 from studio.views import finetune as train_settings
 
@@ -24,10 +24,10 @@ run = widgets.require_run("Finetuning")
 run_dir = RunDir.named(run)
 
 # --------------------------------------------------------------------------- dataset check
-records: list[dict] = []
+records, val_records = [], []
 stats, dataset_error = None, None
 try:
-    records, _val = training.load_train_records(run_dir.path)
+    records, val_records = training.load_train_records(run_dir.path)
     stats = training.check_run_dataset(run_dir.path, records,
                                        max_label_share=TrainConfig().max_label_share)
 except DatasetError as exc:
@@ -75,11 +75,17 @@ world = (RunDir(run_dir).read_train_config() or {}).get("world_size") or 1
 ckpt = training.last_complete_checkpoint(run_dir.checkpoints_dir, world_size=world)
 can_resume = ckpt is not None and jstate in ("cancelled", "failed", "interrupted")
 label = f"Resume from {ckpt.name}" if can_resume else "Launch training"
+if caveat := messages.label_caveat(run_dir.read_report()):  # the Filter page's, before Launch
+    st.warning(caveat, icon=":material/warning:")
+st.caption(train_settings.split_line(records, val_records, cfg))
+argv = cliargs.job_argv("train", run=run, configs=[cfg]) if cfg is not None else None
+if argv:
+    st.caption("The same from a terminal:")
+    st.code(train_settings.cli_command(argv), language="bash")
 c1, c2 = st.columns([1, 3])
 blocked = running or cfg is None or (dataset_error is not None and not cfg.force)
 launch = c1.button(label, type="primary", icon=":material/rocket_launch:", disabled=blocked)
-if launch and widgets.start_job(run, "train",
-                                cliargs.job_argv("train", run=run, configs=[cfg])):
+if launch and widgets.start_job(run, "train", argv):
     st.rerun()
 if can_resume:
     c2.caption("Training stopped before the end; it resumes from the last complete "
@@ -91,8 +97,8 @@ def loss_chart(evs: list[dict]) -> None:
     if not pts:
         st.caption("The loss curve appears after the first logged step.")
         return
-    df = pd.DataFrame(pts)
-    st.altair_chart(charts.loss(df), width="stretch")
+    train_settings.figures(evs)
+    st.altair_chart(charts.loss(pd.DataFrame(pts)), width="stretch")
     last = next((e for e in reversed(evs) if e.get("type") == "loss"), None)
     if last:
         st.caption(f"step {last.get('step')} · loss {float(last['loss']):.4f} · "
@@ -108,5 +114,6 @@ if jstate == "finished" and isinstance(metrics, dict):
     m[1].metric("Train loss", f"{metrics.get('train_loss', float('nan')):.4f}")
     m[2].metric("Tokens/s", metrics.get("tokens_per_s"))
     m[3].metric("Wall time", f"{metrics.get('wall_s', 0):.0f} s")
+    st.caption(train_settings.kept_checkpoint(metrics))
     st.page_link(frame.page_path("compare"), label="Next: compare before and after",
                  icon=":material/arrow_forward:")

@@ -50,9 +50,10 @@ with st.expander("Settings", expanded=not running):
 model_cfg = from_dict(ModelConfig, state.model_config())
 st.caption(f"Model: **{model_cfg.model}** ({model_cfg.precision}); change it on the Model page.")
 
+blocker = None if running else synth.start_blocker(run_dir, name, stage)
 c1, c2 = st.columns([1, 4])
 if c1.button("Start", type="primary", icon=":material/play_arrow:",
-             disabled=running or settings is None):
+             disabled=running or settings is None or blocker is not None):
     if not parts.before_start(run_dir):
         st.stop()
     argv = parts.job_argv(run, settings, model_cfg, overwrite)
@@ -60,11 +61,17 @@ if c1.button("Start", type="primary", icon=":material/play_arrow:",
         st.rerun()
 if running:
     c2.caption("A job is running: settings are locked until it ends or you cancel it.")
+elif blocker is not None:
+    c2.warning(blocker[0], icon=":material/block:")
+    if blocker[1] and (new_run := synth.new_run_form(run_dir, name)):
+        state.set_run(new_run)
+        state.flash("success", f"Created run '{new_run}' with the same task.")
+        st.rerun()
 
 widgets.job_panel(run, stage, title="Synthesis job", extra=synth.live_preview(run_dir, parts))
 
-cand = run_dir.candidates_file
-if cand.is_file() and not running:
+cand = run_dir.candidates_file  # a count of this method's data, never another's
+if cand.is_file() and not running and synth.run_dir_method(run_dir) in (None, name):
     try:
         n = len(pd.read_parquet(cand, columns=["id"]))
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a torn or foreign file

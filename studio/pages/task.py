@@ -12,12 +12,14 @@ from selfguide.task import spec as sgtask
 from studio.app import frame, state, widgets
 from studio.views import structure as structure_view
 from studio.views import task as task_editor
+from studio.views import task_rows
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
 st.title("Task")
 st.caption("Step 2 of 6 · Say what the expert should do: an instruction, at least 3 "
-           "input → output demonstrations, and for classification the label set.")
+           "input → output demonstrations, and for classification the label set; "
+           "optionally held-out rows to score the result.")
 widgets.show_flash()
 
 # --------------------------------------------------------------------------- import
@@ -33,8 +35,9 @@ with src_tabs[0]:
                             if task_editor.DEFAULT_EXAMPLE in names else 0,
                             label_visibility="collapsed")
         if c2.button("Load example", icon=":material/upload_file:", type="primary"):
-            try:
-                task_editor.set_task(task_formats.load_task(examples[pick]))
+            try:  # asks first when it would replace an unsaved task of the user's
+                task_rows.request_load(task_formats.load_task(examples[pick]),
+                                       state.current_run(), task_editor.set_task)
                 st.rerun()
             except SelfGuideError as exc:
                 widgets.show_error(exc)
@@ -47,13 +50,15 @@ with src_tabs[1]:
                           key=state.widget_key("task", "upload"))
     if up is not None and st.button("Import", icon=":material/file_open:"):
         try:
-            task_editor.set_task(task_formats.parse_task_bytes(up.getvalue(), up.name))
+            task_rows.request_load(task_formats.parse_task_bytes(up.getvalue(), up.name),
+                                   state.current_run(), task_editor.set_task)
             st.rerun()
         except SelfGuideError as exc:
             widgets.show_error(exc)
 
 # --------------------------------------------------------------------------- editor
 run = state.current_run()
+task_rows.confirm_load(run, task_editor.set_task)
 d = state.task_draft()
 if d is None and run:
     d = RunDir.named(run).read_task_dict()  # as saved: the editor validates
@@ -62,8 +67,9 @@ structure_view.show_template(spec)
 
 # --------------------------------------------------------------------------- save
 st.subheader("Use this task")
-into = task_editor.save_choice(spec, run)  # asks before replacing another run's task
-if st.button("Save task to run", type="primary", icon=":material/save:", disabled=spec is None):
+into, sure = task_editor.save_choice(spec, run)  # a new run unless replacing is confirmed
+if st.button("Save task to run", type="primary", icon=":material/save:",
+             disabled=spec is None or not sure):
     try:
         target = workspace.save_task(spec, into)
         state.set_run(target)

@@ -26,6 +26,7 @@ from selfguide.settings import cli as cliargs
 from studio.app import diffs, resources, state, widgets
 from studio.app import jobs as sjobs
 from studio.app.downloads import csv_bytes
+from studio.views import compare_unlabeled as unlabeled_views
 
 GGUF_QUANTS = ("f16", "q8_0", "q5_1", "q4_1", "bf16", "f32")
 _SCORE_COLS = ("before", "after", "delta", "ci_low", "ci_high")
@@ -42,11 +43,32 @@ def ci_text(low: float, high: float) -> str:
     return f"{lo:+.2f} … {hi:+.2f}"
 
 
-def scores(metrics: dict) -> None:
+def results(rd: RunDir, metrics: dict | None, rows: list[dict], max_new_tokens: int) -> None:
+    """Everything after the Evaluate button: the scores (or the label-free comparison), the
+    examples, the free-form try (always, evaluated or not) and the downloads."""
+    if metrics is None:
+        free_form(rd, max_new_tokens)
+        return
+    if metrics.get("mode") == "unlabeled":
+        unlabeled_views.label_caveat(rd)
+        unlabeled_views.results(metrics, rows)
+    else:
+        scores(metrics, rd)
+        label_tables(metrics)
+        examples(rows)
+    free_form(rd, max_new_tokens)
+    downloads(rd.name, metrics, rows)
+
+
+def scores(metrics: dict, rd: RunDir | None = None) -> None:
     """The headline metric before/after, its paired-bootstrap interval, and every metric."""
     st.subheader("Scores")
+    if metrics.get("collapse") and not metrics.get("warnings"):
+        unlabeled_views.verdict(metrics)
     for warning in metrics.get("warnings") or []:
         st.warning(warning, icon=":material/warning:")
+    if rd is not None:
+        unlabeled_views.label_caveat(rd)
     name = metrics.get("metric", "score")
     diff = metrics.get("difference") or {}
     c = st.columns(4)
@@ -100,18 +122,20 @@ def examples(rows: list[dict]) -> None:
     """The held-out examples by view (all/changed/improved/regressed) and a word diff."""
     st.subheader("Examples")
     ex = diffs.examples_frame(rows)
+    ex.index = pd.RangeIndex(1, len(ex) + 1, name="row")  # the same number in every view
     # format_func must be picklable (enforceSerializableSessionState): a dict's .get.
     view_labels = {v: f"{v} ({len(diffs.select(ex, v))})" for v in diffs.VIEWS}
     view = st.radio("Show", diffs.VIEWS, horizontal=True,
                     key=state.widget_key("compare", "view"), format_func=view_labels.get)
-    shown = diffs.select(ex, view).reset_index(drop=True)
+    shown = diffs.select(ex, view)
     st.dataframe(shown, hide_index=False, width="stretch",
                  column_config={"score_before": st.column_config.NumberColumn(format="%.2f"),
                                 "score_after": st.column_config.NumberColumn(format="%.2f")})
     if len(shown):
-        i = st.number_input("Word diff for row", 0, len(shown) - 1, 0,
-                            key=state.widget_key("compare", "row"))
-        row = shown.iloc[int(i)]
+        i = st.selectbox("Word diff for row", list(shown.index),
+                         key=state.widget_key("compare", f"row.{view}"),
+                         help="The row number in the table above (the same in every view).")
+        row = shown.loc[i]
         widgets.show_text(row["input"], label="Input")
         st.dataframe(diffs.diff_frame(row["before"], row["after"]), hide_index=True,
                      width="stretch")

@@ -227,6 +227,17 @@ def _chart_tabs(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
                      column_config=ROUGE_COLUMN)
 
 
+def saved_message(rep: dict) -> str:
+    """What Save wrote, with the one validation split's words (``trainer.validation_split``:
+    a validation file here, else training holds rows back)."""
+    n, val = rep.get("train", rep.get("kept")), int(rep.get("val") or 0)
+    if val:
+        return (f"Saved {n} training rows and {val} validation rows; training validates on "
+                "these.")
+    return (f"Saved {n} rows. Training holds back its validation rows from these (its "
+            "validation fraction, shown on the Finetune page before Launch).")
+
+
 def _save(rd: RunDir, cfg: FilterConfig, kept: int) -> None:
     st.subheader("Save")
     busy = sjobs.is_active(sjobs.status(rd.name, "synthesize"))
@@ -236,8 +247,7 @@ def _save(rd: RunDir, cfg: FilterConfig, kept: int) -> None:
         try:
             with st.spinner("Writing the dataset…"):
                 rep = filtering.save_dataset(rd.path, cfg)
-            state.flash("success", f"Saved {rep.get('train', rep.get('kept'))} training rows"
-                        f" ({rep.get('val', 0)} held back for validation).")
+            state.flash("success", saved_message(rep))
             st.rerun()
         except SelfGuideError as exc:
             widgets.show_error(exc)

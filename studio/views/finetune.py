@@ -99,3 +99,76 @@ def method_caption(cfg: TrainConfig | None) -> str:
                 "whole model is saved.")
     return (f"auto: QLoRA (4-bit base) on a CUDA GPU, otherwise LoRA on a base in {precision}; "
             "only the small LoRA adapter is trained.")
+
+
+# --------------------------------------------------------------------------- training view
+
+def _last(evs: list[dict], kind: str, field: str) -> dict | None:
+    return next((e for e in reversed(evs) if e.get("type") == kind
+                 and e.get(field) is not None), None)
+
+
+def figures(evs: list[dict]) -> None:
+    """Epoch, learning rate, train and validation loss beside the curve (the last logged
+    values; the validation loss with its change since the epoch before)."""
+    import streamlit as st
+
+    loss = _last(evs, "loss", "loss")
+    if loss is None:
+        return
+    begin = _last(evs, "train_begin", "max_steps")
+    val = [e for e in evs if e.get("type") == "eval" and e.get("eval_loss") is not None]
+    c = st.columns(5)
+    c[0].metric("Epoch", f"{float(loss.get('epoch') or 0):.2f}")
+    c[1].metric("Step", f"{loss.get('step')}" + (f" of {begin['max_steps']}" if begin else ""))
+    lr = loss.get("lr")
+    c[2].metric("Learning rate", "—" if lr is None else f"{float(lr):.2e}",
+                help="The optimizer's learning rate at the last logged step (warm-up and "
+                     "schedule applied).")
+    c[3].metric("Train loss", f"{float(loss['loss']):.4f}")
+    if val:
+        prev = float(val[-2]["eval_loss"]) if len(val) > 1 else None
+        now = float(val[-1]["eval_loss"])
+        c[4].metric("Validation loss", f"{now:.4f}",
+                    delta=None if prev is None else f"{now - prev:+.4f}", delta_color="inverse",
+                    help="Loss on the held-back validation rows after each epoch: lower is "
+                         "better; rising while the train loss falls means overfitting.")
+    else:
+        c[4].metric("Validation loss", "—", help="No validation yet (after each epoch), or "
+                                                "validation is off.")
+
+
+def kept_checkpoint(metrics: dict) -> str:
+    """Which weights training kept, and why, in words."""
+    best = metrics.get("best_checkpoint")
+    losses = [e for e in metrics.get("eval_losses") or [] if e.get("eval_loss") is not None]
+    if best and losses:
+        low = min(losses, key=lambda e: e["eval_loss"])
+        return (f"Kept {best}: the lowest validation loss ({low['eval_loss']:.4f}, epoch "
+                f"{float(low.get('epoch') or 0):.0f} of {len(losses)} validated), as "
+                "'select best' asks.")
+    if losses:
+        return (f"Kept the last step's weights (validation loss {losses[-1]['eval_loss']:.4f}); "
+                "'select best' was off.")
+    return "Kept the last step's weights: there was no validation to choose by."
+
+
+def split_line(records: list[dict], val_records: list[dict], cfg: TrainConfig | None) -> str:
+    """THE validation split the training will use (``trainer.validation_split``)."""
+    from selfguide.training import trainer
+
+    if cfg is None:
+        return ""
+    train, val, why = trainer.validation_split(records, val_records, cfg)
+    if val:
+        return (f"Validation: {len(val)} of {len(train) + len(val)} rows held back ({why}) to "
+                f"validate each epoch{' and keep the best one' if cfg.select_best else ''}; "
+                f"{len(train)} rows train.")
+    return f"Validation: none ({why}); all {len(train)} rows train."
+
+
+def cli_command(argv: list[str]) -> str:
+    """The command line that does what Launch does."""
+    import shlex
+
+    return "selfguide " + shlex.join(argv)

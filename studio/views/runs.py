@@ -32,6 +32,12 @@ def headline_metric(metrics: Any) -> str:
     """A short "before → after" text from ``eval/metrics.json`` (any known shape)."""
     if not isinstance(metrics, dict):
         return ""
+    collapse = metrics.get("collapse") or {}
+    tail = f" · collapse to \u201c{collapse.get('label')}\u201d" if collapse else ""
+    if metrics.get("mode") == "unlabeled":
+        agree = metrics.get("agreement")
+        return ("no labels" + (f": {agree:.0%} agree" if isinstance(agree, (int, float))
+                               else "") + tail)
     name = metrics.get("metric", "score")
     b, a = metrics.get("before"), metrics.get("after")
     if isinstance(b, dict):
@@ -40,8 +46,8 @@ def headline_metric(metrics: Any) -> str:
         a = a.get("score", a.get("mean"))
     if isinstance(a, (int, float)):
         if isinstance(b, (int, float)):
-            return f"{name}: {b:.3f} → {a:.3f}"
-        return f"{name}: {a:.3f}"
+            return f"{name}: {b:.3f} → {a:.3f}{tail}"
+        return f"{name}: {a:.3f}{tail}"
     return ""
 
 

@@ -47,3 +47,75 @@ def live_preview(run_dir: RunDir, parts: Any) -> Any:
         parts.preview(run_dir)
 
     return draw
+
+
+# The words a page uses for a stage's job (a method's own stages: its ``job_stages``).
+STAGE_WORDS = {"train": "training", "eval": "evaluation", "filter": "filter",
+               "export": "dataset export", "export-model": "GGUF export", "merge": "merge"}
+
+
+def stage_words(stage: str) -> str:
+    for m in methods.all_methods():
+        if stage in (m.job_stages or {}):
+            return str(m.job_stages[stage])
+        if stage == m.stage:
+            return f"{m.title} synthesis"
+    return STAGE_WORDS.get(stage, stage)
+
+
+def has_generated(run_dir: RunDir) -> bool:
+    """Whether a synthesis method has written data into the run."""
+    return any(p.exists() for p in (run_dir.inputs_file, run_dir.candidates_file,
+                                    run_dir.rounds_file, run_dir.records_file("train")))
+
+
+def start_blocker(run_dir: RunDir, method_name: str, stage: str) -> tuple[str, bool] | None:
+    """Why Start would be refused now, and whether a new run is the way out (None: it
+    would not be). Checked before the click, so the button is disabled with the reason
+    beside it instead of failing after launch."""
+    from selfguide.runs import workspace
+
+    busy = [s for s in workspace.active_jobs(run_dir.name) if s != stage]
+    if busy:
+        words = " and ".join(stage_words(s) for s in busy)
+        return (f"The {words} job of this run is running and works on its data; start "
+                f"synthesis when it has finished, or cancel it on its page.", False)
+    owner = run_dir_method(run_dir)
+    if owner and owner != method_name and has_generated(run_dir):
+        return (f"This run holds data made by {methods.get(owner).title}; "
+                f"{methods.get(method_name).title} would overwrite it. Start it in a new "
+                "run (with the same task):", True)
+    return None
+
+
+def run_dir_method(run_dir: RunDir) -> str | None:
+    try:
+        name = run_dir.method
+    except Exception:  # noqa: BLE001 - an unreadable config: the page shows its error elsewhere
+        return None
+    return name if name in choices() else None
+
+
+def new_run_form(run_dir: RunDir, method_name: str) -> str | None:
+    """A run-name field and a button that creates a run with this run's task; returns the
+    new run's name once created (the page makes it current)."""
+    import streamlit as st
+
+    from selfguide.errors import SelfGuideError
+    from selfguide.runs import workspace
+    from studio.app import state, widgets
+
+    task = run_dir.read_task()
+    default = workspace.unique_name(f"{run_dir.name}-{method_name}")
+    c1, c2 = st.columns([2, 1])
+    name = c1.text_input("New run name", value=default,
+                         key=state.widget_key("synth", f"new_run.{run_dir.name}"))
+    if not c2.button("Create the run and switch to it", icon=":material/add:"):
+        return None
+    try:
+        if task is not None:
+            return workspace.save_task(task, workspace.create_run(name.strip()).name)
+        return workspace.create_run(name.strip()).name
+    except SelfGuideError as exc:
+        widgets.show_error(exc)
+        return None

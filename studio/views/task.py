@@ -17,6 +17,7 @@ from selfguide.errors import SelfGuideError
 from selfguide.runs.rundir import RunDir
 from selfguide.task import spec as sgtask
 from studio.app import state, widgets
+from studio.views import task_rows
 
 # The example the Task page offers first: the README's "First minutes" walk loads it.
 DEFAULT_EXAMPLE = "sentiment.json"
@@ -89,8 +90,11 @@ def editor(d: dict) -> dict:
                              help="classification: outputs come from a fixed label set; "
                                   "generation: free text.")
     metrics = list(sgtask.METRICS)
-    metric = c3.selectbox("Metric", metrics, index=metrics.index(d.get("metric", "rouge_l")),
-                          key=state.widget_key("task", "metric", v),
+    mkey = state.widget_key("task", "metric", v)
+    # Once the type has set the metric (Session State), the widget takes no default too:
+    # both would make Streamlit warn (issue 40).
+    metric = c3.selectbox("Metric", metrics, index=0 if mkey in st.session_state else
+                          metrics.index(d.get("metric", "rouge_l")), key=mkey,
                           on_change=_metric_chosen, args=(v,),
                           help="exact_match for labels, rouge_l for free text. Follows the "
                                "type until you pick one.")
@@ -101,15 +105,15 @@ def editor(d: dict) -> dict:
                                 key=state.widget_key("task", "labels", v),
                                 disabled=task_type != "classification")
     demos = _demos(d, v)
-    tests = d.get("test") or []
-    if tests:
-        st.caption(f"{len(tests)} held-out test examples came with the file; they are used "
-                   "only for the before/after evaluation, never for synthesis or training.")
+    tests = task_rows.held_out(d, v)
+    task_rows.overlap_warning(demos, tests)
     labels = [x.strip() for x in labels_text.split(",") if x.strip()] \
         if task_type == "classification" else []
-    return {"name": name, "instruction": instruction, "task_type": task_type,
-            "labels": labels, "metric": metric, "demos": demos, "test": tests,
-            "source": d.get("source", "")}
+    candidate = {"name": name, "instruction": instruction, "task_type": task_type,
+                 "labels": labels, "metric": metric, "demos": demos, "test": tests,
+                 "source": d.get("source", "")}
+    task_rows.import_rows(candidate)
+    return candidate
 
 
 def validate(candidate: dict) -> sgtask.TaskSpec | None:
@@ -139,25 +143,32 @@ def run_has_data(rd: RunDir) -> bool:
                                     rd.records_file("train"), rd.adapter_dir))
 
 
-def save_choice(spec: sgtask.TaskSpec | None, run: str | None) -> str | None:
-    """Ask where ``spec`` goes; returns the run to save into, or None for a new run.
+def save_choice(spec: sgtask.TaskSpec | None, run: str | None) -> tuple[str | None, bool]:
+    """Ask where ``spec`` goes; returns (the run to save into or None for a new run, whether
+    saving may go ahead).
 
-    Saving into a run that holds another task (or any data) replaces that run's task, so
-    it is asked, never assumed: the choice defaults to a new run when the run has data.
+    Saving into a run that holds another task replaces that run's task, so it is never the
+    preselected choice: a new run is, and replacing needs a confirmation naming what is lost.
     """
     if not run:
         st.caption("Creates a new run named after the task and saves the task into it.")
-        return None
+        return None, True
     rd = RunDir.named(run)
     saved = rd.read_task() if rd.task_file.is_file() else None
     has_data = run_has_data(rd)
     if spec is None or (saved is None and not has_data):
         st.caption(f"Saves the task into the current run **{run}**. The next steps read it "
                    "from there.")
-        return run
+        return run, True
     if saved is not None and saved.to_dict() == spec.to_dict():
         st.caption(f"This task is the one saved in the current run **{run}**.")
-        return run
+        return run, True
+    if saved is not None and saved.to_dict(include_test=False) == spec.to_dict(
+            include_test=False):
+        st.caption(f"The task of the current run **{run}** with other held-out rows "
+                   f"({len(saved.test)} → {len(spec.test)}): saving updates them there. "
+                   "Synthesis and training never use them; only the comparison does.")
+        return run, True
     into = f"Save into run {run} (replaces its task)"
     options = ["Save as a new run", into]
     what = f"task '{saved.name}'" if saved is not None else "a task"
@@ -165,6 +176,13 @@ def save_choice(spec: sgtask.TaskSpec | None, run: str | None) -> str | None:
                + (" and data made from it" if has_data else "") + ". Saving into it "
                "replaces its task" + ("; its data would no longer match." if has_data
                                       else "."), icon=":material/warning:")
-    pick = st.radio("Where to save", options, index=0 if has_data else 1,
+    pick = st.radio("Where to save", options, index=0,
                     key=state.widget_key("task", f"save_target.{run}"))
-    return run if pick == into else None
+    if pick != into:
+        return None, True
+    lost = f"task '{saved.name}'" if saved is not None else "its task"
+    sure = st.checkbox(f"Yes, replace {lost} in run {run}"
+                       + (" (its synthesized data, dataset and model were made for it)"
+                          if has_data else ""),
+                       key=state.widget_key("task", f"save_confirm.{run}"))
+    return run, sure

@@ -117,7 +117,14 @@ def test_replacing_a_runs_task_is_a_choice_the_user_makes(app, runs):
     at = app(run="mine")
     load_example(at)
     radio = at.radio(key=state.widget_key("task", "save_target.mine"))
-    assert radio.value == "Save into run mine (replaces its task)"
+    # issue 40: replacing is never preselected, even in a run without data ...
+    assert radio.value == "Save as a new run"
+    # ... the user picks it and confirms, naming the task that is lost
+    radio.set_value("Save into run mine (replaces its task)").run()
+    assert button(at, "Save task to run").disabled
+    sure = at.checkbox(key=state.widget_key("task", "save_confirm.mine"))
+    assert "replace task 'mine' in run mine" in sure.label
+    sure.check().run()
     button(at, "Save task to run").click().run()
     assert json.loads((d / "task.json").read_text())["name"] == "sentiment"
     assert store.list_runs() == ["mine"]
