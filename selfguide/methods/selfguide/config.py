@@ -173,11 +173,13 @@ class FilterConfig:
                                            "with the other samples by at least this mean "
                                            "ROUGE-L (the consensus answer's agreement; 0 = "
                                            "off).")
-    relation_margin: float = field(0.5, help="Generation tasks: keep a pair only if its "
+    relation_margin: float = field(1.0, help="Generation tasks: keep a pair only if its "
                                              "output/input length ratio and ROUGE-L lie within "
                                              "the demos' range widened by this margin (ratio "
                                              "x or / (1 + margin), overlap +/- margin/2); "
-                                             "larger = looser, 5 = off.")
+                                             "larger = looser, 5 = off. Three demos span about "
+                                             "half of what real pairs do, hence 1: twice "
+                                             "their range.")
     drop_repetitive: bool = field(True, help="Drop answers that loop (one 3-word phrase "
                                              "repeated 3+ times over a third of the answer).")
     balance: bool = field(True, help="Classification: downsample every label to the rarest "

@@ -56,25 +56,28 @@ def clean_samples(samples: Sequence[str], labels: Sequence[str] = ()) -> list[st
     return out
 
 
-def consensus(answers: Sequence[str]) -> Vote:
+def consensus(answers: Sequence[str], against: Sequence[str] | None = None) -> Vote:
     """The medoid of the answers under ROUGE-L and its mean agreement with the others.
 
-    ``share`` is the winner's mean ROUGE-L F to the other samples (empty samples count as 0;
-    1.0 when every sample is the same text; 0.0 with one sample); ``votes`` keeps the
-    exact-string counts for display. Ties go to the shortest, then alphabetical.
+    Candidates are the non-empty ``answers``; each is scored by its mean ROUGE-L F to the
+    other samples of ``against`` (default: ``answers``; empty samples count as 0), so
+    ``share`` is 1.0 when every sample is the same text and 0.0 with one sample.
+    ``votes`` keeps the exact-string counts for display. Ties go to the shortest, then
+    alphabetical.
     """
     from selfguide.evaluation.rouge import rouge_l
 
-    texts = [a for a in answers if a]
-    if not texts:
+    pool = list(against if against is not None else answers)
+    counts = Counter(a for a in answers if a)
+    if not counts:
         return Vote("", 0.0, {})
-    counts = Counter(texts)
-    distinct = sorted(counts, key=lambda a: (len(a), a))
-    others = len(answers) - 1
-    best, best_score = distinct[0], -1.0
-    for a in distinct:
-        total = sum(rouge_l(a, b) * n for b, n in counts.items() if b != a)
-        total += counts[a] - 1  # its own repeats agree fully
+    pool_counts = Counter(pool)
+    best, best_score = "", -1.0
+    for a in sorted(counts, key=lambda x: (len(x), x)):
+        own = min(1, pool_counts.get(a, 0))  # the candidate itself is not its own witness
+        others = len(pool) - own
+        total = sum(n * (1.0 if b == a else rouge_l(a, b)) for b, n in pool_counts.items()
+                    if b) - own
         score = total / others if others else 0.0
         if score > best_score + 1e-12:
             best, best_score = a, score
@@ -87,11 +90,10 @@ def vote_samples(samples: Sequence[str], labels: Sequence[str] = (), *,
     """:func:`clean_samples` then :func:`vote`.
 
     With ``source`` (generation tasks: the input) the answer is the :func:`consensus` of
-    the samples, and answers that merely copy the input take no part unless every answer is
-    a copy or ``copies`` (the demos' outputs copy their inputs) -- a small model asked to
-    paraphrase often echoes its input, and one real paraphrase among the samples is worth
-    more. The copies still count in the denominator, so the agreement says how rare the
-    real answer was.
+    the samples, and answers that merely copy the input cannot be chosen unless every
+    answer is a copy or ``copies`` (the demos' outputs copy their inputs) -- a small model
+    asked to paraphrase often echoes its input, and one real paraphrase among the samples is
+    worth more. The copies still witness the agreement: a light edit agrees with them.
     """
     answers = clean_samples(samples, labels)
     if source is None:
@@ -100,5 +102,5 @@ def vote_samples(samples: Sequence[str], labels: Sequence[str] = (), *,
         key = " ".join(source.casefold().split())
         real = [a if " ".join(a.casefold().split()) != key else "" for a in answers]
         if any(real):
-            return consensus(real)
+            return consensus(real, against=answers)
     return consensus(answers)
