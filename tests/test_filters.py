@@ -211,7 +211,7 @@ def test_apply_generation_filters():
              "go to go to go to go to go", 1.0),                               # loops
     ])
     df["agreement"] = [1.0, 1.0, 1.0, 1.0, 0.1, 1.0, 1.0]
-    out = apply(df, FilterConfig(min_frequency=0.5, min_agreement=0.5), GEN)
+    out = apply(df, FilterConfig(min_frequency=0.5, min_agreement=0.5, relation_margin=0.5), GEN)
     # Generation: the exact-vote share no longer decides (min_frequency 0.5 would drop row
     # 4); the consensus agreement does, and pairs unlike the demos' relation go.
     assert out["drop_reason"].tolist() == ["", "copy", "output_length", "output_noise",
