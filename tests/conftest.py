@@ -85,10 +85,9 @@ def _bpe_tokenizer(specials: list[str]):
 def build_tiny_model(path: Path, *, chat_template: bool = True, bpe: bool = False) -> Path:
     """Save a ~100 KB Llama (2 layers, hidden 32) with a WordLevel tokenizer to ``path``
     (``bpe``: a byte-level BPE tokenizer instead, which GGUF can carry)."""
+    import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    import torch
 
     specials = ["<unk>", "<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>"]
     words = sorted({w for s in TINY_SENTENCES for w in s.split()} | set(":.,?!'\"[]-0123456789"))

@@ -148,9 +148,7 @@ def app(workspace):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from studio.app import resources
-
-    from studio.app import state
+    from studio.app import resources, state
     resources.clear()
     st.cache_resource.clear()
     st.cache_data.clear()

@@ -9,20 +9,21 @@ import zipfile
 import pandas as pd
 import pytest
 
-from selfguide.settings import cli as cliargs
-
-from selfguide.runs import store
-from selfguide.runs import workspace as sgworkspace
 from selfguide.cli import build_parser
-from selfguide.settings.fields import ModelConfig, from_dict, overrides_from_args
-from selfguide.settings.evaluation import EvalConfig
-from selfguide.settings.training import TrainConfig
 from selfguide.errors import JobError
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+from selfguide.runs import store
+from selfguide.runs import workspace as sgworkspace
+from selfguide.settings import cli as cliargs
+from selfguide.settings.evaluation import EvalConfig
+from selfguide.settings.fields import ModelConfig, from_dict, overrides_from_args
+from selfguide.settings.training import TrainConfig
 from studio.app import diffs
+from studio.app import jobs as sjobs
 from studio.views import filter_rows as filtering
 from studio.views import synthesize_previews as previews
-from studio.app import jobs as sjobs
+
+
 @pytest.mark.parametrize("stage, cls, values", [
     ("train", TrainConfig, {"max_steps": 6, "batch_size": 4, "select_best": False,
                             "target_modules": "q_proj,v_proj", "learning_rate": 1e-4}),

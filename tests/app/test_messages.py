@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from selfguide.errors import DatasetError, TaskError
 from studio.app import messages
+
+
 def test_cli_options_become_the_settings_the_forms_show():
     text = messages.page_words("Lower --lora-r, --batch-size or --max-length, turn on "
                                "--gradient-checkpointing true, or free memory.")

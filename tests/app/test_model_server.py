@@ -1,6 +1,6 @@
 """Issue 17, item 1 (studio): the Model page's "generate through a server" choice.
 
-A loopback fake OpenAI-compatible server (the one of tests/test_backend_openai.py, bound to
+A loopback fake OpenAI-compatible server (the one of tests/backends/test_openai_backend.py, bound to
 127.0.0.1) answers the Connect button and the try-a-prompt box; the Synthesize page's job
 argv carries the server settings to the CLI."""
 
@@ -10,12 +10,13 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from test_pages import all_text, button, metric
+from sgtest.pages import all_text, button, metric
 
 from selfguide.backends.openai_client import EMBEDDED_NAME
 from studio.app import state
+
 _spec = importlib.util.spec_from_file_location(
-    "_openai_fake_server", Path(__file__).resolve().parents[1] / "test_backend_openai.py")
+    "_openai_fake_server", Path(__file__).resolve().parents[1] / "backends" / "test_openai_backend.py")
 _fake = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_fake)
 FakeServer = _fake.FakeServer
@@ -126,7 +127,7 @@ def test_back_to_in_process_drops_the_server_from_the_config(app, server):
 
 
 def test_selfinstruct_job_argv_carries_the_server(app, workspace, job_recorder, server):
-    from test_filter_selfinstruct import make_si_run
+    from sgtest.selfinstruct_runs import make_si_run
 
     from selfguide.cli import build_parser
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import time
 
-from test_pages import all_text, button, metric, write_status
+from sgtest.pages import all_text, button, metric, write_status
 
 from selfguide.runs import store
 from studio.app import state
+
 OTHER_TASK = {"name": "mine", "instruction": "Say whether the text is a question.",
               "task_type": "classification", "labels": ["yes", "no"], "metric": "exact_match",
               "examples": [{"input": "Is it late?", "output": "yes"},

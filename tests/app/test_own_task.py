@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from test_pages import all_text, button, metric
+from sgtest.pages import all_text, button, metric
 
 from selfguide.runs import store
 from studio.app import state
@@ -246,7 +246,7 @@ def test_synthesize_start_is_disabled_with_the_reason_for_another_methods_run(ap
 
 
 def test_synthesize_start_is_disabled_while_training_runs(app, runs):
-    from test_pages import write_status
+    from sgtest.pages import write_status
 
     d = runs.dataset("r1")
     write_status(d, "train")
@@ -258,7 +258,7 @@ def test_synthesize_start_is_disabled_while_training_runs(app, runs):
 
 
 def test_filter_page_is_read_only_while_training_runs(app, runs):
-    from test_pages import write_status
+    from sgtest.pages import write_status
 
     d = runs.dataset("r1")
     write_status(d, "train")
@@ -344,7 +344,7 @@ def test_validation_split_is_decided_in_one_place():
 
 
 def test_training_view_figures_and_the_kept_checkpoint(app, runs):
-    from test_pages import write_status
+    from sgtest.pages import write_status
 
     d = runs.dataset("r1")
     write_status(d, "train")
@@ -445,8 +445,7 @@ def test_changing_the_task_type_gives_the_metric_no_second_default(app, monkeypa
 
 def test_dropped_rows_never_show_a_raw_none_label(app, runs):
     import pandas as pd
-
-    from test_pages import all_text
+    from sgtest.pages import all_text
 
     from selfguide.methods import candidates
 

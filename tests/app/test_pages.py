@@ -7,44 +7,24 @@ by a scripted fake generator, so these tests check the pages' behaviour, not the
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
+from sgtest.pages import all_text, button, metric, write_status  # noqa: F401
 
 from selfguide.runs import store
 from studio.app import state
+
 XSS = "<img src=x onerror=alert(1)>"
 JS_LINK = "[x](javascript:alert(1))"
 
 
-def button(at, label):
-    hits = [b for b in (*at.button, *at.sidebar.button) if b.label == label]
-    assert hits, f"no button {label!r}; have {[b.label for b in at.button]}"
-    return hits[0]
 
 
-def metric(at, label):
-    hits = [m for m in at.metric if m.label == label]
-    assert hits, f"no metric {label!r}; have {[m.label for m in at.metric]}"
-    return hits[0].value
 
 
-def all_text(at) -> str:
-    els = [*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.success]
-    return "\n".join(str(e.value) for e in els)
 
 
-def write_status(run_dir, stage, **fields):
-    jdir = run_dir / "jobs" / stage
-    jdir.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    store.atomic_write_json(jdir / "status.json", {
-        "run": run_dir.name, "stage": stage, "state": "running", "pid": os.getpid(),
-        # a generous interval: a loaded CI machine may take seconds between this write and
-        # the page reading it, and a stale heartbeat would (rightly) read as "interrupted"
-        "started": now, "heartbeat": now, "heartbeat_interval": 60.0, **fields})
-    return jdir
 
 
 # --------------------------------------------------------------------------- model
@@ -501,8 +481,8 @@ def test_filter_and_finetune_pages_explain_own_labels(app, workspace):
     inputs): the Filter page says the labels are the model's own answers, balancing is
     greyed out with why, the Labels tab lists 'own'; the Finetune page accepts the
     one-label dataset with a warning instead of refusing it."""
-    from test_labelling import SMALL, LuckyDemos
-    from test_labelling import TASK as SENT
+    from sgtest.labelling import SMALL, LuckyDemos
+    from sgtest.labelling import TASK as SENT
 
     from selfguide.methods.selfguide import pipeline as P
     from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.app import state
+
 PAGES_DIR = Path(__file__).resolve().parents[2] / "studio" / "pages"
 
 PAGES = ["studio/pages/model.py", "studio/pages/task.py", "studio/pages/synthesize.py",

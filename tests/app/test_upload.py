@@ -9,6 +9,7 @@ import json
 import pytest
 
 from studio.app import state
+
 VALID = {
     "name": "uploaded-task", "instruction": "Say whether the review is positive or negative.",
     "task_type": "classification", "labels": ["positive", "negative"],

@@ -10,7 +10,7 @@ import json
 
 import pandas as pd
 import pytest
-from test_loop import goto, idle, metric, set_number, shot, wait_job
+from sgtest.browser import goto, idle, metric, set_number, shot, wait_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -23,9 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from selfguide import cli
-
-from selfguide.runs import store
 from selfguide.errors import ModelError
+from selfguide.runs import store
 
 NUMBERS = ["-1", "0", "1", "2", "16", "64", "1024", "1025", "32768", "32769", "2147483647",
            "2147483648", "-2147483649", "99999999999999999999999", "1e309", "-1e309", "1e30",

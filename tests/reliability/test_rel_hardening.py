@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from selfguide import cli, jobs
-
-from selfguide.runs import store
 from selfguide.errors import ResourceError
 from selfguide.jobs import state as job_state
+from selfguide.runs import store
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = {"name": "sent", "instruction": "Is the review positive or negative?",
@@ -144,8 +143,8 @@ def _no_model(*a, **k):
 def test_memory_preflight_refuses_before_loading(run_with_data, tiny_model_dir, capsys,
                                                  monkeypatch):
     from selfguide.models import loading as models
-    from selfguide.training import fit as trainfit
     from selfguide.settings.training import TrainConfig
+    from selfguide.training import fit as trainfit
 
     store.atomic_write_json(run_with_data / "config.json",
                             {"model": {"model": str(tiny_model_dir), "device": "cpu"}})
@@ -307,9 +306,9 @@ def test_filter_and_train_refuse_while_synthesis_runs(run_with_data, live_synthe
 
 
 def test_filter_with_no_candidates_fails_and_is_not_done(run_with_data, capsys):
-    from selfguide.settings.fields import ModelConfig
     from selfguide.methods.selfguide import pipeline as P
     from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+    from selfguide.settings.fields import ModelConfig
     from selfguide.task.spec import TaskSpec
 
     P.prepare_run(run_with_data, TaskSpec.from_dict(TASK), SynthesisConfig(), FilterConfig(),

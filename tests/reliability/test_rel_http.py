@@ -2,7 +2,7 @@
 connections and time): a cross-origin redirect is refused and the API key never reaches
 the other port; a server that drips its answer fails at the request's deadline; an
 oversized answer is refused. The friendly cases (retries, cancel, the served-model check)
-are tests/test_backend_openai.py."""
+are tests/backends/test_openai_backend.py."""
 
 from __future__ import annotations
 

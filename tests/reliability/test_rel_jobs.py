@@ -22,10 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
 
 from selfguide import jobs
-
-from selfguide.runs import store
 from selfguide.errors import JobAlreadyRunning
 from selfguide.jobs import state as job_state
+from selfguide.runs import store
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -15,12 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from selfguide.models import ref as model_ref
-
-from selfguide.models import loading as models
-
-from selfguide.runs import store
-from selfguide.settings.fields import ModelConfig, SamplingConfig, from_dict
 from selfguide.errors import (
     AdapterMismatch,
     ConfigError,
@@ -30,6 +24,10 @@ from selfguide.errors import (
     UnsafeWeights,
     UnsupportedModel,
 )
+from selfguide.models import loading as models
+from selfguide.models import ref as model_ref
+from selfguide.runs import store
+from selfguide.settings.fields import ModelConfig, SamplingConfig, from_dict
 
 
 class _Evil:

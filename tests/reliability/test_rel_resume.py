@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from selfguide import jobs
-
 from selfguide.runs import store
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 # Default 2 s heartbeat: a loaded 2-core box can starve a shorter one into a (transient)

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from runfiles import _main, make_run, snapshot  # tests/reliability/runfiles.py
 
 from selfguide.errors import RunFileError

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from selfguide.runs import store
 from selfguide.errors import CorruptFile, InvalidRunName, StorageError
+from selfguide.runs import store
 
 REPO = Path(__file__).resolve().parents[2]
 NAME_RE = r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"

@@ -6,10 +6,11 @@ import argparse
 
 
 def run(args: argparse.Namespace) -> int:
+    from toymethod import METHOD, ToyConfig, ToyFilters
+
     from selfguide import jobs
     from selfguide.runs import store
     from selfguide.settings.fields import from_dict, overrides_from_args
-    from toymethod import METHOD, ToyConfig, ToyFilters
 
     run_dir = store.resolve_run_dir(args.run, create=True)
     synth = from_dict(ToyConfig, overrides_from_args(args, ToyConfig))
