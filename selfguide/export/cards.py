@@ -128,6 +128,14 @@ def _filter_lines(report: dict | None) -> list[str]:
     if isinstance(reasons, dict) and reasons:
         out.append("Dropped by filter: " + ", ".join(f"{k} {v}" for k, v in reasons.items())
                    + ".")
+    origins = report.get("origins")
+    if isinstance(origins, dict) and origins:  # the user's own inputs (issue 36)
+        out.append("Inputs by origin (`origin` column: `given` = the user's own unlabeled "
+                   "inputs, labelled by the model; `generated` = written by the model): "
+                   + "; ".join(f"{o} {c.get('candidates', 0)} candidates, {c.get('kept', 0)} "
+                               f"kept" + (f", {c['held_out']} dropped as held-out evaluation "
+                                          f"rows" if c.get("held_out") else "")
+                               for o, c in origins.items()) + ".")
     st = report.get("structure")
     if isinstance(st, dict) and st.get("kept_carry") is not None:
         out.append(f"Input structure the demos share: {st.get('template')}; "
@@ -300,8 +308,8 @@ def dataset_card(facts: dict, *, fmt: str, files: list[str]) -> str:
 
 FORMAT_NOTES = {
     "jsonl": "JSON lines with `prompt` and `completion` strings (TRL's standard "
-             "prompt-completion) plus `id`, `input`, `output`.",
-    "alpaca": "a JSON list of `instruction`/`input`/`output` (Alpaca).",
+             "prompt-completion) plus `id`, `input`, `output`, `origin`.",
+    "alpaca": "a JSON list of `instruction`/`input`/`output` (Alpaca) plus `origin`.",
     "hf-dataset": "a `datasets.save_to_disk` folder (`load_from_disk`).",
     "prompt-completion": "JSON lines, TRL's conversational prompt-completion: `prompt` = "
                          "[user message], `completion` = [assistant message].",
