@@ -20,6 +20,7 @@ from selfguide.settings.fields import ModelConfig, from_dict
 from studio.app import presets, state, widgets
 from studio.views import synthesize_previews as previews
 from studio.views.methods import Settings
+from studio.views.methods.selfguide_sources import sources_form
 
 
 def settings_form(run: str, stage: str) -> Settings | None:
@@ -32,11 +33,15 @@ def settings_form(run: str, stage: str) -> Settings | None:
     cfg = widgets.build_config(syncfg.SynthesisConfig, values)
     if cfg is None:
         return None
-    extra = (f" (up to {cfg.round_limit * cfg.prompts_per_round} while fewer than "
-             f"{cfg.min_inputs} inputs pass the filters)" if cfg.min_inputs else "")
-    st.caption(f"{cfg.total_prompts} input-generation prompts{extra}, then "
-               f"{cfg.n_samples} sampled answers per kept input.")
-    return Settings(full=(cfg,))
+    options = sources_form(run, cfg)  # your own inputs / documents (issue 36)
+    if options is None:
+        return None
+    if "inputs" not in options:
+        extra = (f" (up to {cfg.round_limit * cfg.prompts_per_round} while fewer than "
+                 f"{cfg.min_inputs} inputs pass the filters)" if cfg.min_inputs else "")
+        st.caption(f"{cfg.total_prompts} input-generation prompts{extra}, then "
+                   f"{cfg.n_samples} sampled answers per kept input.")
+    return Settings(full=(cfg,), options=options)
 
 
 def _task(run: str):
@@ -52,7 +57,8 @@ def _task(run: str):
 
 def job_argv(run: str, settings: Settings, model: ModelConfig, overwrite: bool) -> list[str]:
     return cliargs.job_argv("synthesize", str(RunDir.named(run).task_file), run=run,
-                            full=settings.full, configs=(*settings.configs, model),
+                            options=settings.options, full=settings.full,
+                            configs=(*settings.configs, model),
                             flags=["--overwrite"] if overwrite else [])
 
 

@@ -1,0 +1,92 @@
+"""Issue 36 on the Synthesize page: "use my inputs / mix / generate only" with an upload or a
+path, the column picker and preview, the count each source gives, documents, and the job
+argv that carries the options (parsed by the real CLI parser)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from studio.app import state
+from tests.app.test_pages import button
+
+TEXTS = [f"Ticket {i}: the app crashes when I open screen {i}" for i in range(12)]
+
+
+def _page(app, runs):
+    runs.task("r1")
+    at = app(run="r1")
+    at.switch_page("studio/pages/synthesize.py").run()
+    assert not at.exception
+    return at
+
+
+def _captions(at) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def _argv_opts(argv):
+    from selfguide.cli import build_parser
+
+    return build_parser().parse_args(argv)
+
+
+def test_upload_use_my_inputs_only(app, runs, workspace, job_recorder):
+    at = _page(app, runs)
+    at.radio(key=state.widget_key("synth", "source")).set_value("only").run()
+    assert any("Upload a file" in i.value for i in at.info)
+    assert button(at, "Start").disabled  # no file yet
+    csv = pd.DataFrame({"id": range(12), "ticket": TEXTS + []}).to_csv(index=False).encode()
+    at.file_uploader(key=state.widget_key("synth", "inputs_upload")).set_value(
+        ("tickets.csv", csv, "text/csv")).run()
+    assert not at.exception and not at.error
+    picker = at.selectbox(key=state.widget_key("synth", "inputs_column"))
+    assert list(picker.options) == ["id", "ticket"]
+    picker.set_value("ticket").run()
+    assert "Your file gives **12** inputs" in _captions(at)
+    assert "nothing is generated" in _captions(at)
+    assert TEXTS[0] in at.dataframe[0].value.to_string()  # the preview shows the column
+    button(at, "Start").click().run()
+    assert not at.exception and len(job_recorder.calls) == 1
+    argv = job_recorder.calls[0][2]
+    args = _argv_opts(argv)
+    assert args.mix == "only" and args.column == "ticket"
+    saved = workspace / "runs" / "r1" / "uploads"
+    assert args.inputs.startswith(str(saved)) and open(args.inputs, "rb").read() == csv
+
+
+def test_path_mix_counts_and_documents(app, runs, tmp_path, job_recorder):
+    (tmp_path / "in.txt").write_text("\n".join(TEXTS[:5]) + "\n")
+    (tmp_path / "kb.md").write_text("The app stores files in the cloud.\n\nScreens load slowly.")
+    at = _page(app, runs)
+    at.radio(key=state.widget_key("synth", "source")).set_value("fill").run()
+    at.text_input(key=state.widget_key("synth", "inputs_path")).set_value(
+        str(tmp_path / "in.txt")).run()
+    assert not at.error
+    caps = _captions(at)
+    assert "Your file gives **5** inputs" in caps and "generated rounds add about" in caps
+    at.text_input(key=state.widget_key("synth", "documents")).set_value(
+        str(tmp_path / "kb.md")).run()
+    assert "1 passages from 1 document(s)" in _captions(at)
+    button(at, "Start").click().run()
+    args = _argv_opts(job_recorder.calls[0][2])
+    assert (args.inputs, args.mix, args.column) == (str(tmp_path / "in.txt"), "fill", "text")
+    assert args.documents == [str(tmp_path / "kb.md")]
+
+
+def test_generate_only_keeps_the_argv_and_bad_files_block_start(app, runs, tmp_path,
+                                                                 job_recorder):
+    at = _page(app, runs)
+    button(at, "Start").click().run()
+    argv = job_recorder.calls[0][2]
+    assert "--inputs" not in argv and "--mix" not in argv and "--documents" not in argv
+    at = _page(app, runs)
+    at.radio(key=state.widget_key("synth", "source")).set_value("only").run()
+    at.file_uploader(key=state.widget_key("synth", "inputs_upload")).set_value(
+        ("bad.txt", b"\x00\x01binary", "text/plain")).run()
+    assert any("Inputs file bad.txt: looks binary" in e.value for e in at.error)
+    assert button(at, "Start").disabled
+    assert not (runs.dir("r1") / "uploads").exists()  # a refused upload writes nothing
+    at.text_input(key=state.widget_key("synth", "inputs_path")).set_value(
+        str(tmp_path / "missing.csv"))
+    at.file_uploader(key=state.widget_key("synth", "inputs_upload")).set_value(None).run()
+    assert any("not found" in e.value for e in at.error)
