@@ -208,3 +208,56 @@ def test_cli_inputs_csv_to_export(workspace, tmp_path, fake_models, capsys):
     assert rc == 2 and "has no column 'nope'" in err and "ticket" in err
     assert not (workspace / "runs" / "g2").exists()  # nothing half-written
     assert cli.main(["synthesize", str(task_file), "--run", "g3", "--mix", "only"]) == 2
+
+
+# --------------------------------------------------------------------------- end to end
+
+def _movie_rows(n: int) -> list[str]:
+    r = random.Random(5)
+    return [f"day {i}: my friends said the {r.choice(NOUNS)} felt "
+            f"{r.choice(WORDS['positive'] + WORDS['negative'])} compared to the "
+            f"{r.choice(NOUNS)} we saw last week" for i in range(n)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["csv", "hf"])
+def test_200_given_rows_through_filter_train_eval(workspace, tmp_path, tiny_model_dir,
+                                                  fake_models, capsys, kind):
+    """Acceptance: a run from 200 unlabeled rows (CSV, and a saved HF dataset) goes through
+    synthesize (mix only), filter, train and eval on the CLI; origins in the report."""
+    task = {"name": "sent", "instruction": "is this movie positive or negative",
+            "examples": [{"input": "this movie was great", "output": "positive"},
+                         {"input": "this film was bad", "output": "negative"},
+                         {"input": "this movie was fun", "output": "positive"}],
+            "task_type": "classification", "labels": ["positive", "negative"],
+            "metric": "exact_match",
+            "test": [{"input": "this film was boring", "outputs": ["negative"]},
+                     {"input": "this movie was great and fun", "outputs": ["positive"]}]}
+    (tmp_path / "task.json").write_text(json.dumps(task))
+    texts = _movie_rows(199) + ["this film was boring"]  # one held-out row leaks in
+    if kind == "csv":
+        src = tmp_path / "rows.csv"
+        pd.DataFrame({"review": texts}).to_csv(src, index=False)
+    else:
+        datasets = pytest.importorskip("datasets")
+        src = tmp_path / "rows-hf"
+        datasets.DatasetDict({"train": datasets.Dataset.from_dict({"review": texts})}
+                             ).save_to_disk(str(src))
+    model = ["--model", str(tiny_model_dir), "--precision", "fp32"]
+    assert cli.main(["synthesize", str(tmp_path / "task.json"), "--run", "e2e", "--inputs",
+                     str(src), "--mix", "only", "--n-samples", "3", *model]) == 0, \
+        capsys.readouterr().err
+    run_dir = workspace / "runs" / "e2e"
+    report = store.read_json(run_dir / "dataset" / "report.json")
+    assert report["origins"]["given"]["candidates"] == 200
+    assert report["origins"]["given"]["held_out"] == 1 and report["kept"] > 0
+    assert cli.main(["filter", "--run", "e2e", "--label-strategy", "vote"]) == 0
+    train = store.read_jsonl(run_dir / "dataset" / "train.jsonl")
+    assert {r["origin"] for r in train} == {"given"}
+    assert "this film was boring" not in {r["input"] for r in train}
+    assert cli.main(["train", "--run", "e2e", "--method", "lora", "--precision", "fp32",
+                     "--max-steps", "2", "--batch-size", "4", "--grad-accum", "1",
+                     "--val-fraction", "0"]) == 0
+    assert cli.main(["eval", "--run", "e2e", "--max-new-tokens", "3", "--bootstrap", "20",
+                     "--precision", "fp32"]) == 0
+    assert len(store.read_jsonl(run_dir / "eval" / "predictions.jsonl")) == 2

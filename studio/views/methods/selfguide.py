@@ -96,6 +96,10 @@ def ready_lines(run_dir: RunDir, n: int) -> list[tuple[str, str]]:
     what = (f"{n} candidates are ready to filter (every generated input"
             + (f"; {answered} passed the input filters and were answered" if answered
                is not None else "") + f"){kept}.")
+    origins = report.get("origins") or {}
+    if origins:  # the user's own inputs (issue 36)
+        what += " By origin: " + "; ".join(f"{o} {c['candidates']} (kept {c['kept']})"
+                                           for o, c in origins.items()) + "."
     lines = [("success", what + " Review or change the filters on the Filter page.")]
     if report.get("warning"):
         lines.append(("warning", str(report["warning"])))
