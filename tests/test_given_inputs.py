@@ -261,3 +261,17 @@ def test_200_given_rows_through_filter_train_eval(workspace, tmp_path, tiny_mode
     assert cli.main(["eval", "--run", "e2e", "--max-new-tokens", "3", "--bootstrap", "20",
                      "--precision", "fp32"]) == 0
     assert len(store.read_jsonl(run_dir / "eval" / "predictions.jsonl")) == 2
+
+
+def test_run_hands_the_source_options_to_synthesize():
+    from selfguide.cli import build_parser
+    from selfguide.commands import run as run_cmd
+
+    args = build_parser().parse_args(["run", "t.json", "--inputs", "rows.csv", "--column",
+                                      "body", "--mix", "only", "--documents", "a", "b"])
+    assert run_cmd.source_argv(args) == ["--inputs", "rows.csv", "--column", "body", "--mix",
+                                         "only", "--documents", "a", "b"]
+    syn = build_parser().parse_args(["synthesize", "t.json", *run_cmd.source_argv(args)])
+    assert (syn.inputs, syn.column, syn.mix, syn.documents) == ("rows.csv", "body", "only",
+                                                                ["a", "b"])
+    assert run_cmd.source_argv(build_parser().parse_args(["run", "t.json"])) == []

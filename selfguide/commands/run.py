@@ -32,6 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # The model of the whole loop: synthesis records it in config.json, and training and
     # evaluation take it from there (your own HF folder or GGUF file, any precision).
     add_dataclass_args(parser, ModelConfig)
+    from selfguide.commands.synthesize import add_source_arguments
+
+    add_source_arguments(parser)  # your own inputs and documents (issue 36)
+
+
+def source_argv(args: argparse.Namespace) -> list[str]:
+    """``--inputs``/``--column``/``--mix``/``--documents`` as given, for synthesize."""
+    out: list[str] = []
+    for name in ("inputs", "column", "mix"):
+        if getattr(args, name, None):
+            out += [f"--{name}", str(getattr(args, name))]
+    if getattr(args, "documents", None):
+        out += ["--documents", *map(str, args.documents)]
+    return out
 
 
 def _stage(argv: list[str]) -> None:
@@ -92,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     runnames.validate_run_name(name)
     validate_early(args)
     t0 = time.monotonic()
-    syn = ["synthesize", args.task, "--run", name, *model_argv(args)]
+    syn = ["synthesize", args.task, "--run", name, *model_argv(args), *source_argv(args)]
     if _accepts("synthesize", "--preset"):
         syn += ["--preset", args.preset]
     _stage(syn)
