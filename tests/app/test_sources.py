@@ -41,6 +41,7 @@ def test_upload_use_my_inputs_only(app, runs, workspace, job_recorder):
     assert not at.exception and not at.error
     picker = at.selectbox(key=state.widget_key("synth", "inputs_column"))
     assert list(picker.options) == ["id", "ticket"]
+    assert picker.value == "ticket"  # the longest texts, not the id column
     picker.set_value("ticket").run()
     assert "Your file gives **12** inputs" in _captions(at)
     assert "nothing is generated" in _captions(at)

@@ -187,6 +187,20 @@ def pick_column(path: Path, columns: list[str], column: str | None) -> str:
                 f"Choose one with --column: {', '.join(columns) or '(none)'}.")
 
 
+def guess_column(rows: list[dict], columns: list[str]) -> str:
+    """The column a picker starts on: ``input``, ``text``, else the one whose values are the
+    longest texts (an id or a label column is short)."""
+    for name in PREFERRED:
+        if name in columns:
+            return name
+
+    def mean_len(col: str) -> float:
+        vals = [r.get(col) for r in rows[:200]]
+        return sum(len(v) for v in vals if isinstance(v, str)) / max(1, len(vals))
+
+    return max(columns, key=mean_len) if columns else ""
+
+
 def _cell(path: Path, value: Any, row: int, column: str) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
@@ -273,4 +287,5 @@ def generated_rows(rows: list[dict]) -> list[dict]:
 
 
 __all__ = ["GIVEN_FILE", "MIXES", "GivenInputs", "generated_rows", "given_file", "given_id",
-           "given_rows", "pick_column", "read_given", "read_table", "save_given"]
+           "given_rows", "guess_column", "pick_column", "read_given", "read_table",
+           "save_given"]

@@ -103,10 +103,7 @@ def _preview(path: Path) -> sources.GivenInputs:
     import pandas as pd
 
     rows, cols = _table(str(path), _stamp(path))
-    try:
-        guess = cols.index(sources.pick_column(path, cols, None))
-    except DatasetError:
-        guess = 0
+    guess = cols.index(sources.guess_column(rows, cols)) if cols else 0
     column = st.selectbox("Column with the input text", cols, index=guess,
                           key=state.widget_key("synth", "inputs_column"))
     given = _given(str(path), column, _stamp(path))
