@@ -208,6 +208,10 @@ def test_cli_inputs_csv_to_export(workspace, tmp_path, fake_models, capsys):
     assert rc == 2 and "has no column 'nope'" in err and "ticket" in err
     assert not (workspace / "runs" / "g2").exists()  # nothing half-written
     assert cli.main(["synthesize", str(task_file), "--run", "g3", "--mix", "only"]) == 2
+    assert cli.main(["synthesize", str(task_file), "--run", "g4", "--inputs",
+                     str(tmp_path / "t.csv"), "--column", "ticket", "--mix", "only",
+                     "--documents", str(tmp_path)]) == 2
+    assert "nothing is written" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- end to end

@@ -95,6 +95,9 @@ def sources_from_args(args: argparse.Namespace):
     inputs = getattr(args, "inputs", None)
     if inputs is None and (getattr(args, "column", None) or getattr(args, "mix", None)):
         raise ConfigError("--column and --mix need --inputs FILE.")
+    if args.mix == "only" and getattr(args, "documents", None):
+        raise ConfigError("--documents ground the inputs the model writes; with --mix only "
+                          "nothing is written.", hint="Use --mix fill, or drop --documents.")
     given = sources.read_given(inputs, args.column) if inputs else None
     docs = None
     if getattr(args, "documents", None):
