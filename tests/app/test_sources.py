@@ -91,3 +91,36 @@ def test_generate_only_keeps_the_argv_and_bad_files_block_start(app, runs, tmp_p
         str(tmp_path / "missing.csv"))
     at.file_uploader(key=state.widget_key("synth", "inputs_upload")).set_value(None).run()
     assert any("not found" in e.value for e in at.error)
+
+
+def test_filter_page_shows_origin_and_filter_given(app, workspace, tmp_path):
+    """A run from the user's inputs: the Filter page's table has the origin column, the
+    Funnel tab counts each origin, and 'filter given' re-judges the given rows."""
+    from selfguide.backends.fake import FakeGenerator
+    from selfguide.methods.selfguide import pipeline as P
+    from selfguide.methods.selfguide import sources
+    from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+    from selfguide.runs import store
+    from tests.test_given_inputs import reviews
+    from tests.test_selfguide_pipeline import TASK, script
+
+    (tmp_path / "in.txt").write_text("\n".join(reviews(20)) + "\nSure, here is one: dull\n")
+    cfg = SynthesisConfig(rounds=1, prompts_per_round=4, n_samples=3, probe_inputs=4)
+    run_dir = store.resolve_run_dir("g1", create=True)
+    P.prepare_run(run_dir, TASK, cfg, FilterConfig(),
+                  given=sources.read_given(tmp_path / "in.txt"), mix="only")
+    P.synthesize(run_dir, TASK, cfg, FakeGenerator(script=script), stream=None)
+    at = app(run="g1")
+    at.switch_page("studio/pages/filter.py").run()
+    assert not at.exception
+    frames = [d.value for d in at.dataframe]
+    assert any("origin" in f.columns and set(f["origin"]) == {"given"} for f in frames)
+    by_origin = next(f for f in frames if list(f.columns)[:2] == ["origin", "candidates"])
+    assert by_origin.set_index("origin").loc["given", "candidates"] == 21
+    noisy = next(f for f in frames if "drop_reason" in f.columns and "origin" in f.columns)
+    assert "noise" not in set(noisy["drop_reason"])
+    at.checkbox(key=state.widget_key("filter.g1", "filter_given")).set_value(True).run()
+    assert not at.exception
+    frames = [d.value for d in at.dataframe]
+    reasons = set().union(*(set(f["drop_reason"]) for f in frames if "drop_reason" in f))
+    assert "noise" in reasons
