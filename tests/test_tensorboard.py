@@ -15,12 +15,13 @@ from tests.test_training import checkpointing_cfg, make_run
 
 def test_no_callback_without_a_folder_or_tensorboard(monkeypatch, tmp_path):
     assert loop.tensorboard_callback(None) is None
-    import transformers.integrations as integrations
+    from transformers import integrations
 
     monkeypatch.setattr(integrations, "is_tensorboard_available", lambda: False)
     assert loop.tensorboard_callback(tmp_path) is None
 
 
+@pytest.mark.slow
 def test_train_writes_tensorboard_scalars(workspace, tiny_model_dir):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -4,6 +4,8 @@ argv that carries the options (parsed by the real CLI parser)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from studio.app import state
@@ -52,7 +54,8 @@ def test_upload_use_my_inputs_only(app, runs, workspace, job_recorder):
     args = _argv_opts(argv)
     assert args.mix == "only" and args.column == "ticket"
     saved = workspace / "runs" / "r1" / "uploads"
-    assert args.inputs.startswith(str(saved)) and open(args.inputs, "rb").read() == csv
+    assert args.inputs.startswith(str(saved))
+    assert Path(args.inputs).read_bytes() == csv
 
 
 def test_path_mix_counts_and_documents(app, runs, tmp_path, job_recorder):

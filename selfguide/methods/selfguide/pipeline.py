@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from selfguide import __version__
 from selfguide.errors import ConfigError, CorruptFile, DatasetError
-from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfguide import sources
+from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfguide.documents import PASSAGES_FILE, Documents, save_passages
 from selfguide.methods.selfguide.filters import apply
 from selfguide.methods.selfguide.sources import MIXES, GivenInputs

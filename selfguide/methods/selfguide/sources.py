@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,7 @@ def guess_column(rows: list[dict], columns: list[str]) -> str:
 
 
 def _cell(path: Path, value: Any, row: int, column: str) -> str:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, (dict, list)):
         raise _fail(path, f"row {row}, column {column!r} holds a {type(value).__name__}, "

@@ -32,6 +32,7 @@ from selfguide.methods.candidates import unique
 from selfguide.methods.checks import text_key
 from selfguide.methods.selfguide import choice, labelling
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+from selfguide.methods.selfguide.documents import load_passages, passage_for
 from selfguide.methods.selfguide.filters import (
     apply,
     demo_template,
@@ -40,7 +41,6 @@ from selfguide.methods.selfguide.filters import (
     length_window,
     no_noise,
 )
-from selfguide.methods.selfguide.documents import load_passages, passage_for
 from selfguide.methods.selfguide.prompts import (
     input_generation_prompt,
     sample_generated,
