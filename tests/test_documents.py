@@ -126,3 +126,15 @@ def test_cli_documents_option(workspace, tmp_path, monkeypatch, capsys):
     assert cli.main(["synthesize", str(task_file), "--run", "d2",
                      "--documents", str(tmp_path / "missing")]) == 2
     assert "missing not found" in capsys.readouterr().err
+
+
+def test_with_passage_puts_the_passage_after_the_instruction_block():
+    from selfguide.methods.selfguide.prompts import input_generation_prompt, with_passage
+
+    p = input_generation_prompt(TASK, [], "positive", form="by_label")
+    assert with_passage(p, TASK, "") == p
+    g = with_passage(p, TASK, "  Silent films on Mondays. ")
+    head, rest = g.split("\n\nBackground text:\n", 1)
+    assert head == p.split("\n\n", 1)[0] and "Possible answers" in head
+    assert rest.startswith('"""\nSilent films on Mondays.\n"""\nNew inputs are about')
+    assert g.endswith(p.split("\n\n", 1)[1]) and g.endswith("Input:")

@@ -34,14 +34,14 @@ def sample_generated(pool: Sequence[str], rng: random.Random, lo: int, hi: int) 
 
 def with_passage(prompt: str, task: TaskSpec, passage: str) -> str:
     """A stage-1 prompt grounded in one of the user's passages (issue 36): the passage,
-    quoted after the instruction, and a line asking for inputs about it; the example list
-    to continue stays last."""
+    quoted after the prompt's first block (the instruction and, for classification, the
+    possible answers), and a line asking for inputs about it; the example list to continue
+    stays last."""
     if not passage:
         return prompt
-    head = _block(task.instruction)
-    rest = prompt[len(head):] if prompt.startswith(head) else "\n\n" + prompt
+    head, sep, rest = prompt.partition("\n\n")
     return (f"{head}\n\nBackground text:\n\"\"\"\n{passage.strip()}\n\"\"\"\n"
-            f"New inputs are about the background text.{rest}")
+            f"New inputs are about the background text.{sep}{rest}")
 
 
 def input_generation_prompt(task: TaskSpec, generated: Sequence[str | tuple[str, str]] = (),
