@@ -127,3 +127,20 @@ def test_filter_page_shows_origin_and_filter_given(app, workspace, tmp_path):
     frames = [d.value for d in at.dataframe]
     reasons = set().union(*(set(f["drop_reason"]) for f in frames if "drop_reason" in f))
     assert "noise" in reasons
+
+
+def test_uploaded_documents_are_checked_then_saved(app, runs, job_recorder):
+    at = _page(app, runs)
+    up = at.file_uploader(key=state.widget_key("synth", "documents_upload"))
+    up.set_value([("broken.pdf", b"%PDF-1.4 not really", "application/pdf")]).run()
+    assert any("broken.pdf cannot be read as PDF" in e.value for e in at.error)
+    assert button(at, "Start").disabled and not (runs.dir("r1") / "uploads").exists()
+    at.file_uploader(key=state.widget_key("synth", "documents_upload")).set_value(
+        [("kb.md", b"Refunds take five days.", "text/markdown"),
+         ("faq.txt", b"Shipping is free.", "text/plain")]).run()
+    assert not at.error and "2 passages from 2 document(s)" in _captions(at)
+    button(at, "Start").click().run()
+    args = _argv_opts(job_recorder.calls[0][2])
+    folder = Path(args.documents[0])
+    assert folder.parent == runs.dir("r1") / "uploads"
+    assert sorted(p.name for p in folder.iterdir()) == ["faq.txt", "kb.md"]

@@ -127,14 +127,52 @@ def _counts(mix: str, given: sources.GivenInputs, cfg: Any) -> str:
     return f"{own}; {gen}."
 
 
-def _documents_option(cfg: Any) -> dict | None:
-    path = st.text_input("Documents to ground new inputs in (a folder or a .txt/.md/.pdf/"
-                         ".docx file; optional)",
-                         key=state.widget_key("synth", "documents")).strip()
-    if not path:
-        return {}
-    p = Path(path).expanduser()
+def save_documents(run: str, files: list[tuple[str, bytes]]) -> Path:
+    """Uploaded documents in ``RUN/uploads/documents-<hash>/`` (read first from a private
+    temporary folder: a file that cannot be read writes nothing into the run)."""
+    import shutil
+    import tempfile
+
+    h = hashlib.sha256()
+    for name, data in sorted(files):
+        h.update(Path(name).name.encode() + b"\0" + hashlib.sha256(data).digest())
+    dest = RunDir.named(run).path / "uploads" / f"documents-{h.hexdigest()[:16]}"
+    if dest.is_dir():
+        return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "docs"
+        folder.mkdir()
+        for name, data in files:
+            (folder / Path(name).name).write_bytes(data)
+        try:
+            docs.read_documents([folder])
+        except DatasetError as exc:
+            raise DatasetError(exc.message.replace(str(folder) + "/", ""), hint=exc.hint,
+                               ui_hint=exc.ui_hint) from None
+        staging = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(folder, staging)
+        staging.replace(dest)  # the folder appears whole or not at all
+    return dest
+
+
+def _documents_path(run: str) -> Path | None:
+    ups = st.file_uploader("Documents to ground new inputs in (.txt, .md, .pdf, .docx; "
+                           "optional)", type=["txt", "md", "pdf", "docx"],
+                           accept_multiple_files=True,
+                           key=state.widget_key("synth", "documents_upload"))
+    typed = st.text_input("...or a folder or file on this machine",
+                          key=state.widget_key("synth", "documents")).strip()
+    if ups:
+        return save_documents(run, [(u.name, u.getvalue()) for u in ups])
+    return Path(typed).expanduser() if typed else None
+
+
+def _documents_option(run: str) -> dict | None:
     try:
+        p = _documents_path(run)
+        if p is None:
+            return {}
         info = _documents(str(p), _stamp(p) if p.exists() else (0, 0))
     except SelfGuideError as exc:
         widgets.show_error(exc)
@@ -163,8 +201,8 @@ def sources_form(run: str, cfg: Any) -> dict | None:
         options = {"inputs": str(path), "column": given.column, "mix": mix}
     if mix == "only":
         return options
-    extra = _documents_option(cfg)
+    extra = _documents_option(run)
     return None if extra is None else {**options, **extra}
 
 
-__all__ = ["CHOICES", "save_upload", "sources_form"]
+__all__ = ["CHOICES", "save_documents", "save_upload", "sources_form"]
