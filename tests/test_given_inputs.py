@@ -279,3 +279,14 @@ def test_run_hands_the_source_options_to_synthesize():
     assert (syn.inputs, syn.column, syn.mix, syn.documents) == ("rows.csv", "body", "only",
                                                                 ["a", "b"])
     assert run_cmd.source_argv(build_parser().parse_args(["run", "t.json"])) == []
+
+
+def test_cards_say_where_the_inputs_came_from():
+    from selfguide.export import cards
+
+    report = {"candidates": 30, "kept": 20, "train": 20, "val": 0,
+              "origins": {"given": {"candidates": 25, "kept": 18, "held_out": 2},
+                          "generated": {"candidates": 5, "kept": 2, "held_out": 0}}}
+    lines = cards._filter_lines(report)
+    assert any("given 25 candidates, 18 kept, 2 dropped as held-out" in x for x in lines)
+    assert cards._origin_lines({"candidates": 3}) == []

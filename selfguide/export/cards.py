@@ -119,6 +119,19 @@ def _rows_line(report: dict | None) -> str:
             f"validation).")
 
 
+def _origin_lines(report: dict | None) -> list[str]:
+    """Where the inputs came from, when some are the user's own (issue 36)."""
+    origins = (report or {}).get("origins")
+    if not isinstance(origins, dict) or not origins:
+        return []
+    return ["Inputs by origin (`origin` column: `given` = the user's own unlabeled inputs, "
+            "labelled by the model; `generated` = written by the model): "
+            + "; ".join(f"{o} {c.get('candidates', 0)} candidates, {c.get('kept', 0)} kept"
+                        + (f", {c['held_out']} dropped as held-out evaluation rows"
+                           if c.get("held_out") else "")
+                        for o, c in origins.items()) + "."]
+
+
 def _filter_lines(report: dict | None) -> list[str]:
     """Why rows were dropped, and the input structure the kept rows carry (if any)."""
     if not report:
@@ -128,14 +141,7 @@ def _filter_lines(report: dict | None) -> list[str]:
     if isinstance(reasons, dict) and reasons:
         out.append("Dropped by filter: " + ", ".join(f"{k} {v}" for k, v in reasons.items())
                    + ".")
-    origins = report.get("origins")
-    if isinstance(origins, dict) and origins:  # the user's own inputs (issue 36)
-        out.append("Inputs by origin (`origin` column: `given` = the user's own unlabeled "
-                   "inputs, labelled by the model; `generated` = written by the model): "
-                   + "; ".join(f"{o} {c.get('candidates', 0)} candidates, {c.get('kept', 0)} "
-                               f"kept" + (f", {c['held_out']} dropped as held-out evaluation "
-                                          f"rows" if c.get("held_out") else "")
-                               for o, c in origins.items()) + ".")
+    out += _origin_lines(report)
     st = report.get("structure")
     if isinstance(st, dict) and st.get("kept_carry") is not None:
         out.append(f"Input structure the demos share: {st.get('template')}; "
@@ -234,7 +240,8 @@ def model_card(facts: dict, *, files: list[str] | None = None, gguf: dict | None
              f"with {_method(facts)}, by selfguide studio. No human-labelled data beyond the "
              "task's demos was used.", "", "## Task", "", *_task_lines(task), "",
              "## Evaluation", "", metric_table(ev), "",
-             "## Training data", "", _rows_line(facts["report"]), ""]
+             "## Training data", "", _rows_line(facts["report"]),
+             *_origin_lines(facts["report"]), ""]
     if train:
         lines += [f"Training: {tcfg.get('method', '?')} (rank {tcfg.get('lora_r', '-')}, "
                   f"alpha {tcfg.get('lora_alpha', '-')}), {train.get('rows')} rows, "
