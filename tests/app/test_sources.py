@@ -144,3 +144,25 @@ def test_uploaded_documents_are_checked_then_saved(app, runs, job_recorder):
     folder = Path(args.documents[0])
     assert folder.parent == runs.dir("r1") / "uploads"
     assert sorted(p.name for p in folder.iterdir()) == ["faq.txt", "kb.md"]
+
+
+def test_a_run_made_from_my_inputs_opens_with_them(app, runs, tmp_path, job_recorder):
+    """Start on a run synthesized from the user's inputs resumes it with the same options."""
+    from selfguide.runs import store
+
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({"a": TEXTS, "b": [t.upper() + " !!" for t in TEXTS]}).to_csv(path,
+                                                                               index=False)
+    d = runs.task("r1")
+    cfg = store.read_json(d / "config.json")
+    cfg["inputs"] = {"file": str(path), "column": "a", "mix": "only", "sha256": "x",
+                     "rows": 12}
+    store.atomic_write_json(d / "config.json", cfg)
+    at = app(run="r1")
+    at.switch_page("studio/pages/synthesize.py").run()
+    assert not at.exception
+    assert at.radio(key=state.widget_key("synth", "source")).value == "only"
+    assert at.selectbox(key=state.widget_key("synth", "inputs_column")).value == "a"
+    button(at, "Start").click().run()
+    args = _argv_opts(job_recorder.calls[0][2])
+    assert (args.inputs, args.column, args.mix) == (str(path), "a", "only")

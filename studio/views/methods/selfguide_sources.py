@@ -98,12 +98,27 @@ def _inputs_path(run: str) -> Path | None:
     return path
 
 
-def _preview(path: Path) -> sources.GivenInputs:
+def _stored(run: str) -> dict:
+    """The run's own inputs settings (config.json ``inputs``), put into the form the first
+    time it is drawn, so that Start resumes the run with them instead of refusing."""
+    try:
+        stored = RunDir.named(run).read_config().get("inputs") or {}
+    except SelfGuideError:  # an unreadable config: the page reports it elsewhere
+        return {}
+    if stored and state.widget_value("synth", "source") is None:
+        state.set_widget_value("synth", "source", stored.get("mix") or "fill")
+        if state.widget_value("synth", "inputs_path") is None and stored.get("file"):
+            state.set_widget_value("synth", "inputs_path", str(stored["file"]))
+    return stored
+
+
+def _preview(path: Path, stored_column: str | None = None) -> sources.GivenInputs:
     """The column picker and the first rows of the chosen column."""
     import pandas as pd
 
     rows, cols = _table(str(path), _stamp(path))
-    guess = cols.index(sources.guess_column(rows, cols)) if cols else 0
+    start = stored_column if stored_column in cols else sources.guess_column(rows, cols)
+    guess = cols.index(start) if cols else 0
     column = st.selectbox("Column with the input text", cols, index=guess,
                           key=state.widget_key("synth", "inputs_column"))
     given = _given(str(path), column, _stamp(path))
@@ -184,6 +199,7 @@ def _documents_option(run: str) -> dict | None:
 
 def sources_form(run: str, cfg: Any) -> dict | None:
     """The source choice; the job's extra options, or None when they cannot be used."""
+    stored = _stored(run)
     mix = st.radio("Where the inputs come from", list(CHOICES), format_func=CHOICES.get,
                    horizontal=True, key=state.widget_key("synth", "source"))
     options: dict = {}
@@ -193,7 +209,7 @@ def sources_form(run: str, cfg: Any) -> dict | None:
             if path is None:
                 st.info("Upload a file or give a path to use your own inputs.")
                 return None
-            given = _preview(path)
+            given = _preview(path, stored.get("column"))
         except SelfGuideError as exc:
             widgets.show_error(exc)
             return None
