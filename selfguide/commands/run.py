@@ -36,6 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Inputs without labels to compare base and tuned on (one per "
                              "line, or JSONL/CSV with 'input'); default when the task has no "
                              "held-out rows: its held-out synthetic inputs.")
+    from selfguide.commands.synthesize import add_source_arguments
+
+    add_source_arguments(parser)  # your own inputs and documents (issue 36)
+
+
+def source_argv(args: argparse.Namespace) -> list[str]:
+    """``--inputs``/``--column``/``--mix``/``--documents`` as given, for synthesize."""
+    out: list[str] = []
+    for name in ("inputs", "column", "mix"):
+        if getattr(args, name, None):
+            out += [f"--{name}", str(getattr(args, name))]
+    if getattr(args, "documents", None):
+        out += ["--documents", *map(str, args.documents)]
+    return out
 
 
 def _stage(argv: list[str]) -> None:
@@ -95,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     runnames.validate_run_name(name)
     validate_early(args)
     t0 = time.monotonic()
-    syn = ["synthesize", args.task, "--run", name, *model_argv(args)]
+    syn = ["synthesize", args.task, "--run", name, *model_argv(args), *source_argv(args)]
     if _accepts("synthesize", "--preset"):
         syn += ["--preset", args.preset]
     _stage(syn)

@@ -57,12 +57,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Instruction for CSV/JSONL task files without one.")
     parser.add_argument("--overwrite", action="store_true",
                         help="Discard data generated earlier in this run with other settings.")
+    add_source_arguments(parser)
     add_dataclass_args(parser, ModelConfig)
     add_dataclass_args(parser, SynthesisConfig)
     add_dataclass_args(parser, FilterConfig, exclude=("seed",))
     taken = tuple(f.name for c in (SynthesisConfig, FilterConfig)
                   for f in dataclasses.fields(c))
     add_config_args(parser, _other_configs(), exclude=taken)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """SELF-GUIDE's sources beyond the demos: the user's own inputs and documents."""
+    parser.add_argument("--inputs", default=None, metavar="FILE",
+                        help="Your own unlabeled inputs: CSV, JSONL, JSON list, TXT (one per "
+                             "line), Parquet, or a folder saved with datasets' save_to_disk. "
+                             "The model labels them as it labels its own; they are copied "
+                             "into the run.")
+    parser.add_argument("--column", default=None,
+                        help="The column of --inputs that holds the text (default: 'input', "
+                             "then 'text', then a file's only column).")
+    parser.add_argument("--mix", choices=("fill", "only"), default=None,
+                        help="fill (default with --inputs): your inputs first, then generated "
+                             "rounds top up to the preset's size; only: your inputs replace "
+                             "the generated ones.")
+    parser.add_argument("--documents", nargs="+", default=None, metavar="PATH",
+                        help="Folders or files (.txt, .md, .pdf, .docx) cut into passages; "
+                             "each input-generation prompt shows one sampled passage so the "
+                             "new inputs follow your domain.")
+
+
+def sources_from_args(args: argparse.Namespace):
+    """``(GivenInputs | None, mix, documents settings | None)``, read and checked before the
+    run folder exists."""
+    from selfguide.errors import ConfigError
+    from selfguide.methods.selfguide import sources
+
+    inputs = getattr(args, "inputs", None)
+    if inputs is None and (getattr(args, "column", None) or getattr(args, "mix", None)):
+        raise ConfigError("--column and --mix need --inputs FILE.")
+    if args.mix == "only" and getattr(args, "documents", None):
+        raise ConfigError("--documents ground the inputs the model writes; with --mix only "
+                          "nothing is written.", hint="Use --mix fill, or drop --documents.")
+    given = sources.read_given(inputs, args.column) if inputs else None
+    docs = None
+    if getattr(args, "documents", None):
+        from selfguide.methods.selfguide import documents
+
+        docs = documents.read_documents(args.documents)
+    return given, args.mix or "fill", docs
 
 
 def configs_from_args(args: argparse.Namespace):
@@ -112,6 +154,8 @@ def run_other(args: argparse.Namespace) -> int:
         raise ConfigError(f"{method.title} needs --run NAME.")
     if args.overwrite or args.instruction or args.preset != "quick":
         raise ConfigError(f"{method.title} has no --overwrite, --instruction or --preset.")
+    if args.inputs or args.documents or args.column or args.mix:
+        raise ConfigError(f"{method.title} has no --inputs, --column, --mix or --documents.")
     args.preset = None  # synthesize's default preset is SELF-GUIDE's, not the method's
     module = method.command if "." in method.command else f"selfguide.commands.{method.command}"
     return importlib.import_module(module).run(args)
@@ -145,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
     _check_selfguide_args(args)
     task = load_task(args.task, instruction=args.instruction)
     synth, filters, model = configs_from_args(args)
+    given, mix, docs = sources_from_args(args)
     name = args.run or runnames.slugify_run_name(Path(args.task).stem)
     run_dir = store.resolve_run_dir(name)
     # Everything that can be checked is checked before the run directory exists.
@@ -156,11 +201,16 @@ def run(args: argparse.Namespace) -> int:
           f"{synth.n_samples} samples, model {model.model}", file=sys.stderr, flush=True)
     if fit.note:
         print(f"note: {fit.note}", file=sys.stderr, flush=True)
+    if given is not None:
+        print(f"your inputs: {len(given.rows)} from {given.path} (column {given.column!r}"
+              + (f", {given.skipped} blank rows skipped" if given.skipped else "")
+              + f"), mix {mix}", file=sys.stderr, flush=True)
     try:
         # The worker writes the manifest's stage state (running, then done/failed) with the job.
         with jobs.worker(run_dir, "synthesize", manifest=True) as events:
             report = selfguide_pipeline.run_synthesis(run_dir, task, synth, filters, model,
-                                                      overwrite=args.overwrite, events=events)
+                                                      overwrite=args.overwrite, events=events,
+                                                      given=given, mix=mix, documents=docs)
             if not report.get("kept"):
                 raise DatasetError("Synthesis produced no training example "
                                    f"({report.get('candidates', 0)} candidates, 0 kept).",

@@ -144,6 +144,19 @@ def _rows_line(report: dict | None, train: dict | None = None) -> str:
     return line + (f" ({report.get('train', 0)} train, {report.get('val', 0)} validation).")
 
 
+def _origin_lines(report: dict | None) -> list[str]:
+    """Where the inputs came from, when some are the user's own (issue 36)."""
+    origins = (report or {}).get("origins")
+    if not isinstance(origins, dict) or not origins:
+        return []
+    return ["Inputs by origin (`origin` column: `given` = the user's own unlabeled inputs, "
+            "labelled by the model; `generated` = written by the model): "
+            + "; ".join(f"{o} {c.get('candidates', 0)} candidates, {c.get('kept', 0)} kept"
+                        + (f", {c['held_out']} dropped as held-out evaluation rows"
+                           if c.get("held_out") else "")
+                        for o, c in origins.items()) + "."]
+
+
 def _filter_lines(report: dict | None) -> list[str]:
     """Why rows were dropped, and the input structure the kept rows carry (if any)."""
     if not report:
@@ -153,6 +166,7 @@ def _filter_lines(report: dict | None) -> list[str]:
     if isinstance(reasons, dict) and reasons:
         out.append("Dropped by filter: " + ", ".join(f"{k} {v}" for k, v in reasons.items())
                    + ".")
+    out += _origin_lines(report)
     st = report.get("structure")
     if isinstance(st, dict) and st.get("kept_carry") is not None:
         out.append(f"Input structure the demos share: {st.get('template')}; "
@@ -251,7 +265,8 @@ def model_card(facts: dict, *, files: list[str] | None = None, gguf: dict | None
              f"with {_method(facts)}, by selfguide studio. No human-labelled data beyond the "
              "task's demos was used.", "", "## Task", "", *_task_lines(task), "",
              "## Evaluation", "", metric_table(ev), "",
-             "## Training data", "", _rows_line(facts["report"], train), ""]
+             "## Training data", "", _rows_line(facts["report"], train),
+             *_origin_lines(facts["report"]), ""]
     if train:
         lines += [f"Training: {tcfg.get('method', '?')} (rank {tcfg.get('lora_r', '-')}, "
                   f"alpha {tcfg.get('lora_alpha', '-')}), {train.get('rows')} rows, "
@@ -325,8 +340,8 @@ def dataset_card(facts: dict, *, fmt: str, files: list[str]) -> str:
 
 FORMAT_NOTES = {
     "jsonl": "JSON lines with `prompt` and `completion` strings (TRL's standard "
-             "prompt-completion) plus `id`, `input`, `output`.",
-    "alpaca": "a JSON list of `instruction`/`input`/`output` (Alpaca).",
+             "prompt-completion) plus `id`, `input`, `output`, `origin`.",
+    "alpaca": "a JSON list of `instruction`/`input`/`output` (Alpaca) plus `origin`.",
     "hf-dataset": "a `datasets.save_to_disk` folder (`load_from_disk`).",
     "prompt-completion": "JSON lines, TRL's conversational prompt-completion: `prompt` = "
                          "[user message], `completion` = [assistant message].",

@@ -1,8 +1,10 @@
 """The training set of a run, whatever method made it: its records on disk and exports.
 
-Every method writes records ``{"id", "prompt", "completion", "input", "output"[, "label"]}``
-whose ``prompt`` is THE prompt (:mod:`selfguide.task.prompts`) and whose ``completion`` has no
-leading space (training appends it to ``render_prompt(...)`` and adds EOS).
+Every method writes records ``{"id", "prompt", "completion", "input", "output"[, "label"]
+[, "origin"]}`` whose ``prompt`` is THE prompt (:mod:`selfguide.task.prompts`) and whose
+``completion`` has no leading space (training appends it to ``render_prompt(...)`` and adds
+EOS); ``origin`` is ``given`` (the user's own input) or ``generated`` (the model wrote it),
+and the jsonl, alpaca and hf-dataset exports carry it.
 :func:`write_dataset` writes ``dataset/{train,val}.jsonl`` and ``dataset/report.json``
 atomically; :func:`load_records` reads them back; :func:`export` writes jsonl / alpaca /
 hf-dataset copies and the chat formats (TRL prompt-completion, ``messages``, ShareGPT),
@@ -101,8 +103,8 @@ def export(run_dir: str | os.PathLike, fmt: str, dest: str | Path | None = None,
     elif fmt == "alpaca":
         path = Path(dest) if dest else out_dir / "alpaca.json"
         instruction = _instructions(run)
-        rows = [{"instruction": instruction(r), "input": r["input"], "output": r["completion"]}
-                for r in recs]
+        rows = [{"instruction": instruction(r), "input": r["input"], "output": r["completion"],
+                 "origin": r.get("origin") or "generated"} for r in recs]
         _write_export(path, json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n",
                       own=dest is None, force=force)
     else:
@@ -157,7 +159,8 @@ def _write_hf_dataset(recs: list[dict], path: Path, *, own: bool) -> None:
     from selfguide.runs import outpaths, swap
 
     cols = ("id", "prompt", "completion", "input", "output")
-    ds = Dataset.from_dict({c: [r[c] for r in recs] for c in cols})
+    ds = Dataset.from_dict({**{c: [r[c] for r in recs] for c in cols},  # origin: issue 36
+                            "origin": [r.get("origin") or "generated" for r in recs]})
     if own:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -173,6 +173,11 @@ class RunDir(os.PathLike):
         return self.train_dir / "checkpoints"
 
     @property
+    def tensorboard_dir(self) -> Path:
+        """TensorBoard event files of each training (``tensorboard --logdir`` this)."""
+        return self.train_dir / "tb"
+
+    @property
     def train_config_file(self) -> Path:
         return self.train_dir / "train_config.json"
 

@@ -330,10 +330,27 @@ def set_training_attention(model: Any, cfg: TrainConfig, device: str) -> None:
         log.info("attention %s not available (%s); keeping the default", want, e)
 
 
+def tensorboard_callback(log_root: Path | None) -> Any:
+    """transformers' ``TensorBoardCallback`` writing into a new ``log_root/<time>`` folder
+    (one per training, so TensorBoard shows each as its own run); None without a folder or
+    when ``tensorboard`` is not installed (training then logs to events.jsonl only)."""
+    if log_root is None:
+        return None
+    from transformers.integrations import TensorBoardCallback, is_tensorboard_available
+
+    if not is_tensorboard_available():
+        return None
+    cb = TensorBoardCallback()
+    cb.logging_dir = str(Path(log_root) / time.strftime("%Y%m%d-%H%M%S"))
+    return cb
+
+
 def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: Any,
-                  ckpt_dir: Path, *, device: str, events: EventLog, stream: Any = None) -> Any:
+                  ckpt_dir: Path, *, device: str, events: EventLog, stream: Any = None,
+                  tensorboard_dir: Path | None = None) -> Any:
     """The ready trainer: attention picked, the model wrapped (:func:`prepare_model`), the
-    arguments built and our events callback in place of transformers' printers."""
+    arguments built and our events callback in place of transformers' printers (and,
+    beside it, TensorBoard's, :func:`tensorboard_callback`)."""
     from selfguide.models.libs import import_bitsandbytes
 
     import_bitsandbytes()  # before transformers' trainer imports peft, which imports it
@@ -366,6 +383,9 @@ def build_trainer(model: Any, tok: Any, cfg: TrainConfig, feats: Any, vfeats: An
                            data_collator=PadCollator(tok.pad_token_id),
                            callbacks=[make_events_callback(events, total, stream=stream,
                                                            work=work)])
+    tb = tensorboard_callback(tensorboard_dir)
+    if tb is not None:  # report_to stays "none": this one callback, into the run's folder
+        trainer.add_callback(tb)
     for cb in (PrinterCallback, ProgressCallback):  # our callback reports instead
         trainer.remove_callback(cb)
     if train_dist.strategy() == "fsdp":

@@ -294,7 +294,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig | Non
     records, val_records, _ = validation_split(records, val_records, cfg)
     p = _load_and_tokenize(cfg, model_cfg, dims, records, val_records, events)
     trainer = build_trainer(p.lm.model, p.lm.tokenizer, p.cfg, p.feats, p.vfeats,
-                            run.checkpoints_dir, device=p.device, events=events, stream=stream)
+                            run.checkpoints_dir, device=p.device, events=events, stream=stream,
+                            tensorboard_dir=run.tensorboard_dir)
     resume = _resume_point(run, p.cfg, model_cfg, events, prefix=p.prefix)
     t0 = time.monotonic()
     if train_dist.world_size() == 1:  # one-off costs of a first pass, kept off the ETA clock

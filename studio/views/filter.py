@@ -196,6 +196,14 @@ def _chart_tabs(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
         st.altair_chart(charts.funnel(filtering.reason_counts(df)), width="stretch")
         st.caption("Each dropped row is counted once, at the first filter it fails "
                    "(filters run top to bottom).")
+        origins = filtering.origin_counts(df)
+        if origins is not None:
+            st.markdown("**By origin**")
+            st.dataframe(origins, hide_index=True, width="stretch")
+            st.caption("given = your own inputs, labelled by the model (only the empty, "
+                       "held-out and duplicate filters judge them, unless 'filter given'); "
+                       "generated = inputs the model wrote. held_out = rows dropped as "
+                       "copies of the task's held-out evaluation rows.")
     with tabs[1]:
         labels = filtering.label_counts(df, task)
         if labels is None:

@@ -34,8 +34,9 @@ from selfguide.task.spec import TaskSpec
 DECISIONS = ("auto", "keep", "drop")
 ORDER = filters.ORDER  # SELF-GUIDE filters, in the order a drop reason is assigned
 TABLE_LIMIT = 1000
-TABLE_COLS = ("decision", "kept", "drop_reason", "label", "vote_share", "agreement",
-              "structure_score", "input", "output", "round", "target_label", "id")
+TABLE_COLS = ("decision", "kept", "drop_reason", "origin", "label", "vote_share",
+              "agreement", "structure_score", "input", "output", "passage", "round",
+              "target_label", "id")
 
 
 def _stamp(path: Path) -> tuple[float, int]:
@@ -230,6 +231,17 @@ def reason_counts(df: pd.DataFrame, order: tuple[str, ...] = ORDER) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def origin_counts(df: pd.DataFrame) -> pd.DataFrame | None:
+    """``origin, candidates, kept, held_out``: the user's own inputs against the generated
+    ones (None when every row was generated)."""
+    from selfguide.methods.selfguide.report import origin_counts as counts
+
+    by = counts(df)
+    if not by:
+        return None
+    return pd.DataFrame([{"origin": o, **c} for o, c in by.items()])
+
+
 def label_counts(df: pd.DataFrame, task: TaskSpec | None) -> pd.DataFrame | None:
     if task is None or not task.is_classification:
         return None
@@ -291,6 +303,10 @@ def _informative(df: pd.DataFrame, column: str) -> bool:
         return bool(df[column].notna().any())
     if column == "structure_score":
         return bool((df[column].fillna(1.0) < 1.0).any())
+    if column == "origin":  # only when some rows are the user's own inputs (issue 36)
+        return bool((df[column] == "given").any())
+    if column == "passage":
+        return bool(df[column].fillna("").astype(str).str.len().gt(0).any())
     return True
 
 
@@ -307,7 +323,8 @@ def table(df: pd.DataFrame, overrides: dict[str, bool], show: list[str],
     d["decision"] = [decision_of(overrides.get(str(i))) for i in d["id"]]
     cols = [c for c in columns if c in d.columns and _informative(df, c)]
     out = d[cols].reset_index(drop=True)
-    for c in ("input", "output", "label", "drop_reason", "target_label", "id"):
+    for c in ("input", "output", "label", "drop_reason", "target_label", "id", "origin",
+              "passage"):
         if c in out.columns:
             out[c] = out[c].map(lambda v: "" if v is None or (isinstance(v, float)
                                                             and pd.isna(v)) else str(v))

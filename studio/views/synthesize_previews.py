@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-INPUT_COLS = ("round", "target_label", "input", "instruction", "id")
+INPUT_COLS = ("round", "origin", "target_label", "input", "passage", "instruction", "id")
 ANNOT_COLS = ("input", "output", "vote_share", "votes", "id")
 
 
@@ -71,7 +71,8 @@ def _shape(records: list[dict], preferred: tuple[str, ...]) -> pd.DataFrame:
 
 
 def input_rows(records: list[dict]) -> pd.DataFrame:
-    """Generated inputs, newest first: round, target label, input."""
+    """Generated inputs, newest first: round, origin (``given`` = the user's own), target
+    label, input, the passage it was written on (documents), id."""
     return _shape(records, INPUT_COLS)
 
 

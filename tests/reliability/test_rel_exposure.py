@@ -119,7 +119,7 @@ def test_server_binds_loopback_only(server):
 
 def _ws_handshake(port: int, host: str, origin: str | None) -> int:
     key = base64.b64encode(os.urandom(16)).decode()
-    lines = [f"GET /_stcore/stream HTTP/1.1", f"Host: {host}", "Upgrade: websocket",
+    lines = ["GET /_stcore/stream HTTP/1.1", f"Host: {host}", "Upgrade: websocket",
              "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
     if origin:
         lines.append(f"Origin: {origin}")

@@ -39,7 +39,8 @@ def test_records_use_the_evaluation_prompt():
     train, val = build_records(df, TASK)
     assert [r["id"] for r in train] == df.loc[df["kept"], "id"].tolist() and val == []
     r = train[0]
-    assert set(r) == {"id", "prompt", "completion", "input", "output", "label"}
+    assert set(r) == {"id", "prompt", "completion", "input", "output", "label", "origin"}
+    assert r["origin"] == "generated"  # a table without the column: the model wrote it
     assert r["prompt"] == task_prompt(TASK, r["input"]) and r["completion"] == r["label"]
     train, val = build_records(df, TASK, val_fraction=0.5, seed=3)
     assert len(train) == len(val) == 2 and not {x["id"] for x in train} & {x["id"] for x in val}

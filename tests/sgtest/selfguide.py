@@ -55,3 +55,12 @@ def _run(run_dir, gen, cfg=SMALL, filters=None, **kw):
     P.prepare_run(run_dir, TASK, cfg, filters or FilterConfig())
     return P.synthesize(run_dir, TASK, cfg, gen, stream=None, **kw)
 
+
+def reviews(n: int, seed: int = 0) -> list[str]:
+    r = random.Random(seed)
+    out = []
+    for i in range(n):
+        lab = r.choice(["positive", "negative"])
+        out.append(f"Review {i}: the {r.choice(NOUNS)} was {r.choice(WORDS[lab])} and "
+                   f"{r.choice(WORDS[lab])}, {r.choice(NOUNS)} {i}")
+    return out

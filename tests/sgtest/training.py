@@ -7,6 +7,7 @@ from pathlib import Path
 
 from selfguide.runs import store
 from selfguide.runs.rundir import RunDir
+from selfguide.settings.training import TrainConfig
 
 LABELS = ("positive", "negative")
 
@@ -46,3 +47,9 @@ def tensors(path: Path) -> dict:
 
     return load_file(str(path))
 
+
+def checkpointing_cfg(max_steps: int) -> TrainConfig:
+    """Tiny-model LoRA that writes a checkpoint every 2 steps and keeps them all."""
+    return TrainConfig(grad_accum=1, method="lora", precision="fp32", max_steps=max_steps,
+                       batch_size=4, learning_rate=5e-3, val_fraction=0.0,
+                       save_strategy="steps", save_steps=2, save_total_limit=5)

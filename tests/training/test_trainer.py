@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sgtest.training import LABELS, make_run, tensors  # noqa: F401
+from sgtest.training import LABELS, checkpointing_cfg, make_run, tensors  # noqa: F401
 
 from selfguide.errors import DatasetError
 from selfguide.runs import store
@@ -14,15 +14,6 @@ from selfguide.settings.training import TrainConfig
 from selfguide.training import data as train_data
 from selfguide.training import loop as train_loop
 from selfguide.training import trainer as training
-
-
-def checkpointing_cfg(max_steps: int) -> TrainConfig:
-    """Tiny-model LoRA that writes a checkpoint every 2 steps and keeps them all."""
-    return TrainConfig(grad_accum=1, method="lora", precision="fp32", max_steps=max_steps,
-                       batch_size=4, learning_rate=5e-3, val_fraction=0.0,
-                       save_strategy="steps", save_steps=2, save_total_limit=5)
-
-
 
 
 def test_masking_prompt_tokens_get_minus_100(tiny_model_dir):

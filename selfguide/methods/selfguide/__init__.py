@@ -4,7 +4,9 @@ by self-consistency.
 The folder: ``config`` (SynthesisConfig, FilterConfig, presets), ``prompts`` (the stage-1
 prompt), ``stages`` (stage 1 inputs, stage 2 labels), ``labelling`` (protocol and strategy
 from evidence), ``consistency`` (voting), ``strategies`` (rank / calibrated labels),
-``filters``, ``table`` (candidates + dataset), ``report`` and ``pipeline`` (the run).
+``filters``, ``table`` (candidates + dataset), ``report`` and ``pipeline`` (the run);
+``sources`` (the user's own unlabeled inputs, origin ``given``) and ``documents`` (passages
+that ground stage-1 prompts).
 This module registers the method; nothing heavy is imported.
 """
 

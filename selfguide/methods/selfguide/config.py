@@ -147,7 +147,14 @@ class FilterConfig:
     min_words: int = field(0, help="Absolute lower bound on input words (0 = from the demos).")
     max_words: int = field(0, help="Absolute upper bound on input words (0 = from the demos).")
     near_duplicate_threshold: float = field(0.7, help="Drop an input whose ROUGE-L F to a demo "
-                                                      "or an earlier input is >= this.")
+                                                      "or an earlier input is >= this (and, "
+                                                      "as held_out, one this close to a "
+                                                      "held-out evaluation row of the task).")
+    filter_given: bool = field(False, help="Apply the filters meant for text the model "
+                                           "wrote (noise, structure, length, "
+                                           "near-duplicate) to your own inputs (--inputs) "
+                                           "too; off = only empty, held-out and exact "
+                                           "duplicates, then the answer filters.")
     min_frequency: float = field(0.2, help="Self-consistency: keep an answer only if its share "
                                            "of the n samples is >= this (paper: 0.2).")
     label_strategy: str = field("auto", choices=LABEL_STRATEGIES,

@@ -10,10 +10,15 @@ part; they are computed once (:func:`near_duplicate_scores`) and cached in the
 ``nd_score``/``nd_nearest`` columns.
 
 Input filters (SELF-GUIDE, Zhao et al. 2024, sec. 3.2 "rule-based filters"):
-``empty``, ``noise``, ``structure`` (the share of the structure every demo input shares,
+``empty``, ``held_out`` (an input equal or near, ROUGE-L >= the near-duplicate threshold,
+to a held-out evaluation row of the task would leak it into training), ``noise``,
+``structure`` (the share of the structure every demo input shares,
 :mod:`selfguide.task.structure`; inputs without the demos' fields cannot be labelled
 meaningfully), ``length``, ``duplicate``, ``near_duplicate`` (Self-Instruct, Wang et al.
-2022: ROUGE-L >= 0.7 to an existing instruction is dropped).
+2022: ROUGE-L >= 0.7 to an existing instruction is dropped). The user's own inputs
+(``origin`` = ``given``, issue 36) are real data, not model text: noise, structure, length
+and near-duplicate (:data:`GENERATED_TEXT_FILTERS`) pass them unless ``filter_given``;
+empty, held-out, duplicate and every output filter apply to them as to generated rows.
 Output filters: ``annotated``, ``output_empty``, ``output_noise``, ``output_length``,
 ``repetition`` (an answer looping on a phrase), ``copy`` (not when the demos copy),
 ``relation`` (generation: output/input length ratio and ROUGE-L inside the demos'
@@ -48,7 +53,11 @@ from selfguide.task.structure import InputTemplate, infer_template
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-INPUT_FILTERS = ("empty", "noise", "structure", "length", "duplicate", "near_duplicate")
+INPUT_FILTERS = ("empty", "held_out", "noise", "structure", "length", "duplicate",
+                 "near_duplicate")
+# Filters meant for text the model wrote; the user's own inputs (origin "given") pass them
+# unless FilterConfig.filter_given (issue 36).
+GENERATED_TEXT_FILTERS = ("noise", "structure", "length", "near_duplicate")
 OUTPUT_FILTERS = ("annotated", "output_empty", "output_noise", "output_length", "repetition",
                   "copy", "relation", "consistency", "agreement", "label", "balance", "manual")
 ORDER = INPUT_FILTERS + OUTPUT_FILTERS
@@ -146,8 +155,34 @@ def near_duplicate_scores(texts: Sequence[str], demos: Sequence[str] = (),
     return scores, nearest
 
 
+def heldout_scores(texts: Sequence[str], task: TaskSpec | None) -> list[float]:
+    """For each text, its max ROUGE-L F against the task's held-out evaluation inputs (1.0
+    for an exact match after case/space normalisation; 0.0 without held-out rows)."""
+    tests = [x.input for x in task.test] if task is not None else []
+    if not tests:
+        return [0.0] * len(texts)
+    from selfguide.evaluation.rouge import RougeIndex
+
+    keys = {text_key(t) for t in tests}
+    index = RougeIndex(tests)
+    out = []
+    for t in texts:
+        t = str(t or "")
+        if not t.strip():
+            out.append(0.0)
+        elif text_key(t) in keys:
+            out.append(1.0)
+        else:
+            out.append(float(index.nearest(t)[0]))
+    return out
+
+
 def ensure_near_duplicate_scores(df: pd.DataFrame, task: TaskSpec | None) -> pd.DataFrame:
-    """Add ``nd_score``/``nd_nearest`` if missing or incomplete (in row order)."""
+    """Add ``nd_score``/``nd_nearest`` (and ``heldout_score``) if missing or incomplete (in
+    row order)."""
+    if "heldout_score" not in df.columns or df["heldout_score"].isna().any():
+        df = df.copy()
+        df["heldout_score"] = heldout_scores(df["input"].fillna("").tolist(), task)
     if "nd_score" in df.columns and not df["nd_score"].isna().any():
         return df
     df = df.copy()
@@ -218,14 +253,21 @@ def input_masks(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None
     demos = [d.input for d in task.demos] if task is not None else []
     lo, hi = length_window(demos, cfg.length_k, cfg.min_words, cfg.max_words)
     nd = [float(x) for x in _col(df, "nd_score", 0.0)]
-    return {
+    held = [float(x) for x in _col(df, "heldout_score", 0.0)]
+    masks = {
         "empty": not_empty(inputs),
+        "held_out": [s < cfg.near_duplicate_threshold for s in held],
         "noise": no_noise(inputs, cfg.noise_terms),
         "structure": has_structure(inputs, demo_template(task), cfg.min_structure),
         "length": in_length(inputs, lo, hi),
         "duplicate": not_duplicate(inputs, demos),
         "near_duplicate": [s < cfg.near_duplicate_threshold for s in nd],
     }
+    if not cfg.filter_given:
+        given = [o == "given" for o in _col(df, "origin", "generated")]
+        for name in GENERATED_TEXT_FILTERS:
+            masks[name] = [m or g for m, g in zip(masks[name], given)]
+    return masks
 
 
 def assign_labels(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec
@@ -376,8 +418,19 @@ def _generation_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | Non
 
 
 def funnel(df: pd.DataFrame) -> list[dict]:
-    """Counts through the SELF-GUIDE filters in :data:`ORDER`."""
-    return _funnel(df, ORDER)
+    """Counts through the SELF-GUIDE filters in :data:`ORDER`; with the user's own inputs
+    in the table, each step also counts what remains of each origin (``by_origin``)."""
+    steps = _funnel(df, ORDER)
+    if "origin" not in df.columns or not (df["origin"] == "given").any():
+        return steps
+    origin = df["origin"].fillna("generated").astype(str).tolist()
+    reasons = df["drop_reason"].tolist()
+    left = {o: origin.count(o) for o in ("given", "generated")}
+    for step in steps:
+        for o in left:
+            left[o] -= sum(1 for r, x in zip(reasons, origin) if x == o and r == step["step"])
+        step["by_origin"] = dict(left)
+    return steps
 
 
 def votes_json(votes: dict[str, int]) -> str:

@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from selfguide import __version__
 from selfguide.errors import ConfigError, CorruptFile, DatasetError
+from selfguide.methods.selfguide import sources
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+from selfguide.methods.selfguide.documents import PASSAGES_FILE, Documents, save_passages
 from selfguide.methods.selfguide.filters import apply
+from selfguide.methods.selfguide.sources import MIXES, GivenInputs
 from selfguide.methods.selfguide.stages import ItemCallback, annotate, generate_inputs, topup_round
 from selfguide.methods.selfguide.table import build_table, finish, load_candidates
 from selfguide.runs import store
@@ -56,22 +59,37 @@ def _generation_key(cfg: dict) -> dict:
     model = cfg.get("model")
     if isinstance(model, dict):  # how generation reaches the model does not change rows
         model = {k: v for k, v in model.items() if k not in TRANSPORT_FIELDS}
-    return {"method": cfg.get("method"), "model": model, "synthesis": cfg.get("synthesis")}
+    key = {"method": cfg.get("method"), "model": model, "synthesis": cfg.get("synthesis")}
+    for source in ("inputs", "documents"):  # the user's files: their content, not their path
+        if cfg.get(source):
+            key[source] = {k: v for k, v in cfg[source].items() if k not in ("file", "files")}
+    return key
 
 
 def prepare_run(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConfig,
                 filters: FilterConfig, model: ModelConfig | None = None, *,
-                overwrite: bool = False) -> dict:
+                overwrite: bool = False, given: GivenInputs | None = None,
+                mix: str = "fill", documents: Documents | None = None) -> dict:
     """Write task.json and config.json; refuse to mix settings into an existing run.
 
     Rerunning with the same task and synthesis settings resumes. Different settings raise
-    ``ConfigError`` unless ``overwrite`` (which deletes the generated files).
+    ``ConfigError`` unless ``overwrite`` (which deletes the generated files). ``given``:
+    the user's own inputs (copied into the run; their content hash and ``mix`` are
+    settings); ``documents``: the passages' settings (:mod:`.documents`).
     """
+    if mix not in MIXES:
+        raise ConfigError(f"Unknown mix {mix!r}.", hint=f"Choose one of {', '.join(MIXES)}.")
+    if mix == "only" and given is None:
+        raise ConfigError("Mix 'only' needs your inputs (--inputs FILE).")
     run = as_run(run_dir).mkdir()
     store.clean_stale_temps(run.path)
     cfg = {"method": "selfguide", "model": to_dict(model or ModelConfig()),
            "synthesis": to_dict(synth), "filters": to_dict(filters), "seed": synth.seed,
            "versions": versions()}
+    if given is not None:
+        cfg["inputs"] = given.settings(mix)
+    if documents is not None:
+        cfg["documents"] = documents.settings()
     old_cfg = None if overwrite or not run.config_file.exists() else run.read_config()
     old_task = run.read_task() if old_cfg is not None else None
     new_task = task.to_dict()
@@ -88,10 +106,15 @@ def prepare_run(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConf
     if overwrite:
         for path in (run.inputs_file, run.annotations_file, run.candidates_file,
                      run.labelling_file, run.overrides_file, run.records_file("train"),
-                     run.records_file("val"), run.report_file):
+                     run.records_file("val"), run.report_file, sources.given_file(run),
+                     run.path / PASSAGES_FILE):
             path.unlink(missing_ok=True)
     run.write_task(task)
     run.write_config(cfg)
+    if given is not None:
+        sources.save_given(run, given)
+    if documents is not None:
+        save_passages(run, list(documents.passages))
     run.update_manifest(method="selfguide", task=task.name)
     return cfg
 
@@ -160,12 +183,20 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     events = events or EventLog(None)
     run_dir.set_stage("synthesize", "running",
                     config_hash=store.config_hash(to_dict(cfg)))
-    inputs = generate_inputs(run_dir, task, cfg, filters, generator, chat=chat, events=events,
-                             cancel=cancel, on_item=on_item, stream=stream)
+    given, mix = _given(run_dir, stored)
+    inputs = given
+    if mix != "only":
+        inputs = given + generate_inputs(run_dir, task, cfg, filters, generator, chat=chat,
+                                         events=events, cancel=cancel, on_item=on_item,
+                                         stream=stream, given=given)
+    elif given:
+        events.emit("log", message=f"{len(given)} inputs of your own replace stage 1 "
+                                   "(mix only): nothing is generated")
     kw = {"chat": chat, "events": events, "cancel": cancel, "stream": stream}
     df, report = _label_and_filter(run_dir, task, cfg, filters, generator, inputs, **kw)
     rnd, topups = 1 + max((r["round"] for r in inputs), default=-1), []
-    while task.is_classification and cfg.min_per_label and len(topups) < cfg.topup_rounds:
+    while task.is_classification and cfg.min_per_label and len(topups) < cfg.topup_rounds \
+            and mix != "only":
         if (report.get("labelling") or {}).get("strategy") == "own":
             break  # the model's own answers: asking for a label does not change them
         rare = short_labels(df, task, cfg.min_per_label)
@@ -188,6 +219,21 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     events.emit("funnel", funnel=report["funnel"], labels=report["labels"],
                 diagnostics=report["diagnostics"])
     return report
+
+
+def _given(run_dir: Any, stored: dict) -> tuple[list[dict], str]:
+    """The run's own inputs (``inputs.jsonl`` rows of origin ``given``) and its mix."""
+    settings = (stored or {}).get("inputs") or {}
+    if not settings:
+        return [], "fill"
+    rows = sources.given_rows(run_dir.read_log(run_dir.inputs_file)
+                              if run_dir.inputs_file.is_file() else [])
+    if len(rows) != settings.get("rows"):
+        raise CorruptFile(f"{run_dir.inputs_file} holds {len(rows)} of your "
+                          f"{settings.get('rows')} inputs.",
+                          hint="Rerun 'selfguide synthesize' with --inputs; it adds them "
+                               "again.")
+    return rows, settings.get("mix", "fill")
 
 
 def _label_and_filter(run_dir: Any, task: TaskSpec, cfg: SynthesisConfig,
@@ -221,10 +267,13 @@ def run_synthesis(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisCo
                   filters: FilterConfig, model: ModelConfig | None = None, *,
                   generator: Generator | None = None, overwrite: bool = False,
                   events: EventLog | None = None, cancel: Callable[[], bool] | None = None,
-                  on_item: ItemCallback | None = None, stream: Any = ...) -> dict:
+                  on_item: ItemCallback | None = None, stream: Any = ...,
+                  given: GivenInputs | None = None, mix: str = "fill",
+                  documents: Documents | None = None) -> dict:
     """prepare_run + (load the model) + synthesize: what ``selfguide synthesize``/``run`` do."""
     model = model or ModelConfig()
-    prepare_run(run_dir, task, synth, filters, model, overwrite=overwrite)
+    prepare_run(run_dir, task, synth, filters, model, overwrite=overwrite, given=given,
+                mix=mix, documents=documents)
     if generator is None:
         from selfguide import backends
 

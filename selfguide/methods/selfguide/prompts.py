@@ -4,7 +4,8 @@
 inputs as high-quality examples, a random sample of inputs generated so far as
 lower-quality examples (:func:`sample_generated`), and (classification) the target label,
 laid out as a plain few-shot list for the model to continue; classification lists only
-inputs of the target label by default (``form="by_label"``).
+inputs of the target label by default (``form="by_label"``). :func:`with_passage` grounds
+a prompt in a passage of the user's documents.
 
 Pure: plain strings in, a plain string out; randomness comes in as an explicit
 ``random.Random``. The labelling prompt is THE task prompt (:func:`selfguide.task.prompts.task_prompt`).
@@ -29,6 +30,18 @@ def sample_generated(pool: Sequence[str], rng: random.Random, lo: int, hi: int) 
         return []
     k = rng.randint(min(lo, len(pool)), min(hi, len(pool)))
     return rng.sample(list(pool), k) if k > 0 else []
+
+
+def with_passage(prompt: str, task: TaskSpec, passage: str) -> str:
+    """A stage-1 prompt grounded in one of the user's passages (issue 36): the passage,
+    quoted after the prompt's first block (the instruction and, for classification, the
+    possible answers), and a line asking for inputs about it; the example list to continue
+    stays last."""
+    if not passage:
+        return prompt
+    head, sep, rest = prompt.partition("\n\n")
+    return (f"{head}\n\nBackground text:\n\"\"\"\n{passage.strip()}\n\"\"\"\n"
+            f"New inputs are about the background text.{sep}{rest}")
 
 
 def input_generation_prompt(task: TaskSpec, generated: Sequence[str | tuple[str, str]] = (),

@@ -212,10 +212,26 @@ def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
         "strategies": strategies,
         "vote_share": _share_stats(shares),
         "structure": structure_summary(df, task, cfg),
+        "origins": origin_counts(df),
         "diagnostics": diags,
         "degenerate": any(d["level"] == "error" or d["code"] == "dominant_label" for d in diags),
         "filter_order": list(ORDER),
     }
+
+
+def origin_counts(df: pd.DataFrame) -> dict | None:
+    """Candidates and kept rows per origin (``given``: the user's own inputs, issue 36;
+    ``generated``: stage 1's), with the rows dropped as held-out evaluation inputs; None
+    when every row was generated."""
+    if not len(df) or "origin" not in df.columns or not (df["origin"] == "given").any():
+        return None
+    origin = df["origin"].fillna("generated").astype(str)
+    out = {}
+    for o in ("given", "generated"):
+        sub = df[origin == o]
+        out[o] = {"candidates": len(sub), "kept": int(sub["kept"].sum()),
+                  "held_out": int((sub["drop_reason"] == "held_out").sum())}
+    return out
 
 
 def structure_summary(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig) -> dict | None:
@@ -247,6 +263,11 @@ def format_report(report: dict) -> str:
             lines.append(f"  {step['step']:<16} {step['remaining']:>6}{drop}")
     lines.append(f"  {'dataset':<16} {report.get('kept', 0):>6}  (train {report.get('train', 0)}"
                  f", val {report.get('val', 0)})")
+    if report.get("origins"):
+        lines.append("By origin: " + "; ".join(
+            f"{o} {c['candidates']} -> kept {c['kept']}"
+            + (f" ({c['held_out']} held-out evaluation rows dropped)" if c["held_out"] else "")
+            for o, c in report["origins"].items()))
     if report.get("labels"):
         lines.append(f"By label (strategy: {report.get('label_strategy')}):")
         for lab, c in report["labels"].items():

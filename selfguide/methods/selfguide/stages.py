@@ -33,6 +33,7 @@ from selfguide.methods.candidates import unique
 from selfguide.methods.checks import text_key
 from selfguide.methods.selfguide import choice, labelling
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
+from selfguide.methods.selfguide.documents import load_passages, passage_for
 from selfguide.methods.selfguide.filters import (
     apply,
     demo_template,
@@ -41,7 +42,12 @@ from selfguide.methods.selfguide.filters import (
     length_window,
     no_noise,
 )
-from selfguide.methods.selfguide.prompts import input_generation_prompt, sample_generated
+from selfguide.methods.selfguide.prompts import (
+    input_generation_prompt,
+    sample_generated,
+    with_passage,
+)
+from selfguide.methods.selfguide.sources import generated_rows
 from selfguide.methods.selfguide.table import build_table
 from selfguide.runs.events import EventLog, Progress, delta_progress
 from selfguide.runs.rundir import as_run
@@ -118,15 +124,18 @@ def _round_plan(task: TaskSpec, cfg: SynthesisConfig, pool: _Pool, rnd: int,
 
 def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
                   missing: set[int], generator: Generator, sampling: SamplingConfig, *,
-                  chat: bool, cancel: Callable[[], bool] | None, progress: Progress
-                  ) -> list[dict]:
+                  chat: bool, cancel: Callable[[], bool] | None, progress: Progress,
+                  passages: list[dict] = ()) -> list[dict]:
     """The rows of round ``rnd`` whose prompt is in ``missing``.
 
     The whole round is decoded again (same prompts, same batch, same seed) so a row lost to
     a torn line comes back with exactly its uninterrupted text."""
     start = input_start(task, cfg)
-    base = [input_generation_prompt(task, shown, target or None, form=cfg.input_prompt)
-            for _, target, shown in plan]
+    grounded = {p: passage_for(passages, cfg.seed, rnd, p) for p, _, _ in plan}
+    base = [with_passage(input_generation_prompt(task, shown, target or None,
+                                                 form=cfg.input_prompt),
+                         task, (grounded[p] or {}).get("text", ""))
+            for p, target, shown in plan]
     prompts = [b + (f" {start}" if start else "") for b in base]
     s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
     outs = generator.generate(prompts, s, 1, chat=chat and cfg.input_chat,
@@ -139,6 +148,8 @@ def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
         new.append({"id": row_id(rnd, p), "method": "selfguide", "round": rnd,
                     "prompt_id": p, "target_label": target, "raw": raw,
                     "input": with_start(parse_input(raw), start), "n_shown": len(shown)})
+        if grounded[p]:  # the user's documents (issue 36): which passage it was written on
+            new[-1].update(passage_id=grounded[p]["id"], passage=grounded[p]["text"])
     if cfg.input_template:
         _fill_slots(demo_template(task), new, {p: b for (p, _, _), b in zip(plan, base)},
                     generator, dataclasses.replace(s, seed=_seed(cfg.seed, "slots", rnd)),
@@ -187,57 +198,71 @@ def with_start(text: str, start: str) -> str:
 
 
 def _passing(by_id: dict[str, dict], task: TaskSpec, cfg: SynthesisConfig,
-             filters: FilterConfig, rnd: int) -> int:
-    """How many inputs of the rounds before ``rnd`` pass the input filters."""
-    done_rows = [r for r in by_id.values() if r["round"] < rnd
-                 and r["prompt_id"] < cfg.prompts_per_round]
+             filters: FilterConfig, rnd: int, given: list[dict] = ()) -> int:
+    """How many inputs of the rounds before ``rnd`` (and the ``given`` ones) pass the input
+    filters."""
+    done_rows = list(given) + [r for r in by_id.values() if r["round"] < rnd
+                               and r["prompt_id"] < cfg.prompts_per_round]
     return int(apply(build_table(done_rows, {}, task), filters, task,
                      stage="input")["kept"].sum()) if done_rows else 0
 
 
 def _more_rounds(by_id: dict[str, dict], task: TaskSpec, cfg: SynthesisConfig,
-                 filters: FilterConfig, rnd: int, progress: Progress, events: EventLog
-                 ) -> bool:
+                 filters: FilterConfig, rnd: int, progress: Progress, events: EventLog,
+                 given: list[dict] = ()) -> bool:
     """Whether to run round ``rnd`` (always within ``rounds``; past it while too few inputs
-    pass, up to ``round_limit``)."""
+    pass, up to ``round_limit``). With ``given`` inputs (mix ``fill``) a round runs only
+    while fewer than the preset's size pass (``min_inputs``, else ``rounds`` x
+    ``prompts_per_round``), given ones included."""
     if rnd >= cfg.round_limit:
         return False
-    if rnd < cfg.rounds:
+    if rnd < cfg.rounds and not given:
         return True
-    have = _passing(by_id, task, cfg, filters, rnd)
-    if have >= cfg.min_inputs:
+    target = cfg.min_inputs or (cfg.total_prompts if given else 0)
+    have = _passing(by_id, task, cfg, filters, rnd, given)
+    if have >= target:
         return False
-    progress.total += cfg.prompts_per_round
-    events.emit("log", message=f"round {rnd + 1}: {have} inputs pass the filters, "
-                               f"fewer than min_inputs={cfg.min_inputs}; adding "
-                               f"a round (at most {cfg.round_limit})")
+    progress.total += cfg.prompts_per_round if (given or rnd >= cfg.rounds) else 0
+    what = f"min_inputs={cfg.min_inputs}" if cfg.min_inputs else f"{target} (the rounds' size)"
+    events.emit("log", message=f"round {rnd + 1}: {have} inputs pass the filters"
+                               + (f" ({len(given)} of your own)" if given else "")
+                               + f", fewer than {what}; adding a round (at most "
+                               f"{cfg.round_limit})")
     return True
 
 
 def generate_inputs(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
                     filters: FilterConfig, generator: Generator, *, chat: bool = True,
                     events: EventLog | None = None, cancel: Callable[[], bool] | None = None,
-                    on_item: ItemCallback | None = None, stream: Any = ...) -> list[dict]:
-    """Stage 1: generate every missing round; returns all input rows (old and new)."""
+                    on_item: ItemCallback | None = None, stream: Any = ...,
+                    given: list[dict] = ()) -> list[dict]:
+    """Stage 1: generate every missing round; returns the generated input rows (old and
+    new). ``given``: the user's inputs (mix ``fill``), shown as examples and counted
+    towards the preset's size."""
     path = as_run(run_dir).inputs_file
-    rows = unique(as_run(run_dir).read_log(path))
+    rows = generated_rows(unique(as_run(run_dir).read_log(path)))
     by_id = {r["id"]: r for r in rows}
     pool = _Pool(task, filters)
+    for g in given:
+        pool.add(g["input"], "")
+    passages = load_passages(run_dir)
     sampling = _input_sampling(task, cfg, generator)
     events = events or EventLog(None)
-    progress = Progress("inputs", cfg.total_prompts, events=events, unit="prompts",
+    progress = Progress("inputs", 0 if given else cfg.total_prompts, events=events,
+                        unit="prompts",
                         done=sum(1 for r in rows if r["round"] < cfg.rounds),
                         stream=_stream(stream))
     events.emit("stage", stage="inputs", state="start", total=cfg.total_prompts,
                 done=progress.done)
     rnd = 0
     try:
-        while _more_rounds(by_id, task, cfg, filters, rnd, progress, events):
+        while _more_rounds(by_id, task, cfg, filters, rnd, progress, events, given):
             plan = _round_plan(task, cfg, pool, rnd)
             missing = {x[0] for x in plan if row_id(rnd, x[0]) not in by_id}
             if missing:
                 new = _decode_round(task, cfg, plan, rnd, missing, generator, sampling,
-                                    chat=chat, cancel=cancel, progress=progress)
+                                    chat=chat, cancel=cancel, progress=progress,
+                                    passages=passages)
                 _save_round(path, new, by_id, events, on_item)  # the unit of resumption
             for p in range(cfg.prompts_per_round):
                 r = by_id[row_id(rnd, p)]
@@ -270,7 +295,7 @@ def topup_round(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig
     that came out rare, see :func:`selfguide.methods.selfguide.pipeline.synthesize`): its
     rows, decoded now or read back when a resumed run has them already."""
     path = as_run(run_dir).inputs_file
-    rows = unique(as_run(run_dir).read_log(path))
+    rows = generated_rows(unique(as_run(run_dir).read_log(path)))
     by_id = {r["id"]: r for r in rows}
     pool = _Pool(task, filters)
     for r in sorted((r for r in rows if r["round"] < rnd
@@ -286,7 +311,8 @@ def topup_round(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig
         try:
             new = _decode_round(task, cfg, plan, rnd, missing, generator,
                                 _input_sampling(task, cfg, generator), chat=chat,
-                                cancel=cancel, progress=progress)
+                                cancel=cancel, progress=progress,
+                                passages=load_passages(run_dir))
         finally:
             progress.close()
         _save_round(path, new, by_id, events, on_item)
@@ -296,6 +322,8 @@ def topup_round(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig
 def _save_round(path: Any, new: list[dict], by_id: dict, events: EventLog,
                 on_item: ItemCallback | None) -> None:
     """Append a decoded round's rows to the inputs file and announce each (``item``)."""
+    for r in new:
+        r.setdefault("origin", "generated")
     as_run(Path(path).parent).append_log(path, new)
     for r in new:
         by_id[r["id"]] = r

@@ -25,7 +25,7 @@ from selfguide.methods import candidates
 from selfguide.methods.selfguide.choice import resolve_filters
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.consistency import vote_samples
-from selfguide.methods.selfguide.filters import apply, near_duplicate_scores
+from selfguide.methods.selfguide.filters import apply, heldout_scores, near_duplicate_scores
 from selfguide.methods.selfguide.relation import demo_relation
 from selfguide.methods.selfguide.report import build_report
 from selfguide.runs import dataset
@@ -37,7 +37,8 @@ from selfguide.task.spec import TaskSpec
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-COLUMNS = (*candidates.COLUMNS, "label_vote", "label_scores", "answer_scores", "agreement")
+COLUMNS = (*candidates.COLUMNS, "label_vote", "label_scores", "answer_scores", "agreement",
+           "origin", "source_row", "passage")
 
 
 def build_table(inputs: list[dict], annotations: dict[str, dict], task: TaskSpec
@@ -55,7 +56,8 @@ def build_table(inputs: list[dict], annotations: dict[str, dict], task: TaskSpec
                "raw": r.get("raw", ""), "input": r.get("input", ""),
                "samples": None, "votes": "{}", "vote_share": 0.0, "output": "",
                "label_vote": "", "label_scores": None, "answer_scores": None,
-               "agreement": None}
+               "agreement": None, "origin": r.get("origin") or "generated",
+               "source_row": r.get("source_row"), "passage": r.get("passage") or ""}
         if a is not None:
             v = vote_samples(a["samples"], labels,
                              source=None if labels else r.get("input", ""), copies=copies)
@@ -70,6 +72,7 @@ def build_table(inputs: list[dict], annotations: dict[str, dict], task: TaskSpec
     demos = [d.input for d in task.demos]
     df["nd_score"], df["nd_nearest"] = near_duplicate_scores(df["input"].tolist(), demos,
                                                              df["id"].tolist())
+    df["heldout_score"] = heldout_scores(df["input"].tolist(), task)
     return df
 
 
@@ -127,7 +130,8 @@ def build_records(df: pd.DataFrame, task: TaskSpec, *, val_fraction: float = 0.0
         label = getattr(row, "label", "") or ""
         output = label if task.is_classification else str(row.output)
         rec = {"id": row.id, "prompt": task_prompt(task, row.input), "completion": output,
-               "input": row.input, "output": output}
+               "input": row.input, "output": output,
+               "origin": getattr(row, "origin", None) or "generated"}
         if task.is_classification:
             rec["label"] = label
         recs.append(rec)

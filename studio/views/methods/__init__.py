@@ -40,6 +40,7 @@ class Settings:
 
     full: tuple = ()
     configs: tuple = ()
+    options: dict = dataclasses.field(default_factory=dict)  # plain --name value options
 
 
 def parts(method: methods.Method) -> SimpleNamespace:

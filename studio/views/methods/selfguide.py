@@ -19,6 +19,7 @@ from selfguide.settings.fields import ModelConfig, from_dict
 from studio.app import presets, state, widgets
 from studio.views import synthesize_previews as previews
 from studio.views.methods import Settings
+from studio.views.methods.selfguide_sources import sources_form
 
 
 def settings_form(run: str, stage: str) -> Settings | None:
@@ -31,11 +32,15 @@ def settings_form(run: str, stage: str) -> Settings | None:
     cfg = widgets.build_config(syncfg.SynthesisConfig, values)
     if cfg is None:
         return None
-    extra = (f" (up to {cfg.round_limit * cfg.prompts_per_round} while fewer than "
-             f"{cfg.min_inputs} inputs pass the filters)" if cfg.min_inputs else "")
-    st.caption(f"{cfg.total_prompts} input-generation prompts{extra}, then "
-               f"{cfg.n_samples} sampled answers per kept input.")
-    return Settings(full=(cfg,))
+    options = sources_form(run, cfg)  # your own inputs / documents (issue 36)
+    if options is None:
+        return None
+    if "inputs" not in options:
+        extra = (f" (up to {cfg.round_limit * cfg.prompts_per_round} while fewer than "
+                 f"{cfg.min_inputs} inputs pass the filters)" if cfg.min_inputs else "")
+        st.caption(f"{cfg.total_prompts} input-generation prompts{extra}, then "
+                   f"{cfg.n_samples} sampled answers per kept input.")
+    return Settings(full=(cfg,), options=options)
 
 
 def _task(run: str):
@@ -48,7 +53,8 @@ def _task(run: str):
 
 def job_argv(run: str, settings: Settings, model: ModelConfig, overwrite: bool) -> list[str]:
     return cliargs.job_argv("synthesize", str(RunDir.named(run).task_file), run=run,
-                            full=settings.full, configs=(*settings.configs, model),
+                            options=settings.options, full=settings.full,
+                            configs=(*settings.configs, model),
                             flags=["--overwrite"] if overwrite else [])
 
 
@@ -86,6 +92,10 @@ def ready_lines(run_dir: RunDir, n: int) -> list[tuple[str, str]]:
     what = (f"{n} candidates are ready to filter (every generated input"
             + (f"; {answered} passed the input filters and were answered" if answered
                is not None else "") + f"){kept}.")
+    origins = report.get("origins") or {}
+    if origins:  # the user's own inputs (issue 36)
+        what += " By origin: " + "; ".join(f"{o} {c['candidates']} (kept {c['kept']})"
+                                           for o, c in origins.items()) + "."
     lines = [("success", what + " Review or change the filters on the Filter page.")]
     if report.get("warning"):
         lines.append(("warning", str(report["warning"])))
