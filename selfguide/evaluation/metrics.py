@@ -17,6 +17,7 @@ import math
 import random
 import re
 import string
+from collections import Counter
 from collections.abc import Sequence
 
 _TRAILING = re.compile(f"[\\s{re.escape(string.punctuation)}]+$")
@@ -208,3 +209,16 @@ def _label_counts(predictions: Sequence[str], labels: Sequence[str]) -> dict[str
     for p in predictions:
         counts[to_label(p, labels)] += 1
     return counts
+
+
+def repetitive(text: str, n: int = 3, times: int = 3) -> bool:
+    """Whether ``text`` repeats one ``n``-gram ``times`` or more and the repeats cover a
+    third of it or more (a phrase looping to the token limit)."""
+    from selfguide.evaluation.rouge import tokenize
+
+    tokens = tokenize(text)
+    if len(tokens) < n * times:
+        return False
+    grams = Counter(tuple(tokens[k:k + n]) for k in range(len(tokens) - n + 1))
+    count = max(grams.values())
+    return count >= times and count * n >= len(tokens) / 3

@@ -87,6 +87,10 @@ def score_predictions(task: Any, examples: Sequence[dict], before: Sequence[str]
                        changed=M.normalize(a[i]) != M.normalize(b[i]))
         rows.append(row)
     summary = {k: v for k, v in summ.items() if not k.startswith("scores_")}
+    # predictions that loop on a phrase (the decode loop's guard should leave none)
+    summary["degenerate"] = {"after": sum(M.repetitive(x) for x in after),
+                             "before": sum(M.repetitive(x) for x in before)
+                             if before is not None else None}
     return rows, summary
 
 

@@ -192,3 +192,26 @@ def test_summary_reports_every_metric_with_ci():
 def test_label_accuracy_counts_equal_labels_and_is_nan_without_rows():
     assert M.label_accuracy(["yes", "no", "yes", "no"], ["yes", "yes", "yes", "no"]) == 0.75
     assert math.isnan(M.label_accuracy([], []))
+
+
+@pytest.mark.parametrize("text,loops", [
+    ("what is the best way to learn what is the best way to learn what is the best way", True),
+    ("go to go to go to go to go", True),
+    ("the cat sat on the mat", False),
+    ("a b c a b d a b e", False),  # a 2-gram thrice, no 3-gram repeated
+])
+def test_repetitive_flags_a_phrase_looping_over_the_answer(text, loops):
+    assert M.repetitive(text) is loops
+
+
+def test_score_predictions_counts_degenerate_predictions():
+    from selfguide.evaluation.predict import score_predictions
+    from selfguide.settings.evaluation import EvalConfig
+    from selfguide.task.spec import Demo, TaskSpec
+
+    task = TaskSpec(name="p", instruction="Paraphrase.", demos=(Demo("a b", "b a"),) * 3)
+    examples = [{"id": "1", "input": "x", "outputs": ["y"]},
+                {"id": "2", "input": "z", "outputs": ["w"]}]
+    _, summary = score_predictions(task, examples, ["y", "go to go to go to go to go"],
+                                   ["y", "w"], EvalConfig(bootstrap=10))
+    assert summary["degenerate"] == {"after": 0, "before": 1}

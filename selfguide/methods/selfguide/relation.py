@@ -14,9 +14,9 @@ Pure: strings in, numbers and masks out. It does not filter a table (the ``relat
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from collections.abc import Sequence
 
+from selfguide.evaluation.metrics import repetitive  # noqa: F401 - re-exported for filters
 from selfguide.evaluation.rouge import rouge_l, tokenize
 
 NEAR_COPY = 0.9  # ROUGE-L at which a demo output counts as a (near) copy of its input
@@ -71,17 +71,6 @@ def in_relation(inputs: Sequence[str], outputs: Sequence[str], relation: Relatio
         ratio = _words(o) / max(1, _words(i))
         out.append(r_lo <= ratio <= r_hi and o_lo <= rouge_l(o, i) <= o_hi)
     return out
-
-
-def repetitive(text: str, n: int = 3, times: int = 3) -> bool:
-    """Whether ``text`` repeats one ``n``-gram ``times`` or more and the repeats cover a
-    third of it or more (a phrase looping to the token limit)."""
-    tokens = tokenize(text)
-    if len(tokens) < n * times:
-        return False
-    grams = Counter(tuple(tokens[k:k + n]) for k in range(len(tokens) - n + 1))
-    count = max(grams.values())
-    return count >= times and count * n >= len(tokens) / 3
 
 
 __all__ = ["NEAR_COPY", "Relation", "demo_relation", "in_relation", "repetitive"]
