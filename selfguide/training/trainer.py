@@ -66,6 +66,8 @@ def check_dataset(records: Sequence[dict], *, task_type: str = "generation",
     if own_labels and task_type == "classification" and len(counts) == 1 and not spread:
         stats["own_single_label"] = True
         return stats
+    if task_type == "classification" and spread and len(records) > 1:
+        _check_label_skew(counts, demo_labels, max_label_share)  # says why before the rest
     if len(records) > 1 and len(completions) == 1:
         raise DatasetError(f"All {len(records)} training completions are identical "
                            f"({next(iter(completions))[:60]!r}); the model would learn a "
@@ -75,8 +77,6 @@ def check_dataset(records: Sequence[dict], *, task_type: str = "generation",
         raise DatasetError(f"Every training row has the label {next(iter(counts))!r}.",
                            hint="Balance the labels (see the SELF-GUIDE label settings) or "
                                 "pass --force to train anyway.")
-    if task_type == "classification" and spread and len(records) > 1:
-        _check_label_skew(counts, demo_labels, max_label_share)
     return stats
 
 
@@ -240,10 +240,8 @@ def check_run_dataset(run_dir: Path, records: Sequence[dict], *, force: bool = F
     labels are the model's own answers, from ``dataset/report.json``)."""
     run = RunDir(run_dir)
     report = run.read_report() or {}
-    task = run.read_task_dict() or {}
-    demos = task.get("examples")
-    demo_labels = [str(d.get("output", "")).strip() for d in demos or []
-                   if isinstance(d, dict)]
+    task = run.read_task()
+    demo_labels = [d.output.strip() for d in task.demos] if task is not None else []
     return check_dataset(records, task_type=run_task_type(run_dir), force=force,
                          own_labels=report.get("label_strategy") == "own",
                          demo_labels=demo_labels, max_label_share=max_label_share)

@@ -49,3 +49,20 @@ def test_force_trains_anyway_and_own_single_label_without_spread_still_warns():
     stats = check_dataset(rows({"no": 30}), task_type="classification", own_labels=True,
                           demo_labels=["no", "no", "no"], max_label_share=0.9)
     assert stats["own_single_label"] is True
+
+
+def test_a_runs_saved_task_gives_the_demo_labels(workspace):
+    """The check reads the demos from the run's task.json (saved as ``demos``): an NIv2
+    task with demos of two labels and 103 rows of one label is refused (task1529's case)."""
+    from selfguide.runs import store
+    from selfguide.runs.rundir import RunDir
+    from selfguide.task.spec import Demo, TaskSpec
+    from selfguide.training.trainer import check_run_dataset
+
+    run = RunDir(store.resolve_run_dir("nli", create=True))
+    run.write_task(TaskSpec(name="nli", instruction="Entails or neutral?", task_type=
+                            "classification", labels=("entails", "neutral"),
+                            demos=(Demo("p1", "entails"), Demo("p2", "entails"),
+                                   Demo("p3", "neutral"))))
+    with pytest.raises(DatasetError, match="collapse"):
+        check_run_dataset(run.path, rows({"neutral": 103}), max_label_share=0.9)
