@@ -325,9 +325,14 @@ def read_example_rows(path: str | Path, *, what: str = "Test file",
     from selfguide.errors import DatasetError
 
     path = Path(path).expanduser()
-    if not path.is_file():
+    try:
+        size = path.stat().st_size if path.is_file() else None
+    except OSError as exc:  # a name too long for the file system, a permission...
+        raise DatasetError(f"{what} {str(path)[:120]} cannot be read ({exc.strerror}).") \
+            from exc
+    if size is None:
         raise DatasetError(f"{what} {path} not found (or not a regular file).")
-    if path.stat().st_size > MAX_ROWS_BYTES:
+    if size > MAX_ROWS_BYTES:
         raise DatasetError(f"{what} {path} is larger than 50 MB.")
     suffix = path.suffix.lower()
     if suffix in TASK_SUFFIXES:
