@@ -50,18 +50,7 @@ def vote_shares(df: pd.DataFrame, threshold: float | None = None) -> alt.Chart:
     """Histogram of ``vote_share`` split by each row's final kept/dropped decision (``df``
     has ``kept``), with the self-consistency ``threshold`` as a dashed rule when it
     applies."""
-    vs = df.assign(status=df["kept"].map({True: "kept", False: "dropped"}))
-    vs = vs[["vote_share", "status"]].dropna()
-    bars = alt.Chart(vs).mark_bar().encode(  # stacked: overlaid bars mix the two colours
-        x=alt.X("vote_share:Q", bin=alt.Bin(step=0.1),
-                title="share of samples agreeing with the top answer"),
-        y=alt.Y("count():Q", stack="zero", title="rows"),
-        color=kept_colour("status"))
-    if threshold is None:
-        return bars
-    rule = alt.Chart(pd.DataFrame({"min_frequency": [threshold]})).mark_rule(
-        strokeDash=[4, 4], color="#333").encode(x="min_frequency:Q")
-    return bars + rule
+    return shares(df, "vote_share", "share of samples agreeing with the top answer", threshold)
 
 
 def shares(df: pd.DataFrame, column: str, title: str, threshold: float | None = None
