@@ -5,6 +5,7 @@ prepared on disk (no model), so this stays fast."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -86,7 +87,7 @@ def test_edit_in_the_table_reaches_the_training_record(browser_page, studio, art
     assert fixes["c0"]["original"]["output"] == "Council plans new schools soon"
     page.get_by_role("button", name="Save dataset").click()
     idle(page)
-    page.get_by_text("training rows").first.wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"Saved \d+ (training )?rows")).first.wait_for(timeout=30_000)
     recs = store.read_jsonl(d / "dataset" / "train.jsonl") + \
         store.read_jsonl(d / "dataset" / "val.jsonl")
     rec = {r["id"]: r for r in recs}["c0"]

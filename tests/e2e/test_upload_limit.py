@@ -25,7 +25,9 @@ def test_upload_over_limit_is_refused(browser_page, studio, tmp_path, artifacts)
                   if p.info["cmdline"] and "streamlit_app.py" in " ".join(p.info["cmdline"])
                   and str(ws) in str(p.environ().get("SELFGUIDE_WORKSPACE", "")))
     rss_before = server.memory_info().rss
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(big))
+    # the task file's uploader (the Import tab), not the held-out rows' one below it
+    page.get_by_test_id("stTabs").locator(
+        "[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(big))
     page.get_by_text("File must be 50.0MB or smaller").wait_for(timeout=30_000)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(artifacts / "upload-over-limit.png"), full_page=True)
