@@ -138,11 +138,11 @@ def _loop(page, studio, artifacts):
     shot(page, artifacts, "4-filter")
     page.get_by_role("button", name="Save dataset").click()
     idle(page)
-    page.get_by_text("training rows").first.wait_for()
+    page.get_by_text(re.compile(r"Saved \d+ (training )?rows")).first.wait_for()
     assert (ws / "runs" / "sentiment" / "dataset" / "train.jsonl").is_file()
 
     # 5 · Finetune: *Launch* on the quick preset; a few steps (force: a tiny synthetic set
-    # may be one-label).
+    # may be one label, or one label far above the demos' share, which is refused by default).
     goto(page, "5 · Finetune")
     # the quick preset's settings are in the form (tiny would show max steps 6, epochs 1)
     assert value(page, "max steps") == "-1" and value(page, "epochs") == "3"
