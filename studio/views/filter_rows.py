@@ -173,7 +173,8 @@ def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:
     out = {"drop_copies": "a classification answer is a label, never a copy of the input.",
            "min_agreement": "classification answers are labels: the vote share (min "
                             "frequency) measures their agreement.",
-           "relation_margin": "a label has no length or overlap relation to its input."}
+           "relation_margin": "a label has no length or overlap relation to its input.",
+           "drop_repetitive": "a label cannot loop on a phrase."}
     if not uses_vote:
         out["min_frequency"] = (f"with label strategy '{strat}' the labels come from {src}, "
                                 "not from the vote, so no vote-share threshold applies.")
