@@ -17,7 +17,11 @@ def _fake_eval(run, after=0.75, before=0.25):
         "task": "sent", "test_file": ""})
 
 
-def _report(run, kept=6):
+def _report(run, kept=None):
+    """A dataset report for the run; ``kept`` defaults to the rows its train.jsonl holds
+    (the run's files must agree: whole-file JSONL is checked against the report)."""
+    if kept is None:
+        kept = len((run / "dataset" / "train.jsonl").read_text().splitlines())
     store.atomic_write_json(run / "dataset" / "report.json", {
         "task": "sent", "candidates": 17, "kept": kept, "train": kept, "val": 0,
         "labelling": {"protocol": "chat", "strategy": "vote", "reason": "chat won 3 of 3."}})
