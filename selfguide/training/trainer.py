@@ -66,8 +66,6 @@ def check_dataset(records: Sequence[dict], *, task_type: str = "generation",
     if own_labels and task_type == "classification" and len(counts) == 1 and not spread:
         stats["own_single_label"] = True
         return stats
-    if task_type == "classification" and spread and len(records) > 1:
-        _check_label_skew(counts, demo_labels, max_label_share)  # says why before the rest
     if len(records) > 1 and len(completions) == 1:
         raise DatasetError(f"All {len(records)} training completions are identical "
                            f"({next(iter(completions))[:60]!r}); the model would learn a "
@@ -77,6 +75,8 @@ def check_dataset(records: Sequence[dict], *, task_type: str = "generation",
         raise DatasetError(f"Every training row has the label {next(iter(counts))!r}.",
                            hint="Balance the labels (see the SELF-GUIDE label settings) or "
                                 "pass --force to train anyway.")
+    if task_type == "classification" and spread and len(records) > 1:
+        _check_label_skew(counts, demo_labels, max_label_share)
     return stats
 
 

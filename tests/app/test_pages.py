@@ -507,5 +507,5 @@ def test_filter_and_finetune_pages_explain_own_labels(app, workspace):
     at.switch_page("studio/pages/finetune.py").run()
     assert not at.exception, at.exception
     refusal = " ".join(e.value for e in at.error)
-    assert "collapse" in refusal and "force" in refusal
+    assert "identical" in refusal and "force" in refusal  # one label: one completion
     assert button(at, "Launch training").disabled

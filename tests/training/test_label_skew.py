@@ -52,8 +52,9 @@ def test_force_trains_anyway_and_own_single_label_without_spread_still_warns():
 
 
 def test_a_runs_saved_task_gives_the_demo_labels(workspace):
-    """The check reads the demos from the run's task.json (saved as ``demos``): an NIv2
-    task with demos of two labels and 103 rows of one label is refused (task1529's case)."""
+    """The check reads the demos from the run's task.json (saved as ``demos``): demos of
+    two labels and 103 rows of one label and 5 of the other are refused (task1529's case was
+    103 of one label, refused as identical completions first)."""
     from selfguide.runs import store
     from selfguide.runs.rundir import RunDir
     from selfguide.task.spec import Demo, TaskSpec
@@ -65,4 +66,6 @@ def test_a_runs_saved_task_gives_the_demo_labels(workspace):
                             demos=(Demo("p1", "entails"), Demo("p2", "entails"),
                                    Demo("p3", "neutral"))))
     with pytest.raises(DatasetError, match="collapse"):
+        check_run_dataset(run.path, rows({"neutral": 103, "entails": 5}), max_label_share=0.9)
+    with pytest.raises(DatasetError, match="identical"):
         check_run_dataset(run.path, rows({"neutral": 103}), max_label_share=0.9)
