@@ -60,7 +60,8 @@ def test_protocol_and_strategy_set_by_hand_are_kept(tmp_path):
 def test_no_protocol_beats_chance_labels_with_the_models_own_answers_and_says_so(tmp_path):
     """Nothing beats chance on the demos: every input gets the model's own answer in chat
     form (here always "negative"), unbalanced and without top-up rounds; the one-label
-    dataset is a warning, not an error, and training accepts it."""
+    dataset is a warning at synthesis, and training refuses it by default because the
+    demos spread over both labels (issue 39), unless forced."""
     from selfguide.training import trainer as training
     class Clueless(ProtocolFake):
         def _answer(self, prompt, chat):
@@ -82,7 +83,9 @@ def test_no_protocol_beats_chance_labels_with_the_models_own_answers_and_says_so
     assert len(recs) == report["kept"] > 0 and {r["label"] for r in recs} == {"negative"}
     levels = {d["code"]: d["level"] for d in report["diagnostics"]}
     assert levels["single_label"] == "warning" and "error" not in levels.values()
-    assert training.check_run_dataset(run_dir, recs)["own_single_label"] is True
+    with pytest.raises(DatasetError, match="identical"):
+        training.check_run_dataset(run_dir, recs)  # the demos spread: refused by default
+    assert training.check_run_dataset(run_dir, recs, force=True)["rows"] == len(recs)
     with pytest.raises(DatasetError, match="identical"):
         training.check_dataset(recs, task_type="classification")  # other labels: refused
 
