@@ -240,8 +240,9 @@ def check_run_dataset(run_dir: Path, records: Sequence[dict], *, force: bool = F
     labels are the model's own answers, from ``dataset/report.json``)."""
     run = RunDir(run_dir)
     report = run.read_report() or {}
-    task = run.read_task()
-    demo_labels = [d.output.strip() for d in task.demos] if task is not None else []
+    task = run.read_task_dict() or {}  # as saved: a run may hold a partial task
+    demos = task.get("demos") or task.get("examples") or []
+    demo_labels = [str(d.get("output", "")).strip() for d in demos if isinstance(d, dict)]
     return check_dataset(records, task_type=run_task_type(run_dir), force=force,
                          own_labels=report.get("label_strategy") == "own",
                          demo_labels=demo_labels, max_label_share=max_label_share)

@@ -31,8 +31,12 @@ def test_upload_inputs_preview_and_counts(browser_page, studio, artifacts, tmp_p
     page.wait_for_selector(IDLE, timeout=60_000)
     page.get_by_text("Settings", exact=True).first.wait_for(timeout=60_000)
     page.get_by_text("Use my inputs").click()
+    # the inputs' uploader once the rerun has drawn it (not the documents' one)
+    uploader = page.locator("[data-testid='stFileUploader']").filter(
+        has_text="Your inputs (CSV")
+    uploader.wait_for(timeout=60_000)
     page.wait_for_selector(IDLE, timeout=60_000)
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(csv))
+    uploader.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(csv))
     page.get_by_text("Your file gives 30 inputs").wait_for(timeout=60_000)
     page.wait_for_selector(IDLE, timeout=60_000)
     main = page.locator("[data-testid='stMain']").inner_text()

@@ -135,7 +135,12 @@ def _train_run(name: str, tiny: Path) -> Path:
                             "".join(json.dumps(x) + "\n" for x in recs))
     store.atomic_write_json(run / "config.json", {"model": {"model": str(tiny),
                                                             "device": "cpu"}})
-    store.atomic_write_json(run / "task.json", {"task_type": "generation"})
+    # a whole task (training reads and checks it before it writes anything, issue 38)
+    store.atomic_write_json(run / "task.json", {
+        "name": name, "instruction": "Continue the words.", "task_type": "generation",
+        "demos": [{"input": "the cat", "output": "sat on mat"},
+                  {"input": "a dog", "output": "ran in park"},
+                  {"input": "hello world", "output": "how are you"}]})
     return run
 
 
