@@ -75,7 +75,7 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
             refused = _refusal(log)
             if refused is None:
                 raise
-            times["train"] = stage([*train_argv, "--force"], ws, log)
+            times["train"] = stage([*train_argv, "--force", "true"], ws, log)
     task = json.loads((run_dir / "task.json").read_text())
     constrained = None
     if task.get("task_type") == "classification" and task.get("labels"):
@@ -131,7 +131,8 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
 def _refusal(log: Path) -> str | None:
     """The training refusal's message in the stage log, if that is why training failed."""
     lines = log.read_text(errors="replace").splitlines()[-12:]
-    hit = next((x for x in lines if "collapse" in x and "training rows" in x), None)
+    hit = next((x for x in lines if x.startswith("error:") and (
+        ("collapse" in x and "training rows" in x) or "completions are identical" in x)), None)
     return hit.strip() if hit else None
 
 
