@@ -7,18 +7,10 @@ from __future__ import annotations
 import json
 
 from sgtest.pages import all_text, button, metric
+from sgtest.tasks import TICKETS
 
 from selfguide.runs import store
 from studio.app import state
-
-TICKETS = {
-    "name": "tickets", "task_type": "classification",
-    "instruction": "Route the support ticket: billing, technical or other.",
-    "labels": ["billing", "technical", "other"], "metric": "exact_match",
-    "examples": [{"input": "I was charged twice this month.", "output": "billing"},
-                 {"input": "The app crashes when I log in.", "output": "technical"},
-                 {"input": "Do you have an office in Lyon?", "output": "other"}],
-}
 
 
 def _own_run(runs, name="tickets", *, dropped=12):

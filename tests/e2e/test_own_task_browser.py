@@ -11,17 +11,10 @@ import json
 import pandas as pd
 import pytest
 from sgtest.browser import goto, idle, metric, set_number, shot, wait_job
+from sgtest.tasks import TICKETS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 
-TICKETS = {
-    "name": "tickets", "task_type": "classification",
-    "instruction": "Route the support ticket: billing, technical or other.",
-    "labels": ["billing", "technical", "other"], "metric": "exact_match",
-    "examples": [{"input": "I was charged twice this month.", "output": "billing"},
-                 {"input": "The app crashes when I log in.", "output": "technical"},
-                 {"input": "Do you have an office in Lyon?", "output": "other"}],
-}
 LABELS = TICKETS["labels"]
 BAD = ("None", "np.float64", "array(", "Traceback", "No held-out examples")
 

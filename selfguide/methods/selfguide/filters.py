@@ -42,10 +42,11 @@ import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from selfguide.evaluation.metrics import repetitive
 from selfguide.methods.candidates import funnel as _funnel
 from selfguide.methods.checks import not_empty, text_key, word_count
 from selfguide.methods.selfguide.config import FilterConfig
-from selfguide.methods.selfguide.relation import demo_relation, in_relation, repetitive
+from selfguide.methods.selfguide.relation import demo_relation, in_relation
 from selfguide.methods.selfguide.strategies import calibrated_labels, rank_labels
 from selfguide.task.spec import TaskSpec
 from selfguide.task.structure import InputTemplate, infer_template

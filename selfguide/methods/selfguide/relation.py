@@ -4,8 +4,7 @@ A paraphrase or a light edit keeps most of its input; a summary is shorter; an a
 shares little. :func:`demo_relation` reads that from the demos alone: the envelope of the
 output/input length ratio (words) and of ROUGE-L(output, input), and whether the demos'
 outputs (nearly) copy their inputs. :func:`in_relation` keeps a synthetic pair inside the
-envelope widened by a margin; :func:`repetitive` flags an output that loops (an n-gram
-repeated to the token limit), which a small sampled model produces now and then.
+envelope widened by a margin. (A looping output: ``selfguide.evaluation.metrics.repetitive``.)
 
 Pure: strings in, numbers and masks out. It does not filter a table (the ``relation``,
 ``copy`` and ``repetition`` filters of :mod:`selfguide.methods.selfguide.filters` do).
@@ -16,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from selfguide.evaluation.metrics import repetitive  # noqa: F401 - re-exported for filters
 from selfguide.evaluation.rouge import rouge_l, tokenize
 
 NEAR_COPY = 0.9  # ROUGE-L at which a demo output counts as a (near) copy of its input
@@ -73,4 +71,4 @@ def in_relation(inputs: Sequence[str], outputs: Sequence[str], relation: Relatio
     return out
 
 
-__all__ = ["NEAR_COPY", "Relation", "demo_relation", "in_relation", "repetitive"]
+__all__ = ["NEAR_COPY", "Relation", "demo_relation", "in_relation"]
