@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.selfguide-installed
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 PORT   ?= 8501
 
-.PHONY: studio test test-fast demo bench bench-anchors bench-server install clean-venv lint
+.PHONY: studio test test-fast demo bench bench-anchors bench-anchors-avx2 bench-server install clean-venv lint
 
 install: $(STAMP)
 
@@ -55,6 +55,24 @@ $(BENCH_STAMP):
 # ours vs llama.cpp single stream vs the naive transformers loop, same prompts, one run
 bench-anchors: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/anchors.py --llama-python $(BENCH_VENV)/bin/python
+
+# The same on an AVX-512 machine as on an AVX2-only laptop (issue 33): llama.cpp built without
+# AVX-512 in its own venv, the torch side restricted to AVX2 without native bf16.
+AVX2_VENV ?= workspace/bench-venv-avx2
+AVX2_STAMP := $(AVX2_VENV)/.bench-installed
+AVX2_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF -DGGML_AVX_VNNI=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+
+$(AVX2_STAMP):
+	@test -x $(AVX2_VENV)/bin/python || $(PYTHON) -m venv $(AVX2_VENV)
+	@$(AVX2_VENV)/bin/python -m pip install -q --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=1 CMAKE_ARGS="$(AVX2_CMAKE)" nice -n 19 \
+		$(AVX2_VENV)/bin/python -m pip install "llama-cpp-python==0.3.36"
+	@touch $(AVX2_STAMP)
+
+bench-anchors-avx2: $(STAMP) $(AVX2_STAMP)
+	$(BIN)/python bench/anchors.py --isa avx2 --llama-python $(AVX2_VENV)/bin/python
 
 bench-server: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/openai_server.py --server-python $(BENCH_VENV)/bin/python

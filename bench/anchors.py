@@ -26,8 +26,18 @@ Prints generated tokens, generated tok/s, prompt tokens per second of wall time 
 seconds per engine, and ours / llama.cpp, with the 1-min load average before each. Raw
 figures: ``bench/results/anchors.json``. Bench only: never part of CI.
 
+AVX2 on an AVX-512 machine (issue 33): ``--isa avx2`` runs the torch side restricted to
+AVX2 without native bf16, as on most laptops: it starts itself again with
+``ATEN_CPU_CAPABILITY=avx2`` (torch's own kernels), ``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN),
+``MKL_ENABLE_INSTRUCTIONS=AVX2`` (MKL's fp32 GEMM, which otherwise keeps its AVX-512 code),
+``FBGEMM_ENABLE_INSTRUCTIONS=AVX2`` (FBGEMM's int8 kernels, which otherwise keep VNNI) and
+``SELFGUIDE_CPU_BF16=0`` (so ``auto`` loads fp32). Pair it with a llama.cpp built without
+AVX-512 (``--llama-python`` of a bench venv built with ``GGML_NATIVE=OFF GGML_AVX512=OFF``).
+The CPU's flags and torch's capability are printed and recorded with the figures.
+
 Usage: python bench/anchors.py [--llama-python workspace/bench-venv/bin/python]
-       [--prompts 72] [--naive 4] [--workloads stage1,label]
+       [--prompts 72] [--naive 4] [--workloads stage1,label] [--isa native|avx2]
+       [--precision auto|bf16|fp32]
 """
 
 from __future__ import annotations
@@ -74,6 +84,31 @@ for p in req["prompts"]:
 json.dump({"seconds": time.time() - t0, "generated": gen, "prompt_tokens": prompt},
           sys.stdout)
 """
+
+
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+            "MKL_ENABLE_INSTRUCTIONS": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
+            "SELFGUIDE_CPU_BF16": "0"}
+
+
+def restrict_isa(isa: str) -> None:
+    """Start this script again with the torch side restricted to ``isa`` (the variables
+    must be set before torch and its libraries load)."""
+    if isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ENV.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_ENV})
+
+
+def cpu_meta() -> dict:
+    """What the figures ran on: the CPU's SIMD flags and what torch dispatches to."""
+    import torch
+
+    from selfguide.models import hardware
+
+    flags = hardware.cpu_flags()
+    simd = sorted(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))
+    return {"cpu_flags": simd, "torch_capability": torch.backends.cpu.get_cpu_capability(),
+            "restricted": {k: os.environ[k] for k in AVX2_ENV if k in os.environ},
+            "bf16_native": hardware.bf16_is_fast("cpu")}
 
 
 def load() -> float:
@@ -154,7 +189,12 @@ def main() -> int:
     ap.add_argument("--prompts", type=int, default=72)
     ap.add_argument("--naive", type=int, default=4, help="prompts the naive loop is timed on")
     ap.add_argument("--workloads", default="stage1,label")
+    ap.add_argument("--isa", default="native", choices=("native", "avx2"),
+                    help="avx2: the torch side restricted to AVX2, no native bf16 (issue 33)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                    help="ours: the weights' precision (auto: bf16 where native, else fp32)")
     a = ap.parse_args()
+    restrict_isa(a.isa)
     if not Path(a.llama_python).exists():
         raise SystemExit(f"no bench venv at {a.llama_python}: run make bench-anchors first")
 
@@ -164,7 +204,7 @@ def main() -> int:
     from selfguide.models.loading import load_model
     from selfguide.task.formats import load_task
 
-    lm = load_model(ModelConfig(model="embedded", precision="bf16"))
+    lm = load_model(ModelConfig(model="embedded", precision=a.precision))
     gen = HFGenerator.from_loaded(lm)
     gen.generate(["warm up"], SamplingConfig(max_new_tokens=2))
     gguf = str(embedded_gguf())
@@ -173,6 +213,7 @@ def main() -> int:
     meta = {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "cpus": os.cpu_count(), "gguf": Path(gguf).name, "prompts": a.prompts,
             "naive_prompts": a.naive, "batch_size": gen.batch_size,
+            "precision": lm.info.precision, **cpu_meta(),
             "command": "python bench/anchors.py " + " ".join(sys.argv[1:])}
     res: dict = {"meta": meta}
     for name in a.workloads.split(","):
@@ -203,8 +244,11 @@ def main() -> int:
 
 def table(res: dict) -> str:
     m = res["meta"]
+    isa = m.get("torch_capability", "?") + (" (restricted)" if m.get("restricted") else "")
     out = [f"\n{m['measured']}, {m['cpus']} CPUs, {m['prompts']} prompts per workload "
-           f"(naive: {m['naive_prompts']}, extrapolated), ours at batch {m['batch_size']}\n",
+           f"(naive: {m['naive_prompts']}, extrapolated), ours at batch {m['batch_size']}, "
+           f"{m.get('precision', 'bf16')}, torch {isa}; CPU flags: "
+           f"{' '.join(m.get('cpu_flags', []))}\n",
            "| workload | engine | wall s | generated tokens | generated tok/s | prompt tok/s "
            "| load before | ours vs it (wall) |", "| --- " * 8 + "|"]
     for name in ("stage1", "label"):
