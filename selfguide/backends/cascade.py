@@ -65,9 +65,7 @@ def enabled(model: Any) -> Iterator[bool]:
     implementation is restored when the last user leaves."""
     cfg = _config(model)
     with _lock:
-        depth = getattr(cfg, "_selfguide_cascade_depth", 0)
-        on = depth > 0 or (wanted() and _device_type(model) == "cpu"
-                           and getattr(cfg, "_attn_implementation", None) == "sdpa")
+        on = getattr(cfg, "_selfguide_cascade_depth", 0) > 0 or applies(model)
     if not on:
         yield False
         return
@@ -83,6 +81,15 @@ def enabled(model: Any) -> Iterator[bool]:
             cfg._selfguide_cascade_depth -= 1
             if cfg._selfguide_cascade_depth == 0:
                 cfg._attn_implementation = "sdpa"
+
+
+def applies(model: Any) -> bool:
+    """Whether :func:`enabled` switches ``model`` to cascade attention: wanted, on a CPU,
+    ``sdpa``, and no attention-logit soft-capping (Gemma 2: :func:`merged` does not cap)."""
+    cfg = _config(model)
+    return (wanted() and _device_type(model) == "cpu"
+            and getattr(cfg, "_attn_implementation", None) == "sdpa"
+            and not getattr(cfg, "attn_logit_softcapping", None))
 
 
 def _device_type(model: Any) -> str:

@@ -11,7 +11,11 @@ What it does:
    position ids are counted per row, so every real token sees exactly the keys and positions
    it would see in an unpadded forward pass. Like vLLM's automatic prefix caching or SGLang's
    radix cache, restricted to the one prefix a call's prompts have in common
-   (https://docs.vllm.ai/en/latest/design/prefix_caching.html).
+   (https://docs.vllm.ai/en/latest/design/prefix_caching.html). Only for models whose
+   cache is plain full attention (:func:`prefix_blocker`, the one predicate): a
+   sliding-window model (Mistral with a window, Gemma 2/3) decodes in the same loop with
+   every prompt prefilled whole (the fallback; tests/models/test_families.py checks both
+   against ``model.generate`` per family).
 2. Decoding without wasted steps (:func:`decode`). Greedy or sampled (the distribution of
    transformers' temperature / top-k / top-p warpers, :mod:`selfguide.backends.sampling`).
    The ``n`` samples of a prompt share one cache row while their tokens agree and split
@@ -78,6 +82,29 @@ class Rows:
     mask: Any       # [rows, cache length] long: 1 = a real token
     pos: Any        # [rows] long: position id of each row's next token
     logits: Any     # [rows, vocab] float32: logits of each row's next token
+
+
+def prefix_blocker(model: Any) -> str | None:
+    """THE fast-path predicate: why the shared prefix's KV cache cannot be built once and
+    shared by every row for ``model``; None when it can.
+
+    It reads the cache transformers itself builds for the model's config: only plain
+    full-attention layers (``DynamicLayer``) can be copied or attended as one prefix.
+    Sliding-window layers (Mistral with ``sliding_window``, Gemma 2/3, ...) keep only the
+    last window of keys, and recurrent or chunked layers keep a state, not keys; such models
+    take the fallback: the same decode loop with every prompt prefilled whole into
+    transformers' own cache (exact, no prefix sharing).
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    layers = DynamicCache(config=model_config(model)).layers
+    other = sorted({type(layer).__name__ for layer in layers if type(layer) is not DynamicLayer})
+    if not other:
+        return None
+    if all("Sliding" in name for name in other):
+        return "sliding-window attention layers"
+    return "cache layers the prefix cache cannot share (" + ", ".join(other) + ")"
 
 
 def build_prefix(model: Any, ids: list[int], device: str, pass_positions: bool) -> Prefix | None:

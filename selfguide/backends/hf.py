@@ -20,7 +20,10 @@ Switches (for benchmarks and as an escape hatch): ``prefix_cache=False`` (or
 ``SELFGUIDE_DECODE_LOOP=0``) uses the previous path, ``model.generate`` on left-padded
 batches (no prefix caching, finished rows decode until the batch ends). A model whose
 generation config asks for logits processors the loop does not implement (repetition
-penalty, ...) also takes that path.
+penalty, ...) also takes that path. A model whose cache is not plain full attention
+(sliding-window layers: Mistral with a window, Gemma 2/3) decodes in the own loop with every
+prompt prefilled whole (:func:`~selfguide.backends.decoding.prefix_blocker`).
+:meth:`HFGenerator.decode_path` says which path a call takes and why.
 
 What it does not do: locate or load models (:mod:`selfguide.models.loading`), or decide prompts.
 torch/transformers are imported inside functions; importing this module is cheap.
@@ -107,6 +110,9 @@ class HFGenerator:
         self._pass_positions = "position_ids" in inspect.signature(base.forward).parameters
         self.prefix_cache = _switch(prefix_cache, PREFIX_CACHE_ENV)
         self.decode_loop = _switch(decode_loop, DECODE_LOOP_ENV)
+        from selfguide.backends import decoding
+
+        self.prefix_blocker = decoding.prefix_blocker(model)  # None: the fast path applies
         self._scanners: dict[tuple[str, ...], Any] = {}
         self.stats: dict[str, Any] = {}
         # One model, one call at a time: concurrent callers (e.g. two studio sessions sharing
@@ -259,6 +265,7 @@ class HFGenerator:
         batches = self._batches(ids, decode_n, sampling.max_new_tokens if loop else None)
         done = tokens = 0
         self.stats = {"batches": len(batches), "truncated_prompts": truncated,
+                      "decode_path": self.decode_path(sampling)[0],
                       "prefill_seconds": 0.0, "generated_tokens": 0, "seconds": 0.0,
                       "prefix_tokens": 0, "decode_steps": 0, "row_steps": 0}
         if cancel is not None and cancel():
@@ -293,9 +300,29 @@ class HFGenerator:
 
     # ------------------------------------------------------------------ own decode loop
     def _use_loop(self, sampling: SamplingConfig) -> bool:
+        return self.decode_loop and not self._processors(sampling)
+
+    def _processors(self, sampling: SamplingConfig) -> list[str]:
+        """Generation-config fields set that the own decode loop does not implement."""
         gc = hf_generate.generation_config(self, sampling, sampling.max_new_tokens)
-        return self.decode_loop and all(getattr(gc, k, None) in off
-                                        for k, off in _LOOP_OFF.items())
+        return [k for k, off in _LOOP_OFF.items() if getattr(gc, k, None) not in off]
+
+    def decode_path(self, sampling: SamplingConfig | None = None) -> tuple[str, str]:
+        """Which path :meth:`generate` takes, and why: ``("fast", ...)`` = the own decode loop
+        with the shared-prefix KV cache; ``("fallback", why)`` = the own loop with every
+        prompt prefilled whole (:func:`~selfguide.backends.decoding.prefix_blocker`: e.g.
+        sliding-window layers) or ``model.generate`` (logits processors the loop lacks)."""
+        sampling = sampling or SamplingConfig()
+        if not self.decode_loop:
+            return "fallback", "model.generate: the own decode loop is switched off"
+        if procs := self._processors(sampling):
+            return "fallback", "model.generate: the generation config sets " + ", ".join(procs)
+        if self.prefix_blocker:
+            return "fallback", f"own decode loop, prompts prefilled whole: {self.prefix_blocker}"
+        if not self.prefix_cache:
+            return "fallback", "own decode loop, prompts prefilled whole: prefix cache off"
+        how = " + cascade attention" if cascade.applies(self.model) else ""
+        return "fast", f"own decode loop, shared-prefix KV cache{how}"
 
     def _shared_prefix(self, ids: list[list[int]]) -> Any:
         """The KV cache of the prompts' longest common token prefix (None: none or off)."""
@@ -303,7 +330,7 @@ class HFGenerator:
 
         from selfguide.backends import decoding
 
-        p = decoding.usable_prefix(ids) if self.prefix_cache else 0
+        p = decoding.usable_prefix(ids) if self.prefix_cache and not self.prefix_blocker else 0
         if not p:
             return None
         with torch.inference_mode():
