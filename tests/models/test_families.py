@@ -1,0 +1,112 @@
+"""Bring your own model, per family (issue 35): a tiny random-weight Llama, Mistral (with a
+sliding window), Qwen2 (tied embeddings), Qwen3 (QK-norm), Gemma 2 (soft-capping, sliding
+layers), Gemma 3 (text-only, sliding + full layers) and Phi-3 (fused projections) built in
+code, each loaded through ``load_model``; greedy outputs of the backend's decode path equal
+``model.generate`` and the path taken is the stated one (the shared-prefix fast path, or the
+fallback for sliding-window layers); one LoRA step with the default target modules (Phi-3's
+fused ``qkv_proj``/``gate_up_proj`` included) changes the adapter, which is saved, loaded
+back and merged."""
+
+from __future__ import annotations
+
+import pytest
+from sgtest.families import FAMILIES, build_family
+from sgtest.training import make_run, tensors
+
+from selfguide.backends.hf import HFGenerator
+from selfguide.backends.rendering import encode_prompt
+from selfguide.settings.fields import ModelConfig, SamplingConfig
+
+HEAD = ("paraphrase the question with other words . answer : positive negative neutral\n\n"
+        "input : the cat sat on the mat\noutput : positive\n\n"
+        "input : this film was bad and boring\noutput : negative\n\n")
+PROMPTS = [HEAD + f"input : {x}\noutput :" for x in
+           ["a dog ran in the park", "this movie was great and fun", "hello world",
+            "what is the best way to learn python today"]]
+# the families whose cache has sliding-window layers take the stated fallback
+FALLBACK = {"mistral", "gemma2", "gemma3"}
+NEW_TOKENS = 12
+
+
+@pytest.fixture(scope="module")
+def family_dirs(tiny_bpe_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("families")
+    return {f: build_family(f, tiny_bpe_model_dir, root / f) for f in FAMILIES}
+
+
+def _reference(model, tokenizer, prompt: str) -> str:
+    """``model.generate`` greedy on one unpadded prompt (transformers' own decoding)."""
+    import torch
+
+    ids = torch.tensor([encode_prompt(tokenizer, prompt, True)])
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                             do_sample=False, max_new_tokens=NEW_TOKENS,
+                             eos_token_id=tokenizer.eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_greedy_decode_equals_generate_on_the_stated_path(family, family_dirs):
+    from selfguide.models.loading import load_model
+
+    lm = load_model(ModelConfig(model=str(family_dirs[family]), precision="fp32"))
+    assert lm.model.config.model_type == {"gemma3": "gemma3_text"}.get(family, family)
+    assert lm.info.context_length == 256 and lm.info.has_chat_template
+    gen = HFGenerator.from_loaded(lm, batch_size=3)   # two batches, padded rows
+    path, why = gen.decode_path()
+    if family in FALLBACK:
+        assert path == "fallback" and "sliding-window" in why, why
+    else:
+        assert path == "fast" and "shared-prefix" in why, why
+    s = SamplingConfig(temperature=0.0, max_new_tokens=NEW_TOKENS)
+    got = [o[0] for o in gen.generate(PROMPTS, s, chat=True)]
+    assert gen.stats["decode_path"] == path
+    assert (gen.stats["prefix_tokens"] > 40) == (path == "fast")
+    want = [_reference(lm.model, lm.tokenizer, p) for p in PROMPTS]
+    assert got == want
+    assert len(set(got)) > 1 and all(got)  # not a degenerate all-equal or empty output
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_lora_step_save_load_merge(family, family_dirs, workspace, tmp_path):
+    import torch
+
+    from selfguide.models import adapters
+    from selfguide.settings.training import TrainConfig
+    from selfguide.training import trainer as training
+
+    run = make_run(workspace, family_dirs[family], family, n=4)
+    res = training.train(run, TrainConfig(grad_accum=1, method="lora", precision="fp32",
+                                          max_steps=1, batch_size=4, learning_rate=5e-2,
+                                          val_fraction=0.0, lora_r=4, lora_alpha=8))
+    weights = tensors(res.adapter_dir / "adapter_model.safetensors")
+    targets = {k.split(".")[-3] for k in weights}
+    assert targets == ({"qkv_proj", "o_proj", "gate_up_proj", "down_proj"} if family == "phi3"
+                       else {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                             "down_proj"})
+    assert all(float(v.abs().sum()) > 0 for k, v in weights.items() if "lora_B" in k)
+
+    lm, tuned = adapters.load_tuned(run, precision="fp32")
+    ids = torch.tensor([encode_prompt(lm.tokenizer, PROMPTS[0], True)])
+    with torch.no_grad():
+        after = tuned(input_ids=ids).logits
+        with tuned.disable_adapter():
+            before = tuned(input_ids=ids).logits
+    assert float((after - before).abs().max()) > 1e-3       # the loaded adapter acts
+    merged_dir = adapters.merge(run, tmp_path / "merged")
+    got = tensors(merged_dir / "model.safetensors")
+    want = {k: v.detach() for k, v in tuned.merge_and_unload().state_dict().items()}
+    base = tensors(family_dirs[family] / "model.safetensors")
+    changed = 0
+    for name, w in want.items():
+        if name not in got:
+            continue  # a tied head is saved once
+        g = got[name].float()
+        assert torch.allclose(g, w, rtol=2 ** -7, atol=1e-3), name  # bf16 rounding
+        delta = float((w - base[name].float()).abs().mean())
+        if delta > 0:  # an adapted projection: the merge carries the update
+            assert float((g - w).abs().mean()) < 0.5 * delta, name
+            changed += 1
+    assert changed >= len(targets) * 2  # every adapted projection of both layers moved
