@@ -1,0 +1,89 @@
+"""GGUF export per family (issue 35): each tiny family of ``sgtest.families`` written with
+``write_gguf``, read with the ``gguf`` reader (architecture, the family's own tensors and
+hparams, Gemma's norms stored as 1 + w) and loaded back with transformers' GGUF loader
+(``verify_gguf``: same logits, same tokenizer); what cannot come back as itself is refused
+with ``UnsupportedModel``."""
+
+from __future__ import annotations
+
+import pytest
+from sgtest.families import FAMILIES, build_family
+
+from selfguide.errors import UnsupportedModel
+from selfguide.export import gguf as gguf_export
+
+GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
+             "gemma2": "gemma2", "gemma3": "gemma3", "phi3": "phi3"}
+# tensors (of block 0) only the family has
+OWN_TENSORS = {"qwen3": {"blk.0.attn_q_norm.weight", "blk.0.attn_k_norm.weight"},
+               "phi3": {"blk.0.attn_qkv.weight", "blk.0.ffn_up.weight"},
+               "gemma2": {"blk.0.post_attention_norm.weight", "blk.0.post_ffw_norm.weight"},
+               "gemma3": {"blk.0.attn_q_norm.weight", "blk.0.post_ffw_norm.weight"}}
+TEXTS = ["<|user|> input : the cat sat on the mat\noutput : <|assistant|>",
+         "this movie was great and fun"]
+
+
+def _load(path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return (AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(),
+            AutoTokenizer.from_pretrained(path))
+
+
+def _field(reader, key):
+    f = reader.fields.get(key)
+    return None if f is None else f.contents()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_gguf_reads_back_as_itself(family, tiny_bpe_model_dir, tmp_path):
+    import gguf
+    import numpy as np
+
+    # Mistral without a window: llama.cpp's arch llama (and its reader here) has none
+    kw = {"sliding_window": None} if family == "mistral" else {}
+    model, tok = _load(build_family(family, tiny_bpe_model_dir, tmp_path / family, **kw))
+    path = tmp_path / f"{family}.gguf"
+    info = gguf_export.write_gguf(model, tok, path, quant="f32", name="tiny")
+    assert info["arch"] == GGUF_ARCH[family] and info["tokenizer"] == "gpt2"
+
+    reader = gguf.GGUFReader(str(path))
+    arch = _field(reader, "general.architecture")
+    assert arch == GGUF_ARCH[family]
+    names = {t.name for t in reader.tensors}
+    assert OWN_TENSORS.get(family, set()) <= names
+    assert ("output.weight" in names) == (not model.config.tie_word_embeddings)
+    assert _field(reader, f"{arch}.block_count") == model.config.num_hidden_layers
+    if family.startswith("gemma"):
+        assert _field(reader, f"{arch}.attention.sliding_window") == 8
+        assert _field(reader, f"{arch}.attention.key_length") == 16
+        norm = next(t for t in reader.tensors if t.name == "blk.0.attn_norm.weight")
+        w = model.model.layers[0].input_layernorm.weight.detach().numpy()
+        assert np.allclose(np.asarray(norm.data), w + 1.0)  # llama.cpp's Gemma convention
+    if family == "gemma2":
+        assert _field(reader, "gemma2.attn_logit_softcapping") == pytest.approx(50.0)
+        assert _field(reader, "gemma2.final_logit_softcapping") == pytest.approx(30.0)
+
+    v = gguf_export.verify_gguf(path, model, tok, TEXTS, new_tokens=4)
+    assert v["max_abs_diff"] < 1e-4 * max(1.0, v["logit_std"]) and v["logit_std"] > 0.05
+    assert v["top1_agreement"] == 1.0 and v["tokenizer_match"] and v["chat_template"]
+
+
+def test_gguf_refuses_what_would_not_read_back(tiny_bpe_model_dir, tmp_path):
+    """A Qwen3 whose head_dim is not the family's 128 (transformers' reader does not read
+    it) and a family without a GGUF mapping here are refused before anything is written."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model, tok = _load(build_family("qwen3", tiny_bpe_model_dir, tmp_path / "q3",
+                                    head_dim=16, num_attention_heads=4,
+                                    num_key_value_heads=2))
+    with pytest.raises(UnsupportedModel, match="head_dim=16"):
+        gguf_export.write_gguf(model, tok, tmp_path / "q3.gguf", quant="f32")
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2))
+    with pytest.raises(UnsupportedModel, match="gpt2") as e:
+        gguf_export.write_gguf(gpt2, tok, tmp_path / "g.gguf", quant="f32")
+    assert "safetensors" in e.value.hint
+    assert not (tmp_path / "q3.gguf").exists() and not (tmp_path / "g.gguf").exists()
