@@ -19,6 +19,7 @@ OWN_TENSORS = {"qwen3": {"blk.0.attn_q_norm.weight", "blk.0.attn_k_norm.weight"}
                "phi3": {"blk.0.attn_qkv.weight", "blk.0.ffn_up.weight"},
                "gemma2": {"blk.0.post_attention_norm.weight", "blk.0.post_ffw_norm.weight"},
                "gemma3": {"blk.0.attn_q_norm.weight", "blk.0.post_ffw_norm.weight"}}
+PROMPTS = ["input : the cat sat on the mat\noutput :", "input : a dog ran in the park\noutput :"]
 TEXTS = ["<|user|> input : the cat sat on the mat\noutput : <|assistant|>",
          "this movie was great and fun"]
 
@@ -37,9 +38,13 @@ def _field(reader, key):
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_family_gguf_reads_back_as_itself(family, tiny_bpe_model_dir, tmp_path):
+def test_family_gguf_reads_back_as_itself(family, tiny_bpe_model_dir, tmp_path, monkeypatch):
     import gguf
     import numpy as np
+
+    from selfguide.backends.hf import HFGenerator
+    from selfguide.models.loading import load_model
+    from selfguide.settings.fields import ModelConfig, SamplingConfig
 
     # Mistral without a window: llama.cpp's arch llama (and its reader here) has none
     kw = {"sliding_window": None} if family == "mistral" else {}
@@ -68,6 +73,21 @@ def test_family_gguf_reads_back_as_itself(family, tiny_bpe_model_dir, tmp_path):
     v = gguf_export.verify_gguf(path, model, tok, TEXTS, new_tokens=4)
     assert v["max_abs_diff"] < 1e-4 * max(1.0, v["logit_std"]) and v["logit_std"] > 0.05
     assert v["top1_agreement"] == 1.0 and v["tokenizer_match"] and v["chat_template"]
+
+
+    # and the product loads the GGUF as it loads a user's: converted once, then generating
+    # what the Hugging Face folder generates, on the same decode path
+    monkeypatch.setenv("SELFGUIDE_CACHE", str(tmp_path / "cache"))
+    outs, paths = [], []
+    for ref in (tmp_path / family, path):
+        lm = load_model(ModelConfig(model=str(ref), precision="fp32"))
+        gen = HFGenerator.from_loaded(lm)
+        outs.append(gen.generate(PROMPTS, SamplingConfig(temperature=0.0, max_new_tokens=8),
+                                 chat=True))
+        paths.append(gen.decode_path()[0])
+    assert lm.info.kind == "gguf" and lm.info.has_chat_template
+    assert lm.info.context_length == 256
+    assert outs[0] == outs[1] and paths[0] == paths[1]
 
 
 def test_gguf_refuses_what_would_not_read_back(tiny_bpe_model_dir, tmp_path):
