@@ -324,6 +324,27 @@ class HFGenerator:
         how = " + cascade attention" if cascade.applies(self.model) else ""
         return "fast", f"own decode loop, shared-prefix KV cache{how}"
 
+    def detected(self, chat: bool = True) -> dict[str, str]:
+        """What was detected about the model, label -> text (``selfguide generate --verbose``
+        and the studio's Model page): family, chat or base, context, decode path, precision."""
+        from selfguide.backends import decoding
+        from selfguide.backends.rendering import uses_chat
+
+        cfg = decoding.model_config(self.model)
+        arch = ", ".join(getattr(cfg, "architectures", None) or []) or type(
+            decoding._base(self.model)).__name__
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        prompts = ("chat: the model's chat template" if uses_chat(self.tokenizer, chat)
+                   else "base: plain text (no chat template)" if not has_template
+                   else "plain text (chat off)")
+        path, why = self.decode_path()
+        info = self.info
+        precision = f"{info.precision} ({info.dtype})" if info is not None else str(
+            getattr(self.model, "dtype", "?")).replace("torch.", "")
+        return {"family": f"{getattr(cfg, 'model_type', '?')} ({arch})", "prompts": prompts,
+                "context": f"{self.context_length} tokens", "decode path": f"{path}: {why}",
+                "precision": f"{precision} on {self.device}"}
+
     def _shared_prefix(self, ids: list[list[int]]) -> Any:
         """The KV cache of the prompts' longest common token prefix (None: none or off)."""
         import torch

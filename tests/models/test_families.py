@@ -110,3 +110,26 @@ def test_family_lora_step_save_load_merge(family, family_dirs, workspace, tmp_pa
             assert float((g - w).abs().mean()) < 0.5 * delta, name
             changed += 1
     assert changed >= len(targets) * 2  # every adapted projection of both layers moved
+
+
+@pytest.mark.parametrize("family", ["gemma2", "phi3"])
+def test_generate_verbose_and_the_model_page_say_what_was_detected(family, family_dirs,
+                                                                   capsys):
+    """``generate --verbose`` and the studio's loaded-model info name the family, chat or
+    base, the context, the decode path (and why) and the precision."""
+    from selfguide import cli
+    from studio.app import resources
+
+    ref = str(family_dirs[family])
+    assert cli.main(["generate", "--model", ref, "--precision", "fp32", "-p", "hello world",
+                     "--max-new-tokens", "3", "--verbose"]) == 0
+    err = capsys.readouterr().err
+    assert f"family: {family} (" in err and "prompts: chat" in err
+    assert "context: 256 tokens" in err and "precision: fp32 (float32) on cpu" in err
+    want = ("decode path: fallback: own decode loop, prompts prefilled whole: sliding-window"
+            if family in FALLBACK else "decode path: fast: own decode loop, shared-prefix")
+    assert want in err
+    info = resources.build_model(ModelConfig(model=ref, precision="fp32", chat=False)).info
+    assert info["detected"]["family"].startswith(family)
+    assert info["detected"]["prompts"] == "plain text (chat off)"
+    assert info["detected"]["decode path"] in err
