@@ -88,6 +88,7 @@ def test_family_gguf_reads_back_as_itself(family, tiny_bpe_model_dir, tmp_path, 
     assert lm.info.kind == "gguf" and lm.info.has_chat_template
     assert lm.info.context_length == 256
     assert outs[0] == outs[1] and paths[0] == paths[1]
+    assert paths[0] == ("fallback" if family.startswith("gemma") else "fast")  # no window
 
 
 def test_gguf_refuses_what_would_not_read_back(tiny_bpe_model_dir, tmp_path):
