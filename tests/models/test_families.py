@@ -3,9 +3,10 @@ sliding window), Qwen2 (tied embeddings), Qwen3 (QK-norm), Gemma 2 (soft-capping
 layers), Gemma 3 (text-only, sliding + full layers) and Phi-3 (fused projections) built in
 code, each loaded through ``load_model``; greedy outputs of the backend's decode path equal
 ``model.generate`` and the path taken is the stated one (the shared-prefix fast path, or the
-fallback for sliding-window layers); one LoRA step with the default target modules (Phi-3's
-fused ``qkv_proj``/``gate_up_proj`` included) changes the adapter, which is saved, loaded
-back and merged."""
+fallback for sliding-window layers); option scores and seeded samples on that path; one
+LoRA step with the default target modules (Phi-3's fused ``qkv_proj``/``gate_up_proj``
+included) changes the adapter, which is saved, loaded back and merged; one QLoRA step;
+``generate --verbose`` and the studio's model info say what was detected."""
 
 from __future__ import annotations
 
@@ -67,6 +68,38 @@ def test_family_greedy_decode_equals_generate_on_the_stated_path(family, family_
     want = [_reference(lm.model, lm.tokenizer, p) for p in PROMPTS]
     assert got == want
     assert len(set(got)) > 1 and all(got)  # not a degenerate all-equal or empty output
+
+
+@pytest.mark.parametrize("family", ["gemma2", "gemma3", "mistral", "qwen3"])
+def test_family_scores_and_samples_on_its_path(family, family_dirs):
+    """Option scores equal one unpadded forward per option; samples reproduce with their
+    seed, split into different answers, and top-k 1 is greedy (the fallback's cache rows
+    are added and dropped as the fast path's are)."""
+    import torch
+
+    from selfguide.models.loading import load_model
+
+    lm = load_model(ModelConfig(model=str(family_dirs[family]), precision="fp32"))
+    gen, tok = HFGenerator.from_loaded(lm, batch_size=3), lm.tokenizer
+    options = ["positive", "negative neutral"]
+    got = gen.score_options(PROMPTS, options, chat=True)
+    for prompt, row in zip(PROMPTS, got):
+        ids = encode_prompt(tok, prompt, True)
+        for option, score in zip(options, row):
+            opt = tok(option, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                logp = lm.model(input_ids=torch.tensor([ids + opt])).logits[0].float()
+            logp = logp.log_softmax(-1)
+            want = sum(float(logp[len(ids) - 1 + i, t]) for i, t in enumerate(opt))
+            assert score == pytest.approx(want, abs=1e-3)
+    s = SamplingConfig(temperature=1.0, max_new_tokens=8, seed=3)
+    drawn = gen.generate(PROMPTS, s, n=4, chat=True)
+    assert drawn == gen.generate(PROMPTS, s, n=4, chat=True)
+    assert any(len(set(o)) > 1 for o in drawn)
+    top1 = gen.generate(PROMPTS, SamplingConfig(temperature=1.0, top_k=1, max_new_tokens=8,
+                                                seed=3), n=3, chat=True)
+    greedy = gen.generate(PROMPTS, SamplingConfig(temperature=0.0, max_new_tokens=8), chat=True)
+    assert [o[0] for o in greedy] == [o[0] for o in top1] == [o[2] for o in top1]
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -133,3 +166,22 @@ def test_generate_verbose_and_the_model_page_say_what_was_detected(family, famil
     assert info["detected"]["family"].startswith(family)
     assert info["detected"]["prompts"] == "plain text (chat off)"
     assert info["detected"]["decode path"] in err
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_qlora_step(family, family_dirs, workspace):
+    """One QLoRA step (4-bit NF4 base, bitsandbytes on the CPU) on the default targets."""
+    pytest.importorskip("bitsandbytes")
+    from selfguide.settings.training import TrainConfig
+    from selfguide.training import trainer as training
+
+    run = make_run(workspace, family_dirs[family], family, n=4)
+    res = training.train(run, TrainConfig(grad_accum=1, method="qlora", max_steps=1,
+                                          batch_size=4, learning_rate=5e-2, val_fraction=0.0,
+                                          lora_r=4, lora_alpha=8))
+    weights = tensors(res.adapter_dir / "adapter_model.safetensors")
+    assert ("qkv_proj" in {k.split(".")[-3] for k in weights}) == (family == "phi3")
+    assert all(float(v.abs().sum()) > 0 for k, v in weights.items() if "lora_B" in k)
+    from selfguide.models.adapters import read_adapter_manifest
+
+    assert read_adapter_manifest(res.adapter_dir)["method"] == "qlora"
