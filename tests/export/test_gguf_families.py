@@ -1,8 +1,9 @@
 """GGUF export per family (issue 35): each tiny family of ``sgtest.families`` written with
 ``write_gguf``, read with the ``gguf`` reader (architecture, the family's own tensors and
 hparams, Gemma's norms stored as 1 + w) and loaded back with transformers' GGUF loader
-(``verify_gguf``: same logits, same tokenizer); what cannot come back as itself is refused
-with ``UnsupportedModel``."""
+(``verify_gguf``: same logits, same tokenizer), then loaded by the product as a ``.gguf``;
+``export-model`` of a tuned Gemma 2 / Phi-3 / Qwen3 run; what cannot come back as itself is
+refused with ``UnsupportedModel``."""
 
 from __future__ import annotations
 
@@ -108,3 +109,34 @@ def test_gguf_refuses_what_would_not_read_back(tiny_bpe_model_dir, tmp_path):
         gguf_export.write_gguf(gpt2, tok, tmp_path / "g.gguf", quant="f32")
     assert "safetensors" in e.value.hint
     assert not (tmp_path / "q3.gguf").exists() and not (tmp_path / "g.gguf").exists()
+
+
+@pytest.mark.parametrize("family", ["gemma2", "phi3", "qwen3"])
+def test_export_model_of_a_tuned_family_run(family, tiny_bpe_model_dir, tmp_path, workspace,
+                                            capsys):
+    """``selfguide export-model`` on a run of the family (one LoRA step): the merged model's
+    GGUF is verified with transformers and comes with a Modelfile."""
+    import json
+
+    from sgtest.exports import _fake_eval, _report
+    from sgtest.training import make_run
+
+    from selfguide import cli
+    from selfguide.settings.training import TrainConfig
+    from selfguide.training import trainer as training
+
+    run = make_run(workspace, build_family(family, tiny_bpe_model_dir, tmp_path / family),
+                   "f", n=4)
+    _report(run)
+    _fake_eval(run)
+    training.train(run, TrainConfig(grad_accum=1, method="lora", precision="fp32", max_steps=1,
+                                    batch_size=4, learning_rate=5e-2, val_fraction=0.0,
+                                    lora_r=4, lora_alpha=8))
+    out = tmp_path / "gguf"
+    assert cli.main(["export-model", "--run", "f", "--out", str(out), "--quant", "f32"]) == 0
+    assert "verified with transformers" in capsys.readouterr().out
+    summary = json.loads((out / "export.json").read_text())
+    v = summary["verify"]
+    assert summary["gguf"]["arch"] == GGUF_ARCH[family]
+    assert v["max_abs_diff"] < 1e-4 and v["top1_agreement"] == 1.0 and v["tokenizer_match"]
+    assert "\nFROM ./f-f32.gguf\n" in (out / "Modelfile").read_text()
