@@ -13,7 +13,8 @@ every row at every step, and copied again when a row is added) with one read per
 
 How it is switched on: :func:`enabled` (a context manager around a call of the decode
 loop) points the model's attention implementation at :func:`attention` while it runs,
-only when the model uses transformers' ``sdpa`` implementation; the caches the loop builds
+only when the model uses transformers' ``sdpa`` implementation on a CPU and caps no
+attention logits (:func:`applies`); the caches the loop builds
 inside it carry the prefix (:func:`is_cascade`), and forwards over them pass the cache as
 the keyword ``selfguide_cascade`` (see :func:`selfguide.backends.decoding.cache_kw`).
 Every other forward in that window (no such keyword, e.g. ``model.generate``) is handed
