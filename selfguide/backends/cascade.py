@@ -116,7 +116,7 @@ def is_cascade(cache: Any) -> bool:
 def new_cache(config: Any, room: int, rows: int, prefix_layers: list[tuple[Any, Any]]) -> Any:
     """A ``DynamicCache`` of :func:`kvcache.new_cache`'s layers that also hold the prefix
     (``prefix_layers``: per layer (keys, values) [1, kv heads, length, head dim])."""
-    cache = kvcache.new_cache(config, room, rows)
+    cache = kvcache.new_cache(config, room, rows, plain=True)  # the prefix was built plain
     if len(cache.layers) != len(prefix_layers) or \
             not all(hasattr(layer, "add_rows") for layer in cache.layers):
         return None

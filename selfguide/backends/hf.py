@@ -20,9 +20,9 @@ Switches (for benchmarks and as an escape hatch): ``prefix_cache=False`` (or
 ``SELFGUIDE_DECODE_LOOP=0``) uses the previous path, ``model.generate`` on left-padded
 batches (no prefix caching, finished rows decode until the batch ends). A model whose
 generation config asks for logits processors the loop does not implement (repetition
-penalty, ...) also takes that path. A model whose cache is not plain full attention
-(sliding-window layers: Mistral with a window, Gemma 2/3) decodes in the own loop with every
-prompt prefilled whole (:func:`~selfguide.backends.decoding.prefix_blocker`).
+penalty, ...) also takes that path. A call that reaches a sliding window (Mistral v0.1,
+Gemma 2/3, Phi-3: prompt + new tokens longer than the window) decodes in the own loop with
+every prompt prefilled whole (:func:`~selfguide.backends.decoding.prefix_blocker`).
 :meth:`HFGenerator.decode_path` says which path a call takes and why.
 
 What it does not do: locate or load models (:mod:`selfguide.models.loading`), or decide prompts.
@@ -112,7 +112,8 @@ class HFGenerator:
         self.decode_loop = _switch(decode_loop, DECODE_LOOP_ENV)
         from selfguide.backends import decoding
 
-        self.prefix_blocker = decoding.prefix_blocker(model)  # None: the fast path applies
+        # None: the fast path applies to every call (else to those its reason allows)
+        self.prefix_blocker = decoding.prefix_blocker(model, self.context_length)
         self._scanners: dict[tuple[str, ...], Any] = {}
         self.stats: dict[str, Any] = {}
         # One model, one call at a time: concurrent callers (e.g. two studio sessions sharing
@@ -264,14 +265,15 @@ class HFGenerator:
         loop = self._use_loop(sampling)
         batches = self._batches(ids, decode_n, sampling.max_new_tokens if loop else None)
         done = tokens = 0
+        span = min(self.context_length, max(map(len, ids)) + sampling.max_new_tokens)
         self.stats = {"batches": len(batches), "truncated_prompts": truncated,
-                      "decode_path": self.decode_path(sampling)[0],
+                      "decode_path": self.decode_path(sampling, span)[0],
                       "prefill_seconds": 0.0, "generated_tokens": 0, "seconds": 0.0,
                       "prefix_tokens": 0, "decode_steps": 0, "row_steps": 0}
         if cancel is not None and cancel():
             raise Cancelled(f"Generation cancelled after 0 of {len(prompts)} prompts.")
         t = time.monotonic()
-        prefix = self._shared_prefix(ids) if loop else None
+        prefix = self._shared_prefix(ids, span) if loop else None
         self.stats.update(prefill_seconds=time.monotonic() - t,
                           prefix_tokens=prefix.length if prefix is not None else 0)
         for b, batch in enumerate(batches):
@@ -307,18 +309,27 @@ class HFGenerator:
         gc = hf_generate.generation_config(self, sampling, sampling.max_new_tokens)
         return [k for k, off in _LOOP_OFF.items() if getattr(gc, k, None) not in off]
 
-    def decode_path(self, sampling: SamplingConfig | None = None) -> tuple[str, str]:
-        """Which path :meth:`generate` takes, and why: ``("fast", ...)`` = the own decode loop
-        with the shared-prefix KV cache; ``("fallback", why)`` = the own loop with every
-        prompt prefilled whole (:func:`~selfguide.backends.decoding.prefix_blocker`: e.g.
-        sliding-window layers) or ``model.generate`` (logits processors the loop lacks)."""
+    def decode_path(self, sampling: SamplingConfig | None = None, span: int | None = None
+                    ) -> tuple[str, str]:
+        """Which path :meth:`generate` takes, and why, for a call whose prompt + new tokens
+        are at most ``span`` tokens (None: up to the context): ``("fast", ...)`` = the own
+        decode loop with the shared-prefix KV cache; ``("fallback", why)`` = the own loop
+        with every prompt prefilled whole (:func:`~selfguide.backends.decoding.prefix_blocker`:
+        e.g. a sliding window the call reaches) or ``model.generate`` (logits processors the
+        loop lacks)."""
+        from selfguide.backends import decoding
+
         sampling = sampling or SamplingConfig()
         if not self.decode_loop:
             return "fallback", "model.generate: the own decode loop is switched off"
         if procs := self._processors(sampling):
             return "fallback", "model.generate: the generation config sets " + ", ".join(procs)
-        if self.prefix_blocker:
-            return "fallback", f"own decode loop, prompts prefilled whole: {self.prefix_blocker}"
+        blocker = (decoding.prefix_blocker(self.model, span) if span is not None
+                   else self.prefix_blocker)
+        if blocker:
+            more = ("; calls whose prompt + new tokens fit in the window take the fast path"
+                    if span is None and decoding.prefix_blocker(self.model, 1) is None else "")
+            return "fallback", f"own decode loop, prompts prefilled whole: {blocker}{more}"
         if not self.prefix_cache:
             return "fallback", "own decode loop, prompts prefilled whole: prefix cache off"
         how = " + cascade attention" if cascade.applies(self.model) else ""
@@ -345,18 +356,19 @@ class HFGenerator:
                 "context": f"{self.context_length} tokens", "decode path": f"{path}: {why}",
                 "precision": f"{precision} on {self.device}"}
 
-    def _shared_prefix(self, ids: list[list[int]]) -> Any:
-        """The KV cache of the prompts' longest common token prefix (None: none or off)."""
+    def _shared_prefix(self, ids: list[list[int]], span: int) -> Any:
+        """The KV cache of the prompts' longest common token prefix (None: none, off, or
+        not exact for sequences up to ``span`` tokens: ``decoding.prefix_blocker``)."""
         import torch
 
         from selfguide.backends import decoding
 
-        p = decoding.usable_prefix(ids) if self.prefix_cache and not self.prefix_blocker else 0
-        if not p:
+        p = decoding.usable_prefix(ids) if self.prefix_cache else 0
+        if not p or decoding.prefix_blocker(self.model, span):
             return None
         with torch.inference_mode():
             return decoding.build_prefix(self.model, ids[0][:p], self.device,
-                                         self._pass_positions)
+                                         self._pass_positions, plain=True)
 
     def _loop_batch(self, batch: _Batch, sampling: SamplingConfig, n: int,
                     cancel: CancelFlag | None, seed_offset: int, prefix: Any = None

@@ -70,6 +70,38 @@ def test_family_greedy_decode_equals_generate_on_the_stated_path(family, family_
     assert len(set(got)) > 1 and all(got)  # not a degenerate all-equal or empty output
 
 
+@pytest.mark.parametrize("family", ["gemma2", "gemma3", "mistral", "phi3"])
+def test_a_sliding_window_the_call_never_reaches_takes_the_fast_path(family, tiny_bpe_model_dir,
+                                                                      tmp_path):
+    """With a 128-token window (wider than any prompt + new tokens here, narrower than the
+    256-token context) the call takes the fast path, with the same outputs and scores as
+    ``model.generate`` and unpadded forwards; the model's worst case stays the fallback."""
+    import torch
+
+    from selfguide.models.loading import load_model
+
+    ref = build_family(family, tiny_bpe_model_dir, tmp_path / family, sliding_window=128)
+    lm = load_model(ModelConfig(model=str(ref), precision="fp32"))
+    gen = HFGenerator.from_loaded(lm, batch_size=3)
+    path, why = gen.decode_path()
+    assert path == "fallback" and "window 128 tokens" in why and "fit in the window" in why
+    got = [o[0] for o in gen.generate(PROMPTS, SamplingConfig(temperature=0.0,
+                                                              max_new_tokens=NEW_TOKENS),
+                                      chat=True)]
+    assert gen.stats["decode_path"] == "fast" and gen.stats["prefix_tokens"] > 40
+    assert got == [_reference(lm.model, lm.tokenizer, p) for p in PROMPTS]
+    scores = gen.score_options(PROMPTS, ["negative neutral"], chat=True)  # exact figures
+    for prompt, (score,) in zip(PROMPTS, scores):
+        ids = encode_prompt(lm.tokenizer, prompt, True)
+        opt = lm.tokenizer("negative neutral", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = lm.model(input_ids=torch.tensor([ids + opt])).logits[0].float()
+        logp = logp.log_softmax(-1)
+        assert score == pytest.approx(sum(float(logp[len(ids) - 1 + i, t])
+                                          for i, t in enumerate(opt)), abs=1e-3)
+    assert len({round(s[0], 3) for s in scores}) > 1
+
+
 @pytest.mark.parametrize("family", ["gemma2", "gemma3", "mistral", "qwen3"])
 def test_family_scores_and_samples_on_its_path(family, family_dirs):
     """Option scores equal one unpadded forward per option; samples reproduce with their
