@@ -342,8 +342,7 @@ class HFGenerator:
         from selfguide.backends.rendering import uses_chat
 
         cfg = decoding.model_config(self.model)
-        arch = ", ".join(getattr(cfg, "architectures", None) or []) or type(
-            decoding._base(self.model)).__name__
+        arch = ", ".join(getattr(cfg, "architectures", None) or []) or type(self.model).__name__
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         prompts = ("chat: the model's chat template" if uses_chat(self.tokenizer, chat)
                    else "base: plain text (no chat template)" if not has_template
