@@ -13,7 +13,8 @@ every row at every step, and copied again when a row is added) with one read per
 
 How it is switched on: :func:`enabled` (a context manager around a call of the decode
 loop) points the model's attention implementation at :func:`attention` while it runs,
-only when the model uses transformers' ``sdpa`` implementation; the caches the loop builds
+only when the model uses transformers' ``sdpa`` implementation on a CPU and caps no
+attention logits (:func:`applies`); the caches the loop builds
 inside it carry the prefix (:func:`is_cascade`), and forwards over them pass the cache as
 the keyword ``selfguide_cascade`` (see :func:`selfguide.backends.decoding.cache_kw`).
 Every other forward in that window (no such keyword, e.g. ``model.generate``) is handed
@@ -65,9 +66,7 @@ def enabled(model: Any) -> Iterator[bool]:
     implementation is restored when the last user leaves."""
     cfg = _config(model)
     with _lock:
-        depth = getattr(cfg, "_selfguide_cascade_depth", 0)
-        on = depth > 0 or (wanted() and _device_type(model) == "cpu"
-                           and getattr(cfg, "_attn_implementation", None) == "sdpa")
+        on = getattr(cfg, "_selfguide_cascade_depth", 0) > 0 or applies(model)
     if not on:
         yield False
         return
@@ -83,6 +82,15 @@ def enabled(model: Any) -> Iterator[bool]:
             cfg._selfguide_cascade_depth -= 1
             if cfg._selfguide_cascade_depth == 0:
                 cfg._attn_implementation = "sdpa"
+
+
+def applies(model: Any) -> bool:
+    """Whether :func:`enabled` switches ``model`` to cascade attention: wanted, on a CPU,
+    ``sdpa``, and no attention-logit soft-capping (Gemma 2: :func:`merged` does not cap)."""
+    cfg = _config(model)
+    return (wanted() and _device_type(model) == "cpu"
+            and getattr(cfg, "_attn_implementation", None) == "sdpa"
+            and not getattr(cfg, "attn_logit_softcapping", None))
 
 
 def _device_type(model: Any) -> str:
@@ -108,7 +116,7 @@ def is_cascade(cache: Any) -> bool:
 def new_cache(config: Any, room: int, rows: int, prefix_layers: list[tuple[Any, Any]]) -> Any:
     """A ``DynamicCache`` of :func:`kvcache.new_cache`'s layers that also hold the prefix
     (``prefix_layers``: per layer (keys, values) [1, kv heads, length, head dim])."""
-    cache = kvcache.new_cache(config, room, rows)
+    cache = kvcache.new_cache(config, room, rows, plain=True)  # the prefix was built plain
     if len(cache.layers) != len(prefix_layers) or \
             not all(hasattr(layer, "add_rows") for layer in cache.layers):
         return None

@@ -11,7 +11,11 @@ What it does:
    position ids are counted per row, so every real token sees exactly the keys and positions
    it would see in an unpadded forward pass. Like vLLM's automatic prefix caching or SGLang's
    radix cache, restricted to the one prefix a call's prompts have in common
-   (https://docs.vllm.ai/en/latest/design/prefix_caching.html).
+   (https://docs.vllm.ai/en/latest/design/prefix_caching.html). Only where the cache is
+   plain full attention for the call (:func:`prefix_blocker`, the one predicate): a call
+   that reaches a sliding window (Mistral v0.1, Gemma 2/3, Phi-3) decodes in the same loop
+   with every prompt prefilled whole (the fallback; tests/models/test_families.py checks
+   both against ``model.generate`` per family).
 2. Decoding without wasted steps (:func:`decode`). Greedy or sampled (the distribution of
    transformers' temperature / top-k / top-p warpers, :mod:`selfguide.backends.sampling`).
    The ``n`` samples of a prompt share one cache row while their tokens agree and split
@@ -80,14 +84,54 @@ class Rows:
     logits: Any     # [rows, vocab] float32: logits of each row's next token
 
 
-def build_prefix(model: Any, ids: list[int], device: str, pass_positions: bool) -> Prefix | None:
+def prefix_blocker(model: Any, span: int | None = None) -> str | None:
+    """THE fast-path predicate: why the shared prefix's KV cache cannot be built once and
+    shared by every row for ``model``, for calls whose sequences (prompt + new tokens) are
+    at most ``span`` tokens long (None: any length); None when it can.
+
+    It reads the cache transformers itself builds for the model's config: plain
+    full-attention layers (``DynamicLayer``) can be copied or attended as one prefix.
+    Sliding-window layers (Mistral with ``sliding_window``, Gemma 2/3, Phi-3, ...) attend to
+    the last ``sliding_window`` tokens only: when every sequence of a call is shorter than
+    the window, the window never binds and they attend exactly as full attention (the fast
+    path, with plain cache layers); else, as for recurrent or chunked layers, the call takes
+    the fallback: the same decode loop with every prompt prefilled whole into transformers'
+    own cache (exact, no prefix sharing).
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    layers = DynamicCache(config=model_config(model)).layers
+    other = sorted({type(layer).__name__ for layer in layers if type(layer) is not DynamicLayer})
+    if not other:
+        return None
+    window = sliding_window(model)
+    if all("Sliding" in name for name in other) and window:
+        if span is not None and span < window:
+            return None
+        return (f"sliding-window attention layers (window {window} tokens"
+                + (f", a call's prompt + new tokens up to {span})" if span else ")"))
+    return "cache layers the prefix cache cannot share (" + ", ".join(other) + ")"
+
+
+def sliding_window(model: Any) -> int | None:
+    """The model's sliding attention window in tokens (None: it has none)."""
+    window = getattr(model_config(model), "sliding_window", None)
+    return int(window) if isinstance(window, int) and window > 0 else None
+
+
+def build_prefix(model: Any, ids: list[int], device: str, pass_positions: bool,
+                 plain: bool = False) -> Prefix | None:
     """Prefill ``ids`` once; None when the model's cache is not a plain full-attention one
-    (sliding-window or recurrent layers cannot be copied this simply)."""
+    (sliding-window or recurrent layers cannot be copied this simply). ``plain``: every
+    layer's cache kept whole (sliding windows the call never reaches, :func:`prefix_blocker`)."""
     import torch
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
     cache = DynamicCache(config=model_config(model))
+    if plain:
+        cache.layers = [DynamicLayer() for _ in cache.layers]
     x = torch.tensor([ids], dtype=torch.long, device=device)
     kw = {"position_ids": torch.arange(len(ids), device=device).unsqueeze(0)} \
         if pass_positions else {}
@@ -116,11 +160,13 @@ def prefill(model: Any, seqs: list[list[int]], prefix: Prefix | None, pad_id: in
         mask[r, p + width - len(s):] = 1
     ids, mask = ids.to(device), mask.to(device)
     cache = None
+    plain = prefix is not None  # a prefix exists only where plain layers are exact
     if prefix is not None and cascade.is_on(model):  # the prefix held once, not per row
         cache = cascade.new_cache(model_config(model), width + room, k * max(1, samples),
                                   prefix.layers)
     if cache is None:
-        cache = kvcache.new_cache(model_config(model), width + room, rows=k * max(1, samples))
+        cache = kvcache.new_cache(model_config(model), width + room, rows=k * max(1, samples),
+                                  plain=plain)
         for i, (keys, values) in enumerate(prefix.layers if prefix is not None else []):
             cache.update(keys.expand(k, -1, -1, -1), values.expand(k, -1, -1, -1), i)
     # positions as generate computes them (cumsum of the mask), so holes are not counted

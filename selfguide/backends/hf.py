@@ -20,7 +20,10 @@ Switches (for benchmarks and as an escape hatch): ``prefix_cache=False`` (or
 ``SELFGUIDE_DECODE_LOOP=0``) uses the previous path, ``model.generate`` on left-padded
 batches (no prefix caching, finished rows decode until the batch ends). A model whose
 generation config asks for logits processors the loop does not implement (repetition
-penalty, ...) also takes that path.
+penalty, ...) also takes that path. A call that reaches a sliding window (Mistral v0.1,
+Gemma 2/3, Phi-3: prompt + new tokens longer than the window) decodes in the own loop with
+every prompt prefilled whole (:func:`~selfguide.backends.decoding.prefix_blocker`).
+:meth:`HFGenerator.decode_path` says which path a call takes and why.
 
 What it does not do: locate or load models (:mod:`selfguide.models.loading`), or decide prompts.
 torch/transformers are imported inside functions; importing this module is cheap.
@@ -107,6 +110,10 @@ class HFGenerator:
         self._pass_positions = "position_ids" in inspect.signature(base.forward).parameters
         self.prefix_cache = _switch(prefix_cache, PREFIX_CACHE_ENV)
         self.decode_loop = _switch(decode_loop, DECODE_LOOP_ENV)
+        from selfguide.backends import decoding
+
+        # None: the fast path applies to every call (else to those its reason allows)
+        self.prefix_blocker = decoding.prefix_blocker(model, self.context_length)
         self._scanners: dict[tuple[str, ...], Any] = {}
         self.stats: dict[str, Any] = {}
         # One model, one call at a time: concurrent callers (e.g. two studio sessions sharing
@@ -258,13 +265,15 @@ class HFGenerator:
         loop = self._use_loop(sampling)
         batches = self._batches(ids, decode_n, sampling.max_new_tokens if loop else None)
         done = tokens = 0
+        span = min(self.context_length, max(map(len, ids)) + sampling.max_new_tokens)
         self.stats = {"batches": len(batches), "truncated_prompts": truncated,
+                      "decode_path": self.decode_path(sampling, span)[0],
                       "prefill_seconds": 0.0, "generated_tokens": 0, "seconds": 0.0,
                       "prefix_tokens": 0, "decode_steps": 0, "row_steps": 0}
         if cancel is not None and cancel():
             raise Cancelled(f"Generation cancelled after 0 of {len(prompts)} prompts.")
         t = time.monotonic()
-        prefix = self._shared_prefix(ids) if loop else None
+        prefix = self._shared_prefix(ids, span) if loop else None
         self.stats.update(prefill_seconds=time.monotonic() - t,
                           prefix_tokens=prefix.length if prefix is not None else 0)
         for b, batch in enumerate(batches):
@@ -293,22 +302,72 @@ class HFGenerator:
 
     # ------------------------------------------------------------------ own decode loop
     def _use_loop(self, sampling: SamplingConfig) -> bool:
-        gc = hf_generate.generation_config(self, sampling, sampling.max_new_tokens)
-        return self.decode_loop and all(getattr(gc, k, None) in off
-                                        for k, off in _LOOP_OFF.items())
+        return self.decode_loop and not self._processors(sampling)
 
-    def _shared_prefix(self, ids: list[list[int]]) -> Any:
-        """The KV cache of the prompts' longest common token prefix (None: none or off)."""
+    def _processors(self, sampling: SamplingConfig) -> list[str]:
+        """Generation-config fields set that the own decode loop does not implement."""
+        gc = hf_generate.generation_config(self, sampling, sampling.max_new_tokens)
+        return [k for k, off in _LOOP_OFF.items() if getattr(gc, k, None) not in off]
+
+    def decode_path(self, sampling: SamplingConfig | None = None, span: int | None = None
+                    ) -> tuple[str, str]:
+        """Which path :meth:`generate` takes, and why, for a call whose prompt + new tokens
+        are at most ``span`` tokens (None: up to the context): ``("fast", ...)`` = the own
+        decode loop with the shared-prefix KV cache; ``("fallback", why)`` = the own loop
+        with every prompt prefilled whole (:func:`~selfguide.backends.decoding.prefix_blocker`:
+        e.g. a sliding window the call reaches) or ``model.generate`` (logits processors the
+        loop lacks)."""
+        from selfguide.backends import decoding
+
+        sampling = sampling or SamplingConfig()
+        if not self.decode_loop:
+            return "fallback", "model.generate: the own decode loop is switched off"
+        if procs := self._processors(sampling):
+            return "fallback", "model.generate: the generation config sets " + ", ".join(procs)
+        blocker = (decoding.prefix_blocker(self.model, span) if span is not None
+                   else self.prefix_blocker)
+        if blocker:
+            more = ("; calls whose prompt + new tokens fit in the window take the fast path"
+                    if span is None and decoding.prefix_blocker(self.model, 1) is None else "")
+            return "fallback", f"own decode loop, prompts prefilled whole: {blocker}{more}"
+        if not self.prefix_cache:
+            return "fallback", "own decode loop, prompts prefilled whole: prefix cache off"
+        how = " + cascade attention" if cascade.applies(self.model) else ""
+        return "fast", f"own decode loop, shared-prefix KV cache{how}"
+
+    def detected(self, chat: bool = True) -> dict[str, str]:
+        """What was detected about the model, label -> text (``selfguide generate --verbose``
+        and the studio's Model page): family, chat or base, context, decode path, precision."""
+        from selfguide.backends import decoding
+        from selfguide.backends.rendering import uses_chat
+
+        cfg = decoding.model_config(self.model)
+        arch = ", ".join(getattr(cfg, "architectures", None) or []) or type(self.model).__name__
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        prompts = ("chat: the model's chat template" if uses_chat(self.tokenizer, chat)
+                   else "base: plain text (no chat template)" if not has_template
+                   else "plain text (chat off)")
+        path, why = self.decode_path()
+        info = self.info
+        precision = f"{info.precision} ({info.dtype})" if info is not None else str(
+            getattr(self.model, "dtype", "?")).replace("torch.", "")
+        return {"family": f"{getattr(cfg, 'model_type', '?')} ({arch})", "prompts": prompts,
+                "context": f"{self.context_length} tokens", "decode path": f"{path}: {why}",
+                "precision": f"{precision} on {self.device}"}
+
+    def _shared_prefix(self, ids: list[list[int]], span: int) -> Any:
+        """The KV cache of the prompts' longest common token prefix (None: none, off, or
+        not exact for sequences up to ``span`` tokens: ``decoding.prefix_blocker``)."""
         import torch
 
         from selfguide.backends import decoding
 
         p = decoding.usable_prefix(ids) if self.prefix_cache else 0
-        if not p:
+        if not p or decoding.prefix_blocker(self.model, span):
             return None
         with torch.inference_mode():
             return decoding.build_prefix(self.model, ids[0][:p], self.device,
-                                         self._pass_positions)
+                                         self._pass_positions, plain=True)
 
     def _loop_batch(self, batch: _Batch, sampling: SamplingConfig, n: int,
                     cancel: CancelFlag | None, seed_offset: int, prefix: Any = None

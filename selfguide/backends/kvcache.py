@@ -21,14 +21,15 @@ from __future__ import annotations
 from typing import Any
 
 
-def new_cache(config: Any, room: int, rows: int = 0) -> Any:
+def new_cache(config: Any, room: int, rows: int = 0, plain: bool = False) -> Any:
     """A ``DynamicCache`` for ``config`` with ``room`` spare positions and capacity for
-    ``rows`` rows (plain layers only; others are left as transformers builds them)."""
+    ``rows`` rows (plain layers only; others are left as transformers builds them, unless
+    ``plain``: every layer whole, for sliding windows a call never reaches)."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
     cache = DynamicCache(config=config)
-    if all(type(layer) is DynamicLayer for layer in cache.layers):
+    if plain or all(type(layer) is DynamicLayer for layer in cache.layers):
         cls = _room_layer_class()
         cache.layers = [cls(room, rows) for _ in cache.layers]
     return cache

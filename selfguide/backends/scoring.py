@@ -27,7 +27,7 @@ def score(gen: Any, prompts: list[str], options: list[str], chat: bool) -> list[
     if longest == 0:
         return scores
     with torch.inference_mode(), cascade.enabled(gen.model):
-        prefix = gen._shared_prefix(ids)
+        prefix = gen._shared_prefix(ids, max(map(len, ids)) + longest)
         for batch in gen._batches(ids, len(options)):
             block = _score_batch(gen, batch, opt_ids, prefix)
             for k, idx in enumerate(batch.indices):

@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Print one JSON object per prompt: {prompt, completions}.")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="No progress bar or model summary on stderr.")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="Also say on stderr what was detected about the model: family, "
+                             "chat or base, context length, decode path (fast or fallback, "
+                             "and why), precision.")
     add_dataclass_args(parser, ModelConfig)
     add_dataclass_args(parser, SamplingConfig)
 
@@ -102,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     err = None if args.quiet else sys.stderr
     if err is not None and gen.info is not None:
         print(f"model: {gen.info.summary()}", file=err)
+    if err is not None and args.verbose and hasattr(gen, "detected"):
+        for label, text in gen.detected(model_cfg.chat).items():
+            print(f"  {label}: {text}", file=err)
     bar = Progress("generate", len(prompts), unit="prompts", stream=err)
     outs = gen.generate(prompts, sampling, n=args.n, chat=model_cfg.chat,
                         progress=delta_progress(bar))

@@ -15,8 +15,11 @@ the same token ids, and its tokenizer with the source tokenizer.
 
 What it does not do: merge adapters, choose the output folder or write the Modelfile
 (:mod:`selfguide.export.model`, :mod:`selfguide.export.ollama`). Architectures: those transformers
-reads back from GGUF and this module maps (:data:`ARCHS`); others raise
-``UnsupportedModel``. K-quants (q4_k_m, ...) need llama.cpp's ``llama-quantize``.
+reads back from GGUF and this module maps (:data:`ARCHS`: Llama, Mistral, Qwen2, Qwen3,
+Phi-3 with its fused tensors, Gemma 2 and text-only Gemma 3 with their norms stored as 1 + w,
+sliding window and soft-capping); others, and models transformers' reader would not read
+back as themselves (:func:`check_read_back`), raise ``UnsupportedModel``. K-quants
+(q4_k_m, ...) need llama.cpp's ``llama-quantize``.
 """
 
 from __future__ import annotations
@@ -34,19 +37,32 @@ QUANTS = ("f16", "bf16", "f32", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0")
 
 @dataclasses.dataclass(frozen=True)
 class ArchSpec:
-    """How one transformers ``model_type`` is written: the GGUF architecture name and
-    whether llama.cpp expects the Q/K rows permuted (rotary halves interleaved)."""
+    """How one transformers ``model_type`` is written: the GGUF architecture name, whether
+    llama.cpp expects the Q/K rows permuted (rotary halves interleaved), and the family's
+    own conventions (as llama.cpp's ``convert_hf_to_gguf.py`` writes them)."""
 
     gguf_arch: str
     permute_qk: bool
-    rope_dims: bool  # write rope.dimension_count (= head_dim)
+    rope_dims: bool  # write rope.dimension_count (= the rotary part of head_dim)
+    norm_plus_one: bool = False  # Gemma: RMSNorm scales by (1 + w); GGUF stores 1 + w
+    gemma: bool = False  # sliding window, soft-capping (Gemma 2/3 hparams)
 
 
 ARCHS = {
     "llama": ArchSpec("llama", permute_qk=True, rope_dims=True),
     "mistral": ArchSpec("llama", permute_qk=True, rope_dims=True),  # llama.cpp: arch llama
     "qwen2": ArchSpec("qwen2", permute_qk=False, rope_dims=False),
+    "qwen3": ArchSpec("qwen3", permute_qk=False, rope_dims=False),  # + attn_q/k_norm
+    "phi3": ArchSpec("phi3", permute_qk=False, rope_dims=True),  # fused attn_qkv, ffn_up
+    "gemma2": ArchSpec("gemma2", permute_qk=False, rope_dims=False, norm_plus_one=True,
+                       gemma=True),
+    "gemma3_text": ArchSpec("gemma3", permute_qk=False, rope_dims=False, norm_plus_one=True,
+                            gemma=True),  # Gemma3ForCausalLM (text-only)
 }
+# config fields transformers' GGUF reader does not read but takes from the family's
+# defaults: a model that differs there would not load back as itself
+READ_AS_DEFAULT = ("head_dim", "query_pre_attn_scalar", "attn_logit_softcapping",
+                   "final_logit_softcapping", "layer_types")
 
 
 def arch_of(config: Any) -> ArchSpec:
@@ -63,6 +79,14 @@ def arch_of(config: Any) -> ArchSpec:
 
 def _rope_theta(config: Any) -> float:
     params = getattr(config, "rope_parameters", None) or {}
+    if "full_attention" in params:  # per layer type (Gemma 3): llama.cpp's local base is 1e4
+        local = params.get("sliding_attention") or {}
+        if float(local.get("rope_theta", 10000.0)) != 10000.0 or \
+                local.get("rope_type") not in (None, "default"):
+            raise UnsupportedModel("GGUF export writes the sliding layers' rope base 10000 "
+                                   "only (llama.cpp's Gemma 3 default).",
+                                   hint="Export safetensors and convert with llama.cpp.")
+        params = params["full_attention"]
     rope_type = params.get("rope_type") or (getattr(config, "rope_scaling", None) or {}).get(
         "rope_type")
     if rope_type not in (None, "default"):
@@ -90,7 +114,42 @@ def write_hparams(writer: Any, config: Any, spec: ArchSpec) -> None:
     writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))
     writer.add_vocab_size(int(config.vocab_size))
     if spec.rope_dims:
-        writer.add_rope_dimension_count(_head_dim(config))
+        params = getattr(config, "rope_parameters", None) or {}
+        part = params.get("partial_rotary_factor") or getattr(config, "partial_rotary_factor",
+                                                              None) or 1.0
+        writer.add_rope_dimension_count(int(_head_dim(config) * float(part)))
+    if getattr(config, "head_dim", None):
+        writer.add_key_length(_head_dim(config))
+        writer.add_value_length(_head_dim(config))
+    if spec.gemma:
+        if getattr(config, "sliding_window", None):
+            writer.add_sliding_window(int(config.sliding_window))
+        if getattr(config, "attn_logit_softcapping", None):
+            writer.add_attn_logit_softcapping(float(config.attn_logit_softcapping))
+        if getattr(config, "final_logit_softcapping", None):
+            writer.add_final_logit_softcapping(float(config.final_logit_softcapping))
+
+
+def check_read_back(config: Any, spec: ArchSpec) -> None:
+    """Refuse (``UnsupportedModel``) a model transformers' GGUF reader would not read back as
+    itself: one whose :data:`READ_AS_DEFAULT` fields the reader does not map for this
+    architecture differ from the family's defaults (e.g. a Qwen3 whose head_dim is not 128)."""
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+
+    read = set((GGUF_CONFIG_MAPPING.get(spec.gguf_arch) or {}).values())
+    defaults = type(config)(num_hidden_layers=config.num_hidden_layers,
+                            hidden_size=config.hidden_size,
+                            num_attention_heads=config.num_attention_heads)
+    off = [f"{k}={getattr(config, k)!r} (read back as {getattr(defaults, k, None)!r})"
+           for k in READ_AS_DEFAULT
+           if k not in read and getattr(config, k, None) != getattr(defaults, k, None)]
+    if off:
+        raise UnsupportedModel(
+            f"A GGUF of this {config.model_type} would not load back as the same model: "
+            + "; ".join(off) + ".",
+            hint="transformers' GGUF reader takes these from the family's defaults. Export "
+                 "safetensors with 'selfguide export-model --format safetensors' and convert "
+                 "it with llama.cpp's convert_hf_to_gguf.py.")
 
 
 def _permute(w: Any, n_head: int) -> Any:
@@ -120,6 +179,8 @@ def gguf_tensors(model: Any, spec: ArchSpec) -> Iterator[tuple[str, Any]]:
                 continue
             raise UnsupportedModel(f"No GGUF name for tensor {hf_name!r} ({spec.gguf_arch}).")
         data = tensor.detach().to(torch.float32).cpu().numpy()
+        if spec.norm_plus_one and name.endswith("_norm") and suffix == "weight":
+            data = data + 1.0
         if spec.permute_qk and name.endswith(".attn_q") and suffix == "weight":
             data = _permute(data, n_head)
         elif spec.permute_qk and name.endswith(".attn_k") and suffix == "weight":
@@ -249,6 +310,7 @@ def write_gguf(model: Any, tokenizer: Any, path: str | Path, *, quant: str = "f1
     if quant not in QUANTS:
         raise UnsupportedModel(f"Unknown GGUF type {quant!r}.", hint="One of: " + ", ".join(QUANTS))
     spec = arch_of(model.config)
+    check_read_back(model.config, spec)
     writer = gguf.GGUFWriter(str(path), spec.gguf_arch)
     writer.add_type(gguf.GGUFType.MODEL)
     writer.add_name(name or spec.gguf_arch)

@@ -20,6 +20,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from selfguide.errors import UnsupportedModel
 from selfguide.models.ref import EMBEDDED, ModelSource, embedded_gguf
@@ -106,11 +107,42 @@ def _convert_into(src: Path, out: Path) -> None:
         del model.config.quantization_config
     out.mkdir(parents=True)
     model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
+    _save_tokenizer(tok, out)
     marker = {"source": str(src), "source_key": file_key(src),
               "seconds": round(time.monotonic() - t0, 2), "created": time.time()}
     (out / CONVERSION_MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
     del model
+
+
+TOKENIZER_PROBE = "Hello world, it's 2024!\n  two  spaces\tand ünïcödé 日本語 <|x|>"
+
+
+def _save_tokenizer(tok: Any, out: Path) -> None:
+    """Save the tokenizer transformers built from the GGUF so that it loads back as itself.
+
+    A family's tokenizer class may rebuild its own pipeline from the saved vocabulary
+    (transformers 5's ``GemmaTokenizer``: sentencepiece-style, whatever the GGUF's tokenizer
+    was); when the reloaded one encodes differently, the folder names the generic class,
+    which loads ``tokenizer.json`` exactly as saved.
+    """
+    tok.save_pretrained(out)
+    want = tok(TOKENIZER_PROBE)["input_ids"]
+    if _reload(out)(TOKENIZER_PROBE)["input_ids"] == want:
+        return
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    if _reload(out)(TOKENIZER_PROBE)["input_ids"] != want:
+        raise UnsupportedModel(f"The tokenizer of {out.name} does not load back as itself "
+                               "after conversion.",
+                               hint="Use the model's Hugging Face folder instead of its GGUF.")
+
+
+def _reload(out: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(out), trust_remote_code=False)
 
 
 def embedded_checkpoint() -> Path:

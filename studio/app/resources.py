@@ -43,8 +43,9 @@ def build_model(cfg: ModelConfig) -> CachedModel:
     from selfguide import backends
     from selfguide.models import loading as models
     lm = models.load_model(cfg)
-    return CachedModel(config=dataclasses.asdict(cfg), info=_info_dict(lm.info),
-                       generator=backends.get_generator("hf", loaded=lm))
+    gen = backends.get_generator("hf", loaded=lm)
+    info = {**_info_dict(lm.info), "detected": gen.detected(cfg.chat)}
+    return CachedModel(config=dataclasses.asdict(cfg), info=info, generator=gen)
 
 
 @dataclasses.dataclass

@@ -89,7 +89,8 @@ def load_or_connect(cfg: ModelConfig | None, backend: str) -> Any:
 
 
 def show_model(info: dict) -> None:
-    """The in-process model's size, memory, device, precision and load time."""
+    """The in-process model's size, memory, device, precision and load time, and what was
+    detected about it (family, chat or base, context length, decode path)."""
     c = st.columns(5)
     n = info.get("n_params")
     c[0].metric("Parameters", f"{n / 1e6:.1f} M" if isinstance(n, (int, float)) else "?")
@@ -101,6 +102,8 @@ def show_model(info: dict) -> None:
     c[4].metric("Load time", f"{secs:.1f} s" if isinstance(secs, (int, float)) else "?")
     if info.get("has_chat_template") is False:
         st.info("This model has no chat template: prompts are sent as plain text.")
+    if detected := info.get("detected"):  # family, chat or base, context, decode path
+        st.caption("Detected: " + " · ".join(f"**{k}** {v}" for k, v in detected.items()))
     from selfguide.models import hardware
     if note := hardware.slow_bf16_note(str(info.get("precision")), str(info.get("device"))):
         st.warning(note, icon=":material/speed:")

@@ -40,7 +40,9 @@ def test_model_page_loads_once_and_tries_a_prompt(app, monkeypatch):
             config={"model": cfg.model}, generator=FakeGenerator(script=f"hi {XSS}"),
             info={"ref": cfg.model, "n_params": 134_515_008, "memory_bytes": 270 * 2**20,
                   "device": "cpu", "precision": "bf16", "load_seconds": 1.5,
-                  "has_chat_template": True})
+                  "has_chat_template": True,
+                  "detected": {"family": "gemma2 (Gemma2ForCausalLM)",
+                               "decode path": "fallback: sliding-window attention layers"}})
 
     monkeypatch.setattr(resources, "build_model", fake_build)
     monkeypatch.setenv("SELFGUIDE_CPU_BF16", "0")  # as on a CPU that only emulates bf16
@@ -51,6 +53,8 @@ def test_model_page_loads_once_and_tries_a_prompt(app, monkeypatch):
     assert metric(at, "Parameters") == "134.5 M"
     assert any("no native bf16" in w.value and "fp32" in w.value for w in at.warning)
     assert metric(at, "Device") == "cpu"
+    assert any("Detected:" in c.value and "gemma2" in c.value and "sliding-window" in c.value
+               for c in at.caption)
     for _ in range(3):  # reruns reuse the cached model
         at.run()
     assert loads == ["embedded"]
