@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from selfguide import __version__
 from selfguide.errors import ConfigError, CorruptFile, DatasetError
-from selfguide.methods.selfguide import sources
+from selfguide.methods.selfguide import sources, strategies
+from selfguide.methods.selfguide.choice import LabelChoice
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfguide.documents import PASSAGES_FILE, Documents, save_passages
 from selfguide.methods.selfguide.filters import apply
@@ -197,7 +198,8 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     rnd, topups = 1 + max((r["round"] for r in inputs), default=-1), []
     while task.is_classification and cfg.min_per_label and len(topups) < cfg.topup_rounds \
             and mix != "only":
-        if (report.get("labelling") or {}).get("strategy") == "own":
+        strategy = (LabelChoice.from_dict(report.get("labelling")) or LabelChoice()).strategy
+        if strategy and not strategies.balances(strategy):
             break  # the model's own answers: asking for a label does not change them
         rare = short_labels(df, task, cfg.min_per_label)
         if not rare:

@@ -399,8 +399,7 @@ def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCon
         return stored
     events = events or EventLog(None)
     wanted = cfg.label_protocol
-    protocols = ("plain",) if not chat else (
-        labelling.PROTOCOLS if wanted == "auto" else (wanted,))
+    protocols = choice.protocols_to_try(wanted, chat)
     probe = ids_inputs[:cfg.probe_inputs] if task.is_classification else []
     events.emit("log", message=f"labelling evidence: {len(task.demos)} demos left out one "
                                f"at a time, {len(probe)} probe inputs, protocols "
@@ -411,11 +410,7 @@ def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCon
     evidence, probe_recs = labelling.gather_evidence(
         task, generator, [x for _, x in probe], protocols, sampling, cfg.n_samples,
         cancel=cancel, score=cfg.score_labels, answer=labelling.answer_protocol(chat))
-    pick = choice.choose_protocol(evidence)
-    if wanted != "auto" or not chat:
-        pick.update(protocol=protocols[0], chosen_by="user" if chat else "model")
-    else:
-        pick["chosen_by"] = "auto"
+    pick = choice.pick_protocol(evidence, wanted, chat)
     recs = probe_recs.get(pick["protocol"]) or []
     # A run killed between this append and labelling.json below computes the same probe
     # again; the rows already appended are not appended twice.
