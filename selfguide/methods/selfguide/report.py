@@ -14,6 +14,7 @@ import statistics
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from selfguide.methods.selfguide.choice import AGREEMENT_ALPHA, LabelChoice
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.filters import INPUT_FILTERS, ORDER, demo_template, funnel
 from selfguide.methods.selfguide.strategies import (OWN, agreement, labels_by_strategy,
@@ -22,8 +23,6 @@ from selfguide.task.spec import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
-
-    from selfguide.methods.selfguide.choice import LabelChoice
 
 
 def _share_stats(values: list[float]) -> dict:
@@ -98,8 +97,6 @@ def _dominant(strategies: dict[str, dict], chosen: str, cfg: FilterConfig, add: 
 def _at_chance(strategies: dict[str, dict], chosen: str, chance: float, add: Any) -> None:
     if chosen == "own":  # chosen because nothing followed the targets; the reason says so
         return
-    from selfguide.methods.selfguide.choice import AGREEMENT_ALPHA
-
     for name in (("vote", "calibrated") if chosen == "target" else (chosen,)):
         s = strategies.get(name, {})
         agr, p = s.get("target_agreement"), s.get("agreement_p")
@@ -244,11 +241,11 @@ def structure_summary(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig) -> di
 def format_report(report: dict) -> str:
     """A plain-text funnel (generated -> after each filter -> dataset), labels, diagnostics."""
     lines = [f"Funnel ({report.get('task', '')}):"]
-    lab = report.get("labelling") or {}
-    if lab.get("reason") or lab.get("protocol_reason"):
-        lines.insert(0, f"Labelling: {lab.get('protocol') or '-'} protocol"
-                        + (f", {lab['strategy']} labels" if lab.get("strategy") else "")
-                        + f". {lab.get('reason') or lab.get('protocol_reason')}")
+    lab = LabelChoice.from_dict(report.get("labelling"))
+    if lab is not None and (lab.reason or lab.protocol_reason):
+        lines.insert(0, f"Labelling: {lab.protocol or '-'} protocol"
+                        + (f", {lab.strategy} labels" if lab.strategy else "")
+                        + f". {lab.reason or lab.protocol_reason}")
     for step in report.get("funnel", []):
         if step["step"] == "generated" or step["dropped"]:
             drop = f"  (-{step['dropped']})" if step["dropped"] else ""
