@@ -237,12 +237,14 @@ def origin_counts(df: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def label_counts(df: pd.DataFrame, task: TaskSpec | None) -> pd.DataFrame | None:
+    """``label, kept`` for the chart (the report's count); None for a generation task."""
     if task is None or not task.is_classification:
         return None
-    kept = df[df["kept"]]
-    counts = kept["label"].value_counts() if "label" in kept.columns else pd.Series(dtype=int)
+    from selfguide.methods.selfguide.report import label_counts as counts
+
+    by = counts(df, task) if "label" in df.columns else {}
     return pd.DataFrame({"label": list(task.labels),
-                         "kept": [int(counts.get(lab, 0)) for lab in task.labels]})
+                         "kept": [(by.get(lab) or {}).get("kept", 0) for lab in task.labels]})
 
 
 def _words(v: Any) -> int:

@@ -58,6 +58,21 @@ def strategy_table(df: pd.DataFrame, task: TaskSpec) -> dict[str, dict]:
     return out
 
 
+def label_counts(df: pd.DataFrame, task: TaskSpec) -> dict[str, dict[str, int]]:
+    """Per label of a classification task: the rows written for it (``generated``) and
+    the kept rows that carry it (``kept``); ``{}`` for a generation task or no rows. THE
+    label count of a filtered table (the report, the Filter page's chart)."""
+    if not task.is_classification or not len(df):
+        return {}
+    kept = df[df["kept"]]
+    out = {}
+    for lab in task.labels:
+        sub = df[df["target_label"] == lab] if "target_label" in df else df.iloc[0:0]
+        out[lab] = {"generated": len(sub),
+                    "kept": int((kept["label"] == lab).sum()) if len(kept) else 0}
+    return out
+
+
 def _vote_share_mean(df: pd.DataFrame) -> float | None:
     shares = df.loc[df["f_annotated"], "vote_share"].dropna().tolist() \
         if "vote_share" in df.columns and "f_annotated" in df.columns else []
@@ -179,12 +194,7 @@ def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
     and how the labels were made (``labelling``: protocol, strategy, why)."""
     kept = df[df["kept"]] if len(df) else df
     strategies = strategy_table(df, task)
-    by_label = {}
-    if task.is_classification and len(df):
-        for lab in task.labels:
-            sub = df[df["target_label"] == lab] if "target_label" in df else df.iloc[0:0]
-            by_label[lab] = {"generated": len(sub),
-                             "kept": int((kept["label"] == lab).sum()) if len(kept) else 0}
+    by_label = label_counts(df, task)
     shares = df.loc[df["f_annotated"], "vote_share"].dropna().tolist() \
         if len(df) and "vote_share" in df.columns else []
     diags = labelling_diagnostics(labelling) + diagnostics(df, task, cfg, strategies)
