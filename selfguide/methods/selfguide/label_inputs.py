@@ -48,7 +48,8 @@ def default_out(task: TaskSpec) -> Path:
 
 def label_file(task: TaskSpec, rows: list[dict], model: Any, *, preset_name: str,
                out: Path, limit: int = 0, run_name: str | None = None,
-               overrides: dict | None = None, note: Callable[[str], None] = print) -> dict:
+               overrides: dict | None = None, note: Callable[[str], None] | None = None
+               ) -> dict:
     """Label ``rows`` with ``model`` under the synthesis preset ``preset_name``
     (``overrides``: ``label_protocol``, ``label_strategy``, ``n_samples``,
     ``output_temperature``; None keeps the preset's), following run ``run_name``'s
@@ -102,7 +103,7 @@ def given_run(name: str | None, task: TaskSpec) -> Path | None:
 
 
 def evidence_run(task: TaskSpec, synth: Any, filters: Any, model: Any, generator: Any, *,
-                 note: Callable[[str], None] = print) -> Path:
+                 note: Callable[[str], None] | None = None) -> Path:
     """A run synthesized with ``synth`` for the labelling choice (reused when it exists)."""
     from selfguide.methods.selfguide.pipeline import run_synthesis
     from selfguide.runs import store
@@ -111,8 +112,9 @@ def evidence_run(task: TaskSpec, synth: Any, filters: Any, model: Any, generator
     key = store.config_hash({"task": task.to_dict(), "synthesis": to_dict(synth),
                              "model": to_dict(model)})[:10]
     path = store.workspace_dir() / "labels" / f"{task.name}-run-{key}"
-    note(f"Synthesizing a run of {task.name!r} for the labelling choice ({path}; reused "
-         f"next time)...")
+    if note is not None:
+        note(f"Synthesizing a run of {task.name!r} for the labelling choice ({path}; "
+             f"reused next time)...")
     run_synthesis(path, task, synth, filters, model, generator=generator)
     return path
 
