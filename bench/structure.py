@@ -28,6 +28,7 @@ DEFAULT = [DATA / "task1529.json", DATA / "task199.json"]
 def measure(task, generator, prompts: int, template_on: bool) -> dict:
     from selfguide.methods.selfguide.config import preset
     from selfguide.methods.selfguide.filters import apply, demo_template
+    from selfguide.methods.context import StageContext
     from selfguide.methods.selfguide.stages import generate_inputs
     from selfguide.methods.selfguide.table import build_table
 
@@ -37,7 +38,8 @@ def measure(task, generator, prompts: int, template_on: bool) -> dict:
                                 input_template=template_on)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
-        rows = generate_inputs(Path(tmp), task, synth, filters, generator, stream=None)
+        rows = generate_inputs(Path(tmp), task, synth, filters,
+                               StageContext(generator, stream=None))
         secs = time.time() - t0
     template = demo_template(task)
     inputs = [r["input"] for r in rows]

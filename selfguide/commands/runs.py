@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from selfguide.runs.rundir import RunDir
-
 NAME = "runs"
 HELP = "List runs in the workspace (method, task, stage status, kept examples)."
 ORDER = 90
@@ -15,38 +13,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
 
-def stage_states(run_dir, man: dict) -> dict[str, str]:
-    """Each stage's manifest status, corrected by its job: a "running" stage whose worker
-    died (kill -9) reads as the job does ("interrupted"), as the studio shows it."""
-    from selfguide import jobs
-    from selfguide.errors import SelfGuideError
-
-    out = {}
-    for k, v in (man.get("stages") or {}).items():
-        state = v.get("status", "") if isinstance(v, dict) else ""
-        if state == "running" and RunDir(run_dir).job_dir(k).is_dir():
-            try:
-                job = jobs.status(run_dir, k).state
-            except SelfGuideError:  # an odd stage name or status: keep the manifest's word
-                job = "running"
-            if job not in jobs.ACTIVE:
-                state = "interrupted" if job in ("interrupted", "none") else job
-        out[k] = state
-    return out
-
-
 def summarize(run_dir) -> dict:
-    from selfguide.runs.stale import stale_stages
+    """The JSON row of one run (:func:`selfguide.runs.summary.summarize`)."""
+    from selfguide.runs.summary import summarize as summary
 
-    run = RunDir(run_dir)
-    man = run.read_manifest()
-    rep = run.read_report() or {}
-    cfg = run.read_config()
-    return {"name": run_dir.name, "method": cfg.get("method") or man.get("method") or "",
-            "task": man.get("task") or rep.get("task") or "",
-            "stages": stage_states(run_dir, man), "stale": stale_stages(run),
-            "candidates": rep.get("candidates"), "kept": rep.get("kept"),
-            "degenerate": rep.get("degenerate")}
+    s = summary(run_dir)
+    return {"name": s.name, "method": s.method, "task": s.task, "stages": s.states,
+            "stale": s.stale, "candidates": s.candidates, "kept": s.kept,
+            "degenerate": s.degenerate}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -174,7 +174,7 @@ def summarize(metric: str, references: Sequence[Sequence[str]], before: Sequence
     if labels:
         out["per_label_after"] = per_label_accuracy(refs0, after, labels)
         out["confusion_after"] = confusion(refs0, after, labels)
-        out["predicted_labels_after"] = _label_counts(after, labels)
+        out["predicted_labels_after"] = label_counts(after, labels)
     if before is not None:
         s_before = [score(metric, p, r) for p, r in zip(before, references)]
         out["before"] = mean(s_before)
@@ -184,7 +184,7 @@ def summarize(metric: str, references: Sequence[Sequence[str]], before: Sequence
         if labels:
             out["per_label_before"] = per_label_accuracy(refs0, before, labels)
             out["confusion_before"] = confusion(refs0, before, labels)
-            out["predicted_labels_before"] = _label_counts(before, labels)
+            out["predicted_labels_before"] = label_counts(before, labels)
     for name, fn in REPORTED.items():
         out[name] = ({k: out[k] for k in ("after", "before", "difference") if k in out}
                      if name == metric else
@@ -204,7 +204,9 @@ def _metric_block(fn, references: Sequence[Sequence[str]], before: Sequence[str]
     return block
 
 
-def _label_counts(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, int]:
+def label_counts(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, int]:
+    """Label -> predictions that name it (``to_label``), unknown ones as :data:`OTHER`:
+    THE label count of evaluation (metrics, the unlabeled mode)."""
     counts = {lab: 0 for lab in [*labels, OTHER]}
     for p in predictions:
         counts[to_label(p, labels)] += 1

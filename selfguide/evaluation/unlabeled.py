@@ -155,10 +155,7 @@ def answer_counts(answers: Sequence[str], labels: Sequence[str]) -> dict[str, in
     """Label -> answers (classification, unknown answers as ``(other)``), or the most
     frequent normalised answers (generation, the rest as ``(other)``)."""
     if labels:
-        counts = {lab: 0 for lab in [*labels, M.OTHER]}
-        for a in answers:
-            counts[M.to_label(a, labels)] += 1
-        return counts
+        return M.label_counts(answers, labels)
     c = Counter(M.normalize(a) for a in answers)
     top = dict(c.most_common(TOP_ANSWERS))
     rest = sum(c.values()) - sum(top.values())

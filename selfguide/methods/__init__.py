@@ -16,7 +16,10 @@ pipeline, a table that writes ``candidates.parquet`` with :data:`candidates.COLU
 and the records through :func:`selfguide.runs.dataset.write_dataset` (or ``records_file``), and
 an ``__init__.py`` that calls ``register(Method(name="foo", ...))``; a CLI command module
 named by ``Method.command`` if it needs options of its own. ``selfguide filter``/``export``,
-``synthesize --method foo`` and the Filter page then find it.
+``synthesize --method foo`` and the Filter page then find it. Shared by the methods:
+``candidates`` (the table's columns, repairs), ``checks`` (text checks) and ``context``
+(:class:`~selfguide.methods.context.StageContext`: the model and listeners a method's
+stages are handed).
 
 What it does not do: generate, filter or write anything itself (the callables on
 :class:`Method` do), or import a method before it is asked for.

@@ -7,7 +7,7 @@ name, saving a ``TaskSpec`` into a run (``task.json`` plus the manifest's ``name
 rename, delete, and a zip of a run's results (not its checkpoints).
 
 What it does not do: write stage artifacts (the stage commands do), summarise runs for a
-table (``studio.views.runs``; ``selfguide runs`` in the CLI) or run jobs (``selfguide.jobs``).
+table (``selfguide.runs.summary``) or run jobs (``selfguide.jobs``).
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def _bulk_label(rd: RunDir, df, view, overrides: dict, task, version: int) -> No
 
 # --------------------------------------------------------------------------- SELF-GUIDE
 
-def _headline(df, overrides: dict, eff, choice: dict, task) -> None:
+def _headline(df, overrides: dict, eff, choice, task) -> None:
     n, kept = len(df), int(df["kept"].sum())
     c = st.columns(4)
     c[0].metric("Candidates", n)
@@ -157,7 +157,7 @@ def _headline(df, overrides: dict, eff, choice: dict, task) -> None:
     c[2].metric("Dropped", n - kept)
     c[3].metric("Manual overrides", len(overrides))
     if filtering.choice_message(choice):
-        (st.warning if choice.get("beats_chance") is False else st.info)(
+        (st.warning if choice.beats_chance is False else st.info)(
             filtering.choice_message(choice))
     for level, msg in filtering.diagnostics(df, eff, task):
         {"error": st.error, "warning": st.warning}.get(level, st.info)(msg)

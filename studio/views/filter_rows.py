@@ -26,7 +26,8 @@ import streamlit as st
 
 from selfguide import methods
 from selfguide.methods import candidates
-from selfguide.methods.selfguide import filters
+from selfguide.methods.selfguide import filters, strategies
+from selfguide.methods.selfguide.choice import LabelChoice
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.runs.rundir import RunDir
 from selfguide.task.spec import TaskSpec
@@ -140,12 +141,12 @@ def apply(cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
 
 
 def resolve(run_dir: Path, cands: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None
-            ) -> tuple[FilterConfig, dict]:
+            ) -> tuple[FilterConfig, LabelChoice | None]:
     """``cfg`` with label strategy ``auto`` resolved from the run's labelling evidence, and
     the choice in plain words (what ``selfguide filter`` does too)."""
     from selfguide.methods.selfguide import choice
     if task is None:
-        return cfg, {}
+        return cfg, None
     return choice.resolve_filters(cands, task, cfg, RunDir(run_dir).read_labelling())
 
 
@@ -163,30 +164,25 @@ def inert_controls(eff: FilterConfig, task: TaskSpec | None) -> dict[str, str]:
                                 "agreement of the consensus answer with the other samples "
                                 "(min agreement) decides instead.")
         return out
-    strat = "vote" if eff.label_strategy == "auto" else eff.label_strategy
-    src = {"target": "the label each input was written for", "rank": "the ranked label "
-           "scores", "calibrated": "the calibrated label scores", "own": "the model's own "
-           "answers (its likeliest label in the form it answers in)", "agree": "the target "
-           "label, kept where the " + eff.agree_source + " label agrees"}.get(strat, "the vote")
-    uses_vote = strat == "vote" or (strat == "agree" and eff.agree_source == "vote")
-    uses_cal = strat == "calibrated" or (strat == "agree" and eff.agree_source == "calibrated")
+    strat = strategies.in_effect(eff.label_strategy)
+    src = strategies.source(strat, eff.agree_source)
     out = {"drop_copies": "a classification answer is a label, never a copy of the input.",
            "min_agreement": "classification answers are labels: the vote share (min "
                             "frequency) measures their agreement.",
            "relation_margin": "a label has no length or overlap relation to its input.",
            "drop_repetitive": "a label cannot loop on a phrase."}
-    if not uses_vote:
+    if not strategies.uses_vote(strat, eff.agree_source):
         out["min_frequency"] = (f"with label strategy '{strat}' the labels come from {src}, "
                                 "not from the vote, so no vote-share threshold applies.")
-    if not uses_cal:
+    if not strategies.uses_calibration(strat, eff.agree_source):
         out["calibration_margin"] = (f"used only by the 'calibrated' strategy (or 'agree' "
                                      f"with agree source calibrated); now: '{strat}'.")
     if strat != "agree":
         out["agree_source"] = f"used only by the 'agree' strategy; now: '{strat}'."
-    if strat == "own":
-        out["balance"] = ("with label strategy 'own' the labels are the model's own answers "
-                          "and keep their shares: balancing them would teach a different "
-                          "answer than the model gives.")
+    if not strategies.balances(strat):
+        out["balance"] = (f"with label strategy '{strat}' the labels are the model's own "
+                          "answers and keep their shares: balancing them would teach a "
+                          "different answer than the model gives.")
     return out
 
 
@@ -205,21 +201,18 @@ def topup_message(topup: list[dict] | None, strategy: str | None = None) -> str:
             f"synthesis added {rounds} round{'s' if rounds != 1 else ''} of prompts asking "
             f"only for {'it' if len(asked) == 1 else 'them'} (examples past the filters: "
             f"{counts}). " + ("The labels in use now are the model's own answers, which are "
-                              "not balanced." if strategy == "own" else
+                              "not balanced." if strategy and not strategies.balances(strategy)
+                              else
                               "Balancing cuts every label to the rarest one's count."))
 
 
-def choice_message(choice: dict) -> str:
+def choice_message(choice: LabelChoice | None) -> str:
     """One paragraph: how the labels were made and how to change it."""
-    if not choice or not (choice.get("reason") or choice.get("protocol_reason")):
+    if choice is None or not (choice.reason or choice.protocol_reason):
         return ""
-    text = choice.get("protocol_reason") or ""
-    if choice.get("strategy") and choice.get("reason") and choice["reason"] != text:
-        text = (text + " " if text and choice.get("strategy_chosen_by") == "user" else "") \
-            + choice["reason"]
     how = (" To choose yourself, set **Label strategy** in the filters (auto = this "
            "choice); the labelling protocol is a synthesis setting.")
-    return f"**Labels:** {text}" + (how if choice.get("strategy") else "")
+    return f"**Labels:** {choice.message()}" + (how if choice.strategy else "")
 
 
 def reason_counts(df: pd.DataFrame, order: tuple[str, ...] = ORDER) -> pd.DataFrame:
@@ -244,12 +237,14 @@ def origin_counts(df: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def label_counts(df: pd.DataFrame, task: TaskSpec | None) -> pd.DataFrame | None:
+    """``label, kept`` for the chart (the report's count); None for a generation task."""
     if task is None or not task.is_classification:
         return None
-    kept = df[df["kept"]]
-    counts = kept["label"].value_counts() if "label" in kept.columns else pd.Series(dtype=int)
+    from selfguide.methods.selfguide.report import label_counts as counts
+
+    by = counts(df, task) if "label" in df.columns else {}
     return pd.DataFrame({"label": list(task.labels),
-                         "kept": [int(counts.get(lab, 0)) for lab in task.labels]})
+                         "kept": [(by.get(lab) or {}).get("kept", 0) for lab in task.labels]})
 
 
 def _words(v: Any) -> int:

@@ -1,8 +1,8 @@
 """Run-level views for the studio: one summary row per run, and the page to open it on.
 
-What it does: reads each run directory's small files (manifest, task, config, dataset
-report, eval metrics, job status) into a flat summary for the Runs table, and names the
-page where a run's next step happens.
+What it does: turns each run's summary (``selfguide.runs.summary``, what ``selfguide runs``
+lists too) into a flat row for the Runs table, and names the page where a run's next step
+happens.
 
 What it does not do: create, rename, delete or export runs (``selfguide.runs.workspace``),
 create stage artifacts (the stage commands do) or cache anything.
@@ -10,22 +10,13 @@ create stage artifacts (the stage commands do) or cache anything.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from selfguide.errors import CorruptFile
-from selfguide.runs import store, workspace
+from selfguide.runs import store
 from selfguide.runs.rundir import RunDir
-from selfguide.runs.stale import stale_stages
+from selfguide.runs.summary import summarize
 from studio.app import frame
-
-
-def count_lines(path: Path) -> int:
-    try:
-        with open(path, "rb") as fh:
-            return sum(1 for line in fh if line.strip())
-    except FileNotFoundError:
-        return 0
 
 
 def headline_metric(metrics: Any) -> str:
@@ -64,31 +55,25 @@ def _status(stages: dict, jobs_: dict[str, str]) -> str:
 
 
 def summary(run: str) -> dict:
-    """One row of the Runs table."""
+    """One row of the Runs table (:func:`selfguide.runs.summary.summarize`)."""
     d = RunDir.named(run)
     try:
-        man, cfg, report = d.read_manifest(), d.read_config(), d.read_report() or {}
-        task, metrics, stale = d.read_task_dict() or {}, d.read_metrics(), stale_stages(d)
+        s = summarize(d)
     except CorruptFile as exc:  # a damaged file: the row says which, the others still list
         return {"run": run, "status": f"damaged: {exc.message}", "task": "", "method": "",
                 "model": "", "kept": 0, "metrics": "", "stale": "",
                 "updated": d.path.stat().st_mtime}
-    stages = man.get("stages") or {}
-    kept = report.get("kept")
-    if kept is None:
-        kept = count_lines(d.records_file("train"))
-    model = cfg.get("model") or {}
     return {
         "run": run,
-        "status": _status(stages, workspace.job_states(run)),
-        "task": str(task.get("name") or ""),
-        "method": cfg.get("method") or "",
-        "model": model.get("model") or "",
-        "kept": int(kept or 0),
-        "metrics": headline_metric(metrics),
+        "status": _status(s.stages, s.jobs),
+        "task": s.task,
+        "method": s.method,
+        "model": s.model,
+        "kept": s.train_rows,
+        "metrics": headline_metric(s.metrics),
         "stale": "; ".join(f"{k}: {v['changed']} (refresh: {v['refresh']})"
-                           for k, v in stale.items()),
-        "updated": man.get("updated") or d.path.stat().st_mtime,
+                           for k, v in s.stale.items()),
+        "updated": s.updated,
     }
 
 

@@ -11,7 +11,7 @@ from sgtest.labelling import NEG, POS, SMALL, TASK, LuckyDemos, ProtocolFake, tr
 
 from selfguide import cli
 from selfguide.backends.fake import FakeGenerator
-from selfguide.commands.label import label_rows, read_inputs
+from selfguide.methods.selfguide.label_inputs import label_rows, read_inputs
 from selfguide.errors import DatasetError
 from selfguide.methods.selfguide import choice, labelling
 from selfguide.methods.selfguide import pipeline as P
@@ -126,14 +126,14 @@ def test_label_rows_follow_a_runs_choice_own_answers_included(tmp_path):
     rows = [{"id": f"r{i}", "input": f"{w} {n}", "outputs": [truth("Input: " + w)]}
             for i, (w, n) in enumerate(zip(POS + NEG, ["film", "plot"] * 5))]
     res = label_rows(TASK, rows, gen, SMALL, FilterConfig(), run_dir=run_dir)
-    assert res["choice"]["strategy"] == "own" and res["choice"]["run"] == str(run_dir)
+    assert res["choice"].strategy == "own" and res["choice"].run == str(run_dir)
     assert [r["label"] for r in res["rows"]] == ["positive"] * len(rows)
     (own,) = [t for t in res["table"] if t["strategy"] == "own"]
     assert own["protocol"] == "chat" and own["default"] and own["value"] == 0.5
     assert sum(t["default"] for t in res["table"]) == 1
     res = label_rows(TASK, rows, gen, SMALL, FilterConfig(label_strategy="rank"),
                      run_dir=run_dir)  # set by hand: the run's protocol, rank labels
-    assert res["choice"]["strategy"] == "rank" and res["choice"]["protocol"] == "plain"
+    assert res["choice"].strategy == "rank" and res["choice"].protocol == "plain"
 
 
 def test_label_command_run_of_another_task_is_a_clear_error(tmp_path, capsys, monkeypatch):
@@ -234,7 +234,7 @@ def test_label_rows_matches_the_pipeline_rule_and_scores_accuracy():
             for i, (w, n) in enumerate(zip(POS + NEG, ["film", "plot"] * 5))]
     synth, filters = preset("quick")
     res = label_rows(TASK, rows, ProtocolFake("chat"), synth, filters)
-    assert res["choice"]["protocol"] == "chat"
+    assert res["choice"].protocol == "chat"
     default = [t for t in res["table"] if t["default"]]
     assert len(default) == 1 and default[0]["value"] == 1.0
     assert {(t["protocol"], t["strategy"]) for t in res["table"]} == {

@@ -432,6 +432,7 @@ def test_torn_line_resumes_with_identical_text(tmp_path):
     text equals the uninterrupted run's (backends sample per batch position)."""
     import zlib
 
+    from selfguide.methods.context import StageContext
     from selfguide.methods.selfguide import pipeline as P
     from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
     from selfguide.runs.rundir import RunDir
@@ -449,8 +450,9 @@ def test_torn_line_resumes_with_identical_text(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
         d.mkdir()
-    full = P.generate_inputs(a, task, cfg, FilterConfig(), PositionalBackend(), stream=None)
+    ctx = StageContext(PositionalBackend(), stream=None)
+    full = P.generate_inputs(a, task, cfg, FilterConfig(), ctx)
     data = RunDir(a).inputs_file.read_bytes()
     RunDir(b).inputs_file.write_bytes(data[:data.rstrip(b"\n").rfind(b"\n") + 1] + b'{"id": "r00')
-    resumed = P.generate_inputs(b, task, cfg, FilterConfig(), PositionalBackend(), stream=None)
+    resumed = P.generate_inputs(b, task, cfg, FilterConfig(), ctx)
     assert [r["input"] for r in resumed] == [r["input"] for r in full]

@@ -2,9 +2,11 @@
 by self-consistency.
 
 The folder: ``config`` (SynthesisConfig, FilterConfig, presets), ``prompts`` (the stage-1
-prompt), ``stages`` (stage 1 inputs, stage 2 labels), ``labelling`` (protocol and strategy
-from evidence), ``consistency`` (voting), ``strategies`` (rank / calibrated labels),
-``filters``, ``table`` (candidates + dataset), ``report`` and ``pipeline`` (the run);
+prompt), ``stages`` (stage 1 inputs, stage 2 labels), ``labelling`` (how the model labels,
+and the evidence), ``choice`` (protocol and strategy from that evidence: ``LabelChoice``),
+``consistency`` (voting), ``strategies`` (THE table of label strategies; rank / calibrated
+labels), ``filters``, ``table`` (candidates + dataset), ``report`` and ``pipeline`` (the
+run); ``label_inputs`` (``selfguide label``: given inputs labelled as stage 2 would);
 ``sources`` (the user's own unlabeled inputs, origin ``given``) and ``documents`` (passages
 that ground stage-1 prompts).
 This module registers the method; nothing heavy is imported.

@@ -25,13 +25,68 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from selfguide.methods.selfguide.labelling import OWN, PROTOCOLS, SELF_STRATEGIES, top_share
-from selfguide.methods.selfguide.strategies import agreement
+from selfguide.methods.selfguide.labelling import PROTOCOLS, top_share
+from selfguide.methods.selfguide.strategies import (AUTO, AUTO_FALLBACKS,
+                                                    AUTO_WITHOUT_EVIDENCE, BY_NAME, OWN,
+                                                    SELF_STRATEGIES, agreement,
+                                                    labels_by_strategy)
 from selfguide.task.spec import TaskSpec
 
 DEGENERATE_SHARE = 0.8   # one label above this share of a probe = degenerate
 MIN_MAPPED = 0.5         # vote needs at least this share of samples that name a label
 AGREEMENT_ALPHA = 0.05   # agreement with the asked-for label must beat chance at this level
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelChoice:
+    """How a run's labels are made: the protocol stage 2 labelled in and the label
+    strategy the filters use, who chose each (``"auto"``, ``"user"``, ``"model"``: a model
+    without chat use labels as plain text) and why. ``dataset/report.json`` records it as
+    ``labelling`` (:meth:`to_dict`); :meth:`from_dict` reads any report's, old ones too.
+
+    ``strategy_chosen_by`` is None for a generation task (no label strategy).
+    """
+
+    protocol: str | None = None
+    protocol_chosen_by: str | None = None
+    protocol_reason: str | None = None
+    requested: str | None = None          # the label_strategy setting (may be auto)
+    strategy: str | None = None
+    strategy_chosen_by: str | None = None
+    answer_protocol: str | None = None    # the protocol the model answers in (own labels)
+    agreement: dict | None = None         # strategies.agreement of the auto pick
+    best_self: str | None = None          # the best self-label strategy when auto
+    beats_chance: bool | None = None
+    reason: str | None = None
+    run: str | None = None                # selfguide label: the run it was taken from
+
+    def to_dict(self) -> dict:
+        """The JSON form, with the keys the report has always had for its kind of choice
+        (generation: no strategy details; set by hand: no auto evidence)."""
+        skip = {"run"} if self.run is None else set()
+        if self.strategy_chosen_by is None:
+            skip |= {"answer_protocol", "agreement", "best_self"}
+        elif self.strategy_chosen_by != AUTO:
+            skip |= {"agreement", "best_self"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in skip}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> LabelChoice | None:
+        """The choice a report recorded (None for none); unknown keys are ignored, missing
+        ones are None."""
+        if not isinstance(d, dict) or not d:
+            return None
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def message(self) -> str:
+        """What the labels are and why, in one paragraph ("" when nothing says why)."""
+        text = self.protocol_reason or ""
+        if self.strategy and self.reason and self.reason != text:
+            text = (text + " " if text and self.strategy_chosen_by == "user" else "") \
+                + self.reason
+        return text
 
 
 def _candidates(evidence: dict, protocols: Sequence[str]) -> list[dict]:
@@ -42,8 +97,9 @@ def _candidates(evidence: dict, protocols: Sequence[str]) -> list[dict]:
             continue
         for s in SELF_STRATEGIES:
             st = pe["strategies"][s]
-            usable = not (s == "vote" and pe.get("mapped_share", 0.0) < MIN_MAPPED) and \
-                (s == "vote" or pe.get("scored", True))  # rank/calibrated need scores
+            # rank/calibrated need label scores; vote needs answers that name a label
+            usable = pe.get("scored", True) if BY_NAME[s].needs_scores else \
+                pe.get("mapped_share", 0.0) >= MIN_MAPPED
             top = st.get("probe_top_share")
             degenerate = top is None or top > DEGENERATE_SHARE
             out.append({"protocol": p, "strategy": s, "loo_correct": st["loo_correct"],
@@ -89,6 +145,25 @@ def choose_protocol(evidence: dict) -> dict:
                               best["protocol"] else None)}
 
 
+def protocols_to_try(wanted: str, chat: bool) -> tuple[str, ...]:
+    """The protocols stage 2 weighs for the ``label_protocol`` setting ``wanted``: both
+    for auto, the one set otherwise, plain text for a model without chat use."""
+    return ("plain",) if not chat else (PROTOCOLS if wanted == AUTO else (wanted,))
+
+
+def pick_protocol(evidence: dict, wanted: str, chat: bool) -> dict:
+    """:func:`choose_protocol`'s pick with ``chosen_by``: ``auto`` resolved here, once; a
+    protocol set by hand (``user``) or forced by a model without chat use (``model``)
+    replaces it."""
+    pick = choose_protocol(evidence)
+    if wanted != AUTO or not chat:
+        pick.update(protocol=protocols_to_try(wanted, chat)[0],
+                    chosen_by="user" if chat else "model")
+    else:
+        pick["chosen_by"] = AUTO
+    return pick
+
+
 def beats_chance(evidence: dict, protocol: str, strategy: str | None) -> bool:
     """More demos right in leave-one-out than guessing would get on average (None: fewer
     than two demos, so nothing to leave out)."""
@@ -116,7 +191,7 @@ def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str
     says why.
     """
     if not evidence or protocol not in evidence.get("protocols", {}):
-        return {"strategy": "vote", "beats_chance": None,
+        return {"strategy": AUTO_WITHOUT_EVIDENCE, "beats_chance": None,
                 "reason": "No labelling evidence is stored for this run; using the "
                           "majority vote of the samples (the paper's rule)."}
     targets = table_labels.get("target") or []
@@ -143,7 +218,7 @@ def choose_strategy(evidence: dict | None, protocol: str, table_labels: dict[str
                 "best_self": pick["strategy"], "agreement": pick["agreement"],
                 "reason": explain(evidence, protocol, pick["strategy"], pick["agreement"])}
     own_ok = any(table_labels.get(OWN) or [])
-    return {"strategy": OWN if own_ok else "target", "beats_chance": False,
+    return {"strategy": AUTO_FALLBACKS[0] if own_ok else AUTO_FALLBACKS[1], "beats_chance": False,
             "best_self": best["strategy"], "agreement": best["agreement"],
             "reason": _untrusted_reason(evidence, protocol, best, own_ok)}
 
@@ -177,54 +252,42 @@ def table_labels(df: Any, task: TaskSpec) -> dict[str, list[str]]:
     """Strategy -> labels over the annotated rows of a candidates table, with ``target``
     (the label each row was written for) and ``own`` (the likeliest label in the answer
     protocol)."""
-    from selfguide.methods.selfguide.strategies import calibrated_labels, rank_labels
-
     rows = df[[s is not None and len(s) > 0 for s in df["samples"]]] \
         if "samples" in df.columns else df.iloc[0:0]
-    labels = list(task.labels)
-    scores = rows["label_scores"].tolist() if "label_scores" in rows.columns else []
-    answer = rows["answer_scores"].tolist() if "answer_scores" in rows.columns else []
-    return {"vote": rows["label_vote"].fillna("").astype(str).tolist()
-            if "label_vote" in rows.columns else [],
-            "rank": rank_labels(scores, labels),
-            "calibrated": calibrated_labels(scores, labels)[0],
-            OWN: rank_labels(answer, labels),
-            "target": rows["target_label"].fillna("").astype(str).tolist()
-            if "target_label" in rows.columns else []}
+    return labels_by_strategy(rows, list(task.labels))
 
 
-def resolve_filters(df: Any, task: TaskSpec, cfg: Any, stored: dict | None) -> tuple[Any, dict]:
+def resolve_filters(df: Any, task: TaskSpec, cfg: Any, stored: dict | None
+                    ) -> tuple[Any, LabelChoice]:
     """(filter config with a concrete label strategy, the labelling choice for the report).
 
     ``stored`` is the run's ``labelling.json``. A strategy the user set is kept as it is;
-    ``auto`` becomes :func:`choose_strategy`'s pick.
+    ``auto`` becomes :func:`choose_strategy`'s pick -- the one place it is resolved.
     """
     stored = stored or {}
     protocol = stored.get("protocol")
-    choice = {"protocol": protocol, "protocol_chosen_by": stored.get("chosen_by"),
-              "protocol_reason": stored.get("reason"), "requested": cfg.label_strategy}
+    base = LabelChoice(protocol=protocol, protocol_chosen_by=stored.get("chosen_by"),
+                       protocol_reason=stored.get("reason"), requested=cfg.label_strategy)
     if not task.is_classification:
-        return cfg, {**choice, "strategy": None, "strategy_chosen_by": None,
-                     "beats_chance": True, "reason": stored.get("reason")}
+        return cfg, dataclasses.replace(base, beats_chance=True, reason=stored.get("reason"))
     ev = stored.get("evidence")
-    if cfg.label_strategy != "auto":
+    answer = answer_of(ev) if ev else None
+    if cfg.label_strategy != AUTO:
         bc = beats_chance(ev, protocol, cfg.label_strategy) if ev and protocol and \
             cfg.label_strategy in SELF_STRATEGIES else None
-        return cfg, {**choice, "strategy": cfg.label_strategy, "strategy_chosen_by": "user",
-                     "answer_protocol": answer_of(ev) if ev else None,
-                     "beats_chance": bc, "reason": f"Label strategy {cfg.label_strategy} "
-                                                   f"was set by hand."}
+        return cfg, dataclasses.replace(
+            base, strategy=cfg.label_strategy, strategy_chosen_by="user",
+            answer_protocol=answer, beats_chance=bc,
+            reason=f"Label strategy {cfg.label_strategy} was set by hand.")
     pick = choose_strategy(ev, protocol or "", table_labels(df, task), task.labels)
-    return dataclasses.replace(cfg, label_strategy=pick["strategy"]), {
-        **choice, "strategy": pick["strategy"], "strategy_chosen_by": "auto",
-        "answer_protocol": answer_of(ev) if ev else None, "agreement": pick.get("agreement"),
-        "best_self": pick.get("best_self"),
-        "beats_chance": pick["beats_chance"], "reason": pick["reason"]}
+    return dataclasses.replace(cfg, label_strategy=pick["strategy"]), dataclasses.replace(
+        base, strategy=pick["strategy"], strategy_chosen_by=AUTO, answer_protocol=answer,
+        agreement=pick.get("agreement"), best_self=pick.get("best_self"),
+        beats_chance=pick["beats_chance"], reason=pick["reason"])
 
 
 _NAMES = {"chat": "in chat form", "plain": "as plain text"}
-_SNAMES = {"vote": "majority vote of the samples", "rank": "the likeliest label",
-           "calibrated": "the likeliest label after calibration"}
+_SNAMES = {s: BY_NAME[s].words for s in SELF_STRATEGIES}
 
 
 def explain(evidence: dict, protocol: str, strategy: str | None,

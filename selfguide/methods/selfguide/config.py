@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 
 from selfguide.errors import ConfigError
+from selfguide.methods.selfguide import strategies
 from selfguide.settings.fields import check, check_choices, field, from_dict, to_dict
 
-LABEL_STRATEGIES = ("auto", "vote", "rank", "calibrated", "own", "target", "agree")
+LABEL_STRATEGIES = strategies.NAMES
 LABEL_PROTOCOLS = ("auto", "chat", "plain")
 INPUT_PROMPTS = ("by_label", "mixed")
 

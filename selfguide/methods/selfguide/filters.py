@@ -47,6 +47,7 @@ from selfguide.methods.candidates import funnel as _funnel
 from selfguide.methods.checks import not_empty, text_key, word_count
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.relation import demo_relation, in_relation
+from selfguide.methods.selfguide import strategies
 from selfguide.methods.selfguide.strategies import calibrated_labels, rank_labels
 from selfguide.task.spec import TaskSpec
 from selfguide.task.structure import InputTemplate, infer_template
@@ -280,22 +281,14 @@ def assign_labels(df: pd.DataFrame, cfg: FilterConfig, task: TaskSpec
     cal_l, cal_m = calibrated_labels(_col(df, "label_scores", None), labels)
     # "auto" is resolved from the run's labelling evidence by choice.resolve_filters
     # (selfguide.methods.selfguide.choice) before this; without evidence it is the vote.
-    strat = "vote" if cfg.label_strategy == "auto" else cfg.label_strategy
-    if strat == "rank":
-        lab = rank_labels(_col(df, "label_scores", None), labels)
-        ok = [x in labels for x in lab]
-    elif strat == "own":
-        lab = rank_labels(_col(df, "answer_scores", None), labels)
-        ok = [x in labels for x in lab]
-    elif strat == "vote":
-        lab = vote_l
-        ok = [x in labels for x in lab]
-    elif strat == "target":
-        lab = target
-        ok = [x in labels for x in lab]
-    elif strat == "calibrated":
+    strat = strategies.BY_NAME[strategies.in_effect(cfg.label_strategy)]
+    if strat.name == "calibrated":
         lab = cal_l
         ok = [x in labels and m >= cfg.calibration_margin for x, m in zip(lab, cal_m)]
+    elif strat.name != "agree":  # the labels of the strategy's column
+        lab = rank_labels(_col(df, strat.column, None), labels) if strat.needs_scores \
+            else [str(x) for x in _col(df, strat.column, "")]
+        ok = [x in labels for x in lab]
     else:  # agree
         src = vote_l if cfg.agree_source == "vote" else cal_l
         ok = [s in labels and s == t for s, t in zip(src, target)]
@@ -361,15 +354,13 @@ def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
     share = [float(x) for x in _col(out, "vote_share", 0.0)]
     is_cls = task is not None and task.is_classification
     m: dict[str, list[bool]] = {"annotated": annotated}
-    m["output_empty"] = [a and bool(o.strip()) for a, o in zip(annotated, outputs)] \
-        if not (is_cls and cfg.label_strategy == "target") else [True] * n
+    m["output_empty"] = [a and bool(o.strip()) for a, o in zip(annotated, outputs)]
     m["output_noise"] = no_noise(outputs, cfg.noise_terms)
     m["repetition"] = [not (cfg.drop_repetitive and repetitive(o)) for o in outputs]
     if is_cls:
         m["output_length"] = [True] * n
         m["copy"] = m["relation"] = m["agreement"] = [True] * n
-        uses_vote = cfg.label_strategy in ("vote", "auto") or (cfg.label_strategy == "agree"
-                                                     and cfg.agree_source == "vote")
+        uses_vote = strategies.uses_vote(cfg.label_strategy, cfg.agree_source)
         if not uses_vote:
             m["output_noise"] = [True] * n
             m["output_empty"] = [True] * n
@@ -386,7 +377,7 @@ def _output_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | None,
 
     allm = [*in_masks.values(), *m.values()]
     before = np.asarray(allm, dtype=bool).reshape(len(allm), n).all(axis=0).tolist()
-    if is_cls and cfg.balance and cfg.label_strategy != "own":  # own: the model's shares
+    if is_cls and cfg.balance and strategies.balances(cfg.label_strategy):  # not own
         m["balance"] = balance_mask(out["label"].tolist(), before, random.Random(cfg.seed))
     else:
         m["balance"] = [True] * n

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from selfguide.errors import ScoringUnavailable
 from selfguide.methods.selfguide.consistency import vote_samples
+from selfguide.methods.selfguide.strategies import SELF_STRATEGIES
 from selfguide.runs.events import Progress, delta_progress
 from selfguide.settings.fields import SamplingConfig
 from selfguide.task.parsing import map_label, parse_output
@@ -38,8 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from selfguide.backends import Generator
 
 PROTOCOLS = ("chat", "plain")
-SELF_STRATEGIES = ("rank", "vote", "calibrated")  # preference order on equal evidence
-OWN = "own"              # the model's own answer in its answer protocol, shares kept
 STOPS = ("\nInput:", "\nAnswer:", "\nOutput:", "\n\n")
 
 

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from selfguide import __version__
 from selfguide.errors import ConfigError, CorruptFile, DatasetError
-from selfguide.methods.selfguide import sources
+from selfguide.methods.selfguide import sources, strategies
+from selfguide.methods.selfguide.choice import LabelChoice
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfguide.documents import PASSAGES_FILE, Documents, save_passages
 from selfguide.methods.selfguide.filters import apply
 from selfguide.methods.selfguide.sources import MIXES, GivenInputs
-from selfguide.methods.selfguide.stages import ItemCallback, annotate, generate_inputs, topup_round
+from selfguide.methods.context import ItemCallback, StageContext
+from selfguide.methods.selfguide.stages import annotate, generate_inputs, topup_round
 from selfguide.methods.selfguide.table import build_table, finish, load_candidates
 from selfguide.runs import store
 from selfguide.runs.events import EventLog
@@ -180,24 +182,24 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
         filters = from_dict(FilterConfig, stored.get("filters")) if stored else FilterConfig()
     if chat is None:
         chat = bool((stored.get("model") or {}).get("chat", True))
-    events = events or EventLog(None)
+    ctx = StageContext(generator, chat=chat, events=events or EventLog(None), cancel=cancel,
+                       on_item=on_item, stream=stream)
+    events = ctx.events
     run_dir.set_stage("synthesize", "running",
                     config_hash=store.config_hash(to_dict(cfg)))
     given, mix = _given(run_dir, stored)
     inputs = given
     if mix != "only":
-        inputs = given + generate_inputs(run_dir, task, cfg, filters, generator, chat=chat,
-                                         events=events, cancel=cancel, on_item=on_item,
-                                         stream=stream, given=given)
+        inputs = given + generate_inputs(run_dir, task, cfg, filters, ctx, given=given)
     elif given:
         events.emit("log", message=f"{len(given)} inputs of your own replace stage 1 "
                                    "(mix only): nothing is generated")
-    kw = {"chat": chat, "events": events, "cancel": cancel, "stream": stream}
-    df, report = _label_and_filter(run_dir, task, cfg, filters, generator, inputs, **kw)
+    df, report = _label_and_filter(run_dir, task, cfg, filters, inputs, ctx)
     rnd, topups = 1 + max((r["round"] for r in inputs), default=-1), []
     while task.is_classification and cfg.min_per_label and len(topups) < cfg.topup_rounds \
             and mix != "only":
-        if (report.get("labelling") or {}).get("strategy") == "own":
+        strategy = (LabelChoice.from_dict(report.get("labelling")) or LabelChoice()).strategy
+        if strategy and not strategies.balances(strategy):
             break  # the model's own answers: asking for a label does not change them
         rare = short_labels(df, task, cfg.min_per_label)
         if not rare:
@@ -206,9 +208,8 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
                                    f"{cfg.min_per_label} examples of " + ", ".join(
                                        f"{k} ({v})" for k, v in rare.items())
                                    + "; asking only for those labels")
-        inputs = inputs + topup_round(run_dir, task, cfg, filters, generator, rnd,
-                                      list(rare), on_item=on_item, **kw)
-        df, report = _label_and_filter(run_dir, task, cfg, filters, generator, inputs, **kw)
+        inputs = inputs + topup_round(run_dir, task, cfg, filters, rnd, list(rare), ctx)
+        df, report = _label_and_filter(run_dir, task, cfg, filters, inputs, ctx)
         topups.append({"round": rnd, "asked_for": rare, "after": label_counts(df, task)})
         rnd += 1
     if topups:
@@ -237,16 +238,14 @@ def _given(run_dir: Any, stored: dict) -> tuple[list[dict], str]:
 
 
 def _label_and_filter(run_dir: Any, task: TaskSpec, cfg: SynthesisConfig,
-                      filters: FilterConfig, generator: Generator, inputs: list[dict], *,
-                      chat: bool, events: EventLog, cancel: Callable[[], bool] | None,
-                      stream: Any) -> tuple[Any, dict]:
+                      filters: FilterConfig, inputs: list[dict], ctx: StageContext
+                      ) -> tuple[Any, dict]:
     """Stage 2 on every input that passes the input filters (those not yet annotated),
     then the filters and the dataset: (table, report)."""
     first = apply(build_table(inputs, {}, task), filters, task, stage="input")
     keep = first[first["kept"]]
     ids_inputs = list(zip(keep["id"].tolist(), keep["input"].tolist()))
-    ann = annotate(run_dir, task, cfg, ids_inputs, generator, chat=chat, events=events,
-                   cancel=cancel, stream=stream)
+    ann = annotate(run_dir, task, cfg, ids_inputs, ctx)
     return finish(run_dir, build_table(inputs, ann, task), task, filters)
 
 

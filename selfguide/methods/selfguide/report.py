@@ -14,9 +14,11 @@ import statistics
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from selfguide.methods.selfguide.choice import AGREEMENT_ALPHA, LabelChoice
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.filters import INPUT_FILTERS, ORDER, demo_template, funnel
-from selfguide.methods.selfguide.strategies import agreement, calibrated_labels, rank_labels
+from selfguide.methods.selfguide.strategies import (OWN, agreement, labels_by_strategy,
+                                                    labels_from)
 from selfguide.task.spec import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,16 +40,10 @@ def strategy_table(df: pd.DataFrame, task: TaskSpec) -> dict[str, dict]:
     passed = [f"f_{n}" for n in (*INPUT_FILTERS, "annotated") if f"f_{n}" in df.columns]
     inp = df[[all(x) for x in zip(*(df[c] for c in passed))]]
     labels = list(task.labels)
-    target = inp["target_label"].fillna("").astype(str).tolist()
-    scores = inp["label_scores"].tolist() if "label_scores" in inp else [None] * len(inp)
-    answer = inp["answer_scores"].tolist() if "answer_scores" in inp else [None] * len(inp)
-    cal, _ = calibrated_labels(scores, labels)
-    by = {"vote": inp["label_vote"].fillna("").astype(str).tolist(),
-          "rank": rank_labels(scores, labels), "calibrated": cal}
-    own = rank_labels(answer, labels)
-    if any(own):
-        by["own"] = own
-    by["target"] = target
+    by = labels_by_strategy(inp, labels)
+    if not any(by[OWN]):
+        del by[OWN]
+    target = by["target"]
     out = {}
     for name, labs in by.items():
         valid = [(lab, t) for lab, t in zip(labs, target) if lab in labels]
@@ -62,6 +58,21 @@ def strategy_table(df: pd.DataFrame, task: TaskSpec) -> dict[str, dict]:
     return out
 
 
+def label_counts(df: pd.DataFrame, task: TaskSpec) -> dict[str, dict[str, int]]:
+    """Per label of a classification task: the rows written for it (``generated``) and
+    the kept rows that carry it (``kept``); ``{}`` for a generation task or no rows. THE
+    label count of a filtered table (the report, the Filter page's chart)."""
+    if not task.is_classification or not len(df):
+        return {}
+    kept = df[df["kept"]]
+    out = {}
+    for lab in task.labels:
+        sub = df[df["target_label"] == lab] if "target_label" in df else df.iloc[0:0]
+        out[lab] = {"generated": len(sub),
+                    "kept": int((kept["label"] == lab).sum()) if len(kept) else 0}
+    return out
+
+
 def _vote_share_mean(df: pd.DataFrame) -> float | None:
     shares = df.loc[df["f_annotated"], "vote_share"].dropna().tolist() \
         if "vote_share" in df.columns and "f_annotated" in df.columns else []
@@ -70,12 +81,7 @@ def _vote_share_mean(df: pd.DataFrame) -> float | None:
 
 def _chosen_strategy(cfg: FilterConfig) -> str:
     """The strategy whose labels the dataset holds (``agree`` shows its source's)."""
-    if cfg.label_strategy in ("target", "rank", "vote", "own"):
-        return cfg.label_strategy
-    if cfg.label_strategy == "calibrated" or (cfg.label_strategy == "agree"
-                                              and cfg.agree_source == "calibrated"):
-        return "calibrated"
-    return "vote"
+    return labels_from(cfg.label_strategy, cfg.agree_source)
 
 
 def _dominant(strategies: dict[str, dict], chosen: str, cfg: FilterConfig, add: Any) -> None:
@@ -106,8 +112,6 @@ def _dominant(strategies: dict[str, dict], chosen: str, cfg: FilterConfig, add: 
 def _at_chance(strategies: dict[str, dict], chosen: str, chance: float, add: Any) -> None:
     if chosen == "own":  # chosen because nothing followed the targets; the reason says so
         return
-    from selfguide.methods.selfguide.choice import AGREEMENT_ALPHA
-
     for name in (("vote", "calibrated") if chosen == "target" else (chosen,)):
         s = strategies.get(name, {})
         agr, p = s.get("target_agreement"), s.get("agreement_p")
@@ -170,13 +174,13 @@ def diagnostics(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig,
     return diags
 
 
-def labelling_diagnostics(choice: dict | None) -> list[dict]:
+def labelling_diagnostics(choice: LabelChoice | None) -> list[dict]:
     """A warning when no way of self-labelling was trusted (beat chance on the demos and
     followed the asked-for labels on the model's own inputs)."""
-    if not choice or choice.get("beats_chance") is not False:
+    if choice is None or choice.beats_chance is not False:
         return []
     # the chooser's reason already names the evidence, the consequence and the remedy
-    message = str(choice.get("reason") or "") or (
+    message = str(choice.reason or "") or (
         "The model's own labels did not show that they carry the task. Expect the tuned "
         "model to learn the answer format, not the task; a bigger model would help.")
     return [{"code": "labels_at_chance", "level": "warning", "message": message,
@@ -185,24 +189,19 @@ def labelling_diagnostics(choice: dict | None) -> list[dict]:
 
 def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
                  n_train: int | None = None, n_val: int = 0,
-                 labelling: dict | None = None) -> dict:
+                 labelling: LabelChoice | None = None) -> dict:
     """funnel, per-label counts, per-strategy labels/agreement, vote shares, diagnostics,
     and how the labels were made (``labelling``: protocol, strategy, why)."""
     kept = df[df["kept"]] if len(df) else df
     strategies = strategy_table(df, task)
-    by_label = {}
-    if task.is_classification and len(df):
-        for lab in task.labels:
-            sub = df[df["target_label"] == lab] if "target_label" in df else df.iloc[0:0]
-            by_label[lab] = {"generated": len(sub),
-                             "kept": int((kept["label"] == lab).sum()) if len(kept) else 0}
+    by_label = label_counts(df, task)
     shares = df.loc[df["f_annotated"], "vote_share"].dropna().tolist() \
         if len(df) and "vote_share" in df.columns else []
     diags = labelling_diagnostics(labelling) + diagnostics(df, task, cfg, strategies)
     return {
         "task": task.name, "task_type": task.task_type,
         "label_strategy": cfg.label_strategy if task.is_classification else None,
-        "labelling": labelling,
+        "labelling": labelling.to_dict() if labelling is not None else None,
         "candidates": len(df), "kept": len(kept),
         "train": int(n_train if n_train is not None else len(kept)), "val": int(n_val),
         "funnel": funnel(df) if len(df) else [],
@@ -252,11 +251,11 @@ def structure_summary(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig) -> di
 def format_report(report: dict) -> str:
     """A plain-text funnel (generated -> after each filter -> dataset), labels, diagnostics."""
     lines = [f"Funnel ({report.get('task', '')}):"]
-    lab = report.get("labelling") or {}
-    if lab.get("reason") or lab.get("protocol_reason"):
-        lines.insert(0, f"Labelling: {lab.get('protocol') or '-'} protocol"
-                        + (f", {lab['strategy']} labels" if lab.get("strategy") else "")
-                        + f". {lab.get('reason') or lab.get('protocol_reason')}")
+    lab = LabelChoice.from_dict(report.get("labelling"))
+    if lab is not None and (lab.reason or lab.protocol_reason):
+        lines.insert(0, f"Labelling: {lab.protocol or '-'} protocol"
+                        + (f", {lab.strategy} labels" if lab.strategy else "")
+                        + f". {lab.reason or lab.protocol_reason}")
     for step in report.get("funnel", []):
         if step["step"] == "generated" or step["dropped"]:
             drop = f"  (-{step['dropped']})" if step["dropped"] else ""

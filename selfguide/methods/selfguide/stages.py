@@ -24,13 +24,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfguide.methods.candidates import unique
 from selfguide.methods.checks import text_key
+from selfguide.methods.context import StageContext
 from selfguide.methods.selfguide import choice, labelling
 from selfguide.methods.selfguide.config import FilterConfig, SynthesisConfig
 from selfguide.methods.selfguide.documents import load_passages, passage_for
@@ -60,7 +60,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from selfguide.backends import Generator
 
 STOPS = labelling.STOPS
-ItemCallback = Callable[[dict], None]
 
 
 def row_id(round_: int, prompt: int) -> str:
@@ -75,11 +74,6 @@ def _budget(generator: Generator, texts: list[str], configured: int, *, floor: i
         return configured
     longest = max((generator.count_tokens(t) for t in texts), default=16)
     return int(min(cap, max(floor, 2 * longest + 8)))
-
-
-def _stream(stream: Any) -> Any:
-    """``...`` means "stderr at call time" (so test capture and redirection work)."""
-    return sys.stderr if stream is ... else stream
 
 
 # --------------------------------------------------------------------------- stage 1
@@ -123,9 +117,8 @@ def _round_plan(task: TaskSpec, cfg: SynthesisConfig, pool: _Pool, rnd: int,
 
 
 def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
-                  missing: set[int], generator: Generator, sampling: SamplingConfig, *,
-                  chat: bool, cancel: Callable[[], bool] | None, progress: Progress,
-                  passages: list[dict] = ()) -> list[dict]:
+                  missing: set[int], ctx: StageContext, sampling: SamplingConfig, *,
+                  progress: Progress, passages: list[dict] = ()) -> list[dict]:
     """The rows of round ``rnd`` whose prompt is in ``missing``.
 
     The whole round is decoded again (same prompts, same batch, same seed) so a row lost to
@@ -138,8 +131,9 @@ def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
             for p, target, shown in plan]
     prompts = [b + (f" {start}" if start else "") for b in base]
     s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
-    outs = generator.generate(prompts, s, 1, chat=chat and cfg.input_chat,
-                              cancel=cancel, progress=delta_progress(progress))
+    chat = ctx.chat and cfg.input_chat
+    outs = ctx.generator.generate(prompts, s, 1, chat=chat, cancel=ctx.cancel,
+                                  progress=delta_progress(progress))
     new = []
     for (p, target, shown), comps in zip(plan, outs):
         if p not in missing:
@@ -152,8 +146,8 @@ def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
             new[-1].update(passage_id=grounded[p]["id"], passage=grounded[p]["text"])
     if cfg.input_template:
         _fill_slots(demo_template(task), new, {p: b for (p, _, _), b in zip(plan, base)},
-                    generator, dataclasses.replace(s, seed=_seed(cfg.seed, "slots", rnd)),
-                    chat=chat and cfg.input_chat, cancel=cancel)
+                    ctx.generator, dataclasses.replace(s, seed=_seed(cfg.seed, "slots", rnd)),
+                    chat=chat, cancel=ctx.cancel)
     return new
 
 
@@ -232,9 +226,7 @@ def _more_rounds(by_id: dict[str, dict], task: TaskSpec, cfg: SynthesisConfig,
 
 
 def generate_inputs(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
-                    filters: FilterConfig, generator: Generator, *, chat: bool = True,
-                    events: EventLog | None = None, cancel: Callable[[], bool] | None = None,
-                    on_item: ItemCallback | None = None, stream: Any = ...,
+                    filters: FilterConfig, ctx: StageContext, *,
                     given: list[dict] = ()) -> list[dict]:
     """Stage 1: generate every missing round; returns the generated input rows (old and
     new). ``given``: the user's inputs (mix ``fill``), shown as examples and counted
@@ -246,32 +238,28 @@ def generate_inputs(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCo
     for g in given:
         pool.add(g["input"], "")
     passages = load_passages(run_dir)
-    sampling = _input_sampling(task, cfg, generator)
-    events = events or EventLog(None)
-    progress = Progress("inputs", 0 if given else cfg.total_prompts, events=events,
-                        unit="prompts",
-                        done=sum(1 for r in rows if r["round"] < cfg.rounds),
-                        stream=_stream(stream))
-    events.emit("stage", stage="inputs", state="start", total=cfg.total_prompts,
-                done=progress.done)
+    sampling = _input_sampling(task, cfg, ctx.generator)
+    progress = ctx.progress("inputs", 0 if given else cfg.total_prompts, unit="prompts",
+                            done=sum(1 for r in rows if r["round"] < cfg.rounds))
+    ctx.events.emit("stage", stage="inputs", state="start", total=cfg.total_prompts,
+                    done=progress.done)
     rnd = 0
     try:
-        while _more_rounds(by_id, task, cfg, filters, rnd, progress, events, given):
+        while _more_rounds(by_id, task, cfg, filters, rnd, progress, ctx.events, given):
             plan = _round_plan(task, cfg, pool, rnd)
             missing = {x[0] for x in plan if row_id(rnd, x[0]) not in by_id}
             if missing:
-                new = _decode_round(task, cfg, plan, rnd, missing, generator, sampling,
-                                    chat=chat, cancel=cancel, progress=progress,
-                                    passages=passages)
-                _save_round(path, new, by_id, events, on_item)  # the unit of resumption
+                new = _decode_round(task, cfg, plan, rnd, missing, ctx, sampling,
+                                    progress=progress, passages=passages)
+                _save_round(path, new, by_id, ctx)  # the unit of resumption
             for p in range(cfg.prompts_per_round):
                 r = by_id[row_id(rnd, p)]
                 pool.add(r["input"], r.get("target_label", ""))
             rnd += 1
     finally:
         progress.close()
-    events.emit("stage", stage="inputs", state="done", total=rnd * cfg.prompts_per_round,
-                rounds=rnd)
+    ctx.events.emit("stage", stage="inputs", state="done",
+                    total=rnd * cfg.prompts_per_round, rounds=rnd)
     # only the rounds this config ran (a run resumed with fewer rounds ignores the rest)
     return sorted((r for r in by_id.values() if r["round"] < rnd
                    and r["prompt_id"] < cfg.prompts_per_round),
@@ -287,10 +275,8 @@ def _input_sampling(task: TaskSpec, cfg: SynthesisConfig, generator: Generator
 
 
 def topup_round(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
-                filters: FilterConfig, generator: Generator, rnd: int, labels: list[str], *,
-                chat: bool = True, events: EventLog | None = None,
-                cancel: Callable[[], bool] | None = None, on_item: ItemCallback | None = None,
-                stream: Any = ...) -> list[dict]:
+                filters: FilterConfig, rnd: int, labels: list[str], ctx: StageContext
+                ) -> list[dict]:
     """Stage-1 round ``rnd`` whose prompts ask only for ``labels`` (a top-up for labels
     that came out rare, see :func:`selfguide.methods.selfguide.pipeline.synthesize`): its
     rows, decoded now or read back when a resumed run has them already."""
@@ -305,59 +291,53 @@ def topup_round(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig
     plan = _round_plan(task, cfg, pool, rnd, labels)
     missing = {x[0] for x in plan if row_id(rnd, x[0]) not in by_id}
     if missing:
-        events = events or EventLog(None)
-        progress = Progress("top-up", cfg.prompts_per_round, unit="prompts", events=events,
-                            done=cfg.prompts_per_round - len(missing), stream=_stream(stream))
+        progress = ctx.progress("top-up", cfg.prompts_per_round, unit="prompts",
+                                done=cfg.prompts_per_round - len(missing))
         try:
-            new = _decode_round(task, cfg, plan, rnd, missing, generator,
-                                _input_sampling(task, cfg, generator), chat=chat,
-                                cancel=cancel, progress=progress,
+            new = _decode_round(task, cfg, plan, rnd, missing, ctx,
+                                _input_sampling(task, cfg, ctx.generator), progress=progress,
                                 passages=load_passages(run_dir))
         finally:
             progress.close()
-        _save_round(path, new, by_id, events, on_item)
+        _save_round(path, new, by_id, ctx)
     return [by_id[row_id(rnd, p)] for p in range(cfg.prompts_per_round)]
 
 
-def _save_round(path: Any, new: list[dict], by_id: dict, events: EventLog,
-                on_item: ItemCallback | None) -> None:
+def _save_round(path: Any, new: list[dict], by_id: dict, ctx: StageContext) -> None:
     """Append a decoded round's rows to the inputs file and announce each (``item``)."""
     for r in new:
         r.setdefault("origin", "generated")
     as_run(Path(path).parent).append_log(path, new)
     for r in new:
         by_id[r["id"]] = r
-        events.emit("item", stage="inputs", id=r["id"], round=r["round"], input=r["input"],
-                    target_label=r["target_label"])
-        if on_item is not None:
-            on_item(r)
+        ctx.events.emit("item", stage="inputs", id=r["id"], round=r["round"],
+                        input=r["input"], target_label=r["target_label"])
+        if ctx.on_item is not None:
+            ctx.on_item(r)
 
 
 # --------------------------------------------------------------------------- stage 2
 
 def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, ids_inputs:
-             list[tuple[str, str]], generator: Generator, *, chat: bool = True,
-             events: EventLog | None = None, cancel: Callable[[], bool] | None = None,
-             stream: Any = ...) -> dict[str, dict]:
+             list[tuple[str, str]], ctx: StageContext) -> dict[str, dict]:
     """Stage 2: sample answers (and label scores) for every (id, input) not yet annotated.
 
     First the labelling protocol is settled (:func:`label_protocol`: from the demos and a
     probe of the inputs, stored in ``labelling.json``); every input is then labelled in it.
     """
     path = as_run(run_dir).annotations_file
-    events = events or EventLog(None)
+    generator = ctx.generator
 
     def pending() -> list[tuple[str, str]]:
         done = {r["id"] for r in as_run(run_dir).read_log(path)}
         return [(i, x) for i, x in ids_inputs if i not in done]
 
-    progress = Progress("annotate", len(ids_inputs), events=events, unit="inputs",
-                        done=len(ids_inputs) - len(pending()), stream=_stream(stream))
-    events.emit("stage", stage="annotate", state="start", total=len(ids_inputs),
-                done=progress.done)
+    progress = ctx.progress("annotate", len(ids_inputs), unit="inputs",
+                            done=len(ids_inputs) - len(pending()))
+    ctx.events.emit("stage", stage="annotate", state="start", total=len(ids_inputs),
+                    done=progress.done)
     try:
-        protocol = label_protocol(run_dir, task, cfg, ids_inputs, generator, chat=chat,
-                                  events=events, cancel=cancel)["protocol"]
+        protocol = label_protocol(run_dir, task, cfg, ids_inputs, ctx)["protocol"]
     except BaseException:
         progress.close()
         raise
@@ -375,18 +355,16 @@ def annotate(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig, i
         labelling.label_batches(task, todo, generator, protocol, sampling, cfg.n_samples,
                                 batch=cfg.annotate_batch, score=cfg.score_labels,
                                 seed=lambda first: _seed(cfg.seed, "annotate", first),
-                                on_batch=save, cancel=cancel, progress=progress,
-                                answer=labelling.answer_protocol(chat))
+                                on_batch=save, cancel=ctx.cancel, progress=progress,
+                                answer=labelling.answer_protocol(ctx.chat))
     finally:
         progress.close()
-    events.emit("stage", stage="annotate", state="done", total=len(ids_inputs))
+    ctx.events.emit("stage", stage="annotate", state="done", total=len(ids_inputs))
     return done
 
 
 def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
-                   ids_inputs: list[tuple[str, str]], generator: Generator, *,
-                   chat: bool = True, events: EventLog | None = None,
-                   cancel: Callable[[], bool] | None = None) -> dict:
+                   ids_inputs: list[tuple[str, str]], ctx: StageContext) -> dict:
     """The protocol stage 2 labels in, with its evidence (``labelling.json``; computed once).
 
     Leave-one-out on the demos in every candidate protocol, plus (classification) a probe of
@@ -397,10 +375,9 @@ def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCon
     stored = run.read_labelling()
     if stored and stored.get("protocol"):
         return stored
-    events = events or EventLog(None)
+    events, generator, chat = ctx.events, ctx.generator, ctx.chat
     wanted = cfg.label_protocol
-    protocols = ("plain",) if not chat else (
-        labelling.PROTOCOLS if wanted == "auto" else (wanted,))
+    protocols = choice.protocols_to_try(wanted, chat)
     probe = ids_inputs[:cfg.probe_inputs] if task.is_classification else []
     events.emit("log", message=f"labelling evidence: {len(task.demos)} demos left out one "
                                f"at a time, {len(probe)} probe inputs, protocols "
@@ -410,12 +387,8 @@ def label_protocol(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisCon
                                       seed=_seed(cfg.seed, "probe"))
     evidence, probe_recs = labelling.gather_evidence(
         task, generator, [x for _, x in probe], protocols, sampling, cfg.n_samples,
-        cancel=cancel, score=cfg.score_labels, answer=labelling.answer_protocol(chat))
-    pick = choice.choose_protocol(evidence)
-    if wanted != "auto" or not chat:
-        pick.update(protocol=protocols[0], chosen_by="user" if chat else "model")
-    else:
-        pick["chosen_by"] = "auto"
+        cancel=ctx.cancel, score=cfg.score_labels, answer=labelling.answer_protocol(chat))
+    pick = choice.pick_protocol(evidence, wanted, chat)
     recs = probe_recs.get(pick["protocol"]) or []
     # A run killed between this append and labelling.json below computes the same probe
     # again; the rows already appended are not appended twice.

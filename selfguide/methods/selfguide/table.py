@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from selfguide.errors import DatasetError
 from selfguide.methods import candidates
-from selfguide.methods.selfguide.choice import resolve_filters
+from selfguide.methods.selfguide.choice import LabelChoice, resolve_filters
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.methods.selfguide.filters import apply, heldout_scores, near_duplicate_scores
@@ -145,7 +145,7 @@ def build_records(df: pd.DataFrame, task: TaskSpec, *, val_fraction: float = 0.0
 
 
 def write_dataset(run_dir: str | os.PathLike, df: pd.DataFrame, task: TaskSpec,
-                  cfg: FilterConfig, *, labelling: dict | None = None) -> dict:
+                  cfg: FilterConfig, *, labelling: LabelChoice | None = None) -> dict:
     """Write dataset/train.jsonl, dataset/val.jsonl and dataset/report.json; return the report.
 
     Rows repaired by hand (``overrides.json``) enter with their corrected output/label."""
