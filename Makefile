@@ -45,12 +45,16 @@ bench: $(STAMP)
 BENCH_VENV ?= workspace/bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.bench-installed
 
+# $(call llama_venv,VENV,CMAKE_ARGS,PACKAGE): a venv with llama-cpp-python compiled into it
+define llama_venv
+	@test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	@$(1)/bin/python -m pip install -q --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=1 CMAKE_ARGS="$(2)" nice -n 19 $(1)/bin/python -m pip install "$(3)"
+	@touch $(1)/.bench-installed
+endef
+
 $(BENCH_STAMP):
-	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	@$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=1 CMAKE_ARGS="-DGGML_NATIVE=ON" nice -n 19 \
-		$(BENCH_VENV)/bin/python -m pip install "llama-cpp-python[server]==0.3.36"
-	@touch $(BENCH_STAMP)
+	$(call llama_venv,$(BENCH_VENV),-DGGML_NATIVE=ON,llama-cpp-python[server]==0.3.36)
 
 # ours vs llama.cpp single stream vs the naive transformers loop, same prompts, one run
 bench-anchors: $(STAMP) $(BENCH_STAMP)
@@ -65,11 +69,7 @@ AVX2_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGM
 	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
 
 $(AVX2_STAMP):
-	@test -x $(AVX2_VENV)/bin/python || $(PYTHON) -m venv $(AVX2_VENV)
-	@$(AVX2_VENV)/bin/python -m pip install -q --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=1 CMAKE_ARGS="$(AVX2_CMAKE)" nice -n 19 \
-		$(AVX2_VENV)/bin/python -m pip install "llama-cpp-python==0.3.36"
-	@touch $(AVX2_STAMP)
+	$(call llama_venv,$(AVX2_VENV),$(AVX2_CMAKE),llama-cpp-python==0.3.36)
 
 bench-anchors-avx2: $(STAMP) $(AVX2_STAMP)
 	$(BIN)/python bench/anchors.py --isa avx2 --llama-python $(AVX2_VENV)/bin/python
