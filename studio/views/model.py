@@ -1,5 +1,5 @@
 """The Model page's parts: where generation runs, the server's fields, loading or connecting,
-what was loaded, and the try-a-prompt box.
+what was loaded (and before loading, the memory it will need), and the try-a-prompt box.
 
 What it does: draws the choice between the in-process model (``backend`` hf) and an
 OpenAI-compatible server (``backend`` openai: vLLM, llama.cpp, Ollama) with the server's
@@ -86,6 +86,26 @@ def load_or_connect(cfg: ModelConfig | None, backend: str) -> Any:
         return None
     state.set_loaded_model(state.model_config(), model.info)
     return model
+
+
+def show_estimate(cfg: ModelConfig) -> None:
+    """Before loading: the memory the model needs at the chosen precision against what this
+    machine has free (from the checkpoint's headers; nothing for a hub id)."""
+    from selfguide.models import loading
+
+    try:
+        estimates = loading.memory_estimate(cfg)
+    except SelfGuideError:  # a bad reference: "Load model" shows the error in full
+        return
+    for est in estimates:
+        text = f"Memory: this model {est.summary()}."
+        if est.verdict == "too_large":
+            st.error(f"{text} Loading it would fail: choose Precision 4bit or 8bit, a "
+                     "smaller model or another Device.", icon=":material/memory:")
+        elif est.verdict == "tight":
+            st.warning(f"{text} That is close to the limit.", icon=":material/memory:")
+        else:
+            st.caption(text)
 
 
 def show_model(info: dict) -> None:
