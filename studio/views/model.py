@@ -20,7 +20,7 @@ import streamlit as st
 
 from selfguide.errors import ModelMismatch, SelfGuideError
 from selfguide.models import tryout
-from selfguide.settings.fields import ModelConfig, field_help
+from selfguide.settings.fields import ModelConfig, field_help, from_dict
 from studio.app import resources, state, widgets
 
 GENERATION = {
@@ -127,6 +127,29 @@ def show_model(info: dict) -> None:
     from selfguide.models import hardware
     if note := hardware.slow_bf16_note(str(info.get("precision")), str(info.get("device"))):
         st.warning(note, icon=":material/speed:")
+
+
+def run_model_note(run_dir: Any) -> None:
+    """On the Finetune and Compare pages: the model this run trains and evaluates (the one
+    its synthesis recorded, as ``selfguide run --model`` does), and a warning when the Model
+    page now has another one chosen."""
+    try:
+        recorded = (run_dir.read_config() or {}).get("model")
+        cfg = run_dir.model_config() if recorded else None
+        chosen = from_dict(ModelConfig, state.model_config(), strict=False)
+    except SelfGuideError as exc:
+        widgets.show_error(exc)
+        return
+    if cfg is None:
+        return
+    mode = "chat template" if cfg.chat else "plain prompts"
+    st.caption(f"Model: **{cfg.model}** ({cfg.precision}, {mode}), recorded by this run's "
+               "synthesis; training and evaluation load it.")
+    if (chosen.model, chosen.chat) != (cfg.model, cfg.chat):
+        st.warning(f"The Model page now has **{chosen.model}** chosen, but this run's data "
+                   f"was synthesized with **{cfg.model}**, so this run keeps that one. To "
+                   "finetune the new choice, start a new run and synthesize with it.",
+                   icon=":material/swap_horiz:")
 
 
 def show_server(info: dict) -> None:
