@@ -89,7 +89,8 @@ def _meminfo_available() -> int | None:
 
 def available_bytes(device: str = "cpu") -> int:
     """Free memory on ``device``: ``$SELFGUIDE_MEMORY_BYTES``, else free GPU memory on
-    CUDA, else the system's available RAM (MPS shares it)."""
+    CUDA (this rank's GPU), else the system's available RAM (MPS shares it) divided among
+    the processes a multi-process launch runs on this node."""
     env = os.environ.get(MEMORY_ENV, "").strip()
     if env:
         try:
@@ -106,7 +107,9 @@ def available_bytes(device: str = "cpu") -> int:
         import psutil
 
         free = int(psutil.virtual_memory().available)
-    return free
+    from selfguide.training.dist import local_world_size
+
+    return free // local_world_size()  # the processes of a launch on this node share its RAM
 
 
 def need_bytes(n_params: int, precision: str) -> int:

@@ -33,7 +33,7 @@ from typing import Any
 from selfguide.errors import ConfigError, ResourceError
 from selfguide.settings.training import TrainConfig
 
-MEMORY_ENV = "SELFGUIDE_MEMORY_BYTES"
+MEMORY_ENV = "SELFGUIDE_MEMORY_BYTES"  # read by selfguide.models.memory.available_bytes
 RUNTIME_OVERHEAD = 1.2 * 2**30      # python + torch + tokenizer, measured ~1 GB on the CPU box
 LONG_ROW_TOKENS = 512               # above this a note says rows are long
 _BYTES_PER_PARAM = {"4bit": 0.6, "8bit": 1.1, "bf16": 2.0, "fp32": 4.0}
@@ -116,23 +116,11 @@ def estimate_peak_bytes(dims: ModelDims, cfg: TrainConfig, seq_len: int) -> int:
 
 def available_bytes(device: str = "cpu") -> int:
     """Memory a training run may use: ``$SELFGUIDE_MEMORY_BYTES``, else free GPU memory on
-    CUDA (this rank's GPU), else psutil's available RAM (shared by this node's ranks)."""
-    env = os.environ.get(MEMORY_ENV, "").strip()
-    if env:
-        try:
-            return int(float(env))
-        except ValueError as exc:
-            raise ConfigError(f"${MEMORY_ENV}={env!r} is not a number of bytes.") from exc
-    if device == "cuda":
-        import torch
+    CUDA (this rank's GPU), else the available RAM shared by this node's ranks (the same
+    figure the load check uses: :func:`selfguide.models.memory.available_bytes`)."""
+    from selfguide.models import memory
 
-        return int(torch.cuda.mem_get_info()[0])
-    import psutil
-
-    from selfguide.training.dist import local_world_size
-
-    # the processes of a multi-process launch on this node share its RAM
-    return int(psutil.virtual_memory().available) // local_world_size()
+    return memory.available_bytes(device)
 
 
 def _gib(n: float) -> str:

@@ -31,6 +31,7 @@ def test_synthesis_job_gets_the_model_precision_and_chat(app, runs, job_recorder
     button(at, "Start").click().run()
     assert not at.exception
     [(run, stage, argv)] = job_recorder.calls
+    assert (run, stage) == ("r1", "synthesize")
     args = build_parser().parse_args(argv)
     cfg = from_dict(ModelConfig, overrides_from_args(args, ModelConfig))
     assert (cfg.model, cfg.precision, cfg.chat) == (str(tiny_model_dir), "fp32", False)

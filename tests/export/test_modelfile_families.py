@@ -61,20 +61,20 @@ FAMILIES = {
 
 # family -> (the Ollama template, the stop tokens), as Ollama's own library writes them
 WANT = {
-    "llama3": ("{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}"
+    "llama3": (("{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}"
                "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{{ else }}"
                "<|start_header_id|>user<|end_header_id|>\n\n{{ end }}{{ .Prompt }}<|eot_id|>"
-               "<|start_header_id|>assistant<|end_header_id|>\n\n{{ .Response }}<|eot_id|>",
+               "<|start_header_id|>assistant<|end_header_id|>\n\n{{ .Response }}<|eot_id|>"),
                ["<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"]),
-    "qwen": ("{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n<|im_start|>user\n"
+    "qwen": (("{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n<|im_start|>user\n"
              "{{ else }}<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a "
              "helpful assistant.<|im_end|>\n<|im_start|>user\n{{ end }}{{ .Prompt }}"
-             "<|im_end|>\n<|im_start|>assistant\n{{ .Response }}<|im_end|>",
+             "<|im_end|>\n<|im_start|>assistant\n{{ .Response }}<|im_end|>"),
              ["<|im_end|>", "<|im_start|>"]),
-    "gemma": ("<start_of_turn>user\n{{ .Prompt }}<end_of_turn>\n<start_of_turn>model\n"
-              "{{ .Response }}<eos>", ["<eos>", "<end_of_turn>", "<start_of_turn>"]),
-    "phi3": ("{{ if .System }}<|system|>\n{{ .System }}<|end|>\n<|user|>\n{{ else }}<|user|>\n"
-             "{{ end }}{{ .Prompt }}<|end|>\n<|assistant|>\n{{ .Response }}<|endoftext|>",
+    "gemma": (("<start_of_turn>user\n{{ .Prompt }}<end_of_turn>\n<start_of_turn>model\n"
+              "{{ .Response }}<eos>"), ["<eos>", "<end_of_turn>", "<start_of_turn>"]),
+    "phi3": (("{{ if .System }}<|system|>\n{{ .System }}<|end|>\n<|user|>\n{{ else }}<|user|>\n"
+             "{{ end }}{{ .Prompt }}<|end|>\n<|assistant|>\n{{ .Response }}<|endoftext|>"),
              ["<|endoftext|>", "<|end|>", "<|user|>", "<|assistant|>"]),
     "mistral": ("[INST] {{ .Prompt }} [/INST]{{ .Response }}</s>", ["</s>", "[INST]", "[/INST]"]),
 }

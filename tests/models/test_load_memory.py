@@ -33,7 +33,7 @@ def test_parameters_from_the_safetensors_headers(tiny_model_dir):
     from safetensors import safe_open
 
     with safe_open(str(tiny_model_dir / "model.safetensors"), "pt") as fh:
-        want = sum(math.prod(fh.get_slice(k).get_shape()) for k in fh.keys())
+        want = sum(math.prod(fh.get_slice(k).get_shape()) for k in fh.keys())  # noqa: SIM118
     assert memory.count_params(tiny_model_dir) == want > 0
 
 
@@ -90,6 +90,10 @@ def test_available_memory_per_device(monkeypatch):
     assert memory.available_bytes("cpu") == 3 * 10**9
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (5 * 10**9, 8 * 10**9))
     assert memory.available_bytes("cuda") == 5 * 10**9
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two ranks load at once on this node
+    assert memory.available_bytes("cpu") == 3 * 10**9 // 2
+    assert memory.available_bytes("cuda") == 5 * 10**9  # each rank has its own GPU
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
     monkeypatch.setattr(memory, "_meminfo_available", lambda: None)
     assert memory.available_bytes("cpu") > 0  # psutil where there is no /proc/meminfo
 
