@@ -143,7 +143,7 @@ class MemoryEstimate:
 
     def summary(self) -> str:
         """e.g. ``needs ~1.2 GB at bf16, 7.9 GB available (cpu)``."""
-        at = "to convert (fp32)" if self.what == "convert" else f"at {self.precision}"
+        at = f"at {self.precision}" + (" to convert" if self.what == "convert" else "")
         return (f"needs ~{gb(self.need)} {at}, {gb(self.available)} available "
                 f"({self.device})")
 
@@ -159,9 +159,12 @@ def estimate(n_params: int, precision: str, device: str, *, what: str = "load"
                           available=available_bytes(device), what=what)
 
 
+def _smaller(precision: str) -> list[str]:
+    return [p for p in ("8bit", "4bit") if BYTES_PER_PARAM[p] < BYTES_PER_PARAM.get(precision, 4.0)]
+
+
 def _alternatives(est: MemoryEstimate) -> str:
-    smaller = [p for p in ("8bit", "4bit") if BYTES_PER_PARAM[p] <
-               BYTES_PER_PARAM.get(est.precision, 4.0)]
+    smaller = _smaller(est.precision)
     fits = [p for p in smaller if need_bytes(est.n_params, p) <= est.available]
     parts = []
     if fits:
@@ -180,15 +183,17 @@ def check(est: MemoryEstimate, ref: str) -> MemoryEstimate:
     if est.verdict == "too_large":
         if est.what == "convert":
             raise ResourceError(
-                f"Model {ref!r} ({size} parameters) is a GGUF file; converting it once "
-                f"{est.summary()}.",
+                f"Model {ref!r} ({size} parameters) is a GGUF file, converted once before "
+                f"loading; that {est.summary()}.",
                 hint="Use the model's Hugging Face folder (safetensors) instead, a smaller "
                      "model, or free memory.")
         alt = _alternatives(est)
+        lower = " or ".join(reversed(_smaller(est.precision)))
         raise ResourceError(f"Model {ref!r} ({size} parameters) is too large for this "
                             f"machine: it {est.summary()}.", hint=alt[0].upper() + alt[1:],
-                            ui_hint="Choose Precision 4bit or 8bit, a smaller model, or "
-                                    "another Device, then load again.")
+                            ui_hint=(f"Choose Precision {lower}, a smaller model" if lower
+                                     else "Choose a smaller model") +
+                            " or another Device, then load again.")
     if est.verdict == "tight":
         log.warning("model %s (%s parameters) %s: close to the limit", ref, size, est.summary())
     return est

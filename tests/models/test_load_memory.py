@@ -59,6 +59,9 @@ def test_too_large_is_refused_before_loading(tiny_model_dir, monkeypatch, no_loa
     assert "too large" in msg and "at fp32" in msg and "0.0 GB available" in msg
     assert "smaller model" in err.value.hint and "--device" in err.value.hint
     assert "Precision 4bit or 8bit" in err.value.ui_hint
+    with pytest.raises(ResourceError) as err:  # already at the smallest precision
+        memory.check(memory.estimate(memory.count_params(tiny_model_dir), "4bit", "cpu"), "m")
+    assert err.value.ui_hint.startswith("Choose a smaller model or another Device")
 
 
 def test_the_hint_names_the_precision_that_fits(monkeypatch):
@@ -105,7 +108,7 @@ def test_an_unconverted_gguf_counts_its_conversion(tmp_path, monkeypatch, no_loa
     convert, load = models.memory_estimate(cfg)
     assert (convert.what, convert.precision, convert.device) == ("convert", "fp32", "cpu")
     assert load.what == "load" and load.verdict == "too_large"
-    with pytest.raises(ResourceError, match="GGUF file; converting it once needs"):
+    with pytest.raises(ResourceError, match="GGUF file, converted once before loading; that needs ~.* at fp32 to convert"):
         models.load_model(cfg)
     assert not model_convert.converted_dir(convert_src()).exists()
 
