@@ -20,7 +20,7 @@ import streamlit as st
 
 from selfguide.errors import ModelMismatch, SelfGuideError
 from selfguide.models import tryout
-from selfguide.settings.fields import ModelConfig, field_help, from_dict
+from selfguide.settings.fields import TRANSPORT_FIELDS, ModelConfig, field_help, from_dict, to_dict
 from studio.app import resources, state, widgets
 
 GENERATION = {
@@ -129,19 +129,27 @@ def show_model(info: dict) -> None:
         st.warning(note, icon=":material/speed:")
 
 
+def _run_and_chosen(run_dir: Any) -> tuple[ModelConfig, ModelConfig] | None:
+    """(the model the run's synthesis recorded, the Model page's choice); None when the run
+    has recorded none (an error is shown when its config cannot be read)."""
+    try:
+        recorded = (run_dir.read_config() or {}).get("model")
+        if not recorded:
+            return None
+        return run_dir.model_config(), from_dict(ModelConfig, state.model_config(),
+                                                 strict=False)
+    except SelfGuideError as exc:
+        widgets.show_error(exc)
+        return None
+
+
 def run_model_note(run_dir: Any) -> None:
     """On the Finetune and Compare pages: the model this run trains and evaluates (the one
     its synthesis recorded, as ``selfguide run --model`` does), and a warning when the Model
     page now has another one chosen."""
-    try:
-        recorded = (run_dir.read_config() or {}).get("model")
-        cfg = run_dir.model_config() if recorded else None
-        chosen = from_dict(ModelConfig, state.model_config(), strict=False)
-    except SelfGuideError as exc:
-        widgets.show_error(exc)
+    if (pair := _run_and_chosen(run_dir)) is None:
         return
-    if cfg is None:
-        return
+    cfg, chosen = pair
     mode = "chat template" if cfg.chat else "plain prompts"
     st.caption(f"Model: **{cfg.model}** ({cfg.precision}, {mode}), recorded by this run's "
                "synthesis; training and evaluation load it.")
@@ -150,6 +158,26 @@ def run_model_note(run_dir: Any) -> None:
                    f"was synthesized with **{cfg.model}**, so this run keeps that one. To "
                    "finetune the new choice, start a new run and synthesize with it.",
                    icon=":material/swap_horiz:")
+
+
+def _generation_settings(cfg: ModelConfig) -> dict:
+    """The model settings generated rows depend on (not how a server is reached)."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in TRANSPORT_FIELDS}
+
+
+def synthesis_model_note(run_dir: Any) -> None:
+    """On the Synthesize page of a run that holds generated data: a warning when the Model
+    page's choice is not the model that data was made with (synthesis refuses to mix them)."""
+    if (pair := _run_and_chosen(run_dir)) is None:
+        return
+    cfg, chosen = pair
+    if _generation_settings(cfg) != _generation_settings(chosen):
+        st.warning(f"This run's data was generated with **{cfg.model}** ({cfg.precision}, "
+                   f"chat {'on' if cfg.chat else 'off'}); the Model page now has "
+                   f"**{chosen.model}** ({chosen.precision}, chat "
+                   f"{'on' if chosen.chat else 'off'}). A run keeps one model: tick "
+                   "*Discard data generated earlier* to start over with the new choice, or "
+                   "synthesize in a new run.", icon=":material/swap_horiz:")
 
 
 def show_server(info: dict) -> None:

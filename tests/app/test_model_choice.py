@@ -54,3 +54,17 @@ def test_finetune_and_compare_name_the_runs_model(app, runs, tiny_model_dir):
         at.switch_page(f"studio/pages/{page}.py").run()
         assert any("Model page now has" in w.value and str(tiny_model_dir) in w.value
                    and "new run" in w.value for w in at.warning), page
+
+
+def test_synthesize_warns_when_the_run_was_made_with_another_model(app, runs, tiny_model_dir):
+    runs.candidates("r1")  # generated with the embedded model
+    at = app(run="r1")
+    at.switch_page("studio/pages/synthesize.py").run()
+    assert not at.exception
+    assert not any("A run keeps one model" in w.value for w in at.warning)
+    at.switch_page("studio/pages/model.py").run()
+    choose_model(at, tiny_model_dir, precision="fp32", chat=True)
+    at.switch_page("studio/pages/synthesize.py").run()
+    [warning] = [w.value for w in at.warning if "A run keeps one model" in w.value]
+    assert "**embedded** (auto, chat on)" in warning and "(fp32, chat on)" in warning
+    assert "Discard data generated earlier" in warning and "new run" in warning
