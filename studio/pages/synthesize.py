@@ -52,11 +52,12 @@ model_cfg = from_dict(ModelConfig, state.model_config())
 st.caption(f"Model: **{model_cfg.model}** ({model_cfg.precision}); change it on the Model page.")
 if not running and synth.has_generated(run_dir):
     model_views.synthesis_model_note(run_dir)
+fits = running or model_cfg.backend != "hf" or model_views.show_estimate(model_cfg, quiet=True)
 
 blocker = None if running else synth.start_blocker(run_dir, name, stage)
 c1, c2 = st.columns([1, 4])
 if c1.button("Start", type="primary", icon=":material/play_arrow:",
-             disabled=running or settings is None or blocker is not None):
+             disabled=running or settings is None or blocker is not None or not fits):
     if not parts.before_start(run_dir):
         st.stop()
     argv = parts.job_argv(run, settings, model_cfg, overwrite)

@@ -88,24 +88,29 @@ def load_or_connect(cfg: ModelConfig | None, backend: str) -> Any:
     return model
 
 
-def show_estimate(cfg: ModelConfig) -> None:
+def show_estimate(cfg: ModelConfig, *, quiet: bool = False) -> bool:
     """Before loading: the memory the model needs at the chosen precision against what this
-    machine has free (from the checkpoint's headers; nothing for a hub id)."""
+    machine has free (from the checkpoint's headers; nothing for a hub id). ``quiet``: only
+    a problem is shown. False when loading would fail."""
     from selfguide.models import loading
 
     try:
         estimates = loading.memory_estimate(cfg)
-    except SelfGuideError:  # a bad reference: "Load model" shows the error in full
-        return
+    except SelfGuideError:  # a bad reference: "Load model" (or the job) shows it in full
+        return True
+    fits = True
     for est in estimates:
         text = f"Memory: this model {est.summary()}."
         if est.verdict == "too_large":
+            fits = False
+            where = " on the Model page" if quiet else ""
             st.error(f"{text} Loading it would fail: choose Precision 4bit or 8bit, a "
-                     "smaller model or another Device.", icon=":material/memory:")
+                     f"smaller model or another Device{where}.", icon=":material/memory:")
         elif est.verdict == "tight":
             st.warning(f"{text} That is close to the limit.", icon=":material/memory:")
-        else:
+        elif not quiet:
             st.caption(text)
+    return fits
 
 
 def show_model(info: dict) -> None:

@@ -26,3 +26,18 @@ def test_model_page_shows_the_estimate_before_loading(app, monkeypatch, tiny_mod
     button(at, "Load model").click().run()
     assert not at.exception and not at.metric  # refused before loading, in the page's words
     assert any("too large" in e.value for e in at.error)
+
+
+def test_synthesize_start_is_off_while_the_model_does_not_fit(app, runs, monkeypatch):
+    runs.task("r1")
+    monkeypatch.setenv(memory.MEMORY_ENV, "1e6")
+    at = app(run="r1")
+    at.switch_page("studio/pages/synthesize.py").run()
+    assert not at.exception
+    assert any("Loading it would fail" in e.value and "on the Model page" in e.value
+               for e in at.error)
+    assert button(at, "Start").disabled
+    monkeypatch.setenv(memory.MEMORY_ENV, "64e9")
+    at.run()
+    assert not button(at, "Start").disabled and not at.error
+    assert not any(c.value.startswith("Memory:") for c in at.caption)  # quiet when it fits
