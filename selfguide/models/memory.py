@@ -174,7 +174,8 @@ def _alternatives(est: MemoryEstimate) -> str:
         parts.append(f"choose precision {smaller[-1]}")
     parts += ["a smaller model", "another device with more memory (--device)",
               "or free memory"]
-    return ", ".join(parts) + "."
+    return (", ".join(parts) + f". If you know better (swap, a shared box), ${MEMORY_ENV} "
+            "sets the free memory to assume.")
 
 
 def check(est: MemoryEstimate, ref: str) -> MemoryEstimate:
