@@ -1,5 +1,5 @@
 """The Ollama Modelfile per family (issue 35): tokenizers carrying short versions of the real
-chat templates of Llama 3, Qwen (ChatML), Gemma, Phi-3 and Mistral give Ollama's usual
+chat templates of Llama 3, Qwen (ChatML), Gemma 2 and 3, Phi-3 and Mistral give Ollama's usual
 template for that family (no BOS where llama.cpp adds it), the prompt training used, and the
 family's stop tokens. No download: the templates are literals here."""
 
@@ -34,6 +34,16 @@ GEMMA = (  # Gemma 2
     "{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}"
     "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}")
+GEMMA3 = (  # Gemma 3: a system message opens the first user turn
+    "{{ bos_token }}{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}{%- else -%}{%- set first_user_prefix = '' -%}"
+    "{%- set loop_messages = messages -%}{%- endif -%}{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'assistant') -%}{%- set role = 'model' -%}{%- else -%}"
+    "{%- set role = message['role'] -%}{%- endif -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{'<start_of_turn>model\n'}}{%- endif -%}")
 PHI3 = (
     "{% for message in messages %}{% if message['role'] == 'system' %}"
     "{{'<|system|>\n' + message['content'] + '<|end|>\n'}}"
@@ -54,6 +64,7 @@ FAMILIES = {
                ["<|start_header_id|>", "<|end_header_id|>"], True),
     "qwen": (CHATML, None, "<|im_end|>", ["<|im_start|>", "<|endoftext|>"], False),
     "gemma": (GEMMA, "<bos>", "<eos>", ["<start_of_turn>", "<end_of_turn>"], True),
+    "gemma3": (GEMMA3, "<bos>", "<eos>", ["<start_of_turn>", "<end_of_turn>"], True),
     "phi3": (PHI3, "<s>", "<|endoftext|>", ["<|user|>", "<|assistant|>", "<|end|>",
                                             "<|system|>"], False),
     "mistral": (MISTRAL, "<s>", "</s>", [], True),
@@ -73,6 +84,9 @@ WANT = {
              ["<|im_end|>", "<|im_start|>"]),
     "gemma": (("<start_of_turn>user\n{{ .Prompt }}<end_of_turn>\n<start_of_turn>model\n"
               "{{ .Response }}<eos>"), ["<eos>", "<end_of_turn>", "<start_of_turn>"]),
+    "gemma3": (("{{ if .System }}<start_of_turn>user\n{{ .System }}\n\n{{ else }}"
+                "<start_of_turn>user\n{{ end }}{{ .Prompt }}<end_of_turn>\n<start_of_turn>model\n"
+                "{{ .Response }}<eos>"), ["<eos>", "<end_of_turn>", "<start_of_turn>"]),
     "phi3": (("{{ if .System }}<|system|>\n{{ .System }}<|end|>\n<|user|>\n{{ else }}<|user|>\n"
              "{{ end }}{{ .Prompt }}<|end|>\n<|assistant|>\n{{ .Response }}<|endoftext|>"),
              ["<|endoftext|>", "<|end|>", "<|user|>", "<|assistant|>"]),
@@ -124,7 +138,7 @@ def test_each_family_gets_its_template_and_stop_tokens(family):
     assert want.count(tok.bos_token or "\x00") <= 1
 
 
-@pytest.mark.parametrize("family", ["llama3", "qwen", "phi3"])
+@pytest.mark.parametrize("family", ["llama3", "qwen", "gemma3", "phi3"])
 def test_a_system_prompt_renders_as_the_template_does(family):
     tok = family_tokenizer(family)
     template = ollama.modelfile("m.gguf", tok)[1]
@@ -137,6 +151,7 @@ def test_a_system_prompt_renders_as_the_template_does(family):
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_the_turn_end_comes_from_the_template(family):
     want = {"llama3": "<|eot_id|>", "qwen": "<|im_end|>", "gemma": "<end_of_turn>",
+            "gemma3": "<end_of_turn>",
             "phi3": "<|end|>", "mistral": "</s>"}[family]
     assert ollama.turn_end(family_tokenizer(family)) == want
 
