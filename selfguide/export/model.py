@@ -143,8 +143,12 @@ def _write_gguf_folder(tmp: Path, run_dir: Path, model: Any, tokenizer: Any, man
                                       license=lic)
     prompts = demo_texts(run_dir, tokenizer, chat)
     raw = demo_texts(run_dir, tokenizer, chat=False)
-    for want, plain in zip(prompts, raw):  # Ollama must send the prompt the model trained on
-        if not ollama.render_template(template, prompt=plain).startswith(want):
+    # Ollama must send the prompt the model trained on (a leading BOS aside: the GGUF's
+    # add_bos_token decides it, and the template leaves it to the runtime)
+    bos = tokenizer.bos_token or "\x00"
+    for want, plain in zip(prompts, raw):
+        sent = ollama.runtime_text(template, tokenizer, prompt=plain)
+        if not sent.removeprefix(bos).startswith(want.removeprefix(bos)):
             raise SelfGuideError("The Ollama template does not reproduce the training prompt.",
                                  hint="Report this with the model's chat template.")
     (tmp / "Modelfile").write_text(text, encoding="utf-8")

@@ -4,11 +4,15 @@ on, its stop tokens and decoding parameters.
 What it does: :func:`chat_frame` renders the tokenizer's (Jinja) chat template around
 sentinel strings to find the text before and after the user's turn -- exactly what training
 sees, a default system prompt included -- and, when the template has one, the system
-turn's frame. :func:`go_template` writes that as an Ollama (Go) template over ``.System``,
+turn's frame, and what it writes after an answer (:func:`turn_end`). A leading BOS is left
+out when the tokenizer adds BOS itself (the GGUF says ``add_bos_token``, so llama.cpp and
+Ollama prepend it: :func:`runtime_text` is what they tokenize). The same code serves every
+family; the tests hold it to Llama 3, ChatML (Qwen), Gemma, Phi-3 and Mistral templates. :func:`go_template` writes that as an Ollama (Go) template over ``.System``,
 ``.Prompt`` and ``.Response``, ending with the end-of-sequence token training appends;
 :func:`render_template` evaluates that small template language, so the export checks the
 template reproduces the training prompt before writing it. :func:`modelfile` assembles
-``FROM``, ``TEMPLATE``, ``PARAMETER`` (stop, temperature 0 as evaluation decodes, num_ctx)
+``FROM``, ``TEMPLATE``, ``PARAMETER`` (stop: :func:`stop_tokens`; temperature 0 as
+evaluation decodes; num_ctx)
 and ``LICENSE``.
 
 What it does not do: run Ollama (``ollama create NAME -f Modelfile`` does), or translate
@@ -35,7 +39,7 @@ def _render(tokenizer: Any, messages: list[dict]) -> str:
 def chat_frame(tokenizer: Any, chat: bool = True) -> dict:
     """``{"prefix", "suffix", "system": (before, after) | None}`` around the user's text."""
     if not (chat and getattr(tokenizer, "chat_template", None)):
-        return {"prefix": "", "suffix": "", "system": None}
+        return {"prefix": "", "suffix": "", "system": None, "turn_end": None}
     text = _render(tokenizer, [{"role": "user", "content": _U}])
     if text.count(_U) != 1:
         raise UnsupportedModel("The chat template does not show the user's message once.")
@@ -48,8 +52,52 @@ def chat_frame(tokenizer: Any, chat: bool = True) -> dict:
         with_sys = ""
     if with_sys.count(_S) == 1 and with_sys.endswith(_U + suffix):
         before, rest = with_sys.split(_S)
-        system = (before, rest[: -len(_U + suffix)])
-    return {"prefix": prefix, "suffix": suffix, "system": system}
+        system = (_drop_bos(tokenizer, before), rest[: -len(_U + suffix)])
+    return {"prefix": _drop_bos(tokenizer, prefix), "suffix": suffix, "system": system,
+            "turn_end": turn_end(tokenizer)}
+
+
+def adds_bos(tokenizer: Any) -> bool:
+    """Whether encoding plain text prepends BOS: the exported GGUF then says
+    ``add_bos_token`` and llama.cpp/Ollama prepend it to every prompt themselves."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
+
+
+def _drop_bos(tokenizer: Any, text: str) -> str:
+    """``text`` without a leading BOS the runtime adds itself (Llama 3, Gemma and Mistral
+    templates start with ``bos_token``; kept, the model would see two)."""
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and text.startswith(bos) and adds_bos(tokenizer):
+        return text[len(bos):]
+    return text
+
+
+def runtime_text(template: str, tokenizer: Any, *, prompt: str, system: str = "") -> str:
+    """The text the runtime tokenizes for ``prompt``: the rendered template, after the BOS
+    llama.cpp/Ollama prepend when the GGUF says ``add_bos_token``."""
+    head = tokenizer.bos_token if adds_bos(tokenizer) else ""
+    return head + render_template(template, prompt=prompt, system=system)
+
+
+def turn_end(tokenizer: Any) -> str | None:
+    """What the chat template writes right after an answer (``<|im_end|>``,
+    ``<end_of_turn>``, ``<|eot_id|>``, ``<|end|>``, ``</s>``): its first special token, or
+    its first line; None without a template or when it writes nothing there."""
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": _U},
+                                              {"role": "assistant", "content": _R}],
+                                             tokenize=False)
+    except Exception:  # noqa: BLE001 - a template may refuse an assistant turn
+        return None
+    if text.count(_R) != 1:
+        return None
+    after = text.split(_R)[1].lstrip()
+    found = [t for t in _specials(tokenizer) if t and after.startswith(t)]
+    if found:
+        return max(found, key=len)
+    line = after.split("\n", 1)[0].strip()
+    return line if 0 < len(line) <= 32 else None
 
 
 def _lit(text: str) -> str:
@@ -116,14 +164,29 @@ def _quote(value: str) -> str:
     return f'"""{value}"""'
 
 
-def stop_tokens(tokenizer: Any, frame: dict) -> list[str]:
-    """EOS plus the special tokens that open a new turn in the template (deduplicated)."""
-    specials = set(getattr(tokenizer, "all_special_tokens", []) or []) | {
+def _specials(tokenizer: Any) -> list[str]:
+    """The tokenizer's special tokens, longest first."""
+    found = set(getattr(tokenizer, "all_special_tokens", []) or []) | {
         t.content for t in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).values()
         if getattr(t, "special", False)}
-    stops = [tokenizer.eos_token] if tokenizer.eos_token else []
+    return sorted((t for t in found if t), key=lambda t: (-len(t), t))
+
+
+def _marker(piece: str) -> str | None:
+    """A turn marker written as plain text (Mistral v0.1's ``[INST]``): the whole piece
+    when it is one short word."""
+    word = piece.strip()
+    return word if word and len(word) <= 16 and not any(c.isspace() for c in word) else None
+
+
+def stop_tokens(tokenizer: Any, frame: dict) -> list[str]:
+    """EOS, the template's own end of an answer, the special tokens that open or close a
+    turn in the template, and turn markers written as plain text (deduplicated)."""
+    specials = _specials(tokenizer)
+    stops = [tokenizer.eos_token or "", frame.get("turn_end") or ""]
     for piece in (frame["prefix"], frame["suffix"]):
-        stops += [t for t in sorted(specials, key=len, reverse=True) if t and t in piece]
+        hits = [t for t in specials if t in piece and t != tokenizer.bos_token]
+        stops += hits or [_marker(piece) or ""]
     return list(dict.fromkeys(s for s in stops if s.strip()))
 
 

@@ -9,6 +9,9 @@ What it does:
   (:class:`ModelInfo`). Every ``from_pretrained`` passes ``trust_remote_code`` explicitly
   and ``use_safetensors=True``.
 - :func:`check_quantization` refuses 4bit/8bit early where bitsandbytes cannot provide it.
+- :func:`memory_estimate` says, from the checkpoint's headers, what loading needs at the
+  resolved precision against the free memory (:mod:`selfguide.models.memory`);
+  :func:`load_model` refuses a model too large for it before converting or loading.
 - :func:`base_fingerprint` identifies a base checkpoint (adapters record it).
 
 What it does not do: generate text (build a generator with
@@ -37,9 +40,9 @@ from selfguide.errors import (
     UnsafeWeights,
     UnsupportedModel,
 )
-from selfguide.models import allocator, hardware, libs
-from selfguide.models.convert import checkpoint_dir, file_key
-from selfguide.models.ref import resolve_model
+from selfguide.models import allocator, hardware, libs, memory
+from selfguide.models.convert import CONVERSION_MARKER, checkpoint_dir, converted_dir, file_key
+from selfguide.models.ref import EMBEDDED, ModelSource, resolve_model
 from selfguide.settings.fields import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -230,6 +233,28 @@ def prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
+def memory_estimate(cfg: ModelConfig, *, src: ModelSource | None = None,
+                    device: str | None = None, precision: str | None = None,
+                    roots: list[str | os.PathLike] | None = None) -> list[memory.MemoryEstimate]:
+    """What loading ``cfg.model`` needs against what is free, from its headers only: the
+    load at the resolved precision on the resolved device, and for a GGUF not converted yet
+    the one-time conversion (fp32, on the CPU) first. Empty for a hub id (nothing local)."""
+    src = src or resolve_model(cfg.model, roots=roots, trust_remote_code=cfg.trust_remote_code)
+    device = device or pick_device(cfg.device)
+    precision = precision or pick_precision(cfg.precision, device)
+    if src.path is None:
+        return []
+    n = memory.count_params(src.path)
+    if not n:
+        return []
+    out = []
+    if src.kind in (EMBEDDED, "gguf") and \
+            not (converted_dir(src.path) / CONVERSION_MARKER).is_file():
+        out.append(memory.estimate(n, "fp32", "cpu", what="convert"))
+    out.append(memory.estimate(n, precision, device))
+    return out
+
+
 def load_model(cfg: ModelConfig | None = None, *, roots: list[str | os.PathLike] | None = None
                ) -> LoadedModel:
     """Preflight, (convert,) and load ``cfg.model`` with its tokenizer. See module docstring."""
@@ -238,6 +263,8 @@ def load_model(cfg: ModelConfig | None = None, *, roots: list[str | os.PathLike]
     device = pick_device(cfg.device)
     precision = pick_precision(cfg.precision, device)
     check_quantization(precision, device)
+    for est in memory_estimate(cfg, src=src, device=device, precision=precision):
+        memory.check(est, cfg.model)
     if (note := hardware.slow_bf16_note(precision, device)) is not None:
         log.warning(note)
 

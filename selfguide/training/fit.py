@@ -11,7 +11,7 @@ What it does, without loading model weights:
   Models", eq. 2: ``s·b·h·(34 + 5·a·s/h)`` bytes per layer at 16 bit), the completion
   logits, and a fixed runtime overhead.
 - :func:`check_memory` refuses a configuration whose estimate exceeds the available memory
-  (``$SELFGUIDE_MEMORY_BYTES`` overrides what psutil reports, for tests and shared boxes).
+  (``$SELFGUIDE_MEMORY_BYTES`` overrides what the machine reports, for tests and shared boxes).
 - :func:`pick_max_length` derives ``max_length`` when it is 0 (auto): the longest row, at
   most the model's context and the longest sequence that fits the memory budget.
 - :func:`check_rows_fit` answers before synthesis whether the rows this task will produce
@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from selfguide.errors import ConfigError, ResourceError
+from selfguide.models.memory import BYTES_PER_PARAM
 from selfguide.settings.training import TrainConfig
 
-MEMORY_ENV = "SELFGUIDE_MEMORY_BYTES"
+MEMORY_ENV = "SELFGUIDE_MEMORY_BYTES"  # read by selfguide.models.memory.available_bytes
 RUNTIME_OVERHEAD = 1.2 * 2**30      # python + torch + tokenizer, measured ~1 GB on the CPU box
 LONG_ROW_TOKENS = 512               # above this a note says rows are long
-_BYTES_PER_PARAM = {"4bit": 0.6, "8bit": 1.1, "bf16": 2.0, "fp32": 4.0}
 _NON_LORA = ("embed", "lm_head", "wte", "wpe", "norm")
 
 
@@ -102,7 +102,7 @@ def estimate_peak_bytes(dims: ModelDims, cfg: TrainConfig, seq_len: int) -> int:
     method = cfg.method if cfg.method != "auto" else "lora"
     # an unresolved precision 'auto' counts as fp32 (the larger of what it can become)
     precision = {"qlora": "4bit", "full": "fp32"}.get(method, cfg.precision)
-    base = dims.n_params * _BYTES_PER_PARAM.get(precision, 4.0)
+    base = dims.n_params * BYTES_PER_PARAM.get(precision, 4.0)
     trainable = dims.n_params if method == "full" else dims.lora_params(
         cfg.lora_r, cfg.target_module_list)
     optim = trainable * 16  # fp32 weight + gradient + two AdamW moments
@@ -116,23 +116,11 @@ def estimate_peak_bytes(dims: ModelDims, cfg: TrainConfig, seq_len: int) -> int:
 
 def available_bytes(device: str = "cpu") -> int:
     """Memory a training run may use: ``$SELFGUIDE_MEMORY_BYTES``, else free GPU memory on
-    CUDA (this rank's GPU), else psutil's available RAM (shared by this node's ranks)."""
-    env = os.environ.get(MEMORY_ENV, "").strip()
-    if env:
-        try:
-            return int(float(env))
-        except ValueError as exc:
-            raise ConfigError(f"${MEMORY_ENV}={env!r} is not a number of bytes.") from exc
-    if device == "cuda":
-        import torch
+    CUDA (this rank's GPU), else the available RAM shared by this node's ranks (the same
+    figure the load check uses: :func:`selfguide.models.memory.available_bytes`)."""
+    from selfguide.models import memory
 
-        return int(torch.cuda.mem_get_info()[0])
-    import psutil
-
-    from selfguide.training.dist import local_world_size
-
-    # the processes of a multi-process launch on this node share its RAM
-    return int(psutil.virtual_memory().available) // local_world_size()
+    return memory.available_bytes(device)
 
 
 def _gib(n: float) -> str:

@@ -14,6 +14,7 @@ from studio.app import frame, presets, state, widgets
 from studio.app import jobs as sjobs
 from studio.views import compare as compare_views
 from studio.views import compare_unlabeled
+from studio.views import model as model_views
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
@@ -23,6 +24,7 @@ st.caption("Step 6 of 6 · The same held-out examples through the base model (be
 widgets.show_flash()
 run = widgets.require_run("Comparison")
 rd = RunDir.named(run)
+model_views.run_model_note(rd)
 
 if not rd.adapter_dir.is_dir():
     st.info("This run has no finetuned adapter yet. Train one on the **Finetune** page.")

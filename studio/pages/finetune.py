@@ -13,6 +13,7 @@ from selfguide.training import trainer as training
 from studio.app import charts, frame, messages, presets, widgets
 from studio.app import jobs as sjobs
 from studio.views import finetune as train_settings
+from studio.views import model as model_views
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
@@ -22,6 +23,7 @@ st.caption("Step 5 of 6 · Teach the model its own filtered examples with LoRA a
 widgets.show_flash()
 run = widgets.require_run("Finetuning")
 run_dir = RunDir.named(run)
+model_views.run_model_note(run_dir)
 
 # --------------------------------------------------------------------------- dataset check
 records, val_records = [], []

@@ -70,6 +70,7 @@ elif cfg is not None and backend == "openai":
     st.info("Not connected yet. **Connect** checks that the server answers and serves this "
             "model; Synthesize jobs connect themselves.", icon=":material/info:")
 elif cfg is not None:
+    model_views.show_estimate(cfg)
     st.info("Not loaded in the studio yet. You can go straight to **Task**: jobs load the "
             "chosen model themselves.", icon=":material/info:")
 st.page_link(frame.page_path("task"), label="Next: define the task",

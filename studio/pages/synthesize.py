@@ -12,6 +12,7 @@ from selfguide.settings.fields import ModelConfig, from_dict
 from studio.app import frame, state, widgets
 from studio.app import jobs as sjobs
 from studio.views import methods as method_views
+from studio.views import model as model_views
 from studio.views import synthesize as synth
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
@@ -49,11 +50,14 @@ with st.expander("Settings", expanded=not running):
 
 model_cfg = from_dict(ModelConfig, state.model_config())
 st.caption(f"Model: **{model_cfg.model}** ({model_cfg.precision}); change it on the Model page.")
+if not running and synth.has_generated(run_dir):
+    model_views.synthesis_model_note(run_dir)
+fits = running or model_cfg.backend != "hf" or model_views.show_estimate(model_cfg, quiet=True)
 
 blocker = None if running else synth.start_blocker(run_dir, name, stage)
 c1, c2 = st.columns([1, 4])
 if c1.button("Start", type="primary", icon=":material/play_arrow:",
-             disabled=running or settings is None or blocker is not None):
+             disabled=running or settings is None or blocker is not None or not fits):
     if not parts.before_start(run_dir):
         st.stop()
     argv = parts.job_argv(run, settings, model_cfg, overwrite)

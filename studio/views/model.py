@@ -1,5 +1,5 @@
 """The Model page's parts: where generation runs, the server's fields, loading or connecting,
-what was loaded, and the try-a-prompt box.
+what was loaded (and before loading, the memory it will need), and the try-a-prompt box.
 
 What it does: draws the choice between the in-process model (``backend`` hf) and an
 OpenAI-compatible server (``backend`` openai: vLLM, llama.cpp, Ollama) with the server's
@@ -20,7 +20,7 @@ import streamlit as st
 
 from selfguide.errors import ModelMismatch, SelfGuideError
 from selfguide.models import tryout
-from selfguide.settings.fields import ModelConfig, field_help
+from selfguide.settings.fields import TRANSPORT_FIELDS, ModelConfig, field_help, from_dict, to_dict
 from studio.app import resources, state, widgets
 
 GENERATION = {
@@ -88,6 +88,31 @@ def load_or_connect(cfg: ModelConfig | None, backend: str) -> Any:
     return model
 
 
+def show_estimate(cfg: ModelConfig, *, quiet: bool = False) -> bool:
+    """Before loading: the memory the model needs at the chosen precision against what this
+    machine has free (from the checkpoint's headers; nothing for a hub id). ``quiet``: only
+    a problem is shown. False when loading would fail."""
+    from selfguide.models import loading
+
+    try:
+        estimates = loading.memory_estimate(cfg)
+    except SelfGuideError:  # a bad reference: "Load model" (or the job) shows it in full
+        return True
+    fits = True
+    for est in estimates:
+        text = f"Memory: this model {est.summary()}."
+        if est.verdict == "too_large":
+            fits = False
+            where = " on the Model page" if quiet else ""
+            st.error(f"{text} Loading it would fail: choose Precision 4bit or 8bit, a "
+                     f"smaller model or another Device{where}.", icon=":material/memory:")
+        elif est.verdict == "tight":
+            st.warning(f"{text} That is close to the limit.", icon=":material/memory:")
+        elif not quiet:
+            st.caption(text)
+    return fits
+
+
 def show_model(info: dict) -> None:
     """The in-process model's size, memory, device, precision and load time, and what was
     detected about it (family, chat or base, context length, decode path)."""
@@ -107,6 +132,57 @@ def show_model(info: dict) -> None:
     from selfguide.models import hardware
     if note := hardware.slow_bf16_note(str(info.get("precision")), str(info.get("device"))):
         st.warning(note, icon=":material/speed:")
+
+
+def _run_and_chosen(run_dir: Any) -> tuple[ModelConfig, ModelConfig] | None:
+    """(the model the run's synthesis recorded, the Model page's choice); None when the run
+    has recorded none (an error is shown when its config cannot be read)."""
+    try:
+        recorded = (run_dir.read_config() or {}).get("model")
+        if not recorded:
+            return None
+        return run_dir.model_config(), from_dict(ModelConfig, state.model_config(),
+                                                 strict=False)
+    except SelfGuideError as exc:
+        widgets.show_error(exc)
+        return None
+
+
+def run_model_note(run_dir: Any) -> None:
+    """On the Finetune and Compare pages: the model this run trains and evaluates (the one
+    its synthesis recorded, as ``selfguide run --model`` does), and a warning when the Model
+    page now has another one chosen."""
+    if (pair := _run_and_chosen(run_dir)) is None:
+        return
+    cfg, chosen = pair
+    mode = "chat template" if cfg.chat else "plain prompts"
+    st.caption(f"Model: **{cfg.model}** ({cfg.precision}, {mode}), recorded by this run's "
+               "synthesis; training and evaluation load it.")
+    if (chosen.model, chosen.chat) != (cfg.model, cfg.chat):
+        st.warning(f"The Model page now has **{chosen.model}** chosen, but this run's data "
+                   f"was synthesized with **{cfg.model}**, so this run keeps that one. To "
+                   "finetune the new choice, start a new run and synthesize with it.",
+                   icon=":material/swap_horiz:")
+
+
+def _generation_settings(cfg: ModelConfig) -> dict:
+    """The model settings generated rows depend on (not how a server is reached)."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in TRANSPORT_FIELDS}
+
+
+def synthesis_model_note(run_dir: Any) -> None:
+    """On the Synthesize page of a run that holds generated data: a warning when the Model
+    page's choice is not the model that data was made with (synthesis refuses to mix them)."""
+    if (pair := _run_and_chosen(run_dir)) is None:
+        return
+    cfg, chosen = pair
+    if _generation_settings(cfg) != _generation_settings(chosen):
+        st.warning(f"This run's data was generated with **{cfg.model}** ({cfg.precision}, "
+                   f"chat {'on' if cfg.chat else 'off'}); the Model page now has "
+                   f"**{chosen.model}** ({chosen.precision}, chat "
+                   f"{'on' if chosen.chat else 'off'}). A run keeps one model: tick "
+                   "*Discard data generated earlier* to start over with the new choice, or "
+                   "synthesize in a new run.", icon=":material/swap_horiz:")
 
 
 def show_server(info: dict) -> None:

@@ -86,7 +86,7 @@ def check_modelfile(folder: Path, tokenizer, prompt: str) -> dict:
     template = dict(entries)["TEMPLATE"]
     assert template.count("{{") == template.count("}}")
     want = render_prompt(tokenizer, prompt, True)
-    rendered = ollama.render_template(template, prompt=prompt)
+    rendered = ollama.runtime_text(template, tokenizer, prompt=prompt)
     assert rendered == want + tokenizer.eos_token   # the prompt, then the trained-on EOS
     assert params["temperature"] == [0.0] and tokenizer.eos_token in params["stop"]
     return params
