@@ -1,6 +1,7 @@
 """``selfguide run TASK_FILE [--run NAME] [--preset quick|paper]``: the whole loop.
 
-synthesize -> filter -> train -> eval, each stage through its own command (so each has its
+synthesize -> filter -> train -> eval (with ``--rounds N``: eval, relabel, train again per
+extra round, issue 34), each stage through its own command (so each has its
 job status, events and progress bar), then the final before/after table. A rerun resumes:
 each stage skips or continues finished work as its own command does.
 """
@@ -27,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="Evaluate at most N held-out examples (default per preset).")
     parser.add_argument("--test", default=None, help="Held-out examples file for eval.")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="Rounds of data (default 1). N > 1: after training, the tuned "
+                             "model answers the same inputs again (selfguide relabel), the "
+                             "model is trained again from the base, N-1 times; each round is "
+                             "evaluated and its files kept in rounds/<k>/.")
     from selfguide.settings.fields import ModelConfig, add_dataclass_args
 
     # The model of the whole loop: synthesis records it in config.json, and training and
@@ -82,6 +88,10 @@ def validate_early(args: argparse.Namespace) -> None:
     from selfguide.settings.fields import from_dict
     from selfguide.settings.training import PRESETS, TrainConfig
 
+    from selfguide.errors import ConfigError
+
+    if getattr(args, "rounds", 1) < 1:
+        raise ConfigError(f"--rounds {args.rounds}: give 1 (synthesis only) or more.")
     limit = args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"]
     from_dict(EvalConfig, {"limit": limit})
     from_dict(TrainConfig, PRESETS.get(args.preset, {}))
@@ -123,8 +133,14 @@ def run(args: argparse.Namespace) -> int:
         ev += ["--test", args.test]
     if getattr(args, "unlabeled", None):
         ev += ["--unlabeled", args.unlabeled]
+    for k in range(2, getattr(args, "rounds", 1) + 1):
+        _stage(ev)  # round k-1 measured: its evaluation is kept with it in rounds/<k-1>/
+        _stage(["relabel", "--run", name, "--round", str(k)])
+        _stage(["train", "--run", name, "--preset", args.preset])
     _stage(ev)
     print(f"\n== {name}: done in {time.monotonic() - t0:.0f}s ==")
+    for line in round_lines(run):
+        print(line)
     metrics = run.read_metrics() or {}
     if metrics.get("mode") == "unlabeled":
         print(compare.format_unlabeled(name, metrics))
@@ -137,3 +153,21 @@ def run(args: argparse.Namespace) -> int:
     if advice:
         print(f"\nCOLLAPSE: {advice}")
     return 0
+
+
+def round_lines(run) -> list[str]:
+    """The tuned score of each round, when the run made more than one (issue 34)."""
+    from selfguide.runs import rounds
+
+    kept = rounds.archived(run)
+    if not kept:
+        return []
+    out = []
+    for k in [*kept, None]:
+        src = run if k is None else rounds.archived_run(run, k)
+        m = (src.read_metrics() if src is not None else None) or {}
+        k = k or rounds.state(run)["current"]
+        if m.get("after") is not None:
+            out.append(f"round {k}: tuned {m.get('metric', 'score')} {m['after']}"
+                       + (f" (base {m['before']})" if m.get("before") is not None else ""))
+    return out

@@ -31,7 +31,7 @@ from selfguide.methods.selfguide.sources import MIXES, GivenInputs
 from selfguide.methods.context import ItemCallback, StageContext
 from selfguide.methods.selfguide.stages import annotate, generate_inputs, topup_round
 from selfguide.methods.selfguide.table import build_table, finish, load_candidates
-from selfguide.runs import store
+from selfguide.runs import rounds, store
 from selfguide.runs.events import EventLog
 from selfguide.runs.rundir import as_run
 from selfguide.settings.fields import TRANSPORT_FIELDS, ModelConfig, to_dict
@@ -106,6 +106,7 @@ def prepare_run(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConf
                 hint="Use a new --run name, rerun with the original settings to resume, or "
                      "pass --overwrite to discard the generated data.")
     if overwrite:
+        rounds.reset(run)
         for path in (run.inputs_file, run.annotations_file, run.candidates_file,
                      run.labelling_file, run.overrides_file, run.records_file("train"),
                      run.records_file("val"), run.report_file, sources.given_file(run),
@@ -175,6 +176,7 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     :func:`prepare_run`), else the defaults.
     """
     run_dir = as_run(run_dir)
+    refuse_half_round(run_dir)
     stored = run_dir.read_config()
     if filters is None:
         from selfguide.settings.fields import from_dict
@@ -220,6 +222,17 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     events.emit("funnel", funnel=report["funnel"], labels=report["labels"],
                 diagnostics=report["diagnostics"])
     return report
+
+
+def refuse_half_round(run: Any) -> None:
+    """A round the tuned model is answering (``selfguide relabel``, killed) must not be
+    finished by the base model: ``ConfigError``."""
+    st = rounds.state(run)
+    if st["state"] == "labelling":
+        raise ConfigError(f"Run {run.name!r} is half way through round {st['current']} (the "
+                          "tuned model answering its inputs again).",
+                          hint=f"Finish it with 'selfguide relabel --run {run.name}', or "
+                               "synthesize again with --overwrite.")
 
 
 def _given(run_dir: Any, stored: dict) -> tuple[list[dict], str]:

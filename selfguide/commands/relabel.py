@@ -1,0 +1,62 @@
+"""``selfguide relabel --run NAME [--round K]``: one more round (issue 34), off by default.
+
+The run's tuned model (base + adapter) answers the run's synthetic inputs again, with the
+same stage-2 settings, and the filters write a new dataset; round K-1's files are kept in
+``rounds/<K-1>/``. Then ``selfguide train --run NAME`` trains again from the base model on
+the new dataset and ``selfguide eval`` measures it (``selfguide run --rounds 2`` does all of
+it). The work is the run's method's ``relabel`` (methods without one refuse); a killed
+relabel is continued by running it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "relabel"
+HELP = "Another round: the tuned model answers the run's inputs again; a new dataset to train on."
+ORDER = 45
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="A trained run (in the workspace).")
+    parser.add_argument("--round", type=int, default=None, metavar="K",
+                        help="The round to make (default: the next one; nothing is done "
+                             "when the dataset is round K already).")
+    parser.add_argument("--precision", default="auto",
+                        help="Precision of the tuned model (as selfguide eval: auto, bf16, "
+                             "fp32, 8bit, 4bit).")
+
+
+def check_method(run) -> object:
+    """The run's method, refused (``ConfigError``) when it has no relabel round."""
+    from selfguide import methods
+    from selfguide.errors import ConfigError
+
+    method = methods.for_run(run)
+    if method.relabel is None:
+        ready = [m.title for m in methods.all_methods() if m.relabel is not None]
+        raise ConfigError(f"Run {run.name!r} was made with {method.title}, which has no "
+                          "relabel round.",
+                          hint="Another round re-answers the inputs of a "
+                               f"{' or '.join(ready) or 'capable'} run with its tuned model.")
+    return method
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfguide import jobs
+    from selfguide.runs.rundir import RunDir
+
+    run_dir = RunDir.named(args.run, must_exist=True)
+    method = check_method(run_dir)
+    jobs.check_inputs_idle(run_dir.path, "relabel")
+    run_dir.check_inputs("relabel")  # a damaged file fails here, before anything changes
+    with jobs.worker(run_dir.path, "relabel", manifest=True) as events:
+        report = method.relabel(run_dir.path, target=args.round, events=events,
+                                precision=args.precision)
+        events.record(kept=report.get("kept"), round=(report.get("round") or {}).get("round"))
+    print(method.format_report(report))
+    rnd = (report.get("round") or {}).get("round")
+    if rnd:
+        print(f"round {rnd} dataset: {run_dir.records_file('train')}\nnext: selfguide train "
+              f"--run {args.run}, then selfguide eval --run {args.run}")
+    return 0
