@@ -139,8 +139,10 @@ def run(args: argparse.Namespace) -> int:
         _stage(["train", "--run", name, "--preset", args.preset])
     _stage(ev)
     print(f"\n== {name}: done in {time.monotonic() - t0:.0f}s ==")
-    for line in round_lines(run):
-        print(line)
+    lines = round_lines(run)
+    if lines:
+        print("Rounds (the later ones: the tuned model re-answered the inputs):", *lines,
+              sep="\n  ")
     metrics = run.read_metrics() or {}
     if metrics.get("mode") == "unlabeled":
         print(compare.format_unlabeled(name, metrics))
@@ -156,18 +158,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def round_lines(run) -> list[str]:
-    """The tuned score of each round, when the run made more than one (issue 34)."""
+    """Each round's evaluation, when the run made more than one (issue 34): a before/after
+    table with one row per round (labelled), else each round's summary line."""
+    from selfguide.evaluation import compare
     from selfguide.runs import rounds
 
     kept = rounds.archived(run)
     if not kept:
         return []
-    out = []
+    rows, out = [], []
     for k in [*kept, None]:
         src = run if k is None else rounds.archived_run(run, k)
         m = (src.read_metrics() if src is not None else None) or {}
         k = k or rounds.state(run)["current"]
-        if m.get("after") is not None:
-            out.append(f"round {k}: tuned {m.get('metric', 'score')} {m['after']}"
-                       + (f" (base {m['before']})" if m.get("before") is not None else ""))
-    return out
+        if m.get("mode") == "unlabeled":
+            out.append(f"round {k}: {compare.unlabeled_lines(m)[0]}")
+        elif m:
+            rows.append(compare.run_row(f"round {k}", m, src.read_train_metrics()))
+    return compare.format_table(rows).splitlines() if rows else out
