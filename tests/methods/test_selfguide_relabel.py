@@ -161,3 +161,19 @@ def test_run_with_two_rounds_relabels_and_trains_again(monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="--rounds 0"):
         run_cmd.validate_early(cli.build_parser().parse_args(["run", str(task), "--rounds",
                                                               "0"]))
+
+
+def test_relabel_command_answers_with_the_tuned_model(workspace, tiny_model_dir, capsys):
+    """The real path: base + adapter loaded as the generator (a tiny random model, so its
+    answers may all be filtered out; either way round 1 is kept and round 2 was answered)."""
+    run = _synthesized(workspace, tiny_model_dir, "real")
+    trainer.train(run.path, TRAIN)
+    ids_1 = {r["id"] for r in run.read_log(run.annotations_file)}
+    rc = cli.main(["relabel", "--run", "real", "--precision", "fp32"])
+    out, err = capsys.readouterr()
+    assert rc == 0 or (rc == 2 and "passes the filters" in err), err
+    assert (rounds.round_dir(run, 1) / "train/adapter/adapter_model.safetensors").is_file()
+    assert {r["id"] for r in run.read_log(run.annotations_file)} == ids_1
+    if rc == 0:
+        assert "Round 2: answers from the tuned model of round 1" in out
+        assert run.read_manifest()["stages"]["relabel"]["status"] == "done"
