@@ -119,24 +119,27 @@ def run(args: argparse.Namespace) -> int:
     runnames.validate_run_name(name)
     validate_early(args)
     t0 = time.monotonic()
-    syn = ["synthesize", args.task, "--run", name, *model_argv(args), *source_argv(args)]
-    if _accepts("synthesize", "--preset"):
-        syn += ["--preset", args.preset]
-    _stage(syn)
+    made = _dataset_round(name)  # a rerun of a run past round 1 resumes its later rounds
+    if made == 1 and not _labelling(name):
+        syn = ["synthesize", args.task, "--run", name, *model_argv(args), *source_argv(args)]
+        if _accepts("synthesize", "--preset"):
+            syn += ["--preset", args.preset]
+        _stage(syn)
     run = RunDir.named(name, must_exist=True)
     if not run.has_dataset() and _accepts("filter", "--run"):
         _stage(["filter", "--run", name])  # synthesize normally filters and writes the dataset
-    _stage(["train", "--run", name, "--preset", args.preset])
     ev = ["eval", "--run", name, "--limit",
           str(args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"])]
     if args.test:
         ev += ["--test", args.test]
     if getattr(args, "unlabeled", None):
         ev += ["--unlabeled", args.unlabeled]
-    for k in range(2, getattr(args, "rounds", 1) + 1):
-        _stage(ev)  # round k-1 measured: its evaluation is kept with it in rounds/<k-1>/
+    for k in range(made + 1, getattr(args, "rounds", 1) + 1):
+        if _dataset_round(name) == k - 1 and not _labelling(name):
+            _stage(["train", "--run", name, "--preset", args.preset])
+            _stage(ev)  # round k-1 measured: its evaluation is kept with it in rounds/<k-1>/
         _stage(["relabel", "--run", name, "--round", str(k)])
-        _stage(["train", "--run", name, "--preset", args.preset])
+    _stage(["train", "--run", name, "--preset", args.preset])
     _stage(ev)
     print(f"\n== {name}: done in {time.monotonic() - t0:.0f}s ==")
     lines = round_lines(run)
@@ -155,6 +158,26 @@ def run(args: argparse.Namespace) -> int:
     if advice:
         print(f"\nCOLLAPSE: {advice}")
     return 0
+
+
+def _dataset_round(name: str) -> int:
+    """The round the run's dataset comes from (1 for a new run)."""
+    from selfguide.runs import rounds
+    from selfguide.runs.rundir import RunDir
+
+    run = RunDir.named(name)
+    if not run.exists():
+        return 1
+    return (rounds.dataset_round(run) or {}).get("round", 1)
+
+
+def _labelling(name: str) -> bool:
+    """Whether a relabel of the run was killed half way (it continues first)."""
+    from selfguide.runs import rounds
+    from selfguide.runs.rundir import RunDir
+
+    run = RunDir.named(name)
+    return run.exists() and rounds.state(run)["state"] == "labelling"
 
 
 def round_lines(run) -> list[str]:

@@ -86,6 +86,9 @@ def test_round_two_reanswers_the_same_inputs_keeps_round_one_and_trains_again(
     assert run.read_report()["round"]["round"] == 2
     trainer.train(run.path, TRAIN)  # from the base, on round 2's data: nothing refuses
     assert run.adapter_fingerprint() != adapter_1
+    assert run.read_train_metrics()["resumed_from"] is None  # round 1's checkpoints unused
+    with pytest.raises(ConfigError, match="holds round 2"):  # no base answers mixed in
+        P.synthesize(run, TASK, SMALL, FakeGenerator(script=script), stream=None)
     summary = evaluation.evaluate(run.path, EvalConfig(limit=3), unlabeled_file=probe)
     assert summary["n"] and stale_stages(run) == {}
     from selfguide.commands.run import round_lines
@@ -158,6 +161,14 @@ def test_run_with_two_rounds_relabels_and_trains_again(monkeypatch, tmp_path):
     assert run_cmd.run(args) == 0
     assert seen == [["synthesize"], ["filter"], ["train"], ["eval"], ["relabel", "--round", "2"],
                     ["train"], ["eval"]]
+    seen.clear()  # a rerun of a run whose relabel was killed: relabel continues first
+    rounds.set_state(RunDir(tmp_path), 2, "labelling")
+    assert run_cmd.run(args) == 0
+    assert seen == [["filter"], ["relabel", "--round", "2"], ["train"], ["eval"]]
+    seen.clear()  # a rerun of a finished round-2 run: no synthesis into it
+    rounds.set_state(RunDir(tmp_path), 2, "done")
+    assert run_cmd.run(args) == 0
+    assert seen == [["filter"], ["train"], ["eval"]]
     with pytest.raises(ConfigError, match="--rounds 0"):
         run_cmd.validate_early(cli.build_parser().parse_args(["run", str(task), "--rounds",
                                                               "0"]))

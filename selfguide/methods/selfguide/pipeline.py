@@ -176,7 +176,7 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     :func:`prepare_run`), else the defaults.
     """
     run_dir = as_run(run_dir)
-    refuse_half_round(run_dir)
+    refuse_later_round(run_dir)
     stored = run_dir.read_config()
     if filters is None:
         from selfguide.settings.fields import from_dict
@@ -224,15 +224,22 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     return report
 
 
-def refuse_half_round(run: Any) -> None:
-    """A round the tuned model is answering (``selfguide relabel``, killed) must not be
-    finished by the base model: ``ConfigError``."""
+def refuse_later_round(run: Any) -> None:
+    """A run past round 1 (``selfguide relabel``: the tuned model answered its inputs
+    again) holds no base-model answers to resume: synthesizing into it would mix them in
+    (stage 2 on new inputs, top-up rounds). ``ConfigError`` unless ``--overwrite``."""
     st = rounds.state(run)
     if st["state"] == "labelling":
         raise ConfigError(f"Run {run.name!r} is half way through round {st['current']} (the "
                           "tuned model answering its inputs again).",
                           hint=f"Finish it with 'selfguide relabel --run {run.name}', or "
                                "synthesize again with --overwrite.")
+    if st["current"] > 1:
+        raise ConfigError(f"Run {run.name!r} holds round {st['current']} (its inputs answered "
+                          "again by the tuned model); synthesizing into it would mix the "
+                          "base model's answers in.",
+                          hint=f"Re-filter it with 'selfguide filter --run {run.name}', or "
+                               "synthesize again with --overwrite (round 1 from scratch).")
 
 
 def _given(run_dir: Any, stored: dict) -> tuple[list[dict], str]:
