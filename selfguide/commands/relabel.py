@@ -50,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
     method = check_method(run_dir)
     jobs.check_inputs_idle(run_dir.path, "relabel")
     run_dir.check_inputs("relabel")  # a damaged file fails here, before anything changes
+    plan = method.relabel(run_dir.path, target=args.round, dry_run=True)  # refusals: no job
+    if plan["plan"] is None:
+        print(f"run {args.run}: the dataset is round {args.round} already; nothing to do.")
+        return 0
+    print(f"run {args.run}: round {plan['plan']}, {plan['inputs']} inputs answered again by "
+          "the tuned model", flush=True)
     with jobs.worker(run_dir.path, "relabel", manifest=True) as events:
         report = method.relabel(run_dir.path, target=args.round, events=events,
                                 precision=args.precision)

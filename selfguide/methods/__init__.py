@@ -79,7 +79,8 @@ class Method:
             preview, ready message, Filter view); ``None``: the studio's generic parts.
         relabel: ``(run_dir, generator=None, *, target=None, events=..., ...) -> report``:
             another round, the run's tuned model answering its inputs again
-            (``selfguide relabel``); ``None``: the method has no such round.
+            (``selfguide relabel``; ``dry_run=True`` checks and returns ``{"plan": round or
+            None, "inputs": n}``); ``None``: the method has no such round.
     """
 
     name: str

@@ -77,6 +77,12 @@ def test_round_two_reanswers_the_same_inputs_keeps_round_one_and_trains_again(
     assert report["round"] == {"round": 2, "source": "answers from the tuned model of round 1"}
     assert run.read_report()["round"]["round"] == 2
     assert "Round 2: answers from the tuned model of round 1" in format_report(report)
+    from selfguide.export import cards
+
+    facts = cards.run_facts(run.path)
+    for card in (cards.dataset_card(facts, fmt="jsonl", files=["train.jsonl"]),
+                 cards.model_card(facts)):
+        assert "Round 2: answers from the tuned model of round 1" in card
     assert rounds.state(run) == {"current": 2, "state": "done",
                                  "source": "answers from the tuned model of round 1"}
     assert set(stale_stages(run)) == {"train", "eval"}  # like any dataset change
@@ -141,6 +147,7 @@ def test_relabel_command_refuses_clearly(workspace, tiny_model_dir, capsys):
     rc, err = relabel("fresh")
     assert rc == 2 and "no synthetic inputs" in err and "selfguide synthesize" in err
     assert rounds.archived(run) == []  # nothing changed
+    assert not run.job_dir("relabel").exists()  # a refusal is not a failed job
 
     rc, err = relabel("missing")
     assert rc == 2

@@ -110,17 +110,20 @@ def tuned_generator(run_dir: str | os.PathLike, *, precision: str = "auto"
 def relabel(run_dir: str | os.PathLike, generator: Generator | None = None, *,
             target: int | None = None, chat: bool | None = None,
             events: EventLog | None = None, cancel: Any = None, stream: Any = ...,
-            precision: str = "auto") -> dict:
+            precision: str = "auto", dry_run: bool = False) -> dict:
     """Make round ``target`` (default: the next) of the run; return its dataset report.
 
     ``generator`` None loads the tuned model (:func:`tuned_generator`); tests pass one.
-    ``chat`` defaults to the adapter's (else the run model's) chat flag."""
+    ``chat`` defaults to the adapter's (else the run model's) chat flag. ``dry_run``: only
+    check, and return ``{"plan": k or None, "inputs": n}`` (None: nothing to do)."""
     run = as_run(run_dir)
     task, synth, filters, _ = load_run(run)
     k = plan_round(run, target)
+    inputs = round_inputs(run) if k is not None else []
+    if dry_run:
+        return {"plan": k, "inputs": len(inputs)}
     if k is None:
         return run.read_report() or {}
-    inputs = round_inputs(run)
     if generator is None:
         generator, chat = tuned_generator(run, precision=precision)
     if chat is None:
