@@ -92,7 +92,8 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
             earlier.append({"round": k - 1, "after": m1.get("after"), "before": m1.get("before"),
                             "delta": d1.get("delta"), "low": d1.get("low"),
                             "high": d1.get("high")})
-            times[f"relabel{k}"] = stage(["relabel", "--run", name, "--round", str(k)], ws, log)
+            times[f"relabel{k}"] = stage(["relabel", "--run", name, "--round", str(k),
+                                          *shlex.split(a.relabel_args)], ws, log)
             refused = _train(train_argv, times, f"train{k}", ws, log) or refused
     task = json.loads((run_dir / "task.json").read_text())
     constrained = None
@@ -138,7 +139,7 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
             "predicted_before": m.get("predicted_labels_before"),
             "predicted_after": m.get("predicted_labels_after"),
             "train_args": a.train_args, "synth_args": a.synth_args, "rounds": a.rounds,
-            "earlier_rounds": earlier,
+            "earlier_rounds": earlier, "relabel_args": a.relabel_args,
             "copy_input": copy, "lenient_em": lenient,
             "labelling": {k: lab.get(k) for k in ("protocol", "strategy", "beats_chance",
                                                   "reason")},
@@ -230,6 +231,8 @@ def main() -> int:
                          "model answers the inputs again) and train again, N-1 times; the row "
                          "reports round N, with the earlier rounds in 'reference points'. "
                          "With --reuse and --tag, round 1 is the untagged run (copied whole).")
+    ap.add_argument("--relabel-args", default="",
+                    help="Extra 'selfguide relabel' options (e.g. '--protocol answer').")
     ap.add_argument("--eval-only", action="store_true",
                     help="Evaluate the runs' existing adapters again (no synthesis, no training).")
     a = ap.parse_args()

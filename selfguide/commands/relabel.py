@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round", type=int, default=None, metavar="K",
                         help="The round to make (default: the next one; nothing is done "
                              "when the dataset is round K already).")
+    parser.add_argument("--protocol", default="same",
+                        choices=("same", "answer", "chat", "plain"),
+                        help="How the tuned model is asked for labels: same = the protocol "
+                             "round 1 chose from the base model's evidence (default); answer "
+                             "= the form the tuned model answers in (as evaluation asks it).")
     parser.add_argument("--precision", default="auto",
                         help="Precision of the tuned model (as selfguide eval: auto, bf16, "
                              "fp32, 8bit, 4bit).")
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
           "the tuned model", flush=True)
     with jobs.worker(run_dir.path, "relabel", manifest=True) as events:
         report = method.relabel(run_dir.path, target=args.round, events=events,
-                                precision=args.precision)
+                                precision=args.precision, protocol=args.protocol)
         events.record(kept=report.get("kept"), round=(report.get("round") or {}).get("round"))
     print(method.format_report(report))
     rnd = (report.get("round") or {}).get("round")

@@ -195,3 +195,25 @@ def test_relabel_command_answers_with_the_tuned_model(workspace, tiny_model_dir,
     if rc == 0:
         assert "Round 2: answers from the tuned model of round 1" in out
         assert run.read_manifest()["stages"]["relabel"]["status"] == "done"
+
+
+def test_round_two_may_label_in_the_form_the_tuned_model_answers_in(workspace, tiny_model_dir):
+    run = _synthesized(workspace, tiny_model_dir, "proto")
+    run.write_adapter_manifest(run.adapter_dir, {"kind": "lora", "chat": True})
+    first = run.read_labelling()
+    other = {"chat": "plain", "plain": "chat"}[first["protocol"]]
+    R.relabel(run, FakeGenerator(script=tuned), protocol=other, stream=None)
+    now = run.read_labelling()
+    assert now["protocol"] == other and now["chosen_by"] == "relabel"
+    assert now["evidence"] == first["evidence"]
+    assert RunDir(rounds.round_dir(run, 1)).read_labelling() == first  # round 1's kept
+    assert run.read_report()["labelling"]["protocol"] == other
+    bare = _synthesized(workspace, tiny_model_dir, "bare")
+    bare.write_adapter_manifest(bare.adapter_dir, {"kind": "lora"})
+    lab = bare.read_labelling()
+    bare.write_labelling({**lab, "evidence": {**lab["evidence"], "protocols": {
+        lab["protocol"]: lab["evidence"]["protocols"][lab["protocol"]]}}})
+    with pytest.raises(ConfigError, match="no labelling evidence"):
+        R.relabel(bare, FakeGenerator(script=tuned), protocol=other, stream=None,
+                  dry_run=True)
+    assert rounds.archived(bare) == []

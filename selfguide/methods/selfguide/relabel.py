@@ -4,7 +4,7 @@ What it does: :func:`relabel` makes round ``k`` of a trained SELF-GUIDE run: rou
 ``k - 1``'s files are archived first (:mod:`selfguide.runs.rounds`: ``rounds/<k-1>/``
 keeps its annotations, dataset, adapter and evaluation), then stage 2 runs again with the
 same settings -- ``n_samples``, the vote or consensus, the labelling protocol recorded in
-``labelling.json`` -- on the same inputs (those of the candidates table), with the run's
+``labelling.json`` (or, as an option, the one the tuned model answers in) -- on the same inputs (those of the candidates table), with the run's
 tuned model (base + adapter, :func:`tuned_generator`) as the generator, and the filters
 write the new candidates and dataset, whose report says which round it is. The next
 ``selfguide train`` trains from the base model on it (the dataset changed, so the old
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from selfguide.errors import ConfigError, DatasetError
 from selfguide.methods import candidates
 from selfguide.methods.context import StageContext
+from selfguide.methods.selfguide import labelling
 from selfguide.methods.selfguide.filters import apply
 from selfguide.methods.selfguide.pipeline import load_run
 from selfguide.methods.selfguide.stages import annotate
@@ -79,6 +80,32 @@ def plan_round(run: RunDir, target: int | None = None) -> int | None:
     return want
 
 
+def protocol_for(run: RunDir, wanted: str | None, chat: bool) -> str | None:
+    """The protocol to label a new round in instead of the one round 1 chose from the base
+    model's evidence (None: that one): ``answer`` is the form the tuned model answers in
+    (as evaluation asks it), ``chat``/``plain`` themselves. A protocol the evidence has no
+    record of is refused (the label strategy is chosen from it)."""
+    old = run.read_labelling() or {}
+    new = labelling.answer_protocol(chat) if wanted == "answer" else wanted
+    if not new or new == "same" or new == old.get("protocol"):
+        return None
+    have = ((old.get("evidence") or {}).get("protocols") or {})
+    if new not in have:
+        raise ConfigError(f"Run {run.name!r} has no labelling evidence in the {new} protocol "
+                          f"(it weighed {', '.join(have) or 'none'}).",
+                          hint="Relabel in the protocol it chose (--protocol same).")
+    return new
+
+
+def switch_protocol(run: RunDir, new: str, k: int) -> None:
+    """``labelling.json`` says round ``k`` labels in ``new`` (round 1's file is archived)."""
+    old = run.read_labelling() or {}
+    run.write_labelling({**old, "protocol": new, "chosen_by": "relabel",
+                         "reason": f"Round {k}: labelled in the {new} protocol, as the tuned "
+                                   f"model answers (round 1 chose {old.get('protocol')}: "
+                                   f"{old.get('reason', '')})"})
+
+
 def round_inputs(run: RunDir) -> list[dict]:
     """The inputs of the run's candidates table (stage 1's rows and the user's own), as
     ``inputs.jsonl`` holds them, in table order."""
@@ -110,26 +137,33 @@ def tuned_generator(run_dir: str | os.PathLike, *, precision: str = "auto"
 def relabel(run_dir: str | os.PathLike, generator: Generator | None = None, *,
             target: int | None = None, chat: bool | None = None,
             events: EventLog | None = None, cancel: Any = None, stream: Any = ...,
-            precision: str = "auto", dry_run: bool = False) -> dict:
+            precision: str = "auto", dry_run: bool = False,
+            protocol: str | None = None) -> dict:
     """Make round ``target`` (default: the next) of the run; return its dataset report.
 
     ``generator`` None loads the tuned model (:func:`tuned_generator`); tests pass one.
     ``chat`` defaults to the adapter's (else the run model's) chat flag. ``dry_run``: only
-    check, and return ``{"plan": k or None, "inputs": n}`` (None: nothing to do)."""
+    check, and return ``{"plan": k or None, "inputs": n}`` (None: nothing to do).
+    ``protocol``: None/``same`` (default), ``answer``, ``chat`` or ``plain``
+    (:func:`switch_protocol`; only when a round starts)."""
     run = as_run(run_dir)
     task, synth, filters, _ = load_run(run)
     k = plan_round(run, target)
     inputs = round_inputs(run) if k is not None else []
+    if chat is None:  # the tuned model's (recorded with its adapter), else the run model's
+        chat = bool((run.read_adapter_manifest() or {}).get("chat", run.model_config().chat))
+    starting = k is not None and rounds.state(run)["state"] != "labelling"
+    new_protocol = protocol_for(run, protocol, chat) if starting else None
     if dry_run:
         return {"plan": k, "inputs": len(inputs)}
     if k is None:
         return run.read_report() or {}
     if generator is None:
-        generator, chat = tuned_generator(run, precision=precision)
-    if chat is None:
-        chat = run.model_config().chat
-    if rounds.state(run)["state"] != "labelling":
+        generator, _ = tuned_generator(run, precision=precision)
+    if starting:
         rounds.archive(run, k - 1)
+        if new_protocol:
+            switch_protocol(run, new_protocol, k)
         rounds.start_labelling(run, k, source_words(k))
     ctx = StageContext(generator, chat=chat, events=events or EventLog(None), cancel=cancel,
                        stream=stream)
