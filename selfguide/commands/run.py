@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="Evaluate at most N held-out examples (default per preset).")
     parser.add_argument("--test", default=None, help="Held-out examples file for eval.")
-    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+    parser.add_argument("--rounds", default="1", metavar="N",
                         help="Rounds of data (default 1). N > 1: after training, the tuned "
                              "model answers the same inputs again (selfguide relabel), the "
                              "model is trained again from the base, N-1 times; each round is "
@@ -90,8 +90,12 @@ def validate_early(args: argparse.Namespace) -> None:
 
     from selfguide.errors import ConfigError
 
-    if getattr(args, "rounds", 1) < 1:
-        raise ConfigError(f"--rounds {args.rounds}: give 1 (synthesis only) or more.")
+    rounds = str(getattr(args, "rounds", "1")).strip()
+    if not rounds.isdigit() or int(rounds) < 1:
+        raise ConfigError(f"--rounds {getattr(args, 'rounds', '')!r}: give 1 (synthesis "
+                          "only) or more.", hint="2 adds one round: the tuned model answers "
+                                                 "the inputs again and is trained again.")
+    args.rounds = int(rounds)
     limit = args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"]
     from_dict(EvalConfig, {"limit": limit})
     from_dict(TrainConfig, PRESETS.get(args.preset, {}))
@@ -134,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         ev += ["--test", args.test]
     if getattr(args, "unlabeled", None):
         ev += ["--unlabeled", args.unlabeled]
-    for k in range(made + 1, getattr(args, "rounds", 1) + 1):
+    for k in range(made + 1, int(getattr(args, "rounds", 1)) + 1):
         if _dataset_round(name) == k - 1 and not _labelling(name):
             _stage(["train", "--run", name, "--preset", args.preset])
             _stage(ev)  # round k-1 measured: its evaluation is kept with it in rounds/<k-1>/

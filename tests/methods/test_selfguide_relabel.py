@@ -176,7 +176,7 @@ def test_run_with_two_rounds_relabels_and_trains_again(monkeypatch, tmp_path):
     rounds.set_state(RunDir(tmp_path), 2, "done")
     assert run_cmd.run(args) == 0
     assert seen == [["filter"], ["train"], ["eval"]]
-    with pytest.raises(ConfigError, match="--rounds 0"):
+    with pytest.raises(ConfigError, match="--rounds '0'"):
         run_cmd.validate_early(cli.build_parser().parse_args(["run", str(task), "--rounds",
                                                               "0"]))
 
