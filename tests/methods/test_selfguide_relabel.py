@@ -151,6 +151,10 @@ def test_relabel_command_refuses_clearly(workspace, tiny_model_dir, capsys):
 
     rc, err = relabel("missing")
     assert rc == 2
+    rc, err = relabel("fresh", "--round", "two")
+    assert rc == 2 and "give the round to make, 2 or more" in err
+    rc, err = relabel("fresh", "--protocol", "loud")
+    assert rc == 2 and "same, answer, chat, plain" in err
 
 
 def test_run_with_two_rounds_relabels_and_trains_again(monkeypatch, tmp_path):
