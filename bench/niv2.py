@@ -14,7 +14,11 @@ the change in what the model knows apart from the answer format.
 
 Usage: python bench/niv2.py [--preset quick] [--limit 100] [--tasks task1529,task1345]
        [--workspace DIR] [--reuse] [--train-args "--epochs 2 --lora-r 8"] [--tag NAME]
-       [--eval-only]
+       [--eval-only] [--rounds 2]
+
+``--rounds 2`` (issue 34, one more round): after training, the run is evaluated, relabelled
+by its tuned model and trained again; the row is round 2, with round 1 in its reference
+points (``--reuse --tag r2 --rounds 2``: round 1 is the untagged run's data and adapter).
 """
 
 from __future__ import annotations
@@ -51,8 +55,16 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
     run_dir = ws / "runs" / name
     log = ws / f"{name}.log"
     times = {}
+    src = ws / "runs" / base
+    copied = False
+    if a.rounds > 1 and a.reuse and name != base and not run_dir.exists() \
+            and (src / "train" / "adapter").is_dir():
+        import shutil  # round 1 = the untagged run (its data and adapter): only round 2+ here
+
+        shutil.copytree(src, run_dir, ignore=shutil.ignore_patterns("jobs", "checkpoints",
+                                                                    "tb", "rounds"))
+        copied = True
     if not (run_dir / "dataset" / "train.jsonl").is_file():
-        src = ws / "runs" / base
         if a.reuse and name != base and (src / "dataset" / "train.jsonl").is_file():
             import shutil  # copy the synthetic data of the untagged run; retrain only
 
@@ -64,18 +76,25 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
         else:
             times["synthesize"] = stage(["synthesize", str(path), "--run", name, "--preset",
                                          a.preset, *shlex.split(a.synth_args)], ws, log)
-    refused = None
+    refused, earlier = None, []
     if not a.eval_only:
         train_argv = ["train", "--run", name, "--preset", a.preset, *shlex.split(a.train_args)]
-        try:
-            times["train"] = stage(train_argv, ws, log)
-        except RuntimeError:
-            # Refused by default (one label far above the demos' share: issue 39): the
-            # product's outcome is the base model. Train with --force to show what it spared.
-            refused = _refusal(log)
-            if refused is None:
-                raise
-            times["train"] = stage([*train_argv, "--force", "true"], ws, log)
+        if not copied:
+            refused = _train(train_argv, times, "train", ws, log)
+        man = run_dir / "manifest.json"
+        made = (json.loads(man.read_text()).get("round") or {}).get("current", 1) \
+            if man.is_file() else 1
+        for k in range(made + 1, a.rounds + 1):  # issue 34: round k-1 measured, relabel, train
+            times[f"eval_round{k - 1}"] = stage(["eval", "--run", name, "--limit", str(a.limit),
+                                                 *shlex.split(a.eval_args)], ws, log)
+            m1 = json.loads((run_dir / "eval" / "metrics.json").read_text())
+            d1 = m1.get("difference") or {}
+            earlier.append({"round": k - 1, "after": m1.get("after"), "before": m1.get("before"),
+                            "delta": d1.get("delta"), "low": d1.get("low"),
+                            "high": d1.get("high")})
+            times[f"relabel{k}"] = stage(["relabel", "--run", name, "--round", str(k),
+                                          *shlex.split(a.relabel_args)], ws, log)
+            refused = _train(train_argv, times, f"train{k}", ws, log) or refused
     task = json.loads((run_dir / "task.json").read_text())
     constrained = None
     if task.get("task_type") == "classification" and task.get("labels"):
@@ -119,13 +138,29 @@ def run_task(path: Path, a: argparse.Namespace, ws: Path) -> dict:
             "seconds": {k: round(v) for k, v in times.items()},
             "predicted_before": m.get("predicted_labels_before"),
             "predicted_after": m.get("predicted_labels_after"),
-            "train_args": a.train_args, "synth_args": a.synth_args,
+            "train_args": a.train_args, "synth_args": a.synth_args, "rounds": a.rounds,
+            "earlier_rounds": earlier, "relabel_args": a.relabel_args,
             "copy_input": copy, "lenient_em": lenient,
             "labelling": {k: lab.get(k) for k in ("protocol", "strategy", "beats_chance",
                                                   "reason")},
             "constrained": None if constrained is None else {
                 k: constrained.get(k) for k in ("before", "after", "difference",
                                                 "per_label_before", "per_label_after")}}
+
+
+def _train(argv: list[str], times: dict, key: str, ws: Path, log: Path) -> str | None:
+    """Train; a refusal by default (one label far above the demos' share: issue 39) is the
+    product's outcome (the base model): train with --force to show what it spared, and
+    return the refusal."""
+    try:
+        times[key] = stage(argv, ws, log)
+        return None
+    except RuntimeError:
+        refused = _refusal(log)
+        if refused is None:
+            raise
+        times[key] = stage([*argv, "--force", "true"], ws, log)
+        return refused
 
 
 def _refusal(log: Path) -> str | None:
@@ -153,6 +188,11 @@ def fmt(r: dict) -> str:
     elif r.get("copy_input"):
         ref = (f"copy the input: {pts(r['copy_input']['rouge_l'])}; tuned copies "
                f"{r['copy_input']['tuned_copies']}/{r['n']}")
+    for e in [e for e in r.get("earlier_rounds") or [] if e.get("delta") is not None]:
+        # issue 34: the same run before relabelling
+        ref = (f"round {e['round']} tuned {pts(e['after'])} ({100 * e['delta']:+.1f} "
+               f"[{pts(e['low'])}, {pts(e['high'])}]); ") + ref
+        ref = ref.rstrip("; ")
     if r.get("refused"):
         ref = "**training refused by default** (the base stays; forced here:) " + ref
     if r.get("predicted_after"):
@@ -186,6 +226,13 @@ def main() -> int:
     ap.add_argument("--train-args", default="", help="Extra 'selfguide train' options.")
     ap.add_argument("--synth-args", default="", help="Extra 'selfguide synthesize' options.")
     ap.add_argument("--eval-args", default="", help="Extra 'selfguide eval' options.")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="Issue 34: after training, evaluate, 'selfguide relabel' (the tuned "
+                         "model answers the inputs again) and train again, N-1 times; the row "
+                         "reports round N, with the earlier rounds in 'reference points'. "
+                         "With --reuse and --tag, round 1 is the untagged run (copied whole).")
+    ap.add_argument("--relabel-args", default="",
+                    help="Extra 'selfguide relabel' options (e.g. '--protocol answer').")
     ap.add_argument("--eval-only", action="store_true",
                     help="Evaluate the runs' existing adapters again (no synthesis, no training).")
     a = ap.parse_args()

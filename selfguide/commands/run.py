@@ -1,6 +1,7 @@
 """``selfguide run TASK_FILE [--run NAME] [--preset quick|paper]``: the whole loop.
 
-synthesize -> filter -> train -> eval, each stage through its own command (so each has its
+synthesize -> filter -> train -> eval (with ``--rounds N``: eval, relabel, train again per
+extra round, issue 34), each stage through its own command (so each has its
 job status, events and progress bar), then the final before/after table. A rerun resumes:
 each stage skips or continues finished work as its own command does.
 """
@@ -27,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="Evaluate at most N held-out examples (default per preset).")
     parser.add_argument("--test", default=None, help="Held-out examples file for eval.")
+    parser.add_argument("--rounds", default="1", metavar="N",
+                        help="Rounds of data (default 1). N > 1: after training, the tuned "
+                             "model answers the same inputs again (selfguide relabel), the "
+                             "model is trained again from the base, N-1 times; each round is "
+                             "evaluated and its files kept in rounds/<k>/.")
     from selfguide.settings.fields import ModelConfig, add_dataclass_args
 
     # The model of the whole loop: synthesis records it in config.json, and training and
@@ -82,6 +88,14 @@ def validate_early(args: argparse.Namespace) -> None:
     from selfguide.settings.fields import from_dict
     from selfguide.settings.training import PRESETS, TrainConfig
 
+    from selfguide.errors import ConfigError
+
+    rounds = str(getattr(args, "rounds", "1")).strip()
+    if not rounds.isdigit() or int(rounds) < 1:
+        raise ConfigError(f"--rounds {getattr(args, 'rounds', '')!r}: give 1 (synthesis "
+                          "only) or more.", hint="2 adds one round: the tuned model answers "
+                                                 "the inputs again and is trained again.")
+    args.rounds = int(rounds)
     limit = args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"]
     from_dict(EvalConfig, {"limit": limit})
     from_dict(TrainConfig, PRESETS.get(args.preset, {}))
@@ -109,22 +123,33 @@ def run(args: argparse.Namespace) -> int:
     runnames.validate_run_name(name)
     validate_early(args)
     t0 = time.monotonic()
-    syn = ["synthesize", args.task, "--run", name, *model_argv(args), *source_argv(args)]
-    if _accepts("synthesize", "--preset"):
-        syn += ["--preset", args.preset]
-    _stage(syn)
+    made = _dataset_round(name)  # a rerun of a run past round 1 resumes its later rounds
+    if made == 1 and not _labelling(name):
+        syn = ["synthesize", args.task, "--run", name, *model_argv(args), *source_argv(args)]
+        if _accepts("synthesize", "--preset"):
+            syn += ["--preset", args.preset]
+        _stage(syn)
     run = RunDir.named(name, must_exist=True)
     if not run.has_dataset() and _accepts("filter", "--run"):
         _stage(["filter", "--run", name])  # synthesize normally filters and writes the dataset
-    _stage(["train", "--run", name, "--preset", args.preset])
     ev = ["eval", "--run", name, "--limit",
           str(args.limit if args.limit is not None else EVAL_PRESETS[args.preset]["limit"])]
     if args.test:
         ev += ["--test", args.test]
     if getattr(args, "unlabeled", None):
         ev += ["--unlabeled", args.unlabeled]
+    for k in range(made + 1, int(getattr(args, "rounds", 1)) + 1):
+        if _dataset_round(name) == k - 1 and not _labelling(name):
+            _stage(["train", "--run", name, "--preset", args.preset])
+            _stage(ev)  # round k-1 measured: its evaluation is kept with it in rounds/<k-1>/
+        _stage(["relabel", "--run", name, "--round", str(k)])
+    _stage(["train", "--run", name, "--preset", args.preset])
     _stage(ev)
     print(f"\n== {name}: done in {time.monotonic() - t0:.0f}s ==")
+    lines = round_lines(run)
+    if lines:
+        print("Rounds (the later ones: the tuned model re-answered the inputs):", *lines,
+              sep="\n  ")
     metrics = run.read_metrics() or {}
     if metrics.get("mode") == "unlabeled":
         print(compare.format_unlabeled(name, metrics))
@@ -137,3 +162,44 @@ def run(args: argparse.Namespace) -> int:
     if advice:
         print(f"\nCOLLAPSE: {advice}")
     return 0
+
+
+def _dataset_round(name: str) -> int:
+    """The round the run's dataset comes from (1 for a new run)."""
+    from selfguide.runs import rounds
+    from selfguide.runs.rundir import RunDir
+
+    run = RunDir.named(name)
+    if not run.exists():
+        return 1
+    return (rounds.dataset_round(run) or {}).get("round", 1)
+
+
+def _labelling(name: str) -> bool:
+    """Whether a relabel of the run was killed half way (it continues first)."""
+    from selfguide.runs import rounds
+    from selfguide.runs.rundir import RunDir
+
+    run = RunDir.named(name)
+    return run.exists() and rounds.state(run)["state"] == "labelling"
+
+
+def round_lines(run) -> list[str]:
+    """Each round's evaluation, when the run made more than one (issue 34): a before/after
+    table with one row per round (labelled), else each round's summary line."""
+    from selfguide.evaluation import compare
+    from selfguide.runs import rounds
+
+    kept = rounds.archived(run)
+    if not kept:
+        return []
+    rows, out = [], []
+    for k in [*kept, None]:
+        src = run if k is None else rounds.archived_run(run, k)
+        m = (src.read_metrics() if src is not None else None) or {}
+        k = k or rounds.state(run)["current"]
+        if m.get("mode") == "unlabeled":
+            out.append(f"round {k}: {compare.unlabeled_lines(m)[0]}")
+        elif m:
+            rows.append(compare.run_row(f"round {k}", m, src.read_train_metrics()))
+    return compare.format_table(rows).splitlines() if rows else out

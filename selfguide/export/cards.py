@@ -144,12 +144,22 @@ def _rows_line(report: dict | None, train: dict | None = None) -> str:
     return line + (f" ({report.get('train', 0)} train, {report.get('val', 0)} validation).")
 
 
+def _round_lines(report: dict | None) -> list[str]:
+    """Which round the answers come from, after a second round (issue 34)."""
+    rnd = (report or {}).get("round")
+    if not isinstance(rnd, dict) or not rnd.get("round"):
+        return []
+    return [f"Round {rnd['round']}: {rnd.get('source') or 'answers from the tuned model'} "
+            "(the same inputs, answered again and filtered again)."]
+
+
 def _origin_lines(report: dict | None) -> list[str]:
-    """Where the inputs came from, when some are the user's own (issue 36)."""
+    """Where the inputs came from, when some are the user's own (issue 36), and which
+    round's model answered them."""
     origins = (report or {}).get("origins")
     if not isinstance(origins, dict) or not origins:
-        return []
-    return ["Inputs by origin (`origin` column: `given` = the user's own unlabeled inputs, "
+        return _round_lines(report)
+    return _round_lines(report) + ["Inputs by origin (`origin` column: `given` = the user's own unlabeled inputs, "
             "labelled by the model; `generated` = written by the model): "
             + "; ".join(f"{o} {c.get('candidates', 0)} candidates, {c.get('kept', 0)} kept"
                         + (f", {c['held_out']} dropped as held-out evaluation rows"

@@ -116,9 +116,10 @@ def _run_dir(run: str | os.PathLike, workspace: str | os.PathLike | None, *,
 # (``methods.stages()``).
 SYNTHESIS = "<synthesis>"
 INPUT_WRITERS: dict[str, tuple[str, ...]] = {
-    "filter": (SYNTHESIS,),                   # the candidates and their overrides
-    "train": (SYNTHESIS, "filter"),           # dataset/
-    "export": (SYNTHESIS, "filter"),          # dataset/
+    "filter": (SYNTHESIS, "relabel"),         # the candidates and their overrides
+    "train": (SYNTHESIS, "filter", "relabel"),  # dataset/
+    "export": (SYNTHESIS, "filter", "relabel"),  # dataset/
+    "relabel": (SYNTHESIS, "filter", "train"),  # inputs, candidates, train/adapter
     "eval": ("train",),                       # train/adapter
     "merge": ("train",),                      # train/adapter
     "export-model": ("train",),               # train/adapter

@@ -77,6 +77,10 @@ class Method:
             words the studio shows for each (``{"inputs": "writing new inputs", ...}``).
         studio: The module with its studio parts (settings form, job command line, live
             preview, ready message, Filter view); ``None``: the studio's generic parts.
+        relabel: ``(run_dir, generator=None, *, target=None, events=..., ...) -> report``:
+            another round, the run's tuned model answering its inputs again
+            (``selfguide relabel``; ``dry_run=True`` checks and returns ``{"plan": round or
+            None, "inputs": n}``); ``None``: the method has no such round.
     """
 
     name: str
@@ -101,6 +105,7 @@ class Method:
     needs_task: bool = True
     job_stages: Mapping[str, str] = field(default_factory=dict)
     studio: str | None = None
+    relabel: Callable[..., dict] | None = None
 
     def saved_filters(self, run_dir: str | os.PathLike | RunDir) -> Any:
         """The filter config the run was synthesized or last filtered with."""

@@ -32,6 +32,8 @@ Layout::
     train/                 adapter/, checkpoints/, train_config.json, metrics.json, events
     eval/                  predictions.jsonl, metrics.json
     export/                exports (selfguide export's default destination; model-gguf/ from the studio)
+    rounds/<k>/            the files round k made, kept when round k+1 re-answered the inputs
+                           with round k's tuned model (:mod:`selfguide.runs.rounds`)
 """
 
 from __future__ import annotations
@@ -207,6 +209,11 @@ class RunDir(os.PathLike):
     def gguf_dir(self) -> Path:
         """The studio's GGUF export folder (``export-model --out``)."""
         return self.export_dir / "model-gguf"
+
+    @property
+    def rounds_dir(self) -> Path:
+        """``rounds/``: earlier rounds' files (:mod:`selfguide.runs.rounds`)."""
+        return self.path / "rounds"
 
     @property
     def jobs_dir(self) -> Path:

@@ -63,6 +63,7 @@ class RunFile:
 
 MANIFEST = RunFile("manifest.json", "selfguide synthesize TASK --run {run}", {
     "name": (str,), "created": NUM, "updated": NUM, "method": (str,), "task": (str,),
+    "round": (dict,),
     "stages": Each((dict,), {"status": (str,), "updated": NUM, "config_hash": (str,)})})
 CONFIG = RunFile("config.json", "selfguide synthesize TASK --run {run}", {
     "method": (str,), "model": (dict,), "synthesis": (dict,), "filters": (dict,),
@@ -103,6 +104,8 @@ PREDICTIONS = RunFile("eval/predictions.jsonl", "selfguide eval --run {run}")
 # What each stage reads, checked before it writes anything (RunDir.check_inputs).
 STAGE_READS: dict[str, tuple[RunFile, ...]] = {
     "filter": (MANIFEST, CONFIG, TASK, OVERRIDES, LABELLING),
+    "relabel": (MANIFEST, CONFIG, TASK, OVERRIDES, LABELLING, REPORT, TRAIN_CONFIG, ADAPTER,
+                ADAPTER_CONFIG),
     "export": (MANIFEST, CONFIG, TASK, REPORT, TRAIN_RECORDS, VAL_RECORDS),
     "train": (MANIFEST, CONFIG, TASK, REPORT, TRAIN_RECORDS, VAL_RECORDS, TRAIN_CONFIG),
     "eval": (MANIFEST, CONFIG, TASK, REPORT, TRAIN_METRICS, ADAPTER, ADAPTER_CONFIG),

@@ -61,7 +61,8 @@ def events(run: str, stage: str) -> list[dict]:
 # --------------------------------------------------------------------------- views
 
 _STAGE_TITLES = {"train": "Training",
-                 "eval": "Evaluation", "export": "The export", "export-model": "The GGUF export"}
+                 "eval": "Evaluation", "export": "The export", "export-model": "The GGUF export",
+                 "relabel": "The relabel round"}
 
 
 def stage_title(stage: str) -> str:

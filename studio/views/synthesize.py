@@ -51,7 +51,8 @@ def live_preview(run_dir: RunDir, parts: Any) -> Any:
 
 # The words a page uses for a stage's job (a method's own stages: its ``job_stages``).
 STAGE_WORDS = {"train": "training", "eval": "evaluation", "filter": "filter",
-               "export": "dataset export", "export-model": "GGUF export", "merge": "merge"}
+               "export": "dataset export", "export-model": "GGUF export", "merge": "merge",
+               "relabel": "another round (the tuned model answering again)"}
 
 
 def stage_words(stage: str) -> str:

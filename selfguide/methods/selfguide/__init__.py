@@ -8,7 +8,8 @@ and the evidence), ``choice`` (protocol and strategy from that evidence: ``Label
 labels), ``filters``, ``table`` (candidates + dataset), ``report`` and ``pipeline`` (the
 run); ``label_inputs`` (``selfguide label``: given inputs labelled as stage 2 would);
 ``sources`` (the user's own unlabeled inputs, origin ``given``) and ``documents`` (passages
-that ground stage-1 prompts).
+that ground stage-1 prompts); ``relabel`` (another round: the tuned model answers the
+inputs again, ``selfguide relabel``).
 This module registers the method; nothing heavy is imported.
 """
 
@@ -55,4 +56,5 @@ METHOD = register(Method(
              "answers each one several times; answers that agree become training examples.",
     citation="SELF-GUIDE (Zhao et al., 2024)", tag="self-guide", order=0, needs_task=True,
     job_stages={"inputs": "writing new inputs", "annotate": "answering the inputs"},
-    studio="studio.views.methods.selfguide"))
+    studio="studio.views.methods.selfguide",
+    relabel=lazy("selfguide.methods.selfguide.relabel", "relabel")))

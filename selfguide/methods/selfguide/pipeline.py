@@ -31,7 +31,7 @@ from selfguide.methods.selfguide.sources import MIXES, GivenInputs
 from selfguide.methods.context import ItemCallback, StageContext
 from selfguide.methods.selfguide.stages import annotate, generate_inputs, topup_round
 from selfguide.methods.selfguide.table import build_table, finish, load_candidates
-from selfguide.runs import store
+from selfguide.runs import rounds, store
 from selfguide.runs.events import EventLog
 from selfguide.runs.rundir import as_run
 from selfguide.settings.fields import TRANSPORT_FIELDS, ModelConfig, to_dict
@@ -106,6 +106,7 @@ def prepare_run(run_dir: str | os.PathLike, task: TaskSpec, synth: SynthesisConf
                 hint="Use a new --run name, rerun with the original settings to resume, or "
                      "pass --overwrite to discard the generated data.")
     if overwrite:
+        rounds.reset(run)
         for path in (run.inputs_file, run.annotations_file, run.candidates_file,
                      run.labelling_file, run.overrides_file, run.records_file("train"),
                      run.records_file("val"), run.report_file, sources.given_file(run),
@@ -175,6 +176,7 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     :func:`prepare_run`), else the defaults.
     """
     run_dir = as_run(run_dir)
+    refuse_later_round(run_dir)
     stored = run_dir.read_config()
     if filters is None:
         from selfguide.settings.fields import from_dict
@@ -220,6 +222,24 @@ def synthesize(run_dir: str | os.PathLike, task: TaskSpec, cfg: SynthesisConfig,
     events.emit("funnel", funnel=report["funnel"], labels=report["labels"],
                 diagnostics=report["diagnostics"])
     return report
+
+
+def refuse_later_round(run: Any) -> None:
+    """A run past round 1 (``selfguide relabel``: the tuned model answered its inputs
+    again) holds no base-model answers to resume: synthesizing into it would mix them in
+    (stage 2 on new inputs, top-up rounds). ``ConfigError`` unless ``--overwrite``."""
+    st = rounds.state(run)
+    if st["state"] == "labelling":
+        raise ConfigError(f"Run {run.name!r} is half way through round {st['current']} (the "
+                          "tuned model answering its inputs again).",
+                          hint=f"Finish it with 'selfguide relabel --run {run.name}', or "
+                               "synthesize again with --overwrite.")
+    if st["current"] > 1:
+        raise ConfigError(f"Run {run.name!r} holds round {st['current']} (its inputs answered "
+                          "again by the tuned model); synthesizing into it would mix the "
+                          "base model's answers in.",
+                          hint=f"Re-filter it with 'selfguide filter --run {run.name}', or "
+                               "synthesize again with --overwrite (round 1 from scratch).")
 
 
 def _given(run_dir: Any, stored: dict) -> tuple[list[dict], str]:

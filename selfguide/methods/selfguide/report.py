@@ -262,6 +262,8 @@ def format_report(report: dict) -> str:
             lines.append(f"  {step['step']:<16} {step['remaining']:>6}{drop}")
     lines.append(f"  {'dataset':<16} {report.get('kept', 0):>6}  (train {report.get('train', 0)}"
                  f", val {report.get('val', 0)})")
+    if (report.get("round") or {}).get("round"):
+        lines.insert(0, f"Round {report['round']['round']}: {report['round'].get('source')}")
     if report.get("origins"):
         lines.append("By origin: " + "; ".join(
             f"{o} {c['candidates']} -> kept {c['kept']}"

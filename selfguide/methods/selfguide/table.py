@@ -28,7 +28,7 @@ from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.methods.selfguide.filters import apply, heldout_scores, near_duplicate_scores
 from selfguide.methods.selfguide.relation import demo_relation
 from selfguide.methods.selfguide.report import build_report
-from selfguide.runs import dataset
+from selfguide.runs import dataset, rounds
 from selfguide.runs.rundir import as_run
 from selfguide.task.parsing import map_label
 from selfguide.task.prompts import task_prompt
@@ -153,4 +153,7 @@ def write_dataset(run_dir: str | os.PathLike, df: pd.DataFrame, task: TaskSpec,
     train, val = build_records(df, task, val_fraction=cfg.val_fraction, seed=cfg.seed)
     report = build_report(df, task, cfg, n_train=len(train), n_val=len(val),
                           labelling=labelling)
+    rnd = rounds.dataset_round(as_run(run_dir))
+    if rnd:  # a later round: the answers come from the tuned model of the round before
+        report["round"] = rnd
     return dataset.write_dataset(run_dir, train, val, report)
