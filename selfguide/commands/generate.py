@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     if err is not None and args.verbose and hasattr(gen, "detected"):
         for label, text in gen.detected(model_cfg.chat).items():
             print(f"  {label}: {text}", file=err)
+        for est in _memory(model_cfg):
+            print(f"  memory: {est.summary()}", file=err)
     bar = Progress("generate", len(prompts), unit="prompts", stream=err)
     outs = gen.generate(prompts, sampling, n=args.n, chat=model_cfg.chat,
                         progress=delta_progress(bar))
@@ -122,3 +124,15 @@ def run(args: argparse.Namespace) -> int:
         for j, c in enumerate(comps, start=1):
             print(f"[{j}] {c}" if len(comps) > 1 else c)
     return 0
+
+
+def _memory(model_cfg: ModelConfig) -> list:
+    """The load's memory estimate (what the model needs at its precision, what is free),
+    for ``--verbose``; nothing when it cannot be estimated (a hub id, unreadable headers)."""
+    from selfguide.errors import SelfGuideError
+    from selfguide.models import loading
+
+    try:
+        return loading.memory_estimate(model_cfg)
+    except (SelfGuideError, OSError, ValueError):
+        return []

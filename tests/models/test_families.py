@@ -10,6 +10,8 @@ included) changes the adapter, which is saved, loaded back and merged; one QLoRA
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sgtest.families import FAMILIES, build_family
 from sgtest.training import make_run, tensors
@@ -194,6 +196,7 @@ def test_generate_verbose_and_the_model_page_say_what_was_detected(family, famil
     want = ("decode path: fallback: own decode loop, prompts prefilled whole: sliding-window"
             if family in FALLBACK else "decode path: fast: own decode loop, shared-prefix")
     assert want in err
+    assert re.search(r"memory: needs ~[\d.]+ GB at fp32, [\d.]+ GB available \(cpu\)", err)
     info = resources.build_model(ModelConfig(model=ref, precision="fp32", chat=False)).info
     assert info["detected"]["family"].startswith(family)
     assert info["detected"]["prompts"] == "plain text (chat off)"
