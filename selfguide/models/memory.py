@@ -38,16 +38,20 @@ RUNTIME = 0.5 * 2**30       # fixed: CUDA context or the tokenizer and buffers
 TIGHT = 0.85                # above this share of the free memory, a warning
 
 
-def _safetensors_numel(path: Path) -> int:
+def safetensors_shapes(path: str | os.PathLike) -> dict[str, list[int]]:
+    """Tensor name -> shape from a ``.safetensors`` file's header (no weights read)."""
     with open(path, "rb") as fh:
         (n,) = struct.unpack("<Q", fh.read(8))
         header = json.loads(fh.read(n))
+    return {k: (v.get("shape") or []) for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict)}
+
+
+def _safetensors_numel(path: Path) -> int:
     total = 0
-    for name, info in header.items():
-        if name == "__metadata__" or not isinstance(info, dict):
-            continue
+    for shape in safetensors_shapes(path).values():
         numel = 1
-        for d in info.get("shape") or []:
+        for d in shape:
             numel *= int(d)
         total += numel
     return total

@@ -26,15 +26,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
 from selfguide.errors import ConfigError, ResourceError
-from selfguide.models.memory import BYTES_PER_PARAM
+from selfguide.models.memory import BYTES_PER_PARAM, safetensors_shapes
 from selfguide.settings.training import TrainConfig
 
-MEMORY_ENV = "SELFGUIDE_MEMORY_BYTES"  # read by selfguide.models.memory.available_bytes
 RUNTIME_OVERHEAD = 1.2 * 2**30      # python + torch + tokenizer, measured ~1 GB on the CPU box
 LONG_ROW_TOKENS = 512               # above this a note says rows are long
 _NON_LORA = ("embed", "lm_head", "wte", "wpe", "norm")
@@ -61,13 +59,6 @@ class ModelDims:
         return total
 
 
-def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
-    with open(path, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(n))
-    return {k: v.get("shape", []) for k, v in header.items() if k != "__metadata__"}
-
-
 def model_dims(path: str | os.PathLike) -> ModelDims:
     """Dimensions of the checkpoint folder ``path`` (config.json + safetensors headers).
 
@@ -78,7 +69,7 @@ def model_dims(path: str | os.PathLike) -> ModelDims:
     cfg = cfg.get("text_config", cfg) if isinstance(cfg.get("text_config"), dict) else cfg
     shapes: dict[str, list[int]] = {}
     for w in sorted(path.glob("*.safetensors")):
-        shapes.update(_safetensors_shapes(w))
+        shapes.update(safetensors_shapes(w))
     n_params = 0
     linears = []
     for name, shape in shapes.items():

@@ -143,13 +143,14 @@ def _no_model(*a, **k):
 def test_memory_preflight_refuses_before_loading(run_with_data, tiny_model_dir, capsys,
                                                  monkeypatch):
     from selfguide.models import loading as models
+    from selfguide.models.memory import MEMORY_ENV
     from selfguide.settings.training import TrainConfig
     from selfguide.training import fit as trainfit
 
     store.atomic_write_json(run_with_data / "config.json",
                             {"model": {"model": str(tiny_model_dir), "device": "cpu"}})
     monkeypatch.setattr(models, "load_model", _no_model)
-    monkeypatch.setenv(trainfit.MEMORY_ENV, str(2 * 2**30))
+    monkeypatch.setenv(MEMORY_ENV, str(2 * 2**30))
     rc, err = _main(["train", "--run", "r1", "--lora-r", "1024", "--batch-size", "1024",
                      "--max-length", "32768", "--method", "lora"], capsys)
     assert rc == 2 and "needs about" in err and "GiB" in err and "available" in err
@@ -170,13 +171,13 @@ def test_memory_preflight_refuses_before_loading(run_with_data, tiny_model_dir, 
 
     big = dataclasses.replace(TrainConfig(method="lora"), lora_r=1024)
     assert trainfit.estimate_peak_bytes(dims, big, 512) > 4 * 2**30
-    monkeypatch.setenv(trainfit.MEMORY_ENV, str(23 * 2**30))
+    monkeypatch.setenv(MEMORY_ENV, str(23 * 2**30))
     with pytest.raises(ResourceError):
         trainfit.check_memory(dims, dataclasses.replace(big, batch_size=64), 8192)
     small = TrainConfig(method="lora")
     assert trainfit.check_memory(dims, small, 512) < 8 * 2**30  # the default fits
     assert trainfit.pick_max_length(dims, small, 700) == (700, "longest row")
-    monkeypatch.setenv(trainfit.MEMORY_ENV, str(3 * 2**30))
+    monkeypatch.setenv(MEMORY_ENV, str(3 * 2**30))
     length, why = trainfit.pick_max_length(dims, small, 8000)
     assert length < 8000 and why == "memory budget"
 
@@ -268,9 +269,8 @@ def test_locks_in_a_readonly_workspace_are_storage_errors(run_with_data, capsys,
         store.set_stage(run_with_data, "eval", "running")
     assert type(info.value).__name__ == "StorageError" and "manifest.json.lock" in str(
         info.value) and info.value.reason == "readonly"
-    with pytest.raises(Exception) as info:
-        with jobs.worker(run_with_data, "synthesize"):
-            pass
+    with pytest.raises(Exception) as info, jobs.worker(run_with_data, "synthesize"):
+        pass
     assert type(info.value).__name__ == "StorageError" and "start.lock" in str(info.value)
 
 
