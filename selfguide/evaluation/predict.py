@@ -96,15 +96,28 @@ def score_predictions(task: Any, examples: Sequence[dict], before: Sequence[str]
 
 # --------------------------------------------------------------------------- models
 
+def tuned_generator(run_dir: Path, *, precision: str = "auto", batch_size: int | None = None
+                    ) -> tuple[Any, Any, Any, dict]:
+    """The run's tuned model (base + adapter) as a generator: (generator, the base
+    ``LoadedModel``, the tuned model, the adapter manifest)."""
+    from selfguide import backends
+    from selfguide.models import adapters
+    from selfguide.models import loading as models
+
+    man = adapters.read_adapter_manifest(adapters.adapter_dir_of(run_dir))
+    lm, tuned = adapters.load_tuned(run_dir, precision=precision, manifest=man)
+    gen = backends.get_generator("hf", loaded=models.LoadedModel(tuned, lm.tokenizer, None),
+                                 batch_size=batch_size)
+    return gen, lm, tuned, man
+
+
 def build_generators(run_dir: Path, cfg: EvalConfig) -> tuple[Any, Any, bool, dict]:
     """(before generator, after generator, chat flag, adapter manifest) for a run."""
     from selfguide import backends
     from selfguide.models import adapters
     from selfguide.models import loading as models
-    man = adapters.read_adapter_manifest(adapters.adapter_dir_of(run_dir))
-    lm, tuned = adapters.load_tuned(run_dir, precision=cfg.precision, manifest=man)
-    after = backends.get_generator("hf", loaded=models.LoadedModel(tuned, lm.tokenizer, None),
-                                   batch_size=cfg.batch_size)
+    after, lm, tuned, man = tuned_generator(run_dir, precision=cfg.precision,
+                                            batch_size=cfg.batch_size)
     if man.get("kind") == "full":
         from selfguide.settings.fields import replace
 

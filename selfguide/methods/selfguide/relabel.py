@@ -125,12 +125,9 @@ def round_inputs(run: RunDir) -> list[dict]:
 def tuned_generator(run_dir: str | os.PathLike, *, precision: str = "auto"
                     ) -> tuple[Generator, bool]:
     """The run's tuned model (base + adapter) as a generator, and its chat flag."""
-    from selfguide import backends
-    from selfguide.models import adapters, loading
+    from selfguide.evaluation.predict import tuned_generator as load
 
-    man = adapters.read_adapter_manifest(adapters.adapter_dir_of(Path(run_dir)))
-    lm, tuned = adapters.load_tuned(Path(run_dir), precision=precision, manifest=man)
-    gen = backends.get_generator("hf", loaded=loading.LoadedModel(tuned, lm.tokenizer, None))
+    gen, _, _, man = load(Path(run_dir), precision=precision)
     return gen, bool(man.get("chat", True))
 
 
@@ -174,7 +171,7 @@ def relabel(run_dir: str | os.PathLike, generator: Generator | None = None, *,
     first = apply(build_table(inputs, {}, task), filters, task, stage="input")
     keep = first[first["kept"]]
     ann = annotate(run, task, cfg, list(zip(keep["id"].tolist(), keep["input"].tolist())), ctx)
-    df, report = finish(run, build_table(inputs, ann, task), task, filters, require_kept=True)
+    _, report = finish(run, build_table(inputs, ann, task), task, filters, require_kept=True)
     report["round"] = {"round": k, "source": source_words(k)}
     run.write_report(report)
     rounds.set_state(run, k, "done", source_words(k))
