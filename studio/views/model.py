@@ -92,7 +92,8 @@ def show_estimate(cfg: ModelConfig, *, quiet: bool = False) -> bool:
     """Before loading: the memory the model needs at the chosen precision against what this
     machine has free (from the checkpoint's headers; nothing for a hub id). ``quiet``: only
     a problem is shown. False when loading would fail."""
-    from selfguide.models import loading
+    from selfguide.errors import ResourceError
+    from selfguide.models import loading, memory
 
     try:
         estimates = loading.memory_estimate(cfg)
@@ -102,10 +103,14 @@ def show_estimate(cfg: ModelConfig, *, quiet: bool = False) -> bool:
     for est in estimates:
         text = f"Memory: this model {est.summary()}."
         if est.verdict == "too_large":
-            fits = False
+            fits, advice = False, ""
+            try:  # the advice the refusal itself gives (the precisions that exist below)
+                memory.check(est, cfg.model)
+            except ResourceError as exc:
+                advice = exc.ui_hint or exc.hint or ""
             where = " on the Model page" if quiet else ""
-            st.error(f"{text} Loading it would fail: choose Precision 4bit or 8bit, a "
-                     f"smaller model or another Device{where}.", icon=":material/memory:")
+            st.error(f"{text} Loading it would fail. {advice.rstrip('.')}{where}.",
+                     icon=":material/memory:")
         elif est.verdict == "tight":
             st.warning(f"{text} That is close to the limit.", icon=":material/memory:")
         elif not quiet:
