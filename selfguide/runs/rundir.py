@@ -22,6 +22,7 @@ Layout::
                            {candidate_id: {keep?, output?, label?, by, at, original}} for a
                            row repaired by hand (the raw candidates are never changed)
     inputs.jsonl           SELF-GUIDE stage 1 candidates, appended per finished batch
+    intake.json            {"file", "column", "documents"}: the user's own inputs (Task page)
     annotations.jsonl      SELF-GUIDE stage 2 samples/votes per candidate id
     labelling.json         SELF-GUIDE: the evidence behind the labelling protocol/strategy
     selfinstruct.jsonl     Self-Instruct: one committed line per round
@@ -52,6 +53,16 @@ if TYPE_CHECKING:  # pragma: no cover
 SPLITS = ("train", "val")
 ADAPTER_MANIFEST = "selfguide_adapter.json"  # written by training beside the weights
 REPAIR_FIELDS = ("output", "label")  # what a manual repair may correct in a candidate row
+
+
+class _At:
+    """One path of the run's layout: ``run.<name>`` is ``run.path / rel``."""
+
+    def __init__(self, rel: str) -> None:
+        self.rel = rel
+
+    def __get__(self, run: RunDir | None, owner: type | None = None) -> Path:
+        return self if run is None else run.path / self.rel  # type: ignore[return-value]
 
 
 class RunDir(os.PathLike):
@@ -104,120 +115,38 @@ class RunDir(os.PathLike):
         return self
 
     # ----------------------------------------------------------------- the layout
-    @property
-    def manifest_file(self) -> Path:
-        return self.path / "manifest.json"
-
-    @property
-    def task_file(self) -> Path:
-        return self.path / "task.json"
-
-    @property
-    def config_file(self) -> Path:
-        return self.path / "config.json"
-
-    @property
-    def overrides_file(self) -> Path:
-        return self.path / "overrides.json"
-
-    @property
-    def inputs_file(self) -> Path:
-        return self.path / "inputs.jsonl"
-
-    @property
-    def annotations_file(self) -> Path:
-        return self.path / "annotations.jsonl"
-
-    @property
-    def labelling_file(self) -> Path:
-        return self.path / "labelling.json"
-
-    @property
-    def rounds_file(self) -> Path:
-        """Self-Instruct's per-round log."""
-        return self.path / "selfinstruct.jsonl"
-
-    @property
-    def seed_tasks_file(self) -> Path:
-        return self.path / "seed_tasks.jsonl"
-
-    @property
-    def candidates_file(self) -> Path:
-        return self.path / "candidates.parquet"
-
-    @property
-    def dataset_dir(self) -> Path:
-        return self.path / "dataset"
+    manifest_file = _At("manifest.json")
+    task_file = _At("task.json")
+    config_file = _At("config.json")
+    overrides_file = _At("overrides.json")
+    inputs_file = _At("inputs.jsonl")
+    intake_file = _At("intake.json")  # the user's inputs/documents, from the Task page
+    annotations_file = _At("annotations.jsonl")
+    labelling_file = _At("labelling.json")
+    rounds_file = _At("selfinstruct.jsonl")  # Self-Instruct's per-round log
+    seed_tasks_file = _At("seed_tasks.jsonl")
+    candidates_file = _At("candidates.parquet")
+    dataset_dir = _At("dataset")
+    report_file = _At("dataset/report.json")
+    train_dir = _At("train")
+    adapter_dir = _At("train/adapter")
+    adapter_manifest_file = _At("train/adapter/" + ADAPTER_MANIFEST)
+    checkpoints_dir = _At("train/checkpoints")
+    tensorboard_dir = _At("train/tb")  # TensorBoard event files (tensorboard --logdir this)
+    train_config_file = _At("train/train_config.json")
+    train_metrics_file = _At("train/metrics.json")  # steps, train loss, tokens/s, wall time
+    eval_dir = _At("eval")
+    predictions_file = _At("eval/predictions.jsonl")
+    metrics_file = _At("eval/metrics.json")
+    export_dir = _At("export")  # exports' default place (selfguide export, export-model)
+    gguf_dir = _At("export/model-gguf")  # the studio's GGUF export (export-model --out)
+    rounds_dir = _At("rounds")  # earlier rounds' files (selfguide.runs.rounds)
+    jobs_dir = _At("jobs")
 
     def records_file(self, split: str = "train") -> Path:
         if split not in SPLITS:
             raise DatasetError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
         return self.dataset_dir / f"{split}.jsonl"
-
-    @property
-    def report_file(self) -> Path:
-        return self.dataset_dir / "report.json"
-
-    @property
-    def train_dir(self) -> Path:
-        return self.path / "train"
-
-    @property
-    def adapter_dir(self) -> Path:
-        return self.train_dir / "adapter"
-
-    @property
-    def adapter_manifest_file(self) -> Path:
-        return self.adapter_dir / ADAPTER_MANIFEST
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.train_dir / "checkpoints"
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        """TensorBoard event files of each training (``tensorboard --logdir`` this)."""
-        return self.train_dir / "tb"
-
-    @property
-    def train_config_file(self) -> Path:
-        return self.train_dir / "train_config.json"
-
-    @property
-    def train_metrics_file(self) -> Path:
-        """Training's summary (steps, train loss, tokens/s, wall time)."""
-        return self.train_dir / "metrics.json"
-
-    @property
-    def eval_dir(self) -> Path:
-        return self.path / "eval"
-
-    @property
-    def predictions_file(self) -> Path:
-        return self.eval_dir / "predictions.jsonl"
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.eval_dir / "metrics.json"
-
-    @property
-    def export_dir(self) -> Path:
-        """Where exports go by default (``selfguide export``, ``export-model``)."""
-        return self.path / "export"
-
-    @property
-    def gguf_dir(self) -> Path:
-        """The studio's GGUF export folder (``export-model --out``)."""
-        return self.export_dir / "model-gguf"
-
-    @property
-    def rounds_dir(self) -> Path:
-        """``rounds/``: earlier rounds' files (:mod:`selfguide.runs.rounds`)."""
-        return self.path / "rounds"
-
-    @property
-    def jobs_dir(self) -> Path:
-        return self.path / "jobs"
 
     def job_dir(self, stage: str) -> Path:
         return self.jobs_dir / stage
@@ -281,6 +210,16 @@ class RunDir(os.PathLike):
         cfg = {**self.read_config(), **fields}
         self.write_config(cfg)
         return cfg
+
+    def read_intake(self) -> dict:
+        """``intake.json``: the inputs file, column and documents the Task page took in for
+        this run (``{}`` when none)."""
+        return schema.load(self.path, schema.INTAKE) or {}
+
+    def write_intake(self, intake: dict) -> None:
+        """Record (``{}``: forget) the user's inputs and documents for this run."""
+        store.atomic_write_json(self.intake_file, {
+            k: str(v) for k, v in intake.items() if k in schema.INTAKE.fields and v})
 
     @property
     def method(self) -> str | None:

@@ -100,6 +100,10 @@ GGUF_EXPORT = RunFile("export/model-gguf/export.json", "selfguide export-model -
 TRAIN_RECORDS = RunFile("dataset/train.jsonl", "selfguide filter --run {run}")
 VAL_RECORDS = RunFile("dataset/val.jsonl", "selfguide filter --run {run}")
 PREDICTIONS = RunFile("eval/predictions.jsonl", "selfguide eval --run {run}")
+INTAKE = RunFile("intake.json", "the Task page", {
+    "file": (str,), "column": (str,), "documents": (str,)},
+    remedy="Choose your inputs again on the Task page (or delete {rel}: the files it names "
+           "are kept)")
 
 # What each stage reads, checked before it writes anything (RunDir.check_inputs).
 STAGE_READS: dict[str, tuple[RunFile, ...]] = {
@@ -117,7 +121,7 @@ STAGE_READS: dict[str, tuple[RunFile, ...]] = {
 
 FILES = (MANIFEST, CONFIG, TASK, OVERRIDES, LABELLING, REPORT, TRAIN_CONFIG, TRAIN_METRICS,
          EVAL_METRICS, ADAPTER, ADAPTER_CONFIG, GGUF_EXPORT, TRAIN_RECORDS, VAL_RECORDS,
-         PREDICTIONS)
+         PREDICTIONS, INTAKE)
 
 
 def _word(value: Any) -> str:

@@ -13,6 +13,7 @@ from studio.app import frame, state, widgets
 from studio.views import structure as structure_view
 from studio.views import task as task_editor
 from studio.views import task_rows
+from studio.views.methods import selfguide_sources as sources_view
 
 frame.ensure(__file__)  # a page started on its own runs inside the frame
 
@@ -77,6 +78,9 @@ if st.button("Save task to run", type="primary", icon=":material/save:",
         st.rerun()
     except SelfGuideError as exc:
         widgets.show_error(exc)
+# --------------------------------------------------------------------------- your inputs
+sources_view.intake_form(run)  # unlabeled inputs and documents the run starts from
+
 if run and RunDir.named(run).task_file.is_file():
     st.page_link(frame.page_path("synthesize"), label="Next: synthesize training data",
                  icon=":material/arrow_forward:")

@@ -166,3 +166,76 @@ def test_a_run_made_from_my_inputs_opens_with_them(app, runs, tmp_path, job_reco
     button(at, "Start").click().run()
     args = _argv_opts(job_recorder.calls[0][2])
     assert (args.inputs, args.column, args.mix) == (str(path), "a", "only")
+
+
+# --------------------------------------------------------------------------- Task page
+def _task_page(app, runs):
+    runs.task("r1")
+    at = app(run="r1")
+    at.switch_page("studio/pages/task.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_task_page_takes_my_inputs_and_synthesize_starts_from_them(app, runs, workspace,
+                                                                   tmp_path, job_recorder):
+    at = _task_page(app, runs)
+    form = "intake.r1"
+    csv = pd.DataFrame({"id": range(12), "ticket": TEXTS}).to_csv(index=False).encode()
+    at.file_uploader(key=state.widget_key(form, "inputs_upload")).set_value(
+        ("tickets.csv", csv, "text/csv")).run()
+    assert not at.exception and not at.error
+    picker = at.selectbox(key=state.widget_key(form, "inputs_column"))
+    assert list(picker.options) == ["id", "ticket"] and picker.value == "ticket"
+    assert "Your file gives **12** inputs." in _captions(at)
+    assert any(TEXTS[0] in d.value.to_string() for d in at.dataframe)  # the preview
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "manual.txt").write_text("The app opens screens. " * 40)
+    at.text_input(key=state.widget_key(form, "documents")).set_value(str(docs)).run()
+    button(at, "Use these for this run").click().run()
+    assert not at.exception
+    from selfguide.runs.rundir import RunDir
+
+    intake = RunDir.named("r1").read_intake()
+    assert intake["column"] == "ticket" and intake["documents"] == str(docs)
+    assert Path(intake["file"]).read_bytes() == csv  # the upload, saved in the run
+    assert Path(intake["file"]).is_relative_to(workspace / "runs" / "r1" / "uploads")
+    assert any("Recorded for run 'r1'" in s.value for s in at.success)
+
+    # The Synthesize page offers them: mix by default, the file, column and documents set.
+    at.switch_page("studio/pages/synthesize.py").run()
+    assert not at.exception
+    assert at.radio(key=state.widget_key("synth", "source")).value == "fill"
+    assert at.selectbox(key=state.widget_key("synth", "inputs_column")).value == "ticket"
+    assert "Your file gives **12** inputs" in _captions(at)
+    button(at, "Start").click().run()
+    args = _argv_opts(job_recorder.calls[0][2])
+    assert (args.inputs, args.column, args.mix) == (intake["file"], "ticket", "fill")
+    assert [str(p) for p in args.documents] == [str(docs)]
+
+
+def test_task_page_intake_errors_write_nothing_and_forget(app, runs, tmp_path):
+    from selfguide.runs.rundir import RunDir
+
+    at = _task_page(app, runs)
+    form = "intake.r1"
+    at.text_input(key=state.widget_key(form, "inputs_path")).set_value(
+        str(tmp_path / "missing.csv")).run()
+    assert not at.exception
+    assert any("not found" in e.value for e in at.error)
+    assert RunDir.named("r1").read_intake() == {}
+    good = tmp_path / "t.txt"
+    good.write_text("\n".join(TEXTS))
+    at.text_input(key=state.widget_key(form, "inputs_path")).set_value(str(good)).run()
+    button(at, "Use these for this run").click().run()
+    assert RunDir.named("r1").read_intake() == {"file": str(good), "column": "text"}
+    button(at, "Forget them").click().run()
+    assert not at.exception and RunDir.named("r1").read_intake() == {}
+
+
+def test_task_page_intake_needs_a_saved_task(app):
+    at = app()
+    at.switch_page("studio/pages/task.py").run()
+    assert not at.exception
+    assert any("Save the task to a run first" in i.value for i in at.info)

@@ -2,11 +2,14 @@
 mix them; an upload or a path, a preview with the column picker, how many inputs each
 source gives; documents whose passages ground the new inputs.
 
-What it does: :func:`sources_form` draws the choice and returns the job's extra options
-(``{"inputs": path, "column": c, "mix": m, "documents": path}``; ``{}`` = generate only) or
-None when the file cannot be used (the error is shown and Start stays disabled). An upload
-is saved into the run folder (``uploads/``, atomically, named by its content hash) so the
-job reads a file on disk, as the CLI does.
+What it does: :func:`intake_form` is the Task page's intake: the user's file of unlabeled
+inputs (drop or path), its preview and column picker, and documents, recorded for the run
+(``intake.json``). :func:`sources_form` draws the Synthesize page's choice (starting from
+the intake) and returns the job's extra options (``{"inputs": path, "column": c, "mix": m,
+"documents": path}``; ``{}`` = generate only) or None when the file cannot be used (the
+error is shown and Start stays disabled). An upload is saved into the run folder
+(``uploads/``, atomically, named by its content hash) so the job reads a file on disk, as
+the CLI does.
 
 It does not read inputs into the run or generate anything (the job does, through
 ``selfguide synthesize --inputs``).
@@ -81,12 +84,12 @@ def _stamp(path: Path) -> tuple:
     return (s.st_mtime_ns, s.st_size)
 
 
-def _inputs_path(run: str) -> Path | None:
+def _inputs_path(run: str, form: str = "synth") -> Path | None:
     up = st.file_uploader("Your inputs (CSV, JSONL, JSON list, TXT one per line, Parquet)",
-                          type=UPLOAD_TYPES, key=state.widget_key("synth", "inputs_upload"))
+                          type=UPLOAD_TYPES, key=state.widget_key(form, "inputs_upload"))
     typed = st.text_input("...or a path on this machine (a file, or a folder saved with "
                           "datasets' save_to_disk)",
-                          key=state.widget_key("synth", "inputs_path")).strip()
+                          key=state.widget_key(form, "inputs_path")).strip()
     if up is not None:
         return save_upload(run, up.name, up.getvalue())
     if not typed:
@@ -98,12 +101,20 @@ def _inputs_path(run: str) -> Path | None:
 
 
 def _stored(run: str) -> dict:
-    """The run's own inputs settings (config.json ``inputs``), put into the form the first
-    time it is drawn, so that Start resumes the run with them instead of refusing."""
+    """The run's own inputs settings (config.json ``inputs``, or else what the Task page
+    took in: ``intake.json``), put into the form the first time it is drawn, so that Start
+    resumes the run with them instead of refusing, or starts from the user's file."""
+    rd = RunDir.named(run)
     try:
-        stored = RunDir.named(run).read_config().get("inputs") or {}
-    except SelfGuideError:  # an unreadable config: the page reports it elsewhere
+        stored = rd.read_config().get("inputs") or {}
+        intake = {} if stored else rd.read_intake()
+    except SelfGuideError:  # an unreadable run file: the page reports it elsewhere
         return {}
+    if intake:
+        stored = {"file": intake.get("file"), "column": intake.get("column"),
+                  "mix": "fill" if intake.get("file") else "generate"}
+        if intake.get("documents") and state.widget_value("synth", "documents") is None:
+            state.set_widget_value("synth", "documents", str(intake["documents"]))
     if stored and state.widget_value("synth", "source") is None:
         state.set_widget_value("synth", "source", stored.get("mix") or "fill")
         if state.widget_value("synth", "inputs_path") is None and stored.get("file"):
@@ -111,7 +122,8 @@ def _stored(run: str) -> dict:
     return stored
 
 
-def _preview(path: Path, stored_column: str | None = None) -> sources.GivenInputs:
+def _preview(path: Path, stored_column: str | None = None,
+             form: str = "synth") -> sources.GivenInputs:
     """The column picker and the first rows of the chosen column."""
     import pandas as pd
 
@@ -119,7 +131,7 @@ def _preview(path: Path, stored_column: str | None = None) -> sources.GivenInput
     start = stored_column if stored_column in cols else sources.guess_column(rows, cols)
     guess = cols.index(start) if cols else 0
     column = st.selectbox("Column with the input text", cols, index=guess,
-                          key=state.widget_key("synth", "inputs_column"))
+                          key=state.widget_key(form, "inputs_column"))
     given = _given(str(path), column, _stamp(path))
     st.dataframe(pd.DataFrame({"row": given.numbers[:5], column: given.rows[:5]}),
                  hide_index=True, width="stretch")
@@ -170,21 +182,21 @@ def save_documents(run: str, files: list[tuple[str, bytes]]) -> Path:
     return dest
 
 
-def _documents_path(run: str) -> Path | None:
+def _documents_path(run: str, form: str = "synth") -> Path | None:
     ups = st.file_uploader("Documents to ground new inputs in (.txt, .md, .pdf, .docx; "
                            "optional)", type=["txt", "md", "pdf", "docx"],
                            accept_multiple_files=True,
-                           key=state.widget_key("synth", "documents_upload"))
+                           key=state.widget_key(form, "documents_upload"))
     typed = st.text_input("...or a folder or file on this machine",
-                          key=state.widget_key("synth", "documents")).strip()
+                          key=state.widget_key(form, "documents")).strip()
     if ups:
         return save_documents(run, [(u.name, u.getvalue()) for u in ups])
     return Path(typed).expanduser() if typed else None
 
 
-def _documents_option(run: str) -> dict | None:
+def _documents_option(run: str, form: str = "synth") -> dict | None:
     try:
-        p = _documents_path(run)
+        p = _documents_path(run, form)
         if p is None:
             return {}
         info = _documents(str(p), _stamp(p) if p.exists() else (0, 0))
@@ -220,4 +232,61 @@ def sources_form(run: str, cfg: Any) -> dict | None:
     return None if extra is None else {**options, **extra}
 
 
-__all__ = ["CHOICES", "save_documents", "save_upload", "sources_form"]
+def intake_form(run: str | None) -> None:
+    """The Task page's intake: your unlabeled inputs and documents, previewed and recorded
+    for the run (the Synthesize page then offers to use them)."""
+    st.subheader("Your own inputs (optional)")
+    st.caption("Unlabeled inputs you already have (tickets, reviews, a spreadsheet column) "
+               "become training inputs: the model labels them as it labels its own, and on "
+               "the Synthesize page you choose to use only them or to top them up with "
+               "generated ones. Documents make the generated inputs follow your domain.")
+    if not run or not RunDir.named(run).task_file.is_file():
+        st.info("Save the task to a run first; then give your inputs here.")
+        return
+    rd = RunDir.named(run)
+    try:
+        intake = rd.read_intake()
+    except SelfGuideError as exc:
+        widgets.show_error(exc)
+        intake = {}
+    form = f"intake.{run}"  # each run has its own widgets, started from its intake
+    for name in ("inputs_path", "documents"):
+        recorded = intake.get("file" if name == "inputs_path" else name)
+        if recorded and state.widget_value(form, name) is None:
+            state.set_widget_value(form, name, str(recorded))
+    record: dict = {}
+    try:
+        path = _inputs_path(run, form)
+        if path is not None:
+            given = _preview(path, intake.get("column"), form)
+            st.caption(f"Your file gives **{len(given.rows)}** inputs" + (
+                f" ({given.skipped} blank rows skipped)." if given.skipped else "."))
+            record = {"file": str(path), "column": given.column}
+    except SelfGuideError as exc:
+        widgets.show_error(exc)
+        return
+    docs_option = _documents_option(run, form)
+    if docs_option is None:
+        return
+    record.update(docs_option)
+    c1, c2 = st.columns([1, 1])
+    if c1.button("Use these for this run", icon=":material/input:",
+                 disabled=not record or record == intake):
+        rd.write_intake(record)
+        for name in ("source", "inputs_path", "inputs_column", "documents"):
+            st.session_state.pop(state.widget_key("synth", name), None)  # start from it
+        state.flash("success", f"Recorded for run '{run}': the Synthesize page offers "
+                    "them (use only them, or mix with generated inputs).")
+        st.rerun()
+    if intake and c2.button("Forget them", icon=":material/backspace:"):
+        rd.write_intake({})
+        for name in ("inputs_path", "documents"):
+            st.session_state.pop(state.widget_key(form, name), None)
+        st.session_state.pop(state.widget_key("synth", "source"), None)
+        state.flash("info", f"Run '{run}' no longer starts from your own inputs.")
+        st.rerun()
+    if intake and record == intake:
+        st.caption("Recorded for this run: the Synthesize page starts from them.")
+
+
+__all__ = ["CHOICES", "intake_form", "save_documents", "save_upload", "sources_form"]
