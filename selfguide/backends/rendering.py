@@ -31,6 +31,14 @@ def uses_chat(tokenizer: Any, chat: bool) -> bool:
     return bool(chat and getattr(tokenizer, "chat_template", None))
 
 
+def chat_for(generator: Any, chat: bool) -> bool:
+    """Whether prompts to ``generator`` can take chat form: off for a model whose tokenizer
+    has no chat template (a base model, where "chat form" is plain text again); a backend
+    without a local tokenizer (a server) keeps ``chat``."""
+    tok = getattr(generator, "tokenizer", None)
+    return bool(chat) and (tok is None or uses_chat(tok, True))
+
+
 def encode_prompt(tokenizer: Any, text: str, chat: bool) -> list[int]:
     """Token ids of ``render_prompt(tokenizer, text, chat)``.
 

@@ -29,7 +29,9 @@ class StageContext:
     """The model and the listeners of one run of a method's stages.
 
     ``stream``: where progress bars go; ``...`` means stderr at call time (so test capture
-    and redirection work), None no bar.
+    and redirection work), None no bar. ``chat`` is off for a model whose tokenizer has no
+    chat template (a base model: its "chat form" would be plain text again, so labelling
+    would try, and name, the same protocol twice).
     """
 
     generator: Generator
@@ -38,6 +40,11 @@ class StageContext:
     cancel: Callable[[], bool] | None = None
     on_item: ItemCallback | None = None
     stream: Any = ...
+
+    def __post_init__(self) -> None:
+        from selfguide.backends.rendering import chat_for
+
+        object.__setattr__(self, "chat", chat_for(self.generator, self.chat))
 
     @property
     def out(self) -> Any:

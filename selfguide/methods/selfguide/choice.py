@@ -159,6 +159,10 @@ def pick_protocol(evidence: dict, wanted: str, chat: bool) -> dict:
     if wanted != AUTO or not chat:
         pick.update(protocol=protocols_to_try(wanted, chat)[0],
                     chosen_by="user" if chat else "model")
+        if not chat:
+            pick["reason"] = (f"{pick.get('reason', '')} The model is used without a chat "
+                              "template (a base model, or chat turned off), so it labels "
+                              "as plain text.").strip()
     else:
         pick["chosen_by"] = AUTO
     return pick

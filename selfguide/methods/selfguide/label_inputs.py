@@ -126,6 +126,9 @@ def label_rows(task: TaskSpec, rows: list[dict], generator: Any, synth: Any, fil
     ``run_dir`` (classification): the SELF-GUIDE run whose labelling choice to follow;
     without one the demos and ``rows`` alone decide (no agreement evidence).
     """
+    from selfguide.backends.rendering import chat_for
+
+    chat = chat_for(generator, chat)  # a base model labels as plain text only
     items = [(r["id"], r["input"]) for r in rows]
     protocols = pick.protocols_to_try(synth.label_protocol, chat)
     answer = labelling.answer_protocol(chat)
