@@ -239,3 +239,14 @@ def test_task_page_intake_needs_a_saved_task(app):
     at.switch_page("studio/pages/task.py").run()
     assert not at.exception
     assert any("Save the task to a run first" in i.value for i in at.info)
+
+
+def test_task_page_intake_of_a_synthesized_run_says_when_it_applies(app, runs):
+    from selfguide.runs.rundir import RunDir
+
+    runs.task("r1")
+    RunDir.named("r1").set_stage("synthesize", "done")
+    at = app(run="r1")
+    at.switch_page("studio/pages/task.py").run()
+    assert not at.exception
+    assert "This run has been synthesized from generated inputs" in _captions(at)

@@ -246,6 +246,7 @@ def intake_form(run: str | None) -> None:
     rd = RunDir.named(run)
     try:
         intake = rd.read_intake()
+        _synthesized_note(rd)
     except SelfGuideError as exc:
         widgets.show_error(exc)
         intake = {}
@@ -269,6 +270,22 @@ def intake_form(run: str | None) -> None:
     if docs_option is None:
         return
     record.update(docs_option)
+    _record_buttons(run, rd, record, intake)
+
+
+def _synthesized_note(rd: RunDir) -> None:
+    """Where the run was synthesized already, what recording inputs now changes."""
+    if not rd.stage_status("synthesize"):
+        return
+    made = (rd.read_config().get("inputs") or {}).get("file")
+    st.caption("This run has been synthesized " + (f"from {made}" if made else
+               "from generated inputs") + ": what you record here is used when its "
+               "synthesis starts again (Synthesize: *Discard data generated earlier*), or "
+               "save the task to a new run.")
+
+
+def _record_buttons(run: str, rd: RunDir, record: dict, intake: dict) -> None:
+    """*Use these for this run* (writes ``intake.json``) and *Forget them*."""
     c1, c2 = st.columns([1, 1])
     if c1.button("Use these for this run", icon=":material/input:",
                  disabled=not record or record == intake):
@@ -281,7 +298,7 @@ def intake_form(run: str | None) -> None:
     if intake and c2.button("Forget them", icon=":material/backspace:"):
         rd.write_intake({})
         for name in ("inputs_path", "documents"):
-            st.session_state.pop(state.widget_key(form, name), None)
+            st.session_state.pop(state.widget_key(f"intake.{run}", name), None)
         st.session_state.pop(state.widget_key("synth", "source"), None)
         state.flash("info", f"Run '{run}' no longer starts from your own inputs.")
         st.rerun()
