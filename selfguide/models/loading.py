@@ -238,13 +238,13 @@ def memory_estimate(cfg: ModelConfig, *, src: ModelSource | None = None,
                     roots: list[str | os.PathLike] | None = None) -> list[memory.MemoryEstimate]:
     """What loading ``cfg.model`` needs against what is free, from its headers only: the
     load at the resolved precision on the resolved device, and for a GGUF not converted yet
-    the one-time conversion (fp32, on the CPU) first. Empty for a hub id (nothing local)."""
+    the one-time conversion (fp32, on the CPU) first. A hub id is estimated from the local
+Hugging Face cache when it was downloaded before; empty otherwise (nothing local)."""
     src = src or resolve_model(cfg.model, roots=roots, trust_remote_code=cfg.trust_remote_code)
     device = device or pick_device(cfg.device)
     precision = precision or pick_precision(cfg.precision, device)
-    if src.path is None:
-        return []
-    n = memory.count_params(src.path)
+    n = memory.count_params(src.path) if src.path is not None else \
+        memory.cached_hub_params(str(cfg.model)) if src.kind == "hub" else None
     if not n:
         return []
     out = []

@@ -70,6 +70,19 @@ def _gguf_numel(path: Path) -> int:
     return _GGUF_NUMEL[key]
 
 
+def cached_hub_params(repo_id: str) -> int | None:
+    """Parameters of a hub model already in the local Hugging Face cache (a snapshot with
+    its ``*.safetensors``), from their headers; None when it is not downloaded yet (no
+    network call: the load itself downloads)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(repo_id, local_files_only=True)
+    except Exception:  # not cached, an invalid id, no huggingface_hub: no estimate
+        return None
+    return count_params(path)
+
+
 def count_params(path: str | os.PathLike) -> int | None:
     """Parameters of a checkpoint folder or ``.gguf`` file from its headers, None when it
     has neither (a hub id); the reference must have passed ``resolve_model``."""

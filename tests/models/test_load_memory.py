@@ -125,3 +125,27 @@ def test_a_hub_id_has_no_estimate(monkeypatch):
 
     src = model_ref.ModelSource("hub", "org/model", None)
     assert models.memory_estimate(ModelConfig(model="org/model"), src=src, device="cpu") == []
+
+
+def test_a_hub_id_in_the_local_cache_is_estimated_one_not_downloaded_is_not(
+        tiny_model_dir, tmp_path, monkeypatch):
+    """A hub id downloaded before is estimated from the cached snapshot's headers (no
+    network: ``local_files_only``); one that is not in the cache has no estimate."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    snap = cache / "models--someorg--tiny" / "snapshots" / ("a" * 40)
+    shutil.copytree(tiny_model_dir, snap)
+    (cache / "models--someorg--tiny" / "refs").mkdir()
+    (cache / "models--someorg--tiny" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # the cache alone: no network
+        monkeypatch.delenv(var, raising=False)               # call is made either way
+    monkeypatch.chdir(tmp_path)  # "someorg/tiny" is not a local folder here
+    est = models.memory_estimate(ModelConfig(model="someorg/tiny", precision="fp32",
+                                             device="cpu"))
+    assert [e.n_params for e in est] == [memory.count_params(tiny_model_dir)]
+    assert models.memory_estimate(ModelConfig(model="someorg/absent", precision="fp32",
+                                              device="cpu")) == []
