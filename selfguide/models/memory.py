@@ -78,7 +78,7 @@ def cached_hub_params(repo_id: str) -> int | None:
         from huggingface_hub import snapshot_download
 
         path = snapshot_download(repo_id, local_files_only=True)
-    except Exception:  # not cached, an invalid id, no huggingface_hub: no estimate
+    except (ImportError, OSError, ValueError):  # not cached, or an invalid id: no estimate
         return None
     return count_params(path)
 
