@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import json
 
-from studio.app import state
+from sgtest.tasks import NLI
 
-NLI = {
-    "name": "nli", "instruction": "Does the premise entail the hypothesis?",
-    "task_type": "classification", "labels": ["entails", "neutral"], "metric": "exact_match",
-    "examples": [
-        {"input": "Premise: Cats purr. \n Hypothesis: Cats make sounds.", "output": "entails"},
-        {"input": "Premise: It rained. \n Hypothesis: The match was won.", "output": "neutral"},
-        {"input": "Premise: Ice is cold. \n Hypothesis: Ice is frozen water.",
-         "output": "entails"}],
-}
+from studio.app import state
 
 
 def _texts(at) -> str:

@@ -8,19 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from sgtest.tasks import NLI
 
 pytestmark = [pytest.mark.e2e]
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-TASK = {
-    "name": "nli", "instruction": "Does the premise entail the hypothesis?",
-    "task_type": "classification", "labels": ["entails", "neutral"], "metric": "exact_match",
-    "examples": [
-        {"input": "Premise: Cats purr. \n Hypothesis: Cats make sounds.", "output": "entails"},
-        {"input": "Premise: It rained. \n Hypothesis: The match was won.", "output": "neutral"},
-        {"input": "Premise: Ice is cold. \n Hypothesis: Ice is frozen water.",
-         "output": "entails"}],
-}
 
 
 def _prepare(ws):
@@ -32,7 +24,7 @@ def _prepare(ws):
     from selfguide.task.spec import TaskSpec
 
     d = store.resolve_run_dir("nli", ws, create=True)
-    store.atomic_write_json(d / "task.json", TaskSpec.from_dict(TASK).to_dict())
+    store.atomic_write_json(d / "task.json", TaskSpec.from_dict(NLI).to_dict())
     store.atomic_write_json(d / "config.json", {"method": "selfguide",
                                                 "model": {"model": "embedded"}})
     rows = []
