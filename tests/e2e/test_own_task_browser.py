@@ -86,7 +86,9 @@ def test_own_task_unlabeled_then_labelled_comparison(browser_page, studio, artif
     goto(page, "2 · Task")
     page.get_by_text("Import held-out rows from a file").click()
     idle(page)
-    page.locator("input[type='file']").last.set_input_files(str(rows))
+    page.locator("[data-testid='stExpander']").filter(
+        has_text="Import held-out rows from a file").locator(
+        "input[type='file']").set_input_files(str(rows))  # not the intake's uploaders below
     idle(page)
     page.get_by_role("button", name="Add these held-out rows").click()
     idle(page)
