@@ -238,8 +238,8 @@ def memory_estimate(cfg: ModelConfig, *, src: ModelSource | None = None,
                     roots: list[str | os.PathLike] | None = None) -> list[memory.MemoryEstimate]:
     """What loading ``cfg.model`` needs against what is free, from its headers only: the
     load at the resolved precision on the resolved device, and for a GGUF not converted yet
-    the one-time conversion (fp32, on the CPU) first. A hub id is estimated from the local
-Hugging Face cache when it was downloaded before; empty otherwise (nothing local)."""
+        the one-time conversion (fp32, on the CPU) first. A hub id is estimated from the local
+    Hugging Face cache when it was downloaded before; empty otherwise (nothing local)."""
     src = src or resolve_model(cfg.model, roots=roots, trust_remote_code=cfg.trust_remote_code)
     device = device or pick_device(cfg.device)
     precision = precision or pick_precision(cfg.precision, device)

@@ -64,6 +64,9 @@ class _At:
     def __get__(self, run: RunDir | None, owner: type | None = None) -> Path:
         return self if run is None else run.path / self.rel  # type: ignore[return-value]
 
+    def __set__(self, run: RunDir, value: object) -> None:  # read-only, as a property is
+        raise AttributeError(f"a run's layout is fixed: {self.rel}")
+
 
 class RunDir(os.PathLike):
     """A run's folder. ``RunDir(path)`` wraps an existing path; :meth:`named` resolves a
