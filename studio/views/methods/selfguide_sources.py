@@ -240,10 +240,10 @@ def intake_form(run: str | None) -> None:
                "become training inputs: the model labels them as it labels its own, and on "
                "the Synthesize page you choose to use only them or to top them up with "
                "generated ones. Documents make the generated inputs follow your domain.")
-    if not run or not RunDir.named(run).task_file.is_file():
+    rd = RunDir.named(run) if run else None
+    if rd is None or not rd.task_file.is_file():
         st.info("Save the task to a run first; then give your inputs here.")
         return
-    rd = RunDir.named(run)
     try:
         intake = rd.read_intake()
         _synthesized_note(rd)
@@ -251,10 +251,9 @@ def intake_form(run: str | None) -> None:
         widgets.show_error(exc)
         intake = {}
     form = f"intake.{run}"  # each run has its own widgets, started from its intake
-    for name in ("inputs_path", "documents"):
-        recorded = intake.get("file" if name == "inputs_path" else name)
-        if recorded and state.widget_value(form, name) is None:
-            state.set_widget_value(form, name, str(recorded))
+    for widget, key in (("inputs_path", "file"), ("documents", "documents")):
+        if intake.get(key) and state.widget_value(form, widget) is None:
+            state.set_widget_value(form, widget, str(intake[key]))
     record: dict = {}
     try:
         path = _inputs_path(run, form)
