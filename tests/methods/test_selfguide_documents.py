@@ -128,13 +128,94 @@ def test_cli_documents_option(workspace, tmp_path, monkeypatch, capsys):
     assert "missing not found" in capsys.readouterr().err
 
 
-def test_with_passage_puts_the_passage_after_the_instruction_block():
+def test_with_passage_puts_the_passage_right_before_the_open_input():
     from selfguide.methods.selfguide.prompts import input_generation_prompt, with_passage
 
     p = input_generation_prompt(TASK, [], "positive", form="by_label")
     assert with_passage(p, TASK, "") == p
     g = with_passage(p, TASK, "  Silent films on Mondays. ")
-    head, rest = g.split("\n\nBackground text:\n", 1)
-    assert head == p.split("\n\n", 1)[0] and "Possible answers" in head
-    assert rest.startswith('"""\nSilent films on Mondays.\n"""\nNew inputs are about')
-    assert g.endswith(p.split("\n\n", 1)[1]) and g.endswith("Input:")
+    body, rest = g.split("\n\nBackground text:\n", 1)
+    assert body == p[:p.rindex("Input:")].rstrip()  # instruction and every demo first
+    assert rest == ('"""\nSilent films on Mondays.\n"""\n'
+                    "The next input is about the background text.\nInput:")
+
+
+def test_passage_start_takes_the_first_field_from_the_passage():
+    import random
+
+    from selfguide.methods.selfguide.prompts import first_field, passage_start
+    from selfguide.task.structure import infer_template
+
+    demos = ["Premise: The museum opens at nine and closes at five on weekdays. <sep> "
+             "Hypothesis: The museum opens early.",
+             "Premise: Anna sold her bike to buy a train pass for the winter months. <sep> "
+             "Hypothesis: Anna walks.",
+             "Premise: The river floods every spring after the snow melts in the hills. <sep> "
+             "Hypothesis: It never floods."]
+    template = infer_template(demos)
+    assert template.markers == ("Premise:", "<sep>", "Hypothesis:")
+    assert first_field(template, demos[1]) == ("Anna sold her bike to buy a train pass for "
+                                               "the winter months.")
+    passage = ("Short one. The old mill by the lake was built in 1820 and ground flour for "
+               "the village. It closed in 1950.\nA second paragraph here.")
+    starts = {passage_start(template, demos, passage, random.Random(s)) for s in range(20)}
+    for start in starts:  # whole sentences of one paragraph, then the open next field
+        assert start.startswith("Premise: ") and start.endswith(" <sep> Hypothesis:")
+        field = start[len("Premise: "):-len(" <sep> Hypothesis:")]
+        assert field in passage and field[-1] in ".!?"
+    assert any("old mill" in s for s in starts)
+    # a form without an opening field (or no demos' form): the prompt shows the passage
+    assert passage_start(infer_template([d.input for d in TASK.demos]), [d.input for d in
+                         TASK.demos], passage, random.Random(0)) == ""
+    assert passage_start(template, demos, "", random.Random(0)) == ""
+
+
+def test_passage_start_prefers_a_sentence_that_fits_and_caps_one_that_does_not():
+    import random
+
+    from selfguide.methods.selfguide.prompts import passage_start
+    from selfguide.task.structure import infer_template
+
+    demos = ["claim: Cats are good.\n perspective: They purr.",
+             "claim: Rain is wet.\n perspective: It falls."]
+    template = infer_template(demos)  # first fields of 3 words: at most 6 taken
+    long = " ".join(["word"] * 30) + "."
+    got = {passage_start(template, demos, f"{long} Tea is hot.", random.Random(s))
+           for s in range(10)}
+    assert got == {"claim: Tea is hot.\n perspective:"}
+    cut = passage_start(template, demos, long, random.Random(0))
+    assert cut == "claim: " + " ".join(["word"] * 6) + "\n perspective:"
+
+
+def test_passage_for_uses_every_passage_before_repeating_one():
+    passages = [{"id": f"p{i}", "text": str(i)} for i in range(7)]
+    picked = [D.passage_for(passages, 3, rnd, p, 4)["id"] for rnd in range(2) for p in range(4)]
+    assert len(set(picked[:7])) == 7 and picked[7] == picked[0]
+    assert picked == [D.passage_for(passages, 3, rnd, p, 4)["id"]  # a resume: the same
+                      for rnd in range(2) for p in range(4)]
+    assert D.passage_for([], 3, 0, 0, 4) is None
+
+
+def test_stage_one_writes_the_first_field_from_the_passage(tmp_path):
+    from sgtest.tasks import NLI
+
+    from selfguide.task.spec import TaskSpec
+
+    task = TaskSpec.from_dict(NLI)
+    (tmp_path / "kb.md").write_text("The lamp is red.\n\nBoats leave at dawn.")
+    docs = D.read_documents([tmp_path / "kb.md"])
+    cfg = SynthesisConfig(rounds=1, prompts_per_round=4, n_samples=2, annotate_batch=8,
+                          probe_inputs=4)
+    run_dir = tmp_path / "run"
+    P.prepare_run(run_dir, task, cfg, FilterConfig(), documents=docs)
+    gen = FakeGenerator(script=lambda prompt, s, i: " The sea is calm.")
+    P.synthesize(run_dir, task, cfg, gen, stream=None)
+    rows = store.read_jsonl(run_dir / "inputs.jsonl")
+    assert len(rows) == 4
+    premises = {r["input"].split(" \n ")[0] for r in rows}
+    assert premises == {"Premise: The lamp is red.", "Premise: Boats leave at dawn."}
+    for r in rows:  # the premise is a sentence of the passage; the model wrote the rest
+        assert r["input"].endswith(" \n Hypothesis: The sea is calm.")
+        assert r["input"].split(" \n ")[0][len("Premise: "):] in r["passage"]
+    stage1 = [p for c in gen.calls for p in c.prompts if "Hypothesis:" in p[-12:]]
+    assert stage1 and not any("Background text:" in p for p in stage1)

@@ -5,8 +5,8 @@ What it does: :func:`read_documents` reads folders or files -- ``.txt``/``.md`` 
 passages of whole paragraphs, about :data:`PASSAGE_WORDS` words each (a longer paragraph is
 cut at sentence ends, then at words). :func:`save_passages` copies the passages into the
 run (``passages.jsonl``, atomically); :func:`load_passages` reads them back and
-:func:`passage_for` picks the passage one stage-1 prompt shows, seeded by its round and
-prompt, so a resumed run shows the same one.
+:func:`passage_for` picks the passage one stage-1 prompt is written on, walking a seeded
+shuffle of them by round and prompt, so a resumed run picks the same one.
 
 Errors are ``DatasetError`` naming the file and the reason (a PDF that cannot be read, a
 binary ``.txt``, nothing readable). It does not write prompts or generate anything
@@ -182,11 +182,17 @@ def load_passages(run_dir: str | os.PathLike) -> list[dict]:
     return run.read_log(path) if path.is_file() else []
 
 
-def passage_for(passages: list[dict], seed: int, rnd: int, prompt: int) -> dict | None:
-    """The passage stage-1 prompt ``prompt`` of round ``rnd`` shows (None without any)."""
+def passage_for(passages: list[dict], seed: int, rnd: int, prompt: int,
+                per_round: int = 0) -> dict | None:
+    """The passage stage-1 prompt ``prompt`` of round ``rnd`` shows (None without any).
+
+    The prompts walk a seeded shuffle of the passages (``per_round`` prompts a round), so
+    every passage is used before any is used twice; a resumed run picks the same one."""
     if not passages:
         return None
-    return random.Random(derive_seed(seed, "passage", rnd, prompt)).choice(passages)
+    order = random.Random(derive_seed(seed, "passages")).sample(range(len(passages)),
+                                                              len(passages))
+    return passages[order[(rnd * max(per_round, 1) + prompt) % len(passages)]]
 
 
 __all__ = ["PASSAGES_FILE", "Documents", "chunk", "document_text", "load_passages",

@@ -4,8 +4,8 @@
 inputs as high-quality examples, a random sample of inputs generated so far as
 lower-quality examples (:func:`sample_generated`), and (classification) the target label,
 laid out as a plain few-shot list for the model to continue; classification lists only
-inputs of the target label by default (``form="by_label"``). :func:`with_passage` grounds
-a prompt in a passage of the user's documents.
+inputs of the target label by default (``form="by_label"``). :func:`passage_start` and
+:func:`with_passage` ground a new input in a passage of the user's documents.
 
 Pure: plain strings in, a plain string out; randomness comes in as an explicit
 ``random.Random``. The labelling prompt is THE task prompt (:func:`selfguide.task.prompts.task_prompt`).
@@ -14,10 +14,13 @@ Pure: plain strings in, a plain string out; randomness comes in as an explicit
 from __future__ import annotations
 
 import random
+import re
+import statistics
 from collections.abc import Sequence
 
 from selfguide.task.prompts import ANSWER_MARKER, INPUT_MARKER
 from selfguide.task.spec import TaskSpec
+from selfguide.task.structure import InputTemplate
 
 
 def _block(text: str) -> str:
@@ -34,14 +37,73 @@ def sample_generated(pool: Sequence[str], rng: random.Random, lo: int, hi: int) 
 
 def with_passage(prompt: str, task: TaskSpec, passage: str) -> str:
     """A stage-1 prompt grounded in one of the user's passages (issue 36): the passage,
-    quoted after the prompt's first block (the instruction and, for classification, the
-    possible answers), and a line asking for inputs about it; the example list to continue
-    stays last."""
+    quoted right before the open ``Input:`` the model continues (after the examples), with
+    a line saying the next input is about it. Placed earlier (after the instruction), the
+    embedded model continued from the examples and ignored it (bench/README.md)."""
     if not passage:
         return prompt
-    head, sep, rest = prompt.partition("\n\n")
-    return (f"{head}\n\nBackground text:\n\"\"\"\n{passage.strip()}\n\"\"\"\n"
-            f"New inputs are about the background text.{sep}{rest}")
+    body, marker, tail = prompt.rpartition(INPUT_MARKER)
+    if not marker:
+        body, tail = prompt, ""
+    return (f"{body.rstrip()}\n\nBackground text:\n\"\"\"\n{passage.strip()}\n\"\"\"\n"
+            f"The next input is about the background text.\n{INPUT_MARKER}{tail}")
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def first_field(template: InputTemplate, text: str) -> str:
+    """The text of ``text``'s first field (between the template's first two markers)."""
+    ends = template.matched(text)
+    if len(ends) < 2 or ends[0] < 0 or ends[1] < 0:
+        return ""
+    return text[ends[0]:ends[1] - len(template.markers[1])].strip()
+
+
+def passage_start(template: InputTemplate, demos: Sequence[str], passage: str,
+                  rng: random.Random) -> str:
+    """The start of a new input whose first field comes from the user's passage (issue 36).
+
+    For demos whose inputs open with a field marker followed by more fields (``Premise: …
+    Hypothesis: …``, ``Sentence: … Question: …``), the first field is a stretch of whole
+    sentences of one paragraph of ``passage``, about as long as the demos' first fields
+    (their median in words; at most twice the longest, a sentence that fits preferred to one
+    cut), and the next marker is opened
+    (with the markers right after it that hold no text in the demos, such as ``<sep>``),
+    so the model writes the rest about the user's own text. "" where the demos have no
+    such form (the passage is then shown in the prompt instead: :func:`with_passage`)."""
+    if not passage.strip() or not template.prefix or len(template.markers) < 2:
+        return ""
+    sizes = [n for n in (len(first_field(template, d).split()) for d in demos) if n]
+    if not sizes:
+        return ""
+    target, cap = statistics.median(sizes), 2 * max(sizes)
+    paragraphs = [p.strip() for p in passage.split("\n") if p.strip()]
+    sentences = _SENTENCE_END.split(rng.choice(paragraphs))
+    after = [sum(len(s.split()) for s in sentences[i:]) for i in range(len(sentences))]
+    fits = [i for i, n in enumerate(after) if n >= target / 2] or [0]
+    # a start whose sentence fits the cap whole, where there is one (no cut sentence)
+    starts = [i for i in fits if len(sentences[i].split()) <= cap] or fits
+    words: list[str] = []
+    for sentence in sentences[rng.choice(starts):]:
+        if words and len(words) >= target:
+            break
+        words += sentence.split()
+    excerpt = " ".join(words[:cap])
+    head, index = template.open_field(f"{template.prefix} {excerpt}", 1), 1
+    while index + 1 < len(template.markers) and not any(
+            _between(template, d, index) for d in demos):
+        index += 1
+        head = template.open_field(head, index)
+    return head
+
+
+def _between(template: InputTemplate, text: str, index: int) -> str:
+    """The text between marker ``index`` and the next one in ``text`` ("" if either lacks)."""
+    ends = template.matched(text)
+    if index + 1 >= len(ends) or ends[index] < 0 or ends[index + 1] < 0:
+        return ""
+    return text[ends[index]:ends[index + 1] - len(template.markers[index + 1])].strip()
 
 
 def input_generation_prompt(task: TaskSpec, generated: Sequence[str | tuple[str, str]] = (),

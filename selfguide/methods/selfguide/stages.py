@@ -44,6 +44,7 @@ from selfguide.methods.selfguide.filters import (
 )
 from selfguide.methods.selfguide.prompts import (
     input_generation_prompt,
+    passage_start,
     sample_generated,
     with_passage,
 )
@@ -55,6 +56,7 @@ from selfguide.seeding import derive_seed as _seed
 from selfguide.settings.fields import SamplingConfig
 from selfguide.task.parsing import parse_input
 from selfguide.task.spec import TaskSpec
+from selfguide.task.structure import InputTemplate
 
 if TYPE_CHECKING:  # pragma: no cover
     from selfguide.backends import Generator
@@ -123,13 +125,20 @@ def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
 
     The whole round is decoded again (same prompts, same batch, same seed) so a row lost to
     a torn line comes back with exactly its uninterrupted text."""
-    start = input_start(task, cfg)
-    grounded = {p: passage_for(passages, cfg.seed, rnd, p) for p, _, _ in plan}
-    base = [with_passage(input_generation_prompt(task, shown, target or None,
-                                                 form=cfg.input_prompt),
-                         task, (grounded[p] or {}).get("text", ""))
-            for p, target, shown in plan]
-    prompts = [b + (f" {start}" if start else "") for b in base]
+    template = demo_template(task) if cfg.input_template else InputTemplate()
+    grounded = {p: passage_for(passages, cfg.seed, rnd, p, cfg.prompts_per_round)
+                for p, _, _ in plan}
+    # the user's documents: the first field from the passage where the demos' inputs open
+    # with one (Premise: … Hypothesis: …), else the passage shown before the open input
+    starts = {p: passage_start(template, [d.input for d in task.demos], grounded[p]["text"],
+                               random.Random(_seed(cfg.seed, "excerpt", rnd, p)))
+              if grounded[p] else "" for p, _, _ in plan}
+    base = [input_generation_prompt(task, shown, target or None, form=cfg.input_prompt)
+            for _, target, shown in plan]
+    base = [b if starts[p] or not grounded[p] else with_passage(b, task, grounded[p]["text"])
+            for (p, _, _), b in zip(plan, base)]
+    starts = {p: starts[p] or template.prefix for p, _, _ in plan}
+    prompts = [b + (f" {starts[p]}" if starts[p] else "") for (p, _, _), b in zip(plan, base)]
     s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
     chat = ctx.chat and cfg.input_chat
     outs = ctx.generator.generate(prompts, s, 1, chat=chat, cancel=ctx.cancel,
@@ -141,7 +150,7 @@ def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
         raw = comps[0] if comps else ""
         new.append({"id": row_id(rnd, p), "method": "selfguide", "round": rnd,
                     "prompt_id": p, "target_label": target, "raw": raw,
-                    "input": with_start(parse_input(raw), start), "n_shown": len(shown)})
+                    "input": with_start(parse_input(raw), starts[p]), "n_shown": len(shown)})
         if grounded[p]:  # the user's documents (issue 36): which passage it was written on
             new[-1].update(passage_id=grounded[p]["id"], passage=grounded[p]["text"])
     if cfg.input_template:
