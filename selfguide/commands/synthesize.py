@@ -82,8 +82,10 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
                              "the generated ones.")
     parser.add_argument("--documents", nargs="+", default=None, metavar="PATH",
                         help="Folders or files (.txt, .md, .pdf, .docx) cut into passages; "
-                             "each input-generation prompt shows one sampled passage so the "
-                             "new inputs follow your domain.")
+                             "each new input is written on one of them (its first field taken "
+                             "from the passage where the examples open with one, such as "
+                             "'Premise:'; else the passage is shown) so the inputs follow "
+                             "your domain.")
 
 
 def sources_from_args(args: argparse.Namespace):

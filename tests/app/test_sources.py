@@ -70,7 +70,7 @@ def test_path_mix_counts_and_documents(app, runs, tmp_path, job_recorder):
     assert "Your file gives **5** inputs" in caps and "generated rounds add about" in caps
     at.text_input(key=state.widget_key("synth", "documents")).set_value(
         str(tmp_path / "kb.md")).run()
-    assert "1 passages from 1 document(s)" in _captions(at)
+    assert "1 passage from 1 document(s)" in _captions(at)
     button(at, "Start").click().run()
     args = _argv_opts(job_recorder.calls[0][2])
     assert (args.inputs, args.mix, args.column) == (str(tmp_path / "in.txt"), "fill", "text")

@@ -203,8 +203,9 @@ def _documents_option(run: str, form: str = "synth") -> dict | None:
     except SelfGuideError as exc:
         widgets.show_error(exc)
         return None
-    st.caption(f"{info['passages']} passages from {info['files']} document(s); each "
-               f"input-generation prompt shows one. First: {info['first'][:160]}")
+    n = info["passages"]
+    st.caption(f"{n} passage{'' if n == 1 else 's'} from {info['files']} document(s); each new "
+               f"input is written on one of them. First: {info['first'][:160]}")
     return {"documents": str(p)}
 
 
