@@ -146,12 +146,12 @@ def test_passage_start_takes_the_first_field_from_the_passage():
     from selfguide.methods.selfguide.prompts import first_field, passage_start
     from selfguide.task.structure import infer_template
 
-    demos = ["Premise: The museum opens at nine and closes at five on weekdays. <sep> "
-             "Hypothesis: The museum opens early.",
-             "Premise: Anna sold her bike to buy a train pass for the winter months. <sep> "
-             "Hypothesis: Anna walks.",
-             "Premise: The river floods every spring after the snow melts in the hills. <sep> "
-             "Hypothesis: It never floods."]
+    demos = [("Premise: The museum opens at nine and closes at five on weekdays. <sep> "
+              "Hypothesis: The museum opens early."),
+             ("Premise: Anna sold her bike to buy a train pass for the winter months. <sep> "
+              "Hypothesis: Anna walks."),
+             ("Premise: The river floods every spring after the snow melts in the hills. <sep> "
+              "Hypothesis: It never floods.")]
     template = infer_template(demos)
     assert template.markers == ("Premise:", "<sep>", "Hypothesis:")
     assert first_field(template, demos[1]) == ("Anna sold her bike to buy a train pass for "
