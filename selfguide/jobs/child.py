@@ -78,6 +78,7 @@ class _Worker:
         self.installed = False
         self.ready = False  # until then a SIGTERM is remembered, not raised
         self.pending: int | None = None
+        self.signalled: int | None = None  # a SIGTERM was raised as Cancelled
 
     # heartbeat ------------------------------------------------------------
     def _beat(self) -> None:
@@ -101,6 +102,7 @@ class _Worker:
         if not self.ready:  # mid start-up: raise once the status says "running"
             self.pending = signum
             return
+        self.signalled = signum  # whatever library code turns the Cancelled into, it was this
         raise Cancelled(f"The {self.stage} job was cancelled (signal {signum}).")
 
     def _install(self) -> None:
@@ -179,6 +181,10 @@ class _Worker:
             state, error, reason = "finished", None, None
         elif isinstance(exc, (Cancelled, KeyboardInterrupt)):
             state, error, reason = "cancelled", str(exc) or "Cancelled by the user.", "cancelled"
+        elif self.signalled is not None:  # the Cancelled re-raised as another error (a
+            # library wraps what its imports raise: transformers' lazy modules, RuntimeError)
+            state, reason = "cancelled", "cancelled"
+            error = f"The {self.stage} job was cancelled (signal {self.signalled})."
         elif isinstance(exc, SelfGuideError):
             state, error = "failed", str(exc)
             reason = getattr(exc, "reason", None) or type(exc).__name__

@@ -6,7 +6,8 @@ same status/heartbeat/SIGTERM code as the stage commands, without loading a mode
 Usage: ``python -m jobworker RUN_DIR STAGE MODE [SECONDS]`` where MODE is one of
 ``sleep`` (report progress for SECONDS), ``fail`` (raise a SelfGuideError), ``crash``
 (raise a RuntimeError), ``spawn`` (start two grandchildren, one ignoring SIGTERM, then
-sleep), ``stubborn`` (ignore SIGTERM in the worker itself), ``diskfull`` (every write fails
+sleep), ``stubborn`` (ignore SIGTERM in the worker itself), ``wraps`` (re-raise the cancel as a
+RuntimeError, as a library's import wrapper does), ``diskfull`` (every write fails
 with ENOSPC), ``env`` (print a harmless
 line about the environment and finish). This file is test support, not a test.
 """
@@ -45,6 +46,13 @@ def main(argv: list[str]) -> int:
                 real(fd, data)
             store._write_fd = full
             store.append_jsonl(run_dir / "inputs.jsonl", [{"id": 1}])
+        if mode == "wraps":  # library code that re-raises what it catches as its own error
+            (run_dir / "wrapping.txt").write_text("errors are wrapped from now on")
+            while True:
+                try:
+                    time.sleep(0.05)
+                except Exception as exc:  # noqa: BLE001 - as transformers' lazy imports do
+                    raise RuntimeError(f"Failed to import a module: {exc}") from exc
         if mode == "stubborn":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             (run_dir / "ignoring.txt").write_text("SIGTERM ignored from now on")

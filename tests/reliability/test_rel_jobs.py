@@ -231,6 +231,17 @@ def test_cancel_is_graceful_when_the_worker_listens(run_dir):
                                                       "type": "status", "state": "cancelled"}
 
 
+def test_a_cancel_that_library_code_re_raises_is_still_a_cancel(run_dir):
+    """A SIGTERM landing inside code that wraps exceptions (transformers' lazy imports turn
+    any into a RuntimeError) ended the job as failed; it is cancelled."""
+    launch(run_dir, "wraps")
+    wait_for(lambda: (run_dir / "wrapping.txt").exists(), timeout=20)
+    st = jobs.cancel(run_dir, "synthesize")
+    assert st.state == "cancelled" and st.reason == "cancelled"
+    assert "cancelled (signal" in st.error
+    assert jobs.events(run_dir, "synthesize")[-1]["state"] == "cancelled"
+
+
 def test_cancel_escalates_to_sigkill(run_dir):
     st = launch(run_dir, "stubborn")
     wait_for(lambda: (run_dir / "ignoring.txt").exists(), timeout=20)
