@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
             while True:
                 try:
                     time.sleep(0.05)
-                except Exception as exc:  # noqa: BLE001 - as transformers' lazy imports do
+                except Exception as exc:  # as transformers' lazy imports do
                     raise RuntimeError(f"Failed to import a module: {exc}") from exc
         if mode == "stubborn":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
