@@ -285,3 +285,33 @@ def test_filter_properties(rows, strategy):
     # filtering the kept rows again keeps them (idempotent on its own output)
     twice = apply(kept.drop(columns=["nd_score", "nd_nearest"]).reset_index(drop=True), cfg, TASK)
     assert twice["kept"].all() or strategy == "calibrated"
+
+
+def test_copies_are_kept_where_the_demos_relation_admits_one():
+    """Issue 34: demos whose outputs keep half their input or more (light edits) make a copy
+    a near miss the envelope admits (1.0 <= hi + margin / 2); demos that share little
+    (answers, summaries) drop copies. The relation margin moves the line."""
+    from selfguide.methods.selfguide.relation import demo_relation
+
+    light = TaskSpec(name="l", instruction="Fix the grammar.",
+                     demos=(Demo("she go to school every day", "she goes to school every day"),
+                            Demo("they was late for the bus", "they were late for the bus")))
+    answer = TaskSpec(name="a", instruction="Answer the question.",
+                      demos=(Demo("what colour is the sky on a clear day",
+                                  "it looks blue when no clouds hide it"),
+                             Demo("how many legs does a spider have",
+                                  "spiders walk on eight of them")))
+    rel = demo_relation([(d.input, d.output) for d in light.demos])
+    assert 0.5 <= rel.overlap[1] < 0.9 and not rel.copies and rel.admits_copies(1.0)
+    assert not rel.admits_copies(0.2)  # a tight envelope: hi + 0.1 < 1
+    assert not demo_relation([(d.input, d.output) for d in answer.demos]).admits_copies(1.0)
+    df = pd.DataFrame([_row(0, "he have two cats at home", "", ["he have two cats at home"],
+                            "he have two cats at home", 1.0)])
+    df["agreement"] = [1.0]
+    assert apply(df, FilterConfig(), light).loc[0, "kept"]
+    assert apply(df, FilterConfig(relation_margin=0.2), light).loc[0, "drop_reason"] == "copy"
+    # copies allowed, the tight envelope still holds the pair to the demos' relation
+    assert apply(df, FilterConfig(drop_copies=False, relation_margin=0.2), light).loc[
+        0, "drop_reason"] == "relation"
+    df.loc[0, "output"] = df.loc[0, "input"] = "what is the capital of france"
+    assert apply(df, FilterConfig(), answer).loc[0, "drop_reason"] == "copy"

@@ -175,8 +175,9 @@ class FilterConfig:
     calibration_margin: float = field(0.0, help="'calibrated': keep a row only if its best "
                                                 "calibrated score beats the second by >= this.")
     drop_copies: bool = field(True, help="Generation tasks: drop answers identical to their "
-                                         "input, unless a demo's output (nearly) copies its "
-                                         "input.")
+                                         "input, unless the demos' relation admits a copy (a "
+                                         "demo output shares >= 1 - relation_margin/2 "
+                                         "ROUGE-L with its input: 0.5 by default).")
     min_agreement: float = field(0.3, help="Generation tasks: keep an answer only if it agrees "
                                            "with the other samples by at least this mean "
                                            "ROUGE-L (the consensus answer's agreement; 0 = "

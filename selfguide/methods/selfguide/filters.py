@@ -400,7 +400,8 @@ def _generation_masks(out: pd.DataFrame, cfg: FilterConfig, task: TaskSpec | Non
     agreement = _col(out, "agreement", None)  # None: a run from before consensus
     return {
         "output_length": in_length(outputs, lo, hi),
-        "copy": [not (cfg.drop_copies and not relation.copies and o.strip()
+        "copy": [not (cfg.drop_copies and not relation.admits_copies(cfg.relation_margin)
+                      and o.strip()
                       and text_key(o) == text_key(i)) for o, i in zip(outputs, inputs)],
         "relation": in_relation(inputs, outputs, relation, cfg.relation_margin)
         if cfg.relation_margin < 5.0 else [True] * len(outputs),

@@ -28,6 +28,13 @@ class Relation:
     overlap: tuple[float, float] | None = None
     copies: bool = False
 
+    def admits_copies(self, margin: float) -> bool:
+        """Whether an output equal to its input lies inside the envelope widened by
+        ``margin`` (its overlap, 1.0, within ``hi + margin / 2``), or a demo copies: the
+        ``copy`` filter then keeps copies (a light edit's demos make a copy a near miss,
+        not noise)."""
+        return self.copies or (self.overlap is not None and self.overlap[1] + margin / 2 >= 1.0)
+
     def describe(self) -> str:
         if self.ratio is None or self.overlap is None:
             return "too few demos to tell how outputs relate to inputs"
