@@ -171,7 +171,7 @@ def _fill_slots(template, rows: list[dict], base: dict[int, str], generator: Gen
         return
     for _ in range(len(template.markers)):
         todo = [(r, template.next_missing(r["input"])) for r in rows if r["input"]]
-        # a first field that opens every demo is written by stage 1 (input_start)
+        # a first field that opens every demo is written by stage 1 (the prompt's start)
         todo = [(r, i) for r, i in todo if i is not None and (i or not template.prefix)]
         if not todo:
             break
@@ -184,12 +184,6 @@ def _fill_slots(template, rows: list[dict], base: dict[int, str], generator: Gen
             r["slots"] = int(r.get("slots", 0)) + 1
     for r in rows:
         r["input"] = template.trim(r["input"]) if r["input"] else r["input"]
-
-
-def input_start(task: TaskSpec, cfg: SynthesisConfig) -> str:
-    """The field marker every demo input starts with, written into each stage-1 prompt so
-    the model fills the demos' form (``input_template``); "" when there is none."""
-    return demo_template(task).prefix if cfg.input_template else ""
 
 
 def with_start(text: str, start: str) -> str:
