@@ -126,6 +126,14 @@ class InputTemplate:
             ends.append(pos)
         return ends
 
+    def field(self, text: str, index: int) -> str:
+        """The text between marker ``index`` and the next one in ``text`` ("" when either is
+        missing): ``field(text, 0)`` is the first field (``Premise: <this> Hypothesis:``)."""
+        ends = self.matched(text)
+        if index + 1 >= len(ends) or ends[index] < 0 or ends[index + 1] < 0:
+            return ""
+        return text[ends[index]:ends[index + 1] - len(self.markers[index + 1])].strip()
+
     def next_missing(self, text: str) -> int | None:
         """The index of the first marker ``text`` lacks (in order), None when it has all."""
         return next((i for i, end in enumerate(self.matched(text)) if end < 0), None)

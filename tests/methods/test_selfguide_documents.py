@@ -143,7 +143,7 @@ def test_with_passage_puts_the_passage_right_before_the_open_input():
 def test_passage_start_takes_the_first_field_from_the_passage():
     import random
 
-    from selfguide.methods.selfguide.prompts import first_field, passage_start
+    from selfguide.methods.selfguide.prompts import passage_start
     from selfguide.task.structure import infer_template
 
     demos = [("Premise: The museum opens at nine and closes at five on weekdays. <sep> "
@@ -154,7 +154,7 @@ def test_passage_start_takes_the_first_field_from_the_passage():
               "Hypothesis: It never floods.")]
     template = infer_template(demos)
     assert template.markers == ("Premise:", "<sep>", "Hypothesis:")
-    assert first_field(template, demos[1]) == ("Anna sold her bike to buy a train pass for "
+    assert template.field(demos[1], 0) == ("Anna sold her bike to buy a train pass for "
                                                "the winter months.")
     passage = ("Short one. The old mill by the lake was built in 1820 and ground flour for "
                "the village. It closed in 1950.\nA second paragraph here.")

@@ -52,14 +52,6 @@ def with_passage(prompt: str, task: TaskSpec, passage: str) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def first_field(template: InputTemplate, text: str) -> str:
-    """The text of ``text``'s first field (between the template's first two markers)."""
-    ends = template.matched(text)
-    if len(ends) < 2 or ends[0] < 0 or ends[1] < 0:
-        return ""
-    return text[ends[0]:ends[1] - len(template.markers[1])].strip()
-
-
 def passage_start(template: InputTemplate, demos: Sequence[str], passage: str,
                   rng: random.Random) -> str:
     """The start of a new input whose first field comes from the user's passage (issue 36).
@@ -68,13 +60,12 @@ def passage_start(template: InputTemplate, demos: Sequence[str], passage: str,
     Hypothesis: …``, ``Sentence: … Question: …``), the first field is a stretch of whole
     sentences of one paragraph of ``passage``, about as long as the demos' first fields
     (their median in words; at most twice the longest, a sentence that fits preferred to one
-    cut), and the next marker is opened
-    (with the markers right after it that hold no text in the demos, such as ``<sep>``),
-    so the model writes the rest about the user's own text. "" where the demos have no
+    cut), and the next marker is opened (with the markers right after it that hold no text
+    in the demos, such as ``<sep>``), so the model writes the rest about the user's text. "" where the demos have no
     such form (the passage is then shown in the prompt instead: :func:`with_passage`)."""
     if not passage.strip() or not template.prefix or len(template.markers) < 2:
         return ""
-    sizes = [n for n in (len(first_field(template, d).split()) for d in demos) if n]
+    sizes = [n for n in (len(template.field(d, 0).split()) for d in demos) if n]
     if not sizes:
         return ""
     target, cap = statistics.median(sizes), 2 * max(sizes)
@@ -86,24 +77,16 @@ def passage_start(template: InputTemplate, demos: Sequence[str], passage: str,
     starts = [i for i in fits if len(sentences[i].split()) <= cap] or fits
     words: list[str] = []
     for sentence in sentences[rng.choice(starts):]:
-        if words and len(words) >= target:
+        if len(words) >= target:
             break
         words += sentence.split()
     excerpt = " ".join(words[:cap])
     head, index = template.open_field(f"{template.prefix} {excerpt}", 1), 1
     while index + 1 < len(template.markers) and not any(
-            _between(template, d, index) for d in demos):
+            template.field(d, index) for d in demos):
         index += 1
         head = template.open_field(head, index)
     return head
-
-
-def _between(template: InputTemplate, text: str, index: int) -> str:
-    """The text between marker ``index`` and the next one in ``text`` ("" if either lacks)."""
-    ends = template.matched(text)
-    if index + 1 >= len(ends) or ends[index] < 0 or ends[index + 1] < 0:
-        return ""
-    return text[ends[index]:ends[index + 1] - len(template.markers[index + 1])].strip()
 
 
 def input_generation_prompt(task: TaskSpec, generated: Sequence[str | tuple[str, str]] = (),

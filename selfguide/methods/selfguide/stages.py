@@ -130,14 +130,14 @@ def _decode_round(task: TaskSpec, cfg: SynthesisConfig, plan: list, rnd: int,
                 for p, _, _ in plan}
     # the user's documents: the first field from the passage where the demos' inputs open
     # with one (Premise: … Hypothesis: …), else the passage shown before the open input
-    starts = {p: passage_start(template, [d.input for d in task.demos], grounded[p]["text"],
+    seeded = {p: passage_start(template, [d.input for d in task.demos], grounded[p]["text"],
                                random.Random(_seed(cfg.seed, "excerpt", rnd, p)))
               if grounded[p] else "" for p, _, _ in plan}
     base = [input_generation_prompt(task, shown, target or None, form=cfg.input_prompt)
             for _, target, shown in plan]
-    base = [b if starts[p] or not grounded[p] else with_passage(b, task, grounded[p]["text"])
+    base = [with_passage(b, task, grounded[p]["text"]) if grounded[p] and not seeded[p] else b
             for (p, _, _), b in zip(plan, base)]
-    starts = {p: starts[p] or template.prefix for p, _, _ in plan}
+    starts = {p: seeded[p] or template.prefix for p, _, _ in plan}
     prompts = [b + (f" {starts[p]}" if starts[p] else "") for (p, _, _), b in zip(plan, base)]
     s = dataclasses.replace(sampling, seed=_seed(cfg.seed, "inputs-decode", rnd))
     chat = ctx.chat and cfg.input_chat
