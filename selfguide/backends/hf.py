@@ -9,7 +9,9 @@ come back in the caller's order. Decoding runs in the backend's own loop
 caching; on CPU the prefix's keys are held once and attended by every row,
 :mod:`~selfguide.backends.cascade`), the ``n`` samples of a prompt share one cache row
 while their tokens agree, and rows that are done (EOS, a stop string, the token
-budget) leave the batch so they stop costing compute. Stop strings cut the text and stop
+budget) leave the batch so they stop costing compute, and prompts waiting for a later
+batch take their places (continuous refill) instead of waiting for the batch's longest
+row. Stop strings cut the text and stop
 the row; ``max_new_tokens`` is clamped to the context left after each prompt; ``max_time``,
 a cancel flag (checked between batches and during decoding), a per-prompt result callback
 and a progress callback are supported. :meth:`score_options` returns the total
@@ -18,7 +20,8 @@ log-probability of fixed continuations (shared prefix once, one prefill per prom
 Switches (for benchmarks and as an escape hatch): ``prefix_cache=False`` (or
 ``SELFGUIDE_PREFIX_CACHE=0``) prefills every prompt whole; ``decode_loop=False`` (or
 ``SELFGUIDE_DECODE_LOOP=0``) uses the previous path, ``model.generate`` on left-padded
-batches (no prefix caching, finished rows decode until the batch ends). A model whose
+batches (no prefix caching, finished rows decode until the batch ends); ``refill=False``
+(or ``SELFGUIDE_REFILL=0``) decodes the own loop's batches one after another. A model whose
 generation config asks for logits processors the loop does not implement (repetition
 penalty, ...) also takes that path. A call that reaches a sliding window (Mistral v0.1,
 Gemma 2/3, Phi-3: prompt + new tokens longer than the window) decodes in the own loop with
@@ -54,6 +57,7 @@ DEFAULT_BATCH_TOKENS = {"cpu": 16384, "mps": 16384, "cuda": 65536}
 # KV cache a batch of the own decode loop may need if all its samples diverged
 DEFAULT_KV_BYTES = {"cpu": 2 << 30, "mps": 2 << 30, "cuda": 8 << 30}
 PREFIX_CACHE_ENV, DECODE_LOOP_ENV = "SELFGUIDE_PREFIX_CACHE", "SELFGUIDE_DECODE_LOOP"
+REFILL_ENV = "SELFGUIDE_REFILL"
 # generation-config fields the own decode loop does not implement, with their "off" values
 _LOOP_OFF = {"repetition_penalty": (None, 1.0), "encoder_repetition_penalty": (None, 1.0),
              "no_repeat_ngram_size": (None, 0), "bad_words_ids": (None,),
@@ -85,13 +89,17 @@ class HFGenerator:
             ``SELFGUIDE_PREFIX_CACHE=0`` turns it off).
         decode_loop: the own decode loop (default on; env ``SELFGUIDE_DECODE_LOOP=0`` or False
             = ``model.generate``, without prefix caching).
+        refill: the own loop's continuous refill, waiting prompts taking the places of
+            finished ones (default on; env ``SELFGUIDE_REFILL=0`` or False = batch after
+            batch).
     """
 
     name = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int | None = None,
                  max_batch_tokens: int | None = None, info: Any = None,
-                 prefix_cache: bool | None = None, decode_loop: bool | None = None):
+                 prefix_cache: bool | None = None, decode_loop: bool | None = None,
+                 refill: bool | None = None):
         from selfguide.models.loading import context_length, prepare_tokenizer
 
         self.model = model
@@ -110,6 +118,7 @@ class HFGenerator:
         self._pass_positions = "position_ids" in inspect.signature(base.forward).parameters
         self.prefix_cache = _switch(prefix_cache, PREFIX_CACHE_ENV)
         self.decode_loop = _switch(decode_loop, DECODE_LOOP_ENV)
+        self.refill = _switch(refill, REFILL_ENV)
         from selfguide.backends import decoding
 
         # None: the fast path applies to every call (else to those its reason allows)
@@ -276,6 +285,19 @@ class HFGenerator:
         prefix = self._shared_prefix(ids, span) if loop else None
         self.stats.update(prefill_seconds=time.monotonic() - t,
                           prefix_tokens=prefix.length if prefix is not None else 0)
+        def deliver(idx: int, texts: list[str]) -> None:
+            nonlocal done
+            results[idx] = texts * n if decode_n < n else texts
+            done += 1
+            if on_result is not None:
+                on_result(idx, list(results[idx]))
+
+        if loop and self.refill and len(batches) > 1:
+            tokens = self._loop_stream(ids, batches, sampling, decode_n, cancel, prefix,
+                                       deliver, progress)
+            if cancel is not None and cancel():
+                raise Cancelled(f"Generation cancelled after {done} of {len(prompts)} prompts.")
+            batches = []
         for b, batch in enumerate(batches):
             if cancel is not None and cancel():
                 raise Cancelled(f"Generation cancelled after {done} of {len(prompts)} prompts.")
@@ -288,13 +310,7 @@ class HFGenerator:
                 raise Cancelled(f"Generation cancelled after {done} of {len(prompts)} prompts.")
             tokens += ntok
             for k, idx in enumerate(batch.indices):
-                comps = texts[k * decode_n:(k + 1) * decode_n]
-                if decode_n < n:
-                    comps = comps * n
-                results[idx] = comps
-                done += 1
-                if on_result is not None:
-                    on_result(idx, list(comps))
+                deliver(idx, texts[k * decode_n:(k + 1) * decode_n])
             if progress is not None:
                 progress(done, len(prompts), tokens)
         self.stats.update(generated_tokens=tokens, seconds=round(time.monotonic() - t0, 4))
@@ -402,6 +418,50 @@ class HFGenerator:
                  for r in out]
         return texts, sum(len(r) for r in out)
 
+    def _loop_stream(self, ids: list[list[int]], batches: list[_Batch],
+                     sampling: SamplingConfig, n: int, cancel: CancelFlag | None,
+                     prefix: Any, deliver: Any, progress: ProgressCallback | None) -> int:
+        """All batches through one decode with continuous refill
+        (:func:`~selfguide.backends.decoding.decode` with a ``feed``): the first batch is
+        prefilled as usual; later prompts (longest first) are prefilled as places free up,
+        within the batch's prompt count, ``max_batch_tokens`` and the KV-cache bound.
+        Each prompt's texts go to ``deliver`` as it finishes. Returns the tokens generated."""
+        import torch
+
+        from selfguide.backends import decoding
+
+        order = list(batches[0].indices)                     # decode's prompt numbering
+        feeder = _Feeder(self, ids, [i for b in batches[1:] for i in b.indices], order,
+                         sampling, n, cancel, prefix)
+        counts = {"tokens": 0, "done": 0, "told": 0.0}
+
+        def on_done(k: int, toks: list[list[int]]) -> None:
+            deliver(order[k], [cut_at_stop(self.tokenizer.decode(r, skip_special_tokens=True),
+                                           sampling.stop) for r in toks])
+            counts["tokens"] += sum(len(r) for r in toks)
+            counts["done"] += 1
+            now = time.monotonic()
+            if progress is not None and (now - counts["told"] >= 0.25
+                                         or counts["done"] == len(ids)):
+                counts["told"] = now
+                progress(counts["done"], len(ids), counts["tokens"])
+
+        pick = decoding.token_picker(sampling.greedy, sampling.temperature, sampling.top_k,
+                                     sampling.top_p)
+        dstats = decoding.DecodeStats()
+        with torch.inference_mode(), cascade.enabled(self.model), \
+                seeding.seeded(sampling.seed, self.device):
+            decoding.decode(self.model, feeder.prefill(order), feeder.budgets(order),
+                            pick=pick, eos=self.eos_ids, stop=self._scanner(sampling.stop),
+                            cancel=cancel, max_time=sampling.max_time,
+                            pass_positions=self._pass_positions, stats=dstats, samples=n,
+                            stop_loops=sampling.stop_loops, feed=feeder, slots=len(order),
+                            on_done=on_done)
+        self.stats.update(batches=feeder.prefills,
+                          decode_steps=self.stats.get("decode_steps", 0) + dstats.steps,
+                          row_steps=self.stats.get("row_steps", 0) + dstats.row_steps)
+        return counts["tokens"]
+
     def _scanner(self, stop: tuple[str, ...]) -> Any:
         """A (cached) :class:`~selfguide.backends.decoding.StopScanner` for ``stop``."""
         from selfguide.backends import decoding
@@ -431,6 +491,60 @@ class HFGenerator:
             return [[] for _ in prompts]
         with self._lock:
             return scoring.score(self, prompts, options, chat)
+
+
+class _Feeder:
+    """The ``feed`` of :meth:`HFGenerator._loop_stream`: takes waiting prompts (longest
+    first) that fit the places and positions a running decode offers, prefills them and
+    hands them over (:class:`~selfguide.backends.decoding.Feed`)."""
+
+    def __init__(self, gen: HFGenerator, ids: list[list[int]], queue: list[int],
+                 order: list[int], sampling: SamplingConfig, n: int,
+                 cancel: CancelFlag | None, prefix: Any):
+        self.gen, self.ids, self.queue, self.order = gen, ids, queue, order
+        self.sampling, self.n, self.cancel, self.prefix = sampling, n, cancel, prefix
+        self.p = prefix.length if prefix is not None else 0
+        self.slots = len(order)
+        self.kv_tokens = gen.max_kv_bytes // (gen._kv_bytes_per_token() * n)
+        self.prefills = 0
+
+    def budgets(self, take: list[int]) -> list[int]:
+        """Token budget per sample row: ``max_new_tokens``, within the context."""
+        ctx, new = self.gen.context_length, self.sampling.max_new_tokens
+        return [max(1, min(new, ctx - len(self.ids[i]))) for i in take for _ in range(self.n)]
+
+    def prefill(self, take: list[int]) -> Any:
+        from selfguide.backends import decoding
+
+        g, t = self.gen, time.monotonic()
+        rows = decoding.prefill(g.model, [self.ids[i] for i in take], self.prefix,
+                                g.tokenizer.pad_token_id, g.device, g._pass_positions,
+                                room=max(self.budgets(take)), samples=self.n)
+        g.stats["prefill_seconds"] = g.stats.get("prefill_seconds", 0.0) + (
+            time.monotonic() - t)
+        self.prefills += 1
+        return rows
+
+    def __call__(self, free: int, width: int | None) -> Any:
+        from selfguide.backends import decoding
+
+        if self.cancel is not None and self.cancel():
+            return None
+        take: list[int] = []
+        while self.queue and len(take) < free:
+            w = len(self.ids[self.queue[0]]) - self.p
+            widest = max([w] + [len(self.ids[i]) - self.p for i in take])
+            span = (width if width is not None else widest) + self.p + \
+                self.sampling.max_new_tokens
+            if (width is not None and w > width) or \
+                    (len(take) + 1) * widest > self.gen.max_batch_tokens or \
+                    (self.slots - free + len(take) + 1) * span > self.kv_tokens:
+                break
+            take.append(self.queue.pop(0))
+        if not take:
+            return None
+        self.order.extend(take)
+        return decoding.Feed(self.prefill(take), self.budgets(take))
 
 
 def _switch(value: bool | None, env: str) -> bool:

@@ -6,7 +6,10 @@ decode step writes one position instead of concatenating the whole cache (``torc
 18% of a decode's time), and a node of samples that splits (see
 :func:`selfguide.backends.decoding.decode`) copies only its own row (:func:`add_rows`)
 instead of gathering every row of the batch (a full gather per split was a quarter of a
-labelling run). :func:`keep_rows` drops rows (one gather of the rows kept).
+labelling run). :func:`keep_rows` drops rows (one gather of the rows kept). For continuous
+refill (:func:`selfguide.backends.decoding.decode` with a ``feed``), :func:`append_rows`
+adds the rows of a separately prefilled cache, right-aligned with holes before them, and
+:func:`drop_columns` removes leading hole columns every row has.
 
 What it does not do: attend. On CPU with ``sdpa`` the shared prefix is held once per layer
 by :mod:`selfguide.backends.cascade` (which adds it to these layers); otherwise each row
@@ -57,6 +60,29 @@ def keep_rows(cache: Any, rows: list[int]) -> None:
     cache.batch_select_indices(torch.tensor(rows, device=_device(cache)))
 
 
+def can_refill(cache: Any) -> bool:
+    """Whether :func:`append_rows` and :func:`drop_columns` work on ``cache`` (every layer
+    one of :func:`new_cache`'s buffered layers)."""
+    return bool(cache.layers) and all(hasattr(layer, "append_rows") for layer in cache.layers)
+
+
+def append_rows(cache: Any, other: Any, lead: int) -> None:
+    """Append the rows of ``other`` (a cache of the same model, :func:`can_refill`, not
+    longer than ``cache``): each new row keeps ``other``'s first ``lead`` positions at its
+    start (a prefix held in every row) and the rest at its end; the positions between are
+    zeros (holes the mask hides: zeros, never uninitialised memory, so a hidden position
+    cannot inject a NaN)."""
+    for layer, src in zip(cache.layers, other.layers):
+        layer.append_rows(src.keys, src.values, lead)
+
+
+def drop_columns(cache: Any, start: int, count: int) -> None:
+    """Remove positions ``[start, start + count)`` of every row (holes no row needs)."""
+    if count > 0:
+        for layer in cache.layers:
+            layer.drop_columns(start, count)
+
+
 def _device(cache: Any) -> Any:
     keys = getattr(cache.layers[0], "keys", None)
     return keys.device if keys is not None else "cpu"
@@ -78,6 +104,7 @@ def _room_layer_class() -> type:
             "_view": _room_view, "add_rows": _room_add_rows,
             "batch_repeat_interleave": _room_repeat_interleave,
             "batch_select_indices": _room_select_indices,
+            "append_rows": _room_append_rows, "drop_columns": _room_drop_columns,
         })
     return _ROOM_LAYER
 
@@ -145,3 +172,29 @@ def _room_select_indices(self: Any, indices: Any) -> None:
         self.bk, self.bv = self.bk[indices], self.bv[indices]
         self.rows = int(indices.shape[0])
         self._view()
+
+
+def _room_append_rows(self: Any, keys: Any, values: Any, lead: int) -> None:
+    m, tail = int(keys.shape[0]), int(keys.shape[-2]) - lead
+    if not m:
+        return
+    if tail > self.n - lead or tail < 0:
+        raise ValueError(f"rows of {lead + tail} positions do not fit a cache of {self.n}")
+    if self.rows + m > self.bk.shape[0]:
+        self.row_cap = max(self.rows + m, 2 * self.bk.shape[0])
+        self._resize(self.bk.shape[-2], self.rows, self.keys, self.values)
+    for buf, src in ((self.bk, keys), (self.bv, values)):
+        new = buf[self.rows:self.rows + m, :, :self.n]
+        new[:, :, lead:self.n - tail] = 0
+        new[:, :, :lead] = src[:, :, :lead]
+        new[:, :, self.n - tail:] = src[:, :, lead:]
+    self.rows += m
+    self._view()
+
+
+def _room_drop_columns(self: Any, start: int, count: int) -> None:
+    end = self.n - count
+    for buf in (self.bk, self.bv):
+        buf[:self.rows, :, start:end] = buf[:self.rows, :, start + count:self.n].clone()
+    self.n = end
+    self._view()

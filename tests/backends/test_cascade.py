@@ -126,3 +126,27 @@ def test_no_cascade_for_other_attention_implementations(lm, monkeypatch):
     finally:
         lm.model.config._attn_implementation = "sdpa"
     assert not calls
+
+
+@pytest.mark.parametrize("heads, kv_heads", [(9, 3), (4, 4)])
+def test_a_prefill_attends_per_row_exactly_as_the_masked_merge(heads, kv_heads):
+    """merged_fresh (a prefill: causal per row over its real tokens, holes first, no mask)
+    equals the attention over [prefix; suffix] with the batch's causal + hole mask on every
+    real token; the holes' outputs are zeros."""
+    import torch
+
+    torch.manual_seed(1)
+    b, p, s, d = 3, 5, 9, 64
+    lengths = [9, 4, 1]
+    query = torch.randn(b, heads, s, d)
+    pk, pv = torch.randn(kv_heads, p, d), torch.randn(kv_heads, p, d)
+    key, value = torch.randn(b, kv_heads, s, d), torch.randn(b, kv_heads, s, d)
+    causal = torch.ones(s, s, dtype=torch.bool).tril()
+    full = torch.cat([torch.ones(s, p, dtype=torch.bool), causal], 1).repeat(b, 1, 1, 1)
+    for r, n in enumerate(lengths):
+        full[r, :, :, p:p + s - n] = False
+    got = cascade.merged_fresh(query, key, value, lengths, pk, pv, 0.125)
+    want = _reference(query, pk, pv, key, value, full)
+    for r, n in enumerate(lengths):
+        assert torch.allclose(got[r, s - n:], want[r, s - n:], atol=1e-5)
+        assert not got[r, :s - n].any()

@@ -274,3 +274,70 @@ def test_stop_loops_cuts_a_looping_greedy_completion(tiny_model_dir):
         assert p.startswith(g.rstrip()[: max(0, len(g.rstrip()) - 1)])
         assert len(g) <= len(p)
     assert any(len(g) < len(p) for (p,), (g,) in zip(plain, guarded))
+
+
+@pytest.mark.parametrize("layout", ["cascade", "copied", "no prefix"])
+def test_refill_joins_waiting_prompts_exactly(lm, monkeypatch, layout):
+    """Continuous refill: prompts fed into the places of finished rows (right-aligned,
+    holes before them, leading holes dropped) decode exactly as each prompt decoded alone,
+    with the prefix held once, copied into every row, or absent; each prompt is reported
+    done once, and the stream takes fewer forward passes than batch after batch."""
+    import torch
+
+    from selfguide.backends import cascade
+
+    if layout == "copied":
+        monkeypatch.setenv(cascade.ENV, "0")
+    monkeypatch.setattr(decoding, "MIN_HOLES", 1)  # drop every common hole column
+    dropped = []
+    real_drop = decoding.kvcache.drop_columns
+    monkeypatch.setattr(decoding.kvcache, "drop_columns",
+                        lambda c, start, count: (dropped.append(count), real_drop(c, start, count)))
+    tok = lm.tokenizer
+    prompts = TASK_PROMPTS + [HEAD + "input : the best way to the park is\noutput :",
+                              HEAD + "input : cat\noutput :"]
+    seqs = [encode_prompt(tok, p, False) for p in prompts]
+    budgets = [2, 11, 4, 6, 3, 9, 5]
+    pick = decoding.token_picker(True, 1.0, 0, 1.0)
+
+    def prefix_of(group):
+        if layout == "no prefix":
+            return None
+        return decoding.build_prefix(lm.model, seqs[0][:decoding.usable_prefix(seqs)], "cpu",
+                                     True, plain=True)
+
+    def run(order, slots=None, feed_from=None):
+        stats, done = decoding.DecodeStats(), []
+        with torch.inference_mode(), cascade.enabled(lm.model):
+            prefix = prefix_of(order)
+            first = order[:slots] if slots else order
+            waiting = list(order[len(first):])
+            fed = list(first)
+
+            def feed(free, width):
+                p = prefix.length if prefix is not None else 0
+                take = [i for i in waiting[:free] if width is None or len(seqs[i]) - p <= width]
+                if not take:
+                    return None
+                del waiting[:len(take)]
+                fed.extend(take)
+                return decoding.Feed(decoding.prefill(lm.model, [seqs[i] for i in take],
+                                                      prefix, tok.pad_token_id, "cpu", True,
+                                                      room=12),
+                                     [budgets[i] for i in take])
+
+            rows = decoding.prefill(lm.model, [seqs[i] for i in first], prefix,
+                                    tok.pad_token_id, "cpu", True, room=12)
+            out = decoding.decode(lm.model, rows, [budgets[i] for i in first], pick=pick,
+                                  eos=[], stats=stats, feed=feed if slots else None,
+                                  slots=slots, on_done=lambda k, t: done.append(fed[k]))
+        return {fed[k]: o for k, o in enumerate(out)}, stats, done
+
+    alone = {i: run([i])[0][i] for i in range(len(seqs))}
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    got, stats, done = run(order, slots=3)
+    assert got == alone
+    assert sorted(done) == list(range(len(seqs))) and len(got[order[1]]) == budgets[order[1]]
+    batches = sum(max(budgets[i] for i in order[k:k + 3]) - 1 for k in range(0, 7, 3))
+    assert stats.steps < batches
+    assert dropped  # the places of rows that left were given back

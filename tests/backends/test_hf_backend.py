@@ -158,9 +158,10 @@ def test_cancel_between_batches(gen, monkeypatch):
 
 
 def test_on_result_streams_each_prompt_before_the_next_batch(gen, monkeypatch):
+    """Batch after batch (refill off): a batch's results come before the next prefill."""
     events = []
     _count_batches(monkeypatch, events, "generate")
-    g = HFGenerator(gen.model, gen.tokenizer, batch_size=2)
+    g = HFGenerator(gen.model, gen.tokenizer, batch_size=2, refill=False)
     results = {}
 
     def on_result(i, comps):
@@ -177,6 +178,31 @@ def test_on_result_streams_each_prompt_before_the_next_batch(gen, monkeypatch):
     assert results == {i: o for i, o in enumerate(out)}
     assert [p[0] for p in progress] == [2, 4, 5] and progress[-1][1] == 5
     assert progress[-1][2] == gen_tokens(g) > 0
+
+
+def test_refill_streams_each_prompt_as_it_finishes_and_equals_batch_after_batch(gen,
+                                                                               monkeypatch):
+    """Continuous refill: a finished prompt is delivered at once and a waiting prompt is
+    prefilled into its place while the others still decode; outputs equal batch after
+    batch (greedy), every prompt delivered once, progress ends at all prompts."""
+    s = SamplingConfig(temperature=0.0, max_new_tokens=12)
+    prompts = [p + " " + "x" * k for k, p in enumerate((PROMPTS * 2)[:7])]
+    want = HFGenerator(gen.model, gen.tokenizer, batch_size=3, refill=False).generate(prompts, s)
+    events = []
+    _count_batches(monkeypatch, events, "prefill")
+    g = HFGenerator(gen.model, gen.tokenizer, batch_size=3)
+    results, progress = {}, []
+
+    def on_result(i, comps):
+        events.append("result")
+        results[i] = comps
+
+    got = g.generate(prompts, s, on_result=on_result,
+                     progress=lambda d, t, tok: progress.append((d, t, tok)))
+    assert got == want and results == dict(enumerate(got))
+    assert events.index("result") < events.index("prefill", 1)  # delivered before refilling
+    assert events.count("prefill") == g.stats["batches"] >= 3
+    assert progress[-1][:2] == (7, 7) and progress[-1][2] == g.stats["generated_tokens"] > 0
 
 
 def gen_tokens(g: HFGenerator) -> int:
