@@ -8,8 +8,9 @@ VM's speed drifts by 10-20% within minutes: compare the minimum and the median o
 
 - ``before``: a checkout given by ``--before`` (the code before this change: batch after
   batch, the prefill's suffix attention through one masked call);
-- ``batches``: this code with ``SELFGUIDE_REFILL=0`` (batch after batch);
-- ``refill``: this code as shipped (waiting prompts take the places of finished ones).
+- ``batches``: this code as shipped (``SELFGUIDE_REFILL=0``, batch after batch);
+- ``refill``: this code with ``SELFGUIDE_REFILL=1`` (waiting prompts take the places of
+  finished ones).
 
 Prints per variant and workload the wall seconds (min, median), the prefill seconds, the
 decode steps and the rows they computed; writes bench/results/refill.json. ``--isa avx2``
@@ -37,6 +38,9 @@ CHILD = r"""
 import json, os, sys, time
 sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2])
 import anchors
+sys.path.insert(0, sys.argv[1])  # anchors puts this checkout first: the variant's code wins
+import selfguide
+assert selfguide.__file__.startswith(sys.argv[1]), selfguide.__file__
 from selfguide.backends.hf import HFGenerator
 from selfguide.models.loading import load_model
 from selfguide.settings.fields import ModelConfig, SamplingConfig
@@ -83,7 +87,7 @@ def main() -> int:
     import anchors
 
     isa_env = anchors.AVX2_ENV if a.isa == "avx2" else {}
-    variants = {"batches": (ROOT, {"SELFGUIDE_REFILL": "0"}), "refill": (ROOT, {})}
+    variants = {"batches": (ROOT, {"SELFGUIDE_REFILL": "0"}), "refill": (ROOT, {"SELFGUIDE_REFILL": "1"})}
     if a.before:
         variants = {"before": (Path(a.before), {}), **variants}
     res: dict = {"meta": {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -9,9 +9,9 @@ come back in the caller's order. Decoding runs in the backend's own loop
 caching; on CPU the prefix's keys are held once and attended by every row,
 :mod:`~selfguide.backends.cascade`), the ``n`` samples of a prompt share one cache row
 while their tokens agree, and rows that are done (EOS, a stop string, the token
-budget) leave the batch so they stop costing compute, and prompts waiting for a later
-batch take their places (continuous refill) instead of waiting for the batch's longest
-row. Stop strings cut the text and stop
+budget) leave the batch so they stop costing compute; with ``refill`` (off by default),
+prompts waiting for a later batch take their places instead of waiting for the batch's
+longest row. Stop strings cut the text and stop
 the row; ``max_new_tokens`` is clamped to the context left after each prompt; ``max_time``,
 a cancel flag (checked between batches and during decoding), a per-prompt result callback
 and a progress callback are supported. :meth:`score_options` returns the total
@@ -20,8 +20,8 @@ log-probability of fixed continuations (shared prefix once, one prefill per prom
 Switches (for benchmarks and as an escape hatch): ``prefix_cache=False`` (or
 ``SELFGUIDE_PREFIX_CACHE=0``) prefills every prompt whole; ``decode_loop=False`` (or
 ``SELFGUIDE_DECODE_LOOP=0``) uses the previous path, ``model.generate`` on left-padded
-batches (no prefix caching, finished rows decode until the batch ends); ``refill=False``
-(or ``SELFGUIDE_REFILL=0``) decodes the own loop's batches one after another. A model whose
+batches (no prefix caching, finished rows decode until the batch ends); ``refill=True``
+(or ``SELFGUIDE_REFILL=1``) turns continuous refill on. A model whose
 generation config asks for logits processors the loop does not implement (repetition
 penalty, ...) also takes that path. A call that reaches a sliding window (Mistral v0.1,
 Gemma 2/3, Phi-3: prompt + new tokens longer than the window) decodes in the own loop with
@@ -90,8 +90,8 @@ class HFGenerator:
         decode_loop: the own decode loop (default on; env ``SELFGUIDE_DECODE_LOOP=0`` or False
             = ``model.generate``, without prefix caching).
         refill: the own loop's continuous refill, waiting prompts taking the places of
-            finished ones (default on; env ``SELFGUIDE_REFILL=0`` or False = batch after
-            batch).
+            finished ones (default off: batch after batch; env ``SELFGUIDE_REFILL=1`` or
+            True = on).
     """
 
     name = "hf"
@@ -118,7 +118,9 @@ class HFGenerator:
         self._pass_positions = "position_ids" in inspect.signature(base.forward).parameters
         self.prefix_cache = _switch(prefix_cache, PREFIX_CACHE_ENV)
         self.decode_loop = _switch(decode_loop, DECODE_LOOP_ENV)
-        self.refill = _switch(refill, REFILL_ENV)
+        # off by default: measured on a 2-core CPU it saved decode steps but not time
+        # (bench/README, "Continuous refill"); on for anyone who measures a gain
+        self.refill = _switch(refill, REFILL_ENV, default=False)
         from selfguide.backends import decoding
 
         # None: the fast path applies to every call (else to those its reason allows)
@@ -547,9 +549,10 @@ class _Feeder:
         return decoding.Feed(self.prefill(take), self.budgets(take))
 
 
-def _switch(value: bool | None, env: str) -> bool:
+def _switch(value: bool | None, env: str, default: bool = True) -> bool:
     """An on/off switch: the explicit value, else the environment (``0``/``false``/``off``
-    = off), else on."""
+    = off), else ``default``."""
     if value is not None:
         return bool(value)
-    return os.environ.get(env, "1").strip().lower() not in ("0", "false", "off", "no")
+    return os.environ.get(env, "1" if default else "0").strip().lower() not in (
+        "0", "false", "off", "no")

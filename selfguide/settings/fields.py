@@ -216,8 +216,9 @@ class SamplingConfig:
     stop: tuple[str, ...] = field((), help="Stop strings: a completion is cut at the first one.")
     seed: int = field(0, help="Random seed; the same seed and inputs reproduce the outputs.",
                       range=(0, INT_LIMIT))
-    max_time: float | None = field(None, help="Wall-clock limit in seconds per batch (None = "
-                                              "no limit).", range=(0.001, 86400))
+    max_time: float | None = field(None, help="Wall-clock limit in seconds for a prompt's "
+                                              "completions, from when its decoding starts "
+                                              "(None = no limit).", range=(0.001, 86400))
     stop_loops: bool = field(False, help="End a completion that repeats one phrase (up to "
                                          "12 tokens) over and over, keeping its first "
                                          "occurrence (a loop would run to the token limit).")

@@ -161,7 +161,7 @@ def test_on_result_streams_each_prompt_before_the_next_batch(gen, monkeypatch):
     """Batch after batch (refill off): a batch's results come before the next prefill."""
     events = []
     _count_batches(monkeypatch, events, "generate")
-    g = HFGenerator(gen.model, gen.tokenizer, batch_size=2, refill=False)
+    g = HFGenerator(gen.model, gen.tokenizer, batch_size=2)  # refill off: the default
     results = {}
 
     def on_result(i, comps):
@@ -190,7 +190,7 @@ def test_refill_streams_each_prompt_as_it_finishes_and_equals_batch_after_batch(
     want = HFGenerator(gen.model, gen.tokenizer, batch_size=3, refill=False).generate(prompts, s)
     events = []
     _count_batches(monkeypatch, events, "prefill")
-    g = HFGenerator(gen.model, gen.tokenizer, batch_size=3)
+    g = HFGenerator(gen.model, gen.tokenizer, batch_size=3, refill=True)
     results, progress = {}, []
 
     def on_result(i, comps):
