@@ -287,6 +287,7 @@ class HFGenerator:
         prefix = self._shared_prefix(ids, span) if loop else None
         self.stats.update(prefill_seconds=time.monotonic() - t,
                           prefix_tokens=prefix.length if prefix is not None else 0)
+
         def deliver(idx: int, texts: list[str]) -> None:
             nonlocal done
             results[idx] = texts * n if decode_n < n else texts
@@ -538,9 +539,10 @@ class _Feeder:
             widest = max([w] + [len(self.ids[i]) - self.p for i in take])
             span = (width if width is not None else widest) + self.p + \
                 self.sampling.max_new_tokens
-            if (width is not None and w > width) or \
-                    (len(take) + 1) * widest > self.gen.max_batch_tokens or \
-                    (self.slots - free + len(take) + 1) * span > self.kv_tokens:
+            over = (len(take) + 1) * widest > self.gen.max_batch_tokens or \
+                (self.slots - free + len(take) + 1) * span > self.kv_tokens
+            # a prompt over the bounds alone still goes, once nothing else is running
+            if (width is not None and (w > width or over)) or (take and over):
                 break
             take.append(self.queue.pop(0))
         if not take:

@@ -320,3 +320,14 @@ def test_works_with_a_peft_adapter_model(tiny_model_dir):
     # a fresh LoRA adapter is a no-op (B = 0): scores equal the base model's
     assert g.score_options(["the cat"], ["sat on", "ran"])[0] == pytest.approx(base_scores[0],
                                                                        abs=1e-5)
+
+
+def test_refill_takes_a_prompt_over_the_token_budget_once_nothing_else_runs(gen):
+    """A prompt longer than ``max_batch_tokens`` alone still decodes (as batch after batch
+    gives it a batch of its own), never dropped from the stream."""
+    s = SamplingConfig(temperature=0.0, max_new_tokens=6)
+    prompts = [PROMPTS[0] + " the cat sat on the mat" * 6] + PROMPTS
+    kw = {"batch_size": 2, "max_batch_tokens": 40}
+    want = HFGenerator(gen.model, gen.tokenizer, **kw).generate(prompts, s)
+    got = HFGenerator(gen.model, gen.tokenizer, refill=True, **kw).generate(prompts, s)
+    assert got == want and all(o and o[0] for o in got)
