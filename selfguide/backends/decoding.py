@@ -26,20 +26,18 @@ What it does:
    mask of tokens that contain a stop string's last character), not by decoding every row's
    tail every step.
 
-3. Continuous refill (``decode(..., feed=...)``, off by default in
+3. Continuous refill (``decode(..., feed=...)``; off by default in
    :class:`~selfguide.backends.hf.HFGenerator`: on a 2-core CPU it saved a third of the
-   decode steps but not time, the refilled rows' holes costing what the steps saved): once
-   a quarter of a batch's prompts are
-   done, waiting prompts are prefilled and join the running cache in their places,
-   right-aligned with holes before them (the same ``[prefix | holes | suffix]`` layout), so
-   the batch does not wait for its longest row with free places; hole columns every row
-   has are dropped. A prefill's own attention (:func:`prefill`, on the cascade path) runs
-   causal per row over its real tokens, without a [rows, q, q] mask.
+   decode steps but not time, the refilled rows' holes costing what the steps saved).
+   Once a quarter of a batch's prompts are done, waiting prompts are prefilled and join
+   the running cache in their places, right-aligned with holes before them (the same
+   ``[prefix | holes | suffix]`` layout); hole columns every row has are dropped.
+4. A prefill's own attention (:func:`prefill`, on the cascade path) runs causal per row
+   over its real tokens, without a [rows, q, q] mask (:func:`cascade.merged_fresh`).
 
 What it does not do: tokenize, batch or decode text (:mod:`selfguide.backends.hf`). The
-cache lives for one call only: nothing is reused
-across calls, so a changed model (an adapter switched off, new weights) can never read a
-stale cache. transformers' own continuous batching (``model.generate_batch``) was measured
+cache lives for one call only: nothing is reused across calls, so a changed model (an
+adapter switched off, new weights) can never read a stale cache. transformers' own continuous batching (``model.generate_batch``) was measured
 on this CPU first and was slower than the plain batched ``generate`` (see bench/README.md).
 """
 
