@@ -178,24 +178,45 @@ def merged(query: Any, key: Any, value: Any, mask: Any, pk: Any, pv: Any, scale:
     (torch's CPU kernel, which also returns each query's log-sum-exp) merged by their
     log-sum-exps. ``mask``: [B, 1, q, P + S] (bool: True = attend, or additive) or None (no
     padding: causal within the suffix). Returns [B, q, H, d] in the query's dtype."""
+    flash = _flash()
+    b, h, q, d = query.shape
+    g = h // pk.shape[0]
+    out1, lse1 = _against_prefix(query, pk, pv, scale)
+    qs = query.reshape(b, pk.shape[0], g * q, d)  # query head i*g + j reads key/value head i
+    out2, lse2 = flash(qs, key, value, 0.0, False, scale=scale,
+                       attn_mask=_suffix_mask(mask, query, g, pk.shape[1], key.shape[-2]))
+    return _merge(out1, lse1, out2, lse2).reshape(b, h, q, d).transpose(1, 2).to(
+        query.dtype).contiguous()
+
+
+def _flash() -> Any:
+    """torch's CPU flash-attention kernel, which also returns each query's log-sum-exp."""
     import torch
 
-    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+
+
+def _against_prefix(query: Any, pk: Any, pv: Any, scale: float) -> tuple[Any, Any]:
+    """Every row's queries against the one prefix: one flash call, rows stacked along the
+    length. Returns the output [B, Hkv, g*q, d] (float32) and log-sum-exps [B, Hkv, g*q],
+    query head i*g + j in key/value head i's group."""
     b, h, q, d = query.shape
     hk = pk.shape[0]
     g = h // hk
-    qs = query.reshape(b, hk, g * q, d)        # query head i*g + j reads key/value head i
-    # every row's queries against the one prefix: one call, rows stacked along the length
-    qp = qs.transpose(0, 1).reshape(1, hk, b * g * q, d)
-    out1, lse1 = flash(qp, pk.unsqueeze(0), pv.unsqueeze(0), 0.0, False, scale=scale)
-    out1 = out1.view(hk, b, g * q, d).transpose(0, 1).float()
-    lse1 = lse1.view(hk, b, g * q).transpose(0, 1)
-    out2, lse2 = flash(qs, key, value, 0.0, False, scale=scale,
-                       attn_mask=_suffix_mask(mask, query, g, pk.shape[1], key.shape[-2]))
+    qp = query.reshape(b, hk, g * q, d).transpose(0, 1).reshape(1, hk, b * g * q, d)
+    out, lse = _flash()(qp, pk.unsqueeze(0), pv.unsqueeze(0), 0.0, False, scale=scale)
+    return (out.view(hk, b, g * q, d).transpose(0, 1).float(),
+            lse.view(hk, b, g * q).transpose(0, 1))
+
+
+def _merge(out1: Any, lse1: Any, out2: Any, lse2: Any) -> Any:
+    """Two partial attentions over disjoint keys, merged exactly by their log-sum-exps."""
+    import torch
+
     lse = torch.logaddexp(lse1, lse2)
-    out = out1 * torch.exp(lse1 - lse).unsqueeze(-1)
+    out = out1.float() * torch.exp(lse1 - lse).unsqueeze(-1)
     out += out2.float() * torch.exp(lse2 - lse).unsqueeze(-1)
-    return out.reshape(b, h, q, d).transpose(1, 2).to(query.dtype).contiguous()
+    return out
 
 
 def merged_fresh(query: Any, key: Any, value: Any, lengths: list[int], pk: Any, pv: Any,
@@ -209,14 +230,10 @@ def merged_fresh(query: Any, key: Any, value: Any, lengths: list[int], pk: Any, 
     [B, q, H, d] in the query's dtype."""
     import torch
 
-    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     b, h, q, d = query.shape
-    hk = pk.shape[0]
-    g = h // hk
-    qp = query.reshape(b, hk, g * q, d).transpose(0, 1).reshape(1, hk, b * g * q, d)
-    out1, lse1 = flash(qp, pk.unsqueeze(0), pv.unsqueeze(0), 0.0, False, scale=scale)
-    out1 = out1.view(hk, b, g * q, d).transpose(0, 1).reshape(b, h, q, d)
-    lse1 = lse1.view(hk, b, g * q).transpose(0, 1).reshape(b, h, q)
+    g = h // pk.shape[0]
+    out1, lse1 = _against_prefix(query, pk, pv, scale)
+    out1, lse1 = out1.reshape(b, h, q, d), lse1.reshape(b, h, q)
     out = torch.zeros((b, h, q, d), dtype=torch.float32, device=query.device)
     for r, n in enumerate(lengths):
         if n <= 0:
@@ -224,11 +241,8 @@ def merged_fresh(query: Any, key: Any, value: Any, lengths: list[int], pk: Any, 
         s = q - n
         k = key[r:r + 1, :, s:].repeat_interleave(g, 1)
         v = value[r:r + 1, :, s:].repeat_interleave(g, 1)
-        out2, lse2 = flash(query[r:r + 1, :, s:], k, v, 0.0, True, scale=scale)
-        l1 = lse1[r:r + 1, :, s:]
-        lse = torch.logaddexp(l1, lse2)
-        out[r:r + 1, :, s:] = (out1[r:r + 1, :, s:].float() * torch.exp(l1 - lse).unsqueeze(-1)
-                               + out2.float() * torch.exp(lse2 - lse).unsqueeze(-1))
+        out2, lse2 = _flash()(query[r:r + 1, :, s:], k, v, 0.0, True, scale=scale)
+        out[r:r + 1, :, s:] = _merge(out1[r:r + 1, :, s:], lse1[r:r + 1, :, s:], out2, lse2)
     return out.transpose(1, 2).to(query.dtype).contiguous()
 
 

@@ -205,8 +205,7 @@ class HFGenerator:
         max_prompts = self.batch_size if shared else max(
             1, self.batch_size // max(1, rows_per_prompt))
         per_prompt = 1 if shared else rows_per_prompt
-        kv_tokens = (self.max_kv_bytes // (self._kv_bytes_per_token() * rows_per_prompt)
-                     if shared else 0)
+        kv_tokens = self._kv_tokens(rows_per_prompt) if shared else 0
         batches: list[_Batch] = []
         cur: list[int] = []
         for i in order:
@@ -220,6 +219,11 @@ class HFGenerator:
         if cur:
             batches.append(_Batch(cur, [ids[j] for j in cur]))
         return batches
+
+    def _kv_tokens(self, rows_per_prompt: int) -> int:
+        """Prompt positions (each with ``rows_per_prompt`` sample rows) the KV-cache bound
+        ``max_kv_bytes`` holds."""
+        return self.max_kv_bytes // (self._kv_bytes_per_token() * rows_per_prompt)
 
     def _kv_bytes_per_token(self) -> int:
         """Bytes of KV cache one token takes (keys + values of every layer)."""
@@ -508,7 +512,7 @@ class _Feeder:
         self.sampling, self.n, self.cancel, self.prefix = sampling, n, cancel, prefix
         self.p = prefix.length if prefix is not None else 0
         self.slots = len(order)
-        self.kv_tokens = gen.max_kv_bytes // (gen._kv_bytes_per_token() * n)
+        self.kv_tokens = gen._kv_tokens(n)
         self.prefills = 0
 
     def budgets(self, take: list[int]) -> list[int]:
