@@ -56,13 +56,35 @@ def test_copies_of_the_input_do_not_win_unless_all_copy(samples, output, share):
     assert v.output == output and v.share == pytest.approx(share)
 
 
+# Where the demos edit lightly (issue 34) the input itself is a candidate and a witness: it
+# wins when the samples scatter around it, and an edit wins only when the samples agree on it.
+def test_the_input_is_a_candidate_where_the_demos_edit_lightly():
+    from selfguide.evaluation.rouge import rouge_l
+
+    source = "What is the best way to learn French?"
+    scattered = ["What is the best way to study French?", "How can I learn French fast?",
+                 "What is a good way to learn the French language?"]
+    v = vote_samples(scattered, source=source, copies=True)
+    assert v.output == source                       # no edit: the samples agree with it most
+    assert v.share == pytest.approx(sum(rouge_l(source, s) for s in scattered) / 3)
+    assert v.votes == {s: 1 for s in sorted(scattered, key=lambda x: (len(x), x))}
+    assert source not in v.votes                    # votes count the samples only
+    # Without the demos' light edits the input cannot win: the medoid of the samples does.
+    assert vote_samples(scattered, source=source).output in scattered
+
+    agreed = ["What is the best way to study French?"] * 3 + [source]
+    v = vote_samples(agreed, source=source, copies=True)
+    assert v.output == "What is the best way to study French?"   # the samples agree on it
+    assert v.votes == {"What is the best way to study French?": 3, source: 1}
+
+
 def test_copies_take_part_when_the_demos_copy():
     from selfguide.evaluation.rouge import rouge_l
 
     v = vote_samples(["how are you", "how are you", "how do you do"], source="How are you",
                      copies=True)
-    assert v.output == "how are you"
-    assert v.share == pytest.approx((1 + rouge_l("how are you", "how do you do")) / 2)
+    assert v.output.casefold() == "how are you"     # the input or its copy: the same text
+    assert v.share == pytest.approx((2 + rouge_l("how are you", "how do you do")) / 3)
 
 
 def test_consensus_is_the_medoid_not_the_shortest_one_vote_answer():

@@ -315,3 +315,28 @@ def test_copies_are_kept_where_the_demos_relation_admits_one():
         0, "drop_reason"] == "relation"
     df.loc[0, "output"] = df.loc[0, "input"] = "what is the capital of france"
     assert apply(df, FilterConfig(), answer).loc[0, "drop_reason"] == "copy"
+
+
+def test_stage_2_keeps_the_input_where_the_demos_edit_lightly_and_samples_scatter():
+    """Issue 34: for light-edit demos the candidates table's consensus counts the input
+    itself ("no edit") beside the samples, and the copy filter keeps it; for demos that
+    answer, the same samples give the medoid of the samples."""
+    from selfguide.methods.selfguide.relation import task_relation
+    from selfguide.methods.selfguide.table import build_table
+
+    light = TaskSpec(name="l", instruction="Fix the grammar.",
+                     demos=(Demo("she go to school every day", "she goes to school every day"),
+                            Demo("they was late for the bus", "they were late for the bus")))
+    answer = TaskSpec(name="a", instruction="Rewrite the sentence.",
+                      demos=(Demo("he has got two cats at home", "cats: two"),
+                             Demo("they were late for the bus again", "the bus: late")))
+    assert task_relation(light).edits_lightly and task_relation(light).admits_copies(1.0)
+    assert not task_relation(answer).edits_lightly
+    text = "he have two cat at home"
+    samples = ["he has two cats at his home", "he have two dogs", "two cats he have at home"]
+    inputs = [{"id": "r0", "round": 0, "prompt_id": 0, "input": text}]
+    df = build_table(inputs, {"r0": {"samples": samples}}, light)
+    assert df.loc[0, "output"] == text            # the samples scatter around the input
+    assert apply(df, FilterConfig(), light).loc[0, "kept"]
+    df = build_table(inputs, {"r0": {"samples": samples}}, answer)
+    assert df.loc[0, "output"] in samples         # elsewhere the input is no candidate

@@ -13,8 +13,10 @@ filter. Empty answers do not vote but still count in the denominator.
 Generation answers rarely coincide as exact strings, so :func:`consensus` picks the sample
 that agrees most with the others (minimum Bayes risk under ROUGE-L: the medoid; "universal
 self-consistency") and reports that agreement, the mean ROUGE-L to the other samples
-(empty ones count as 0), in place of the exact-vote share. Answers that copy the input
-only take part when every sample is a copy or when the demos' outputs copy their inputs.
+(empty ones count as 0), in place of the exact-vote share. Where the demos edit their inputs
+lightly, the input itself joins the candidates ("no edit"): it wins when the samples scatter
+around it rather than agree on an edit. Elsewhere answers that copy the input only take part
+when every sample is a copy.
 
 Pure functions; no model calls.
 """
@@ -90,17 +92,24 @@ def vote_samples(samples: Sequence[str], labels: Sequence[str] = (), *,
     """:func:`clean_samples` then :func:`vote`.
 
     With ``source`` (generation tasks: the input) the answer is the :func:`consensus` of
-    the samples, and answers that merely copy the input cannot be chosen unless every
-    answer is a copy or ``copies`` (the demos' outputs copy their inputs) -- a small model
-    asked to paraphrase often echoes its input, and one real paraphrase among the samples is
-    worth more. The copies still witness the agreement: a light edit agrees with them.
+    the samples. ``copies`` (the demos edit their inputs lightly:
+    :attr:`~selfguide.methods.selfguide.relation.Relation.edits_lightly`): the input itself
+    is a candidate and a witness beside the samples, so a rewrite is kept only when the
+    samples agree on it more than they agree with the unchanged input -- a small model's
+    scattered rewrites of a light-edit task drift further from the answer than the input
+    does (issue 34). Otherwise answers that merely copy the input cannot be chosen unless
+    every answer is a copy -- a small model asked to answer or summarise often echoes its
+    input, and one real answer among the samples is worth more; the copies still witness
+    the agreement. ``votes`` counts the samples only.
     """
     answers = clean_samples(samples, labels)
     if source is None:
         return vote(answers)
-    if not copies:
-        key = " ".join(source.casefold().split())
-        real = [a if " ".join(a.casefold().split()) != key else "" for a in answers]
-        if any(real):
-            return consensus(real, against=answers)
+    if copies:
+        v = consensus([*answers, source.strip()])
+        return Vote(v.output, v.share, vote(answers).votes)
+    key = " ".join(source.casefold().split())
+    real = [a if " ".join(a.casefold().split()) != key else "" for a in answers]
+    if any(real):
+        return consensus(real, against=answers)
     return consensus(answers)

@@ -176,13 +176,16 @@ def _labels_by_protocol(task: TaskSpec, rows: list[dict], evidence: dict, protoc
     """(protocol -> strategy -> labels, the answer protocol); ``own`` under the answer
     protocol (its likeliest label); generation: the vote of the samples."""
     from selfguide.methods.selfguide.consistency import vote_samples
+    from selfguide.methods.selfguide.relation import task_relation
 
+    light = task_relation(task).edits_lightly
     per: dict[str, dict[str, list[str]]] = {}
     for p, recs in by_protocol.items():
         if task.is_classification:
             per[p] = labelling.self_labels(task, recs)
         else:
-            per[p] = {"vote": [vote_samples(r["samples"], source=row["input"]).output
+            per[p] = {"vote": [vote_samples(r["samples"], source=row["input"],
+                                            copies=light).output
                                for r, row in zip(recs, rows)]}
     answer = pick.answer_of(evidence) if evidence.get("protocols") else protocol
     if task.is_classification and answer in per:

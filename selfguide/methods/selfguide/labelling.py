@@ -202,8 +202,11 @@ def protocol_evidence(task: TaskSpec, generator: Generator, protocol: str,
                    score=score) if len(demos) > 1 else []
     if not task.is_classification:
         from selfguide.evaluation.metrics import rouge_l
+        from selfguide.methods.selfguide.relation import task_relation
 
-        outs = [vote_samples(r["samples"], source=d.input).output for r, d in zip(loo, demos)]
+        light = task_relation(task).edits_lightly
+        outs = [vote_samples(r["samples"], source=d.input, copies=light).output
+                for r, d in zip(loo, demos)]
         scores = [rouge_l(o, [d.output]) for o, d in zip(outs, demos)]
         return {"protocol": protocol, "demos": len(loo),
                 "loo_rouge_l": round(statistics.fmean(scores), 4) if scores else None,

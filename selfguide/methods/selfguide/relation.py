@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from selfguide.evaluation.rouge import rouge_l, tokenize
 
 NEAR_COPY = 0.9  # ROUGE-L at which a demo output counts as a (near) copy of its input
+LIGHT_EDIT = 0.5  # a demo output sharing this much ROUGE-L with its input: a light edit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,14 @@ class Relation:
         ``copy`` filter then keeps copies (a light edit's demos make a copy a near miss,
         not noise)."""
         return self.copies or (self.overlap is not None and self.overlap[1] + margin / 2 >= 1.0)
+
+    @property
+    def edits_lightly(self) -> bool:
+        """Whether a demo output keeps most of its input (ROUGE-L >= ``LIGHT_EDIT``, or a
+        near copy): then "no edit" is a plausible answer, and stage 2's consensus counts the
+        input itself among the candidates (:func:`~selfguide.methods.selfguide.consistency.
+        vote_samples`). The same as :meth:`admits_copies` at the default margin (1)."""
+        return self.copies or (self.overlap is not None and self.overlap[1] >= LIGHT_EDIT)
 
     def describe(self) -> str:
         if self.ratio is None or self.overlap is None:
@@ -59,6 +69,12 @@ def demo_relation(pairs: Sequence[tuple[str, str]]) -> Relation:
                     copies=copies)
 
 
+def task_relation(task: Any) -> Relation:
+    """:func:`demo_relation` of a task's demos (anything with ``demos`` of ``input`` and
+    ``output``)."""
+    return demo_relation([(d.input, d.output) for d in task.demos])
+
+
 def in_relation(inputs: Sequence[str], outputs: Sequence[str], relation: Relation,
                 margin: float) -> list[bool]:
     """Keep pairs inside the demos' envelope widened by ``margin``: length ratio within
@@ -78,4 +94,4 @@ def in_relation(inputs: Sequence[str], outputs: Sequence[str], relation: Relatio
     return out
 
 
-__all__ = ["NEAR_COPY", "Relation", "demo_relation", "in_relation"]
+__all__ = ["LIGHT_EDIT", "NEAR_COPY", "Relation", "demo_relation", "in_relation", "task_relation"]

@@ -26,7 +26,7 @@ from selfguide.methods.selfguide.choice import LabelChoice, resolve_filters
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.consistency import vote_samples
 from selfguide.methods.selfguide.filters import apply, heldout_scores, near_duplicate_scores
-from selfguide.methods.selfguide.relation import demo_relation
+from selfguide.methods.selfguide.relation import task_relation
 from selfguide.methods.selfguide.report import build_report
 from selfguide.runs import dataset, rounds
 from selfguide.runs.rundir import as_run
@@ -47,7 +47,7 @@ def build_table(inputs: list[dict], annotations: dict[str, dict], task: TaskSpec
     import pandas as pd
 
     labels = list(task.labels) if task.is_classification else []
-    copies = demo_relation([(d.input, d.output) for d in task.demos]).copies
+    copies = task_relation(task).edits_lightly
     rows = []
     for r in sorted(inputs, key=lambda r: (r["round"], r["prompt_id"])):
         a = annotations.get(r["id"])
