@@ -177,6 +177,11 @@ def _filter_lines(report: dict | None) -> list[str]:
         out.append("Dropped by filter: " + ", ".join(f"{k} {v}" for k, v in reasons.items())
                    + ".")
     out += _origin_lines(report)
+    ans = report.get("answers")
+    if isinstance(ans, dict) and ans.get("relation"):
+        from selfguide.methods.selfguide.report import answers_line
+
+        out.append(answers_line(ans))
     st = report.get("structure")
     if isinstance(st, dict) and st.get("kept_carry") is not None:
         out.append(f"Input structure the demos share: {st.get('template')}; "

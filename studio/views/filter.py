@@ -19,6 +19,7 @@ import streamlit as st
 from selfguide.errors import SelfGuideError
 from selfguide.methods import candidates
 from selfguide.methods.selfguide.config import FilterConfig
+from selfguide.methods.selfguide.relation import task_relation
 from selfguide.runs.rundir import RunDir
 from studio.app import charts, downloads, frame, state, widgets
 from studio.app import jobs as sjobs
@@ -174,7 +175,7 @@ def _vote_share_tab(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
                                       cfg.min_agreement or None), width="stretch")
         st.caption(f"min agreement = {cfg.min_agreement:.2f} (the dashed line): the answer "
                    "kept is the sample that agrees most with the others; rows whose "
-                   "agreement is lower are dropped (reason *agreement*).")
+                   "agreement is lower are dropped (reason *agreement*)." + _no_edit(df, task))
         return
     off = filtering.inert_controls(eff, task).get("min_frequency")
     st.altair_chart(charts.vote_shares(df, None if off else cfg.min_frequency),
@@ -187,6 +188,18 @@ def _vote_share_tab(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
         st.caption(f"min_frequency = {cfg.min_frequency:.2f} (the dashed line): rows whose "
                    f"top answer has a lower share are dropped (self-consistency); rows to "
                    f"the right can still be dropped by another filter. {colours}")
+
+
+def _no_edit(df, task) -> str:
+    """Where the demos edit lightly, how many answers are their input unchanged (stage 2
+    counts the input itself among the candidates there)."""
+    if not task_relation(task).edits_lightly:
+        return ""
+    same = sum(" ".join(str(i).casefold().split()) == " ".join(str(o).casefold().split())
+               for i, o in zip(df["input"], df["output"]) if str(o).strip())
+    return (" The demos edit their inputs lightly, so the input itself (no edit) is a "
+            f"candidate too: {same} of {len(df)} answers keep their input unchanged, where "
+            "the samples agreed with it more than on any rewrite.")
 
 
 def _chart_tabs(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:

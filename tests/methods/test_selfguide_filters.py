@@ -337,6 +337,15 @@ def test_stage_2_keeps_the_input_where_the_demos_edit_lightly_and_samples_scatte
     inputs = [{"id": "r0", "round": 0, "prompt_id": 0, "input": text}]
     df = build_table(inputs, {"r0": {"samples": samples}}, light)
     assert df.loc[0, "output"] == text            # the samples scatter around the input
-    assert apply(df, FilterConfig(), light).loc[0, "kept"]
+    filtered = apply(df, FilterConfig(), light)
+    assert filtered.loc[0, "kept"]
+    # the report, its text and the dataset card say so
+    from selfguide.export.cards import _filter_lines
+    from selfguide.methods.selfguide.report import build_report, format_report
+
+    rep = build_report(filtered, light, FilterConfig())
+    assert rep["answers"]["edits_lightly"] and rep["answers"]["kept_unchanged"] == 1
+    line = "the input itself (no edit) was a candidate: 1 of 1 kept answers leave it unchanged"
+    assert line in format_report(rep) and any(line in x for x in _filter_lines(rep))
     df = build_table(inputs, {"r0": {"samples": samples}}, answer)
     assert df.loc[0, "output"] in samples         # elsewhere the input is no candidate

@@ -275,6 +275,8 @@ def test_generation_task_run(tmp_path):
     assert rep["kept"] == len(recs) > 0 and "label" not in recs[0]
     assert all(r["completion"].startswith("what is the way to") for r in recs)
     assert rep["strategies"] == {}
+    assert not rep["answers"]["edits_lightly"]  # the demos rewrite: the input is no candidate
+    assert "Answers (demos): outputs are" in format_report(rep)
 
 
 # --------------------------------------------------------------------------- CLI

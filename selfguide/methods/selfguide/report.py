@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from selfguide.methods.selfguide.choice import AGREEMENT_ALPHA, LabelChoice
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.filters import INPUT_FILTERS, ORDER, demo_template, funnel
+from selfguide.methods.selfguide.relation import task_relation
 from selfguide.methods.selfguide.strategies import (OWN, agreement, labels_by_strategy,
                                                     labels_from)
 from selfguide.task.spec import TaskSpec
@@ -211,11 +212,26 @@ def build_report(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig, *,
         "strategies": strategies,
         "vote_share": _share_stats(shares),
         "structure": structure_summary(df, task, cfg),
+        "answers": answer_summary(df, task),
         "origins": origin_counts(df),
         "diagnostics": diags,
         "degenerate": any(d["level"] == "error" or d["code"] == "dominant_label" for d in diags),
         "filter_order": list(ORDER),
     }
+
+
+def answer_summary(df: pd.DataFrame, task: TaskSpec) -> dict | None:
+    """Generation tasks: how the demos' outputs relate to their inputs and how many kept
+    answers are their input unchanged (where the demos edit lightly, stage 2 counts the
+    input itself among the candidates: issue 34). None for classification."""
+    if task.is_classification:
+        return None
+    rel = task_relation(task)
+    kept = df[df["kept"]] if len(df) else df
+    same = sum(" ".join(str(i).casefold().split()) == " ".join(str(o).casefold().split())
+               for i, o in zip(kept.get("input", []), kept.get("output", [])))
+    return {"relation": rel.describe(), "edits_lightly": rel.edits_lightly,
+            "kept_unchanged": int(same), "kept": len(kept)}
 
 
 def origin_counts(df: pd.DataFrame) -> dict | None:
@@ -246,6 +262,15 @@ def structure_summary(df: pd.DataFrame, task: TaskSpec, cfg: FilterConfig) -> di
             "generated_carry": round(sum(s >= 1.0 for s in scores) / len(scores), 4)
             if scores else None,
             "kept_carry": round(sum(s >= 1.0 for s in kept) / len(kept), 4) if kept else None}
+
+
+def answers_line(ans: dict) -> str:
+    """One sentence on the demos' relation and the kept answers left unchanged."""
+    line = f"Answers (demos): {ans['relation']}."
+    if ans.get("edits_lightly"):
+        line += (f" They edit lightly, so the input itself (no edit) was a candidate: "
+                 f"{ans['kept_unchanged']} of {ans['kept']} kept answers leave it unchanged.")
+    return line
 
 
 def format_report(report: dict) -> str:
@@ -291,6 +316,9 @@ def format_report(report: dict) -> str:
         kept = "-" if st.get("kept_carry") is None else f"{st['kept_carry']:.0%}"
         lines.append(f"Input structure ({st['template']}): {st['generated_carry']:.0%} of the "
                      f"new inputs carry it, {kept} of the kept ones")
+    ans = report.get("answers")
+    if ans:
+        lines.append(answers_line(ans))
     vs = report.get("vote_share") or {}
     if vs.get("mean") is not None:
         lines.append(f"Vote share: mean {vs['mean']:.2f}, median {vs['median']:.2f}")
