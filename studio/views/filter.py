@@ -195,11 +195,12 @@ def _no_edit(df, task) -> str:
     counts the input itself among the candidates there)."""
     if not task_relation(task).edits_lightly:
         return ""
-    same = sum(" ".join(str(i).casefold().split()) == " ".join(str(o).casefold().split())
-               for i, o in zip(df["input"], df["output"]) if str(o).strip())
+    pairs = [(str(i), str(o)) for i, o in zip(df["input"], df["output"]) if str(o).strip()]
+    same = sum(" ".join(i.casefold().split()) == " ".join(o.casefold().split())
+               for i, o in pairs)
     return (" The demos edit their inputs lightly, so the input itself (no edit) is a "
-            f"candidate too: {same} of {len(df)} answers keep their input unchanged, where "
-            "the samples agreed with it more than on any rewrite.")
+            f"candidate too: {same} of {len(pairs)} answers keep their input unchanged, "
+            "where the samples agreed with it more than on any rewrite.")
 
 
 def _chart_tabs(df, cfg: FilterConfig, eff: FilterConfig, task) -> None:
