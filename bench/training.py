@@ -7,6 +7,15 @@ training tokens/s (non-padding tokens seen / training wall time), step time, loa
 peak RSS, side by side. Targets (issue 5): QLoRA >= 400 tok/s, peak RSS < 4 GB.
 
 Usage: python bench/training.py [--steps 8] [--batch-size 2] [--methods qlora,lora-bf16,lora-fp32]
+                                [--accum 1] [--repeats 1] [--isa native|avx2]
+
+``--isa avx2`` (issue 33) runs the torch side restricted to AVX2 without native bf16 on an
+AVX-512 machine (``bench/anchors.py``'s variables, set before torch loads), the stand-in for
+a laptop CPU; the table then says which ISA torch dispatched to. bitsandbytes' own CPU
+kernels (QLoRA's 4-bit dequantisation) do not read those variables, so a QLoRA figure under
+the restriction is an upper bound for a real AVX2 CPU. ``--accum`` is the batches per
+optimizer step (the product's default 4, merged into one forward on a CPU); ``--repeats``
+runs the methods in turn that many times (A B A B), each in its own process.
 
 ``--compare`` (session 5) instead trains the default configuration (QLoRA, 2 x 4 rows per
 step, ``--epochs``) twice per round, old settings then new, ``--rounds`` times (A B A B),
@@ -64,7 +73,7 @@ def make_run(ws: Path, rows: int, task_name: str = "task1529") -> str:
     return "bench-train"
 
 
-def child(method: str, steps: int, batch_size: int, ws: Path) -> dict:
+def child(method: str, steps: int, batch_size: int, ws: Path, accum: int = 1) -> dict:
     import resource
 
     from selfguide.runs import store
@@ -76,7 +85,7 @@ def child(method: str, steps: int, batch_size: int, ws: Path) -> dict:
     run_dir = store.resolve_run_dir("bench-train", ws)
     out = run_dir / method
     cfg = from_dict(TrainConfig, {**METHODS[method], "max_steps": steps,
-                                  "batch_size": batch_size, "grad_accum": 1,
+                                  "batch_size": batch_size, "grad_accum": accum,
                                   "val_fraction": 0.0,
                                   "save_strategy": "steps", "save_steps": 10**6})
     t0 = time.time()
@@ -180,6 +189,10 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--rows", type=int, default=200)
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--accum", type=int, default=1, help="Batches per optimizer step.")
+    ap.add_argument("--repeats", type=int, default=1, help="Runs of each method, in turn.")
+    ap.add_argument("--isa", default="native", choices=("native", "avx2"),
+                    help="avx2: torch restricted to AVX2 without native bf16 (issue 33).")
     ap.add_argument("--compare", action="store_true", help="old vs new settings, A B A B")
     ap.add_argument("--task", default="task1529", choices=sorted(TASKS))
     ap.add_argument("--epochs", type=float, default=3.0)
@@ -189,37 +202,51 @@ def main() -> int:
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ws", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    sys.path.insert(0, str(REPO / "bench"))
+    import anchors
+
+    anchors.restrict_isa(a.isa)  # starts this script again with the variables set
     if a.compare and a.child:
         print(json.dumps(compare_child(a.child, a.epochs, Path(a.ws), a.ablate)))
         return 0
     if a.compare:
         return compare(a)
     if a.child:
-        print(json.dumps(child(a.child, a.steps, a.batch_size, Path(a.ws))))
+        print(json.dumps(child(a.child, a.steps, a.batch_size, Path(a.ws), a.accum)))
         return 0
-    results = []
+    results, load0, t0 = [], load1(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="sg-bench-train-") as tmp:
         ws = Path(tmp)
         make_run(ws, a.rows, a.task)
-        for method in a.methods.split(","):
-            cmd = [sys.executable, __file__, "--child", method, "--steps", str(a.steps),
-                   "--batch-size", str(a.batch_size), "--ws", str(ws)]
-            p = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if p.returncode != 0:
-                print(p.stderr[-2000:], file=sys.stderr)
-                results.append({"method": method, "error": p.stderr.strip().splitlines()[-1]})
-                continue
-            results.append(json.loads(p.stdout.strip().splitlines()[-1]))
-            print(json.dumps(results[-1]), flush=True)
-    print(f"\nembedded model, {a.steps} steps x batch {a.batch_size}, {os.cpu_count()} CPUs\n")
-    print("| method | train tok/s | train s | peak RSS GB | final loss |")
-    print("| --- | --- | --- | --- | --- |")
+        for _ in range(a.repeats):
+            for method in a.methods.split(","):
+                cmd = [sys.executable, __file__, "--child", method, "--steps", str(a.steps),
+                       "--batch-size", str(a.batch_size), "--accum", str(a.accum),
+                       "--isa", a.isa, "--ws", str(ws)]
+                la = load1()
+                p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if p.returncode != 0:
+                    print(p.stderr[-2000:], file=sys.stderr)
+                    results.append({"method": method,
+                                    "error": p.stderr.strip().splitlines()[-1]})
+                    continue
+                results.append({**json.loads(p.stdout.strip().splitlines()[-1]),
+                                "load_before": la})
+                print(json.dumps(results[-1]), flush=True)
+    meta = anchors.cpu_meta()
+    print(f"\nembedded model, {a.task}, {a.steps} steps x batch {a.batch_size} x accum "
+          f"{a.accum}; {t0}-{time.strftime('%H:%M UTC', time.gmtime())}; 1-min load "
+          f"{load0:.2f} at start, {load1():.2f} at end; {os.cpu_count()} CPUs; torch "
+          f"capability {meta['torch_capability']}, native bf16 {meta['bf16_native']}, "
+          f"ISA {a.isa}\n")
+    print("| method | train tok/s | train s | peak RSS GB | final loss | load before |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for r in results:
         if "error" in r:
-            print(f"| {r['method']} | error: {r['error']} | | | |")
+            print(f"| {r['method']} | error: {r['error']} | | | | |")
         else:
             print(f"| {r['method']} | {r['tokens_per_s']} | {r['train_s']} | "
-                  f"{r['peak_rss_gb']} | {r['train_loss']} |")
+                  f"{r['peak_rss_gb']} | {r['train_loss']} | {r['load_before']:.2f} |")
     return 0
 
 
