@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from selfguide.errors import ScoringUnavailable
-from selfguide.methods.selfguide.consistency import vote_samples
+from selfguide.methods.selfguide.consistency import clean_samples, consensus, vote_samples
 from selfguide.methods.selfguide.strategies import SELF_STRATEGIES
 from selfguide.runs.events import Progress, delta_progress
 from selfguide.settings.fields import SamplingConfig
@@ -204,9 +204,14 @@ def protocol_evidence(task: TaskSpec, generator: Generator, protocol: str,
         from selfguide.evaluation.metrics import rouge_l
         from selfguide.methods.selfguide.relation import task_relation
 
-        light = task_relation(task).edits_lightly
-        outs = [vote_samples(r["samples"], source=d.input, copies=light).output
-                for r, d in zip(loo, demos)]
+        # Which protocol answers better: its samples' own consensus. Stage 2's weight on the
+        # unchanged input (light edits) is the same for every protocol and would hide the
+        # difference: a protocol whose samples scatter would score as copying the input.
+        if task_relation(task).edits_lightly:
+            outs = [consensus(clean_samples(r["samples"])).output for r in loo]
+        else:
+            outs = [vote_samples(r["samples"], source=d.input).output
+                    for r, d in zip(loo, demos)]
         scores = [rouge_l(o, [d.output]) for o, d in zip(outs, demos)]
         return {"protocol": protocol, "demos": len(loo),
                 "loo_rouge_l": round(statistics.fmean(scores), 4) if scores else None,
