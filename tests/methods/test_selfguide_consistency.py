@@ -56,9 +56,8 @@ def test_copies_of_the_input_do_not_win_unless_all_copy(samples, output, share):
     assert v.output == output and v.share == pytest.approx(share)
 
 
-# Where the demos edit lightly (issue 34) the input itself is a candidate and a witness worth
-# half the samples, itself included: it wins when the samples scatter around it, and an edit
-# wins only when the samples agree on it nearly as one.
+# Where the demos edit lightly (issue 34) the input itself is a candidate and a witness: it
+# wins when the samples scatter around it, and an edit wins only when the samples agree on it.
 def test_the_input_is_a_candidate_where_the_demos_edit_lightly():
     from selfguide.evaluation.rouge import rouge_l
 
@@ -67,35 +66,16 @@ def test_the_input_is_a_candidate_where_the_demos_edit_lightly():
                  "What is a good way to learn the French language?"]
     v = vote_samples(scattered, source=source, copies=True)
     assert v.output == source                       # no edit: the samples agree with it most
-    w = 1.5                                         # half of the three samples
-    assert v.share == pytest.approx((sum(rouge_l(source, s) for s in scattered) + w)
-                                    / (3 + w))
+    assert v.share == pytest.approx(sum(rouge_l(source, s) for s in scattered) / 3)
     assert v.votes == {s: 1 for s in sorted(scattered, key=lambda x: (len(x), x))}
     assert source not in v.votes                    # votes count the samples only
     # Without the demos' light edits the input cannot win: the medoid of the samples does.
     assert vote_samples(scattered, source=source).output in scattered
 
-    edit = "What is the best way to study French?"
-    v = vote_samples([edit] * 4, source=source, copies=True)
-    assert v.output == edit                         # every sample makes the same edit
-    assert v.votes == {edit: 4}
-    assert v.share == pytest.approx((3 + 2 * rouge_l(edit, source)) / 5)
-    # three of four samples agreeing on a one-word edit do not outweigh the input
-    assert vote_samples([edit] * 3 + [source], source=source, copies=True).output == source
-
-
-def test_the_inputs_weight_is_half_the_samples_itself_included():
-    from selfguide.methods.selfguide.consistency import INPUT_WEIGHT, consensus
-
-    assert INPUT_WEIGHT == 0.5
-    # a far edit agreed by two of two samples beats the input; one of two does not
-    assert consensus(["a b c d", "a b c d"], prior="a b x y", prior_weight=1.0).output \
-        == "a b c d"
-    assert consensus(["a b c d", "q r s t"], prior="a b x y", prior_weight=1.0).output \
-        == "a b x y"
-    # the prior alone (every sample empty) is still a candidate
-    assert consensus(["", ""], prior="keep me", prior_weight=1.0).output == "keep me"
-    assert consensus(["", ""]).output == ""         # without a prior nothing to choose
+    agreed = ["What is the best way to study French?"] * 3 + [source]
+    v = vote_samples(agreed, source=source, copies=True)
+    assert v.output == "What is the best way to study French?"   # the samples agree on it
+    assert v.votes == {"What is the best way to study French?": 3, source: 1}
 
 
 def test_copies_take_part_when_the_demos_copy():
@@ -103,10 +83,8 @@ def test_copies_take_part_when_the_demos_copy():
 
     v = vote_samples(["how are you", "how are you", "how do you do"], source="How are you",
                      copies=True)
-    assert v.output == "How are you"                # the input: every sample witnesses it
-    w = 1.5
-    assert v.share == pytest.approx((2 + rouge_l("how are you", "how do you do") + w)
-                                    / (3 + w))
+    assert v.output.casefold() == "how are you"     # the input or its copy: the same text
+    assert v.share == pytest.approx((2 + rouge_l("how are you", "how do you do")) / 3)
 
 
 def test_consensus_is_the_medoid_not_the_shortest_one_vote_answer():

@@ -372,23 +372,34 @@ def test_own_on_a_run_without_answer_scores_says_what_to_do(tmp_path):
 
 
 def test_a_light_edit_task_judges_a_protocol_by_its_own_answers():
-    """Issue 34: stage 2 weighs the unchanged input where the demos edit lightly, but the
-    leave-one-out evidence that picks the protocol scores the samples' own consensus, so a
-    protocol whose answers scatter does not score as copying the input."""
+    """Issue 34: stage 2 counts the unchanged input as a candidate where the demos edit
+    lightly, but the leave-one-out evidence that picks the protocol scores the samples' own
+    consensus, so a protocol whose answers scatter around the input does not score as
+    copying it."""
+    from selfguide.evaluation.metrics import rouge_l
+    from selfguide.methods.selfguide.relation import task_relation
+
     light = TaskSpec(name="fix", instruction="Fix the grammar.",
                      demos=(Demo("she go to school every day", "she goes to school every day"),
                             Demo("they was late for the bus", "they were late for the bus"),
                             Demo("he have two cat at home", "he has two cats at home")))
-    from selfguide.methods.selfguide.relation import task_relation
-
     assert task_relation(light).edits_lightly
-    scattered = FakeGenerator(script=lambda p, s, i: f"zebra {i} quartz {i * 7}")
-    sampling = labelling.sampling_for(light, scattered, temperature=0.7)
-    ev, _ = labelling.protocol_evidence(light, scattered, "plain", [], sampling, 4)
-    assert ev["loo_rouge_l"] < 0.2                   # not the ~0.6 of copying the inputs
-    assert not set(ev["loo_answers"]) & {d.input for d in light.demos}
     fixes = {d.input: d.output for d in light.demos}
-    # the input asked about is the last demo input in the prompt
-    editing = FakeGenerator(script=lambda p, s, i: fixes[max(fixes, key=p.rfind)])
+
+    def asked(prompt):  # the input asked about is the last demo input in the prompt
+        return max(fixes, key=prompt.rfind)
+
+    def scatter(prompt, sampling, i):  # the input with one word garbled: never the input
+        words = asked(prompt).split()
+        words[i % len(words)] = "zz"
+        return " ".join(words)
+
+    gen = FakeGenerator(script=scatter)
+    sampling = labelling.sampling_for(light, gen, temperature=0.7)
+    ev, _ = labelling.protocol_evidence(light, gen, "plain", [], sampling, 4)
+    assert not set(ev["loo_answers"]) & set(fixes)   # a sample, not the unchanged input
+    copying = sum(rouge_l(x, [y]) for x, y in fixes.items()) / len(fixes)
+    assert ev["loo_rouge_l"] < copying
+    editing = FakeGenerator(script=lambda p, s, i: fixes[asked(p)])
     ev, _ = labelling.protocol_evidence(light, editing, "plain", [], sampling, 4)
     assert ev["loo_rouge_l"] == 1.0

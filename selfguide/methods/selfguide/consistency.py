@@ -14,9 +14,8 @@ Generation answers rarely coincide as exact strings, so :func:`consensus` picks 
 that agrees most with the others (minimum Bayes risk under ROUGE-L: the medoid; "universal
 self-consistency") and reports that agreement, the mean ROUGE-L to the other samples
 (empty ones count as 0), in place of the exact-vote share. Where the demos edit their inputs
-lightly, the input itself joins the candidates ("no edit") and weighs as a witness as much
-as half the samples (:data:`INPUT_WEIGHT`), itself included: an edit wins only where the
-samples agree on it nearly as one. Elsewhere answers that copy the input only take part
+lightly, the input itself joins the candidates ("no edit"): it wins when the samples scatter
+around it rather than agree on an edit. Elsewhere answers that copy the input only take part
 when every sample is a copy.
 
 Pure functions; no model calls.
@@ -29,16 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from selfguide.task.parsing import map_label, parse_output
-
-# Where the demos edit lightly, the input as a witness weighs this share of the samples
-# (issue 34). Chosen on the label quality of stage 2 (its answers against references) on
-# rows outside any evaluation: on task1345 and task1562's unused rows the labels scored
-# 38.7 / 52.4 ROUGE-L with the input as one more sample, 41.3 / 53.7 at half the samples
-# (copying the input: 41.2 / 54.8); checked on three more light-edit tasks (task132,
-# task1195, task1557: 78.5 -> 79.8, 72.0 -> 76.2, 79.6 -> 81.3), the first of which the
-# model's edits beat copying (69.3). At the full weight of the samples every answer is the
-# input, and task132 falls to its copy score: bench/README, session 21.
-INPUT_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,36 +58,28 @@ def clean_samples(samples: Sequence[str], labels: Sequence[str] = ()) -> list[st
     return out
 
 
-def consensus(answers: Sequence[str], against: Sequence[str] | None = None, *,
-              prior: str = "", prior_weight: float = 0.0) -> Vote:
+def consensus(answers: Sequence[str], against: Sequence[str] | None = None) -> Vote:
     """The medoid of the answers under ROUGE-L and its mean agreement with the others.
 
     Candidates are the non-empty ``answers``; each is scored by its mean ROUGE-L F to the
     other samples of ``against`` (default: ``answers``; empty samples count as 0), so
     ``share`` is 1.0 when every sample is the same text and 0.0 with one sample.
-    ``prior`` (a text, with ``prior_weight`` > 0) is one more candidate and a witness worth
-    ``prior_weight`` samples, for every candidate itself included: a pseudo-reference
-    rather than a draw, so minimum Bayes risk against the samples and it. ``votes`` keeps
-    the exact-string counts of ``answers`` for display. Ties go to the shortest, then
+    ``votes`` keeps the exact-string counts for display. Ties go to the shortest, then
     alphabetical.
     """
     from selfguide.evaluation.rouge import rouge_l
 
     pool = list(against if against is not None else answers)
     counts = Counter(a for a in answers if a)
-    w = prior_weight if prior and prior_weight > 0 else 0.0
-    if not counts and not w:
+    if not counts:
         return Vote("", 0.0, {})
     pool_counts = Counter(pool)
     best, best_score = "", -1.0
-    for a in sorted({*counts, *([prior] if w else [])}, key=lambda x: (len(x), x)):
-        # a sample is not its own witness; the prior, not being a draw, is its own
-        own = min(1, pool_counts.get(a, 0)) if a in counts else 0
-        others = len(pool) - own + w
+    for a in sorted(counts, key=lambda x: (len(x), x)):
+        own = min(1, pool_counts.get(a, 0))  # the candidate itself is not its own witness
+        others = len(pool) - own
         total = sum(n * (1.0 if b == a else rouge_l(a, b)) for b, n in pool_counts.items()
                     if b) - own
-        if w:
-            total += w * (1.0 if a == prior else rouge_l(a, prior))
         score = total / others if others else 0.0
         if score > best_score + 1e-12:
             best, best_score = a, score
@@ -113,10 +94,10 @@ def vote_samples(samples: Sequence[str], labels: Sequence[str] = (), *,
     With ``source`` (generation tasks: the input) the answer is the :func:`consensus` of
     the samples. ``copies`` (the demos edit their inputs lightly:
     :attr:`~selfguide.methods.selfguide.relation.Relation.edits_lightly`): the input itself
-    is a candidate and a witness worth :data:`INPUT_WEIGHT` of the samples (itself
-    included), so a rewrite is kept only when the samples agree on it nearly as one -- a
-    small model's rewrites of a light-edit task drift further from the answer than the
-    input does unless they agree (issue 34). Otherwise answers that merely copy the input cannot be chosen unless
+    is a candidate and a witness beside the samples, so a rewrite is kept only when the
+    samples agree on it more than they agree with the unchanged input -- a small model's
+    scattered rewrites of a light-edit task drift further from the answer than the input
+    does (issue 34). Otherwise answers that merely copy the input cannot be chosen unless
     every answer is a copy -- a small model asked to answer or summarise often echoes its
     input, and one real answer among the samples is worth more; the copies still witness
     the agreement. ``votes`` counts the samples only.
@@ -125,8 +106,7 @@ def vote_samples(samples: Sequence[str], labels: Sequence[str] = (), *,
     if source is None:
         return vote(answers)
     if copies:
-        v = consensus(answers, prior=source.strip(),
-                      prior_weight=INPUT_WEIGHT * max(1, len(answers)))
+        v = consensus([*answers, source.strip()])
         return Vote(v.output, v.share, vote(answers).votes)
     key = " ".join(source.casefold().split())
     real = [a if " ".join(a.casefold().split()) != key else "" for a in answers]

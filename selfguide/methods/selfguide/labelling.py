@@ -204,9 +204,9 @@ def protocol_evidence(task: TaskSpec, generator: Generator, protocol: str,
         from selfguide.evaluation.metrics import rouge_l
         from selfguide.methods.selfguide.relation import task_relation
 
-        # Which protocol answers better: its samples' own consensus. Stage 2's weight on the
-        # unchanged input (light edits) is the same for every protocol and would hide the
-        # difference: a protocol whose samples scatter would score as copying the input.
+        # Which protocol answers better: its samples' own consensus. Stage 2's candidate
+        # "no edit" (light edits) is the same for every protocol and can hide the
+        # difference: where a protocol's samples scatter, it would score as copying the input.
         if task_relation(task).edits_lightly:
             outs = [consensus(clean_samples(r["samples"])).output for r in loo]
         else:
