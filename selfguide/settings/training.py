@@ -20,12 +20,15 @@ ATTENTION = ("auto", "eager", "sdpa")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Finetuning settings (QLoRA by default)."""
+    """Finetuning settings (QLoRA by default; LoRA on an fp32 base on a CPU without bf16)."""
 
-    method: str = field("qlora", choices=METHODS,
-                        help="qlora: base in 4-bit NF4 (bitsandbytes, also on a CPU) + LoRA; "
-                             "lora: LoRA on a bf16/fp32 base; full: update every weight (tiny "
-                             "models only); auto: qlora on a CUDA GPU, lora elsewhere.")
+    method: str = field("auto", choices=METHODS,
+                        help="auto: qlora on a CUDA GPU and on a CPU with native bf16 "
+                             "(AVX512-BF16 or AMX); elsewhere lora (on a CPU without native "
+                             "bf16 an fp32 base trains faster than a 4-bit one), or qlora when "
+                             "only a 4-bit base fits in memory. qlora: base in 4-bit NF4 "
+                             "(bitsandbytes, also on a CPU) + LoRA; lora: LoRA on a bf16/fp32 "
+                             "base; full: update every weight (tiny models only).")
     precision: str = field("auto", choices=("auto", "bf16", "fp32"),
                            help="Base weights precision for method=lora; full finetuning "
                                 "always uses fp32. auto: bf16 where the GPU/CPU computes it "
@@ -128,7 +131,8 @@ class TrainConfig:
         """This config with ``method`` and ``precision`` 'auto' made concrete for ``device``."""
         from selfguide.models import hardware
         method = self.method if self.method != "auto" else (
-            "qlora" if device == "cuda" else "lora")
+            "qlora" if device == "cuda" or (device == "cpu" and hardware.bf16_is_fast("cpu"))
+            else "lora")
         precision = self.precision if self.precision != "auto" else \
             hardware.dense_precision(device)
         if (method, precision) == (self.method, self.precision):

@@ -118,6 +118,20 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
+def resolve_method(cfg: TrainConfig, dims: ModelDims | None, device: str,
+                   seq_len: int = 16) -> TrainConfig:
+    """``cfg.resolve(device)``; where ``method`` is auto and resolves to LoRA on a dense
+    base that would not fit in memory (at ``seq_len``) while a 4-bit base would, QLoRA."""
+    resolved = cfg.resolve(device)
+    if cfg.method != "auto" or resolved.method != "lora" or dims is None:
+        return resolved
+    have = available_bytes(device)
+    if estimate_peak_bytes(dims, resolved, seq_len) <= have:
+        return resolved
+    four_bit = dataclasses.replace(cfg, method="qlora").resolve(device)
+    return four_bit if estimate_peak_bytes(dims, four_bit, seq_len) <= have else resolved
+
+
 def check_memory(dims: ModelDims, cfg: TrainConfig, seq_len: int, *,
                  device: str = "cpu") -> int:
     """Raise ``ResourceError`` if the estimate exceeds the available memory; return it."""
@@ -193,17 +207,19 @@ def check_rows_fit(task: Any, model_cfg: Any, train_cfg: TrainConfig | None = No
     from selfguide.models import convert as model_convert
     from selfguide.models import loading as models
     from selfguide.models import ref as model_ref
-    train_cfg = (train_cfg or TrainConfig()).resolve(models.pick_device(model_cfg.device))
+    device = models.pick_device(model_cfg.device)
+    train_cfg = train_cfg or TrainConfig()
     src = model_ref.resolve_model(model_cfg.model, trust_remote_code=model_cfg.trust_remote_code)
     path = model_convert.checkpoint_dir(src)
     if path is None:  # a hub id: nothing local to measure
-        return RowFit(0, 0, train_cfg.max_length, None)
+        return RowFit(0, 0, train_cfg.resolve(device).max_length, None)
+    dims = model_dims(path)
+    train_cfg = resolve_method(train_cfg, dims, device, train_cfg.max_length or 16)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=model_cfg.trust_remote_code)
     chat = bool(model_cfg.chat and getattr(tok, "chat_template", None))
     need = row_tokens(tok, task, chat=chat)
-    dims = model_dims(path)
     n_demos = len(task.demos)
     if train_cfg.max_length and need > train_cfg.max_length:
         raise ConfigError(
@@ -217,8 +233,7 @@ def check_rows_fit(task: Any, model_cfg: Any, train_cfg: TrainConfig | None = No
             f"Rows of task {task.name!r} will be about {need} tokens (the instruction and "
             f"{n_demos} demos), longer than the model's context of {dims.context} tokens.",
             hint="Shorten the instruction or the demos, or use a model with a longer context.")
-    max_len, _ = pick_max_length(dims, train_cfg, need,
-                                 device=models.pick_device(model_cfg.device))
+    max_len, _ = pick_max_length(dims, train_cfg, need, device=device)
     if need > max_len:
         raise ResourceError(
             f"Rows of task {task.name!r} will be about {need} tokens; training rows that long "

@@ -222,14 +222,15 @@ def preflight(run_dir: str | Path, cfg: TrainConfig, *, model_cfg: ModelConfig |
     records, _ = load_train_records(run_dir)
     check_run_dataset(run_dir, records, force=cfg.force, max_label_share=cfg.max_label_share)
     device = models.pick_device(model_cfg.device)
-    cfg = cfg.resolve(device)
-    train_dist.check_supported(cfg, device)
+    train_dist.check_supported(cfg.resolve(device), device)
     train_dist.bind_device(device)  # the memory check below asks this rank's GPU
     src = model_ref.resolve_model(model_cfg.model, trust_remote_code=model_cfg.trust_remote_code)
     path = model_convert.checkpoint_dir(src)
     if path is None:
         return None
     dims = trainfit.model_dims(path)
+    cfg = trainfit.resolve_method(cfg, dims, device, cfg.max_length or 16)
+    train_dist.check_supported(cfg, device)  # auto may have become qlora
     trainfit.check_memory(dims, cfg, cfg.max_length or 16, device=device)
     return dims
 
@@ -326,7 +327,11 @@ def _load_and_tokenize(cfg: TrainConfig, model_cfg: ModelConfig, dims: Any,
 
     t_load = time.monotonic()
     device = models.pick_device(model_cfg.device)
-    cfg = cfg.resolve(device)
+    auto = cfg.method == "auto"
+    cfg = trainfit.resolve_method(cfg, dims, device, cfg.max_length or 16)
+    if auto and cfg.method == "qlora" and device != "cuda":
+        events.emit("log", message="method auto: a 4-bit base (QLoRA), because LoRA on a "
+                                   "dense base would not fit in the memory available")
     lm = models.load_model(replace(model_cfg, precision=cfg.model_precision, device=device))
     tok = lm.tokenizer
     chat = bool(model_cfg.chat and getattr(lm.info, "has_chat_template", False))

@@ -83,7 +83,7 @@ def preset_of(values: dict) -> str:
 
 def method_caption(cfg: TrainConfig | None) -> str:
     """What the chosen method/precision does, in the words of the form."""
-    method = cfg.method if cfg is not None else "qlora"
+    method = cfg.method if cfg is not None else "auto"
     precision = cfg.precision if cfg is not None else "auto"
     if precision == "auto":
         precision = "bf16 where this machine computes it natively, else fp32"
@@ -97,8 +97,9 @@ def method_caption(cfg: TrainConfig | None) -> str:
     if method == "full":
         return ("Full finetuning: every weight is updated, in fp32 (tiny models only); the "
                 "whole model is saved.")
-    return (f"auto: QLoRA (4-bit base) on a CUDA GPU, otherwise LoRA on a base in {precision}; "
-            "only the small LoRA adapter is trained.")
+    return ("auto: QLoRA (4-bit base) on a CUDA GPU and on a CPU with native bf16; on a CPU "
+            "without it LoRA on an fp32 base, which trains faster there (or QLoRA when only a "
+            "4-bit base fits in memory); only the small LoRA adapter is trained.")
 
 
 # --------------------------------------------------------------------------- training view

@@ -27,11 +27,14 @@ def test_config_rejects_bad_values(bad):
 def test_presets_are_valid_and_precision_follows_method():
     for preset in PRESETS.values():
         from_dict(TrainConfig, preset)
-    assert TrainConfig().method == "qlora" and TrainConfig().model_precision == "4bit"
-    assert TrainConfig().resolve("cpu").method == "qlora"
-    auto = replace(TrainConfig(), method="auto")
+    assert TrainConfig().method == "auto"  # issue 33: LoRA on fp32 on a CPU without bf16
+    assert TrainConfig().resolve("cuda").method == "qlora"
+    assert TrainConfig().resolve("mps").method == "lora"
+    assert replace(TrainConfig(), method="qlora").model_precision == "4bit"
+    auto = TrainConfig()
+    assert auto.resolve("cpu").model_precision == (
+        "4bit" if hardware.bf16_is_fast("cpu") else "fp32")
     assert auto.resolve("cuda").model_precision == "4bit"
-    assert auto.resolve("cpu").model_precision == hardware.dense_precision("cpu")
     with pytest.raises(ConfigError):
         auto.model_precision  # noqa: B018 - must be resolved first
     assert replace(TrainConfig(), method="lora", precision="fp32").model_precision == "fp32"
@@ -134,3 +137,34 @@ def test_precision_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch, native, e
     assert lora.precision == expected and lora.model_precision == expected
     assert replace(TrainConfig(), method="lora", precision="bf16").resolve("cpu").precision \
         == "bf16"  # an explicit choice is kept
+
+
+def test_auto_takes_a_4bit_base_when_only_that_fits(monkeypatch):
+    """Off CUDA, method auto is LoRA on a dense base, unless that base would not fit in the
+    memory available while a 4-bit one would (a 7B model on a 16 GiB laptop)."""
+    from selfguide.training import fit
+
+    layer = [(f"model.layers.{i}.{n}", 4096, 4096) for i in range(32)
+             for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    dims = fit.ModelDims(n_params=7_000_000_000, layers=32, hidden=4096, heads=32,
+                         vocab=32000, context=4096, linears=tuple(layer))
+    auto, lora = TrainConfig(), replace(TrainConfig(), method="lora")
+    monkeypatch.setenv("SELFGUIDE_CPU_BF16", "0")  # a laptop CPU: the dense base is fp32
+    monkeypatch.setenv("SELFGUIDE_MEMORY_BYTES", str(64 * 2**30))
+    assert fit.resolve_method(auto, dims, "cpu").method == "lora"
+    monkeypatch.setenv("SELFGUIDE_MEMORY_BYTES", str(16 * 2**30))
+    assert fit.resolve_method(auto, dims, "cpu").model_precision == "4bit"
+    assert fit.resolve_method(lora, dims, "cpu").method == "lora"  # asked for: kept
+    monkeypatch.setenv("SELFGUIDE_MEMORY_BYTES", str(2**30))  # nothing fits: the check says so
+    assert fit.resolve_method(auto, dims, "cpu").method == "lora"
+    assert fit.resolve_method(auto, None, "cpu").method == "lora"  # a hub id: nothing to measure
+
+
+@pytest.mark.parametrize("native, method, precision", [("1", "qlora", "4bit"),
+                                                       ("0", "lora", "fp32")])
+def test_auto_on_a_cpu_follows_native_bf16(monkeypatch, native, method, precision):
+    """Issue 33: on a CPU without native bf16 LoRA on an fp32 base trains faster than QLoRA
+    (bench/README, session 21); with native bf16 QLoRA stays the default."""
+    monkeypatch.setenv("SELFGUIDE_CPU_BF16", native)
+    cfg = TrainConfig().resolve("cpu")
+    assert (cfg.method, cfg.model_precision) == (method, precision)
