@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 
 NAME = "train"
-HELP = "Finetune (QLoRA by default) on the run's synthetic dataset; resumable."
+HELP = ("Finetune (QLoRA by default; LoRA on a CPU without bf16) on the run's synthetic "
+        "dataset; resumable.")
 ORDER = 40
 
 

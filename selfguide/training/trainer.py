@@ -1,4 +1,5 @@
-"""Finetuning on the synthetic dataset: QLoRA (default), LoRA or full, via ``transformers.Trainer``.
+"""Finetuning on the synthetic dataset: QLoRA (the default; LoRA on an fp32 base on a CPU
+without native bf16), LoRA or full, via ``transformers.Trainer``.
 
 What it does: checks the dataset is usable (not empty, not one label, not one repeated
 completion), holds back synthetic rows to validate each epoch and keep the best one,
