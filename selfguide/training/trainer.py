@@ -328,11 +328,12 @@ def _load_and_tokenize(cfg: TrainConfig, model_cfg: ModelConfig, dims: Any,
 
     t_load = time.monotonic()
     device = models.pick_device(model_cfg.device)
-    auto = cfg.method == "auto"
+    plain = cfg.resolve(device)
     cfg = trainfit.resolve_method(cfg, dims, device, cfg.max_length or 16)
-    if auto and cfg.method == "qlora" and device != "cuda":
+    if cfg.method != plain.method:  # auto: LoRA's dense base would not fit
         events.emit("log", message="method auto: a 4-bit base (QLoRA), because LoRA on a "
-                                   "dense base would not fit in the memory available")
+                                   f"{plain.precision} base would not fit in the memory "
+                                   "available")
     lm = models.load_model(replace(model_cfg, precision=cfg.model_precision, device=device))
     tok = lm.tokenizer
     chat = bool(model_cfg.chat and getattr(lm.info, "has_chat_template", False))
