@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     training.preflight(run_dir, cfg)  # dataset, model, memory: refuse before "running"
     if not train_dist.is_main():  # another rank of a multi-process launch: no job, no files
         training.train(run_dir, cfg)
+        train_dist.finish()
         return 0
 
     # The worker writes the manifest's train stage (running, then done/failed) with the job.
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         res = training.train(run_dir, cfg, events=events)
         m = res.metrics
         events.record(rows=m["rows"], steps=m["steps"], train_loss=m["train_loss"])
+    train_dist.finish()  # after the job's final status: the other ranks wait for it
     print(f"trained {m['steps']} steps on {m['rows']} rows ({m['long_rows']} too long, "
           f"{m['val_rows']} held back) - loss {m['train_loss']:.4f}, "
           f"{m['tokens_per_s']} tok/s, best {m['best_checkpoint'] or 'last'}; "

@@ -152,6 +152,17 @@ def barrier() -> None:
         dist.barrier()
 
 
+def finish() -> None:
+    """Every rank waits for the others, then leaves the process group, before its process
+    exits: a rank that exits holding the group can abort in the communication library's
+    teardown ("terminate called without an active exception") while another still works."""
+    if _group_ready():
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def final_weights(trainer: Any) -> tuple[Any, Any]:
     """The trained model to save and its state dict (None: the model's own).
 
