@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from sgtest.pages import all_text, button, metric, write_status
 
 from selfguide.runs import store
@@ -222,3 +223,16 @@ def test_a_running_job_on_a_preset_shows_that_preset(app, runs):
     at = app(run="r1")
     at.switch_page("studio/pages/finetune.py").run()
     assert at.selectbox(key=state.widget_key("train", "preset")).value == "quick"
+
+
+@pytest.mark.parametrize("native, says", [("1", "has native bf16: QLoRA"),
+                                          ("0", "has no native bf16: LoRA on an fp32 base")])
+def test_the_auto_method_caption_says_what_this_cpu_gets(monkeypatch, native, says):
+    """Issue 33: the default method depends on the CPU; the caption says which it is here."""
+    from studio.views.finetune import method_caption
+
+    from selfguide.settings.training import TrainConfig
+
+    monkeypatch.setenv("SELFGUIDE_CPU_BF16", native)
+    assert says in method_caption(TrainConfig())
+    assert says in method_caption(None)
