@@ -99,12 +99,12 @@ def method_caption(cfg: TrainConfig | None) -> str:
                 "whole model is saved.")
     from selfguide.models import hardware
 
-    here = ("this machine's CPU has native bf16: QLoRA" if hardware.bf16_is_fast("cpu")
-            else "this machine's CPU has no native bf16: LoRA on an fp32 base")
+    here = ("this machine's CPU has native bf16, so QLoRA" if hardware.bf16_is_fast("cpu")
+            else "this machine's CPU has no native bf16, so LoRA on an fp32 base")
     return ("auto: QLoRA (4-bit base) on a CUDA GPU and on a CPU with native bf16; on a CPU "
             "without it LoRA on an fp32 base, which trains faster there (or QLoRA when only a "
-            f"4-bit base fits in memory); only the small LoRA adapter is trained. On a CPU, "
-            f"{here}.")
+            f"4-bit base fits in memory); only the small LoRA adapter is trained. Without a "
+            f"GPU: {here}.")
 
 
 # --------------------------------------------------------------------------- training view

@@ -225,8 +225,8 @@ def test_a_running_job_on_a_preset_shows_that_preset(app, runs):
     assert at.selectbox(key=state.widget_key("train", "preset")).value == "quick"
 
 
-@pytest.mark.parametrize("native, says", [("1", "has native bf16: QLoRA"),
-                                          ("0", "has no native bf16: LoRA on an fp32 base")])
+@pytest.mark.parametrize("native, says", [("1", "has native bf16, so QLoRA"),
+                                          ("0", "has no native bf16, so LoRA on an fp32 base")])
 def test_the_auto_method_caption_says_what_this_cpu_gets(monkeypatch, native, says):
     """Issue 33: the default method depends on the CPU; the caption says which it is here."""
     from studio.views.finetune import method_caption
