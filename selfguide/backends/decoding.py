@@ -38,7 +38,8 @@ What it does:
 What it does not do: tokenize, batch or decode text (:mod:`selfguide.backends.hf`). The
 cache lives for one call only: nothing is reused across calls, so a changed model (an
 adapter switched off, new weights) can never read a stale cache. transformers' own
-continuous batching (``model.generate_batch``) was measured on this CPU first and was slower than the plain batched ``generate`` (see bench/README.md).
+continuous batching (``model.generate_batch``) was measured on this CPU first and was
+slower than the plain batched ``generate`` (see bench/README.md).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from selfguide.errors import SelfGuideError
 from selfguide.methods import candidates
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.relation import task_relation
+from selfguide.methods.selfguide.report import unchanged_answers
 from selfguide.runs.rundir import RunDir
 from studio.app import charts, downloads, frame, state, widgets
 from studio.app import jobs as sjobs
@@ -195,11 +196,9 @@ def _no_edit(df, task) -> str:
     counts the input itself among the candidates there)."""
     if not task_relation(task).edits_lightly:
         return ""
-    pairs = [(str(i), str(o)) for i, o in zip(df["input"], df["output"]) if str(o).strip()]
-    same = sum(" ".join(i.casefold().split()) == " ".join(o.casefold().split())
-               for i, o in pairs)
+    same, answered = unchanged_answers(df["input"], df["output"])
     return (" The demos edit their inputs lightly, so the input itself (no edit) is a "
-            f"candidate too: {same} of {len(pairs)} answers keep their input unchanged, "
+            f"candidate too: {same} of {answered} answers keep their input unchanged, "
             "where the samples agreed with it more than on any rewrite.")
 
 

@@ -349,3 +349,7 @@ def test_stage_2_keeps_the_input_where_the_demos_edit_lightly_and_samples_scatte
     assert line in format_report(rep) and any(line in x for x in _filter_lines(rep))
     df = build_table(inputs, {"r0": {"samples": samples}}, answer)
     assert df.loc[0, "output"] in samples         # elsewhere the input is no candidate
+    from selfguide.methods.selfguide.report import unchanged_answers
+
+    # the count the report and the Filter page give: case and spacing aside, empty answers out
+    assert unchanged_answers(["A  b", "c", "d"], ["a b", "", "e"]) == (1, 2)

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from selfguide.methods.checks import text_key
 from selfguide.task.parsing import map_label, parse_output
 
 
@@ -108,8 +109,8 @@ def vote_samples(samples: Sequence[str], labels: Sequence[str] = (), *,
     if copies:
         v = consensus([*answers, source.strip()])
         return Vote(v.output, v.share, vote(answers).votes)
-    key = " ".join(source.casefold().split())
-    real = [a if " ".join(a.casefold().split()) != key else "" for a in answers]
+    key = text_key(source)
+    real = [a if text_key(a) != key else "" for a in answers]
     if any(real):
         return consensus(real, against=answers)
     return consensus(answers)

@@ -14,6 +14,7 @@ import statistics
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from selfguide.methods.checks import text_key
 from selfguide.methods.selfguide.choice import AGREEMENT_ALPHA, LabelChoice
 from selfguide.methods.selfguide.config import FilterConfig
 from selfguide.methods.selfguide.filters import INPUT_FILTERS, ORDER, demo_template, funnel
@@ -228,10 +229,16 @@ def answer_summary(df: pd.DataFrame, task: TaskSpec) -> dict | None:
         return None
     rel = task_relation(task)
     kept = df[df["kept"]] if len(df) else df
-    same = sum(" ".join(str(i).casefold().split()) == " ".join(str(o).casefold().split())
-               for i, o in zip(kept.get("input", []), kept.get("output", [])))
+    same, _ = unchanged_answers(kept.get("input", []), kept.get("output", []))
     return {"relation": rel.describe(), "edits_lightly": rel.edits_lightly,
-            "kept_unchanged": int(same), "kept": len(kept)}
+            "kept_unchanged": same, "kept": len(kept)}
+
+
+def unchanged_answers(inputs: Any, outputs: Any) -> tuple[int, int]:
+    """(answers equal to their input up to case and spacing, answers given): the rows with
+    an empty output count in neither."""
+    pairs = [(str(i), str(o)) for i, o in zip(inputs, outputs) if str(o).strip()]
+    return sum(text_key(i) == text_key(o) for i, o in pairs), len(pairs)
 
 
 def origin_counts(df: pd.DataFrame) -> dict | None:
